@@ -1,0 +1,1 @@
+//! smol runtime for receptor-core (filled by the binary issue).

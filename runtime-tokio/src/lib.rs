@@ -1,0 +1,1 @@
+//! Tokio runtime for receptor-core (filled by the binary issue).

@@ -1,0 +1,1 @@
+//! Deterministic mesh simulator over receptor-core.
