@@ -1,1 +1,68 @@
-//! Sans-IO Receptor mesh core.
+//! Sans-IO core of a Receptor mesh node, wire-compatible with Go receptor (netceptor).
+//!
+//! The [`Node`] is a pure state machine: it takes bytes received on backend links, commands and
+//! the current time, and returns bytes to send, deliveries and timer deadlines. It never touches
+//! a socket, a thread or a clock.
+//!
+//! # Driving a node
+//!
+//! After any mutation (`handle_input` or a command), drain [`Node::poll_transmit`] and
+//! [`Node::poll_event`] until both return `None`, then read [`Node::poll_timeout`] and wait
+//! until that instant or the next input, whichever comes first.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::{Duration, Instant};
+//! use receptor_core::{Config, Input, Node, NodeId};
+//!
+//! let now = Instant::now();
+//! let config = Config::new(NodeId::new("foo").unwrap(), 42, Duration::from_secs(1_700_000_000));
+//! let mut node = Node::new(Arc::new(config), now).unwrap();
+//! loop {
+//!     while let Some(tx) = node.poll_transmit() {
+//!         // write tx.frame on tx.link
+//!         # let _ = tx;
+//!     }
+//!     while let Some(ev) = node.poll_event() {
+//!         // act on ev
+//!         # let _ = ev;
+//!     }
+//!     let _deadline = node.poll_timeout();
+//!     // wait for a socket read or the deadline, then:
+//!     node.handle_input(Instant::now(), Input::Timeout);
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod config;
+pub mod firewall;
+pub mod id;
+mod link;
+mod node;
+mod ping;
+pub mod routing;
+mod services;
+pub mod stats;
+pub mod wire;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use config::{Config, ConfigError, LinkConfig};
+pub use id::{Addr, InvalidId, LinkId, NodeId, ServiceName};
+pub use node::{
+    Advertise, CloseReason, Event, Input, LinkKind, ListenError, Node, PingId, PingResult,
+    SendError, Transmit,
+};
+pub use stats::NodeStats;

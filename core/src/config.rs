@@ -1,0 +1,147 @@
+//! Node and link configuration: identity, seed, tunables (Go defaults), per-backend options.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::firewall::FirewallRule;
+use crate::id::NodeId;
+
+/// A configuration value the core refuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Link costs must be finite and greater than zero.
+    #[error("cost must be greater than zero, got {0}")]
+    BadCost(f64),
+    /// The idle timeout cannot go below Go's 21 s.
+    #[error("maxidleconnectiontimeout must be at least 21s, got {0:?}")]
+    IdleTooShort(Duration),
+    /// A firewall rule did not parse.
+    #[error("firewall rule: {0}")]
+    Firewall(String),
+}
+
+/// The kind of backend a link runs on: decides framing and size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// A byte stream (TCP, TLS): messages carry a 2-byte little-endian length prefix.
+    Stream,
+    /// One message per datagram, up to 65507 bytes (UDP).
+    Datagram,
+    /// One message per WebSocket binary message, up to 65535 bytes.
+    Message,
+}
+
+/// Options of the backend a link belongs to (Go's per-backend parameters, netceptor.md §2.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkConfig {
+    /// How messages are carried.
+    pub kind: LinkKind,
+    /// Cost of the link in routing; both ends must agree exactly.
+    pub cost: f64,
+    /// Per-peer cost overrides (listeners only, in Go).
+    pub node_cost: BTreeMap<NodeId, f64>,
+    /// If set, only these peers are accepted; others are rejected.
+    pub allowed_peers: Option<BTreeSet<NodeId>>,
+}
+
+impl LinkConfig {
+    /// A link of `kind` with cost 1.0, no overrides and any peer allowed.
+    pub fn new(kind: LinkKind) -> Self {
+        Self {
+            kind,
+            cost: 1.0,
+            node_cost: BTreeMap::new(),
+            allowed_peers: None,
+        }
+    }
+
+    /// Sets the link cost (must be > 0 and finite).
+    pub fn cost(&mut self, cost: f64) -> Result<&mut Self, ConfigError> {
+        check_cost(cost)?;
+        self.cost = cost;
+        Ok(self)
+    }
+
+    /// Sets a per-peer cost override (must be > 0 and finite).
+    pub fn node_cost(&mut self, node: NodeId, cost: f64) -> Result<&mut Self, ConfigError> {
+        check_cost(cost)?;
+        self.node_cost.insert(node, cost);
+        Ok(self)
+    }
+}
+
+fn check_cost(cost: f64) -> Result<(), ConfigError> {
+    if cost.is_finite() && cost > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::BadCost(cost))
+    }
+}
+
+/// Everything a [`Node`](crate::Node) needs to start. Defaults are Go receptor's.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's ID.
+    pub node_id: NodeId,
+    /// Seed of the node's random numbers (update IDs, ephemeral services, jitter).
+    pub rng_seed: u64,
+    /// Unix time (since 1970) at the `now` given to `Node::new`; makes the epoch and ad times.
+    pub wall_clock: Duration,
+    /// Firewall rules, evaluated in order on every data message.
+    pub firewall: Vec<FirewallRule>,
+    /// A link that receives nothing for this long is closed (21 s, never less).
+    pub max_idle: Duration,
+    /// Period of this node's own routing update (10 s).
+    pub route_update_interval: Duration,
+    /// Period of this node's service advertisements (60 s).
+    pub service_ad_interval: Duration,
+    /// Hops-to-live given to new data messages (30).
+    pub max_hops: u8,
+    /// Interval between handshake routing updates on a new link (1 s).
+    pub handshake_interval: Duration,
+    /// Handshake updates sent before the link is given up (11).
+    pub handshake_attempts: u32,
+    /// Delay between a change and the flood / route recompute it asks for (100 ms).
+    pub change_delay: Duration,
+    /// How long a ping waits for its reply (10 s).
+    pub ping_timeout: Duration,
+    /// How long a seen update ID suppresses its copies (1 h).
+    pub seen_update_ttl: Duration,
+    /// Most update IDs remembered at once; the oldest go first.
+    pub max_seen_updates: usize,
+    /// Most links at once; further `LinkUp`s are closed at once.
+    pub max_links: usize,
+}
+
+impl Config {
+    /// A config with Go's defaults.
+    pub fn new(node_id: NodeId, rng_seed: u64, wall_clock: Duration) -> Self {
+        Self {
+            node_id,
+            rng_seed,
+            wall_clock,
+            firewall: Vec::new(),
+            max_idle: Duration::from_secs(21),
+            route_update_interval: Duration::from_secs(10),
+            service_ad_interval: Duration::from_secs(60),
+            max_hops: 30,
+            handshake_interval: Duration::from_secs(1),
+            handshake_attempts: 11,
+            change_delay: Duration::from_millis(100),
+            ping_timeout: Duration::from_secs(10),
+            seen_update_ttl: Duration::from_secs(3600),
+            max_seen_updates: 1 << 20,
+            max_links: 65536,
+        }
+    }
+
+    /// Sets the idle timeout; Go refuses values under 21 s.
+    pub fn max_idle(&mut self, d: Duration) -> Result<&mut Self, ConfigError> {
+        if d < Duration::from_secs(21) {
+            return Err(ConfigError::IdleTooShort(d));
+        }
+        self.max_idle = d;
+        Ok(self)
+    }
+}

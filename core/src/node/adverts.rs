@@ -1,0 +1,81 @@
+//! Service advertisements: ours, periodically and on change; others', forwarded once
+//! (netceptor.md §5.6).
+
+use bytes::Bytes;
+
+use super::Node;
+use crate::id::{LinkId, ServiceName};
+use crate::wire::{Encoded, ServiceAdvert};
+
+impl Node {
+    /// An advertisement arrived from an established peer: keep it if newer, then pass the
+    /// original bytes on to every other peer.
+    pub(super) fn received_ad(&mut self, link: LinkId, ad: ServiceAdvert, raw: Bytes) {
+        if ad.node_id == self.id.as_str() {
+            // Our own advert came back around a loop.
+            return;
+        }
+        if !self.services.accept(ad) {
+            return;
+        }
+        if let Some(msg) = Encoded::from_message(&raw) {
+            self.broadcast(&msg, Some(link));
+        }
+    }
+
+    /// Our advertisement for a bound service, stamped now.
+    fn own_ad(&self, service: ServiceName) -> Option<ServiceAdvert> {
+        let adv = self.services.bound.get(&service)?.as_ref()?;
+        Some(ServiceAdvert {
+            node_id: self.id.as_str().to_owned(),
+            service: service.to_string(),
+            time: self.wall_nanos(),
+            conn_type: adv.conn_type,
+            tags: Some(adv.tags.clone()),
+            work_commands: adv.work_commands.clone(),
+            cancel: false,
+        })
+    }
+
+    /// Sends all our advertisements to every peer (every 60 s, and 5 s after a new one).
+    pub(super) fn send_own_ads(&mut self) {
+        let services: Vec<ServiceName> = self.services.bound.keys().copied().collect();
+        for s in services {
+            let Some(ad) = self.own_ad(s) else { continue };
+            if let Some(msg) = ad.encode() {
+                self.broadcast(&msg, None);
+            }
+            self.services.accept(ad);
+        }
+    }
+
+    /// Withdraws an advertisement at once.
+    pub(super) fn cancel_ad(&mut self, service: ServiceName) {
+        let ad = ServiceAdvert {
+            node_id: self.id.as_str().to_owned(),
+            service: service.to_string(),
+            time: self.wall_nanos(),
+            conn_type: 0,
+            tags: None,
+            work_commands: None,
+            cancel: true,
+        };
+        if let Some(msg) = ad.encode() {
+            self.broadcast(&msg, None);
+        }
+        self.services.accept(ad);
+    }
+
+    /// Gives a new neighbour every advertisement we hold, so it need not wait for the next
+    /// periodic round.
+    pub(super) fn push_ads(&mut self, link: LinkId) {
+        let msgs: Vec<Encoded> = self
+            .services
+            .active()
+            .filter_map(ServiceAdvert::encode)
+            .collect();
+        for msg in msgs {
+            self.transmit(link, &msg);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The data plane: firewall, local delivery, forwarding, unreachable notices (netceptor.md §6).
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::{Event, Node, SendError};
+use crate::firewall::{FirewallAction, evaluate};
+use crate::id::{Addr, NodeId, ServiceName};
+use crate::link::LinkState;
+use crate::wire::{
+    DATA_HEADER_LEN, DataHeader, MAX_MESSAGE_LEN, PROBLEM_EXPIRED, PROBLEM_FIREWALL,
+    PROBLEM_SERVICE_UNKNOWN, UnreachableNotice,
+};
+
+/// A data message with its node names resolved.
+struct Datagram {
+    header: DataHeader,
+    from: NodeId,
+    to: NodeId,
+    payload: Bytes,
+}
+
+impl Node {
+    /// Sends a datagram from a local service (bound or not) to `to_node:to_service`.
+    ///
+    /// `hops_to_live` defaults to the configured maximum (30). Problems met on the way come
+    /// back as [`Event::Unreachable`] for `from_service`; only local ones are errors here.
+    pub fn send(
+        &mut self,
+        now: std::time::Instant,
+        from_service: ServiceName,
+        to_node: &str,
+        to_service: ServiceName,
+        payload: Bytes,
+        hops_to_live: Option<u8>,
+    ) -> Result<(), SendError> {
+        self.now = self.now.max(now);
+        if self.shut_down {
+            return Err(SendError::ShutDown);
+        }
+        let to = if to_node.eq_ignore_ascii_case("localhost") {
+            self.id.clone()
+        } else {
+            NodeId::new(to_node)?
+        };
+        if DATA_HEADER_LEN + payload.len() > MAX_MESSAGE_LEN {
+            return Err(SendError::TooLarge(DATA_HEADER_LEN + payload.len()));
+        }
+        // Go registers every name it sends to.
+        self.register_name(&to);
+        let header = DataHeader {
+            hops_to_live: hops_to_live.unwrap_or(self.config.max_hops),
+            from_node: self.id_hash,
+            to_node: to.hash(),
+            from_service,
+            to_service,
+        };
+        let from = self.id.clone();
+        self.route(
+            Datagram {
+                header,
+                from,
+                to,
+                payload,
+            },
+            true,
+        )
+    }
+
+    /// A data message arrived on an established session.
+    pub(super) fn received_data(&mut self, header: DataHeader, payload: Bytes) {
+        let (Some(from), Some(to)) = (
+            self.names.get(&header.from_node).cloned(),
+            self.names.get(&header.to_node).cloned(),
+        ) else {
+            self.stats.unknown_hash += 1;
+            debug!(node = %self.id, "data message with unknown node hash dropped");
+            return;
+        };
+        // Errors only concern local senders.
+        let _ = self.route(
+            Datagram {
+                header,
+                from,
+                to,
+                payload,
+            },
+            false,
+        );
+    }
+
+    /// The path every data message takes, local or in transit (§6.2).
+    fn route(&mut self, mut d: Datagram, local: bool) -> Result<(), SendError> {
+        if !self.config.firewall.is_empty() {
+            let verdict = evaluate(
+                &self.config.firewall,
+                d.from.as_str(),
+                d.to.as_str(),
+                &d.header.from_service.to_string_lossy(),
+                &d.header.to_service.to_string_lossy(),
+            );
+            match verdict {
+                FirewallAction::Accept => {}
+                FirewallAction::Drop => {
+                    self.stats.firewalled += 1;
+                    return Ok(());
+                }
+                FirewallAction::Reject => {
+                    self.stats.firewalled += 1;
+                    self.notify_unreachable(&d, PROBLEM_FIREWALL);
+                    return Ok(());
+                }
+            }
+        }
+        if d.header.to_node == self.id_hash && d.to == self.id {
+            return self.deliver(d);
+        }
+        if d.header.hops_to_live == 0 {
+            self.stats.expired += 1;
+            self.notify_unreachable(&d, PROBLEM_EXPIRED);
+            return Ok(());
+        }
+        let link = self.forward.get(&d.header.to_node).copied().filter(|l| {
+            self.links
+                .get(l)
+                .is_some_and(|l| l.state == LinkState::Established)
+        });
+        let Some(link) = link else {
+            self.stats.no_route += 1;
+            debug!(node = %self.id, to = %d.to, "no route to node");
+            return if local {
+                Err(SendError::NoRoute(d.to.to_string()))
+            } else {
+                Ok(())
+            };
+        };
+        d.header.hops_to_live -= 1;
+        let Some(msg) = d.header.encode(&d.payload) else {
+            return Err(SendError::TooLarge(DATA_HEADER_LEN + d.payload.len()));
+        };
+        if !local {
+            self.stats.forwarded += 1;
+        }
+        self.transmit(link, &msg);
+        Ok(())
+    }
+
+    /// A data message for this node (§6.2 step 2).
+    fn deliver(&mut self, d: Datagram) -> Result<(), SendError> {
+        let svc = d.header.to_service;
+        if svc == ServiceName::PING {
+            // Reply from `ping`, empty payload, full hops, whatever the request carried.
+            let reply = Datagram {
+                header: DataHeader {
+                    hops_to_live: self.config.max_hops,
+                    from_node: self.id_hash,
+                    to_node: d.header.from_node,
+                    from_service: ServiceName::PING,
+                    to_service: d.header.from_service,
+                },
+                from: self.id.clone(),
+                to: d.from,
+                payload: Bytes::new(),
+            };
+            let _ = self.route(reply, true);
+            return Ok(());
+        }
+        if svc == ServiceName::UNREACH {
+            self.received_unreachable(&d.from, &d.payload);
+            return Ok(());
+        }
+        if self.probe_answered(svc, &d.from) {
+            return Ok(());
+        }
+        if self.services.bound.contains_key(&svc) {
+            self.stats.delivered += 1;
+            self.events.push_back(Event::Datagram {
+                service: svc,
+                from: Addr {
+                    node: d.from,
+                    service: d.header.from_service,
+                },
+                payload: d.payload,
+            });
+            return Ok(());
+        }
+        if d.from == self.id {
+            return Err(SendError::ServiceUnknown(svc.to_string()));
+        }
+        self.notify_unreachable(&d, PROBLEM_SERVICE_UNKNOWN);
+        Ok(())
+    }
+
+    /// Tells the sender of `d` it could not be delivered, unless it is itself a notice.
+    fn notify_unreachable(&mut self, d: &Datagram, problem: &str) {
+        if d.header.from_service == ServiceName::UNREACH {
+            return;
+        }
+        let notice = UnreachableNotice {
+            from_node: d.from.as_str().to_owned(),
+            to_node: d.to.as_str().to_owned(),
+            from_service: d.header.from_service.to_string(),
+            to_service: d.header.to_service.to_string(),
+            problem: problem.to_owned(),
+        };
+        let msg = Datagram {
+            header: DataHeader {
+                hops_to_live: self.config.max_hops,
+                from_node: self.id_hash,
+                to_node: d.header.from_node,
+                from_service: ServiceName::UNREACH,
+                to_service: ServiceName::UNREACH,
+            },
+            from: self.id.clone(),
+            to: d.from.clone(),
+            payload: Bytes::from(notice.encode()),
+        };
+        let _ = self.route(msg, true);
+    }
+
+    /// A notice for this node: hand it to the local service that sent the failed message.
+    fn received_unreachable(&mut self, reporter: &NodeId, payload: &[u8]) {
+        let Ok(notice) = UnreachableNotice::decode(payload) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if notice.from_node != self.id.as_str() {
+            return;
+        }
+        let Ok(service) = ServiceName::new(&notice.from_service) else {
+            return;
+        };
+        if self.probe_failed(service, reporter, &notice.problem) {
+            return;
+        }
+        if self.services.bound.contains_key(&service) {
+            self.events.push_back(Event::Unreachable {
+                service,
+                reporter: reporter.clone(),
+                notice,
+            });
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Backend sessions: handshake, checks on routing updates, flooding (netceptor.md §4, §5).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::{CloseReason, Event, Node, Timer};
+use crate::config::LinkConfig;
+use crate::id::{LinkId, NodeId};
+use crate::link::{Link, LinkState};
+use crate::routing::Applied;
+use crate::wire::{Message, RouteUpdate, encode_reject};
+
+impl Node {
+    pub(super) fn link_up(&mut self, link: LinkId, config: Arc<LinkConfig>) {
+        if self.links.contains_key(&link) {
+            self.stats.bad_link_inputs += 1;
+            return;
+        }
+        let mut l = Link::new(config, self.now, self.config.max_idle);
+        if self.links.len() >= self.config.max_links {
+            l.state = LinkState::Closing;
+            self.links.insert(link, l);
+            self.events.push_back(Event::CloseLink {
+                link,
+                reason: CloseReason::Protocol("too many links".to_owned()),
+            });
+            return;
+        }
+        self.links.insert(link, l);
+        self.handshake_send(link);
+    }
+
+    /// Sends the handshake update on `link` only: our current connections, not this peer.
+    fn handshake_send(&mut self, link: LinkId) {
+        let update = self.own_update(0);
+        let Some(msg) = update.encode() else { return };
+        let interval = self.config.handshake_interval;
+        if let Some(LinkState::Handshake { sends, next_send }) =
+            self.links.get_mut(&link).map(|l| &mut l.state)
+        {
+            *sends += 1;
+            *next_send = self.now + interval;
+        }
+        self.transmit(link, &msg);
+    }
+
+    pub(super) fn link_down(&mut self, link: LinkId) {
+        if self.links.contains_key(&link) {
+            self.drop_connection(link);
+            self.links.remove(&link);
+        } else {
+            self.stats.bad_link_inputs += 1;
+        }
+    }
+
+    /// Forgets the connection carried by `link`, if it was established.
+    fn drop_connection(&mut self, link: LinkId) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        let was = l.peer().cloned();
+        l.state = LinkState::Closing;
+        let Some(node) = was else { return };
+        if self.peers.get(&node) == Some(&link) {
+            self.peers.remove(&node);
+            self.router.link_down(&node);
+            self.forward.retain(|_, l| *l != link);
+            self.request(Timer::Flood, self.config.change_delay);
+            self.request(Timer::Recompute, self.config.change_delay);
+        }
+        self.events.push_back(Event::PeerDown { link, node });
+    }
+
+    /// Asks the runtime to close `link`, forgetting its connection now.
+    pub(super) fn close_link(&mut self, link: LinkId, reason: CloseReason) {
+        if self
+            .links
+            .get(&link)
+            .is_none_or(|l| l.state == LinkState::Closing)
+        {
+            return;
+        }
+        debug!(node = %self.id, %link, ?reason, "closing link");
+        self.drop_connection(link);
+        self.events.push_back(Event::CloseLink { link, reason });
+    }
+
+    /// Sends a reject, then closes (Go races the two; the reject may not arrive).
+    fn reject(&mut self, link: LinkId, why: &str) {
+        debug!(node = %self.id, %link, why, "rejecting peer");
+        self.stats.rejects_sent += 1;
+        self.transmit(link, &encode_reject());
+        self.close_link(link, CloseReason::Rejected(why.to_owned()));
+    }
+
+    pub(super) fn handle_message(&mut self, link: LinkId, msg: Bytes) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        self.stats.messages_in += 1;
+        // Any message, even one we cannot parse, proves the peer alive.
+        l.idle_deadline = self.now + self.config.max_idle;
+        let state = l.state;
+        let decoded = match Message::decode(msg) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(node = %self.id, %link, error = %e, "malformed message");
+                // Before the handshake a peer that sends garbage is not speaking netceptor.
+                if matches!(state, LinkState::Handshake { .. }) {
+                    self.close_link(link, CloseReason::Protocol(e.to_string()));
+                }
+                return;
+            }
+        };
+        match (state, decoded) {
+            (LinkState::Closing, _) => {}
+            (_, Message::Reject) => self.close_link(link, CloseReason::PeerRejected),
+            (LinkState::Handshake { .. }, Message::Route(ri)) => self.handshake_update(link, ri),
+            (LinkState::Handshake { .. }, Message::Unknown(ty)) => {
+                self.stats.malformed += 1;
+                self.close_link(
+                    link,
+                    CloseReason::Protocol(format!("unknown message type {ty}")),
+                );
+            }
+            // Data and adverts before the handshake completes are lost, as in Go.
+            (LinkState::Handshake { .. }, _) => {}
+            (LinkState::Established, Message::Route(ri)) => self.established_update(link, ri),
+            (LinkState::Established, Message::ServiceAd(ad, raw)) => {
+                self.received_ad(link, ad, raw);
+            }
+            (LinkState::Established, Message::Data { header, payload }) => {
+                self.received_data(header, payload);
+            }
+            (LinkState::Established, Message::Unknown(ty)) => {
+                debug!(node = %self.id, %link, ty, "unknown message type ignored");
+            }
+        }
+    }
+
+    /// The first routing update on a session names the peer (§4.2).
+    fn handshake_update(&mut self, link: LinkId, ri: RouteUpdate) {
+        let Ok(remote) = NodeId::from_wire(&ri.forwarding_node) else {
+            self.reject(link, "invalid node ID");
+            return;
+        };
+        if remote == self.id {
+            self.reject(link, "it tried to connect using our own node ID");
+            return;
+        }
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        if l.config
+            .allowed_peers
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&remote))
+        {
+            self.reject(link, "peer not in allowedpeers");
+            return;
+        }
+        if let Some(&c) = l.config.node_cost.get(&remote) {
+            l.cost = c;
+        }
+        let cost = l.cost;
+        if self.peers.contains_key(&remote) {
+            self.reject(link, "already connected");
+            return;
+        }
+        if let Some(l) = self.links.get_mut(&link) {
+            l.state = LinkState::Established;
+            l.remote = Some(remote.clone());
+        }
+        debug!(node = %self.id, %link, peer = %remote, cost, "connection established");
+        self.peers.insert(remote.clone(), link);
+        self.register_name(&remote);
+        self.router.link_up(&remote, cost);
+        self.request(Timer::Flood, self.config.change_delay);
+        self.request(Timer::Recompute, self.config.change_delay);
+        self.events.push_back(Event::PeerUp { link, node: remote });
+        // Go makes a new neighbour wait up to 60 s for adverts; we push what we know now.
+        self.push_ads(link);
+    }
+
+    /// Checks on every update from an established peer (§4.3), then processing (§5.3).
+    fn established_update(&mut self, link: LinkId, mut ri: RouteUpdate) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        let Some(remote) = l.remote.clone() else {
+            return;
+        };
+        if ri.forwarding_node != remote.as_str() {
+            self.reject(link, "remote node ID changed unexpectedly");
+            return;
+        }
+        if ri.node_id == remote.as_str() {
+            match ri.connections.get(self.id.as_str()) {
+                None if l.remote_established => {
+                    self.reject(link, "remote node no longer lists us");
+                    return;
+                }
+                // A late copy of the peer's handshake: neither processed nor forwarded.
+                None => return,
+                Some(&c) => {
+                    l.remote_established = true;
+                    if c != l.cost {
+                        self.reject(link, "we disagree about the connection cost");
+                        return;
+                    }
+                }
+            }
+        }
+        self.stats.route_updates_in += 1;
+        if ri.node_id.is_empty() {
+            return;
+        }
+        if ri.node_id == self.id.as_str() {
+            self.duplicate_check(&ri);
+            return;
+        }
+        if !self.seen.insert(&ri.update_id, self.now) {
+            self.stats.route_updates_stale += 1;
+            return;
+        }
+        let Ok(origin) = NodeId::from_wire(&ri.node_id) else {
+            return;
+        };
+        match self.router.apply(&ri, &origin) {
+            Applied::Stale => {
+                self.stats.route_updates_stale += 1;
+                return;
+            }
+            Applied::Fresh { new_node, changed } => {
+                if new_node {
+                    self.register_name(&origin);
+                    self.request(Timer::Flood, self.config.change_delay);
+                }
+                if changed {
+                    self.request(Timer::Recompute, self.config.change_delay);
+                }
+            }
+        }
+        ri.forwarding_node = self.id.as_str().to_owned();
+        if let Some(msg) = ri.encode() {
+            self.broadcast(&msg, Some(link));
+        }
+    }
+
+    /// An update carrying our own node ID (§5.4).
+    fn duplicate_check(&mut self, ri: &RouteUpdate) {
+        if ri.epoch == self.epoch {
+            return;
+        }
+        if ri.suspected_duplicate == self.epoch {
+            let reason = format!(
+                "another instance of node {} is running: shutting down this one",
+                self.id
+            );
+            tracing::error!(node = %self.id, "{reason}");
+            self.stop(Some(reason));
+            return;
+        }
+        if ri.epoch > self.epoch {
+            // The other instance started later: name it, and it will shut down.
+            self.flood_own(ri.epoch);
+        }
+    }
+
+    /// Our own routing update, with a fresh UpdateID and sequence number.
+    pub(super) fn own_update(&mut self, suspected_duplicate: u64) -> RouteUpdate {
+        self.sequence += 1;
+        let update_id = String::from_utf8_lossy(&self.random_name()).into_owned();
+        RouteUpdate {
+            node_id: self.id.as_str().to_owned(),
+            update_id,
+            epoch: self.epoch,
+            sequence: self.sequence,
+            connections: self
+                .connections()
+                .into_iter()
+                .map(|(n, c)| (n.as_str().to_owned(), c))
+                .collect(),
+            forwarding_node: self.id.as_str().to_owned(),
+            suspected_duplicate,
+        }
+    }
+
+    /// Floods our own update to every established session.
+    pub(super) fn flood_own(&mut self, suspected_duplicate: u64) {
+        let update = self.own_update(suspected_duplicate);
+        if let Some(msg) = update.encode() {
+            self.broadcast(&msg, None);
+        }
+    }
+
+    /// Handshake resends, handshake give-up and idle timeouts.
+    pub(super) fn link_timers(&mut self) {
+        let now = self.now;
+        let due: Vec<(LinkId, LinkState, bool)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.deadline().is_some_and(|d| d <= now))
+            .map(|(id, l)| (*id, l.state, l.idle_deadline <= now))
+            .collect();
+        for (link, state, idle) in due {
+            if idle {
+                self.close_link(link, CloseReason::IdleTimeout);
+                continue;
+            }
+            if let LinkState::Handshake { sends, next_send } = state {
+                if next_send > now {
+                    continue;
+                }
+                if sends >= self.config.handshake_attempts {
+                    self.close_link(link, CloseReason::HandshakeTimeout);
+                } else {
+                    self.handshake_send(link);
+                }
+            }
+        }
+    }
+}

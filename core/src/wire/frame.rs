@@ -1,0 +1,187 @@
+//! Stream-backend framing: each message is preceded by its length as a little-endian u16
+//! (Go `pkg/framer`). Datagram backends carry one message per datagram and skip this.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// The largest message any backend may carry: the u16 length prefix cannot say more.
+pub const MAX_MESSAGE_LEN: usize = 65535;
+
+/// The largest message a UDP backend may carry (Go `UDPMaxPacketLen`).
+pub const MAX_UDP_MESSAGE_LEN: usize = 65507;
+
+/// One encoded message, built once with room for the stream length prefix in front.
+///
+/// Stream links write [`Encoded::stream`] (prefix + message); datagram links write
+/// [`Encoded::datagram`] (the message alone). Both are cheap slices of one buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoded(Bytes);
+
+impl Encoded {
+    /// Starts a buffer for a message of about `capacity` bytes, prefix reserved.
+    pub(crate) fn builder(capacity: usize) -> BytesMut {
+        let mut b = BytesMut::with_capacity(capacity + 2);
+        b.put_u16_le(0);
+        b
+    }
+
+    /// Finishes a buffer made by [`Encoded::builder`]: writes the prefix.
+    ///
+    /// Returns `None` for an empty message or one over [`MAX_MESSAGE_LEN`]: Go crashes on the
+    /// first and desynchronises on the second, so neither may be sent.
+    pub(crate) fn finish(mut buf: BytesMut) -> Option<Self> {
+        let len = buf.len().checked_sub(2)?;
+        if len == 0 || len > MAX_MESSAGE_LEN {
+            return None;
+        }
+        let prefix = (len as u16).to_le_bytes();
+        buf.get_mut(..2)?.copy_from_slice(&prefix);
+        Some(Self(buf.freeze()))
+    }
+
+    /// The reject message, framed: `03 00 03 5b 5d`.
+    pub(crate) fn reject() -> Self {
+        Self(Bytes::from_static(&[3, 0, 3, b'[', b']']))
+    }
+
+    /// Wraps message bytes that were built elsewhere (e.g. a service advert forwarded as is).
+    pub fn from_message(msg: &[u8]) -> Option<Self> {
+        let mut b = Self::builder(msg.len());
+        b.extend_from_slice(msg);
+        Self::finish(b)
+    }
+
+    /// The framed bytes for a stream backend (TCP, TLS).
+    pub fn stream(&self) -> Bytes {
+        self.0.clone()
+    }
+
+    /// The bare message for a datagram backend (UDP, WebSocket).
+    pub fn datagram(&self) -> Bytes {
+        self.0.slice(2..)
+    }
+
+    /// The bare message bytes.
+    pub fn message(&self) -> &[u8] {
+        self.0.get(2..).unwrap_or_default()
+    }
+}
+
+/// Splits a byte stream into messages. Bounded: it never holds more than one partial frame
+/// (at most 65537 bytes).
+#[derive(Debug, Default)]
+pub struct Deframer {
+    partial: BytesMut,
+}
+
+impl Deframer {
+    /// A deframer with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes held back waiting for the rest of a frame.
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Feeds received bytes; whole messages are appended to `out`, as slices of `data` where
+    /// they arrived whole (no copy).
+    pub fn push(&mut self, mut data: Bytes, out: &mut Vec<Bytes>) {
+        if !self.partial.is_empty() {
+            // Complete the pending header, then the pending body, from the new bytes.
+            if self.partial.len() < 2 {
+                let take = (2 - self.partial.len()).min(data.len());
+                self.partial.extend_from_slice(&data.split_to(take));
+                if self.partial.len() < 2 {
+                    return;
+                }
+            }
+            let want = 2 + frame_len(&self.partial);
+            let take = (want - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data.split_to(take));
+            if self.partial.len() < want {
+                return;
+            }
+            let mut whole = std::mem::take(&mut self.partial).freeze();
+            whole.advance(2);
+            out.push(whole);
+        }
+        while data.len() >= 2 {
+            let want = 2 + frame_len(&data);
+            if data.len() < want {
+                break;
+            }
+            let mut frame = data.split_to(want);
+            frame.advance(2);
+            out.push(frame);
+        }
+        if !data.is_empty() {
+            self.partial.extend_from_slice(&data);
+        }
+    }
+}
+
+fn frame_len(b: &[u8]) -> usize {
+    match b {
+        [lo, hi, ..] => u16::from_le_bytes([*lo, *hi]) as usize,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(msgs: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for m in msgs {
+            v.extend_from_slice(&(m.len() as u16).to_le_bytes());
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    #[test]
+    fn encoded_refuses_empty_and_oversized() {
+        assert!(Encoded::from_message(&[]).is_none());
+        assert!(Encoded::from_message(&vec![1; MAX_MESSAGE_LEN + 1]).is_none());
+        let e = Encoded::from_message(&vec![1; MAX_MESSAGE_LEN]).unwrap();
+        assert_eq!(&e.stream()[..2], &[0xff, 0xff]);
+        let e = Encoded::from_message(&[3, b'[', b']']).unwrap();
+        assert_eq!(&e.stream()[..], &[3, 0, 3, b'[', b']']);
+        assert_eq!(&e.datagram()[..], &[3, b'[', b']']);
+    }
+
+    proptest! {
+        /// Any chunking of a framed stream yields the same messages.
+        #[test]
+        fn any_chunking(msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+                        cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
+            let wire = frame(&msgs);
+            let mut points: Vec<usize> = cuts.iter().map(|c| if wire.is_empty() { 0 } else { c % wire.len() }).collect();
+            points.push(0);
+            points.push(wire.len());
+            points.sort_unstable();
+            let mut d = Deframer::new();
+            let mut out = Vec::new();
+            for w in points.windows(2) {
+                d.push(Bytes::copy_from_slice(&wire[w[0]..w[1]]), &mut out);
+            }
+            let got: Vec<Vec<u8>> = out.iter().map(|b| b.to_vec()).collect();
+            prop_assert_eq!(got, msgs);
+            prop_assert_eq!(d.buffered(), 0);
+        }
+
+        /// Arbitrary bytes never panic and never buffer more than one frame.
+        #[test]
+        fn garbage_is_bounded(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 0..30)) {
+            let mut d = Deframer::new();
+            let mut out = Vec::new();
+            for c in chunks {
+                d.push(Bytes::from(c), &mut out);
+                prop_assert!(d.buffered() <= MAX_MESSAGE_LEN + 2);
+            }
+        }
+    }
+}

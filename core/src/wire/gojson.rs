@@ -1,0 +1,169 @@
+//! Writing JSON exactly as Go's `encoding/json` does, and reading it as leniently.
+//!
+//! Go escapes `<`, `>`, `&`, U+2028 and U+2029, prints float64 in the shortest round-trip form
+//! with its own exponent rules, and sorts map keys. Readers match keys case-insensitively.
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string literal, escaped as Go's `encoding/json` escapes it.
+pub(crate) fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            _ => None,
+        };
+        let needs_u = matches!(
+            c,
+            '\u{0}'..='\u{1f}' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}'
+        );
+        if esc.is_none() && !needs_u {
+            continue;
+        }
+        out.push_str(s.get(start..i).unwrap_or_default());
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Appends a float64 the way Go's `encoding/json` formats it (`1`, `2.5`, `1e+21`, `1e-7`).
+///
+/// Non-finite values have no JSON form; Go refuses to marshal them. They are written as `0` here,
+/// and config validation keeps them out of messages in the first place.
+pub(crate) fn write_f64(out: &mut String, f: f64) {
+    if !f.is_finite() {
+        out.push('0');
+        return;
+    }
+    if f == 0.0 {
+        out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest digits that round-trip, as Go's strconv with precision -1.
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let abs = f.abs();
+    if neg {
+        out.push('-');
+    }
+    if !(1e-6..1e21).contains(&abs) {
+        // 'e' format: d[.ddd]e±XX with at least two exponent digits, then Go trims e-0X to e-X.
+        out.push_str(digits.get(..1).unwrap_or("0"));
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(digits.get(1..).unwrap_or_default());
+        }
+        let sign = if exp < 0 { '-' } else { '+' };
+        let e = exp.unsigned_abs();
+        if e < 10 && exp >= 0 {
+            let _ = write!(out, "e{sign}0{e}");
+        } else {
+            let _ = write!(out, "e{sign}{e}");
+        }
+        return;
+    }
+    // 'f' format with the shortest digits: place the decimal point by the exponent.
+    let point = exp + 1; // digits before the decimal point
+    if point <= 0 {
+        out.push_str("0.");
+        for _ in 0..(-point) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let point = point as usize;
+        if digits.len() <= point {
+            out.push_str(&digits);
+            for _ in digits.len()..point {
+                out.push('0');
+            }
+        } else {
+            out.push_str(digits.get(..point).unwrap_or_default());
+            out.push('.');
+            out.push_str(digits.get(point..).unwrap_or_default());
+        }
+    }
+}
+
+/// Case-insensitive key match, as Go's decoder matches struct field names.
+pub(crate) fn key_is(key: &str, field: &str) -> bool {
+    key.eq_ignore_ascii_case(field)
+}
+
+/// Reads a JSON object key and resolves it, case-insensitively, to an index into a list of
+/// field names (`None` for an unknown key) without allocating.
+pub(crate) struct FieldIndex(pub(crate) &'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldIndex {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for FieldIndex {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| key_is(v, name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(x: f64) -> String {
+        let mut s = String::new();
+        write_f64(&mut s, x);
+        s
+    }
+
+    #[test]
+    fn go_float_format() {
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(2.5), "2.5");
+        assert_eq!(f(1.6), "1.6");
+        assert_eq!(f(100.0), "100");
+        assert_eq!(f(1e21), "1e+21");
+        assert_eq!(f(1e-7), "1e-7");
+        assert_eq!(f(0.000001), "0.000001");
+        assert_eq!(f(1.0 / 3.0), "0.3333333333333333");
+        assert_eq!(f(1.5e-10), "1.5e-10");
+        assert_eq!(f(1.2345678901234568e20), "123456789012345680000");
+        assert_eq!(f(1e100), "1e+100");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(123.456), "123.456");
+    }
+
+    #[test]
+    fn go_string_escape() {
+        let mut s = String::new();
+        write_str(&mut s, "a<b>&\"\\\n\u{1}\u{2028}é");
+        assert_eq!(s, r#""a\u003cb\u003e\u0026\"\\\n\u0001\u2028é""#);
+    }
+}

@@ -1,0 +1,98 @@
+//! The netceptor wire format: framing, the four message types and their Go-exact encodings
+//! (netceptor.md §2 and §3).
+
+mod advert;
+mod data;
+mod frame;
+mod gojson;
+mod route;
+mod time;
+mod unreach;
+
+use bytes::Bytes;
+
+pub use advert::{ServiceAdvert, WorkCommand};
+pub use data::{DATA_HEADER_LEN, DataHeader};
+pub use frame::{Deframer, Encoded, MAX_MESSAGE_LEN, MAX_UDP_MESSAGE_LEN};
+pub use route::RouteUpdate;
+pub use time::{UnixNanos, format_rfc3339_nano, parse_rfc3339};
+pub use unreach::{PROBLEM_EXPIRED, PROBLEM_FIREWALL, PROBLEM_SERVICE_UNKNOWN, UnreachableNotice};
+
+/// Type byte of a data message.
+pub const MSG_DATA: u8 = 0;
+/// Type byte of a routing update.
+pub const MSG_ROUTE: u8 = 1;
+/// Type byte of a service advertisement.
+pub const MSG_SERVICE_AD: u8 = 2;
+/// Type byte of a reject.
+pub const MSG_REJECT: u8 = 3;
+
+/// Why a message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A zero-length message (Go would crash on it).
+    #[error("empty message")]
+    Empty,
+    /// A data message shorter than its 36-byte header.
+    #[error("data message of {0} bytes is shorter than its header")]
+    ShortData(usize),
+    /// The JSON body did not parse as Go would accept it.
+    #[error("bad JSON: {0}")]
+    Json(String),
+}
+
+impl DecodeError {
+    fn json(e: serde_json::Error) -> Self {
+        Self::Json(e.to_string())
+    }
+}
+
+/// One decoded netceptor message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Type 0: a datagram for a (node, service), with its payload.
+    Data {
+        /// The binary header.
+        header: DataHeader,
+        /// The payload: a slice of the received buffer, not a copy.
+        payload: Bytes,
+    },
+    /// Type 1: a routing update.
+    Route(RouteUpdate),
+    /// Type 2: a service advertisement, with the original message bytes for forwarding.
+    ServiceAd(ServiceAdvert, Bytes),
+    /// Type 3: the peer is closing the session.
+    Reject,
+    /// Any other type byte: ignored once established.
+    Unknown(u8),
+}
+
+impl Message {
+    /// Decodes one whole message (no framing prefix).
+    pub fn decode(msg: Bytes) -> Result<Self, DecodeError> {
+        let Some(&ty) = msg.first() else {
+            return Err(DecodeError::Empty);
+        };
+        let body = msg.get(1..).unwrap_or_default();
+        Ok(match ty {
+            MSG_DATA => {
+                let header = DataHeader::decode(&msg)?;
+                Self::Data {
+                    header,
+                    payload: msg.slice(DATA_HEADER_LEN..),
+                }
+            }
+            MSG_ROUTE => Self::Route(RouteUpdate::decode(body)?),
+            MSG_SERVICE_AD => Self::ServiceAd(ServiceAdvert::decode(body)?, msg),
+            // Receivers ignore the body of a reject.
+            MSG_REJECT => Self::Reject,
+            other => Self::Unknown(other),
+        })
+    }
+}
+
+/// The reject message, `03 5b 5d`.
+pub fn encode_reject() -> Encoded {
+    Encoded::reject()
+}
