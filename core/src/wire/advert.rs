@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::gojson::{FieldIndex, write_str};
-use super::time::{UnixNanos, format_rfc3339_nano, parse_rfc3339};
+use super::time::{UnixNanos, format_rfc3339_nano_in, parse_rfc3339, parse_rfc3339_zoned};
 use super::{DecodeError, Encoded, MSG_SERVICE_AD};
 
 /// A work type a node offers, as listed in its control service advertisement.
@@ -27,6 +27,8 @@ pub struct ServiceAdvert {
     pub service: String,
     /// When the advertisement was made (nanoseconds since the Unix epoch).
     pub time: UnixNanos,
+    /// The sender's zone, seconds east of UTC, kept so the time re-encodes as it came.
+    pub utc_offset: i32,
     /// 0 datagram, 1 stream with the insecure certificate, 2 stream with user TLS.
     pub conn_type: u8,
     /// Free-form tags, `None` for Go's `null`.
@@ -46,7 +48,7 @@ impl ServiceAdvert {
         s.push_str(",\"Service\":");
         write_str(&mut s, &self.service);
         s.push_str(",\"Time\":");
-        write_str(&mut s, &format_rfc3339_nano(self.time));
+        write_str(&mut s, &format_rfc3339_nano_in(self.time, self.utc_offset));
         s.push_str(",\"ConnType\":");
         s.push_str(&self.conn_type.to_string());
         s.push_str(",\"Tags\":");
@@ -133,7 +135,7 @@ impl<'de> Visitor<'de> for AdVisitor {
                 Some(1) => ad.service = map.next_value::<Option<String>>()?.unwrap_or_default(),
                 Some(2) => {
                     if let Some(t) = map.next_value::<Option<String>>()? {
-                        ad.time = parse_rfc3339(&t)
+                        (ad.time, ad.utc_offset) = parse_rfc3339_zoned(&t)
                             .ok_or_else(|| A::Error::custom(format!("bad time {t:?}")))?;
                     }
                 }

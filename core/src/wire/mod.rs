@@ -15,7 +15,9 @@ pub use advert::{ServiceAdvert, WorkCommand};
 pub use data::{DATA_HEADER_LEN, DataHeader};
 pub use frame::{Deframer, Encoded, MAX_MESSAGE_LEN, MAX_UDP_MESSAGE_LEN};
 pub use route::RouteUpdate;
-pub use time::{UnixNanos, format_rfc3339_nano, parse_rfc3339};
+pub use time::{
+    UnixNanos, format_rfc3339_nano, format_rfc3339_nano_in, parse_rfc3339, parse_rfc3339_zoned,
+};
 pub use unreach::{PROBLEM_EXPIRED, PROBLEM_FIREWALL, PROBLEM_SERVICE_UNKNOWN, UnreachableNotice};
 
 /// Type byte of a data message.

@@ -7,6 +7,12 @@ pub type UnixNanos = i128;
 
 /// Formats UTC time as Go's `time.RFC3339Nano`: fraction trimmed of trailing zeros, `Z` zone.
 pub fn format_rfc3339_nano(t: UnixNanos) -> String {
+    format_rfc3339_nano_in(t, 0)
+}
+
+/// Formats time as Go's `time.RFC3339Nano` in a zone `offset_secs` east of UTC (`Z` for 0).
+pub fn format_rfc3339_nano_in(t: UnixNanos, offset_secs: i32) -> String {
+    let t = t + i128::from(offset_secs) * 1_000_000_000;
     let secs = t.div_euclid(1_000_000_000);
     let nanos = t.rem_euclid(1_000_000_000) as u32;
     let days = secs.div_euclid(86_400);
@@ -25,13 +31,24 @@ pub fn format_rfc3339_nano(t: UnixNanos) -> String {
         s.push('.');
         s.push_str(frac.trim_end_matches('0'));
     }
-    s.push('Z');
+    if offset_secs == 0 {
+        s.push('Z');
+    } else {
+        let sign = if offset_secs < 0 { '-' } else { '+' };
+        let o = offset_secs.unsigned_abs();
+        let _ = write!(s, "{sign}{:02}:{:02}", o / 3600, o / 60 % 60);
+    }
     s
 }
 
 /// Parses an RFC 3339 time with optional fraction and a `Z` or `±hh:mm` zone, strictly as
 /// Go's `time.Time.UnmarshalJSON` does. Returns `None` when Go would refuse it.
 pub fn parse_rfc3339(s: &str) -> Option<UnixNanos> {
+    parse_rfc3339_zoned(s).map(|(t, _)| t)
+}
+
+/// Like [`parse_rfc3339`], also returning the zone's offset east of UTC in seconds.
+pub fn parse_rfc3339_zoned(s: &str) -> Option<(UnixNanos, i32)> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = b.get(r)?;
@@ -88,7 +105,10 @@ pub fn parse_rfc3339(s: &str) -> Option<UnixNanos> {
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+    Some((
+        i128::from(secs) * 1_000_000_000 + i128::from(nanos),
+        offset_secs as i32,
+    ))
 }
 
 fn is_leap(y: i64) -> bool {
@@ -136,8 +156,13 @@ mod tests {
     fn round_trip_and_zones() {
         let t = parse_rfc3339("2024-10-02T11:41:49.1234567Z").unwrap();
         assert_eq!(format_rfc3339_nano(t), "2024-10-02T11:41:49.1234567Z");
-        let z = parse_rfc3339("2024-10-02T07:41:49.1234567-04:00").unwrap();
+        let (z, off) = parse_rfc3339_zoned("2024-10-02T07:41:49.1234567-04:00").unwrap();
         assert_eq!(t, z);
+        assert_eq!(off, -4 * 3600);
+        assert_eq!(
+            format_rfc3339_nano_in(z, off),
+            "2024-10-02T07:41:49.1234567-04:00"
+        );
         assert_eq!(format_rfc3339_nano(0), "1970-01-01T00:00:00Z");
         let t = parse_rfc3339("2026-11-21T23:18:44.209639193Z").unwrap();
         assert_eq!(format_rfc3339_nano(t), "2026-11-21T23:18:44.209639193Z");
