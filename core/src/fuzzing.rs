@@ -44,7 +44,11 @@ pub fn message_decode(data: &[u8]) {
         }
         Ok(Message::Data { header, payload }) => {
             if let Some(enc) = header.encode(&payload) {
-                assert_eq!(enc.message(), data);
+                // The reserved bytes (2..4) are ignored on receipt and sent as zero.
+                let mut want = data.to_vec();
+                want[2] = 0;
+                want[3] = 0;
+                assert_eq!(enc.message(), &want[..]);
             }
         }
         _ => {}

@@ -9,17 +9,23 @@ use std::collections::BTreeMap;
 pub use graph::Graph;
 pub(crate) use seen::SeenUpdates;
 
+
+
 use crate::id::NodeId;
 use crate::wire::RouteUpdate;
 
 /// What processing a routing update from another node did (§5.3 steps 4 and 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
+pub enum Applied {
     /// Older than what we know: stop, and do not forward.
     Stale,
-    /// Accepted; forward it. `new_node`: first update from this node. `changed`: its
-    /// connections differ from what we had, so routes need recomputing.
-    Fresh { new_node: bool, changed: bool },
+    /// Accepted; forward it.
+    Fresh {
+        /// The first update from this node.
+        new_node: bool,
+        /// Its connections differ from what we had, so routes need recomputing.
+        changed: bool,
+    },
 }
 
 /// The routing state of one node.
@@ -70,14 +76,14 @@ impl Router {
     }
 
     /// A link to `peer` was established: edges both ways with `cost`.
-    pub(crate) fn link_up(&mut self, peer: &NodeId, cost: f64) {
+    pub fn link_up(&mut self, peer: &NodeId, cost: f64) {
         let p = self.graph.ix(peer);
         self.graph.set_edge(self.me, p, cost);
         self.graph.set_edge(p, self.me, cost);
     }
 
     /// The link to `peer` ended: drop the edges both ways.
-    pub(crate) fn link_down(&mut self, peer: &NodeId) {
+    pub fn link_down(&mut self, peer: &NodeId) {
         if let Some(p) = self.graph.find(peer.as_str()) {
             self.graph.remove_edge(self.me, p);
             self.graph.remove_edge(p, self.me);
@@ -85,7 +91,7 @@ impl Router {
     }
 
     /// Applies an update from another node (not this one), §5.3 steps 4 and 5.
-    pub(crate) fn apply(&mut self, ri: &RouteUpdate, origin: &NodeId) -> Applied {
+    pub fn apply(&mut self, ri: &RouteUpdate, origin: &NodeId) -> Applied {
         let ix = self.graph.ix(origin);
         if ri.suspected_duplicate != 0 {
             // Another node named `origin`'s instance with this epoch as a duplicate: take the
@@ -139,7 +145,7 @@ impl Router {
     }
 
     /// Recomputes the routing table; returns whether it changed.
-    pub(crate) fn recompute(&mut self) -> bool {
+    pub fn recompute(&mut self) -> bool {
         let hops = spf::first_hops(&self.graph, self.me);
         let mut table = BTreeMap::new();
         for (dest, hop) in hops.iter().enumerate() {
