@@ -316,3 +316,43 @@ fn insecure_cert_matches_go_template() {
     assert_eq!(&der[pos + 5..pos + 8], &[0x02, 0x01, 0x01]);
     assert_eq!(INSECURE_COMMON_NAME, "netceptor-insecure-common-name");
 }
+
+/// A server that presents `cert` but signs the handshake with an unrelated key.
+fn impostor_server(cert: CertificateDer<'static>) -> Arc<ServerConfig> {
+    let wrong_key = KeyPair::generate().unwrap();
+    let signer = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+        wrong_key.serialize_der().into(),
+    ))
+    .unwrap();
+    let certified = rustls::sign::CertifiedKey::new(vec![cert], signer);
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    config.alpn_protocols = vec![ALPN_NETCEPTOR.to_vec()];
+    Arc::new(config)
+}
+
+#[test]
+fn handshake_signature_is_checked_even_without_cert_checks() {
+    // Insecure mode: the right CN is not enough without the matching key.
+    let (cert, _key) = insecure::generate_insecure_cert(SystemTime::now()).unwrap();
+    let insecure_client = insecure::insecure_client_config().unwrap();
+    let err = handshake(insecure_client, impostor_server(cert), "dialer").unwrap_err();
+    assert!(err.contains("BadSignature"), "{err}");
+    // insecureskipverify: same.
+    let w = World::new();
+    let cli = client(&TlsClientParams {
+        insecure_skip_verify: true,
+        ..w.client_params()
+    });
+    let err = handshake(
+        cli.stream_config("server-node").unwrap(),
+        impostor_server(w.server.der().clone()),
+        "x",
+    )
+    .unwrap_err();
+    assert!(err.contains("BadSignature"), "{err}");
+}
