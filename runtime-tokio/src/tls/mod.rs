@@ -1,0 +1,43 @@
+//! TLS for the tokio runtime, matching Go receptor's semantics.
+//!
+//! * Backends (tcp/ws, and plain TLS listeners such as the control service's `tcptls`):
+//!   [`TlsServer::backend_config`] / [`TlsClient::backend_config`], netceptor spec §2.5.
+//! * Mesh streams (QUIC inside netceptor), spec §8.3: user TLS binds certificates to node IDs
+//!   ([`TlsServer::stream_config_for_peer`], [`TlsClient::stream_config`]); services without a
+//!   `tls-server` use the [`insecure`] self-signed mode.
+//! * Node IDs in certificates (spec §2.6): [`node_ids_in_cert`], [`check_own_cert_names`].
+//!
+//! Crypto is rustls with the *ring* provider. Known gaps against Go: no P-521 key exchange
+//! or P-521 certificates, no static-RSA TLS 1.2 suite, RSA keys below 2048 bits are refused.
+
+mod config;
+mod der;
+mod error;
+mod files;
+pub mod insecure;
+mod nodeid;
+mod verify;
+
+use rustls::pki_types::{InvalidDnsNameError, ServerName};
+
+pub use config::{
+    ALPN_HTTP11, ALPN_NETCEPTOR, ClientAuthMode, TlsClient, TlsClientParams, TlsServer,
+    TlsServerParams,
+};
+pub use der::DerError;
+pub use error::{CertNameError, TlsError};
+pub use files::{Fingerprint, system_roots};
+pub use nodeid::{
+    RECEPTOR_NODE_ID_OID, RECEPTOR_NODE_ID_OID_ARCS, check_cert_node_id, check_own_cert_names,
+    check_peer_node_id, node_ids_in_cert,
+};
+
+/// The `ServerName` to dial a backend with: the host part of its address (an IP literal,
+/// optionally in `[...]`, or a DNS name), which the server certificate must match.
+pub fn server_name_for_host(host: &str) -> Result<ServerName<'static>, InvalidDnsNameError> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(bare.to_owned())
+}
