@@ -16,7 +16,11 @@ fn main() {
 /// A node `mid` with established stream links to `a` (link 1) and `b` (link 2), routes known.
 fn transit_node() -> (Node, Instant) {
     let t0 = Instant::now();
-    let cfg = Config::new(NodeId::new("mid").unwrap(), 1, Duration::from_secs(1_760_000_000));
+    let cfg = Config::new(
+        NodeId::new("mid").unwrap(),
+        1,
+        Duration::from_secs(1_760_000_000),
+    );
     let mut n = Node::new(Arc::new(cfg), t0).unwrap();
     for (link, peer) in [(1, "a"), (2, "b")] {
         let link = LinkId(link);
@@ -30,7 +34,13 @@ fn transit_node() -> (Node, Instant) {
             forwarding_node: peer.into(),
             ..Default::default()
         };
-        n.handle_input(t0, Input::Received { link, data: hello.encode().unwrap().stream() });
+        n.handle_input(
+            t0,
+            Input::Received {
+                link,
+                data: hello.encode().unwrap().stream(),
+            },
+        );
     }
     let t1 = t0 + Duration::from_millis(200);
     n.handle_input(t1, Input::Timeout);
@@ -51,12 +61,18 @@ fn data_frame(payload: usize) -> Bytes {
     h.encode(&vec![7u8; payload]).unwrap().stream()
 }
 
-#[divan::bench(args = [0, 1200])]
+#[divan::bench(args = [0, 1200], sample_count = 200, sample_size = 1000)]
 fn forward_data_message(bencher: Bencher<'_, '_>, payload: usize) {
     let (mut n, now) = transit_node();
     let frame = data_frame(payload);
     bencher.bench_local(|| {
-        n.handle_input(now, Input::Received { link: LinkId(1), data: frame.clone() });
+        n.handle_input(
+            now,
+            Input::Received {
+                link: LinkId(1),
+                data: frame.clone(),
+            },
+        );
         let tx = n.poll_transmit();
         debug_assert!(tx.as_ref().is_some_and(|t| t.link == LinkId(2)));
         divan::black_box(tx)

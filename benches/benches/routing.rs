@@ -29,7 +29,10 @@ fn router(nodes: usize) -> Router {
         link(i, j, &mut adj);
     }
     for _ in 0..nodes {
-        let (a, b) = ((rng.next_u32() as usize) % nodes, (rng.next_u32() as usize) % nodes);
+        let (a, b) = (
+            (rng.next_u32() as usize) % nodes,
+            (rng.next_u32() as usize) % nodes,
+        );
         link(a, b, &mut adj);
     }
     let me = NodeId::new(&names[0]).unwrap();

@@ -54,12 +54,12 @@ impl Link {
     }
 
     /// The bytes to write for `msg` on this link, or `None` if it is too big for the backend.
-    pub(crate) fn frame(&self, msg: &Encoded) -> Option<Bytes> {
+    pub(crate) fn frame(&self, msg: Encoded) -> Option<Bytes> {
         let len = msg.message().len();
         match self.config.kind {
-            LinkKind::Stream => Some(msg.stream()),
-            LinkKind::Datagram if len <= MAX_UDP_MESSAGE_LEN => Some(msg.datagram()),
-            LinkKind::Message if len <= MAX_MESSAGE_LEN => Some(msg.datagram()),
+            LinkKind::Stream => Some(msg.into_stream()),
+            LinkKind::Datagram if len <= MAX_UDP_MESSAGE_LEN => Some(msg.into_datagram()),
+            LinkKind::Message if len <= MAX_MESSAGE_LEN => Some(msg.into_datagram()),
             LinkKind::Datagram | LinkKind::Message => None,
         }
     }

@@ -51,7 +51,10 @@ fn corpus_replays_without_panic() {
 /// Corpus inputs with random bytes flipped, and plain random inputs, seeded.
 #[test]
 fn mutated_inputs_never_panic() {
-    let seed = std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for (name, f) in TARGETS {
         let inputs = corpus(name);
@@ -72,7 +75,10 @@ fn mutated_inputs_never_panic() {
                 data[i] = rng.next_u32() as u8;
             }
             let r = std::panic::catch_unwind(|| f(&data));
-            assert!(r.is_ok(), "{name}: panic on seed {seed} round {round}: {data:02x?}");
+            assert!(
+                r.is_ok(),
+                "{name}: panic on seed {seed} round {round}: {data:02x?}"
+            );
         }
     }
 }

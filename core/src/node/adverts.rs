@@ -77,7 +77,7 @@ impl Node {
             .filter_map(ServiceAdvert::encode)
             .collect();
         for msg in msgs {
-            self.transmit(link, &msg);
+            self.transmit(link, msg);
         }
     }
 }

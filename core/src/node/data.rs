@@ -12,11 +12,10 @@ use crate::wire::{
     PROBLEM_SERVICE_UNKNOWN, UnreachableNotice,
 };
 
-/// A data message with its node names resolved.
+/// A data message on its way through this node. Names are looked up from the header's
+/// hashes only where needed (firewall, delivery, notices), which keeps forwarding cheap.
 struct Datagram {
     header: DataHeader,
-    from: NodeId,
-    to: NodeId,
     payload: Bytes,
 }
 
@@ -55,47 +54,42 @@ impl Node {
             from_service,
             to_service,
         };
-        let from = self.id.clone();
-        self.route(
-            Datagram {
-                header,
-                from,
-                to,
-                payload,
-            },
-            true,
-        )
+        self.route(Datagram { header, payload }, true)
     }
 
     /// A data message arrived on an established session.
     pub(super) fn received_data(&mut self, header: DataHeader, payload: Bytes) {
-        let (Some(from), Some(to)) = (
-            self.names.get(&header.from_node).cloned(),
-            self.names.get(&header.to_node).cloned(),
-        ) else {
+        // Go drops data whose node hashes it cannot name, even in transit.
+        if !self.names.contains_key(&header.from_node) || !self.names.contains_key(&header.to_node)
+        {
             self.stats.unknown_hash += 1;
             debug!(node = %self.id, "data message with unknown node hash dropped");
             return;
-        };
+        }
         // Errors only concern local senders.
-        let _ = self.route(
-            Datagram {
-                header,
-                from,
-                to,
-                payload,
-            },
-            false,
-        );
+        let _ = self.route(Datagram { header, payload }, false);
+    }
+
+    /// The registered name of a node hash. Every hash that reaches the data path was checked
+    /// (received) or registered (sent); the fallback only guards against a logic slip.
+    fn name_of(&self, hash: u64) -> NodeId {
+        self.names
+            .get(&hash)
+            .cloned()
+            .unwrap_or_else(|| self.id.clone())
     }
 
     /// The path every data message takes, local or in transit (§6.2).
     fn route(&mut self, mut d: Datagram, local: bool) -> Result<(), SendError> {
         if !self.config.firewall.is_empty() {
+            let (from, to) = (
+                self.name_of(d.header.from_node),
+                self.name_of(d.header.to_node),
+            );
             let verdict = evaluate(
                 &self.config.firewall,
-                d.from.as_str(),
-                d.to.as_str(),
+                from.as_str(),
+                to.as_str(),
                 &d.header.from_service.to_string_lossy(),
                 &d.header.to_service.to_string_lossy(),
             );
@@ -112,7 +106,7 @@ impl Node {
                 }
             }
         }
-        if d.header.to_node == self.id_hash && d.to == self.id {
+        if d.header.to_node == self.id_hash {
             return self.deliver(d);
         }
         if d.header.hops_to_live == 0 {
@@ -120,34 +114,38 @@ impl Node {
             self.notify_unreachable(&d, PROBLEM_EXPIRED);
             return Ok(());
         }
-        let link = self.forward.get(&d.header.to_node).copied().filter(|l| {
-            self.links
-                .get(l)
-                .is_some_and(|l| l.state == LinkState::Established)
+        let next = self.forward.get(&d.header.to_node).and_then(|&id| {
+            let l = self.links.get(&id)?;
+            (l.state == LinkState::Established).then_some((id, l))
         });
-        let Some(link) = link else {
+        let Some((link, l)) = next else {
             self.stats.no_route += 1;
-            debug!(node = %self.id, to = %d.to, "no route to node");
+            let to = self.name_of(d.header.to_node);
+            debug!(node = %self.id, %to, "no route to node");
             return if local {
-                Err(SendError::NoRoute(d.to.to_string()))
+                Err(SendError::NoRoute(to.to_string()))
             } else {
                 Ok(())
             };
         };
         d.header.hops_to_live -= 1;
-        let Some(msg) = d.header.encode(&d.payload) else {
+        let Some(frame) = d.header.encode(&d.payload).and_then(|m| l.frame(m)) else {
+            self.stats.oversized += 1;
             return Err(SendError::TooLarge(DATA_HEADER_LEN + d.payload.len()));
         };
         if !local {
             self.stats.forwarded += 1;
         }
-        self.transmit(link, &msg);
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += frame.len() as u64;
+        self.transmits.push_back(super::Transmit { link, frame });
         Ok(())
     }
 
     /// A data message for this node (§6.2 step 2).
     fn deliver(&mut self, d: Datagram) -> Result<(), SendError> {
         let svc = d.header.to_service;
+        let from = self.name_of(d.header.from_node);
         if svc == ServiceName::PING {
             // Reply from `ping`, empty payload, full hops, whatever the request carried.
             let reply = Datagram {
@@ -158,18 +156,16 @@ impl Node {
                     from_service: ServiceName::PING,
                     to_service: d.header.from_service,
                 },
-                from: self.id.clone(),
-                to: d.from,
                 payload: Bytes::new(),
             };
             let _ = self.route(reply, true);
             return Ok(());
         }
         if svc == ServiceName::UNREACH {
-            self.received_unreachable(&d.from, &d.payload);
+            self.received_unreachable(&from, &d.payload);
             return Ok(());
         }
-        if self.probe_answered(svc, &d.from) {
+        if self.probe_answered(svc, &from) {
             return Ok(());
         }
         if self.services.bound.contains_key(&svc) {
@@ -177,14 +173,14 @@ impl Node {
             self.events.push_back(Event::Datagram {
                 service: svc,
                 from: Addr {
-                    node: d.from,
+                    node: from,
                     service: d.header.from_service,
                 },
                 payload: d.payload,
             });
             return Ok(());
         }
-        if d.from == self.id {
+        if d.header.from_node == self.id_hash {
             return Err(SendError::ServiceUnknown(svc.to_string()));
         }
         self.notify_unreachable(&d, PROBLEM_SERVICE_UNKNOWN);
@@ -197,8 +193,8 @@ impl Node {
             return;
         }
         let notice = UnreachableNotice {
-            from_node: d.from.as_str().to_owned(),
-            to_node: d.to.as_str().to_owned(),
+            from_node: self.name_of(d.header.from_node).as_str().to_owned(),
+            to_node: self.name_of(d.header.to_node).as_str().to_owned(),
             from_service: d.header.from_service.to_string(),
             to_service: d.header.to_service.to_string(),
             problem: problem.to_owned(),
@@ -211,8 +207,6 @@ impl Node {
                 from_service: ServiceName::UNREACH,
                 to_service: ServiceName::UNREACH,
             },
-            from: self.id.clone(),
-            to: d.from.clone(),
             payload: Bytes::from(notice.encode()),
         };
         let _ = self.route(msg, true);

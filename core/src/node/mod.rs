@@ -501,7 +501,7 @@ impl Node {
     }
 
     /// Queues `msg` on `link` if the backend can carry it.
-    fn transmit(&mut self, link: LinkId, msg: &Encoded) {
+    fn transmit(&mut self, link: LinkId, msg: Encoded) {
         let Some(l) = self.links.get(&link) else {
             return;
         };
@@ -524,7 +524,7 @@ impl Node {
             .filter(|l| Some(*l) != except)
             .collect();
         for link in targets {
-            self.transmit(link, msg);
+            self.transmit(link, msg.clone());
         }
     }
 

@@ -43,7 +43,7 @@ impl Node {
             *sends += 1;
             *next_send = self.now + interval;
         }
-        self.transmit(link, &msg);
+        self.transmit(link, msg);
     }
 
     pub(super) fn link_down(&mut self, link: LinkId) {
@@ -91,7 +91,7 @@ impl Node {
     fn reject(&mut self, link: LinkId, why: &str) {
         debug!(node = %self.id, %link, why, "rejecting peer");
         self.stats.rejects_sent += 1;
-        self.transmit(link, &encode_reject());
+        self.transmit(link, encode_reject());
         self.close_link(link, CloseReason::Rejected(why.to_owned()));
     }
 
@@ -103,6 +103,20 @@ impl Node {
         // Any message, even one we cannot parse, proves the peer alive.
         l.idle_deadline = self.now + self.config.max_idle;
         let state = l.state;
+        // Fast path for the bulk of traffic: data on an established session.
+        if state == LinkState::Established && msg.first() == Some(&crate::wire::MSG_DATA) {
+            match crate::wire::DataHeader::decode(&msg) {
+                Ok(header) => {
+                    let payload = msg.slice(crate::wire::DATA_HEADER_LEN..);
+                    self.received_data(header, payload);
+                }
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    debug!(node = %self.id, %link, error = %e, "malformed message");
+                }
+            }
+            return;
+        }
         let decoded = match Message::decode(msg) {
             Ok(m) => m,
             Err(e) => {

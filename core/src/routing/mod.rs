@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 pub use graph::Graph;
 pub(crate) use seen::SeenUpdates;
 
-
-
 use crate::id::NodeId;
 use crate::wire::RouteUpdate;
 

@@ -60,6 +60,17 @@ impl Encoded {
         self.0.slice(2..)
     }
 
+    /// Like [`Encoded::stream`], without a reference-count round trip.
+    pub fn into_stream(self) -> Bytes {
+        self.0
+    }
+
+    /// Like [`Encoded::datagram`], without a reference-count round trip.
+    pub fn into_datagram(mut self) -> Bytes {
+        self.0.advance(2);
+        self.0
+    }
+
     /// The bare message bytes.
     pub fn message(&self) -> &[u8] {
         self.0.get(2..).unwrap_or_default()
