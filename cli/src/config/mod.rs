@@ -25,7 +25,7 @@
 //!
 //! Layout: `entity` (the table), `cmdline` and `yaml` (the two syntaxes), `value`/`goparse`
 //! (Go's conversions), `raw` (an entity being filled), `build`/`extra_build` (typed config and
-//! checks), `model`/`extra` (the typed structs), `help`.
+//! checks), `model`/`extra` (the typed structs), `help`, `reload`.
 
 mod build;
 mod cmdline;
@@ -37,6 +37,7 @@ mod goparse;
 mod help;
 mod model;
 mod raw;
+mod reload;
 mod value;
 mod yaml;
 
@@ -54,6 +55,7 @@ pub use model::{
     NodeCfg, PeerCfg, TlsClientCfg, TlsServerCfg, WsListenerCfg, WsPeerCfg,
 };
 pub use raw::Source;
+pub use reload::{FileItem, check_reload, file_items};
 pub use value::Value;
 pub use yaml::parse_document;
 
