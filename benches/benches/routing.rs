@@ -18,7 +18,7 @@ fn router(nodes: usize) -> Router {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
     let mut adj: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); nodes];
-    let mut link = |a: usize, b: usize, adj: &mut Vec<BTreeMap<String, f64>>| {
+    let link = |a: usize, b: usize, adj: &mut Vec<BTreeMap<String, f64>>| {
         if a != b {
             adj[a].insert(names[b].clone(), 1.0);
             adj[b].insert(names[a].clone(), 1.0);
