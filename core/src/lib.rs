@@ -45,6 +45,7 @@
     )
 )]
 
+pub mod backoff;
 pub mod config;
 pub mod firewall;
 pub mod id;

@@ -1,3 +1,15 @@
-//! Tokio runtime for receptor-core (filled by the binary issue).
+//! Drives a [`receptor_core::Node`] over real sockets with tokio: TCP, UDP and WebSocket
+//! backends (TLS through rustls), and a [`NodeHandle`] for applications (status, ping,
+//! traceroute, datagram services).
+//!
+//! One task owns the node; per-link reader and writer tasks talk to it through bounded
+//! channels, so a slow peer never blocks the node.
 
+pub mod backends;
+mod driver;
+mod link;
 pub mod tls;
+
+pub use driver::{
+    NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
+};

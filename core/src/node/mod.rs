@@ -260,7 +260,9 @@ pub struct Node {
 impl Node {
     /// Starts a node at `now`. It has no links until the runtime reports some.
     pub fn new(config: Arc<Config>, now: Instant) -> Result<Self, ConfigError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
+        // Mix the node ID into the seed: nodes given the same seed must still draw different
+        // update IDs, or they would suppress each other's floods as already seen.
+        let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed ^ config.node_id.hash());
         // Go: unix_seconds * 2^24 + random 24 bits. We put the fraction of the second in the
         // upper 16 of those bits, so a restart within the same second still gets a larger
         // epoch (Go never forgets an epoch), and keep 8 random bits to tell apart two

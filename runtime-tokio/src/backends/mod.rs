@@ -1,0 +1,122 @@
+//! Backends: the listeners and dialers that make links (netceptor.md §2).
+
+mod tcp;
+mod udp;
+mod ws;
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use receptor_core::LinkConfig;
+use receptor_core::backoff::Backoff;
+use tracing::{info, warn};
+
+pub use tcp::{tcp_dial, tcp_listen};
+pub use udp::{udp_dial, udp_listen};
+pub use ws::{ws_dial, ws_listen};
+
+use crate::driver::NodeHandle;
+
+/// A TCP or UDP listener.
+#[derive(Clone)]
+pub struct ListenSpec {
+    /// Address to bind, e.g. `0.0.0.0` or `127.0.0.1`.
+    pub bind: String,
+    /// Port; 0 picks a free one (the bound address is returned).
+    pub port: u16,
+    /// Link options for every session it accepts.
+    pub link: Arc<LinkConfig>,
+    /// TLS (TCP and WebSocket only).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A TCP or UDP dialer.
+#[derive(Clone)]
+pub struct DialSpec {
+    /// `host:port`.
+    pub address: String,
+    /// Dial again after a failure or a closed session.
+    pub redial: bool,
+    /// Link options.
+    pub link: Arc<LinkConfig>,
+    /// TLS (TCP only).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A WebSocket listener.
+#[derive(Clone)]
+pub struct WsListenSpec {
+    /// Where and how to listen.
+    pub listen: ListenSpec,
+    /// The upgrade path (default `/`, which matches every path, as Go's ServeMux).
+    pub path: String,
+}
+
+/// A WebSocket dialer.
+#[derive(Clone)]
+pub struct WsDialSpec {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Dial again after a failure or a closed session.
+    pub redial: bool,
+    /// Link options.
+    pub link: Arc<LinkConfig>,
+    /// TLS for `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Extra header `Name:value`, split at the first colon.
+    pub extra_header: Option<String>,
+}
+
+fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// Dials until the node stops: `attempt` returns `Ok` when a session ran and ended, `Err`
+/// when the dial failed. Go's backoff, reset after every successful dial.
+pub(crate) async fn redial_loop<F, Fut>(
+    node: NodeHandle,
+    what: String,
+    redial: bool,
+    mut attempt: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        if node.inbound.is_closed() {
+            return;
+        }
+        match attempt().await {
+            Ok(()) => {
+                backoff.reset();
+                info!("connection to {what} closed");
+            }
+            Err(e) => warn!("connection to {what} failed: {e}"),
+        }
+        if !redial || node.inbound.is_closed() {
+            return;
+        }
+        let delay: Duration = backoff.next_delay(random_u64());
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// `host:port` for binding, with IPv6 hosts bracketed.
+pub(crate) fn bind_addr(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The host part of `host:port` (brackets removed), for TLS server names.
+pub(crate) fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}

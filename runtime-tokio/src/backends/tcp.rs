@@ -1,0 +1,96 @@
+//! `tcp-listener` / `tcp-peer`, optionally with TLS; 2-byte length framing inside.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::{debug, warn};
+
+use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
+use crate::driver::NodeHandle;
+use crate::link::run_stream;
+use crate::tls::server_name_for_host;
+
+/// Go's TLS dial timeout.
+const TLS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Binds a TCP listener and accepts sessions until the node stops. Returns the bound address.
+pub async fn tcp_listen(
+    node: &NodeHandle,
+    spec: ListenSpec,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
+    let local = listener.local_addr()?;
+    let node = node.clone();
+    let task = tokio::spawn(async move {
+        let acceptor = spec.tls.clone().map(TlsAcceptor::from);
+        let mut failures = 0u32;
+        loop {
+            let (sock, remote) = match listener.accept().await {
+                Ok(x) => {
+                    failures = 0;
+                    x
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    failures = (failures + 1).min(10);
+                    warn!("tcp accept on {local}: {e}");
+                    tokio::time::sleep(Duration::from_millis(10 << failures)).await;
+                    continue;
+                }
+            };
+            if node.inbound.is_closed() {
+                return;
+            }
+            let _ = sock.set_nodelay(true);
+            let node = node.clone();
+            let link = spec.link.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let peer = remote.to_string();
+                match acceptor {
+                    None => run_stream(&node, sock, link, &peer).await,
+                    Some(acc) => match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
+                        Ok(Ok(tls)) => run_stream(&node, tls, link, &peer).await,
+                        Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => warn!("TLS handshake with {peer} timed out"),
+                    },
+                }
+            });
+        }
+    });
+    debug!("listening for TCP on {local}");
+    Ok((local, task))
+}
+
+/// Dials a TCP peer, redialing per Go's backoff while `redial` is set.
+pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
+    let node = node.clone();
+    let what = spec.address.clone();
+    tokio::spawn(redial_loop(node.clone(), what, spec.redial, move || {
+        let node = node.clone();
+        let spec = spec.clone();
+        async move {
+            let sock = TcpStream::connect(&spec.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = sock.set_nodelay(true);
+            match &spec.tls {
+                None => run_stream(&node, sock, spec.link.clone(), &spec.address).await,
+                Some(cfg) => {
+                    let name = server_name_for_host(host_of(&spec.address))
+                        .map_err(|e| format!("bad TLS server name: {e}"))?;
+                    let conn = TlsConnector::from(cfg.clone());
+                    let tls = tokio::time::timeout(TLS_TIMEOUT, conn.connect(name, sock))
+                        .await
+                        .map_err(|_| "TLS handshake timed out".to_owned())?
+                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                    run_stream(&node, tls, spec.link.clone(), &spec.address).await;
+                }
+            }
+            Ok(())
+        }
+    }))
+}

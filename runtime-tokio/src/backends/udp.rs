@@ -1,0 +1,97 @@
+//! `udp-listener` / `udp-peer`: one netceptor message per datagram, no framing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use super::{DialSpec, ListenSpec, bind_addr, redial_loop};
+use crate::driver::NodeHandle;
+use crate::link::{run_connected_udp, run_udp_session};
+
+/// Datagrams queued per UDP session before further ones are dropped.
+const SESSION_QUEUE: usize = 256;
+/// Most concurrent sessions a UDP listener keeps (one per remote address).
+const MAX_SESSIONS: usize = 4096;
+
+/// Binds a UDP listener: a session per remote address, created by its first datagram.
+pub async fn udp_listen(
+    node: &NodeHandle,
+    spec: ListenSpec,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let socket = Arc::new(UdpSocket::bind(bind_addr(&spec.bind, spec.port)).await?);
+    let local = socket.local_addr()?;
+    let node = node.clone();
+    let task = tokio::spawn(async move {
+        let mut sessions: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, remote)) = socket.recv_from(&mut buf).await else {
+                // ICMP errors from earlier sends surface here on some systems: keep going.
+                continue;
+            };
+            if node.inbound.is_closed() {
+                return;
+            }
+            let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+            if let Some(tx) = sessions.get(&remote) {
+                if !tx.is_closed() {
+                    let _ = tx.try_send(data);
+                    continue;
+                }
+                // The session ended: this datagram starts a fresh one with a new handshake.
+                sessions.remove(&remote);
+            }
+            if sessions.len() >= MAX_SESSIONS {
+                sessions.retain(|_, tx| !tx.is_closed());
+                if sessions.len() >= MAX_SESSIONS {
+                    debug!("udp listener {local}: too many sessions, dropping {remote}");
+                    continue;
+                }
+            }
+            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+            let _ = tx.try_send(data);
+            sessions.insert(remote, tx);
+            tokio::spawn(run_udp_session(
+                node.clone(),
+                socket.clone(),
+                remote,
+                spec.link.clone(),
+                rx,
+            ));
+        }
+    });
+    debug!("listening for UDP on {local}");
+    Ok((local, task))
+}
+
+/// Dials a UDP peer with a connected socket, redialing while `redial` is set.
+pub fn udp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
+    let node = node.clone();
+    let what = spec.address.clone();
+    tokio::spawn(redial_loop(node.clone(), what, spec.redial, move || {
+        let node = node.clone();
+        let spec = spec.clone();
+        async move {
+            let remote = tokio::net::lookup_host(&spec.address)
+                .await
+                .map_err(|e| e.to_string())?
+                .next()
+                .ok_or_else(|| format!("no address for {}", spec.address))?;
+            let bind = if remote.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
+            let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
+            socket.connect(remote).await.map_err(|e| e.to_string())?;
+            run_connected_udp(&node, socket, spec.link.clone(), &spec.address).await;
+            Ok(())
+        }
+    }))
+}

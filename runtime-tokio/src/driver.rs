@@ -1,0 +1,490 @@
+//! The node task: one tokio task owns the [`Node`]; backends and applications talk to it
+//! through bounded channels.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use receptor_core::wire::{ServiceAdvert, UnreachableNotice};
+use receptor_core::{
+    Advertise, Config, Event, Input, LinkConfig, LinkId, ListenError, Node, NodeId, PingId,
+    PingResult, SendError, ServiceName,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// Frames queued per link before the node drops further ones (the peer is too slow).
+pub(crate) const LINK_QUEUE: usize = 512;
+const INBOUND_QUEUE: usize = 1024;
+const COMMAND_QUEUE: usize = 256;
+/// Datagrams queued per local service before further ones are dropped.
+pub const SERVICE_QUEUE: usize = 256;
+
+/// How the node reaches one link's writer.
+pub(crate) struct LinkTx {
+    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) close: oneshot::Sender<()>,
+}
+
+pub(crate) enum ToNode {
+    LinkUp {
+        link: LinkId,
+        config: Arc<LinkConfig>,
+        tx: LinkTx,
+        peer: String,
+    },
+    Received {
+        link: LinkId,
+        data: Bytes,
+    },
+    LinkDown {
+        link: LinkId,
+    },
+}
+
+/// What arrives on a bound service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceEvent {
+    /// A datagram.
+    Datagram {
+        /// Sender node.
+        from_node: NodeId,
+        /// Sender service.
+        from_service: ServiceName,
+        /// Payload.
+        payload: Bytes,
+    },
+    /// Something this service sent could not be delivered.
+    Unreachable {
+        /// The node that reported it.
+        reporter: NodeId,
+        /// The notice.
+        notice: UnreachableNotice,
+    },
+}
+
+/// A snapshot of the node's mesh state, for `status`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// Direct neighbours and costs.
+    pub connections: BTreeMap<NodeId, f64>,
+    /// Destination -> first hop.
+    pub routes: BTreeMap<NodeId, NodeId>,
+    /// Every node's advertised connections.
+    pub known_connection_costs: BTreeMap<NodeId, BTreeMap<NodeId, f64>>,
+    /// Service advertisements in force, ours included.
+    pub advertisements: Vec<ServiceAdvert>,
+}
+
+/// One traceroute hop, or the end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceEvent {
+    /// A hop (0 = this node).
+    Hop(u8, PingResult),
+    /// No more hops.
+    Done,
+}
+
+enum Command {
+    Status(oneshot::Sender<Status>),
+    Ping(String, oneshot::Sender<Result<PingResult, SendError>>),
+    Traceroute(String, mpsc::Sender<TraceEvent>),
+    Listen {
+        service: Option<String>,
+        advertise: Option<Advertise>,
+        deliver: mpsc::Sender<ServiceEvent>,
+        reply: oneshot::Sender<Result<ServiceName, ListenError>>,
+    },
+    Unlisten(ServiceName),
+    Send {
+        from: ServiceName,
+        to_node: String,
+        to_service: ServiceName,
+        payload: Bytes,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Shutdown,
+}
+
+/// The node has stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node has stopped")]
+pub struct NodeGone;
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    id: NodeId,
+    commands: mpsc::Sender<Command>,
+    pub(crate) inbound: mpsc::Sender<ToNode>,
+    next_link: Arc<AtomicU64>,
+    stopped: watch::Receiver<Option<String>>,
+}
+
+/// Starts the node task on the current tokio runtime.
+pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::ConfigError> {
+    let id = config.node_id.clone();
+    let node = Node::new(config, now())?;
+    let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (stop_tx, stopped) = watch::channel(None);
+    tokio::spawn(run(node, cmd_rx, in_rx, stop_tx));
+    Ok(NodeHandle {
+        id,
+        commands,
+        inbound,
+        next_link: Arc::new(AtomicU64::new(1)),
+        stopped,
+    })
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl NodeHandle {
+    /// This node's ID.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    pub(crate) fn new_link(&self) -> LinkId {
+        LinkId(self.next_link.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// The node's mesh state.
+    pub async fn status(&self) -> Result<Status, NodeGone> {
+        self.call(Command::Status).await
+    }
+
+    /// Pings a node (10 s timeout, as Go).
+    pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
+        let target = target.to_owned();
+        self.call(|tx| Command::Ping(target, tx)).await
+    }
+
+    /// Traceroute to a node: hop events, then `Done`.
+    pub async fn traceroute(&self, target: &str) -> Result<mpsc::Receiver<TraceEvent>, NodeGone> {
+        let (tx, rx) = mpsc::channel(64);
+        self.commands
+            .send(Command::Traceroute(target.to_owned(), tx))
+            .await
+            .map_err(|_| NodeGone)?;
+        Ok(rx)
+    }
+
+    /// Binds a service (ephemeral when `None`); datagrams and notices for it arrive on the
+    /// returned receiver.
+    pub async fn listen(
+        &self,
+        service: Option<&str>,
+        advertise: Option<Advertise>,
+    ) -> Result<(ServiceName, mpsc::Receiver<ServiceEvent>), ListenError> {
+        let (deliver, rx) = mpsc::channel(SERVICE_QUEUE);
+        let service = service.map(str::to_owned);
+        let r = self
+            .call(|reply| Command::Listen {
+                service,
+                advertise,
+                deliver,
+                reply,
+            })
+            .await;
+        match r {
+            Ok(Ok(name)) => Ok((name, rx)),
+            Ok(Err(e)) => Err(e),
+            Err(NodeGone) => Err(ListenError::InUse(ServiceName::default())),
+        }
+    }
+
+    /// Unbinds a service.
+    pub async fn unlisten(&self, service: ServiceName) {
+        let _ = self.commands.send(Command::Unlisten(service)).await;
+    }
+
+    /// Sends a datagram from a local service.
+    pub async fn send_to(
+        &self,
+        from: ServiceName,
+        to_node: &str,
+        to_service: ServiceName,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let to_node = to_node.to_owned();
+        self.call(|reply| Command::Send {
+            from,
+            to_node,
+            to_service,
+            payload,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(SendError::ShutDown))
+    }
+
+    /// Asks the node to stop; every link closes.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    /// Waits until the node stops; returns why, if it stopped on its own (duplicate node ID).
+    pub async fn stopped(&self) -> Option<String> {
+        let mut rx = self.stopped.clone();
+        loop {
+            if let Some(reason) = rx.borrow().clone() {
+                return Some(reason).filter(|r| !r.is_empty());
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// A link as the node task knows it: its frame queue, close signal and peer address.
+type LinkEntry = (mpsc::Sender<Bytes>, Option<oneshot::Sender<()>>, String);
+
+/// State the node task keeps beside the node.
+struct Driver {
+    node: Node,
+    links: BTreeMap<LinkId, LinkEntry>,
+    services: BTreeMap<ServiceName, mpsc::Sender<ServiceEvent>>,
+    pings: BTreeMap<PingId, oneshot::Sender<Result<PingResult, SendError>>>,
+    traces: BTreeMap<PingId, mpsc::Sender<TraceEvent>>,
+    dropped_frames: u64,
+}
+
+async fn run(
+    node: Node,
+    mut commands: mpsc::Receiver<Command>,
+    mut inbound: mpsc::Receiver<ToNode>,
+    stopped: watch::Sender<Option<String>>,
+) {
+    let mut d = Driver {
+        node,
+        links: BTreeMap::new(),
+        services: BTreeMap::new(),
+        pings: BTreeMap::new(),
+        traces: BTreeMap::new(),
+        dropped_frames: 0,
+    };
+    let mut reason = None;
+    loop {
+        if let Some(r) = d.flush() {
+            reason = Some(r);
+            break;
+        }
+        let deadline = d.node.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            msg = inbound.recv() => match msg {
+                Some(m) => d.inbound(m),
+                None => break,
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Shutdown) | None => {
+                    d.node.close(now());
+                    let _ = d.flush();
+                    break;
+                }
+                Some(c) => d.command(c),
+            },
+            () = sleep => d.node.handle_input(now(), Input::Timeout),
+        }
+    }
+    // Dropping the link senders ends every writer; the readers are told to stop.
+    for (_, (_, close, _)) in std::mem::take(&mut d.links) {
+        if let Some(c) = close {
+            let _ = c.send(());
+        }
+    }
+    let _ = stopped.send(Some(reason.unwrap_or_default()));
+}
+
+impl Driver {
+    fn inbound(&mut self, msg: ToNode) {
+        let now = now();
+        match msg {
+            ToNode::LinkUp {
+                link,
+                config,
+                tx,
+                peer,
+            } => {
+                debug!(%link, %peer, "link up");
+                self.links.insert(link, (tx.frames, Some(tx.close), peer));
+                self.node.handle_input(now, Input::LinkUp { link, config });
+            }
+            ToNode::Received { link, data } => {
+                self.node.handle_input(now, Input::Received { link, data });
+            }
+            ToNode::LinkDown { link } => {
+                self.links.remove(&link);
+                self.node.handle_input(now, Input::LinkDown { link });
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = now();
+        match cmd {
+            Command::Status(reply) => {
+                let n = &self.node;
+                let _ = reply.send(Status {
+                    node_id: n.id().clone(),
+                    connections: n.connections(),
+                    routes: n.routes().clone(),
+                    known_connection_costs: n.known_connection_costs(),
+                    advertisements: n.advertisements().cloned().collect(),
+                });
+            }
+            Command::Ping(target, reply) => match self.node.ping(now, &target) {
+                Ok(id) => {
+                    self.pings.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Traceroute(target, tx) => match self.node.traceroute(now, &target) {
+                Ok(id) => {
+                    self.traces.insert(id, tx);
+                }
+                Err(e) => {
+                    let r = PingResult {
+                        from: None,
+                        rtt: Duration::ZERO,
+                        error: Some(e.to_string()),
+                    };
+                    let _ = tx.try_send(TraceEvent::Hop(0, r));
+                    let _ = tx.try_send(TraceEvent::Done);
+                }
+            },
+            Command::Listen {
+                service,
+                advertise,
+                deliver,
+                reply,
+            } => {
+                let r = self.node.listen(now, service.as_deref(), advertise);
+                if let Ok(name) = &r {
+                    self.services.insert(*name, deliver);
+                }
+                let _ = reply.send(r);
+            }
+            Command::Unlisten(s) => {
+                self.services.remove(&s);
+                self.node.unlisten(now, s);
+            }
+            Command::Send {
+                from,
+                to_node,
+                to_service,
+                payload,
+                reply,
+            } => {
+                let r = self
+                    .node
+                    .send(now, from, &to_node, to_service, payload, None);
+                let _ = reply.send(r);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Drains the node's outputs; returns a reason if the node stopped on its own.
+    fn flush(&mut self) -> Option<String> {
+        while let Some(t) = self.node.poll_transmit() {
+            if let Some((tx, _, _)) = self.links.get(&t.link)
+                && tx.try_send(t.frame).is_err()
+            {
+                // A full queue means a peer that does not keep up: drop, as a lossy link would.
+                self.dropped_frames += 1;
+            }
+        }
+        let mut stop = None;
+        while let Some(ev) = self.node.poll_event() {
+            match ev {
+                Event::Datagram {
+                    service,
+                    from,
+                    payload,
+                } => {
+                    if let Some(tx) = self.services.get(&service) {
+                        let _ = tx.try_send(ServiceEvent::Datagram {
+                            from_node: from.node,
+                            from_service: from.service,
+                            payload,
+                        });
+                    }
+                }
+                Event::Unreachable {
+                    service,
+                    reporter,
+                    notice,
+                } => {
+                    if let Some(tx) = self.services.get(&service) {
+                        let _ = tx.try_send(ServiceEvent::Unreachable { reporter, notice });
+                    }
+                }
+                Event::CloseLink { link, reason } => {
+                    if let Some((_, close, peer)) = self.links.get_mut(&link) {
+                        info!(%link, %peer, ?reason, "closing connection");
+                        if let Some(c) = close.take() {
+                            let _ = c.send(());
+                        }
+                    }
+                }
+                Event::PeerUp { link, node } => {
+                    info!(%link, peer = %node, "connection established with {node}");
+                }
+                Event::PeerDown { link, node } => {
+                    info!(%link, peer = %node, "connection to {node} lost");
+                }
+                Event::RoutesChanged => {
+                    debug!(routes = ?self.node.routes(), "routing table changed");
+                }
+                Event::Ping { id, result } => {
+                    if let Some(tx) = self.pings.remove(&id) {
+                        let _ = tx.send(Ok(result));
+                    }
+                }
+                Event::TraceHop { id, hop, result } => {
+                    if let Some(tx) = self.traces.get(&id) {
+                        let _ = tx.try_send(TraceEvent::Hop(hop, result));
+                    }
+                }
+                Event::TraceDone { id } => {
+                    if let Some(tx) = self.traces.remove(&id) {
+                        let _ = tx.try_send(TraceEvent::Done);
+                    }
+                }
+                Event::Shutdown { reason } => {
+                    warn!("{reason}");
+                    stop = Some(reason);
+                }
+                _ => {}
+            }
+        }
+        stop
+    }
+}
