@@ -1,6 +1,8 @@
 #![warn(missing_docs)]
-//! The `receptor` binary's library half: configuration parsing (and, later, startup).
+//! The `receptor` binary's library half: configuration parsing, logging and startup.
 //!
-//! Kept as a library so integration tests and other tools can drive the parser directly.
+//! Kept as a library so integration tests and other tools can drive it directly.
 
 pub mod config;
+pub mod logging;
+pub mod run;

@@ -455,10 +455,10 @@ impl Driver {
                     }
                 }
                 Event::PeerUp { link, node } => {
-                    info!(%link, peer = %node, "connection established with {node}");
+                    info!(%link, "Connection established with {node}");
                 }
                 Event::PeerDown { link, node } => {
-                    info!(%link, peer = %node, "connection to {node} lost");
+                    info!(%link, "Connection to {node} lost");
                 }
                 Event::RoutesChanged => {
                     debug!(routes = ?self.node.routes(), "routing table changed");

@@ -10,6 +10,9 @@ mod driver;
 mod link;
 pub mod tls;
 
+/// The rustls this crate builds its TLS configs with.
+pub use rustls;
+
 pub use driver::{
     NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
 };

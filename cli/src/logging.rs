@@ -1,0 +1,57 @@
+//! Logs in Go receptor's format: `LEVEL YYYY/MM/DD HH:MM:SS message`, with Go's level names.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::LogLevel;
+
+struct GoFormat;
+
+impl<S, N> FormatEvent<S, N> for GoFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG | Level::TRACE => "DEBUG",
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        // RFC 3339 gives "YYYY-MM-DDTHH:MM:SS...", Go's log prints "YYYY/MM/DD HH:MM:SS".
+        let t = receptor_core::wire::format_rfc3339_nano(now.as_secs() as i128 * 1_000_000_000);
+        let date = t.get(..10).unwrap_or_default().replace('-', "/");
+        let time = t.get(11..19).unwrap_or_default();
+        write!(w, "{level} {date} {time} ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Installs the global logger at `level` (stderr, as Go's logger).
+pub fn init(level: LogLevel) {
+    let max = match level {
+        LogLevel::Error => Level::ERROR,
+        LogLevel::Warning => Level::WARN,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Debug => Level::DEBUG,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(max)
+        .with_writer(std::io::stderr)
+        .event_format(GoFormat)
+        .try_init();
+}
