@@ -4,5 +4,6 @@
 //! Kept as a library so integration tests and other tools can drive it directly.
 
 pub mod config;
+pub mod control;
 pub mod logging;
 pub mod run;

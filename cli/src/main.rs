@@ -1,18 +1,25 @@
 //! The `receptor` binary: Go receptor's command line and YAML config, running a mesh node.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use receptor_cli::config::{self, Command};
-use receptor_cli::{logging, run};
-use tracing::{error, info};
+use receptor_cli::config::{self, Command, Config};
+use receptor_cli::control::{ControlContext, ReloadFn, serve_tcp, serve_unix};
+use receptor_cli::run::{self, Backends, TlsConfigs};
+use receptor_cli::logging;
+use receptor_core::control::ReloadError;
+use receptor_tokio::NodeHandle;
+use tokio::sync::Mutex;
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let mut args = std::env::args();
     let argv0 = args.next().unwrap_or_else(|| "receptor".to_owned());
+    let args: Vec<String> = args.collect();
     let progname = std::path::Path::new(&argv0)
         .file_name()
         .map_or_else(|| argv0.clone(), |n| n.to_string_lossy().into_owned());
-    let command = match config::parse_args(args).and_then(|c| c.check_supported().map(|()| c)) {
+    let command = match config::parse_args(args.clone()).and_then(|c| c.check_supported().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             println!("Error: {e}");
@@ -44,10 +51,7 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cfg.log_level);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             println!("Error: {e}");
@@ -55,8 +59,8 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let (node, _tls) = match run::start(&cfg).await {
-            Ok(x) => x,
+        let node = match start(*cfg, args).await {
+            Ok(n) => n,
             Err(e) => {
                 error!("{e}");
                 println!("Error: {e}");
@@ -70,13 +74,98 @@ fn main() -> ExitCode {
     })
 }
 
+/// Starts the node, its control services and backends.
+async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
+    let (node, tls) = run::start_node(&cfg)?;
+    // Control sockets first: clients poll for the socket file right after start.
+    let backends = Arc::new(Mutex::new(Backends::default()));
+    let reload = reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
+    let ctx = ControlContext {
+        node: node.clone(),
+        reload,
+        version: config::VERSION.to_owned(),
+    };
+    for c in &cfg.control_services {
+        if let Some(path) = &c.filename {
+            serve_unix(std::path::Path::new(path), c.permissions, ctx.clone())?;
+            info!("Running control service {} on {path}", c.service);
+        }
+        if let Some(listen) = &c.tcp_listen {
+            if c.tls.is_some() && c.tcp_tls.is_none() {
+                warn!("control-service tls is set but tcptls is not: the TCP listener is plain");
+            }
+            let tls_cfg = match &c.tcp_tls {
+                None => None,
+                Some(name) => Some(
+                    tls.servers
+                        .get(name)
+                        .ok_or_else(|| format!("unknown TLS config {name}"))?
+                        .backend_config(&[])
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
+            let (addr, _) = serve_tcp(listen, tls_cfg, ctx.clone()).await?;
+            info!("Running control service {} on TCP {addr}", c.service);
+        }
+    }
+    *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
+    Ok(node)
+}
+
+/// Go's `reload`: re-parse the command line and config file, refuse changes to anything but
+/// backends (ERRORCODE 3), then drop every backend and start the new set (ERRORCODE 4).
+fn reload_fn(
+    node: NodeHandle,
+    tls: Arc<TlsConfigs>,
+    backends: Arc<Mutex<Backends>>,
+    cfg: &Config,
+    args: Vec<String>,
+) -> ReloadFn {
+    let file = cfg.config_file.clone();
+    let before = file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| config::file_items(&t).ok())
+        .unwrap_or_default();
+    let before = Arc::new(before);
+    Arc::new(move || {
+        let (node, tls, backends, args, file, before) = (
+            node.clone(),
+            tls.clone(),
+            backends.clone(),
+            args.clone(),
+            file.clone(),
+            before.clone(),
+        );
+        Box::pin(async move {
+            let err4 = |message: String| ReloadError { message, code: 4 };
+            let Some(file) = file else {
+                return Err(err4("no configuration file was provided, reload function not set".into()));
+            };
+            let text = std::fs::read_to_string(&file).map_err(|e| err4(e.to_string()))?;
+            let after = config::file_items(&text).map_err(|e| err4(e.to_string()))?;
+            config::check_reload(&before, &after).map_err(|e| ReloadError {
+                message: e.to_string(),
+                code: 3,
+            })?;
+            let new = match config::parse_args(args).map_err(|e| err4(e.to_string()))? {
+                Command::Run(c) => c,
+                _ => return Err(err4("the command line no longer runs a node".into())),
+            };
+            let mut b = backends.lock().await;
+            b.stop();
+            node.disconnect_all().await;
+            *b = run::start_backends(&node, &new, &tls).await.map_err(err4)?;
+            info!("Reloaded backends from {file}");
+            Ok(())
+        })
+    })
+}
+
 /// Runs until SIGINT/SIGTERM (exit 0) or until the node stops itself (exit 1).
-async fn wait_for_exit(node: &receptor_tokio::NodeHandle) -> ExitCode {
+async fn wait_for_exit(node: &NodeHandle) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return ExitCode::FAILURE;
     };
     tokio::select! {

@@ -176,61 +176,80 @@ fn dial_spec(
     })
 }
 
-/// Starts the node and its backends. Returns the node handle and the TLS configs (which the
-/// control services use).
-pub async fn start(cfg: &Config) -> Result<(NodeHandle, Arc<TlsConfigs>), String> {
+/// The running backends (listeners and dialers); `reload` stops and restarts them.
+#[derive(Default)]
+pub struct Backends {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Backends {
+    /// Stops every listener and dialer. Sessions they started are closed by the node
+    /// (`NodeHandle::disconnect_all`).
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the node (no backends yet). Returns the node handle and the TLS configs.
+pub fn start_node(cfg: &Config) -> Result<(NodeHandle, Arc<TlsConfigs>), String> {
     let tls = Arc::new(load_tls(cfg)?);
     let node = spawn_node(Arc::new(core_config(cfg)?)).map_err(|e| e.to_string())?;
+    Ok((node, tls))
+}
+
+/// Starts the backends of `cfg` on `node`. A listener that cannot bind is an error.
+pub async fn start_backends(
+    node: &NodeHandle,
+    cfg: &Config,
+    tls: &TlsConfigs,
+) -> Result<Backends, String> {
+    let mut b = Backends::default();
     let fail = |what: &str, e: std::io::Error| format!("error listening on {what}: {e}");
     for l in &cfg.tcp_listeners {
-        let spec = listen_spec(l, LinkKind::Stream, server_tls(&tls, &l.tls, &[])?)?;
-        let (addr, _) = tcp_listen(&node, spec).await.map_err(|e| fail("TCP", e))?;
+        let spec = listen_spec(l, LinkKind::Stream, server_tls(tls, &l.tls, &[])?)?;
+        let (addr, t) = tcp_listen(node, spec).await.map_err(|e| fail("TCP", e))?;
+        b.tasks.push(t);
         info!("Listening on TCP {addr}");
     }
     for l in &cfg.udp_listeners {
-        let (addr, _) = udp_listen(&node, listen_spec(l, LinkKind::Datagram, None)?)
+        let (addr, t) = udp_listen(node, listen_spec(l, LinkKind::Datagram, None)?)
             .await
             .map_err(|e| fail("UDP", e))?;
+        b.tasks.push(t);
         info!("Listening on UDP {addr}");
     }
     for w in &cfg.ws_listeners {
-        let tls_cfg = server_tls(&tls, &w.listener.tls, &[ALPN_HTTP11])?;
+        let tls_cfg = server_tls(tls, &w.listener.tls, &[ALPN_HTTP11])?;
         let spec = WsListenSpec {
             listen: listen_spec(&w.listener, LinkKind::Message, tls_cfg)?,
             path: w.path.clone(),
         };
-        let (addr, _) = ws_listen(&node, spec)
-            .await
-            .map_err(|e| fail("WebSocket", e))?;
+        let (addr, t) = ws_listen(node, spec).await.map_err(|e| fail("WebSocket", e))?;
+        b.tasks.push(t);
         info!("Listening on WebSocket {addr} path {}", w.path);
     }
     for p in &cfg.tcp_peers {
-        tcp_dial(
-            &node,
-            dial_spec(p, LinkKind::Stream, client_tls(&tls, &p.tls, &[])?)?,
-        );
+        let spec = dial_spec(p, LinkKind::Stream, client_tls(tls, &p.tls, &[])?)?;
+        b.tasks.push(tcp_dial(node, spec));
     }
     for p in &cfg.udp_peers {
-        udp_dial(&node, dial_spec(p, LinkKind::Datagram, None)?);
+        b.tasks.push(udp_dial(node, dial_spec(p, LinkKind::Datagram, None)?));
     }
     for w in &cfg.ws_peers {
         let p = &w.peer;
-        let tls_cfg = client_tls(&tls, &p.tls, &[ALPN_HTTP11])?;
-        ws_dial(
-            &node,
+        let tls_cfg = client_tls(tls, &p.tls, &[ALPN_HTTP11])?;
+        b.tasks.push(ws_dial(
+            node,
             WsDialSpec {
                 url: p.address.clone(),
                 redial: p.redial,
-                link: link_config(
-                    LinkKind::Message,
-                    p.cost,
-                    &BTreeMap::new(),
-                    &p.allowed_peers,
-                )?,
+                link: link_config(LinkKind::Message, p.cost, &BTreeMap::new(), &p.allowed_peers)?,
                 tls: tls_cfg,
                 extra_header: w.extra_header.clone(),
             },
-        );
+        ));
     }
-    Ok((node, tls))
+    Ok(b)
 }

@@ -100,6 +100,7 @@ enum Command {
         reply: oneshot::Sender<Result<ServiceName, ListenError>>,
     },
     Unlisten(ServiceName),
+    DisconnectAll,
     Send {
         from: ServiceName,
         to_node: String,
@@ -233,6 +234,11 @@ impl NodeHandle {
         })
         .await
         .unwrap_or(Err(SendError::ShutDown))
+    }
+
+    /// Closes every link; the node keeps running (for `reload`).
+    pub async fn disconnect_all(&self) {
+        let _ = self.commands.send(Command::DisconnectAll).await;
     }
 
     /// Asks the node to stop; every link closes.
@@ -391,6 +397,7 @@ impl Driver {
                 }
                 let _ = reply.send(r);
             }
+            Command::DisconnectAll => self.node.disconnect_all(now),
             Command::Unlisten(s) => {
                 self.services.remove(&s);
                 self.node.unlisten(now, s);
@@ -454,11 +461,11 @@ impl Driver {
                         }
                     }
                 }
-                Event::PeerUp { link, node } => {
-                    info!(%link, "Connection established with {node}");
-                }
                 Event::PeerDown { link, node } => {
                     info!(%link, "Connection to {node} lost");
+                }
+                Event::PeerUp { link, node } => {
+                    info!(%link, "Connection established with {node}");
                 }
                 Event::RoutesChanged => {
                     debug!(routes = ?self.node.routes(), "routing table changed");

@@ -17,16 +17,33 @@ use crate::driver::{LINK_QUEUE, LinkTx, NodeHandle, ToNode};
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Tells the node a link is gone when its reader ends, however it ends (also when its task
+/// is aborted, e.g. by `reload` stopping a dialer mid-session).
+struct DownGuard {
+    node: NodeHandle,
+    link: receptor_core::LinkId,
+}
+
+impl Drop for DownGuard {
+    fn drop(&mut self) {
+        let msg = ToNode::LinkDown { link: self.link };
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.node.inbound.try_send(msg) {
+            let inbound = self.node.inbound.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = inbound.send(msg).await;
+                });
+            }
+        }
+    }
+}
+
 /// Registers a new link with the node; returns its frame receiver and close signal.
 async fn register(
     node: &NodeHandle,
     config: Arc<LinkConfig>,
     peer: &str,
-) -> Option<(
-    receptor_core::LinkId,
-    mpsc::Receiver<Bytes>,
-    oneshot::Receiver<()>,
-)> {
+) -> Option<(DownGuard, mpsc::Receiver<Bytes>, oneshot::Receiver<()>)> {
     let link = node.new_link();
     let (frames, frames_rx) = mpsc::channel(LINK_QUEUE);
     let (close, close_rx) = oneshot::channel();
@@ -37,7 +54,11 @@ async fn register(
         peer: peer.to_owned(),
     };
     node.inbound.send(up).await.ok()?;
-    Some((link, frames_rx, close_rx))
+    let guard = DownGuard {
+        node: node.clone(),
+        link,
+    };
+    Some((guard, frames_rx, close_rx))
 }
 
 /// Runs a byte-stream session (TCP, TLS) until either side ends it.
@@ -45,9 +66,10 @@ pub(crate) async fn run_stream<S>(node: &NodeHandle, stream: S, config: Arc<Link
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let Some((link, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
         return;
     };
+    let link = guard.link;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(f) = frames.recv().await {
@@ -85,7 +107,7 @@ where
         }
     }
     debug!(%link, %peer, "stream link ended");
-    let _ = node.inbound.send(ToNode::LinkDown { link }).await;
+    drop(guard);
     let _ = writer.await;
 }
 
@@ -98,9 +120,10 @@ pub(crate) async fn run_websocket<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some((link, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
         return;
     };
+    let link = guard.link;
     let (mut sink, mut stream) = ws.split();
     let writer = tokio::spawn(async move {
         while let Some(f) = frames.recv().await {
@@ -132,7 +155,7 @@ pub(crate) async fn run_websocket<S>(
         }
     }
     debug!(%link, %peer, "websocket link ended");
-    let _ = node.inbound.send(ToNode::LinkDown { link }).await;
+    drop(guard);
     let _ = writer.await;
 }
 
@@ -143,9 +166,10 @@ pub(crate) async fn run_connected_udp(
     config: Arc<LinkConfig>,
     peer: &str,
 ) {
-    let Some((link, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
         return;
     };
+    let link = guard.link;
     let socket = Arc::new(socket);
     let ws = socket.clone();
     let writer = tokio::spawn(async move {
@@ -171,7 +195,7 @@ pub(crate) async fn run_connected_udp(
         }
     }
     debug!(%link, %peer, "udp link ended");
-    let _ = node.inbound.send(ToNode::LinkDown { link }).await;
+    drop(guard);
     let _ = writer.await;
 }
 
@@ -185,9 +209,10 @@ pub(crate) async fn run_udp_session(
     mut incoming: mpsc::Receiver<Bytes>,
 ) {
     let peer = remote.to_string();
-    let Some((link, mut frames, mut close)) = register(&node, config, &peer).await else {
+    let Some((guard, mut frames, mut close)) = register(&node, config, &peer).await else {
         return;
     };
+    let link = guard.link;
     let writer = tokio::spawn(async move {
         while let Some(f) = frames.recv().await {
             let _ = socket.send_to(&f, remote).await;
@@ -206,6 +231,6 @@ pub(crate) async fn run_udp_session(
             _ = &mut close => break,
         }
     }
-    let _ = node.inbound.send(ToNode::LinkDown { link }).await;
+    drop(guard);
     let _ = writer.await;
 }

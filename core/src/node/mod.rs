@@ -602,6 +602,16 @@ impl Node {
         }
     }
 
+    /// Closes every session but keeps the node running (Go's `reload` drops all backends
+    /// before starting them again).
+    pub fn disconnect_all(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let links: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in links {
+            self.close_link(link, CloseReason::Shutdown);
+        }
+    }
+
     /// Stops the node: every session is closed.
     pub fn close(&mut self, now: Instant) {
         self.now = self.now.max(now);

@@ -1,0 +1,271 @@
+//! Control service listeners (unix socket, TCP with optional TLS) that run the sans-IO
+//! [`Session`] of `receptor_core::control` against the node (control-and-work.md §1).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BytesMut};
+use receptor_core::PingResult;
+use receptor_core::control::{
+    Action, ConnectionStatus, HostInfo, Phase, ReloadError, Reply, Session, StatusSnapshot,
+};
+use receptor_tokio::{NodeHandle, TraceEvent};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+/// `reload`, as the CLI implements it (re-reading the config file, restarting backends).
+pub type ReloadFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), ReloadError>> + Send>> + Send + Sync>;
+
+/// What every control session needs.
+#[derive(Clone)]
+pub struct ControlContext {
+    /// The node.
+    pub node: NodeHandle,
+    /// Re-reads the configuration.
+    pub reload: ReloadFn,
+    /// The build version reported by `status`.
+    pub version: String,
+}
+
+/// Go's TLS handshake deadline for the TCP control listener.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Listens on a unix socket: takes `<path>.lock` (an exclusive lock held for the process's
+/// life), replaces any stale socket file and sets its permissions.
+pub fn serve_unix(
+    path: &Path,
+    permissions: u32,
+    ctx: ControlContext,
+) -> Result<JoinHandle<()>, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(PathBuf::from(&lock_path))
+        .map_err(|e| format!("could not open lock file {}: {e}", lock_path.display()))?;
+    lock.try_lock()
+        .map_err(|_| "could not acquire lock on socket file: fslock is already locked".to_owned())?;
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("error listening on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(permissions))
+        .map_err(|e| format!("error setting permissions on {}: {e}", path.display()))?;
+    Ok(tokio::spawn(async move {
+        let _lock = lock;
+        loop {
+            match listener.accept().await {
+                Ok((sock, _)) => {
+                    tokio::spawn(run_session(sock, ctx.clone()));
+                }
+                Err(e) => {
+                    warn!("control socket accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Listens on TCP (`host:port`, or a bare port on all addresses), optionally with TLS.
+pub async fn serve_tcp(
+    listen: &str,
+    tls: Option<Arc<receptor_tokio::rustls::ServerConfig>>,
+    ctx: ControlContext,
+) -> Result<(std::net::SocketAddr, JoinHandle<()>), String> {
+    let addr = if listen.contains(':') {
+        listen.to_owned()
+    } else {
+        format!("0.0.0.0:{listen}")
+    };
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("error listening on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let acceptor = tls.map(TlsAcceptor::from);
+    Ok((
+        local,
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, peer)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let ctx = ctx.clone();
+                match &acceptor {
+                    None => {
+                        tokio::spawn(run_session(sock, ctx));
+                    }
+                    Some(acc) => {
+                        let acc = acc.clone();
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE, acc.accept(sock)).await {
+                                Ok(Ok(tls)) => run_session(tls, ctx).await,
+                                Ok(Err(e)) => debug!("control TLS handshake with {peer}: {e}"),
+                                Err(_) => debug!("control TLS handshake with {peer} timed out"),
+                            }
+                        });
+                    }
+                }
+            }
+        }),
+    ))
+}
+
+/// Runs one control session to its end.
+async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: ControlContext) {
+    let mut s = Session::new(ctx.node.id().as_str());
+    let mut input = BytesMut::with_capacity(4096);
+    let mut eof = false;
+    loop {
+        while let Some(out) = s.poll_output() {
+            if sock.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        if let Some(action) = s.poll_action() {
+            let reply = perform(&ctx, action).await;
+            if s.complete(reply).is_err() {
+                return;
+            }
+            continue;
+        }
+        match s.phase() {
+            Phase::Reading => {
+                if !input.is_empty() {
+                    let used = s.handle_bytes(&input);
+                    input.advance(used);
+                    if used > 0 {
+                        continue;
+                    }
+                }
+                if eof {
+                    break;
+                }
+                match sock.read_buf(&mut input).await {
+                    Ok(0) => {
+                        eof = true;
+                        s.handle_eof();
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+            // Streams (connect, work) come with the stream layer; no reply switches phase yet.
+            Phase::Payload | Phase::Switched | Phase::Finished | Phase::Awaiting => break,
+        }
+    }
+    let _ = sock.flush().await;
+    let _ = sock.shutdown().await;
+}
+
+async fn perform(ctx: &ControlContext, action: Action) -> Reply {
+    match action {
+        Action::Status { .. } => match snapshot(ctx).await {
+            Some(s) => Reply::Status(Box::new(s)),
+            None => Reply::Error("node is shutting down".into()),
+        },
+        Action::Ping { target } => Reply::Ping(ping(ctx, &target).await),
+        Action::Traceroute { target } => Reply::Traceroute(traceroute(ctx, &target).await),
+        Action::Reload => Reply::Reload((ctx.reload)().await),
+        Action::Connect { .. } => Reply::Error("connect: mesh streams are not supported yet".into()),
+        Action::Work(_) => Reply::Error("work: units of work are not supported yet".into()),
+    }
+}
+
+fn failed(error: String) -> PingResult {
+    PingResult {
+        from: None,
+        rtt: Duration::ZERO,
+        error: Some(error),
+    }
+}
+
+/// Go reports a ping that could not be sent by its bare reason.
+fn send_error_text(e: &receptor_core::SendError) -> String {
+    match e {
+        receptor_core::SendError::NoRoute(_) => "no route to node".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+async fn ping(ctx: &ControlContext, target: &str) -> PingResult {
+    match ctx.node.ping(target).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => failed(send_error_text(&e)),
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+async fn traceroute(ctx: &ControlContext, target: &str) -> Vec<PingResult> {
+    let mut hops = Vec::new();
+    let Ok(mut rx) = ctx.node.traceroute(target).await else {
+        return vec![failed("node is shutting down".into())];
+    };
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            TraceEvent::Hop(_, r) => hops.push(r),
+            TraceEvent::Done => break,
+        }
+    }
+    hops
+}
+
+async fn snapshot(ctx: &ControlContext) -> Option<StatusSnapshot> {
+    let st = ctx.node.status().await.ok()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i128;
+    Some(StatusSnapshot {
+        node_id: st.node_id.to_string(),
+        connections: st
+            .connections
+            .into_iter()
+            .map(|(n, cost)| ConnectionStatus {
+                node_id: n.to_string(),
+                cost,
+            })
+            .collect(),
+        routing_table: st
+            .routes
+            .into_iter()
+            .map(|(d, h)| (d.to_string(), h.to_string()))
+            .collect(),
+        known_connection_costs: st
+            .known_connection_costs
+            .into_iter()
+            .map(|(a, m)| (a.to_string(), m.into_iter().map(|(b, c)| (b.to_string(), c)).collect()))
+            .collect(),
+        advertisements: st.advertisements,
+        host: HostInfo {
+            now,
+            utc_offset: 0,
+            work_commands: Vec::new(),
+            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            memory_mib: memory_mib(),
+            version: ctx.version.clone(),
+        },
+    })
+}
+
+/// Total physical memory in MiB, from /proc/meminfo (0 if unknown).
+fn memory_mib() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}

@@ -1,0 +1,130 @@
+//! Issue: a 4-node mesh from Go-format YAML files, driven by the real receptorctl.
+//! A -tcp- B -ws- C and B -udp- D.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct Mesh {
+    dir: TempDir,
+    a: Proc,
+    b: Proc,
+    c: Proc,
+    d: Proc,
+    b_yaml: String,
+}
+
+fn mesh() -> Mesh {
+    let dir = TempDir::new("mesh");
+    let (tcp, ws, udp) = (free_port(), free_port(), free_port());
+    let sock = |n: &str| dir.path(&format!("{n}.sock")).display().to_string();
+    let a_yaml = format!(
+        "---\n- node:\n    id: A\n- log-level: debug\n- control-service:\n    filename: {}\n- tcp-peer:\n    address: 127.0.0.1:{tcp}\n",
+        sock("A")
+    );
+    let b_yaml = format!(
+        "---\n- node:\n    id: B\n- log-level: debug\n- control-service:\n    filename: {}\n- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {tcp}\n- ws-listener:\n    bindaddr: 127.0.0.1\n    port: {ws}\n- udp-listener:\n    bindaddr: 127.0.0.1\n    port: {udp}\n",
+        sock("B")
+    );
+    let c_yaml = format!(
+        "---\n- node:\n    id: C\n- log-level: debug\n- control-service:\n    filename: {}\n- ws-peer:\n    address: ws://127.0.0.1:{ws}/\n",
+        sock("C")
+    );
+    let d_yaml = format!(
+        "---\n- node:\n    id: D\n- control-service:\n    filename: {}\n- udp-peer:\n    address: 127.0.0.1:{udp}\n",
+        sock("D")
+    );
+    let b = start_yaml(&dir, "B", &b_yaml);
+    let a = start_yaml(&dir, "A", &a_yaml);
+    let c = start_yaml(&dir, "C", &c_yaml);
+    let d = start_yaml(&dir, "D", &d_yaml);
+    for n in ["A", "B", "C", "D"] {
+        wait_for_path(&dir.path(&format!("{n}.sock")), Duration::from_secs(5));
+    }
+    Mesh { dir, a, b, c, d, b_yaml }
+}
+
+fn a_sock(m: &Mesh) -> std::path::PathBuf {
+    m.dir.path("A.sock")
+}
+
+fn wait_converged(m: &Mesh) {
+    eventually(Duration::from_secs(10), "A's routing table to list B, C, D via B", || {
+        let s = status_json(&a_sock(m));
+        let rt = &s["RoutingTable"];
+        ["B", "C", "D"].iter().all(|n| rt[n] == "B")
+            && s["KnownConnectionCosts"].as_object().is_some_and(|k| k.len() == 4)
+    });
+}
+
+#[test]
+fn four_node_mesh_status_ping_traceroute_and_restart() {
+    let mut m = mesh();
+    wait_converged(&m);
+    let s = status_json(&a_sock(&m));
+    let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "Advertisements",
+            "Connections",
+            "KnownConnectionCosts",
+            "NodeID",
+            "RoutingTable",
+            "SystemCPUCount",
+            "SystemMemoryMiB",
+            "Version"
+        ]
+    );
+    assert_eq!(s["NodeID"], "A");
+    let kcc = s["KnownConnectionCosts"].as_object().unwrap();
+    for n in ["A", "B", "C", "D"] {
+        assert!(kcc.contains_key(n), "{n} missing from {kcc:?}");
+    }
+    assert_eq!(kcc["B"]["C"], 1.0);
+    assert_eq!(s["Connections"][0]["NodeID"], "B");
+
+    // Human-readable status works too (receptorctl formats it).
+    let o = receptorctl(&a_sock(&m), &["status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("Node ID: A"), "{}", stdout(&o));
+
+    let o = receptorctl(&a_sock(&m), &["ping", "D", "--count", "2"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o).matches("Reply from D in").count(), 2, "{}", stdout(&o));
+
+    let o = receptorctl(&a_sock(&m), &["traceroute", "C"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("0: A in "), "{out}");
+    assert!(lines[1].starts_with("1: B in "), "{out}");
+    assert!(lines[2].starts_with("2: C in "), "{out}");
+
+    let o = receptorctl(&a_sock(&m), &["ping", "nosuchnode", "--count", "1"]);
+    let text = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("no route to node"), "{text}");
+
+    // Restart B: A reaches C again within 3 s.
+    m.b.kill();
+    let sock_b = m.dir.path("B.sock");
+    let _ = std::fs::remove_file(&sock_b);
+    let restarted = Instant::now();
+    m.b = start_yaml(&m.dir, "B", &m.b_yaml);
+    let mut healed = None;
+    while restarted.elapsed() < Duration::from_secs(10) {
+        let o = receptorctl(&a_sock(&m), &["ping", "C", "--count", "1"]);
+        if stdout(&o).contains("Reply from C") {
+            healed = Some(restarted.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let healed = healed.unwrap_or_else(|| panic!("A never reached C again; A log:\n{}", m.a.log_text()));
+    eprintln!("healed after B restart in {healed:?}");
+    assert!(healed < Duration::from_secs(3), "healing took {healed:?}");
+    let _ = (&m.c, &m.d);
+}

@@ -1,0 +1,159 @@
+//! Helpers for end-to-end tests that start real `receptor` processes and drive them with the
+//! real `receptorctl` (installed into `.venv` by `.ci/run`).
+//!
+//! Everything binds to 127.0.0.1 or unix sockets in a temp dir; every process is killed when
+//! its `Proc` drops, also when a test fails.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A temp directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "receptor-e2e-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (also free for UDP in practice).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    let u = std::net::UdpSocket::bind(("127.0.0.1", p));
+    if u.is_err() {
+        return free_port();
+    }
+    p
+}
+
+/// A running receptor process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn receptor_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_receptor"))
+}
+
+/// Starts `receptor -c <dir>/<name>.yml` with the given YAML, logging to `<name>.log`.
+pub fn start_yaml(dir: &TempDir, name: &str, yaml: &str) -> Proc {
+    let cfg = dir.path(&format!("{name}.yml"));
+    std::fs::write(&cfg, yaml).unwrap();
+    start_args(dir, name, &["-c", cfg.to_str().unwrap()])
+}
+
+/// Starts `receptor ARGS...`, logging to `<name>.log`.
+pub fn start_args(dir: &TempDir, name: &str, args: &[&str]) -> Proc {
+    let log = dir.path(&format!("{name}.log"));
+    let f = std::fs::File::create(&log).unwrap();
+    let child = Command::new(receptor_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: name.to_owned(),
+        log,
+    }
+}
+
+/// Waits for a file (a control socket) to appear.
+pub fn wait_for_path(p: &Path, within: Duration) {
+    let start = Instant::now();
+    while !p.exists() {
+        assert!(start.elapsed() < within, "{} did not appear", p.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The receptorctl executable: `$RECEPTORCTL`, else `.venv/bin/receptorctl` at the workspace
+/// root (made by `.ci/run`).
+pub fn receptorctl_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("RECEPTORCTL") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/receptorctl");
+    assert!(
+        p.exists(),
+        "receptorctl not found at {}: run `bash .ci/run` (it installs it) or set RECEPTORCTL",
+        p.display()
+    );
+    p
+}
+
+/// Runs `receptorctl --socket SOCK ARGS...`.
+pub fn receptorctl(sock: &Path, args: &[&str]) -> Output {
+    Command::new(receptorctl_bin())
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `receptorctl status --json` and parses it.
+pub fn status_json(sock: &Path) -> serde_json::Value {
+    let o = receptorctl(sock, &["status", "--json"]);
+    assert!(o.status.success(), "status failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad status JSON {e}: {}", stdout(&o)))
+}
+
+/// Polls `cond` until it holds or `within` passes.
+pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
