@@ -46,6 +46,7 @@
 )]
 
 pub mod config;
+pub mod control;
 pub mod firewall;
 pub mod id;
 mod link;
