@@ -47,6 +47,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod control;
 pub mod firewall;
 pub mod id;
 mod link;
