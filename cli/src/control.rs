@@ -54,8 +54,9 @@ pub fn serve_unix(
         .mode(0o600)
         .open(PathBuf::from(&lock_path))
         .map_err(|e| format!("could not open lock file {}: {e}", lock_path.display()))?;
-    lock.try_lock()
-        .map_err(|_| "could not acquire lock on socket file: fslock is already locked".to_owned())?;
+    lock.try_lock().map_err(|_| {
+        "could not acquire lock on socket file: fslock is already locked".to_owned()
+    })?;
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .map_err(|e| format!("error listening on {}: {e}", path.display()))?;
@@ -178,7 +179,9 @@ async fn perform(ctx: &ControlContext, action: Action) -> Reply {
         Action::Ping { target } => Reply::Ping(ping(ctx, &target).await),
         Action::Traceroute { target } => Reply::Traceroute(traceroute(ctx, &target).await),
         Action::Reload => Reply::Reload((ctx.reload)().await),
-        Action::Connect { .. } => Reply::Error("connect: mesh streams are not supported yet".into()),
+        Action::Connect { .. } => {
+            Reply::Error("connect: mesh streams are not supported yet".into())
+        }
         Action::Work(_) => Reply::Error("work: units of work are not supported yet".into()),
     }
 }
@@ -245,7 +248,12 @@ async fn snapshot(ctx: &ControlContext) -> Option<StatusSnapshot> {
         known_connection_costs: st
             .known_connection_costs
             .into_iter()
-            .map(|(a, m)| (a.to_string(), m.into_iter().map(|(b, c)| (b.to_string(), c)).collect()))
+            .map(|(a, m)| {
+                (
+                    a.to_string(),
+                    m.into_iter().map(|(b, c)| (b.to_string(), c)).collect(),
+                )
+            })
             .collect(),
         advertisements: st.advertisements,
         host: HostInfo {

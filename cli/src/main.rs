@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use receptor_cli::config::{self, Command, Config};
 use receptor_cli::control::{ControlContext, ReloadFn, serve_tcp, serve_unix};
-use receptor_cli::run::{self, Backends, TlsConfigs};
 use receptor_cli::logging;
+use receptor_cli::run::{self, Backends, TlsConfigs};
 use receptor_core::control::ReloadError;
 use receptor_tokio::NodeHandle;
 use tokio::sync::Mutex;
@@ -19,13 +19,14 @@ fn main() -> ExitCode {
     let progname = std::path::Path::new(&argv0)
         .file_name()
         .map_or_else(|| argv0.clone(), |n| n.to_string_lossy().into_owned());
-    let command = match config::parse_args(args.clone()).and_then(|c| c.check_supported().map(|()| c)) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("Error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let command =
+        match config::parse_args(args.clone()).and_then(|c| c.check_supported().map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let cfg = match command {
         Command::Help => {
             print!("{}", config::help_text(&progname));
@@ -51,7 +52,10 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cfg.log_level);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             println!("Error: {e}");
@@ -140,7 +144,9 @@ fn reload_fn(
         Box::pin(async move {
             let err4 = |message: String| ReloadError { message, code: 4 };
             let Some(file) = file else {
-                return Err(err4("no configuration file was provided, reload function not set".into()));
+                return Err(err4(
+                    "no configuration file was provided, reload function not set".into(),
+                ));
             };
             let text = std::fs::read_to_string(&file).map_err(|e| err4(e.to_string()))?;
             let after = config::file_items(&text).map_err(|e| err4(e.to_string()))?;
@@ -148,9 +154,9 @@ fn reload_fn(
                 message: e.to_string(),
                 code: 3,
             })?;
-            let new = match config::parse_args(args).map_err(|e| err4(e.to_string()))? {
-                Command::Run(c) => c,
-                _ => return Err(err4("the command line no longer runs a node".into())),
+            let Command::Run(new) = config::parse_args(args).map_err(|e| err4(e.to_string()))?
+            else {
+                return Err(err4("the command line no longer runs a node".into()));
             };
             let mut b = backends.lock().await;
             b.stop();
@@ -165,7 +171,10 @@ fn reload_fn(
 /// Runs until SIGINT/SIGTERM (exit 0) or until the node stops itself (exit 1).
 async fn wait_for_exit(node: &NodeHandle) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return ExitCode::FAILURE;
     };
     tokio::select! {

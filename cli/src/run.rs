@@ -226,7 +226,9 @@ pub async fn start_backends(
             listen: listen_spec(&w.listener, LinkKind::Message, tls_cfg)?,
             path: w.path.clone(),
         };
-        let (addr, t) = ws_listen(node, spec).await.map_err(|e| fail("WebSocket", e))?;
+        let (addr, t) = ws_listen(node, spec)
+            .await
+            .map_err(|e| fail("WebSocket", e))?;
         b.tasks.push(t);
         info!("Listening on WebSocket {addr} path {}", w.path);
     }
@@ -235,7 +237,8 @@ pub async fn start_backends(
         b.tasks.push(tcp_dial(node, spec));
     }
     for p in &cfg.udp_peers {
-        b.tasks.push(udp_dial(node, dial_spec(p, LinkKind::Datagram, None)?));
+        b.tasks
+            .push(udp_dial(node, dial_spec(p, LinkKind::Datagram, None)?));
     }
     for w in &cfg.ws_peers {
         let p = &w.peer;
@@ -245,7 +248,12 @@ pub async fn start_backends(
             WsDialSpec {
                 url: p.address.clone(),
                 redial: p.redial,
-                link: link_config(LinkKind::Message, p.cost, &BTreeMap::new(), &p.allowed_peers)?,
+                link: link_config(
+                    LinkKind::Message,
+                    p.cost,
+                    &BTreeMap::new(),
+                    &p.allowed_peers,
+                )?,
                 tls: tls_cfg,
                 extra_header: w.extra_header.clone(),
             },

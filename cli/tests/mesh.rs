@@ -43,7 +43,14 @@ fn mesh() -> Mesh {
     for n in ["A", "B", "C", "D"] {
         wait_for_path(&dir.path(&format!("{n}.sock")), Duration::from_secs(5));
     }
-    Mesh { dir, a, b, c, d, b_yaml }
+    Mesh {
+        dir,
+        a,
+        b,
+        c,
+        d,
+        b_yaml,
+    }
 }
 
 fn a_sock(m: &Mesh) -> std::path::PathBuf {
@@ -51,12 +58,18 @@ fn a_sock(m: &Mesh) -> std::path::PathBuf {
 }
 
 fn wait_converged(m: &Mesh) {
-    eventually(Duration::from_secs(10), "A's routing table to list B, C, D via B", || {
-        let s = status_json(&a_sock(m));
-        let rt = &s["RoutingTable"];
-        ["B", "C", "D"].iter().all(|n| rt[n] == "B")
-            && s["KnownConnectionCosts"].as_object().is_some_and(|k| k.len() == 4)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "A's routing table to list B, C, D via B",
+        || {
+            let s = status_json(&a_sock(m));
+            let rt = &s["RoutingTable"];
+            ["B", "C", "D"].iter().all(|n| rt[n] == "B")
+                && s["KnownConnectionCosts"]
+                    .as_object()
+                    .is_some_and(|k| k.len() == 4)
+        },
+    );
 }
 
 #[test]
@@ -92,8 +105,18 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
     assert!(stdout(&o).contains("Node ID: A"), "{}", stdout(&o));
 
     let o = receptorctl(&a_sock(&m), &["ping", "D", "--count", "2"]);
-    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
-    assert_eq!(stdout(&o).matches("Reply from D in").count(), 2, "{}", stdout(&o));
+    assert!(
+        o.status.success(),
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        stdout(&o).matches("Reply from D in").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
 
     let o = receptorctl(&a_sock(&m), &["traceroute", "C"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -123,7 +146,8 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let healed = healed.unwrap_or_else(|| panic!("A never reached C again; A log:\n{}", m.a.log_text()));
+    let healed =
+        healed.unwrap_or_else(|| panic!("A never reached C again; A log:\n{}", m.a.log_text()));
     eprintln!("healed after B restart in {healed:?}");
     assert!(healed < Duration::from_secs(3), "healing took {healed:?}");
     let _ = (&m.c, &m.d);

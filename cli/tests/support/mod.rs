@@ -145,8 +145,13 @@ pub fn stdout(o: &Output) -> String {
 /// Runs `receptorctl status --json` and parses it.
 pub fn status_json(sock: &Path) -> serde_json::Value {
     let o = receptorctl(sock, &["status", "--json"]);
-    assert!(o.status.success(), "status failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad status JSON {e}: {}", stdout(&o)))
+    assert!(
+        o.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("bad status JSON {e}: {}", stdout(&o)))
 }
 
 /// Polls `cond` until it holds or `within` passes.
