@@ -114,7 +114,9 @@ pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::Conf
 }
 
 /// Starts the node task on `executor`, which the caller runs (e.g. `block_on(ex.run(..))`).
-/// Backends started through the handle run there too.
+/// Backends started through the handle run there too. Keep running the executor past
+/// [`NodeHandle::stopped`]: link and backend tasks end just after the node task, and until
+/// they do they hold their sockets and the executor's `Arc`.
 pub fn spawn_node_on(
     executor: Arc<Executor<'static>>,
     config: Arc<Config>,
