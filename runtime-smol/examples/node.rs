@@ -1,0 +1,147 @@
+//! A mesh node on smol, from the command line. It logs its connections, echoes datagrams
+//! sent to its `echo` service (logging each), and can ping another node every 5 s.
+//!
+//! ```text
+//! cargo run -p receptor-smol --example node -- --id a --tcp-listen 7323
+//! cargo run -p receptor-smol --example node -- --id b --tcp-peer 127.0.0.1:7323 --ping a
+//! ```
+//!
+//! The core answers pings itself and tells the runtime nothing about them, so answered
+//! pings cannot be logged here; the pinging side logs every round trip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::future;
+use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
+use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
+use receptor_smol::{ServiceEvent, spawn_node};
+use tracing::{info, warn};
+
+const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
+[--udp-listen PORT] [--udp-peer HOST:PORT] [--ping NODE]   (listen/peer flags repeat)";
+
+#[derive(Default)]
+struct Args {
+    id: String,
+    bind: Option<String>,
+    tcp_listen: Vec<u16>,
+    tcp_peer: Vec<String>,
+    udp_listen: Vec<u16>,
+    udp_peer: Vec<String>,
+    ping: Option<String>,
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args::default();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let port = |v: String| v.parse::<u16>().map_err(|e| format!("bad port {v}: {e}"));
+        match flag.as_str() {
+            "--id" => a.id = value()?,
+            "--bind" => a.bind = Some(value()?),
+            "--tcp-listen" => a.tcp_listen.push(port(value()?)?),
+            "--tcp-peer" => a.tcp_peer.push(value()?),
+            "--udp-listen" => a.udp_listen.push(port(value()?)?),
+            "--udp-peer" => a.udp_peer.push(value()?),
+            "--ping" => a.ping = Some(value()?),
+            _ => return Err(format!("unknown argument {flag}")),
+        }
+    }
+    if a.id.is_empty() {
+        return Err("--id is required".into());
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = parse(std::env::args().skip(1)).unwrap_or_else(|e| {
+        eprintln!("{e}\n{USAGE}");
+        std::process::exit(2);
+    });
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+    if let Err(e) = async_io::block_on(run(args)) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::hash::{BuildHasher, Hasher};
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let node = spawn_node(Arc::new(Config::new(NodeId::new(&args.id)?, seed, wall)))?;
+
+    let bind = args.bind.unwrap_or_else(|| "0.0.0.0".into());
+    let link = |kind| Arc::new(LinkConfig::new(kind));
+    let listen = |port, kind| ListenSpec {
+        bind: bind.clone(),
+        port,
+        link: link(kind),
+    };
+    let dial = |address: String, kind| DialSpec {
+        address,
+        redial: true,
+        link: link(kind),
+    };
+    let mut backends = Vec::new();
+    for port in args.tcp_listen {
+        let (addr, task) = tcp_listen(&node, listen(port, LinkKind::Stream)).await?;
+        info!("listening for TCP on {addr}");
+        backends.push(task);
+    }
+    for port in args.udp_listen {
+        let (addr, task) = udp_listen(&node, listen(port, LinkKind::Datagram)).await?;
+        info!("listening for UDP on {addr}");
+        backends.push(task);
+    }
+    for peer in args.tcp_peer {
+        backends.push(tcp_dial(&node, dial(peer, LinkKind::Stream)));
+    }
+    for peer in args.udp_peer {
+        backends.push(udp_dial(&node, dial(peer, LinkKind::Datagram)));
+    }
+
+    let (echo, datagrams) = node.listen(Some("echo"), None).await?;
+    let echoer = async {
+        while let Ok(ev) = datagrams.recv().await {
+            if let ServiceEvent::Datagram {
+                from_node,
+                from_service,
+                payload,
+            } = ev
+            {
+                info!(
+                    "echoing {} bytes to {from_node}:{from_service}",
+                    payload.len()
+                );
+                let to = from_node.as_str();
+                let _ = node.send_to(echo, to, from_service, payload).await;
+            }
+        }
+    };
+    let pinger = async {
+        let Some(target) = &args.ping else {
+            return future::pending().await;
+        };
+        loop {
+            Timer::after(Duration::from_secs(5)).await;
+            match node.ping(target).await {
+                Ok(Ok(r)) if r.error.is_none() => info!("reply from {target} in {:?}", r.rtt),
+                Ok(Ok(r)) => warn!("ping {target}: {}", r.error.unwrap_or_default()),
+                Ok(Err(e)) => warn!("ping {target}: {e}"),
+                Err(gone) => return warn!("{gone}"),
+            }
+        }
+    };
+    // Runs until the node stops (the echo service's queue closes with it).
+    future::or(echoer, pinger).await;
+    drop(backends);
+    Ok(())
+}

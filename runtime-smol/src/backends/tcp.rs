@@ -1,0 +1,72 @@
+//! `tcp-listener` / `tcp-peer`: 2-byte length framing inside (done by the core). No TLS yet.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_executor::Task;
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
+use crate::handle::NodeHandle;
+use crate::link::run_stream;
+
+/// Binds a TCP listener and accepts sessions until the node stops. Returns the bound address
+/// and the accept loop's task (dropping it stops accepting; sessions already up go on).
+pub async fn tcp_listen(
+    node: &NodeHandle,
+    spec: ListenSpec,
+) -> std::io::Result<(SocketAddr, Task<()>)> {
+    let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
+    let local = listener.local_addr()?;
+    let node = node.clone();
+    let task = node.clone().spawn(async move {
+        let mut failures = 0u32;
+        while let Some(accepted) = until_stopped(&node, listener.accept()).await {
+            let (sock, remote) = match accepted {
+                Ok(x) => {
+                    failures = 0;
+                    x
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    failures = (failures + 1).min(10);
+                    warn!("tcp accept on {local}: {e}");
+                    Timer::after(Duration::from_millis(10 << failures)).await;
+                    continue;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            let link = spec.link.clone();
+            let n = node.clone();
+            // Detached: a session outlives the accept loop, and ends when the node stops.
+            node.spawn(async move {
+                let peer = remote.to_string();
+                run_stream(&n, sock.clone(), sock, link, &peer).await;
+            })
+            .detach();
+        }
+    });
+    debug!("listening for TCP on {local}");
+    Ok((local, task))
+}
+
+/// Dials a TCP peer, redialing per Go's backoff while `redial` is set. Dropping the returned
+/// task stops dialing and ends the current session.
+pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> Task<()> {
+    let what = spec.address.clone();
+    let n = node.clone();
+    node.spawn(redial_loop(node.clone(), what, spec.redial, move || {
+        let node = n.clone();
+        let spec = spec.clone();
+        async move {
+            let sock = TcpStream::connect(spec.address.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = sock.set_nodelay(true);
+            run_stream(&node, sock.clone(), sock, spec.link.clone(), &spec.address).await;
+            Ok(())
+        }
+    }))
+}

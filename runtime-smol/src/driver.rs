@@ -1,0 +1,181 @@
+//! The node task: one task owns the [`Node`]; link tasks and applications talk to it through
+//! bounded channels, and it never waits on either of them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use bytes::Bytes;
+use futures_lite::future;
+use receptor_core::{Event, Input, LinkConfig, LinkId, Node, Transmit};
+use tracing::{debug, info, warn};
+
+use crate::apps::{Apps, Command};
+
+/// Frames queued per link before the node drops further ones (the peer is too slow).
+pub(crate) const LINK_QUEUE: usize = 512;
+/// Messages from all link tasks to the node task; a full queue slows the readers down.
+pub(crate) const INBOUND_QUEUE: usize = 1024;
+/// Commands from handles to the node task.
+pub(crate) const COMMAND_QUEUE: usize = 256;
+
+/// The runtime's clock; the core never reads one.
+pub(crate) fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// What link tasks tell the node task.
+pub(crate) enum ToNode {
+    LinkUp {
+        link: LinkId,
+        config: Arc<LinkConfig>,
+        entry: LinkEntry,
+    },
+    Received {
+        link: LinkId,
+        data: Bytes,
+    },
+    LinkDown {
+        link: LinkId,
+    },
+}
+
+/// A link as the node task knows it.
+pub(crate) struct LinkEntry {
+    /// The link's frame queue, drained by its writer task; dropping it ends the writer.
+    pub(crate) frames: Sender<Bytes>,
+    /// Sending on it, or dropping it, makes the reader end the session.
+    pub(crate) close: Option<Sender<()>>,
+    /// The remote address, for logs.
+    pub(crate) peer: String,
+}
+
+/// State the node task keeps beside the node.
+#[derive(Default)]
+struct Driver {
+    links: BTreeMap<LinkId, LinkEntry>,
+    apps: Apps,
+    dropped_frames: u64,
+}
+
+enum Wake {
+    Inbound(Option<ToNode>),
+    Command(Option<Command>),
+    Timeout,
+}
+
+/// The node task. Ends on `Shutdown`, when every handle is gone, or when the node stops on
+/// its own; then `reason` is set and `_done` dropped, which wakes `NodeHandle::stopped`.
+pub(crate) async fn run(
+    mut node: Node,
+    commands: Receiver<Command>,
+    inbound: Receiver<ToNode>,
+    reason: Arc<OnceLock<String>>,
+    _done: Sender<()>,
+) {
+    let mut d = Driver::default();
+    let stop = loop {
+        if let Some(r) = d.flush(&mut node) {
+            break r;
+        }
+        // Due timers first, so that a busy link cannot hold back route updates and
+        // keepalives (smol has no cooperative budget to break up a stream of ready inputs).
+        let deadline = node.poll_timeout();
+        if deadline.is_some_and(|at| at <= now()) {
+            node.handle_input(now(), Input::Timeout);
+            continue;
+        }
+        let timer = deadline.map_or_else(Timer::never, Timer::at);
+        // Inputs and commands by a fair coin when both are ready: neither starves the other.
+        let wake = future::or(
+            future::race(async { Wake::Inbound(inbound.recv().await.ok()) }, async {
+                Wake::Command(commands.recv().await.ok())
+            }),
+            async {
+                timer.await;
+                Wake::Timeout
+            },
+        )
+        .await;
+        match wake {
+            Wake::Inbound(Some(m)) => d.inbound(&mut node, m),
+            Wake::Command(Some(Command::Shutdown) | None) | Wake::Inbound(None) => {
+                node.close(now());
+                let _ = d.flush(&mut node);
+                break String::new();
+            }
+            Wake::Command(Some(c)) => d.apps.command(&mut node, c),
+            Wake::Timeout => node.handle_input(now(), Input::Timeout),
+        }
+    };
+    // Dropping the frame senders ends every writer; the readers are told to stop.
+    for (_, l) in std::mem::take(&mut d.links) {
+        if let Some(c) = l.close {
+            let _ = c.try_send(());
+        }
+    }
+    if d.dropped_frames > 0 {
+        let dropped = d.dropped_frames;
+        debug!(dropped, "frames dropped on full link queues");
+    }
+    let _ = reason.set(stop);
+}
+
+impl Driver {
+    fn inbound(&mut self, node: &mut Node, msg: ToNode) {
+        let input = match msg {
+            ToNode::LinkUp {
+                link,
+                config,
+                entry,
+            } => {
+                debug!(%link, peer = %entry.peer, "link up");
+                self.links.insert(link, entry);
+                Input::LinkUp { link, config }
+            }
+            ToNode::Received { link, data } => Input::Received { link, data },
+            ToNode::LinkDown { link } => {
+                self.links.remove(&link);
+                Input::LinkDown { link }
+            }
+        };
+        node.handle_input(now(), input);
+    }
+
+    /// Drains the node's outputs; returns a reason if the node stopped on its own.
+    fn flush(&mut self, node: &mut Node) -> Option<String> {
+        while let Some(Transmit { link, frame }) = node.poll_transmit() {
+            // Never wait on a link: a full queue means a peer that does not keep up, so
+            // drop the frame, as a lossy link would.
+            if let Some(l) = self.links.get(&link)
+                && l.frames.try_send(frame).is_err()
+            {
+                self.dropped_frames += 1;
+            }
+        }
+        let mut stop = None;
+        while let Some(ev) = node.poll_event() {
+            match ev {
+                Event::CloseLink { link, reason } => {
+                    // The frames already queued (a reject, say) are written before it closes.
+                    if let Some(l) = self.links.get_mut(&link) {
+                        info!(%link, peer = %l.peer, ?reason, "closing connection");
+                        if let Some(c) = l.close.take() {
+                            let _ = c.try_send(());
+                        }
+                    }
+                }
+                Event::PeerUp { link, node } => info!(%link, "Connection established with {node}"),
+                Event::PeerDown { link, node } => info!(%link, "Connection to {node} lost"),
+                Event::RoutesChanged => debug!(routes = ?node.routes(), "routing table changed"),
+                Event::Shutdown { reason } => {
+                    warn!("{reason}");
+                    stop = Some(reason);
+                }
+                ev => self.apps.event(ev),
+            }
+        }
+        stop
+    }
+}

@@ -1,0 +1,253 @@
+//! The application's side of a node: [`NodeHandle`], what it returns, and [`spawn_node`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_channel::{Receiver, Sender};
+use async_executor::{Executor, Task};
+use bytes::Bytes;
+use receptor_core::wire::{ServiceAdvert, UnreachableNotice};
+use receptor_core::{
+    Advertise, Config, LinkId, ListenError, Node, NodeId, PingResult, SendError, ServiceName,
+};
+
+use crate::apps::Command;
+use crate::driver::{self, COMMAND_QUEUE, INBOUND_QUEUE, ToNode};
+
+/// Datagrams queued per local service before further ones are dropped.
+pub const SERVICE_QUEUE: usize = 256;
+/// Traceroute events queued before further ones are dropped (more than `max_hops` + 1).
+const TRACE_QUEUE: usize = 64;
+
+/// What arrives on a bound service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceEvent {
+    /// A datagram.
+    Datagram {
+        /// Sender node.
+        from_node: NodeId,
+        /// Sender service.
+        from_service: ServiceName,
+        /// Payload.
+        payload: Bytes,
+    },
+    /// Something this service sent could not be delivered.
+    Unreachable {
+        /// The node that reported it.
+        reporter: NodeId,
+        /// The notice.
+        notice: UnreachableNotice,
+    },
+}
+
+/// A snapshot of the node's mesh state, for `status`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// Direct neighbours and costs.
+    pub connections: BTreeMap<NodeId, f64>,
+    /// Destination -> first hop.
+    pub routes: BTreeMap<NodeId, NodeId>,
+    /// Every node's advertised connections.
+    pub known_connection_costs: BTreeMap<NodeId, BTreeMap<NodeId, f64>>,
+    /// Service advertisements in force, ours included.
+    pub advertisements: Vec<ServiceAdvert>,
+}
+
+/// One traceroute hop, or the end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceEvent {
+    /// A hop (0 = this node).
+    Hop(u8, PingResult),
+    /// No more hops.
+    Done,
+}
+
+/// The node has stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node has stopped")]
+pub struct NodeGone;
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    id: NodeId,
+    commands: Sender<Command>,
+    pub(crate) inbound: Sender<ToNode>,
+    next_link: Arc<AtomicU64>,
+    executor: Arc<Executor<'static>>,
+    /// Never carries a message: it closes when the node task ends.
+    done: Receiver<()>,
+    /// Why the node stopped; empty when it was asked to.
+    reason: Arc<OnceLock<String>>,
+}
+
+/// The executor behind [`spawn_node`]: one background thread, as `smol::spawn` has by default.
+/// One thread is enough: a single task owns the node, and link tasks only move bytes.
+fn global_executor() -> &'static Arc<Executor<'static>> {
+    static GLOBAL: OnceLock<Arc<Executor<'static>>> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let ex = Arc::new(Executor::new());
+        let run = ex.clone();
+        std::thread::Builder::new()
+            .name("receptor-smol".into())
+            .spawn(move || {
+                loop {
+                    // Tasks' panics reach whoever awaits them; keep the thread alive anyway.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        async_io::block_on(run.run(std::future::pending::<()>()))
+                    }));
+                }
+            })
+            .expect("cannot spawn the receptor-smol executor thread");
+        ex
+    })
+}
+
+/// Starts the node task on this crate's global executor (one background thread, started on
+/// first use). Backends started through the handle run there too.
+pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::ConfigError> {
+    spawn_node_on(global_executor().clone(), config)
+}
+
+/// Starts the node task on `executor`, which the caller runs (e.g. `block_on(ex.run(..))`).
+/// Backends started through the handle run there too. Keep running the executor past
+/// [`NodeHandle::stopped`]: link and backend tasks end just after the node task, and until
+/// they do they hold their sockets and the executor's `Arc`.
+pub fn spawn_node_on(
+    executor: Arc<Executor<'static>>,
+    config: Arc<Config>,
+) -> Result<NodeHandle, receptor_core::ConfigError> {
+    let id = config.node_id.clone();
+    let node = Node::new(config, driver::now())?;
+    let (commands, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
+    let (inbound, in_rx) = async_channel::bounded(INBOUND_QUEUE);
+    let (done_tx, done) = async_channel::bounded(1);
+    let reason = Arc::new(OnceLock::new());
+    let task = driver::run(node, cmd_rx, in_rx, reason.clone(), done_tx);
+    executor.spawn(task).detach();
+    Ok(NodeHandle {
+        id,
+        commands,
+        inbound,
+        next_link: Arc::new(AtomicU64::new(1)),
+        executor,
+        done,
+        reason,
+    })
+}
+
+/// A channel for exactly one answer.
+fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    async_channel::bounded(1)
+}
+
+impl NodeHandle {
+    /// This node's ID.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    pub(crate) fn new_link(&self) -> LinkId {
+        LinkId(self.next_link.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Runs `future` on the node's executor.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        self.executor.spawn(future)
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, NodeGone> {
+        let (tx, rx) = oneshot();
+        self.commands.send(make(tx)).await.map_err(|_| NodeGone)?;
+        rx.recv().await.map_err(|_| NodeGone)
+    }
+
+    /// The node's mesh state.
+    pub async fn status(&self) -> Result<Status, NodeGone> {
+        self.call(Command::Status).await
+    }
+
+    /// Pings a node (10 s timeout, as Go).
+    pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
+        let target = target.to_owned();
+        self.call(|tx| Command::Ping(target, tx)).await
+    }
+
+    /// Traceroute to a node: hop events, then `Done`.
+    pub async fn traceroute(&self, target: &str) -> Result<Receiver<TraceEvent>, NodeGone> {
+        let (tx, rx) = async_channel::bounded(TRACE_QUEUE);
+        self.commands
+            .send(Command::Traceroute(target.to_owned(), tx))
+            .await
+            .map_err(|_| NodeGone)?;
+        Ok(rx)
+    }
+
+    /// Binds a service (ephemeral when `None`); datagrams and notices for it arrive on the
+    /// returned receiver. A stopped node reports `InUse` (the core has no "shut down" case).
+    pub async fn listen(
+        &self,
+        service: Option<&str>,
+        advertise: Option<Advertise>,
+    ) -> Result<(ServiceName, Receiver<ServiceEvent>), ListenError> {
+        let (deliver, rx) = async_channel::bounded(SERVICE_QUEUE);
+        let service = service.map(str::to_owned);
+        let r = self
+            .call(|reply| Command::Listen {
+                service,
+                advertise,
+                deliver,
+                reply,
+            })
+            .await;
+        match r {
+            Ok(Ok(name)) => Ok((name, rx)),
+            Ok(Err(e)) => Err(e),
+            Err(NodeGone) => Err(ListenError::InUse(ServiceName::default())),
+        }
+    }
+
+    /// Unbinds a service.
+    pub async fn unlisten(&self, service: ServiceName) {
+        let _ = self.commands.send(Command::Unlisten(service)).await;
+    }
+
+    /// Sends a datagram from a local service.
+    pub async fn send_to(
+        &self,
+        from: ServiceName,
+        to_node: &str,
+        to_service: ServiceName,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let to_node = to_node.to_owned();
+        self.call(|reply| Command::Send {
+            from,
+            to_node,
+            to_service,
+            payload,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(SendError::ShutDown))
+    }
+
+    /// Asks the node to stop; every link closes.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    /// Waits until the node stops; returns why, if it stopped on its own (duplicate node ID).
+    pub async fn stopped(&self) -> Option<String> {
+        // Nothing is ever sent: `recv` returns when the node task drops the sender.
+        let _ = self.done.recv().await;
+        self.reason.get().cloned().filter(|r| !r.is_empty())
+    }
+}
