@@ -56,6 +56,7 @@ mod ping;
 pub mod routing;
 mod services;
 pub mod stats;
+pub mod stream;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

@@ -1,0 +1,76 @@
+//! QUIC settings that interoperate with Go receptor's quic-go (netceptor.md §8.2).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn_proto::{ClientConfig, ServerConfig, TransportConfig, VarInt};
+
+/// ALPN of every netceptor stream.
+pub const ALPN: &[u8] = b"netceptor";
+/// Go accepts QUIC packets up to 1452 bytes and sends 1200; we send 1200 and never probe
+/// for more, so nothing we send is silently truncated by a Go peer.
+pub const MAX_PACKET: u16 = 1200;
+/// Idle timeout, as Go's `MaxIdleTimeout`.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alive on both roles: a Go server never pings, so quiet streams need ours.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Go's `HandshakeIdleTimeout`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a server waits for the client's first stream (Go: 60 s, then error 500).
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Application error code for a normal close.
+pub const CLOSE_NORMAL: u32 = 0;
+/// Application error code for setup failures (accept timeout, bad first byte).
+pub const CLOSE_SETUP: u32 = 500;
+/// STOP_SENDING code when a reader gives up.
+pub const STOP_READING: u32 = 499;
+
+/// Why a TLS config cannot carry QUIC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TLS config unusable for QUIC: {0}")]
+pub struct QuicTlsError(pub String);
+
+/// The transport settings for every netceptor QUIC connection.
+pub fn transport() -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_idle_timeout(Some(
+        VarInt::from_u32(IDLE_TIMEOUT.as_millis() as u32).into(),
+    ))
+    .keep_alive_interval(Some(KEEP_ALIVE))
+    .initial_mtu(MAX_PACKET)
+    .min_mtu(MAX_PACKET)
+    .mtu_discovery_config(None)
+    .max_concurrent_bidi_streams(VarInt::from_u32(100))
+    .max_concurrent_uni_streams(VarInt::from_u32(100))
+    .datagram_receive_buffer_size(None)
+    // Loopback and LAN meshes have tiny RTTs; larger windows keep bulk streams moving.
+    .stream_receive_window(VarInt::from_u32(6 * 1024 * 1024))
+    .receive_window(VarInt::from_u32(15 * 1024 * 1024))
+    .send_window(15 * 1024 * 1024);
+    Arc::new(t)
+}
+
+/// A server config from a rustls config (TLS 1.3; ALPN is forced to `netceptor`).
+pub fn server_config(tls: rustls::ServerConfig) -> Result<Arc<ServerConfig>, QuicTlsError> {
+    let mut tls = tls;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| QuicTlsError(e.to_string()))?;
+    let mut c = ServerConfig::with_crypto(Arc::new(crypto));
+    c.transport_config(transport());
+    // Go disables active migration: a live connection never changes its (node, service).
+    c.migration(false);
+    Ok(Arc::new(c))
+}
+
+/// A client config from a rustls config (TLS 1.3; ALPN is forced to `netceptor`).
+pub fn client_config(tls: rustls::ClientConfig) -> Result<ClientConfig, QuicTlsError> {
+    let mut tls = tls;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_early_data = false;
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| QuicTlsError(e.to_string()))?;
+    let mut c = ClientConfig::new(Arc::new(crypto));
+    c.transport_config(transport());
+    Ok(c)
+}

@@ -1,0 +1,189 @@
+//! Moving one QUIC connection forward: transmits, endpoint events, application events.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use quinn_proto::{Dir, Event, StreamEvent as QStreamEvent, VarInt};
+
+use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamHandle, Streams};
+
+impl Streams {
+    /// Drains everything the connection has to say after an input.
+    pub(super) fn drive(&mut self, now: Instant, id: StreamHandle) {
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            let mut progressed = false;
+            // Packets out, one datagram each (no GSO: each is one mesh message).
+            loop {
+                self.buf.clear();
+                let Some(t) = c.conn.poll_transmit(now, 1, &mut self.buf) else {
+                    break;
+                };
+                progressed = true;
+                let payload = Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
+                let to = self
+                    .addrs
+                    .mesh(&t.destination)
+                    .cloned()
+                    .unwrap_or_else(|| c.remote.clone());
+                self.out.push_back(OutDatagram {
+                    from: c.service,
+                    to,
+                    payload,
+                });
+            }
+            // Endpoint bookkeeping (connection IDs, drained).
+            let mut drained = false;
+            while let Some(ev) = c.conn.poll_endpoint_events() {
+                progressed = true;
+                drained |= ev.is_drained();
+                if let Some(e) = self.endpoints.get_mut(&c.service)
+                    && let Some(cev) = e.ep.handle_event(c.handle, ev)
+                {
+                    c.conn.handle_event(cev);
+                }
+            }
+            if drained {
+                self.forget(id);
+                return;
+            }
+            // Application events.
+            while let Some(ev) = c.conn.poll() {
+                progressed = true;
+                match ev {
+                    Event::Connected => {
+                        if c.client {
+                            if let Some(s) = c.conn.streams().open(Dir::Bi) {
+                                // Go's listener waits for this byte before it hands the stream on.
+                                let _ = c.conn.send_stream(s).write(&[0]);
+                                c.stream = Some(s);
+                                c.state = State::Open;
+                                c.deadline = None;
+                                if !c.app_closed {
+                                    self.events.push_back(StreamEvent::Connected { stream: id });
+                                }
+                            }
+                        } else {
+                            c.state = State::AwaitStream;
+                            Self::accept_stream(c);
+                        }
+                    }
+                    Event::ConnectionLost { reason } => {
+                        let error = normal_or(&reason);
+                        if !c.app_closed {
+                            self.events
+                                .push_back(StreamEvent::Closed { stream: id, error });
+                        }
+                        c.app_closed = true;
+                    }
+                    Event::Stream(QStreamEvent::Opened { dir: Dir::Bi }) => Self::accept_stream(c),
+                    Event::Stream(QStreamEvent::Readable { .. }) => {
+                        if c.state == State::AwaitZero {
+                            Self::read_zero(now, c);
+                            if c.state == State::Open && !c.app_closed {
+                                self.events.push_back(StreamEvent::Accepted {
+                                    stream: id,
+                                    service: c.service,
+                                    remote: c.remote.clone(),
+                                });
+                                self.events.push_back(StreamEvent::Readable { stream: id });
+                            }
+                        } else if c.state == State::Open && !c.app_closed {
+                            self.events.push_back(StreamEvent::Readable { stream: id });
+                        }
+                    }
+                    Event::Stream(QStreamEvent::Writable { .. } | QStreamEvent::Stopped { .. })
+                        if c.state == State::Open && !c.app_closed =>
+                    {
+                        self.events.push_back(StreamEvent::Writable { stream: id });
+                    }
+                    Event::Stream(QStreamEvent::Finished { .. }) if !c.app_closed => {
+                        self.events.push_back(StreamEvent::Finished { stream: id });
+                    }
+                    _ => {}
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Server: take the client's first bidirectional stream; later ones are never used.
+    fn accept_stream(c: &mut super::Conn) {
+        if c.state != State::AwaitStream {
+            return;
+        }
+        if let Some(s) = c.conn.streams().accept(Dir::Bi) {
+            c.stream = Some(s);
+            c.state = State::AwaitZero;
+        }
+    }
+
+    /// Server: the stream must start with `0x00`; anything else closes with code 500.
+    fn read_zero(now: Instant, c: &mut super::Conn) {
+        let Some(s) = c.stream else { return };
+        let mut recv = c.conn.recv_stream(s);
+        let Ok(mut chunks) = recv.read(true) else {
+            return;
+        };
+        let first = chunks.next(usize::MAX);
+        let _ = chunks.finalize();
+        match first {
+            Ok(Some(chunk)) => {
+                let mut bytes = chunk.bytes;
+                if bytes.first() == Some(&0) {
+                    let rest = bytes.split_off(1);
+                    c.first = (!rest.is_empty()).then_some(rest);
+                    c.state = State::Open;
+                    c.deadline = None;
+                } else {
+                    c.conn.close(
+                        now,
+                        VarInt::from_u32(CLOSE_SETUP),
+                        Bytes::from_static(b"Read Data Error"),
+                    );
+                }
+            }
+            Ok(None) | Err(quinn_proto::ReadError::Reset(_)) => {
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SETUP),
+                    Bytes::from_static(b"Read Data Error"),
+                );
+            }
+            Err(quinn_proto::ReadError::Blocked) => {}
+        }
+    }
+
+    /// Drops a connection's state and tells the application if it did not close it itself.
+    pub(super) fn remove(&mut self, id: StreamHandle, error: Option<String>) {
+        if self.conns.get(&id).is_some_and(|c| !c.app_closed) {
+            self.events
+                .push_back(StreamEvent::Closed { stream: id, error });
+        }
+        self.forget(id);
+    }
+
+    fn forget(&mut self, id: StreamHandle) {
+        if let Some(c) = self.conns.remove(&id) {
+            self.by_handle.remove(&(c.service, c.handle));
+            // A dialer's endpoint lives as long as its one connection.
+            if c.client {
+                self.endpoints.remove(&c.service);
+            }
+        }
+    }
+}
+
+/// `None` for a normal close (application code 0 from either side), else the reason.
+fn normal_or(reason: &quinn_proto::ConnectionError) -> Option<String> {
+    use quinn_proto::ConnectionError as E;
+    match reason {
+        E::ApplicationClosed(c) if c.error_code == VarInt::from_u32(super::CLOSE_NORMAL) => None,
+        E::LocallyClosed => None,
+        other => Some(other.to_string()),
+    }
+}

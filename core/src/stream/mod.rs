@@ -1,0 +1,503 @@
+//! Streams: QUIC over mesh datagrams, as Go receptor runs them (netceptor.md §8), sans-IO.
+//!
+//! [`Streams`] sits beside a [`Node`](crate::Node): the runtime binds the services (a listener
+//! name, or an ephemeral name per dial) on the node, hands every datagram and unreachable
+//! notice for those services to [`Streams::handle_datagram`] / [`Streams::handle_unreachable`],
+//! and sends every [`OutDatagram`] with [`Node::send`](crate::Node::send). One QUIC connection
+//! carries one bidirectional byte stream, opened by the dialer, whose first byte is `0x00`.
+
+mod addr;
+mod config;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{
+    ClientConfig, ConnectionHandle, DatagramEvent, EndpointConfig, ServerConfig, VarInt,
+};
+use tracing::debug;
+
+pub use config::{
+    ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE,
+    MAX_PACKET, QuicTlsError, STOP_READING, client_config, server_config, transport,
+};
+
+use crate::id::{Addr, NodeId, ServiceName};
+use crate::wire::PROBLEM_SERVICE_UNKNOWN;
+use addr::AddrMap;
+
+/// One application stream (one QUIC connection and its single bidirectional stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamHandle(pub u64);
+
+/// Makes the server TLS for a client node (`None` refuses it).
+pub type PeerTls = Arc<dyn Fn(&NodeId) -> Option<Arc<ServerConfig>> + Send + Sync>;
+
+/// How a listener picks its TLS for an incoming connection.
+#[derive(Clone)]
+pub enum ServerTls {
+    /// The same config for every client.
+    Fixed(Arc<ServerConfig>),
+    /// A config made for the client's node ID (to require that node ID in its certificate).
+    PerPeer(PeerTls),
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fixed(_) => "ServerTls::Fixed",
+            Self::PerPeer(_) => "ServerTls::PerPeer",
+        })
+    }
+}
+
+/// A QUIC packet to send as a datagram from a local service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutDatagram {
+    /// The local service it comes from.
+    pub from: ServiceName,
+    /// Where it goes.
+    pub to: Addr,
+    /// The packet.
+    pub payload: Bytes,
+}
+
+/// What happened to streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// A dial completed: the stream is open for reading and writing.
+    Connected {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// A listener accepted a stream.
+    Accepted {
+        /// The stream.
+        stream: StreamHandle,
+        /// The listening service.
+        service: ServiceName,
+        /// The dialer.
+        remote: Addr,
+    },
+    /// Data or the end of the stream can be read.
+    Readable {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// A write that was blocked may go on.
+    Writable {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// Everything we sent, FIN included, has been acknowledged: closing now loses nothing.
+    Finished {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// The connection ended (not by [`Streams::close`]); no further events for it.
+    Closed {
+        /// The stream.
+        stream: StreamHandle,
+        /// Why, when it was not a normal close.
+        error: Option<String>,
+    },
+}
+
+/// A stream operation that cannot proceed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// No such stream (never existed, or closed).
+    #[error("unknown stream")]
+    Unknown,
+    /// The stream is not open yet (handshake in progress).
+    #[error("stream not open yet")]
+    NotOpen,
+    /// The peer reset or stopped the stream, or the connection failed.
+    #[error("stream failed: {0}")]
+    Failed(String),
+}
+
+/// Why a dial could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dial failed: {0}")]
+pub struct DialError(pub String);
+
+/// The result of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Some bytes.
+    Data(Bytes),
+    /// Nothing yet; wait for [`StreamEvent::Readable`].
+    Blocked,
+    /// The peer finished its side.
+    Eof,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// QUIC handshake in progress.
+    Handshake,
+    /// Server: handshake done, waiting for the client's stream.
+    AwaitStream,
+    /// Server: stream open, waiting for its first byte.
+    AwaitZero,
+    /// Open for the application.
+    Open,
+}
+
+struct Conn {
+    service: ServiceName,
+    handle: ConnectionHandle,
+    conn: quinn_proto::Connection,
+    remote: Addr,
+    client: bool,
+    state: State,
+    stream: Option<quinn_proto::StreamId>,
+    /// Server: the handshake and first-stream deadline.
+    deadline: Option<Instant>,
+    /// Bytes that came with the leading `0x00`.
+    first: Option<Bytes>,
+    /// Closed by the application: drain silently.
+    app_closed: bool,
+}
+
+struct Endpoint {
+    ep: quinn_proto::Endpoint,
+    tls: Option<ServerTls>,
+}
+
+/// The stream layer of one node.
+pub struct Streams {
+    endpoint_config: Arc<EndpointConfig>,
+    endpoints: BTreeMap<ServiceName, Endpoint>,
+    conns: BTreeMap<StreamHandle, Conn>,
+    by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
+    addrs: AddrMap,
+    out: VecDeque<OutDatagram>,
+    events: VecDeque<StreamEvent>,
+    next: u64,
+    seed: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams")
+            .field("endpoints", &self.endpoints.len())
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+impl Streams {
+    /// A stream layer whose randomness (connection IDs, reset tokens) derives from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut reset_key = [0u8; 64];
+        for (i, b) in reset_key.iter_mut().enumerate() {
+            *b = (seed.rotate_left(i as u32 % 64) >> (i % 8)) as u8 ^ i as u8;
+        }
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key);
+        Self {
+            endpoint_config: Arc::new(EndpointConfig::new(Arc::new(hmac))),
+            endpoints: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            by_handle: HashMap::new(),
+            addrs: AddrMap::default(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            next: 0,
+            seed,
+            buf: Vec::with_capacity(1500),
+        }
+    }
+
+    fn endpoint_seed(&mut self) -> [u8; 32] {
+        self.next += 1;
+        let mut s = [0u8; 32];
+        for (i, chunk) in s.chunks_mut(8).enumerate() {
+            let v = self
+                .seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(self.next.wrapping_mul(31).wrapping_add(i as u64));
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        s
+    }
+
+    fn new_endpoint(&mut self, tls: Option<ServerTls>) -> Endpoint {
+        let seed = self.endpoint_seed();
+        let fixed = match &tls {
+            Some(ServerTls::Fixed(c)) => Some(c.clone()),
+            _ => None,
+        };
+        // PerPeer listeners still need a server config for quinn to take Initials at all.
+        let ep = quinn_proto::Endpoint::new(self.endpoint_config.clone(), fixed, false, Some(seed));
+        Endpoint { ep, tls }
+    }
+
+    /// Accepts streams on `service` (already bound on the node).
+    pub fn listen(&mut self, service: ServiceName, tls: ServerTls) {
+        let mut e = self.new_endpoint(Some(tls.clone()));
+        if let ServerTls::PerPeer(_) = tls {
+            // quinn needs some server config to parse Initials; each accept supplies the real one.
+            e.ep.set_server_config(None);
+        }
+        self.endpoints.insert(service, e);
+    }
+
+    /// Stops accepting on `service`; its open streams end.
+    pub fn unlisten(&mut self, now: Instant, service: ServiceName) {
+        let ids: Vec<StreamHandle> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.service == service)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.close(now, id);
+        }
+        self.endpoints.remove(&service);
+    }
+
+    /// Dials `remote` from `local` (an ephemeral service bound on the node for this dial).
+    pub fn dial(
+        &mut self,
+        now: Instant,
+        local: ServiceName,
+        remote: Addr,
+        client: ClientConfig,
+        server_name: &str,
+    ) -> Result<StreamHandle, DialError> {
+        let sock = self.addrs.sock(&remote);
+        let e = self.new_endpoint(None);
+        let ep = self.endpoints.entry(local).or_insert(e);
+        let (handle, conn) = ep
+            .ep
+            .connect(now, client, sock, server_name)
+            .map_err(|e| DialError(e.to_string()))?;
+        self.next += 1;
+        let id = StreamHandle(self.next);
+        self.by_handle.insert((local, handle), id);
+        self.conns.insert(
+            id,
+            Conn {
+                service: local,
+                handle,
+                conn,
+                remote,
+                client: true,
+                state: State::Handshake,
+                stream: None,
+                deadline: Some(now + HANDSHAKE_TIMEOUT),
+                first: None,
+                app_closed: false,
+            },
+        );
+        self.drive(now, id);
+        Ok(id)
+    }
+
+    /// A datagram arrived for a local stream service.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: ServiceName,
+        from: Addr,
+        payload: Bytes,
+    ) {
+        let sock = self.addrs.sock(&from);
+        let Some(e) = self.endpoints.get_mut(&local) else {
+            return;
+        };
+        self.buf.clear();
+        let ev = e.ep.handle(
+            now,
+            sock,
+            None,
+            None,
+            BytesMut::from(payload),
+            &mut self.buf,
+        );
+        match ev {
+            Some(DatagramEvent::ConnectionEvent(h, ev)) => {
+                if let Some(&id) = self.by_handle.get(&(local, h)) {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.conn.handle_event(ev);
+                    }
+                    self.drive(now, id);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                self.incoming(now, local, from, incoming)
+            }
+            Some(DatagramEvent::Response(t)) => {
+                let payload = Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
+                self.out.push_back(OutDatagram {
+                    from: local,
+                    to: from,
+                    payload,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn incoming(
+        &mut self,
+        now: Instant,
+        local: ServiceName,
+        from: Addr,
+        incoming: quinn_proto::Incoming,
+    ) {
+        let Some(e) = self.endpoints.get_mut(&local) else {
+            return;
+        };
+        let cfg = match &e.tls {
+            Some(ServerTls::Fixed(c)) => Some(c.clone()),
+            Some(ServerTls::PerPeer(f)) => f(&from.node),
+            None => None,
+        };
+        let Some(cfg) = cfg else {
+            e.ep.ignore(incoming);
+            return;
+        };
+        self.buf.clear();
+        match e.ep.accept(incoming, now, &mut self.buf, Some(cfg)) {
+            Ok((handle, conn)) => {
+                self.next += 1;
+                let id = StreamHandle(self.next);
+                self.by_handle.insert((local, handle), id);
+                self.conns.insert(
+                    id,
+                    Conn {
+                        service: local,
+                        handle,
+                        conn,
+                        remote: from,
+                        client: false,
+                        state: State::Handshake,
+                        stream: None,
+                        deadline: Some(now + ACCEPT_TIMEOUT),
+                        first: None,
+                        app_closed: false,
+                    },
+                );
+                self.drive(now, id);
+            }
+            Err(err) => {
+                debug!(error = %err.cause, "refused incoming QUIC connection");
+                if let Some(t) = err.response {
+                    let payload =
+                        Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
+                    self.out.push_back(OutDatagram {
+                        from: local,
+                        to: from,
+                        payload,
+                    });
+                }
+            }
+        }
+    }
+
+    /// An unreachable notice for a local stream service: `service unknown` for a peer's
+    /// address ends its connections at once (Go does the same, §8.6).
+    pub fn handle_unreachable(
+        &mut self,
+        local: ServiceName,
+        to_node: &str,
+        to_service: &str,
+        problem: &str,
+    ) {
+        if problem != PROBLEM_SERVICE_UNKNOWN {
+            return;
+        }
+        let dead: Vec<StreamHandle> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.service == local
+                    && c.remote.node.as_str() == to_node
+                    && c.remote.service.to_string() == to_service
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            self.remove(id, Some(PROBLEM_SERVICE_UNKNOWN.to_owned()));
+        }
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<StreamHandle> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                c.conn.handle_timeout(now);
+            }
+            if c.deadline.is_some_and(|d| d <= now) {
+                c.deadline = None;
+                let reason: &[u8] = if c.state == State::Handshake && c.client {
+                    b"handshake timeout"
+                } else {
+                    b"Accept Timeout"
+                };
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SETUP),
+                    Bytes::from_static(reason),
+                );
+            }
+            self.drive(now, id);
+        }
+    }
+
+    /// When to call [`Streams::handle_timeout`] next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.conns
+            .values_mut()
+            .flat_map(|c| [c.conn.poll_timeout(), c.deadline])
+            .flatten()
+            .min()
+    }
+
+    /// The next QUIC packet to send.
+    #[must_use]
+    pub fn poll_datagram(&mut self) -> Option<OutDatagram> {
+        self.out.pop_front()
+    }
+
+    /// The next stream event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether any stream or listener exists on `service`.
+    pub fn has_service(&self, service: ServiceName) -> bool {
+        self.endpoints.contains_key(&service)
+    }
+
+    /// The peer of a stream.
+    pub fn remote(&self, stream: StreamHandle) -> Option<&Addr> {
+        self.conns.get(&stream).map(|c| &c.remote)
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether there are no live connections.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+}
+
+mod drive;
+mod io;
