@@ -15,6 +15,8 @@ use receptor_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::stream::{StreamCommand, StreamSide};
+
 /// Frames queued per link before the node drops further ones (the peer is too slow).
 pub(crate) const LINK_QUEUE: usize = 512;
 const INBOUND_QUEUE: usize = 1024;
@@ -89,7 +91,7 @@ pub enum TraceEvent {
     Done,
 }
 
-enum Command {
+pub(crate) enum Command {
     Status(oneshot::Sender<Status>),
     Ping(String, oneshot::Sender<Result<PingResult, SendError>>),
     Traceroute(String, mpsc::Sender<TraceEvent>),
@@ -109,6 +111,7 @@ enum Command {
         reply: oneshot::Sender<Result<(), SendError>>,
     },
     Shutdown,
+    Stream(StreamCommand),
 }
 
 /// The node has stopped.
@@ -120,7 +123,7 @@ pub struct NodeGone;
 #[derive(Clone)]
 pub struct NodeHandle {
     id: NodeId,
-    commands: mpsc::Sender<Command>,
+    pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) inbound: mpsc::Sender<ToNode>,
     next_link: Arc<AtomicU64>,
     stopped: watch::Receiver<Option<String>>,
@@ -129,11 +132,13 @@ pub struct NodeHandle {
 /// Starts the node task on the current tokio runtime.
 pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::ConfigError> {
     let id = config.node_id.clone();
+    let seed = config.rng_seed.rotate_left(17) ^ id.hash();
     let node = Node::new(config, now())?;
     let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (stop_tx, stopped) = watch::channel(None);
-    tokio::spawn(run(node, cmd_rx, in_rx, stop_tx));
+    let streams = StreamSide::new(seed, commands.clone());
+    tokio::spawn(run(node, streams, cmd_rx, in_rx, stop_tx));
     Ok(NodeHandle {
         id,
         commands,
@@ -266,6 +271,7 @@ type LinkEntry = (mpsc::Sender<Bytes>, Option<oneshot::Sender<()>>, String);
 /// State the node task keeps beside the node.
 struct Driver {
     node: Node,
+    streams: StreamSide,
     links: BTreeMap<LinkId, LinkEntry>,
     services: BTreeMap<ServiceName, mpsc::Sender<ServiceEvent>>,
     pings: BTreeMap<PingId, oneshot::Sender<Result<PingResult, SendError>>>,
@@ -275,12 +281,14 @@ struct Driver {
 
 async fn run(
     node: Node,
+    streams: StreamSide,
     mut commands: mpsc::Receiver<Command>,
     mut inbound: mpsc::Receiver<ToNode>,
     stopped: watch::Sender<Option<String>>,
 ) {
     let mut d = Driver {
         node,
+        streams,
         links: BTreeMap::new(),
         services: BTreeMap::new(),
         pings: BTreeMap::new(),
@@ -293,7 +301,10 @@ async fn run(
             reason = Some(r);
             break;
         }
-        let deadline = d.node.poll_timeout();
+        let deadline = [d.node.poll_timeout(), d.streams.streams.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -314,7 +325,11 @@ async fn run(
                 }
                 Some(c) => d.command(c),
             },
-            () = sleep => d.node.handle_input(now(), Input::Timeout),
+            () = sleep => {
+                let now = now();
+                d.node.handle_input(now, Input::Timeout);
+                d.streams.streams.handle_timeout(now);
+            }
         }
     }
     // Dropping the link senders ends every writer; the readers are told to stop.
@@ -414,12 +429,27 @@ impl Driver {
                     .send(now, from, &to_node, to_service, payload, None);
                 let _ = reply.send(r);
             }
+            Command::Stream(c) => self.streams.command(&mut self.node, now, c),
             Command::Shutdown => {}
         }
     }
 
     /// Drains the node's outputs; returns a reason if the node stopped on its own.
     fn flush(&mut self) -> Option<String> {
+        loop {
+            let stop = self.flush_node();
+            if stop.is_some() {
+                return stop;
+            }
+            if !self.streams.pump(&mut self.node, now()) {
+                return None;
+            }
+        }
+    }
+
+    /// Drains the node's own outputs once.
+    fn flush_node(&mut self) -> Option<String> {
+        let now = now();
         while let Some(t) = self.node.poll_transmit() {
             if let Some((tx, _, _)) = self.links.get(&t.link)
                 && tx.try_send(t.frame).is_err()
@@ -431,6 +461,26 @@ impl Driver {
         let mut stop = None;
         while let Some(ev) = self.node.poll_event() {
             match ev {
+                Event::Datagram {
+                    service,
+                    from,
+                    payload,
+                } if self.streams.owns(service) => {
+                    self.streams
+                        .streams
+                        .handle_datagram(now, service, from, payload);
+                }
+                Event::Unreachable {
+                    service, notice, ..
+                } if self.streams.owns(service) => {
+                    let s = &mut self.streams.streams;
+                    s.handle_unreachable(
+                        service,
+                        &notice.to_node,
+                        &notice.to_service,
+                        &notice.problem,
+                    );
+                }
                 Event::Datagram {
                     service,
                     from,

@@ -8,6 +8,7 @@
 pub mod backends;
 mod driver;
 mod link;
+mod stream;
 pub mod tls;
 
 /// The rustls this crate builds its TLS configs with.
@@ -16,3 +17,4 @@ pub use rustls;
 pub use driver::{
     NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
 };
+pub use stream::{MeshStream, StreamListener};

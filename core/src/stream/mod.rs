@@ -28,6 +28,9 @@ use crate::id::{Addr, NodeId, ServiceName};
 use crate::wire::PROBLEM_SERVICE_UNKNOWN;
 use addr::AddrMap;
 
+/// The QUIC implementation underneath, for building client and server configs.
+pub use quinn_proto;
+
 /// One application stream (one QUIC connection and its single bidirectional stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamHandle(pub u64);

@@ -1,0 +1,586 @@
+//! Mesh streams on tokio: [`MeshStream`] (AsyncRead + AsyncWrite) over the core's QUIC layer,
+//! with back-pressure end to end: a writer waits for credit that the node task returns only
+//! when QUIC has taken the bytes, and the node task reads from QUIC only while the reader's
+//! queue has room, so a slow reader slows the writer and no buffer grows without bound.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use receptor_core::stream::{Read, ServerTls, StreamEvent, StreamHandle, Streams};
+use receptor_core::{Addr, Advertise, Node, NodeId, ServiceName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::debug;
+
+use crate::driver::{Command, NodeHandle};
+
+/// Bytes a writer may have queued in the node task beyond what QUIC has taken.
+const WRITE_CREDIT: usize = 1 << 20;
+/// Largest chunk one write hands over.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Chunks queued for a reader before the node task stops reading from QUIC.
+const READ_QUEUE: usize = 32;
+/// Streams queued on a listener before further ones are refused.
+const ACCEPT_QUEUE: usize = 64;
+
+pub(crate) enum StreamCommand {
+    Dial {
+        node: String,
+        service: String,
+        tls: receptor_core::stream::quinn_proto::ClientConfig,
+        server_name: String,
+        reply: oneshot::Sender<Result<MeshStream, String>>,
+    },
+    Listen {
+        service: String,
+        tls: ServerTls,
+        advertise: Option<Advertise>,
+        reply: oneshot::Sender<Result<StreamListener, String>>,
+    },
+    Write(StreamHandle, Bytes),
+    Shutdown(StreamHandle),
+    Resume(StreamHandle),
+    Drop(StreamHandle),
+}
+
+type Chunk = Result<Bytes, String>;
+
+/// The node task's side of one open stream.
+struct Open {
+    to_app: mpsc::Sender<Chunk>,
+    paused: Arc<AtomicBool>,
+    credit: Arc<Semaphore>,
+    pending: VecDeque<Bytes>,
+    fin_wanted: bool,
+    fin_sent: bool,
+    eof_seen: bool,
+    app_gone: bool,
+    acked: bool,
+    /// The ephemeral service a dial bound; unbound when the stream ends.
+    local: Option<ServiceName>,
+}
+
+/// The stream half of the node task.
+pub(crate) struct StreamSide {
+    pub(crate) streams: Streams,
+    services: BTreeSet<ServiceName>,
+    listeners: BTreeMap<ServiceName, mpsc::Sender<MeshStream>>,
+    dials: BTreeMap<StreamHandle, (oneshot::Sender<Result<MeshStream, String>>, ServiceName)>,
+    open: BTreeMap<StreamHandle, Open>,
+    paused: BTreeSet<StreamHandle>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl StreamSide {
+    pub(crate) fn new(seed: u64, commands: mpsc::Sender<Command>) -> Self {
+        Self {
+            streams: Streams::new(seed),
+            services: BTreeSet::new(),
+            listeners: BTreeMap::new(),
+            dials: BTreeMap::new(),
+            open: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            commands,
+        }
+    }
+
+    /// Whether datagrams for `service` belong to the stream layer.
+    pub(crate) fn owns(&self, service: ServiceName) -> bool {
+        self.services.contains(&service)
+    }
+
+    pub(crate) fn command(&mut self, node: &mut Node, now: Instant, cmd: StreamCommand) {
+        match cmd {
+            StreamCommand::Dial {
+                node: to,
+                service,
+                tls,
+                server_name,
+                reply,
+            } => {
+                let target = if to.eq_ignore_ascii_case("localhost") {
+                    node.id().to_string()
+                } else {
+                    to
+                };
+                let remote = match (NodeId::new(&target), ServiceName::new(&service)) {
+                    (Ok(n), Ok(s)) => Addr {
+                        node: n,
+                        service: s,
+                    },
+                    (Err(e), _) => return drop(reply.send(Err(e.to_string()))),
+                    (_, Err(e)) => return drop(reply.send(Err(e.to_string()))),
+                };
+                let local = match node.listen(now, None, None) {
+                    Ok(s) => s,
+                    Err(e) => return drop(reply.send(Err(e.to_string()))),
+                };
+                self.services.insert(local);
+                match self.streams.dial(now, local, remote, tls, &server_name) {
+                    Ok(id) => {
+                        self.dials.insert(id, (reply, local));
+                    }
+                    Err(e) => {
+                        self.services.remove(&local);
+                        node.unlisten(now, local);
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            StreamCommand::Listen {
+                service,
+                tls,
+                advertise,
+                reply,
+            } => {
+                let r = node
+                    .listen(now, Some(&service), advertise)
+                    .map_err(|e| e.to_string())
+                    .map(|name| {
+                        self.services.insert(name);
+                        self.streams.listen(name, tls);
+                        let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+                        self.listeners.insert(name, tx);
+                        StreamListener { service: name, rx }
+                    });
+                let _ = reply.send(r);
+            }
+            StreamCommand::Write(id, data) => {
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.pending.push_back(data);
+                    self.flush_writes(now, id);
+                }
+            }
+            StreamCommand::Shutdown(id) => {
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.fin_wanted = true;
+                    self.flush_writes(now, id);
+                }
+            }
+            StreamCommand::Resume(id) => {
+                self.paused.insert(id);
+            }
+            StreamCommand::Drop(id) => {
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.app_gone = true;
+                    o.fin_wanted = true;
+                    self.flush_writes(now, id);
+                    self.maybe_close(node, now, id);
+                }
+            }
+        }
+    }
+
+    /// Hands queued bytes to QUIC as far as flow control allows; returns credit for them.
+    fn flush_writes(&mut self, now: Instant, id: StreamHandle) {
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        while let Some(mut chunk) = o.pending.pop_front() {
+            match self.streams.write(now, id, &chunk) {
+                Ok(n) => {
+                    o.credit.add_permits(n);
+                    if n < chunk.len() {
+                        o.pending.push_front(chunk.split_off(n));
+                        return;
+                    }
+                }
+                Err(e) => {
+                    debug!(?id, "stream write failed: {e}");
+                    o.pending.clear();
+                    o.credit.close();
+                    return;
+                }
+            }
+        }
+        if o.fin_wanted && !o.fin_sent {
+            o.fin_sent = true;
+            let _ = self.streams.finish(now, id);
+        }
+    }
+
+    /// Moves data from QUIC to the reader while its queue has room.
+    fn fill_reader(&mut self, now: Instant, id: StreamHandle) {
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        if o.eof_seen || o.app_gone {
+            // Nobody reads: drain and discard so the peer is not stalled.
+            while let Ok(Read::Data(_)) = self.streams.read(now, id, usize::MAX) {}
+            return;
+        }
+        loop {
+            let Ok(permit) = o.to_app.try_reserve() else {
+                o.paused.store(true, Ordering::Release);
+                return;
+            };
+            match self.streams.read(now, id, WRITE_CHUNK) {
+                Ok(Read::Data(b)) => permit.send(Ok(b)),
+                Ok(Read::Blocked) => return,
+                Ok(Read::Eof) => {
+                    o.eof_seen = true;
+                    drop(permit);
+                    // Closing the channel is the reader's EOF.
+                    let (dead, _) = mpsc::channel(1);
+                    o.to_app = dead;
+                    return;
+                }
+                Err(e) => {
+                    permit.send(Err(e.to_string()));
+                    o.eof_seen = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes a stream once the application is done with it and all it wrote is acknowledged.
+    fn maybe_close(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
+        let Some(o) = self.open.get(&id) else { return };
+        if o.app_gone && o.pending.is_empty() && (o.acked || !o.fin_sent) {
+            self.streams.close(now, id);
+            self.forget(node, now, id);
+        }
+    }
+
+    fn forget(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
+        if let Some(o) = self.open.remove(&id) {
+            o.credit.close();
+            if let Some(local) = o.local {
+                self.services.remove(&local);
+                node.unlisten(now, local);
+            }
+        }
+        self.paused.remove(&id);
+    }
+
+    /// Moves QUIC packets into the node and stream events to the application. Returns whether
+    /// anything moved (the caller loops until quiet).
+    pub(crate) fn pump(&mut self, node: &mut Node, now: Instant) -> bool {
+        let mut moved = false;
+        let paused: Vec<StreamHandle> = std::mem::take(&mut self.paused).into_iter().collect();
+        for id in paused {
+            if let Some(o) = self.open.get(&id) {
+                o.paused.store(false, Ordering::Release);
+            }
+            self.fill_reader(now, id);
+        }
+        while let Some(ev) = self.streams.poll_event() {
+            moved = true;
+            match ev {
+                StreamEvent::Connected { stream } => {
+                    if let Some((reply, local)) = self.dials.remove(&stream) {
+                        let remote = self.streams.remote(stream).cloned();
+                        let s = self.open_stream(stream, Some(local), remote);
+                        if let Err(Ok(s)) = reply.send(Ok(s)) {
+                            drop(s);
+                        }
+                    }
+                }
+                StreamEvent::Accepted {
+                    stream,
+                    service,
+                    remote,
+                } => {
+                    let s = self.open_stream(stream, None, Some(remote));
+                    let full = self
+                        .listeners
+                        .get(&service)
+                        .is_none_or(|l| l.try_send(s).is_err());
+                    if full {
+                        self.streams.close(now, stream);
+                        self.open.remove(&stream);
+                    }
+                }
+                StreamEvent::Readable { stream } => self.fill_reader(now, stream),
+                StreamEvent::Writable { stream } => self.flush_writes(now, stream),
+                StreamEvent::Finished { stream } => {
+                    if let Some(o) = self.open.get_mut(&stream) {
+                        o.acked = true;
+                    }
+                    self.maybe_close(node, now, stream);
+                }
+                StreamEvent::Closed { stream, error } => {
+                    if let Some((reply, local)) = self.dials.remove(&stream) {
+                        let why = error.clone().unwrap_or_else(|| "connection closed".into());
+                        let _ = reply.send(Err(why));
+                        self.services.remove(&local);
+                        node.unlisten(now, local);
+                    }
+                    if let Some(o) = self.open.get(&stream) {
+                        if let Some(e) = error {
+                            let _ = o.to_app.try_send(Err(e));
+                        }
+                    }
+                    self.forget(node, now, stream);
+                }
+                _ => {}
+            }
+        }
+        while let Some(d) = self.streams.poll_datagram() {
+            moved = true;
+            // A lost packet is QUIC's to recover; no route now may be a route soon.
+            let _ = node.send(
+                now,
+                d.from,
+                d.to.node.as_str(),
+                d.to.service,
+                d.payload,
+                None,
+            );
+        }
+        moved
+    }
+
+    fn open_stream(
+        &mut self,
+        id: StreamHandle,
+        local: Option<ServiceName>,
+        remote: Option<Addr>,
+    ) -> MeshStream {
+        let (to_app, rx) = mpsc::channel(READ_QUEUE);
+        let paused = Arc::new(AtomicBool::new(false));
+        let credit = Arc::new(Semaphore::new(WRITE_CREDIT));
+        self.open.insert(
+            id,
+            Open {
+                to_app,
+                paused: paused.clone(),
+                credit: credit.clone(),
+                pending: VecDeque::new(),
+                fin_wanted: false,
+                fin_sent: false,
+                eof_seen: false,
+                app_gone: false,
+                acked: false,
+                local,
+            },
+        );
+        MeshStream {
+            id,
+            remote,
+            commands: self.commands.clone(),
+            rx,
+            read_buf: Bytes::new(),
+            paused,
+            credit,
+            writing: None,
+            shutting: None,
+        }
+    }
+}
+
+type Pending = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// A byte stream to a service on a mesh node (QUIC underneath). Reading side and writing side
+/// are independent: `shutdown` finishes ours (the peer reads EOF) and reading goes on.
+pub struct MeshStream {
+    id: StreamHandle,
+    remote: Option<Addr>,
+    commands: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Chunk>,
+    read_buf: Bytes,
+    paused: Arc<AtomicBool>,
+    credit: Arc<Semaphore>,
+    writing: Option<(Pending, usize)>,
+    shutting: Option<Pending>,
+}
+
+impl std::fmt::Debug for MeshStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshStream")
+            .field("id", &self.id)
+            .field("remote", &self.remote)
+            .finish()
+    }
+}
+
+impl MeshStream {
+    /// The other end.
+    pub fn remote(&self) -> Option<&Addr> {
+        self.remote.as_ref()
+    }
+}
+
+impl AsyncRead for MeshStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.read_buf.is_empty() {
+            match this.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, e)));
+                }
+                Poll::Ready(Some(Ok(b))) => this.read_buf = b,
+            }
+            // The node task stopped reading because our queue was full: there is room now.
+            if this.paused.swap(false, Ordering::AcqRel) {
+                let _ = this
+                    .commands
+                    .try_send(Command::Stream(StreamCommand::Resume(this.id)));
+            }
+        }
+        let n = this.read_buf.len().min(buf.remaining());
+        buf.put_slice(&this.read_buf.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "mesh stream closed")
+}
+
+impl AsyncWrite for MeshStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.writing.is_none() {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let n = buf.len().min(WRITE_CHUNK);
+            let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+            let (credit, commands, id) = (this.credit.clone(), this.commands.clone(), this.id);
+            let fut: Pending = Box::pin(async move {
+                let permit: OwnedSemaphorePermit = credit
+                    .acquire_many_owned(n as u32)
+                    .await
+                    .map_err(|_| closed())?;
+                permit.forget();
+                commands
+                    .send(Command::Stream(StreamCommand::Write(id, data)))
+                    .await
+                    .map_err(|_| closed())
+            });
+            this.writing = Some((fut, n));
+        }
+        let Some((fut, n)) = this.writing.as_mut() else {
+            return Poll::Ready(Err(closed()));
+        };
+        let n = *n;
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                this.writing = None;
+                Poll::Ready(r.map(|()| n))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bytes handed over are QUIC's to deliver; there is nothing to flush here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.shutting.is_none() {
+            let (commands, id) = (this.commands.clone(), this.id);
+            this.shutting = Some(Box::pin(async move {
+                commands
+                    .send(Command::Stream(StreamCommand::Shutdown(id)))
+                    .await
+                    .map_err(|_| closed())
+            }));
+        }
+        match this.shutting.as_mut() {
+            Some(f) => f.as_mut().poll(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Drop for MeshStream {
+    fn drop(&mut self) {
+        let cmd = Command::Stream(StreamCommand::Drop(self.id));
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.commands.try_send(cmd) {
+            let commands = self.commands.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = commands.send(cmd).await;
+                });
+            }
+        }
+    }
+}
+
+/// Streams accepted on a listening mesh service.
+#[derive(Debug)]
+pub struct StreamListener {
+    service: ServiceName,
+    rx: mpsc::Receiver<MeshStream>,
+}
+
+impl StreamListener {
+    /// The service listened on.
+    pub fn service(&self) -> ServiceName {
+        self.service
+    }
+
+    /// The next accepted stream; `None` once the node stops.
+    pub async fn accept(&mut self) -> Option<MeshStream> {
+        self.rx.recv().await
+    }
+}
+
+impl NodeHandle {
+    /// Opens a stream to `service` on `node`, with the QUIC client TLS given (the insecure
+    /// config for ConnType 1 services, a user config for ConnType 2).
+    pub async fn dial(
+        &self,
+        node: &str,
+        service: &str,
+        tls: receptor_core::stream::quinn_proto::ClientConfig,
+        server_name: &str,
+    ) -> Result<MeshStream, String> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StreamCommand::Dial {
+            node: node.to_owned(),
+            service: service.to_owned(),
+            tls,
+            server_name: server_name.to_owned(),
+            reply,
+        };
+        self.commands
+            .send(Command::Stream(cmd))
+            .await
+            .map_err(|_| "the node has stopped".to_owned())?;
+        rx.await.map_err(|_| "the node has stopped".to_owned())?
+    }
+
+    /// Listens for streams on `service`, optionally advertising it.
+    pub async fn listen_stream(
+        &self,
+        service: &str,
+        tls: ServerTls,
+        advertise: Option<Advertise>,
+    ) -> Result<StreamListener, String> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = StreamCommand::Listen {
+            service: service.to_owned(),
+            tls,
+            advertise,
+            reply,
+        };
+        self.commands
+            .send(Command::Stream(cmd))
+            .await
+            .map_err(|_| "the node has stopped".to_owned())?;
+        rx.await.map_err(|_| "the node has stopped".to_owned())?
+    }
+}

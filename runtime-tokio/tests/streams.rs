@@ -1,0 +1,119 @@
+//! Mesh streams (QUIC over mesh datagrams) between nodes in one process over real sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use receptor_core::stream::{ServerTls, client_config, server_config};
+use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
+use receptor_tokio::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen};
+use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
+use receptor_tokio::{MeshStream, NodeHandle, spawn_node};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn node(id: &str) -> NodeHandle {
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    spawn_node(Arc::new(Config::new(NodeId::new(id).unwrap(), 7, wall))).unwrap()
+}
+
+async fn line() -> (NodeHandle, NodeHandle, NodeHandle) {
+    let (a, b, c) = (node("a"), node("b"), node("c"));
+    let link = Arc::new(LinkConfig::new(LinkKind::Stream));
+    for (dialer, listener) in [(&a, &b), (&c, &b)] {
+        let spec = ListenSpec {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            link: link.clone(),
+            tls: None,
+        };
+        let (addr, _) = tcp_listen(listener, spec).await.unwrap();
+        tcp_dial(
+            dialer,
+            DialSpec {
+                address: addr.to_string(),
+                redial: true,
+                link: link.clone(),
+                tls: None,
+            },
+        );
+    }
+    for _ in 0..200 {
+        let sa = a.status().await.unwrap();
+        let sc = c.status().await.unwrap();
+        if sa.routes.contains_key("c") && sc.routes.contains_key("a") {
+            return (a, b, c);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no routes");
+}
+
+fn insecure_server() -> ServerTls {
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    ServerTls::Fixed(server_config((*tls).clone()).unwrap())
+}
+
+async fn dial(from: &NodeHandle, to: &str, svc: &str) -> Result<MeshStream, String> {
+    let tls = client_config((*insecure_client_config().unwrap()).clone()).unwrap();
+    from.dial(to, svc, tls, from.id().as_str()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_over_two_hops_with_half_close() {
+    let (a, _b, c) = line().await;
+    let mut l = c
+        .listen_stream("echo", insecure_server(), None)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(mut s) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    s.write_all(&buf[..n]).await.unwrap();
+                }
+                s.shutdown().await.unwrap();
+            });
+        }
+    });
+    let s = dial(&a, "c", "echo").await.unwrap();
+    assert_eq!(s.remote().unwrap().node.as_str(), "c");
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    let expect = data.clone();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&data).await.unwrap();
+        // Half-close: the echo still comes back after this.
+        wr.shutdown().await.unwrap();
+        wr
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let _wr = writer.await.unwrap();
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "echoed bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_to_closed_service_fails_fast() {
+    let (a, _b, _c) = line().await;
+    let started = std::time::Instant::now();
+    let r = dial(&a, "c", "nothere").await;
+    assert!(r.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(r.unwrap_err().contains("service unknown"));
+}
