@@ -314,10 +314,8 @@ impl StreamSide {
                         self.services.remove(&local);
                         node.unlisten(now, local);
                     }
-                    if let Some(o) = self.open.get(&stream) {
-                        if let Some(e) = error {
-                            let _ = o.to_app.try_send(Err(e));
-                        }
+                    if let (Some(o), Some(e)) = (self.open.get(&stream), error) {
+                        let _ = o.to_app.try_send(Err(e));
                     }
                     self.forget(node, now, stream);
                 }
