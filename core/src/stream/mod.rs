@@ -166,6 +166,8 @@ struct Conn {
     first: Option<Bytes>,
     /// Closed by the application: drain silently.
     app_closed: bool,
+    /// Server: `Accepted` was emitted.
+    announced: bool,
 }
 
 struct Endpoint {
@@ -298,6 +300,7 @@ impl Streams {
                 deadline: Some(now + HANDSHAKE_TIMEOUT),
                 first: None,
                 app_closed: false,
+                announced: false,
             },
         );
         self.drive(now, id);
@@ -387,6 +390,7 @@ impl Streams {
                         deadline: Some(now + ACCEPT_TIMEOUT),
                         first: None,
                         app_closed: false,
+                        announced: false,
                     },
                 );
                 self.drive(now, id);
