@@ -86,6 +86,14 @@ impl Sim {
         self.conv.invalidate();
     }
 
+    /// Changes the loss probability of the links between `a` and `b` from now on.
+    pub fn set_loss(&mut self, a: &str, b: &str, loss: f64) {
+        let (ia, ib) = (self.ix(a), self.ix(b));
+        for l in self.links_between(ia, ib) {
+            self.links[l].model.loss = loss;
+        }
+    }
+
     /// Removes the links between `a` and `b` for good: open sessions go down at both ends
     /// and nobody redials.
     pub fn disconnect(&mut self, a: &str, b: &str) {
