@@ -194,6 +194,20 @@ impl Sim {
         r
     }
 
+    /// Unbinds `service` on `node`; an advertised one is withdrawn from the mesh.
+    ///
+    /// # Panics
+    /// If the node is not running or the name is not a valid service name.
+    pub fn unlisten(&mut self, node: &str, service: &str) {
+        let service = ServiceName::new(service).unwrap_or_else(|e| panic!("{service:?}: {e}"));
+        let now = self.instant();
+        let (n, nd) = self
+            .alive_node(node)
+            .unwrap_or_else(|| panic!("node {node} is not running"));
+        nd.unlisten(now, service);
+        self.feed(n, None);
+    }
+
     /// Sends `payload` from `from:from_service` to `to:to_service` with the default
     /// hops-to-live.
     pub fn send(

@@ -139,3 +139,38 @@ fn thousand_nodes() {
     });
     converge(&mut sim, secs(120));
 }
+
+#[test]
+fn service_adverts_flood_and_cancel() {
+    use receptor_core::Advertise;
+    let topo = Topology::random(20, 3.0, 8);
+    let mut sim = sim_of(8, &topo, LinkModel::stream);
+    converge(&mut sim, secs(10));
+    let ad = Advertise {
+        conn_type: 0,
+        tags: [("type".to_owned(), "UDP Proxy".to_owned())].into(),
+        work_commands: None,
+    };
+    sim.listen_advertised("n05", "proxy", Some(ad)).unwrap();
+    let has_ad = |sim: &Sim, node: &str| {
+        sim.node(node)
+            .unwrap()
+            .advertisements()
+            .any(|a| a.node_id == "n05" && a.service == "proxy")
+    };
+    // Go sends a new listener's advert within 5 s.
+    sim.run_for(secs(6));
+    for name in &topo.names {
+        assert!(has_ad(&sim, name), "{name} lacks the advert");
+    }
+    // A node that joins later gets the adverts pushed by its new neighbour.
+    sim.add_node("late");
+    sim.connect("late", "n00", LinkModel::stream());
+    sim.run_for(secs(1));
+    assert!(has_ad(&sim, "late"));
+    sim.unlisten("n05", "proxy");
+    sim.run_for(secs(1));
+    for name in topo.names.iter().map(String::as_str).chain(["late"]) {
+        assert!(!has_ad(&sim, name), "{name} still has the advert");
+    }
+}
