@@ -30,6 +30,7 @@
 mod check;
 mod control;
 mod link;
+mod queue;
 mod sim;
 mod topology;
 

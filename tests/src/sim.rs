@@ -1,8 +1,7 @@
 //! The simulator proper: virtual clock, event queue, and how node outputs become link
 //! traffic. Fault injection, commands and getters are in `control.rs`.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use receptor_core::{Config, Event, Input, LinkId, LinkKind, Node, NodeId};
 
 use crate::check::{Convergence, TraceHash, mix64};
 use crate::link::{DirState, LinkModel, Session, SimLink};
+use crate::queue::EventQueue;
 
 /// Unix time of virtual time zero, for the nodes' wall clocks (route epochs, ad times).
 pub(crate) const WALL_BASE: Duration = Duration::from_secs(1_700_000_000);
@@ -87,31 +87,6 @@ pub(crate) enum SimEvent {
     Dial { link: u32 },
 }
 
-#[derive(Debug)]
-pub(crate) struct Scheduled {
-    at: u64,
-    seq: u64,
-    ev: SimEvent,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scheduled {
-    // `seq` is unique, so equal times keep their scheduling order: runs repeat exactly.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 /// One simulated process.
 #[derive(Debug)]
 pub(crate) struct SimNode {
@@ -151,7 +126,7 @@ pub struct Sim {
     pub(crate) names: BTreeMap<NodeId, u32>,
     pub(crate) links: Vec<SimLink>,
     pub(crate) sessions: Vec<Session>,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: EventQueue<SimEvent>,
     seq: u64,
     pub(crate) stats: SimStats,
     hash: TraceHash,
@@ -187,7 +162,7 @@ impl Sim {
             names: BTreeMap::new(),
             links: Vec::new(),
             sessions: Vec::new(),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             seq: 0,
             stats: SimStats::default(),
             hash: TraceHash::default(),
@@ -311,21 +286,17 @@ impl Sim {
 
     fn schedule(&mut self, at: u64, ev: SimEvent) {
         self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+        self.queue.push(at, self.seq, ev);
     }
 
     /// Processes the earliest pending event. Returns `false` when nothing is pending.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(s)) = self.queue.pop() else {
+        let Some((at, ev)) = self.queue.pop() else {
             return false;
         };
-        self.now = self.now.max(s.at);
+        self.now = self.now.max(at);
         self.stats.steps += 1;
-        match s.ev {
+        match ev {
             SimEvent::Timer { node, token } => self.on_timer(node, token),
             SimEvent::Deliver { to, frame } => self.on_deliver(to, frame),
             SimEvent::Closed { to } => self.on_closed(to),
@@ -338,8 +309,8 @@ impl Sim {
     }
 
     /// Virtual time of the next pending event.
-    pub(crate) fn next_at(&self) -> Option<u64> {
-        self.queue.peek().map(|Reverse(s)| s.at)
+    pub(crate) fn next_at(&mut self) -> Option<u64> {
+        self.queue.peek_at()
     }
 
     /// Runs every event due within `d`, then moves the clock to the end of `d`.
