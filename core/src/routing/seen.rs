@@ -1,12 +1,11 @@
 //! The set of routing-update IDs already handled, bounded in size and age.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-/// An update ID as a set key. IDs of up to 15 bytes (Go's are 8) are packed with their
-/// length into a `u128`, so a lookup neither allocates nor follows a pointer; longer ones
-/// are kept as strings. Distinct IDs always give distinct keys.
+use super::fastkey::{FastBuild, pack};
+
+/// An update ID as a set key: packed inline when short (Go's are 8 bytes), else a string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Short(u128),
@@ -15,52 +14,14 @@ enum Key {
 
 impl Key {
     fn new(id: &str) -> Self {
-        let b = id.as_bytes();
-        let mut w = [0u8; 16];
-        match (w.get_mut(..b.len()), u8::try_from(b.len())) {
-            (Some(dst), Ok(len)) if len < 16 => {
-                dst.copy_from_slice(b);
-                // The length goes in the last byte, which a short ID never reaches.
-                if let Some(last) = w.last_mut() {
-                    *last = len;
-                }
-                Self::Short(u128::from_le_bytes(w))
-            }
-            _ => Self::Long(id.into()),
-        }
-    }
-}
-
-/// FxHash-style word mixing with a SplitMix finaliser: update IDs are random already, and
-/// set membership is all we ask of it (iteration order never matters here).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            if let Some(dst) = w.get_mut(..chunk.len()) {
-                dst.copy_from_slice(chunk);
-            }
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        pack(id).map_or_else(|| Self::Long(id.into()), Self::Short)
     }
 }
 
 /// Update IDs seen recently (Go `seenUpdates`): copies of a flood are dropped by ID.
 #[derive(Debug)]
 pub(crate) struct SeenUpdates {
-    ids: HashSet<Key, BuildHasherDefault<IdHasher>>,
+    ids: HashSet<Key, FastBuild>,
     order: VecDeque<(Instant, Key)>,
     ttl: Duration,
     cap: usize,
