@@ -27,6 +27,8 @@
 //! assert_eq!(sim.routes("a")["c"].as_str(), "b");
 //! ```
 
+#![warn(missing_docs)]
+
 mod check;
 mod control;
 mod link;

@@ -229,3 +229,32 @@ fn seed_sweep() {
         converge(&mut sim, secs(90));
     }
 }
+
+#[test]
+fn a_tenth_of_the_mesh_crashes_and_comes_back() {
+    let seed = seed_from_env(31);
+    let topo = Topology::random(120, 3.5, seed);
+    let mut sim = Sim::new(seed);
+    sim.set_record_events(false);
+    topo.build(&mut sim, |e| {
+        let m = if e % 2 == 0 {
+            LinkModel::stream()
+        } else {
+            LinkModel::datagram()
+        };
+        m.latency(ms(1 + e as u64 % 15))
+    });
+    converge(&mut sim, secs(10));
+    let victims: Vec<&str> = topo.names.iter().step_by(10).map(String::as_str).collect();
+    for v in &victims {
+        sim.crash(v);
+    }
+    // The rest may fall apart into pieces; each piece must route within itself.
+    converge(&mut sim, secs(30));
+    sim.run_for(secs(20));
+    for v in &victims {
+        sim.restart(v);
+    }
+    converge(&mut sim, secs(60));
+    assert_eq!(sim.partitions(), 1);
+}

@@ -138,3 +138,31 @@ fn connecting_to_itself_is_rejected() {
             .any(|w| w == "it tried to connect using our own node ID")
     );
 }
+
+#[test]
+fn handshake_with_one_way_loss_gives_up_then_recovers() {
+    let mut sim = pair(57);
+    sim.connect("A", "B", LinkModel::stream().latency(common::ms(5)));
+    // B never hears A: A establishes on B's update, B keeps sending its handshake update
+    // every second and gives up after 11.
+    sim.partition_oneway("A", "B");
+    sim.run_for(secs(12));
+    let b_gave_up = sim.events("B").iter().any(|r| {
+        matches!(
+            r.event,
+            Event::CloseLink {
+                reason: CloseReason::HandshakeTimeout,
+                ..
+            }
+        )
+    });
+    assert!(b_gave_up);
+    assert!(
+        sim.events("A")
+            .iter()
+            .any(|r| matches!(r.event, Event::PeerDown { .. })),
+        "A saw the session end"
+    );
+    sim.heal("A", "B");
+    converge(&mut sim, secs(30));
+}

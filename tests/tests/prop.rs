@@ -81,3 +81,57 @@ proptest! {
         prop_assert_eq!(sim.partitions(), 1);
     }
 }
+
+/// Hop distances from `s` over the topology's edges.
+fn bfs(topo: &Topology, s: usize) -> Vec<usize> {
+    let n = topo.names.len();
+    let mut d = vec![usize::MAX; n];
+    d[s] = 0;
+    let mut q = std::collections::VecDeque::from([s]);
+    while let Some(u) = q.pop_front() {
+        for &(a, b) in &topo.edges {
+            for (x, y) in [(a, b), (b, a)] {
+                if x == u && d[y] == usize::MAX {
+                    d[y] = d[u] + 1;
+                    q.push_back(y);
+                }
+            }
+        }
+    }
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn traceroute_follows_a_shortest_path(
+        n in 2usize..=12,
+        degree in 1.0f64..4.0,
+        seed in any::<u64>(),
+        pair in (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+    ) {
+        let topo = Topology::random(n, degree, seed);
+        let mut sim = Sim::new(seed);
+        topo.build(&mut sim, |e| {
+            LinkModel::datagram().latency(Duration::from_millis(1 + e as u64 % 9))
+        });
+        prop_assert!(sim.run_until_converged(Duration::from_secs(10)).is_ok());
+        let (a, b) = (pair.0.index(n), pair.1.index(n));
+        let id = sim.traceroute(topo.name(a), topo.name(b)).unwrap();
+        let hops = sim.wait_trace(topo.name(a), id, Duration::from_secs(60)).unwrap();
+        let dist = bfs(&topo, a);
+        prop_assert_eq!(hops.len(), dist[b] + 1);
+        let names: Vec<String> = hops
+            .iter()
+            .map(|(_, r)| r.from.as_ref().map(ToString::to_string).unwrap_or_default())
+            .collect();
+        prop_assert_eq!(&names[0], topo.name(a));
+        prop_assert_eq!(names.last().unwrap(), topo.name(b));
+        for (k, name) in names.iter().enumerate() {
+            let i = topo.names.iter().position(|x| x == name).unwrap();
+            prop_assert_eq!(dist[i], k, "hop {} is {} hops away", k, dist[i]);
+        }
+        prop_assert!(hops.iter().all(|(_, r)| r.error.is_none()));
+    }
+}
