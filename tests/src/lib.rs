@@ -31,6 +31,7 @@
 
 mod check;
 mod control;
+mod drive;
 mod link;
 mod queue;
 mod sim;
