@@ -12,7 +12,7 @@
 //! on start the node rescans its data directory and picks its units up again.
 //!
 //! Remote units (`work submit` to another node) are a later step: they will be a further
-//! [`UnitKind`] whose start/cancel/release talk to the remote node's control service; the
+//! `UnitKind` whose start/cancel/release talk to the remote node's control service; the
 //! registry, status files, results streaming and control plumbing here are shared.
 
 mod command;
