@@ -7,6 +7,7 @@
 //! carries one bidirectional byte stream, opened by the dialer, whose first byte is `0x00`.
 
 mod addr;
+pub mod app;
 mod config;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
