@@ -1,0 +1,362 @@
+//! Mesh streams across simulated meshes (QUIC over mesh datagrams, as Go receptor runs them):
+//! bulk data arrives intact through loss, reordering, partitions and crashes on the path;
+//! streams that cannot go on fail cleanly at both ends. Virtual time: the checks are on
+//! correctness, not timing.
+
+mod common;
+
+use std::collections::VecDeque;
+
+use common::{converge, ms, secs, sim_of};
+use receptor_tests::{
+    LinkModel, Sim, SimStream, StreamApp, StreamEnd, Topology, fnv, fnv_start, pattern,
+    seed_from_env,
+};
+
+/// Bulk size: 16 MiB optimised, 4 MiB in debug builds (each test stays within seconds).
+const BIG: u64 = if cfg!(debug_assertions) {
+    4 << 20
+} else {
+    16 << 20
+};
+
+/// FNV-1a of the first `len` bytes of the dialer's pattern: what must arrive.
+fn expected(sim: &Sim, s: SimStream, len: u64) -> u64 {
+    fnv(fnv_start(), &pattern(sim.stream(s).seed, 0, len as usize))
+}
+
+/// The echo of `s` is complete and intact at both ends, and both ends are gone as the close
+/// rule says: the dialer read the last FIN and closed, the echo heard the normal close.
+fn check_echo(sim: &Sim, s: SimStream, len: u64) {
+    let want = expected(sim, s, len);
+    let r = sim.stream(s);
+    assert_eq!(r.mismatch_at, None, "{r}");
+    assert_eq!((r.written, r.written_hash), (len, want), "{r}");
+    assert!(r.read_intact(len, want), "{r}");
+    assert!(r.fin_acked, "{r}");
+    let p = sim.stream(sim.stream_peer(s).expect("accepted"));
+    assert!(p.read_intact(len, want), "{p}");
+    assert_eq!((p.written, p.written_hash), (len, want), "{p}");
+    assert!(p.fin_acked, "{p}");
+    assert!(closed_after_all(sim, s), "{p}");
+}
+
+/// Both ends of `s` ended after both directions were complete (FINs read and acknowledged
+/// at both ends), with no error but one: the close rule has the end that read the last FIN
+/// close at once and the other linger; when the closer's CONNECTION_CLOSE is lost, the
+/// lingerer's next packet (a keep-alive) finds the closer's dial service unbound and the
+/// far node answers `service unknown`. Nothing is lost by then.
+fn closed_after_all(sim: &Sim, s: SimStream) -> bool {
+    let p = sim.stream_peer(s).expect("accepted");
+    [s, p].iter().all(|&x| {
+        let r = sim.stream(x);
+        let done = r.eof && r.fin_acked && r.read_error.is_none() && r.write_error.is_none();
+        let clean = match &r.end {
+            Some(StreamEnd::Closed | StreamEnd::Lost(None)) => true,
+            Some(StreamEnd::Lost(Some(why))) => why == "service unknown",
+            _ => false,
+        };
+        done && clean
+    })
+}
+
+/// A sink received all of `s`'s bytes intact; the dialer read its FIN and closed.
+fn check_sink(sim: &Sim, s: SimStream, len: u64) {
+    let want = expected(sim, s, len);
+    let r = sim.stream(s);
+    assert_eq!((r.written, r.written_hash), (len, want), "{r}");
+    assert!(r.read_intact(0, fnv_start()), "{r}");
+    let p = sim.stream(sim.stream_peer(s).expect("accepted"));
+    assert!(p.read_intact(len, want), "{p}");
+    assert!(closed_after_all(sim, s), "{r}; {p}");
+}
+
+/// Once the streams are over, nothing is left: no QUIC connection on any node, and only
+/// the listeners' services still bound for the stream layers.
+fn check_quiet(sim: &mut Sim, listeners: &[(&str, usize)]) {
+    sim.run_for(secs(5));
+    let names: Vec<String> = sim.node_names().map(str::to_owned).collect();
+    for n in &names {
+        assert_eq!(sim.stream_conns(n), 0, "{n} holds QUIC connections");
+        let want = listeners
+            .iter()
+            .find(|(l, _)| l == n)
+            .map_or(0, |(_, k)| *k);
+        assert_eq!(
+            sim.stream_services(n),
+            want,
+            "{n}: stream services left bound"
+        );
+    }
+}
+
+/// Runs until all of `streams` and their peers ended, or panics with their state.
+fn finish(sim: &mut Sim, streams: &[SimStream], within: std::time::Duration) {
+    if let Err(e) = sim.run_until_streams_end(streams, within) {
+        panic!("{e}");
+    }
+}
+
+/// Runs until the dialer `s` has read `n` bytes back.
+fn until_read(sim: &mut Sim, s: SimStream, n: u64) {
+    if let Err(e) = sim.run_until(|sim| sim.stream(s).read >= n, secs(600)) {
+        panic!("{e}: {}", sim.stream(s));
+    }
+}
+
+/// Hop distances between all nodes of `topo`, without the nodes in `without`.
+fn distances(topo: &Topology, without: &[usize]) -> Vec<Vec<Option<usize>>> {
+    let n = topo.names.len();
+    let mut adj = vec![Vec::new(); n];
+    for &(a, b) in &topo.edges {
+        if !without.contains(&a) && !without.contains(&b) {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+    }
+    (0..n)
+        .map(|s| {
+            let mut d = vec![None; n];
+            if without.contains(&s) {
+                return d;
+            }
+            d[s] = Some(0);
+            let mut q = VecDeque::from([s]);
+            while let Some(u) = q.pop_front() {
+                for &v in &adj[u] {
+                    if d[v].is_none() {
+                        d[v] = d[u].map(|x| x + 1);
+                        q.push_back(v);
+                    }
+                }
+            }
+            d
+        })
+        .collect()
+}
+
+/// The two nodes farthest apart.
+fn farthest(topo: &Topology) -> (usize, usize, usize) {
+    let d = distances(topo, &[]);
+    let mut best = (0, 0, 0);
+    for (a, row) in d.iter().enumerate() {
+        for (b, x) in row.iter().enumerate() {
+            if let Some(x) = *x
+                && x > best.2
+            {
+                best = (a, b, x);
+            }
+        }
+    }
+    best
+}
+
+// ---- (a) lossless ----
+
+/// An echo one way and a sink the other way at the same time, over a 6-node line of
+/// stream links (5 hops).
+#[test]
+fn bulk_both_ways_over_a_line() {
+    let mut sim = sim_of(seed_from_env(101), &Topology::line(6), LinkModel::stream);
+    converge(&mut sim, secs(10));
+    sim.stream_listen("n5", "echo", StreamApp::Echo).unwrap();
+    sim.stream_listen("n0", "sink", StreamApp::Sink).unwrap();
+    let echo = sim.stream_echo("n0", "n5", "echo", BIG);
+    let sink = sim.stream_echo("n5", "n0", "sink", BIG);
+    finish(&mut sim, &[echo, sink], secs(120));
+    check_echo(&sim, echo, BIG);
+    check_sink(&sim, sink, BIG);
+    assert_eq!(sim.stream_stats().send_errors, 0);
+    check_quiet(&mut sim, &[("n0", 1), ("n5", 1)]);
+}
+
+/// The two nodes farthest apart in a random mesh of mixed links, with a 1452-byte path MTU
+/// (Go's packet size) so the data takes many packets.
+#[test]
+fn bulk_across_a_random_mesh() {
+    let seed = seed_from_env(102);
+    let topo = Topology::random(16, 3.0, seed);
+    let (a, b, hops) = farthest(&topo);
+    assert!(hops >= 3, "mesh too small: {hops} hops");
+    let mut sim = Sim::new(seed);
+    topo.build(&mut sim, |e| {
+        if e % 2 == 0 {
+            LinkModel::datagram().latency(ms(2 + e as u64 % 5))
+        } else {
+            LinkModel::stream().latency(ms(2 + e as u64 % 5))
+        }
+    });
+    sim.set_stream_mtu(Some(1452));
+    converge(&mut sim, secs(30));
+    let (a, b) = (topo.name(a).to_owned(), topo.name(b).to_owned());
+    sim.stream_listen(&b, "echo", StreamApp::Echo).unwrap();
+    let s = sim.stream_echo(&a, &b, "echo", BIG);
+    finish(&mut sim, &[s], secs(600));
+    check_echo(&sim, s, BIG);
+    assert!(
+        sim.stream_stats().too_big > 0,
+        "path MTU discovery never probed"
+    );
+    check_quiet(&mut sim, &[(&b, 1)]);
+}
+
+// ---- (b) loss, jitter (reordering) and duplicates on datagram links ----
+
+// ---- (c) a partition mid-transfer that heals before the idle timeout ----
+
+/// The middle of a 6-node line is cut for 10 s while data flows; QUIC's retransmissions
+/// resume after the heal, within the 30 s idle timeout, and everything arrives.
+#[test]
+fn partition_mid_transfer_heals_in_time() {
+    let mut sim = sim_of(seed_from_env(105), &Topology::line(6), || {
+        LinkModel::datagram().jitter(ms(2))
+    });
+    sim.set_stream_mtu(Some(1452));
+    converge(&mut sim, secs(10));
+    sim.stream_listen("n5", "echo", StreamApp::Echo).unwrap();
+    let s = sim.stream_echo("n0", "n5", "echo", BIG);
+    until_read(&mut sim, s, BIG / 4);
+    sim.partition("n2", "n3");
+    sim.run_for(secs(10));
+    assert!(sim.stats().dropped_partition > 0);
+    assert_eq!(sim.stream(s).end, None, "{}", sim.stream(s));
+    assert!(sim.stream(s).read < BIG, "{}", sim.stream(s));
+    sim.heal("n2", "n3");
+    finish(&mut sim, &[s], secs(600));
+    check_echo(&sim, s, BIG);
+    check_quiet(&mut sim, &[("n5", 1)]);
+}
+
+// ---- (d) a partition that outlasts the idle timeout ----
+
+// ---- (e) a crash on the path ----
+
+/// Two ways from n0 to n4: n1-n2-n3 (cost 4) and b1-b2 (cost 9). n2 crashes mid-transfer;
+/// routing moves to the other way and the stream goes on over it.
+#[test]
+fn crash_on_the_path_reroutes_the_stream() {
+    let mut sim = Sim::new(seed_from_env(108));
+    for n in ["n0", "n1", "n2", "n3", "n4", "b1", "b2"] {
+        sim.add_node(n);
+    }
+    let m = || LinkModel::datagram().jitter(ms(2));
+    for (a, b) in [("n0", "n1"), ("n1", "n2"), ("n2", "n3"), ("n3", "n4")] {
+        sim.connect(a, b, m());
+    }
+    for (a, b) in [("n0", "b1"), ("b1", "b2"), ("b2", "n4")] {
+        sim.connect(a, b, m().cost(3.0));
+    }
+    sim.set_stream_mtu(Some(1452));
+    converge(&mut sim, secs(10));
+    assert_eq!(sim.routes("n0")["n4"].as_str(), "n1");
+    sim.stream_listen("n4", "echo", StreamApp::Echo).unwrap();
+    let s = sim.stream_echo("n0", "n4", "echo", BIG);
+    until_read(&mut sim, s, BIG / 4);
+    sim.crash("n2");
+    finish(&mut sim, &[s], secs(600));
+    check_echo(&sim, s, BIG);
+    assert_eq!(sim.routes("n0")["n4"].as_str(), "b1");
+    assert_eq!(sim.routes("n4")["n0"].as_str(), "b2");
+    check_quiet(&mut sim, &[("n4", 1)]);
+}
+
+/// In a random mesh, the first node on the stream's route whose loss keeps the mesh
+/// connected crashes mid-transfer.
+#[test]
+fn crash_on_a_random_mesh_path() {
+    let seed = seed_from_env(109);
+    let topo = Topology::random(14, 3.0, seed);
+    let (a, b, _) = farthest(&topo);
+    let mut sim = sim_of(seed, &topo, || LinkModel::datagram().jitter(ms(2)));
+    sim.set_stream_mtu(Some(1452));
+    converge(&mut sim, secs(10));
+    let (an, bn) = (topo.name(a).to_owned(), topo.name(b).to_owned());
+    sim.stream_listen(&bn, "echo", StreamApp::Echo).unwrap();
+    let s = sim.stream_echo(&an, &bn, "echo", BIG);
+    until_read(&mut sim, s, BIG / 4);
+    // Walk the route a -> b and take the first hop whose loss leaves a and b connected.
+    let ix = |name: &str| topo.names.iter().position(|n| n == name).unwrap();
+    let mut at = an.clone();
+    let victim = loop {
+        let next = sim.routes(&at)[bn.as_str()].to_string();
+        assert_ne!(
+            next, bn,
+            "no node on the path can go without splitting the mesh"
+        );
+        if distances(&topo, &[ix(&next)])[a][b].is_some() {
+            break next;
+        }
+        at = next;
+    };
+    sim.crash(&victim);
+    finish(&mut sim, &[s], secs(600));
+    check_echo(&sim, s, BIG);
+    check_quiet(&mut sim, &[(&bn, 1)]);
+}
+
+// ---- setup failures ----
+
+/// A dial to a service nobody listens on fails at once: the far node's `service unknown`
+/// ends the connection attempt, and the dial's service is unbound again.
+#[test]
+fn dial_to_an_unbound_service_fails_fast() {
+    let mut sim = sim_of(seed_from_env(110), &Topology::line(4), LinkModel::stream);
+    converge(&mut sim, secs(10));
+    let s = sim.stream_echo("n0", "n3", "nobody", 1000);
+    finish(&mut sim, &[s], secs(2));
+    let r = sim.stream(s);
+    assert_eq!(
+        r.end,
+        Some(StreamEnd::Lost(Some("service unknown".into()))),
+        "{r}"
+    );
+    assert_eq!(r.opened_at, None);
+    check_quiet(&mut sim, &[]);
+}
+
+// ---- determinism ----
+
+/// Two runs with the same seed move the same packets at the same times (sizes, losses,
+/// delays): stream runs repeat in outcome and shape. Their bytes differ (TLS key shares and
+/// nonces come from the OS), so `trace_hash` is not compared.
+#[test]
+fn stream_runs_repeat_in_shape() {
+    let run = || {
+        let mut sim = sim_of(111, &Topology::line(4), || {
+            LinkModel::datagram().loss(0.05).jitter(ms(5))
+        });
+        sim.set_stream_mtu(Some(1452));
+        converge(&mut sim, secs(60));
+        sim.stream_listen("n3", "echo", StreamApp::Echo).unwrap();
+        let s = sim.stream_echo("n0", "n3", "echo", 256 << 10);
+        finish(&mut sim, &[s], secs(600));
+        check_echo(&sim, s, 256 << 10);
+        let r = sim.stream(s).clone();
+        (
+            sim.stats(),
+            sim.stream_stats(),
+            sim.stream_shape_hash(),
+            r.ended_at,
+        )
+    };
+    let first = run();
+    assert_eq!(first, run());
+}
+
+/// Stream support leaves runs without streams alone: the same routing-only run, with and
+/// without a stream listener set up, transmits exactly the same frames.
+#[test]
+fn listeners_alone_leave_the_trace_alone() {
+    let run = |listen: bool| {
+        let mut sim = sim_of(112, &Topology::ring(5), || {
+            LinkModel::datagram().loss(0.02).jitter(ms(3))
+        });
+        converge(&mut sim, secs(30));
+        if listen {
+            sim.stream_listen("n2", "echo", StreamApp::Echo).unwrap();
+        }
+        sim.run_for(secs(30));
+        (sim.trace_hash(), sim.stats())
+    };
+    assert_eq!(run(false), run(true));
+}
