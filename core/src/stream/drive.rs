@@ -45,11 +45,8 @@ impl Streams {
                     c.conn.handle_event(cev);
                 }
             }
-            if drained {
-                self.forget(id);
-                return;
-            }
-            // Application events.
+            // Application events (a connection that drains at once, as on an idle timeout,
+            // still has its `ConnectionLost` to tell before it is forgotten).
             while let Some(ev) = c.conn.poll() {
                 progressed = true;
                 match ev {
@@ -109,6 +106,10 @@ impl Streams {
                     }
                     _ => {}
                 }
+            }
+            if drained {
+                self.forget(id);
+                return;
             }
             if !progressed {
                 return;
