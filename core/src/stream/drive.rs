@@ -184,6 +184,26 @@ impl Streams {
         }
     }
 
+    /// We closed a connection the application did not close (its linger or setup deadline
+    /// passed). Quinn reports no `ConnectionLost` for a close of ours, so the application
+    /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
+    /// stream never announced stays unknown to the application.
+    pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<String>) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.app_closed {
+            return;
+        }
+        c.app_closed = true;
+        if c.client || c.announced {
+            let (tail, fin) = Self::take_tail(c);
+            self.leftovers.insert(id, (tail, fin || error.is_none()));
+            self.events
+                .push_back(StreamEvent::Closed { stream: id, error });
+        }
+    }
+
     /// Drops a connection's state and tells the application if it did not close it itself.
     pub(super) fn remove(&mut self, id: StreamHandle, error: Option<String>) {
         if self.conns.get(&id).is_some_and(|c| !c.app_closed) {
