@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use receptor_core::stream::{Read, ServerTls, StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, NodeId, ServiceName};
 use receptor_tests::stream_tls;
@@ -105,5 +104,17 @@ fn lingering_close_tells_the_application() {
     assert!(b.is_empty(), "b still holds the connection");
     // a hears the normal close, and still reads what b sent.
     assert_eq!(read_all(&mut a, now, ia), (b"pong".to_vec(), true));
-    let _ = Bytes::new();
+}
+
+/// A dial that cannot start (a server name TLS refuses) leaves no endpoint behind on its
+/// service.
+#[test]
+fn failed_dial_leaves_nothing_behind() {
+    let (_, client) = stream_tls(2);
+    let mut a = Streams::new(3);
+    let eph = ServiceName::new("eph").unwrap();
+    let r = a.dial(Instant::now(), eph, addr("b", "svc"), client, "not a name!");
+    assert!(r.is_err(), "{r:?}");
+    assert!(!a.has_service(eph), "the failed dial's endpoint stayed");
+    assert!(a.is_empty());
 }

@@ -288,12 +288,19 @@ impl Streams {
         server_name: &str,
     ) -> Result<StreamHandle, DialError> {
         let sock = self.addrs.sock(&remote);
+        let fresh = !self.endpoints.contains_key(&local);
         let e = self.new_endpoint(None);
         let ep = self.endpoints.entry(local).or_insert(e);
-        let (handle, conn) = ep
-            .ep
-            .connect(now, client, sock, server_name)
-            .map_err(|e| DialError(e.to_string()))?;
+        let (handle, conn) = match ep.ep.connect(now, client, sock, server_name) {
+            Ok(c) => c,
+            Err(e) => {
+                // A dialer's endpoint lives as long as its one connection: none came.
+                if fresh {
+                    self.endpoints.remove(&local);
+                }
+                return Err(DialError(e.to_string()));
+            }
+        };
         self.next += 1;
         let id = StreamHandle(self.next);
         self.by_handle.insert((local, handle), id);
