@@ -232,7 +232,13 @@ type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PassHasher>>;
 pub struct Node {
     config: Arc<Config>,
     id: NodeId,
+    /// `id` packed, if short enough: compared with every routing update's origin.
+    id_key: Option<u128>,
     id_hash: u64,
+    /// `id` as a JSON string, for forwarding routing updates.
+    id_quoted: Box<str>,
+    /// `config.max_idle`, read on every message without following the `Arc`.
+    max_idle: Duration,
     rng: ChaCha8Rng,
     epoch: u64,
     sequence: u64,
@@ -280,6 +286,13 @@ impl Node {
         names.insert(id.hash(), id.clone());
         let mut node = Self {
             id_hash: id.hash(),
+            id_key: crate::routing::fastkey::pack(id.as_str()),
+            max_idle: config.max_idle,
+            id_quoted: {
+                let mut q = String::new();
+                crate::wire::write_str(&mut q, id.as_str());
+                q.into()
+            },
             router: Router::new(&id),
             seen: SeenUpdates::new(config.seen_update_ttl, config.max_seen_updates),
             id,

@@ -9,6 +9,7 @@ use super::{CloseReason, Event, Node, Timer};
 use crate::config::LinkConfig;
 use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
+use crate::routing::fastkey::{is_name, pack};
 use crate::routing::{Applied, Update};
 use crate::wire::{Encoded, MSG_ROUTE, Message, RouteUpdate, RouteView, encode_reject};
 
@@ -18,8 +19,8 @@ pub(super) trait Received: Update {
     fn forwarding_node(&self) -> &str;
     /// The cost listed for `node`, if any.
     fn connection(&self, node: &str) -> Option<f64>;
-    /// This update as `me` forwards it.
-    fn forward(&self, me: &str) -> Option<Encoded>;
+    /// This update as `me` (`me_quoted` as a JSON string) forwards it.
+    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded>;
 }
 
 impl Received for RouteUpdate {
@@ -32,7 +33,7 @@ impl Received for RouteUpdate {
     fn connection(&self, node: &str) -> Option<f64> {
         self.connections.get(node).copied()
     }
-    fn forward(&self, me: &str) -> Option<Encoded> {
+    fn forward(&self, me: &str, _: &str) -> Option<Encoded> {
         let mut u = self.clone();
         u.forwarding_node = me.to_owned();
         u.encode()
@@ -49,8 +50,8 @@ impl Received for RouteView<'_> {
     fn connection(&self, node: &str) -> Option<f64> {
         RouteView::connection(self, node)
     }
-    fn forward(&self, me: &str) -> Option<Encoded> {
-        RouteView::forward(self, me)
+    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded> {
+        self.forward_as(me, me_quoted)
     }
 }
 
@@ -144,7 +145,7 @@ impl Node {
         };
         self.stats.messages_in += 1;
         // Any message, even one we cannot parse, proves the peer alive.
-        l.idle_deadline = self.now + self.config.max_idle;
+        l.idle_deadline = self.now + self.max_idle;
         let state = l.state;
         // Fast paths for the bulk of traffic on an established session: data, and routing
         // updates in canonical form (read in place, most of them dropped as already seen).
@@ -242,6 +243,7 @@ impl Node {
         if let Some(l) = self.links.get_mut(&link) {
             l.state = LinkState::Established;
             l.remote = Some(remote.clone());
+            l.remote_key = pack(remote.as_str());
         }
         debug!(node = %self.id, %link, peer = %remote, cost, "connection established");
         self.peers.insert(remote.clone(), link);
@@ -263,11 +265,11 @@ impl Node {
         let Some(remote) = l.remote.as_ref() else {
             return;
         };
-        if ri.forwarding_node() != remote.as_str() {
+        if !is_name(ri.forwarding_node(), l.remote_key, remote) {
             self.reject(link, "remote node ID changed unexpectedly");
             return;
         }
-        if ri.node_id() == remote.as_str() {
+        if is_name(ri.node_id(), l.remote_key, remote) {
             match ri.connection(self.id.as_str()) {
                 None if l.remote_established => {
                     self.reject(link, "remote node no longer lists us");
@@ -288,7 +290,7 @@ impl Node {
         if ri.node_id().is_empty() {
             return;
         }
-        if ri.node_id() == self.id.as_str() {
+        if is_name(ri.node_id(), self.id_key, &self.id) {
             self.duplicate_check(ri.epoch(), ri.suspected_duplicate());
             return;
         }
@@ -305,8 +307,10 @@ impl Node {
             }
             Some((Applied::Fresh { new_node, changed }, origin)) => {
                 if new_node {
-                    let origin = origin.clone();
-                    self.register_name(&origin);
+                    // As `register_name`, without a reference count round trip.
+                    self.names
+                        .entry(origin.hash())
+                        .or_insert_with(|| origin.clone());
                     self.request(Timer::Flood, self.config.change_delay);
                 }
                 if changed {
@@ -314,7 +318,7 @@ impl Node {
                 }
             }
         }
-        if let Some(msg) = ri.forward(self.id.as_str()) {
+        if let Some(msg) = ri.forward(self.id.as_str(), &self.id_quoted) {
             self.broadcast(&msg, Some(link));
         }
     }

@@ -7,6 +7,8 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::id::NodeId;
+
 /// `s` packed with its length, if it is shorter than 16 bytes.
 pub(crate) fn pack(s: &str) -> Option<u128> {
     let b = s.as_bytes();
@@ -16,6 +18,15 @@ pub(crate) fn pack(s: &str) -> Option<u128> {
     // The length goes in the last byte, which a short string never reaches.
     *w.last_mut()? = len;
     Some(u128::from_le_bytes(w))
+}
+
+/// Whether `s` is the name `id`, whose packed form (if any) is `key`: names shorter than
+/// 16 bytes compare without following `id`'s pointer.
+pub(crate) fn is_name(s: &str, key: Option<u128>, id: &NodeId) -> bool {
+    match key {
+        Some(k) => pack(s) == Some(k),
+        None => s == id.as_str(),
+    }
 }
 
 /// A fast hasher for keys that are packed strings or random IDs.

@@ -15,21 +15,71 @@ use crate::id::NodeId;
 /// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
 pub(crate) type Ix = u32;
 
-/// The key of a name of 16 bytes or more: its bytes are compared in `names` instead.
-const LONG: [u64; 2] = [u64::MAX; 2];
-/// An empty slot.
-const FREE: (Ix, u32) = (Ix::MAX, 0);
+/// The high word of the key of a name of 16 bytes or more (never that of a packed name,
+/// whose top byte is its length); the low word is the name's hash, and the bytes are
+/// compared in `names`.
+const LONG_HI: u64 = u64::MAX;
+/// Wire text up to this long is kept inside a name's record.
+const INLINE_TEXT: usize = 45;
+/// `Meta::text_len` when there is no text, or when it is in `Graph::spans`.
+const NO_TEXT: u8 = u8::MAX;
+const SPILLED: u8 = u8::MAX - 1;
 
-/// Per-name data that routing updates read.
+/// A slot of the name index.
 #[derive(Debug, Clone, Copy)]
-struct Meta {
-    /// The name packed (see `fastkey::pack`), or [`LONG`].
+struct Slot {
     key: [u64; 2],
-    /// `(epoch, sequence)` of the newest update accepted from this node.
-    known: Option<(u64, u64)>,
-    /// Where in `Graph::spans` the wire text of the connections its edges were read from is,
-    /// if they were read from wire text and not changed since.
-    span: Option<(u32, u32)>,
+    ix: Ix,
+}
+
+const FREE: Slot = Slot {
+    key: [0; 2],
+    ix: Ix::MAX,
+};
+
+/// Per-name data that routing updates read: one cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Meta {
+    /// `(epoch, sequence)` of the newest update accepted from this node, if any.
+    known: (u64, u64),
+    has_known: bool,
+    /// The wire text of the connections the node's edges were read from, if they were read
+    /// from wire text and not changed since: its length and bytes, or [`SPILLED`] and its
+    /// place in `Graph::spans` (two little-endian u32s), or [`NO_TEXT`].
+    text_len: u8,
+    text: [u8; INLINE_TEXT + 1],
+}
+
+impl Meta {
+    const NEW: Self = Self {
+        known: (0, 0),
+        has_known: false,
+        text_len: NO_TEXT,
+        text: [0; INLINE_TEXT + 1],
+    };
+
+    fn set_spilled(&mut self, at: u32, len: u32) {
+        let mut w = [0u8; 8];
+        w[..4].copy_from_slice(&at.to_le_bytes());
+        w[4..].copy_from_slice(&len.to_le_bytes());
+        if let Some(dst) = self.text.get_mut(..8) {
+            dst.copy_from_slice(&w);
+        }
+        self.text_len = SPILLED;
+    }
+
+    fn spilled(&self) -> Option<(usize, usize)> {
+        if self.text_len != SPILLED {
+            return None;
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(self.text.get(i..i + 4)?);
+            Some(u32::from_le_bytes(b) as usize)
+        };
+        Some((word(0)?, word(4)?))
+    }
 }
 
 /// Directed edges `u -> v` with costs, as each node advertises them, plus a reverse index so
@@ -38,58 +88,53 @@ struct Meta {
 pub struct Graph {
     names: Vec<NodeId>,
     meta: Vec<Meta>,
-    /// Open addressing with linear probing: `(index, tag)`, the tag being the high half of
-    /// the name's hash. Its length is a power of two, at most half full.
-    slots: Vec<(Ix, u32)>,
+    /// Open addressing with linear probing on the name key; the length is a power of two
+    /// and the table at most half full.
+    slots: Vec<Slot>,
     /// `None`: the node is not a key of the database (not a destination). Sorted by index.
     out: Vec<Option<Vec<(Ix, f64)>>>,
+    /// `is_key[u] == out[u].is_some()`, compact for route computation.
+    is_key: Vec<bool>,
     /// Who lists each node, sorted.
     incoming: Vec<Vec<Ix>>,
-    /// Wire text of connections (see `Meta::span`), with `garbage` bytes no longer used.
+    /// Wire text too long for a record (see `Meta::text`), with `garbage` bytes unused.
     spans: Vec<u8>,
     garbage: usize,
 }
 
 fn key_of(name: &str) -> [u64; 2] {
+    use std::hash::Hasher as _;
     match pack(name) {
         Some(k) => [k as u64, (k >> 64) as u64],
-        None => LONG,
+        None => {
+            let mut h = FastHasher::default();
+            h.write(name.as_bytes());
+            [h.finish(), LONG_HI]
+        }
     }
 }
 
-fn hash_of(name: &str, key: [u64; 2]) -> u64 {
-    use std::hash::Hasher as _;
-    let mut h = FastHasher::default();
-    if key == LONG {
-        h.write(name.as_bytes());
-    } else {
-        h.write_u64(key[0]);
-        h.write_u64(key[1]);
-    }
-    h.finish()
+fn home(key: [u64; 2], mask: usize) -> usize {
+    let mut z = key[0] ^ key[1].rotate_left(29);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as usize & mask
 }
 
 impl Graph {
     /// The slot where `name` is, or the free slot where it would go.
-    fn probe(&self, name: &str, key: [u64; 2], hash: u64) -> Option<usize> {
+    fn probe(&self, name: &str, key: [u64; 2]) -> Option<usize> {
         let mask = self.slots.len().checked_sub(1)?;
-        let tag = (hash >> 32) as u32;
-        let mut i = hash as usize & mask;
+        let mut i = home(key, mask);
         loop {
-            let (ix, t) = *self.slots.get(i)?;
-            if ix == Ix::MAX {
+            let slot = self.slots.get(i)?;
+            if slot.ix == Ix::MAX {
                 return Some(i);
             }
-            if t == tag {
-                let m = self.meta.get(ix as usize)?;
-                let same = if key == LONG {
-                    m.key == LONG && self.names.get(ix as usize)?.as_str() == name
-                } else {
-                    m.key == key
-                };
-                if same {
-                    return Some(i);
-                }
+            if slot.key == key
+                && (key[1] != LONG_HI || self.names.get(slot.ix as usize)?.as_str() == name)
+            {
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
@@ -97,10 +142,8 @@ impl Graph {
 
     /// Looks up a name without interning it.
     pub(crate) fn find(&self, node: &str) -> Option<Ix> {
-        let key = key_of(node);
-        let slot = self.probe(node, key, hash_of(node, key))?;
-        let (ix, _) = *self.slots.get(slot)?;
-        (ix != Ix::MAX).then_some(ix)
+        let slot = self.slots.get(self.probe(node, key_of(node))?)?;
+        (slot.ix != Ix::MAX).then_some(slot.ix)
     }
 
     /// Interns a name.
@@ -122,43 +165,37 @@ impl Graph {
             self.grow();
         }
         let key = key_of(name);
-        let hash = hash_of(name, key);
-        let Some(slot) = self.probe(name, key, hash) else {
+        let Some(at) = self.probe(name, key) else {
             // Unreachable: the table always has free slots.
             return Ix::MAX;
         };
-        if let Some(&(ix, _)) = self.slots.get(slot)
-            && ix != Ix::MAX
-        {
-            return ix;
+        let Some(slot) = self.slots.get_mut(at) else {
+            return Ix::MAX;
+        };
+        if slot.ix != Ix::MAX {
+            return slot.ix;
         }
         let i = self.names.len() as Ix;
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = (i, (hash >> 32) as u32);
-        }
+        *slot = Slot { key, ix: i };
         self.names.push(id());
-        self.meta.push(Meta {
-            key,
-            known: None,
-            span: None,
-        });
+        self.meta.push(Meta::NEW);
         self.out.push(None);
+        self.is_key.push(false);
         self.incoming.push(Vec::new());
         i
     }
 
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(16);
-        self.slots = vec![FREE; cap];
+        let old = std::mem::replace(&mut self.slots, vec![FREE; cap]);
         let mask = cap - 1;
-        for (i, (name, m)) in self.names.iter().zip(&self.meta).enumerate() {
-            let hash = hash_of(name.as_str(), m.key);
-            let mut s = hash as usize & mask;
-            while self.slots.get(s).is_some_and(|&(ix, _)| ix != Ix::MAX) {
-                s = (s + 1) & mask;
+        for slot in old.into_iter().filter(|s| s.ix != Ix::MAX) {
+            let mut i = home(slot.key, mask);
+            while self.slots.get(i).is_some_and(|s| s.ix != Ix::MAX) {
+                i = (i + 1) & mask;
             }
-            if let Some(slot) = self.slots.get_mut(s) {
-                *slot = (i as Ix, (hash >> 32) as u32);
+            if let Some(s) = self.slots.get_mut(i) {
+                *s = slot;
             }
         }
     }
@@ -175,23 +212,28 @@ impl Graph {
 
     /// The `(epoch, sequence)` last accepted from `i`.
     pub(crate) fn known(&self, i: Ix) -> Option<(u64, u64)> {
-        self.meta.get(i as usize).and_then(|m| m.known)
+        self.meta
+            .get(i as usize)
+            .and_then(|m| m.has_known.then_some(m.known))
     }
 
     pub(crate) fn set_known(&mut self, i: Ix, known: (u64, u64)) {
         if let Some(m) = self.meta.get_mut(i as usize) {
-            m.known = Some(known);
+            m.known = known;
+            m.has_known = true;
         }
     }
 
     /// Whether the edges out of `u` were read from exactly this wire text (and not changed
     /// since), so that the same text again cannot change them.
     pub(crate) fn read_from(&self, u: Ix, text: &[u8]) -> bool {
-        let Some((at, len)) = self.meta.get(u as usize).and_then(|m| m.span) else {
+        let Some(m) = self.meta.get(u as usize) else {
             return false;
         };
-        let (at, len) = (at as usize, len as usize);
-        len == text.len() && self.spans.get(at..at + len) == Some(text)
+        match m.spilled() {
+            Some((at, len)) => len == text.len() && self.spans.get(at..at + len) == Some(text),
+            None => m.text_len != NO_TEXT && m.text.get(..m.text_len as usize) == Some(text),
+        }
     }
 
     /// Records the wire text the edges out of `u` were just read from (`None`: not from
@@ -199,6 +241,15 @@ impl Graph {
     pub(crate) fn set_read_from(&mut self, u: Ix, text: Option<&[u8]>) {
         self.forget_text(u);
         let Some(text) = text else { return };
+        if text.len() <= INLINE_TEXT {
+            if let Some(m) = self.meta.get_mut(u as usize)
+                && let Some(dst) = m.text.get_mut(..text.len())
+            {
+                dst.copy_from_slice(text);
+                m.text_len = text.len() as u8;
+            }
+            return;
+        }
         if self.garbage > 4096 && self.garbage > self.spans.len() / 2 {
             self.compact_spans();
         }
@@ -207,29 +258,29 @@ impl Graph {
         };
         self.spans.extend_from_slice(text);
         if let Some(m) = self.meta.get_mut(u as usize) {
-            m.span = Some((at, len));
+            m.set_spilled(at, len);
         }
     }
 
     fn forget_text(&mut self, u: Ix) {
-        if let Some(m) = self.meta.get_mut(u as usize)
-            && let Some((_, len)) = m.span.take()
-        {
-            self.garbage += len as usize;
+        if let Some(m) = self.meta.get_mut(u as usize) {
+            if let Some((_, len)) = m.spilled() {
+                self.garbage += len;
+            }
+            m.text_len = NO_TEXT;
         }
     }
 
     fn compact_spans(&mut self) {
         let mut spans = Vec::with_capacity(self.spans.len() - self.garbage);
         for m in &mut self.meta {
-            let Some((at, len)) = m.span else { continue };
-            let (a, l) = (at as usize, len as usize);
+            let Some((a, l)) = m.spilled() else { continue };
             match (self.spans.get(a..a + l), u32::try_from(spans.len())) {
                 (Some(text), Ok(new_at)) => {
                     spans.extend_from_slice(text);
-                    m.span = Some((new_at, len));
+                    m.set_spilled(new_at, l as u32);
                 }
-                _ => m.span = None,
+                _ => m.text_len = NO_TEXT,
             }
         }
         self.spans = spans;
@@ -243,12 +294,15 @@ impl Graph {
 
     /// Whether `u` is a key of the database.
     pub(crate) fn is_key(&self, u: Ix) -> bool {
-        self.out.get(u as usize).is_some_and(Option::is_some)
+        self.is_key.get(u as usize).copied().unwrap_or(false)
     }
 
     /// Sets edge `u -> v`, making `u` a key.
     pub(crate) fn set_edge(&mut self, u: Ix, v: Ix, cost: f64) {
         self.forget_text(u);
+        if let Some(k) = self.is_key.get_mut(u as usize) {
+            *k = true;
+        }
         if let Some(slot) = self.out.get_mut(u as usize) {
             let m = slot.get_or_insert_with(Vec::new);
             match m.binary_search_by_key(&v, |e| e.0) {
@@ -311,6 +365,9 @@ impl Graph {
         list.extend_from_slice(edges);
         if let Some(slot) = self.out.get_mut(u as usize) {
             *slot = Some(list);
+        }
+        if let Some(k) = self.is_key.get_mut(u as usize) {
+            *k = true;
         }
         true
     }
@@ -406,13 +463,23 @@ mod tests {
         g.set_edge(a, b, 1.0);
         assert!(!g.read_from(a, b"x"));
         assert!(g.read_from(b, b"yy"));
-        // Enough churn to compact the text store.
+        // Long text goes to the shared store; enough churn compacts it.
+        let long = |i: u32| format!("{i:060}");
         for i in 0..10_000u32 {
-            g.set_read_from(b, Some(i.to_string().as_bytes()));
+            g.set_read_from(b, Some(long(i).as_bytes()));
+            if i % 100 == 0 {
+                g.set_read_from(a, Some(long(i + 1).as_bytes()));
+            }
         }
         assert!(g.spans.len() < 10_000);
-        assert!(g.read_from(b, b"9999"));
+        assert!(g.read_from(b, long(9999).as_bytes()));
+        assert!(g.read_from(a, long(9901).as_bytes()));
+        assert!(!g.read_from(a, long(9902).as_bytes()));
+        g.set_read_from(b, Some(b"short"));
+        assert!(g.read_from(b, b"short"));
+        assert!(!g.read_from(b, long(9999).as_bytes()));
         g.set_read_from(b, None);
-        assert!(!g.read_from(b, b"9999"));
+        assert!(!g.read_from(b, b"short"));
+        assert!(g.read_from(a, long(9901).as_bytes()));
     }
 }

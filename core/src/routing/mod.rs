@@ -1,6 +1,6 @@
 //! Routing: the link-state database, flood bookkeeping and the routing table (netceptor.md §5).
 
-mod fastkey;
+pub(crate) mod fastkey;
 mod graph;
 mod seen;
 mod spf;

@@ -12,7 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use super::gojson::{write_f64, write_str};
+use super::gojson::write_f64;
+#[cfg(test)]
+use super::gojson::write_str;
 use super::route::RouteUpdate;
 use super::{Encoded, MSG_ROUTE};
 
@@ -22,26 +24,25 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn lit(&mut self, s: &[u8]) -> Option<()> {
-        let end = self.i.checked_add(s.len())?;
-        (self.b.get(self.i..end)? == s).then(|| self.i = end)
+    fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
+        let end = self.i.checked_add(N)?;
+        let here: &[u8; N] = self.b.get(self.i..end)?.try_into().ok()?;
+        (here == s).then(|| self.i = end)
     }
 
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    /// A string without escapes or control characters, as valid UTF-8.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string, its bytes up to the next quote. The caller has checked that the text is
+    /// valid UTF-8 without backslashes or control characters.
+    fn string(&mut self, text: &'a str) -> Option<&'a str> {
         self.lit(b"\"")?;
         let rest = self.b.get(self.i..)?;
         let len = rest.iter().position(|&c| c == b'"')?;
-        let raw = rest.get(..len)?;
-        if raw.iter().any(|&c| c == b'\\' || c < 0x20) {
-            return None;
-        }
+        let s = text.get(self.i..self.i + len)?;
         self.i += len + 1;
-        std::str::from_utf8(raw).ok()
+        Some(s)
     }
 
     /// Digits `0` or `[1-9][0-9]*`, as a u64 (`None` on overflow).
@@ -137,7 +138,7 @@ pub struct RouteView<'a> {
     /// The body the view reads.
     body: &'a [u8],
     /// The inside of the `Connections` object (checked to be canonical pairs).
-    connections: &'a [u8],
+    connections: &'a str,
     /// Where the `ForwardingNode` string literal, quotes included, sits in `body`.
     fwd: (usize, usize),
     /// Decoding and re-encoding would give `body` again, ForwardingNode aside, as far as the
@@ -151,29 +152,44 @@ impl<'a> RouteView<'a> {
     /// Reads `body` (the message after its type byte) if it is a routing update in
     /// canonical form.
     pub fn parse(body: &'a [u8]) -> Option<Self> {
+        // One pass over the body: canonical strings have no escapes or control characters
+        // (and there is nowhere else they could be), and the characters Go escapes tell
+        // whether re-encoding could change a string.
+        let (mut bad, mut html, mut high) = (false, false, false);
+        for &c in body {
+            bad |= c < 0x20 || c == b'\\';
+            html |= matches!(c, b'<' | b'>' | b'&');
+            high |= c >= 0x80;
+        }
+        if bad {
+            return None;
+        }
+        let text = std::str::from_utf8(body).ok()?;
+        // Without `<`, `>`, `&` and non-ASCII bytes no string needs escaping.
+        let plain = |s: &str| !(html || high) || plain_str(s);
         let mut p = Cursor { b: body, i: 0 };
         p.lit(b"{\"NodeID\":")?;
-        let node_id = p.string()?;
+        let node_id = p.string(text)?;
         p.lit(b",\"UpdateID\":")?;
-        let update_id = p.string()?;
+        let update_id = p.string(text)?;
         p.lit(b",\"UpdateEpoch\":")?;
         let epoch = p.uint()?;
         p.lit(b",\"UpdateSequence\":")?;
         let sequence = p.uint()?;
         p.lit(b",\"Connections\":{")?;
-        let mut stable = plain_str(node_id) && plain_str(update_id);
+        let mut stable = plain(node_id) && plain(update_id);
         let mut plain_numbers = true;
         let conn_start = p.i;
         let mut conn_end = p.i;
         if p.lit(b"}").is_none() {
             let mut prev: Option<&str> = None;
             loop {
-                let k = p.string()?;
+                let k = p.string(text)?;
                 p.lit(b":")?;
-                let (_, plain) = p.float()?;
-                plain_numbers &= plain;
+                let (_, plain_number) = p.float()?;
+                plain_numbers &= plain_number;
                 // Re-encoding sorts the keys and keeps the last of duplicates.
-                stable = stable && prev.is_none_or(|pk| pk < k) && plain_str(k);
+                stable = stable && prev.is_none_or(|pk| pk < k) && plain(k);
                 prev = Some(k);
                 conn_end = p.i;
                 if p.lit(b"}").is_some() {
@@ -184,7 +200,7 @@ impl<'a> RouteView<'a> {
         }
         p.lit(b",\"ForwardingNode\":")?;
         let fwd_start = p.i;
-        let forwarding_node = p.string()?;
+        let forwarding_node = p.string(text)?;
         let fwd_end = p.i;
         p.lit(b",\"SuspectedDuplicate\":")?;
         let suspected_duplicate = p.uint()?;
@@ -200,7 +216,7 @@ impl<'a> RouteView<'a> {
             forwarding_node,
             suspected_duplicate,
             body,
-            connections: body.get(conn_start..conn_end)?,
+            connections: text.get(conn_start..conn_end)?,
             fwd: (fwd_start, fwd_end),
             stable,
             plain_numbers,
@@ -212,15 +228,16 @@ impl<'a> RouteView<'a> {
     pub fn connections(&self) -> Connections<'a> {
         Connections {
             p: Cursor {
-                b: self.connections,
+                b: self.connections.as_bytes(),
                 i: 0,
             },
+            text: self.connections,
         }
     }
 
     /// The raw text of the connections, for cheap comparison.
     pub fn connections_raw(&self) -> &'a [u8] {
-        self.connections
+        self.connections.as_bytes()
     }
 
     /// The cost listed for `node`, if any (the last one, as decoding keeps).
@@ -234,7 +251,7 @@ impl<'a> RouteView<'a> {
     /// Whether Go writes every cost back as the text it arrived as.
     fn numbers_reencode_as_is(&self) -> bool {
         let mut p = Cursor {
-            b: self.connections,
+            b: self.connections.as_bytes(),
             i: 0,
         };
         let mut again = String::new();
@@ -242,7 +259,7 @@ impl<'a> RouteView<'a> {
             if p.i > 0 && p.lit(b",").is_none() {
                 return false;
             }
-            let start = match p.string().and_then(|_| p.lit(b":")) {
+            let start = match p.string(self.connections).and_then(|_| p.lit(b":")) {
                 Some(()) => p.i,
                 None => return false,
             };
@@ -281,7 +298,15 @@ impl<'a> RouteView<'a> {
     /// The message to forward: this update with `ForwardingNode` set to `me`, exactly as
     /// decoding and re-encoding it would give (Go forwards that way), built by patching the
     /// original bytes where that gives the same result.
+    #[cfg(test)]
     pub fn forward(&self, me: &str) -> Option<Encoded> {
+        let mut quoted = String::with_capacity(me.len() + 2);
+        write_str(&mut quoted, me);
+        self.forward_as(me, &quoted)
+    }
+
+    /// [`RouteView::forward`], given `me` also as Go writes it as a JSON string.
+    pub fn forward_as(&self, me: &str, me_quoted: &str) -> Option<Encoded> {
         if !self.stable || !(self.plain_numbers || self.numbers_reencode_as_is()) {
             let mut u = self.to_update();
             u.forwarding_node = me.to_owned();
@@ -289,12 +314,10 @@ impl<'a> RouteView<'a> {
         }
         let head = self.body.get(..self.fwd.0)?;
         let tail = self.body.get(self.fwd.1..)?;
-        let mut name = String::with_capacity(me.len() + 2);
-        write_str(&mut name, me);
-        let mut b = Encoded::builder(1 + head.len() + name.len() + tail.len());
+        let mut b = Encoded::builder(1 + head.len() + me_quoted.len() + tail.len());
         b.extend_from_slice(&[MSG_ROUTE]);
         b.extend_from_slice(head);
-        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(me_quoted.as_bytes());
         b.extend_from_slice(tail);
         Encoded::finish(b)
     }
@@ -303,6 +326,7 @@ impl<'a> RouteView<'a> {
 /// The `(name, cost)` pairs of a [`RouteView`], in wire order.
 pub struct Connections<'a> {
     p: Cursor<'a>,
+    text: &'a str,
 }
 
 impl<'a> Iterator for Connections<'a> {
@@ -315,7 +339,7 @@ impl<'a> Iterator for Connections<'a> {
         if self.p.i > 0 {
             self.p.lit(b",")?;
         }
-        let k = self.p.string()?;
+        let k = self.p.string(self.text)?;
         self.p.lit(b":")?;
         let (v, _) = self.p.float()?;
         Some((k, v))
