@@ -583,7 +583,9 @@ impl Node {
         self.forward.clear();
         let graph = self.router.graph();
         for (dest, hop) in self.router.table() {
-            let (Some(&link), Some(d)) = (self.peers.get(hop), graph.find(dest.as_str())) else {
+            let (Some(&link), Some(d)) =
+                (self.peers.get(hop), graph.find(dest.as_str().as_bytes()))
+            else {
                 continue;
             };
             if let Some((old, _)) = self.forward.insert(dest.hash(), (d, link))

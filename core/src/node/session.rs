@@ -15,8 +15,8 @@ use crate::wire::{Encoded, MSG_ROUTE, Message, RouteUpdate, RouteView, encode_re
 
 /// A routing update as the session checks and floods it: decoded, or read in place.
 pub(super) trait Received: Update {
-    fn update_id(&self) -> &str;
-    fn forwarding_node(&self) -> &str;
+    fn update_id(&self) -> &[u8];
+    fn forwarding_node(&self) -> &[u8];
     /// The cost listed for `node`, if any.
     fn connection(&self, node: &str) -> Option<f64>;
     /// This update as `me` (`me_quoted` as a JSON string) forwards it.
@@ -24,11 +24,11 @@ pub(super) trait Received: Update {
 }
 
 impl Received for RouteUpdate {
-    fn update_id(&self) -> &str {
-        &self.update_id
+    fn update_id(&self) -> &[u8] {
+        self.update_id.as_bytes()
     }
-    fn forwarding_node(&self) -> &str {
-        &self.forwarding_node
+    fn forwarding_node(&self) -> &[u8] {
+        self.forwarding_node.as_bytes()
     }
     fn connection(&self, node: &str) -> Option<f64> {
         self.connections.get(node).copied()
@@ -41,10 +41,10 @@ impl Received for RouteUpdate {
 }
 
 impl Received for RouteView<'_> {
-    fn update_id(&self) -> &str {
+    fn update_id(&self) -> &[u8] {
         self.update_id
     }
-    fn forwarding_node(&self) -> &str {
+    fn forwarding_node(&self) -> &[u8] {
         self.forwarding_node
     }
     fn connection(&self, node: &str) -> Option<f64> {

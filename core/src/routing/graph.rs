@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fastkey::{FastHasher, pack};
+use super::fastkey::{FastHasher, pack_bytes};
 use crate::id::NodeId;
 
 /// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
@@ -102,13 +102,13 @@ pub struct Graph {
     garbage: usize,
 }
 
-fn key_of(name: &str) -> [u64; 2] {
+fn key_of(name: &[u8]) -> [u64; 2] {
     use std::hash::Hasher as _;
-    match pack(name) {
+    match pack_bytes(name) {
         Some(k) => [k as u64, (k >> 64) as u64],
         None => {
             let mut h = FastHasher::default();
-            h.write(name.as_bytes());
+            h.write(name);
             [h.finish(), LONG_HI]
         }
     }
@@ -123,7 +123,7 @@ fn home(key: [u64; 2], mask: usize) -> usize {
 
 impl Graph {
     /// The slot where `name` is, or the free slot where it would go.
-    fn probe(&self, name: &str, key: [u64; 2]) -> Option<usize> {
+    fn probe(&self, name: &[u8], key: [u64; 2]) -> Option<usize> {
         let mask = self.slots.len().checked_sub(1)?;
         let mut i = home(key, mask);
         loop {
@@ -132,7 +132,8 @@ impl Graph {
                 return Some(i);
             }
             if slot.key == key
-                && (key[1] != LONG_HI || self.names.get(slot.ix as usize)?.as_str() == name)
+                && (key[1] != LONG_HI
+                    || self.names.get(slot.ix as usize)?.as_str().as_bytes() == name)
             {
                 return Some(i);
             }
@@ -141,26 +142,26 @@ impl Graph {
     }
 
     /// Looks up a name without interning it.
-    pub(crate) fn find(&self, node: &str) -> Option<Ix> {
+    pub(crate) fn find(&self, node: &[u8]) -> Option<Ix> {
         let slot = self.slots.get(self.probe(node, key_of(node))?)?;
         (slot.ix != Ix::MAX).then_some(slot.ix)
     }
 
     /// Interns a name.
     pub(crate) fn ix(&mut self, node: &NodeId) -> Ix {
-        self.intern(node.as_str(), || node.clone())
+        self.intern(node.as_str().as_bytes(), || node.clone())
     }
 
     /// Interns a name from the wire; `None` if it is not a valid node ID.
-    pub(crate) fn ix_str(&mut self, node: &str) -> Option<Ix> {
+    pub(crate) fn ix_str(&mut self, node: &[u8]) -> Option<Ix> {
         if let Some(i) = self.find(node) {
             return Some(i);
         }
-        let id = NodeId::from_wire(node).ok()?;
+        let id = NodeId::from_wire(std::str::from_utf8(node).ok()?).ok()?;
         Some(self.intern(node, || id))
     }
 
-    fn intern(&mut self, name: &str, id: impl FnOnce() -> NodeId) -> Ix {
+    fn intern(&mut self, name: &[u8], id: impl FnOnce() -> NodeId) -> Ix {
         if self.slots.len() < 2 * (self.names.len() + 1) {
             self.grow();
         }
@@ -419,14 +420,14 @@ mod tests {
             assert_eq!(g.ix(&id(n)), i as Ix);
         }
         for (i, n) in names.iter().enumerate() {
-            assert_eq!(g.find(n), Some(i as Ix), "{n}");
-            assert_eq!(g.ix_str(n), Some(i as Ix));
+            assert_eq!(g.find(n.as_bytes()), Some(i as Ix), "{n}");
+            assert_eq!(g.ix_str(n.as_bytes()), Some(i as Ix));
             assert_eq!(g.name(i as Ix).map(NodeId::as_str), Some(n.as_str()));
         }
-        assert_eq!(g.find("n500"), None);
-        assert_eq!(g.find(long), None);
-        assert_eq!(g.ix_str(""), None);
-        assert_eq!(g.ix_str("a\0b"), None);
+        assert_eq!(g.find(b"n500"), None);
+        assert_eq!(g.find(long.as_bytes()), None);
+        assert_eq!(g.ix_str(b""), None);
+        assert_eq!(g.ix_str(b"a\0b"), None);
         assert_eq!(g.len(), 500);
     }
 

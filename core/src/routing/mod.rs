@@ -33,7 +33,7 @@ pub enum Applied {
 /// place from the received bytes ([`RouteView`]).
 pub(crate) trait Update {
     /// The originating node.
-    fn node_id(&self) -> &str;
+    fn node_id(&self) -> &[u8];
     /// The originator's epoch.
     fn epoch(&self) -> u64;
     /// The originator's sequence number.
@@ -41,15 +41,15 @@ pub(crate) trait Update {
     /// The epoch of a suspected duplicate, or 0.
     fn suspected_duplicate(&self) -> u64;
     /// The connections; when a name comes twice the last one counts.
-    fn for_each_connection(&self, f: impl FnMut(&str, f64));
+    fn for_each_connection(&self, f: impl FnMut(&[u8], f64));
     /// The wire text of the connections, if read in place: the same text gives the same
     /// connections.
     fn connections_text(&self) -> Option<&[u8]>;
 }
 
 impl Update for RouteUpdate {
-    fn node_id(&self) -> &str {
-        &self.node_id
+    fn node_id(&self) -> &[u8] {
+        self.node_id.as_bytes()
     }
     fn epoch(&self) -> u64 {
         self.epoch
@@ -60,9 +60,9 @@ impl Update for RouteUpdate {
     fn suspected_duplicate(&self) -> u64 {
         self.suspected_duplicate
     }
-    fn for_each_connection(&self, mut f: impl FnMut(&str, f64)) {
+    fn for_each_connection(&self, mut f: impl FnMut(&[u8], f64)) {
         for (k, v) in &self.connections {
-            f(k, *v);
+            f(k.as_bytes(), *v);
         }
     }
     fn connections_text(&self) -> Option<&[u8]> {
@@ -71,7 +71,7 @@ impl Update for RouteUpdate {
 }
 
 impl Update for RouteView<'_> {
-    fn node_id(&self) -> &str {
+    fn node_id(&self) -> &[u8] {
         self.node_id
     }
     fn epoch(&self) -> u64 {
@@ -83,7 +83,7 @@ impl Update for RouteView<'_> {
     fn suspected_duplicate(&self) -> u64 {
         self.suspected_duplicate
     }
-    fn for_each_connection(&self, mut f: impl FnMut(&str, f64)) {
+    fn for_each_connection(&self, mut f: impl FnMut(&[u8], f64)) {
         for (k, v) in self.connections() {
             f(k, v);
         }
@@ -135,7 +135,7 @@ impl Router {
 
     /// The (epoch, sequence) last accepted from `node`.
     pub fn known(&self, node: &str) -> Option<(u64, u64)> {
-        self.graph.known(self.graph.find(node)?)
+        self.graph.known(self.graph.find(node.as_bytes())?)
     }
 
     /// A link to `peer` was established: edges both ways with `cost`.
@@ -147,7 +147,7 @@ impl Router {
 
     /// The link to `peer` ended: drop the edges both ways.
     pub fn link_down(&mut self, peer: &NodeId) {
-        if let Some(p) = self.graph.find(peer.as_str()) {
+        if let Some(p) = self.graph.find(peer.as_str().as_bytes()) {
             self.graph.remove_edge(self.me, p);
             self.graph.remove_edge(p, self.me);
         }

@@ -8,7 +8,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::fastkey::{FastBuild, pack};
+use super::fastkey::{FastBuild, pack_bytes};
 
 /// An empty slot; never a packed string (whose last byte is its length, below 16).
 const EMPTY: u128 = u128::MAX;
@@ -28,11 +28,11 @@ pub(crate) struct SeenUpdates {
     /// Packed IDs, linear probing, at most half full; length a power of two (or zero).
     slots: Vec<u128>,
     packed: usize,
-    long: HashSet<Box<str>, FastBuild>,
+    long: HashSet<Box<[u8]>, FastBuild>,
     /// Insertion order, for expiry and eviction: nanoseconds since `base`, and the packed
     /// ID or [`LONG`] (then the ID is the front of `long_order`).
     order: VecDeque<(u64, u128)>,
-    long_order: VecDeque<Box<str>>,
+    long_order: VecDeque<Box<[u8]>>,
     base: Option<Instant>,
     /// When the oldest ID was inserted (as in `order`), kept here so that the common case,
     /// nothing to expire, reads no more than this struct.
@@ -61,11 +61,11 @@ impl SeenUpdates {
     }
 
     /// Records `id`; returns `false` if it was already there.
-    pub(crate) fn insert(&mut self, id: &str, now: Instant) -> bool {
+    pub(crate) fn insert(&mut self, id: &[u8], now: Instant) -> bool {
         let base = *self.base.get_or_insert(now);
         let at = now.saturating_duration_since(base).as_nanos() as u64;
         self.expire(at);
-        let key = pack(id);
+        let key = pack_bytes(id);
         let known = match key {
             Some(k) => self.find(k).is_some(),
             None => self.long.contains(id),
@@ -203,14 +203,14 @@ mod tests {
     fn bounded_and_expiring() {
         let t0 = Instant::now();
         let mut s = SeenUpdates::new(Duration::from_secs(10), 3);
-        assert!(s.insert("a", t0));
-        assert!(!s.insert("a", t0));
-        assert!(s.insert("b", t0));
-        assert!(s.insert("c", t0));
-        assert!(s.insert("d", t0));
+        assert!(s.insert("a".as_bytes(), t0));
+        assert!(!s.insert("a".as_bytes(), t0));
+        assert!(s.insert("b".as_bytes(), t0));
+        assert!(s.insert("c".as_bytes(), t0));
+        assert!(s.insert("d".as_bytes(), t0));
         assert_eq!(s.len(), 3);
-        assert!(s.insert("a", t0), "oldest evicted at the cap");
-        assert!(s.insert("e", t0 + Duration::from_secs(11)));
+        assert!(s.insert("a".as_bytes(), t0), "oldest evicted at the cap");
+        assert!(s.insert("e".as_bytes(), t0 + Duration::from_secs(11)));
         assert_eq!(s.len(), 1);
     }
 
@@ -228,12 +228,12 @@ mod tests {
             "123456789012345",
             long,
         ] {
-            assert!(s.insert(id, t0), "{id:?} is new");
+            assert!(s.insert(id.as_bytes(), t0), "{id:?} is new");
         }
         for id in ["", "a", "abcdefgh", "123456789012345", long] {
-            assert!(!s.insert(id, t0), "{id:?} was seen");
+            assert!(!s.insert(id.as_bytes(), t0), "{id:?} was seen");
         }
-        assert!(s.insert("an-update-id-longer-than-fifteen-bytez", t0));
+        assert!(s.insert("an-update-id-longer-than-fifteen-bytez".as_bytes(), t0));
     }
 
     /// Against a plain model: random inserts, expiry and eviction at the cap, short and
@@ -276,7 +276,7 @@ mod tests {
                 order.push_back(id.clone());
             }
             assert_eq!(
-                s.insert(&id, t0 + Duration::from_secs(t)),
+                s.insert(id.as_bytes(), t0 + Duration::from_secs(t)),
                 want,
                 "{id} at {t}"
             );

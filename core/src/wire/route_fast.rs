@@ -36,11 +36,11 @@ impl<'a> Cursor<'a> {
 
     /// A string, its bytes up to the next quote. The caller has checked that the text is
     /// valid UTF-8 without backslashes or control characters.
-    fn string(&mut self, text: &'a str) -> Option<&'a str> {
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.lit(b"\"")?;
         let rest = self.b.get(self.i..)?;
         let len = rest.iter().position(|&c| c == b'"')?;
-        let s = text.get(self.i..self.i + len)?;
+        let s = rest.get(..len)?;
         self.i += len + 1;
         Some(s)
     }
@@ -48,14 +48,23 @@ impl<'a> Cursor<'a> {
     /// Digits `0` or `[1-9][0-9]*`, as a u64 (`None` on overflow).
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
-        let mut n: u64 = 0;
-        while let Some(c) = self.peek().filter(u8::is_ascii_digit) {
-            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            self.i += 1;
+        let digits = self.digits();
+        let text = self.b.get(start..self.i)?;
+        if digits == 0 || (digits > 1 && text.first() == Some(&b'0')) {
+            return None;
         }
-        let digits = self.i - start;
-        let leading_zero = digits > 1 && self.b.get(start) == Some(&b'0');
-        (digits > 0 && !leading_zero).then_some(n)
+        let mut n: u64 = 0;
+        if digits < 20 {
+            // Below 10^19 < 2^64: no overflow possible.
+            for &c in text {
+                n = n * 10 + u64::from(c - b'0');
+            }
+            return Some(n);
+        }
+        for &c in text {
+            n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        }
+        Some(n)
     }
 
     fn digits(&mut self) -> usize {
@@ -112,33 +121,38 @@ impl<'a> Cursor<'a> {
 
 /// Whether Go's encoder writes `s` back as is (it escapes `<`, `>`, `&`, U+2028 and
 /// U+2029; quotes, backslashes and control characters never reach here).
-fn plain_str(s: &str) -> bool {
-    let b = s.as_bytes();
+fn plain_str(b: &[u8]) -> bool {
     !b.iter().any(|&c| matches!(c, b'<' | b'>' | b'&'))
         && !b
             .windows(3)
             .any(|w| matches!(w, [0xe2, 0x80, 0xa8] | [0xe2, 0x80, 0xa9]))
 }
 
-/// A routing update in canonical form, read in place from the received body.
+/// A string of a parsed body (checked to be UTF-8).
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A routing update in canonical form, read in place from the received body (its strings
+/// are bytes checked to be UTF-8).
 #[derive(Debug, Clone, Copy)]
 pub struct RouteView<'a> {
     /// The originating node.
-    pub node_id: &'a str,
+    pub node_id: &'a [u8],
     /// Flood de-duplication key.
-    pub update_id: &'a str,
+    pub update_id: &'a [u8],
     /// The originator's process epoch.
     pub epoch: u64,
     /// The originator's update counter.
     pub sequence: u64,
     /// The node that put this copy on the current link.
-    pub forwarding_node: &'a str,
+    pub forwarding_node: &'a [u8],
     /// The epoch of a suspected duplicate instance of `node_id`, or 0.
     pub suspected_duplicate: u64,
     /// The body the view reads.
     body: &'a [u8],
     /// The inside of the `Connections` object (checked to be canonical pairs).
-    connections: &'a str,
+    connections: &'a [u8],
     /// Where the `ForwardingNode` string literal, quotes included, sits in `body`.
     fwd: (usize, usize),
     /// Decoding and re-encoding would give `body` again, ForwardingNode aside, as far as the
@@ -155,23 +169,22 @@ impl<'a> RouteView<'a> {
         // One pass over the body: canonical strings have no escapes or control characters
         // (and there is nowhere else they could be), and the characters Go escapes tell
         // whether re-encoding could change a string.
-        let (mut bad, mut html, mut high) = (false, false, false);
+        let (mut bad, mut html, mut high) = (0u8, 0u8, 0u8);
         for &c in body {
-            bad |= c < 0x20 || c == b'\\';
-            html |= matches!(c, b'<' | b'>' | b'&');
-            high |= c >= 0x80;
+            bad |= u8::from(c < 0x20) | u8::from(c == b'\\');
+            html |= u8::from(c == b'<') | u8::from(c == b'>') | u8::from(c == b'&');
+            high |= c & 0x80;
         }
-        if bad {
+        if bad != 0 || (high != 0 && std::str::from_utf8(body).is_err()) {
             return None;
         }
-        let text = std::str::from_utf8(body).ok()?;
         // Without `<`, `>`, `&` and non-ASCII bytes no string needs escaping.
-        let plain = |s: &str| !(html || high) || plain_str(s);
+        let plain = |s: &[u8]| (html | high) == 0 || plain_str(s);
         let mut p = Cursor { b: body, i: 0 };
         p.lit(b"{\"NodeID\":")?;
-        let node_id = p.string(text)?;
+        let node_id = p.string()?;
         p.lit(b",\"UpdateID\":")?;
-        let update_id = p.string(text)?;
+        let update_id = p.string()?;
         p.lit(b",\"UpdateEpoch\":")?;
         let epoch = p.uint()?;
         p.lit(b",\"UpdateSequence\":")?;
@@ -182,9 +195,9 @@ impl<'a> RouteView<'a> {
         let conn_start = p.i;
         let mut conn_end = p.i;
         if p.lit(b"}").is_none() {
-            let mut prev: Option<&str> = None;
+            let mut prev: Option<&[u8]> = None;
             loop {
-                let k = p.string(text)?;
+                let k = p.string()?;
                 p.lit(b":")?;
                 let (_, plain_number) = p.float()?;
                 plain_numbers &= plain_number;
@@ -200,7 +213,7 @@ impl<'a> RouteView<'a> {
         }
         p.lit(b",\"ForwardingNode\":")?;
         let fwd_start = p.i;
-        let forwarding_node = p.string(text)?;
+        let forwarding_node = p.string()?;
         let fwd_end = p.i;
         p.lit(b",\"SuspectedDuplicate\":")?;
         let suspected_duplicate = p.uint()?;
@@ -216,7 +229,7 @@ impl<'a> RouteView<'a> {
             forwarding_node,
             suspected_duplicate,
             body,
-            connections: text.get(conn_start..conn_end)?,
+            connections: body.get(conn_start..conn_end)?,
             fwd: (fwd_start, fwd_end),
             stable,
             plain_numbers,
@@ -228,22 +241,21 @@ impl<'a> RouteView<'a> {
     pub fn connections(&self) -> Connections<'a> {
         Connections {
             p: Cursor {
-                b: self.connections.as_bytes(),
+                b: self.connections,
                 i: 0,
             },
-            text: self.connections,
         }
     }
 
     /// The raw text of the connections, for cheap comparison.
     pub fn connections_raw(&self) -> &'a [u8] {
-        self.connections.as_bytes()
+        self.connections
     }
 
     /// The cost listed for `node`, if any (the last one, as decoding keeps).
     pub fn connection(&self, node: &str) -> Option<f64> {
         self.connections()
-            .filter(|(k, _)| *k == node)
+            .filter(|(k, _)| *k == node.as_bytes())
             .last()
             .map(|(_, c)| c)
     }
@@ -251,7 +263,7 @@ impl<'a> RouteView<'a> {
     /// Whether Go writes every cost back as the text it arrived as.
     fn numbers_reencode_as_is(&self) -> bool {
         let mut p = Cursor {
-            b: self.connections.as_bytes(),
+            b: self.connections,
             i: 0,
         };
         let mut again = String::new();
@@ -259,7 +271,7 @@ impl<'a> RouteView<'a> {
             if p.i > 0 && p.lit(b",").is_none() {
                 return false;
             }
-            let start = match p.string(self.connections).and_then(|_| p.lit(b":")) {
+            let start = match p.string().and_then(|_| p.lit(b":")) {
                 Some(()) => p.i,
                 None => return false,
             };
@@ -278,19 +290,19 @@ impl<'a> RouteView<'a> {
     /// The owned update.
     pub fn to_update(self) -> RouteUpdate {
         RouteUpdate {
-            node_id: self.node_id.to_owned(),
-            update_id: self.update_id.to_owned(),
+            node_id: text(self.node_id),
+            update_id: text(self.update_id),
             epoch: self.epoch,
             sequence: self.sequence,
             connections: {
                 // Go and serde keep the last of duplicate keys.
                 let mut m = BTreeMap::new();
                 for (k, v) in self.connections() {
-                    m.insert(k.to_owned(), v);
+                    m.insert(text(k), v);
                 }
                 m
             },
-            forwarding_node: self.forwarding_node.to_owned(),
+            forwarding_node: text(self.forwarding_node),
             suspected_duplicate: self.suspected_duplicate,
         }
     }
@@ -326,11 +338,10 @@ impl<'a> RouteView<'a> {
 /// The `(name, cost)` pairs of a [`RouteView`], in wire order.
 pub struct Connections<'a> {
     p: Cursor<'a>,
-    text: &'a str,
 }
 
 impl<'a> Iterator for Connections<'a> {
-    type Item = (&'a str, f64);
+    type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.p.i >= self.p.b.len() {
@@ -339,7 +350,7 @@ impl<'a> Iterator for Connections<'a> {
         if self.p.i > 0 {
             self.p.lit(b",")?;
         }
-        let k = self.p.string(self.text)?;
+        let k = self.p.string()?;
         self.p.lit(b":")?;
         let (v, _) = self.p.float()?;
         Some((k, v))
