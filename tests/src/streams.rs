@@ -435,7 +435,7 @@ fn maybe_close(streams: &mut Streams, e: &mut Entry, now: Instant, at: Duration,
 
 impl StreamWorld {
     /// Handles the layer's inbox, due timers and events, and runs its applications.
-    fn run(&mut self, n: u32, now: Instant, at: Duration, node_names: &[NodeId]) {
+    fn run(&mut self, n: u32, now: Instant, at: Duration, name: &NodeId) {
         let Some(l) = self.layers.get_mut(&n) else {
             return;
         };
@@ -497,7 +497,7 @@ impl StreamWorld {
                 if let Some(p) = peer {
                     self.entries[p].report.peer = Some(SimStream(ix));
                 }
-                let node = node_names[n as usize].clone();
+                let node = name.clone();
                 let mut r = report(node, StreamRole::Acceptor(app), *service, remote.clone());
                 r.peer = peer.map(SimStream);
                 r.opened_at = Some(at);
@@ -650,8 +650,8 @@ impl Sim {
     /// Runs node `n`'s stream layer now and sends what it has to send.
     fn stream_step(&mut self, n: u32) {
         let (now, at) = (self.instant(), self.now());
-        let names: Vec<NodeId> = self.nodes.iter().map(|sn| sn.name.clone()).collect();
-        self.stream_world.run(n, now, at, &names);
+        let name = &self.nodes[n as usize].name;
+        self.stream_world.run(n, now, at, name);
         // Every stream the application holds is still known to the core, or the core told
         // the application it ended, or the application closed it itself.
         let w = &mut self.stream_world;
@@ -670,7 +670,7 @@ impl Sim {
             let r = &self.stream_world.entries[ix].report;
             self.violation(&format!(
                 "the stream layer of {} dropped {h:?} without a Closed event: {r}",
-                names[n as usize]
+                self.nodes[n as usize].name
             ));
         }
         self.stream_flush(n);
