@@ -1,8 +1,8 @@
 //! The event queue: a timing wheel over `(time, seq)` keys.
 //!
 //! Simulated time never goes back, so every key pushed is at least the last key popped: a
-//! monotone priority queue. Events fall into slots of 2^13 ns by time; a ring of slots
-//! covers the next 67 ms, which holds nearly every message in flight, and later events
+//! monotone priority queue. Events fall into slots of 2^16 ns (65 µs) by time; a ring of
+//! slots covers the next 67 ms, which holds nearly every message in flight, and later events
 //! (timers, mostly) wait in a binary heap until the ring reaches them. A slot is sorted when
 //! it becomes current, so each event is moved about twice, where a heap or radix heap of a
 //! few hundred thousand events moves it many times and misses the cache doing so. Keys are
@@ -11,8 +11,9 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-const SHIFT: u32 = 13;
-const RING: u64 = 1 << 13;
+/// Slots this wide keep the slots being filled few enough to stay in the cache.
+const SHIFT: u32 = 16;
+const RING: u64 = 1 << 10;
 
 /// An event waiting beyond the ring, ordered by key alone.
 #[derive(Debug)]
