@@ -480,6 +480,11 @@ fn output_survives_submitter_restart() {
 }
 
 #[test]
+fn output_survives_executor_restart() {
+    output_survives_restart("C");
+}
+
+#[test]
 fn signed_work() {
     let a_extra = format!(
         "- work-signing:\n    privatekey: {}\n    tokenexpiration: 1m\n",

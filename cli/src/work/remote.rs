@@ -48,6 +48,9 @@ const RETRY_MAX: Duration = Duration::from_secs(20);
 /// How long a status reply may take before the connection is given up as broken: a node
 /// that vanished would otherwise only be noticed when QUIC's idle timeout (30 s) ends it.
 const STATUS_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a results stream may stay silent while the other node reports more output than
+/// has arrived, before it is given up as broken and asked for again from the local size.
+const RESULTS_STALL: Duration = Duration::from_secs(5);
 /// Read size when copying results.
 const CHUNK: usize = 64 * 1024;
 
@@ -97,11 +100,7 @@ impl Workceptor {
     /// handshake fails for a unit not started yet (it is Failed then), and, with
     /// `unreachable_limit`, when the node has been unreachable for longer than the configured
     /// timeout (the unit is Failed then).
-    async fn connection(
-        self: &Arc<Self>,
-        unit: &Arc<Unit>,
-        unreachable_limit: bool,
-    ) -> Option<Client> {
+    async fn connection(&self, unit: &Unit, unreachable_limit: bool) -> Option<Client> {
         let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
         loop {
             let red = data(unit);
@@ -146,6 +145,10 @@ impl Workceptor {
     /// The node stayed unreachable too long: the unit fails with what output arrived.
     fn unreachable(&self, unit: &Unit, node: &str, limit: Duration) {
         let size = unit.stdout_size();
+        let st = unit.status();
+        if is_complete(st.state) && size >= st.stdout_size {
+            return;
+        }
         let detail = format!(
             "Remote node {node} was unreachable for {}",
             go_duration_string(limit)
@@ -155,7 +158,7 @@ impl Workceptor {
     }
 
     /// Go's `startRemoteUnit` on an open connection: submit, payload, half-close, reply.
-    async fn send_submit(&self, unit: &Arc<Unit>, mut conn: Client) -> Result<(), String> {
+    async fn send_submit(&self, unit: &Unit, mut conn: Client) -> Result<(), String> {
         let red = data(unit);
         let node = &red.remote_node;
         let sig = self.signature_for(&red)?;
@@ -246,7 +249,7 @@ impl Workceptor {
 
     /// Go's status poller. Ends when the other node no longer knows the unit (returning
     /// `true`), on a remote error, or when it gives up connecting.
-    async fn poll_status(self: &Arc<Self>, unit: &Arc<Unit>, for_release: bool) -> bool {
+    async fn poll_status(&self, unit: &Unit, for_release: bool) -> bool {
         let red = data(unit);
         let mut conn: Option<Client> = None;
         loop {
@@ -318,7 +321,7 @@ impl Workceptor {
     /// Go's stdout copier: keeps the local `stdout` up to the size the other node reports,
     /// asking for results from the local size after every failure. Ends once the unit is
     /// complete (or cancelled here and Canceled there) with all its output here.
-    async fn copy_stdout(self: &Arc<Self>, unit: &Arc<Unit>) {
+    async fn copy_stdout(&self, unit: &Unit) {
         let path = unit.dir.join("stdout");
         if let Err(e) = open_append(&path) {
             error!("Could not open stdout file {}: {e}", path.display());
@@ -371,7 +374,7 @@ impl Workceptor {
                     continue;
                 }
             }
-            if let Err(e) = append_stream(&path, &mut conn).await {
+            if let Err(e) = append_stream(unit, &path, &mut conn).await {
                 warn!("Could not copy to stdout file {}: {e}", path.display());
             }
         }
@@ -379,7 +382,7 @@ impl Workceptor {
 
     /// Monitors a started unit until it is complete with all its output (or monitoring gives
     /// up): the status poller and the stdout copier, ending together.
-    async fn monitor(self: &Arc<Self>, unit: &Arc<Unit>) {
+    async fn monitor(&self, unit: &Unit) {
         tokio::select! {
             _ = self.poll_status(unit, false) => {}
             () = self.copy_stdout(unit) => {}
@@ -387,7 +390,7 @@ impl Workceptor {
     }
 
     /// Waits until the other node no longer knows the unit, then deletes it here.
-    async fn finish_release(self: &Arc<Self>, unit: &Arc<Unit>, confirmed: bool) {
+    async fn finish_release(&self, unit: &Unit, confirmed: bool) {
         if !confirmed && !self.poll_status(unit, true).await {
             return;
         }
@@ -712,12 +715,27 @@ fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Appends everything the stream sends until its end to `path`.
-async fn append_stream(path: &std::path::Path, conn: &mut Client) -> std::io::Result<()> {
+/// Appends everything the stream sends until its end to `path`. A stream that stays silent
+/// while the unit's status says more output exists has broken (its node went away without
+/// closing it, which QUIC notices only after 30 s) and ends with an error.
+async fn append_stream(
+    unit: &Unit,
+    path: &std::path::Path,
+    conn: &mut Client,
+) -> std::io::Result<()> {
     let mut file = open_append(path)?;
     let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = conn.read(&mut buf).await?;
+        let n = match tokio::time::timeout(RESULTS_STALL, conn.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) if unit.status().stdout_size > unit.stdout_size() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "results stream stalled",
+                ));
+            }
+            Err(_) => continue,
+        };
         let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
             return Ok(());
         };
