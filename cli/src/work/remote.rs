@@ -39,8 +39,12 @@ use tracing::{debug, error, info, warn};
 use super::client::{Client, ConnectError};
 use super::{Unit, Workceptor, lock};
 
-/// Pause between status polls, and between stdout checks (Go: 1 s).
+/// Longest pause between status polls, and between stdout checks (Go: 1 s).
 const POLL: Duration = Duration::from_secs(1);
+/// Pause between status polls after the unit's state changed; it doubles up to [`POLL`] while
+/// nothing changes, so short units finish with little delay and quiet ones cost no more
+/// polls than in Go.
+const POLL_FAST: Duration = Duration::from_millis(250);
 /// First retry delay after a failed connection; grows ×1.5 up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest retry delay (Go: 60 s; retries are cheap, a node back is noticed sooner).
@@ -63,6 +67,15 @@ fn now_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// How the status poller and the stdout copier of one unit wake each other: the poller tells
+/// the copier of news (more output, a new state), the copier tells the poller when a results
+/// stream ended (the other node ends it when the unit is complete).
+#[derive(Default)]
+struct Wakers {
+    poller: tokio::sync::Notify,
+    copier: tokio::sync::Notify,
 }
 
 /// Why a job attempt failed.
@@ -249,9 +262,12 @@ impl Workceptor {
 
     /// Go's status poller. Ends when the other node no longer knows the unit (returning
     /// `true`), on a remote error, or when it gives up connecting.
-    async fn poll_status(&self, unit: &Unit, for_release: bool) -> bool {
+    async fn poll_status(&self, unit: &Unit, wakers: Option<&Wakers>) -> bool {
+        let for_release = wakers.is_none();
         let red = data(unit);
         let mut conn: Option<Client> = None;
+        let mut interval = POLL_FAST;
+        let mut last: Option<(i64, String, i64)> = None;
         loop {
             let c = match &mut conn {
                 Some(c) => c,
@@ -312,16 +328,36 @@ impl Workceptor {
                 .to_owned();
             let size = st.get("StdoutSize").and_then(Value::as_i64).unwrap_or(0);
             if !unit.is_released() {
-                unit.update_basic(state, detail, Some(size));
+                unit.update_basic(state, detail.clone(), Some(size));
             }
-            tokio::time::sleep(POLL).await;
+            let state_changed = last
+                .as_ref()
+                .is_none_or(|(s, d, _)| *s != state || *d != detail);
+            let changed = state_changed || last.as_ref().is_some_and(|l| l.2 != size);
+            interval = if state_changed {
+                POLL_FAST
+            } else {
+                (interval * 2).min(POLL)
+            };
+            last = Some((state, detail, size));
+            let Some(w) = wakers else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            if changed {
+                w.copier.notify_one();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = w.poller.notified() => {}
+            }
         }
     }
 
     /// Go's stdout copier: keeps the local `stdout` up to the size the other node reports,
     /// asking for results from the local size after every failure. Ends once the unit is
     /// complete (or cancelled here and Canceled there) with all its output here.
-    async fn copy_stdout(&self, unit: &Unit) {
+    async fn copy_stdout(&self, unit: &Unit, wakers: &Wakers) {
         let path = unit.dir.join("stdout");
         if let Err(e) = open_append(&path) {
             error!("Could not open stdout file {}: {e}", path.display());
@@ -330,7 +366,10 @@ impl Workceptor {
         let mut first = true;
         loop {
             if !first {
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    () = wakers.copier.notified() => {}
+                }
             }
             first = false;
             let st = unit.status();
@@ -374,8 +413,10 @@ impl Workceptor {
                     continue;
                 }
             }
-            if let Err(e) = append_stream(unit, &path, &mut conn).await {
-                warn!("Could not copy to stdout file {}: {e}", path.display());
+            match append_stream(unit, &path, &mut conn).await {
+                // The other node ends the stream when the unit is complete: ask for its state.
+                Ok(()) => wakers.poller.notify_one(),
+                Err(e) => warn!("Could not copy to stdout file {}: {e}", path.display()),
             }
         }
     }
@@ -383,15 +424,16 @@ impl Workceptor {
     /// Monitors a started unit until it is complete with all its output (or monitoring gives
     /// up): the status poller and the stdout copier, ending together.
     async fn monitor(&self, unit: &Unit) {
+        let wakers = Wakers::default();
         tokio::select! {
-            _ = self.poll_status(unit, false) => {}
-            () = self.copy_stdout(unit) => {}
+            _ = self.poll_status(unit, Some(&wakers)) => {}
+            () = self.copy_stdout(unit, &wakers) => {}
         }
     }
 
     /// Waits until the other node no longer knows the unit, then deletes it here.
     async fn finish_release(&self, unit: &Unit, confirmed: bool) {
-        if !confirmed && !self.poll_status(unit, true).await {
+        if !confirmed && !self.poll_status(unit, None).await {
             return;
         }
         self.forget(unit, true);
