@@ -607,10 +607,15 @@ impl Workceptor {
                 }
             }
         }
+        self.forget_unit(&unit);
+        Ok(false)
+    }
+
+    /// A released unit (its directory gone) is forgotten: lookups fail, its streams end.
+    fn forget_unit(&self, unit: &Unit) {
         unit.released
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        lock(&self.units).remove(unit_id);
-        Ok(false)
+        lock(&self.units).remove(&unit.id);
     }
 
     /// `work results`: checks the unit and returns the stream of its stdout from `start_pos`.

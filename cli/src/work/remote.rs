@@ -69,6 +69,11 @@ fn now_nanos() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
+/// Time left until `at` (Unix nanoseconds); zero once past.
+fn until(at: i128) -> Duration {
+    Duration::from_nanos(u64::try_from((at - now_nanos()).max(0)).unwrap_or(u64::MAX))
+}
+
 /// How the status poller and the stdout copier of one unit wake each other: the poller tells
 /// the copier of news (more output, a new state), the copier tells the poller when a results
 /// stream ended (the other node ends it when the unit is complete).
@@ -76,14 +81,6 @@ fn now_nanos() -> i128 {
 struct Wakers {
     poller: tokio::sync::Notify,
     copier: tokio::sync::Notify,
-}
-
-/// Why a job attempt failed.
-enum Failure {
-    /// Could not connect: try again later.
-    Connect(ConnectError),
-    /// The unit's `ttl` ran out first.
-    Expired,
 }
 
 impl Workceptor {
@@ -436,34 +433,25 @@ impl Workceptor {
         if !confirmed && !self.poll_status(unit, None).await {
             return;
         }
-        self.forget(unit, true);
+        self.forget(unit);
     }
 
-    /// Deletes a released unit's directory and forgets it.
-    fn forget(&self, unit: &Unit, force: bool) {
-        match std::fs::remove_dir_all(&unit.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) if !force => {
-                error!("Error releasing unit {}: {e}", unit.dir.display());
-                return;
-            }
-            Err(_) => {}
+    /// Deletes a released unit's directory and forgets it (Go's forced release: a directory
+    /// that cannot be removed is only logged).
+    fn forget(&self, unit: &Unit) {
+        if let Err(e) = std::fs::remove_dir_all(&unit.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            error!("Error releasing unit {}: {e}", unit.dir.display());
         }
-        unit.released
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        lock(&self.units).remove(&unit.id);
+        self.forget_unit(unit);
     }
 
     /// The background part of a start: connect (retrying), submit, monitor.
-    async fn start_job(self: Arc<Self>, unit: Arc<Unit>, connected: Option<Client>) {
+    async fn start_job(self: Arc<Self>, unit: Arc<Unit>) {
         let started = async {
-            let conn = match connected {
-                Some(c) => c,
-                None => match self.connection(&unit, true).await {
-                    Some(c) => c,
-                    None => return false,
-                },
+            let Some(conn) = self.connection(&unit, true).await else {
+                return false;
             };
             match self.send_submit(&unit, conn).await {
                 Ok(()) => true,
@@ -479,10 +467,9 @@ impl Workceptor {
         let started = match expiry {
             None => started.await,
             Some(at) => {
-                let left = u64::try_from((at - now_nanos()).max(0)).unwrap_or(u64::MAX);
                 tokio::select! {
                     s = started => s,
-                    () = tokio::time::sleep(Duration::from_nanos(left)) => {
+                    () = tokio::time::sleep(until(at)) => {
                         let started = data(&unit).remote_started;
                         if !started {
                             unit.update(|r| {
@@ -503,20 +490,10 @@ impl Workceptor {
     /// Sends a cancel or release until the other node hears it, then follows up: a cancelled
     /// unit is monitored (it becomes Canceled there), a released one deleted here once the
     /// other node has let go of it.
-    async fn cancel_job(
-        self: Arc<Self>,
-        unit: Arc<Unit>,
-        release: bool,
-        connected: Option<Client>,
-    ) {
-        let mut conn = connected;
+    async fn cancel_job(self: Arc<Self>, unit: Arc<Unit>, release: bool) {
         loop {
-            let c = match conn.take() {
-                Some(c) => c,
-                None => match self.connection(&unit, !release).await {
-                    Some(c) => c,
-                    None => return,
-                },
+            let Some(c) = self.connection(&unit, !release).await else {
+                return;
             };
             match self.cancel_remote(&unit, c, release).await {
                 Ok(pending) if release => {
@@ -554,6 +531,12 @@ async fn stop_job(unit: &Unit) {
     }
 }
 
+/// Starts monitoring the unit as its job.
+fn spawn_monitor(w: &Arc<Workceptor>, unit: &Arc<Unit>) {
+    let (w, unit) = (w.clone(), unit.clone());
+    spawn_job(&unit.clone(), async move { w.monitor(&unit).await });
+}
+
 fn job_running(unit: &Unit) -> bool {
     lock(&unit.job).as_ref().is_some_and(|j| !j.is_finished())
 }
@@ -568,35 +551,26 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
     if job_running(unit) {
         return Err("start or monitor process already running".into());
     }
+    // The attempt ends when the unit's ttl does; the background job then fails it.
     let attempt = w.connect_once(&red);
     let first = match red.expiration {
-        None => attempt.await.map_err(Failure::Connect),
-        Some(at) => {
-            let left = u64::try_from((at - now_nanos()).max(0)).unwrap_or(0);
-            match tokio::time::timeout(Duration::from_nanos(left), attempt).await {
-                Ok(r) => r.map_err(Failure::Connect),
-                Err(_) => Err(Failure::Expired),
-            }
-        }
+        None => attempt.await.map_err(|e| e.text),
+        Some(at) => tokio::time::timeout(until(at), attempt)
+            .await
+            .map_err(|_| "expired".to_owned())
+            .and_then(|r| r.map_err(|e| e.text)),
     };
     match first {
         Ok(conn) => {
             *lock(&unit.unreachable_since) = None;
             w.send_submit(unit, conn).await?;
-            spawn_job(unit, {
-                let (w, unit) = (w.clone(), unit.clone());
-                async move { w.monitor(&unit).await }
-            });
+            spawn_monitor(w, unit);
             Ok(false)
         }
-        Err(Failure::Connect(e)) => {
+        Err(e) => {
             debug!("[{}] connecting to {}: {e}", unit.id, red.remote_node);
             lock(&unit.unreachable_since).get_or_insert_with(Instant::now);
-            spawn_job(unit, w.clone().start_job(unit.clone(), None));
-            Ok(true)
-        }
-        Err(Failure::Expired) => {
-            spawn_job(unit, w.clone().start_job(unit.clone(), None));
+            spawn_job(unit, w.clone().start_job(unit.clone()));
             Ok(true)
         }
     }
@@ -614,19 +588,12 @@ pub(super) fn restart(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<(), Strin
         return Err("remote work had not previously started".into());
     }
     if red.local_released || red.local_cancelled {
-        spawn_job(
-            unit,
-            w.clone().cancel_job(unit.clone(), red.local_released, None),
-        );
+        spawn_job(unit, w.clone().cancel_job(unit.clone(), red.local_released));
         return Ok(());
     }
-    if is_complete(st.state) && unit.stdout_size() >= st.stdout_size {
-        return Ok(());
+    if !(is_complete(st.state) && unit.stdout_size() >= st.stdout_size) {
+        spawn_monitor(w, unit);
     }
-    spawn_job(unit, {
-        let (w, unit) = (w.clone(), unit.clone());
-        async move { w.monitor(&unit).await }
-    });
     Ok(())
 }
 
@@ -649,7 +616,7 @@ pub(super) async fn cancel_or_release(
     stop_job(unit).await;
     if !started {
         if release {
-            w.forget(unit, true);
+            w.forget(unit);
         } else {
             unit.update_basic(STATE_FAILED, "Locally Cancelled", Some(0));
         }
@@ -664,7 +631,7 @@ pub(super) async fn cancel_or_release(
         if let Err(e) = attempt.await {
             error!("Error with connect and run: {e}");
         }
-        w.forget(unit, true);
+        w.forget(unit);
         return Ok(false);
     }
     match w.connect_once(&red).await {
@@ -673,32 +640,25 @@ pub(super) async fn cancel_or_release(
                 Ok(p) => p,
                 Err(e) => {
                     // The unit is still there: keep following it.
-                    spawn_job(unit, {
-                        let (w, unit) = (w.clone(), unit.clone());
-                        async move { w.monitor(&unit).await }
-                    });
+                    spawn_monitor(w, unit);
                     return Err(e);
                 }
             };
-            if release && !pending {
-                w.forget(unit, true);
-            } else {
-                spawn_job(unit, {
-                    let (w, unit) = (w.clone(), unit.clone());
-                    async move {
-                        if release {
-                            w.finish_release(&unit, false).await;
-                        } else {
-                            w.monitor(&unit).await;
-                        }
-                    }
+            if !release {
+                spawn_monitor(w, unit);
+            } else if pending {
+                let (w, unit) = (w.clone(), unit.clone());
+                spawn_job(&unit.clone(), async move {
+                    w.finish_release(&unit, false).await;
                 });
+            } else {
+                w.forget(unit);
             }
             Ok(false)
         }
         Err(e) => {
             debug!("[{}] connecting to {}: {e}", unit.id, red.remote_node);
-            spawn_job(unit, w.clone().cancel_job(unit.clone(), release, None));
+            spawn_job(unit, w.clone().cancel_job(unit.clone(), release));
             Ok(true)
         }
     }
