@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::certs::Ca;
 use support::*;
 
 /// C's work types.
@@ -59,7 +60,11 @@ struct Mesh {
 impl Mesh {
     /// `a_extra` and `c_extra` are added to A's and C's YAML.
     fn start(tag: &str, a_extra: &str, c_extra: &str) -> Self {
-        let dir = TempDir::new(tag);
+        Self::start_in(TempDir::new(tag), a_extra, c_extra, "")
+    }
+
+    /// As [`Mesh::start`] in `dir`, with `c_control` added to C's control service.
+    fn start_in(dir: TempDir, a_extra: &str, c_extra: &str, c_control: &str) -> Self {
         let port = free_port();
         let data = dir.path("data");
         let head = |n: &str| {
@@ -75,7 +80,7 @@ impl Mesh {
             head("B")
         );
         let a_yaml = format!("{}{peer}{a_extra}", head("A"));
-        let c_yaml = format!("{}{peer}{C_TYPES}{c_extra}", head("C"));
+        let c_yaml = format!("{}{c_control}{peer}{C_TYPES}{c_extra}", head("C"));
         let b = Node {
             name: "B",
             proc: start_yaml(&dir, "B", &b_yaml),
@@ -653,4 +658,112 @@ fn unreachable_node_fails_the_unit() {
     // Its results end with what arrived.
     let o = ctl(&a, &["work", "results", &id]);
     assert!(slow_output().starts_with(&stdout(&o)), "{}", stdout(&o));
+}
+
+#[test]
+fn tls_to_the_executing_node() {
+    let dir = TempDir::new("remote-tls");
+    let ca = Ca::new("mesh CA");
+    let ca_file = ca.write(&dir, "ca.crt");
+    let (c_crt, c_key) = ca.issue(&dir, "C", &["C"]);
+    let (a_crt, a_key) = ca.issue(&dir, "A", &["A"]);
+    let other_ca = Ca::new("another CA").write(&dir, "other.crt");
+    let a_extra = format!(
+        "- tls-client:\n    name: good\n    cert: {a_crt}\n    key: {a_key}\n    rootcas: {ca_file}\n\
+         - tls-client:\n    name: wrong\n    cert: {a_crt}\n    key: {a_key}\n    rootcas: {other_ca}\n"
+    );
+    let c_extra = format!(
+        "- tls-server:\n    name: srv\n    cert: {c_crt}\n    key: {c_key}\n    clientcas: {ca_file}\n"
+    );
+    let m = Mesh::start_in(dir, &a_extra, &c_extra, "    tls: srv\n");
+    let a = m.sock("A");
+
+    // With the right client certificate, and secrets allowed over TLS (hidden in replies).
+    let o = ctl(
+        &a,
+        &[
+            "work",
+            "submit",
+            "--node",
+            "C",
+            "echo",
+            "--tls-client",
+            "good",
+            "-a",
+            "secret_token=s3",
+            "--payload-literal",
+            "over tls",
+            "-f",
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), m.logs());
+    assert_eq!(stdout(&o), "over tls\n");
+    let o = ctl(&a, &["work", "list"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (id, st) = list.as_object().unwrap().iter().next().unwrap();
+    assert_eq!(st["ExtraData"]["TLSClient"], "good");
+    assert_eq!(st["ExtraData"]["RemoteParams"], serde_json::json!({}));
+    let file = std::fs::read_to_string(m.unit_dir("A", id).join("status")).unwrap();
+    assert!(file.contains("\"secret_token\":\"s3\""), "{file}");
+
+    // C's certificate is not trusted: the handshake fails, the unit fails at once.
+    let (id, result) = submit(
+        &a,
+        &[
+            "--node",
+            "C",
+            "echo",
+            "--tls-client",
+            "wrong",
+            "--payload-literal",
+            "x",
+        ],
+    );
+    assert_eq!(result, "Job Submitted");
+    let st = wait_status(&m, "A", &id, "TLS failure", Duration::from_secs(20), |s| {
+        s["State"] == 3
+    });
+    assert!(
+        st["Detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS error connecting to remote service: "),
+        "{st}"
+    );
+    let o = ctl(&a, &["work", "release", &id]);
+    assert!(
+        stdout(&o).contains(&format!("({id}, released)")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!m.unit_dir("A", &id).exists());
+}
+
+#[test]
+fn submit_while_the_node_is_down() {
+    let mut m = Mesh::start("remote-down", "", "");
+    let a = m.sock("A");
+    m.c.proc.kill();
+    eventually(Duration::from_secs(15), "A to lose its route to C", || {
+        status_json(&a)["RoutingTable"]["C"].is_null()
+    });
+    let (id, result) = submit(&a, &["--node", "C", "echo", "--payload-literal", "later"]);
+    assert_eq!(result, "Job Submitted");
+    let st = unit_status(&a, &id);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (Some(0), Some("Starting Worker"))
+    );
+    m.restart("C");
+    let st = wait_status(
+        &m,
+        "A",
+        &id,
+        "unit succeeded",
+        Duration::from_secs(30),
+        |s| s["State"] == 2,
+    );
+    assert_eq!(st["StdoutSize"], 6);
+    let o = ctl(&a, &["work", "results", &id]);
+    assert_eq!(stdout(&o), "later\n");
 }
