@@ -311,7 +311,7 @@ async fn receive_payload<S: ControlConn>(
     input: &mut BytesMut,
     eof: bool,
     unit: &Arc<Unit>,
-    work: &Workceptor,
+    work: &Arc<Workceptor>,
 ) -> Reply {
     let path = unit.stdin_path();
     let copied = async {
@@ -338,7 +338,7 @@ async fn receive_payload<S: ControlConn>(
         work.payload_failed(unit, &e);
         return Reply::Error(e);
     }
-    match work.start(unit) {
+    match work.start(unit).await {
         Ok(pending) => Reply::WorkStarted {
             unit_id: unit.id().to_owned(),
             pending,

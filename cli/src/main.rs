@@ -7,7 +7,10 @@ use receptor_cli::config::{self, Command, Config};
 use receptor_cli::control::{ControlContext, ReloadFn, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
 use receptor_cli::run::{self, Backends, TlsConfigs};
-use receptor_cli::work::{RunnerSpec, Workceptor, runner};
+use receptor_cli::work::{
+    DEFAULT_TOKEN_EXPIRATION, DEFAULT_UNREACHABLE_TIMEOUT, Keys, Mesh, RunnerSpec, Workceptor,
+    check_exists, runner,
+};
 use receptor_core::control::ReloadError;
 use receptor_tokio::NodeHandle;
 use tokio::sync::Mutex;
@@ -91,16 +94,27 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     // Control sockets first: clients poll for the socket file right after start.
     let backends = Arc::new(Mutex::new(Backends::default()));
     let reload = reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
-    let work = Arc::new(Workceptor::new(
-        &cfg.node.id,
-        &cfg.node.data_dir,
-        &cfg.work_commands,
-        RunnerSpec {
-            exe: std::env::current_exe()
-                .unwrap_or_else(|_| std::env::args().next().unwrap_or_default().into()),
-            log_level: format!("{:?}", cfg.log_level).to_lowercase(),
-        },
-    )?);
+    let work = Arc::new(
+        Workceptor::new(
+            &cfg.node.id,
+            &cfg.node.data_dir,
+            &cfg.work_commands,
+            RunnerSpec {
+                exe: std::env::current_exe()
+                    .unwrap_or_else(|_| std::env::args().next().unwrap_or_default().into()),
+                log_level: format!("{:?}", cfg.log_level).to_lowercase(),
+            },
+        )?
+        .with_mesh(Mesh {
+            node: node.clone(),
+            tls: tls.clone(),
+        })
+        .with_keys(work_keys(&cfg)?)
+        .with_unreachable_timeout(match &cfg.work_remote {
+            Some(r) => r.unreachable_timeout,
+            None => Some(DEFAULT_UNREACHABLE_TIMEOUT),
+        }),
+    );
     work.scan();
     let ctx = ControlContext {
         node: node.clone(),
@@ -135,6 +149,22 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     }
     *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
     Ok(node)
+}
+
+/// The `work-signing` and `work-verification` keys; their files must exist (Go checks only
+/// that at startup and reads them on each use).
+fn work_keys(cfg: &Config) -> Result<Keys, String> {
+    let mut keys = Keys::default();
+    if let Some(s) = &cfg.work_signing {
+        check_exists(&s.private_key)?;
+        let lifetime = s.token_expiration.unwrap_or(DEFAULT_TOKEN_EXPIRATION);
+        keys.signing = Some((s.private_key.clone().into(), lifetime));
+    }
+    if let Some(v) = &cfg.work_verification {
+        check_exists(&v.public_key)?;
+        keys.verifying = Some(v.public_key.clone().into());
+    }
+    Ok(keys)
 }
 
 /// Go's `reload`: re-parse the command line and config file, refuse changes to anything but

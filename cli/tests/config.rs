@@ -328,7 +328,6 @@ fn defaults_of_entities_not_supported_yet() {
             "tcp-server",
             "udp-server",
             "unix-socket-server",
-            "work-signing",
             "work-python"
         ]
     );

@@ -137,6 +137,7 @@ pub(crate) fn build(
         work_python: Vec::new(),
         work_signing: None,
         work_verification: None,
+        work_remote: None,
         command_runner: None,
         config_file,
         entities: raws

@@ -473,11 +473,19 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("privatekey", Str, "Private key to sign work submissions").bare(),
         p("tokenexpiration", Str, "Expiration of the signed json web token, e.g. 3h or 3h30m"),
     ])
-    .singleton(),
+    .singleton()
+    .supported(),
     EntitySpec::new("work-verification", Workers, "Public key to verify work submissions", &[
         p("publickey", Str, "Public key to verify signed work submissions").bare(),
     ])
-    .singleton(),
+    .singleton()
+    .supported(),
+    // Not in Go receptor.
+    EntitySpec::new("work-remote", Workers, "Settings for units of work submitted to other nodes (not in Go receptor)", &[
+        p("unreachabletimeout", Str, "Fail a remote unit whose node stays unreachable this long, e.g. 5m or 1h; 0 waits forever").bare().def("5m"),
+    ])
+    .singleton()
+    .supported(),
     EntitySpec::new("work-command", Workers, "Run a worker using an external command", &[
         WORKTYPE,
         p("command", Str, "Command to run to process units of work").req(),

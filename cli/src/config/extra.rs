@@ -183,6 +183,14 @@ pub struct WorkSigningCfg {
     pub token_expiration: Option<Duration>,
 }
 
+/// `work-remote` (not in Go receptor): settings for remote units of work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkRemoteCfg {
+    /// How long a remote unit's node may stay unreachable before the unit fails; `None`
+    /// (`0`) waits forever, as Go does.
+    pub unreachable_timeout: Option<Duration>,
+}
+
 /// `work-verification`: the public key that verifies signed submissions (§2.7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkVerificationCfg {

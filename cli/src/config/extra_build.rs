@@ -5,8 +5,8 @@ use super::error::ConfigError;
 use super::extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
     TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
-    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkSigningCfg,
-    WorkVerificationCfg,
+    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
+    WorkSigningCfg, WorkVerificationCfg,
 };
 use super::model::{Command, Config};
 use super::raw::RawEntity;
@@ -131,6 +131,24 @@ pub(crate) fn add(
                 private_key: raw.str("privatekey"),
                 token_expiration: token_expiration(raw, checks),
             });
+        }
+        "work-remote" => {
+            let text = raw.str("unreachabletimeout");
+            let parsed = super::goparse::parse_duration(&text)
+                .ok()
+                .filter(|d| d.nanos >= 0);
+            match parsed {
+                Some(d) => {
+                    cfg.work_remote = Some(WorkRemoteCfg {
+                        unreachable_timeout: d.to_std().filter(|d| !d.is_zero()),
+                    });
+                }
+                None => checks.fail(
+                    Phase::Prepare,
+                    "failed to parse UnreachableTimeout -- valid examples include '5m', '1h', \
+                     '0' (wait forever)",
+                ),
+            }
         }
         "work-verification" => {
             cfg.work_verification = Some(WorkVerificationCfg {

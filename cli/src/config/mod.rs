@@ -46,8 +46,8 @@ pub use error::{ConfigError, ErrorKind};
 pub use extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
     TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
-    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkSigningCfg,
-    WorkVerificationCfg,
+    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
+    WorkSigningCfg, WorkVerificationCfg,
 };
 pub use help::{bash_completion, help_text};
 pub use model::{
@@ -188,4 +188,10 @@ fn read_config_file(path: &str) -> Result<String, ConfigError> {
             format!("error loading config file: {reason}"),
         )
     })
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds; the error is Go's text
+/// (`time: invalid duration "x"`).
+pub fn parse_go_duration(s: &str) -> Result<i64, String> {
+    goparse::parse_duration(s).map(|d| d.nanos)
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
     TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
-    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkSigningCfg,
-    WorkVerificationCfg,
+    UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
+    WorkSigningCfg, WorkVerificationCfg,
 };
 use super::raw::Source;
 
@@ -65,10 +65,12 @@ pub struct Config {
     pub work_kubernetes: Vec<WorkKubernetesCfg>,
     /// `work-python` entities (not supported yet; Go refuses them at startup too).
     pub work_python: Vec<WorkPythonCfg>,
-    /// `work-signing` (not supported yet).
+    /// `work-signing`.
     pub work_signing: Option<WorkSigningCfg>,
-    /// `work-verification` (not supported yet).
+    /// `work-verification`.
     pub work_verification: Option<WorkVerificationCfg>,
+    /// `work-remote` (not in Go receptor).
+    pub work_remote: Option<WorkRemoteCfg>,
     /// The hidden `command-runner` entity: this process is a unit's supervisor.
     pub command_runner: Option<CommandRunnerCfg>,
     /// The path after the first literal `--config`/`-c` argument: enables `reload` (§3.6).

@@ -32,7 +32,7 @@ pub(super) fn start(unit: &Arc<Unit>, runner: &RunnerSpec) -> Result<(), String>
             (ct.command.clone(), c.params.clone())
         }
         (super::UnitKind::Command(ct), _) => (ct.command.clone(), ct.base_params.clone()),
-        (super::UnitKind::Unknown, _) => return Ok(()),
+        (super::UnitKind::Remote | super::UnitKind::Unknown, _) => return Ok(()),
     };
     let spawned = tokio::process::Command::new(&runner.exe)
         .args([

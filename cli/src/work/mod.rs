@@ -6,26 +6,31 @@
 //! read the status files, `work results` streams `stdout` ([`Workceptor::results`]), `work
 //! cancel` / `work release` stop and delete units.
 //!
-//! Work types are registered from the configuration. Only `work-command` exists so far: each
-//! started unit runs under a command-runner supervisor process (the `receptor` binary itself
-//! with the hidden `--command-runner` entity, see [`runner`]) that survives a receptor restart;
-//! on start the node rescans its data directory and picks its units up again.
+//! Work types are registered from the configuration. `work-command` units run under a
+//! command-runner supervisor process (the `receptor` binary itself with the hidden
+//! `--command-runner` entity, see [`runner`]) that survives a receptor restart; on start the
+//! node rescans its data directory and picks its units up again.
 //!
-//! Remote units (`work submit` to another node) are a later step: they will be a further
-//! `UnitKind` whose start/cancel/release talk to the remote node's control service; the
-//! registry, status files, results streaming and control plumbing here are shared.
+//! A `work submit` naming another node makes a unit of the built-in type `remote` here, whose
+//! start, monitoring, cancel and release talk to that node's control service over the mesh
+//! (`remote`). Commands for such units can be signed (`work-signing`), and work types with
+//! `verifysignature` accept commands from non-Unix connections only with a valid signature
+//! (`work-verification`, see [`Keys`]).
 
+mod client;
 mod command;
 mod proc;
+mod remote;
 mod results;
 pub mod runner;
+mod signing;
 mod statusfile;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -38,7 +43,9 @@ use receptor_core::work::{
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
+pub use client::Mesh;
 pub use results::ResultsStream;
+pub use signing::{DEFAULT_TOKEN_EXPIRATION, Keys, check_exists};
 
 use crate::config::WorkCommandCfg;
 
@@ -55,14 +62,18 @@ pub struct CommandType {
     pub verify_signature: bool,
 }
 
-/// What runs a unit. Units found on disk whose work type is not registered are `Unknown`:
-/// listed (with `ExtraData` `"Unknown WorkType"`), never started or cancelled, deleted on
-/// release.
+/// What runs a unit. `Remote` units run on another node. Units found on disk whose work type
+/// is not registered are `Unknown`: listed (with `ExtraData` `"Unknown WorkType"`), never
+/// started or cancelled, deleted on release.
 #[derive(Debug, Clone)]
 enum UnitKind {
     Command(CommandType),
+    Remote,
     Unknown,
 }
+
+/// How long a remote unit's node may stay unreachable before the unit fails, by default.
+pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// One unit of work.
 #[derive(Debug)]
@@ -76,6 +87,11 @@ pub struct Unit {
     supervisor: Mutex<Option<watch::Receiver<bool>>>,
     /// Set once released; the directory is gone.
     released: std::sync::atomic::AtomicBool,
+    /// A remote unit's task: starting, monitoring, or telling the other node to cancel or
+    /// release.
+    job: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Since when a remote unit's node could not be reached (`None` while it can).
+    unreachable_since: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +102,7 @@ impl Unit {
     fn new(id: String, dir: PathBuf, kind: UnitKind, work_type: &str) -> Self {
         let extra = match &kind {
             UnitKind::Command(_) => Some(ExtraData::command(0, "")),
+            UnitKind::Remote => Some(ExtraData::Remote(Default::default())),
             UnitKind::Unknown => None,
         };
         Self {
@@ -95,6 +112,8 @@ impl Unit {
             status: Mutex::new(StatusRecord::new(work_type, extra)),
             supervisor: Mutex::new(None),
             released: std::sync::atomic::AtomicBool::new(false),
+            job: Mutex::new(None),
+            unreachable_since: Mutex::new(None),
         }
     }
 
@@ -175,6 +194,12 @@ pub struct Workceptor {
     units: Mutex<BTreeMap<String, Arc<Unit>>>,
     runner: RunnerSpec,
     rng: Mutex<ChaCha20Rng>,
+    /// The node, for remote units.
+    mesh: Option<Mesh>,
+    /// `work-signing` / `work-verification`.
+    keys: Keys,
+    /// When a remote unit's node has been unreachable this long, the unit fails.
+    unreachable_timeout: Option<Duration>,
 }
 
 impl Workceptor {
@@ -214,7 +239,29 @@ impl Workceptor {
             units: Mutex::new(BTreeMap::new()),
             runner,
             rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
+            mesh: None,
+            keys: Keys::default(),
+            unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
         })
+    }
+
+    /// Lets remote units reach other nodes through `mesh`.
+    pub fn with_mesh(mut self, mesh: Mesh) -> Self {
+        self.mesh = Some(mesh);
+        self
+    }
+
+    /// Sets the work signing and verification keys.
+    pub fn with_keys(mut self, keys: Keys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Sets how long a remote unit's node may stay unreachable before the unit fails (`None`:
+    /// forever, as in Go).
+    pub fn with_unreachable_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.unreachable_timeout = timeout;
+        self
     }
 
     /// The node's unit directory, `<datadir>/<nodeid>`.
@@ -234,6 +281,9 @@ impl Workceptor {
     }
 
     fn kind_of(&self, work_type: &str) -> UnitKind {
+        if work_type == "remote" {
+            return UnitKind::Remote;
+        }
         self.types
             .iter()
             .find(|(t, _)| t == work_type)
@@ -289,10 +339,21 @@ impl Workceptor {
                 );
             }
         }
-        if let UnitKind::Command(_) = &unit.kind {
-            command::restart(&unit);
-        }
         lock(&self.units).insert(id.to_owned(), unit.clone());
+        match &unit.kind {
+            UnitKind::Command(_) => command::restart(&unit),
+            UnitKind::Remote => {
+                if let Err(e) = remote::restart(self, &unit) {
+                    warn!("Failed to restart worker {}: {e}", dir.display());
+                    unit.update_basic(
+                        STATE_FAILED,
+                        format!("Failed to restart: {e}"),
+                        Some(unit.stdout_size()),
+                    );
+                }
+            }
+            UnitKind::Unknown => {}
+        }
         Some(unit)
     }
 
@@ -310,26 +371,42 @@ impl Workceptor {
             .ok_or_else(|| format!("unknown work unit {id}"))
     }
 
-    /// Go's `processSignature`. Signing is not implemented yet: types needing a signature
-    /// cannot be configured (`work-verification` is not supported), so any signature sent is
-    /// one that was not expected.
+    /// Go's `processSignature`: a signature is needed for a `remote` unit that signs its
+    /// work, or for a registered type with `verifysignature`; one that is not needed must not
+    /// be sent; a needed one is verified unless the connection is on the Unix socket.
     fn check_signature(
         &self,
         work_type: &str,
+        sign_work: bool,
         signature: &str,
         conn_is_unix: bool,
     ) -> Result<(), String> {
-        let needed = self
-            .types
-            .iter()
-            .any(|(t, c)| t == work_type && c.verify_signature);
+        let needed = if work_type == "remote" {
+            sign_work
+        } else {
+            self.types
+                .iter()
+                .any(|(t, c)| t == work_type && c.verify_signature)
+        };
         if !needed && !signature.is_empty() {
             return Err("work type did not expect a signature".to_owned());
         }
         if needed && !conn_is_unix {
-            return Err("could not verify signature: verifying key not specified".to_owned());
+            self.keys.verify(signature, &self.node_id)?;
         }
         Ok(())
+    }
+
+    /// The signature check for a command on an existing unit.
+    fn check_unit_signature(
+        &self,
+        unit: &Unit,
+        signature: &str,
+        conn_is_unix: bool,
+    ) -> Result<(), String> {
+        let st = unit.status();
+        let sign_work = st.remote().is_some_and(|r| r.sign_work);
+        self.check_signature(&st.work_type, sign_work, signature, conn_is_unix)
     }
 
     fn is_local(&self, node: &str) -> bool {
@@ -344,9 +421,9 @@ impl Workceptor {
         req: &WorkSubmit,
         conn_is_unix: bool,
     ) -> Result<Arc<Unit>, String> {
-        self.check_signature(&req.work_type, &req.signature, conn_is_unix)?;
+        self.check_signature(&req.work_type, req.sign_work, &req.signature, conn_is_unix)?;
         if !self.is_local(&req.node) {
-            return Err("remote work units are not supported yet".to_owned());
+            return self.submit_remote(req);
         }
         if !req.ttl.is_empty() {
             return Err("ttl option is intended for remote work only".to_owned());
@@ -371,7 +448,36 @@ impl Workceptor {
                 return Err(e);
             }
         }
-        lock(&self.units).insert(id.clone(), unit.clone());
+        self.created(unit)
+    }
+
+    /// `work submit` to another node: a local `remote` unit.
+    fn submit_remote(self: &Arc<Self>, req: &WorkSubmit) -> Result<Arc<Unit>, String> {
+        let red = remote::new_data(
+            self,
+            &req.node,
+            &req.work_type,
+            &req.tls_client,
+            &req.ttl,
+            req.sign_work,
+            &req.params,
+        )?;
+        let (id, dir) = self.allocate_dir()?;
+        let unit = Arc::new(Unit::new(id, dir.clone(), UnitKind::Remote, "remote"));
+        {
+            let mut rec = lock(&unit.status);
+            *rec = remote::new_record(red);
+            if let Err(e) = statusfile::save(&dir, &rec) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        }
+        self.created(unit)
+    }
+
+    /// A new unit is known and takes its payload.
+    fn created(&self, unit: Arc<Unit>) -> Result<Arc<Unit>, String> {
+        lock(&self.units).insert(unit.id.clone(), unit.clone());
         let stdin = unit.stdin_path();
         if let Err(e) = create_private(&stdin) {
             return Err(statusfile::go_path_error("open", &stdin, &e));
@@ -408,20 +514,21 @@ impl Workceptor {
     }
 
     /// `work submit`, second half: starts the worker once the payload is in. Returns whether
-    /// the start is pending (`Job Submitted`; only remote units will be).
-    pub fn start(&self, unit: &Arc<Unit>) -> Result<bool, String> {
+    /// the start is pending (`Job Submitted`: a remote node not reached yet).
+    pub async fn start(self: &Arc<Self>, unit: &Arc<Unit>) -> Result<bool, String> {
         if unit.is_released() {
             return Err(format!("unknown work unit {}", unit.id));
         }
         unit.update_basic(STATE_PENDING, "Starting Worker", Some(0));
         let r = match &unit.kind {
-            UnitKind::Command(_) => command::start(unit, &self.runner),
-            UnitKind::Unknown => Ok(()),
+            UnitKind::Command(_) => command::start(unit, &self.runner).map(|()| false),
+            UnitKind::Remote => remote::start(self, unit).await,
+            UnitKind::Unknown => Ok(false),
         };
         if let Err(e) = &r {
             unit.update_basic(STATE_FAILED, format!("Error starting worker: {e}"), Some(0));
         }
-        r.map(|()| false)
+        r
     }
 
     /// `work list`: every known unit, or just `unit_id`.
@@ -453,8 +560,10 @@ impl Workceptor {
         conn_is_unix: bool,
     ) -> Result<bool, String> {
         let unit = self.find_or_err(unit_id)?;
-        let work_type = unit.status().work_type;
-        self.check_signature(&work_type, signature, conn_is_unix)?;
+        self.check_unit_signature(&unit, signature, conn_is_unix)?;
+        if let UnitKind::Remote = unit.kind {
+            return remote::cancel_or_release(self, &unit, false, false).await;
+        }
         cancel_unit(&unit).await.map(|()| false)
     }
 
@@ -470,8 +579,10 @@ impl Workceptor {
         let Some(unit) = self.find(unit_id) else {
             return Ok(false);
         };
-        let work_type = unit.status().work_type;
-        self.check_signature(&work_type, signature, conn_is_unix)?;
+        self.check_unit_signature(&unit, signature, conn_is_unix)?;
+        if let UnitKind::Remote = unit.kind {
+            return remote::cancel_or_release(self, &unit, true, force).await;
+        }
         if let Err(e) = cancel_unit(&unit).await
             && !force
         {
@@ -496,10 +607,15 @@ impl Workceptor {
                 }
             }
         }
+        self.forget_unit(&unit);
+        Ok(false)
+    }
+
+    /// A released unit (its directory gone) is forgotten: lookups fail, its streams end.
+    fn forget_unit(&self, unit: &Unit) {
         unit.released
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        lock(&self.units).remove(unit_id);
-        Ok(false)
+        lock(&self.units).remove(&unit.id);
     }
 
     /// `work results`: checks the unit and returns the stream of its stdout from `start_pos`.
@@ -511,8 +627,7 @@ impl Workceptor {
         conn_is_unix: bool,
     ) -> Result<ResultsStream, String> {
         let unit = self.find_or_err(unit_id)?;
-        let work_type = unit.status().work_type;
-        self.check_signature(&work_type, signature, conn_is_unix)?;
+        self.check_unit_signature(&unit, signature, conn_is_unix)?;
         Ok(ResultsStream::new(unit, start_pos))
     }
 }
@@ -527,7 +642,7 @@ impl Unit {
 async fn cancel_unit(unit: &Arc<Unit>) -> Result<(), String> {
     match &unit.kind {
         UnitKind::Command(_) => command::cancel(unit).await,
-        UnitKind::Unknown => Ok(()),
+        UnitKind::Remote | UnitKind::Unknown => Ok(()),
     }
 }
 

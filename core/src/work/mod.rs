@@ -11,6 +11,9 @@
 //! * [`shlex_split`]: `github.com/google/shlex` splitting of a command's parameters;
 //! * [`combine_params`] / [`command_params`]: how `work-command` joins configured and runtime
 //!   parameters;
+//! * [`remote`]: the `ExtraData` of a `remote` unit and the control lines sent to the node
+//!   that runs it;
+//! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
 //!
@@ -28,8 +31,10 @@
 //! ```
 
 mod id;
+pub mod jwt;
 mod params;
 mod procstate;
+pub mod remote;
 mod shlex;
 mod status;
 
@@ -37,6 +42,7 @@ pub use crate::control::state_name;
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
+pub use remote::RemoteExtraData;
 pub use shlex::{ShlexError, shlex_split};
 pub use status::{
     CommandExtraData, ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING,

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::remote::RemoteExtraData;
 use crate::control::UnitStatus;
 use crate::wire::{write_f64, write_str};
 
@@ -38,6 +39,8 @@ pub struct CommandExtraData {
 pub enum ExtraData {
     /// A `work-command` unit: `{"Pid":..,"Params":..}`.
     Command(CommandExtraData),
+    /// A `remote` unit: Go's `RemoteExtraData`.
+    Remote(RemoteExtraData),
     /// Any other shape (a unit of a type this node does not know, or not modelled yet), kept
     /// as decoded and written back with sorted keys as Go writes a `map[string]interface{}`.
     Other(Value),
@@ -57,6 +60,12 @@ impl ExtraData {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct StatusDecodeError(String);
+
+impl StatusDecodeError {
+    pub(crate) fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+}
 
 /// A unit's status, as stored in its `status` file and kept in memory.
 ///
@@ -103,6 +112,22 @@ impl StatusRecord {
     pub fn command_pid(&self) -> Option<i64> {
         match &self.extra_data {
             Some(ExtraData::Command(c)) if c.pid > 0 => Some(c.pid),
+            _ => None,
+        }
+    }
+
+    /// The data of a remote unit.
+    pub fn remote(&self) -> Option<&RemoteExtraData> {
+        match &self.extra_data {
+            Some(ExtraData::Remote(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The data of a remote unit, to change.
+    pub fn remote_mut(&mut self) -> Option<&mut RemoteExtraData> {
+        match &mut self.extra_data {
+            Some(ExtraData::Remote(r)) => Some(r),
             _ => None,
         }
     }
@@ -217,6 +242,14 @@ impl StatusRecord {
                     return Err(e);
                 }
             }
+            (Some(ExtraData::Remote(r)), Value::Object(obj)) => r.merge(obj)?,
+            (Some(ExtraData::Remote(_)), other) => {
+                return Err(StatusDecodeError(format!(
+                    "json: cannot unmarshal {} into Go struct field StatusFileData.ExtraData of \
+                     type workceptor.RemoteExtraData",
+                    go_kind(&other)
+                )));
+            }
             (Some(ExtraData::Command(_)), other) => {
                 return Err(StatusDecodeError(format!(
                     "json: cannot unmarshal {} into Go struct field StatusFileData.ExtraData of \
@@ -296,6 +329,7 @@ fn write_extra(out: &mut String, ed: &ExtraData, redact: bool) {
             write_str(out, &c.params);
             out.push('}');
         }
+        ExtraData::Remote(r) => r.write_json(out, redact),
         ExtraData::Other(v) if redact => write_value(out, &redacted(v)),
         ExtraData::Other(v) => write_value(out, v),
     }

@@ -1,0 +1,776 @@
+//! Remote units (control-and-work.md §2.6): a unit of the built-in type `remote` on this node
+//! whose work runs on another node. Everything between the two nodes is the plain control
+//! protocol over a mesh stream to the other node's `control` service, so either side may be Go
+//! receptor:
+//!
+//! * start: `work submit` (JSON line), the reply naming the remote unit ID, the payload, a
+//!   half-close, the final reply;
+//! * monitoring, until the unit is complete and all its output is here: a status poller
+//!   (`work status <id>` every second on one connection, mirroring State, Detail and
+//!   StdoutSize) and a stdout copier (`work results <id> <local size>`, appending to the local
+//!   `stdout`); after any failure the copier asks again from the size of the local file, so no
+//!   byte is lost or doubled;
+//! * cancel / release / force-release: `work cancel` / `work release` on the other node;
+//! * restart: units found on disk resume where they were.
+//!
+//! One task at a time drives a unit (its *job*): start, monitoring, or sending a cancel or
+//! release until the other node hears it. A new job stops the running one first.
+//!
+//! Beyond Go: a unit whose node stays unreachable for longer than the configured timeout
+//! (`work-remote unreachabletimeout`, default 5 minutes) fails with a detail saying so instead
+//! of waiting forever (Go #711); release of a unit the other node no longer knows succeeds
+//! (Go #758); a node with no route is not dialled, and a dial gives up after 20 s.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use receptor_core::backoff::Backoff;
+use receptor_core::control::go_duration_string;
+use receptor_core::work::remote::{
+    RemoteExtraData, expired_detail, results_command, submit_command, submitted_unit_id,
+    unit_command,
+};
+use receptor_core::work::{STATE_CANCELED, STATE_FAILED, STATE_PENDING, StatusRecord, is_complete};
+use serde_json::Value;
+use tracing::{debug, error, info, warn};
+
+use super::client::{Client, ConnectError};
+use super::{Unit, Workceptor, lock};
+
+/// Longest pause between status polls, and between stdout checks (Go: 1 s).
+const POLL: Duration = Duration::from_secs(1);
+/// Pause between status polls after the unit's state changed; it doubles up to [`POLL`] while
+/// nothing changes, so short units finish with little delay and quiet ones cost no more
+/// polls than in Go.
+const POLL_FAST: Duration = Duration::from_millis(250);
+/// First retry delay after a failed connection; grows ×1.5 up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest retry delay (Go: 60 s; retries are cheap, a node back is noticed sooner).
+const RETRY_MAX: Duration = Duration::from_secs(20);
+/// How long a status reply may take before the connection is given up as broken: a node
+/// that vanished would otherwise only be noticed when QUIC's idle timeout (30 s) ends it.
+const STATUS_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a results stream may stay silent while the other node reports more output than
+/// has arrived, before it is given up as broken and asked for again from the local size.
+const RESULTS_STALL: Duration = Duration::from_secs(5);
+/// Read size when copying results.
+const CHUNK: usize = 64 * 1024;
+
+/// A unit's remote data as last read (with secrets: the status file keeps them).
+fn data(unit: &Unit) -> RemoteExtraData {
+    unit.status().remote().cloned().unwrap_or_default()
+}
+
+fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Time left until `at` (Unix nanoseconds); zero once past.
+fn until(at: i128) -> Duration {
+    Duration::from_nanos(u64::try_from((at - now_nanos()).max(0)).unwrap_or(u64::MAX))
+}
+
+/// How the status poller and the stdout copier of one unit wake each other: the poller tells
+/// the copier of news (more output, a new state), the copier tells the poller when a results
+/// stream ended (the other node ends it when the unit is complete).
+#[derive(Default)]
+struct Wakers {
+    poller: tokio::sync::Notify,
+    copier: tokio::sync::Notify,
+}
+
+impl Workceptor {
+    fn mesh(&self) -> Result<&super::client::Mesh, String> {
+        self.mesh
+            .as_ref()
+            .ok_or_else(|| "remote work needs a running node".to_owned())
+    }
+
+    fn signature_for(&self, red: &RemoteExtraData) -> Result<Option<String>, String> {
+        if red.sign_work {
+            self.keys.sign_for(&red.remote_node).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// One connection attempt to the unit's node.
+    async fn connect_once(&self, red: &RemoteExtraData) -> Result<Client, ConnectError> {
+        let mesh = self
+            .mesh()
+            .map_err(|text| ConnectError { text, tls: false })?;
+        mesh.connect(&red.remote_node, &red.tls_client).await
+    }
+
+    /// Go's `getConnection`: connects, retrying with backoff. Gives up (`None`) when the TLS
+    /// handshake fails for a unit not started yet (it is Failed then), and, with
+    /// `unreachable_limit`, when the node has been unreachable for longer than the configured
+    /// timeout (the unit is Failed then).
+    async fn connection(&self, unit: &Unit, unreachable_limit: bool) -> Option<Client> {
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+        loop {
+            let red = data(unit);
+            match self.connect_once(&red).await {
+                Ok(c) => {
+                    *lock(&unit.unreachable_since) = None;
+                    return Some(c);
+                }
+                Err(e) => {
+                    info!(
+                        "Connection to {} failed with error: {}",
+                        red.remote_node, e.text
+                    );
+                    if e.tls {
+                        let mut give_up = false;
+                        let _ = unit.update(|r| {
+                            r.detail =
+                                format!("TLS error connecting to remote service: {}", e.text);
+                            if !r.remote().is_some_and(|d| d.remote_started) {
+                                give_up = true;
+                                r.state = STATE_FAILED;
+                            }
+                        });
+                        if give_up {
+                            return None;
+                        }
+                    }
+                    let since = *lock(&unit.unreachable_since).get_or_insert_with(Instant::now);
+                    if unreachable_limit
+                        && let Some(limit) = self.unreachable_timeout
+                        && since.elapsed() >= limit
+                    {
+                        self.unreachable(unit, &red.remote_node, limit);
+                        return None;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff.next_delay(rand_u64())).await;
+        }
+    }
+
+    /// The node stayed unreachable too long: the unit fails with what output arrived.
+    fn unreachable(&self, unit: &Unit, node: &str, limit: Duration) {
+        let size = unit.stdout_size();
+        let st = unit.status();
+        if is_complete(st.state) && size >= st.stdout_size {
+            return;
+        }
+        let detail = format!(
+            "Remote node {node} was unreachable for {}",
+            go_duration_string(limit)
+        );
+        warn!("[{}] {detail}", unit.id);
+        unit.update_basic(STATE_FAILED, detail, Some(size));
+    }
+
+    /// Go's `startRemoteUnit` on an open connection: submit, payload, half-close, reply.
+    async fn send_submit(&self, unit: &Unit, mut conn: Client) -> Result<(), String> {
+        let red = data(unit);
+        let node = &red.remote_node;
+        let sig = self.signature_for(&red)?;
+        let line = submit_command(
+            &red.remote_params,
+            node,
+            &red.remote_work_type,
+            &red.tls_client,
+            sig.as_deref(),
+        );
+        conn.send(&line)
+            .await
+            .map_err(|e| format!("write error sending to {node}: {e}"))?;
+        let reply = conn
+            .read_line()
+            .await
+            .map_err(|e| format!("read error reading from {node}: {e}"))?;
+        let Some(remote_id) = submitted_unit_id(&reply) else {
+            return Err(format!(
+                "could not parse response: {}",
+                reply.trim_end_matches('\n')
+            ));
+        };
+        let remote_id = remote_id.to_owned();
+        unit.update(|r| {
+            if let Some(d) = r.remote_mut() {
+                d.remote_unit_id.clone_from(&remote_id);
+            }
+        })?;
+        let mut stdin = tokio::fs::File::open(unit.stdin_path())
+            .await
+            .map_err(|e| format!("error opening stdin file: {e}"))?;
+        conn.send_from(&mut stdin)
+            .await
+            .map_err(|e| format!("error sending stdin file: {e}"))?;
+        conn.half_close()
+            .await
+            .map_err(|e| format!("error closing stdin file: {e}"))?;
+        let reply = conn
+            .read_line()
+            .await
+            .map_err(|e| format!("read error reading from {node}: {e}"))?;
+        if let Some(i) = reply.find("ERROR: ") {
+            let msg = reply
+                .get(i + 7..)
+                .unwrap_or_default()
+                .trim_end_matches(['\n', '\r']);
+            return Err(format!("error from remote: {msg}"));
+        }
+        unit.update(|r| {
+            if let Some(d) = r.remote_mut() {
+                d.remote_started = true;
+            }
+        })?;
+        info!("[{}] started as unit {remote_id} on {node}", unit.id);
+        Ok(())
+    }
+
+    /// Go's `cancelOrReleaseRemoteUnit` on an open connection. Returns whether the other node
+    /// answered "pending" (its own remote side has not heard yet).
+    async fn cancel_remote(
+        &self,
+        unit: &Unit,
+        mut conn: Client,
+        release: bool,
+    ) -> Result<bool, String> {
+        let red = data(unit);
+        let node = &red.remote_node;
+        let sig = self.signature_for(&red)?;
+        let sub = if release { "release" } else { "cancel" };
+        conn.send(&unit_command(sub, &red.remote_unit_id, sig.as_deref()))
+            .await
+            .map_err(|e| format!("write error sending to {node}: {e}"))?;
+        let reply = conn
+            .read_line()
+            .await
+            .map_err(|e| format!("read error reading from {node}: {e}"))?;
+        if let Some(rest) = reply.strip_prefix("ERROR") {
+            // Released there already (or never known): nothing left to release (Go #758).
+            if release && rest.contains("unknown work unit") {
+                return Ok(false);
+            }
+            let msg = rest.get(1..).unwrap_or_default().trim();
+            return Err(format!("error cancelling remote unit: {msg}"));
+        }
+        Ok(reply.contains("pending"))
+    }
+
+    /// Go's status poller. Ends when the other node no longer knows the unit (returning
+    /// `true`), on a remote error, or when it gives up connecting.
+    async fn poll_status(&self, unit: &Unit, wakers: Option<&Wakers>) -> bool {
+        let for_release = wakers.is_none();
+        let red = data(unit);
+        let mut conn: Option<Client> = None;
+        let mut interval = POLL_FAST;
+        let mut last: Option<(i64, String, i64)> = None;
+        loop {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => match self.connection(unit, !for_release).await {
+                    Some(c) => conn.insert(c),
+                    None => return false,
+                },
+            };
+            if let Err(e) = c
+                .send(&format!("work status {}\n", red.remote_unit_id))
+                .await
+            {
+                debug!("Write error sending to {}: {e}", red.remote_node);
+                conn = None;
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let line = match tokio::time::timeout(STATUS_REPLY_TIMEOUT, c.read_line()).await {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => {
+                    debug!("Read error reading from {}: {e}", red.remote_node);
+                    conn = None;
+                    continue;
+                }
+                Err(_) => {
+                    debug!("No status reply from {}: reconnecting", red.remote_node);
+                    conn = None;
+                    continue;
+                }
+            };
+            if let Some(rest) = line.strip_prefix("ERROR") {
+                if rest.contains("unknown work unit") {
+                    if !for_release {
+                        debug!(
+                            "Work unit {} on node {} is gone.",
+                            red.remote_unit_id, red.remote_node
+                        );
+                        let size = unit.stdout_size();
+                        unit.update_basic(STATE_FAILED, "Remote work unit is gone", Some(size));
+                    }
+                    return true;
+                }
+                error!("Remote error: {}", rest.get(1..).unwrap_or_default().trim());
+                return false;
+            }
+            let Ok(Value::Object(st)) = serde_json::from_str::<Value>(&line) else {
+                error!("Error unmarshalling JSON: {}", line.trim_end());
+                return false;
+            };
+            let state = st
+                .get("State")
+                .and_then(Value::as_i64)
+                .unwrap_or(STATE_PENDING);
+            let detail = st
+                .get("Detail")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let size = st.get("StdoutSize").and_then(Value::as_i64).unwrap_or(0);
+            if !unit.is_released() {
+                unit.update_basic(state, detail.clone(), Some(size));
+            }
+            let state_changed = last
+                .as_ref()
+                .is_none_or(|(s, d, _)| *s != state || *d != detail);
+            let changed = state_changed || last.as_ref().is_some_and(|l| l.2 != size);
+            interval = if state_changed {
+                POLL_FAST
+            } else {
+                (interval * 2).min(POLL)
+            };
+            last = Some((state, detail, size));
+            let Some(w) = wakers else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            if changed {
+                w.copier.notify_one();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = w.poller.notified() => {}
+            }
+        }
+    }
+
+    /// Go's stdout copier: keeps the local `stdout` up to the size the other node reports,
+    /// asking for results from the local size after every failure. Ends once the unit is
+    /// complete (or cancelled here and Canceled there) with all its output here.
+    async fn copy_stdout(&self, unit: &Unit, wakers: &Wakers) {
+        let path = unit.dir.join("stdout");
+        if let Err(e) = open_append(&path) {
+            error!("Could not open stdout file {}: {e}", path.display());
+            return;
+        }
+        let mut first = true;
+        loop {
+            if !first {
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    () = wakers.copier.notified() => {}
+                }
+            }
+            first = false;
+            let st = unit.status();
+            let red = st.remote().cloned().unwrap_or_default();
+            let local = unit.stdout_size();
+            let finished =
+                is_complete(st.state) || (st.state == STATE_CANCELED && red.local_cancelled);
+            if finished && local >= st.stdout_size {
+                return;
+            }
+            if local >= st.stdout_size {
+                continue;
+            }
+            let Some(mut conn) = self.connection(unit, true).await else {
+                return;
+            };
+            let sig = match self.signature_for(&red) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!("could not create signature to get results: {e}");
+                    return;
+                }
+            };
+            let cmd = results_command(&red.remote_unit_id, local, sig.as_deref());
+            if let Err(e) = conn.send(&cmd).await {
+                warn!("Write error sending to {}: {e}", red.remote_node);
+                continue;
+            }
+            match conn.read_line().await {
+                Ok(l) if l.contains("Streaming results") => {}
+                Ok(l) => {
+                    warn!(
+                        "Remote node {} did not stream results: {}",
+                        red.remote_node,
+                        l.trim_end()
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    warn!("Read error reading from {}: {e}", red.remote_node);
+                    continue;
+                }
+            }
+            match append_stream(unit, &path, &mut conn).await {
+                // The other node ends the stream when the unit is complete: ask for its state.
+                Ok(()) => wakers.poller.notify_one(),
+                Err(e) => warn!("Could not copy to stdout file {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// Monitors a started unit until it is complete with all its output (or monitoring gives
+    /// up): the status poller and the stdout copier, ending together.
+    async fn monitor(&self, unit: &Unit) {
+        let wakers = Wakers::default();
+        tokio::select! {
+            _ = self.poll_status(unit, Some(&wakers)) => {}
+            () = self.copy_stdout(unit, &wakers) => {}
+        }
+    }
+
+    /// Waits until the other node no longer knows the unit, then deletes it here.
+    async fn finish_release(&self, unit: &Unit, confirmed: bool) {
+        if !confirmed && !self.poll_status(unit, None).await {
+            return;
+        }
+        self.forget(unit);
+    }
+
+    /// Deletes a released unit's directory and forgets it (Go's forced release: a directory
+    /// that cannot be removed is only logged).
+    fn forget(&self, unit: &Unit) {
+        if let Err(e) = std::fs::remove_dir_all(&unit.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            error!("Error releasing unit {}: {e}", unit.dir.display());
+        }
+        self.forget_unit(unit);
+    }
+
+    /// The background part of a start: connect (retrying), submit, monitor.
+    async fn start_job(self: Arc<Self>, unit: Arc<Unit>) {
+        let started = async {
+            let Some(conn) = self.connection(&unit, true).await else {
+                return false;
+            };
+            match self.send_submit(&unit, conn).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // Go only logs this and leaves the unit Pending for good.
+                    error!("Error running action function: {e}");
+                    unit.update_basic(STATE_FAILED, format!("Error starting worker: {e}"), Some(0));
+                    false
+                }
+            }
+        };
+        let expiry = data(&unit).expiration;
+        let started = match expiry {
+            None => started.await,
+            Some(at) => {
+                tokio::select! {
+                    s = started => s,
+                    () = tokio::time::sleep(until(at)) => {
+                        let started = data(&unit).remote_started;
+                        if !started {
+                            unit.update(|r| {
+                                r.state = STATE_FAILED;
+                                r.detail = expired_detail(at, 0);
+                            }).ok();
+                        }
+                        started
+                    }
+                }
+            }
+        };
+        if started {
+            self.monitor(&unit).await;
+        }
+    }
+
+    /// Sends a cancel or release until the other node hears it, then follows up: a cancelled
+    /// unit is monitored (it becomes Canceled there), a released one deleted here once the
+    /// other node has let go of it.
+    async fn cancel_job(self: Arc<Self>, unit: Arc<Unit>, release: bool) {
+        loop {
+            let Some(c) = self.connection(&unit, !release).await else {
+                return;
+            };
+            match self.cancel_remote(&unit, c, release).await {
+                Ok(pending) if release => {
+                    self.finish_release(&unit, !pending).await;
+                    return;
+                }
+                Ok(_) => {
+                    self.monitor(&unit).await;
+                    return;
+                }
+                Err(e) if e.starts_with("write error") || e.starts_with("read error") => {
+                    debug!("[{}] {e}; retrying", unit.id);
+                    tokio::time::sleep(RETRY_FIRST).await;
+                }
+                Err(e) => {
+                    error!("Error running action function: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Spawns `job` as the unit's job (the previous one must have been stopped).
+fn spawn_job(unit: &Unit, job: impl Future<Output = ()> + Send + 'static) {
+    *lock(&unit.job) = Some(tokio::spawn(job));
+}
+
+/// Stops the unit's job, if any, and waits until it has stopped.
+async fn stop_job(unit: &Unit) {
+    let job = lock(&unit.job).take();
+    if let Some(job) = job {
+        job.abort();
+        let _ = job.await;
+    }
+}
+
+/// Starts monitoring the unit as its job.
+fn spawn_monitor(w: &Arc<Workceptor>, unit: &Arc<Unit>) {
+    let (w, unit) = (w.clone(), unit.clone());
+    spawn_job(&unit.clone(), async move { w.monitor(&unit).await });
+}
+
+fn job_running(unit: &Unit) -> bool {
+    lock(&unit.job).as_ref().is_some_and(|j| !j.is_finished())
+}
+
+/// Go's `Start`: one connection attempt while the submitter waits, then the rest in the
+/// background. Returns whether the start is pending (`Job Submitted`: not connected yet).
+pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool, String> {
+    let red = data(unit);
+    if red.remote_started {
+        return Err("unit was already started".into());
+    }
+    if job_running(unit) {
+        return Err("start or monitor process already running".into());
+    }
+    // The attempt ends when the unit's ttl does; the background job then fails it.
+    let attempt = w.connect_once(&red);
+    let first = match red.expiration {
+        None => attempt.await.map_err(|e| e.text),
+        Some(at) => tokio::time::timeout(until(at), attempt)
+            .await
+            .map_err(|_| "expired".to_owned())
+            .and_then(|r| r.map_err(|e| e.text)),
+    };
+    match first {
+        Ok(conn) => {
+            *lock(&unit.unreachable_since) = None;
+            w.send_submit(unit, conn).await?;
+            spawn_monitor(w, unit);
+            Ok(false)
+        }
+        Err(e) => {
+            debug!("[{}] connecting to {}: {e}", unit.id, red.remote_node);
+            lock(&unit.unreachable_since).get_or_insert_with(Instant::now);
+            spawn_job(unit, w.clone().start_job(unit.clone()));
+            Ok(true)
+        }
+    }
+}
+
+/// Go's `Restart` for a remote unit found on disk.
+pub(super) fn restart(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<(), String> {
+    let st = unit.status();
+    let red = st.remote().cloned().unwrap_or_default();
+    if !red.remote_started {
+        if is_complete(st.state) {
+            // Failed before it started (e.g. locally cancelled): nothing to resume.
+            return Ok(());
+        }
+        return Err("remote work had not previously started".into());
+    }
+    if red.local_released || red.local_cancelled {
+        spawn_job(unit, w.clone().cancel_job(unit.clone(), red.local_released));
+        return Ok(());
+    }
+    if !(is_complete(st.state) && unit.stdout_size() >= st.stdout_size) {
+        spawn_monitor(w, unit);
+    }
+    Ok(())
+}
+
+/// Go's `Cancel` (`release` false) and `Release` for a remote unit. Returns whether the
+/// other node has not heard yet (`cancel pending` / `release pending`).
+pub(super) async fn cancel_or_release(
+    w: &Arc<Workceptor>,
+    unit: &Arc<Unit>,
+    release: bool,
+    force: bool,
+) -> Result<bool, String> {
+    let mut started = false;
+    unit.update(|r| {
+        if let Some(d) = r.remote_mut() {
+            d.local_cancelled = true;
+            d.local_released |= release;
+            started = d.remote_started;
+        }
+    })?;
+    stop_job(unit).await;
+    if !started {
+        if release {
+            w.forget(unit);
+        } else {
+            unit.update_basic(STATE_FAILED, "Locally Cancelled", Some(0));
+        }
+        return Ok(false);
+    }
+    let red = data(unit);
+    if release && force {
+        let attempt = async {
+            let conn = w.connect_once(&red).await.map_err(|e| e.text)?;
+            w.cancel_remote(unit, conn, true).await
+        };
+        if let Err(e) = attempt.await {
+            error!("Error with connect and run: {e}");
+        }
+        w.forget(unit);
+        return Ok(false);
+    }
+    match w.connect_once(&red).await {
+        Ok(conn) => {
+            let pending = match w.cancel_remote(unit, conn, release).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // The unit is still there: keep following it.
+                    spawn_monitor(w, unit);
+                    return Err(e);
+                }
+            };
+            if !release {
+                spawn_monitor(w, unit);
+            } else if pending {
+                let (w, unit) = (w.clone(), unit.clone());
+                spawn_job(&unit.clone(), async move {
+                    w.finish_release(&unit, false).await;
+                });
+            } else {
+                w.forget(unit);
+            }
+            Ok(false)
+        }
+        Err(e) => {
+            debug!("[{}] connecting to {}: {e}", unit.id, red.remote_node);
+            spawn_job(unit, w.clone().cancel_job(unit.clone(), release));
+            Ok(true)
+        }
+    }
+}
+
+/// The validated settings of a new remote unit.
+pub(super) fn new_data(
+    w: &Workceptor,
+    node: &str,
+    work_type: &str,
+    tls_client: &str,
+    ttl: &str,
+    sign_work: bool,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<RemoteExtraData, String> {
+    if !tls_client.is_empty() {
+        let tls = &w.mesh()?.tls;
+        if !tls.clients.contains_key(tls_client) {
+            return Err(format!("unknown TLS config {tls_client}"));
+        }
+    }
+    if tls_client.is_empty()
+        && params
+            .keys()
+            .any(|k| receptor_core::work::remote::is_secret(k))
+    {
+        return Err("cannot send secrets over a non-TLS connection".into());
+    }
+    let expiration = if ttl.is_empty() {
+        None
+    } else {
+        let d = crate::config::parse_go_duration(ttl)?;
+        if sign_work && d > i64::try_from(w.keys.token_lifetime().as_nanos()).unwrap_or(i64::MAX) {
+            warn!("json web token expires before ttl");
+        }
+        Some(now_nanos() + i128::from(d))
+    };
+    Ok(RemoteExtraData {
+        remote_node: node.to_owned(),
+        remote_work_type: work_type.to_owned(),
+        remote_params: params.clone(),
+        sign_work,
+        tls_client: tls_client.to_owned(),
+        expiration,
+        ..RemoteExtraData::default()
+    })
+}
+
+/// Creates `path` if needed, for appending.
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Appends everything the stream sends until its end to `path`. A stream that stays silent
+/// while the unit's status says more output exists has broken (its node went away without
+/// closing it, which QUIC notices only after 30 s) and ends with an error.
+async fn append_stream(
+    unit: &Unit,
+    path: &std::path::Path,
+    conn: &mut Client,
+) -> std::io::Result<()> {
+    let mut file = open_append(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match tokio::time::timeout(RESULTS_STALL, conn.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) if unit.status().stdout_size > unit.stdout_size() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "results stream stalled",
+                ));
+            }
+            Err(_) => continue,
+        };
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
+        file.write_all(chunk)?;
+    }
+}
+
+/// A random number for backoff jitter.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(now_nanos() as u128);
+    h.finish()
+}
+
+/// The status a fresh remote unit starts with.
+pub(super) fn new_record(red: RemoteExtraData) -> StatusRecord {
+    StatusRecord::new("remote", Some(receptor_core::work::ExtraData::Remote(red)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_record() {
+        let r = new_record(RemoteExtraData {
+            remote_node: "C".into(),
+            ..RemoteExtraData::default()
+        });
+        assert!(r.to_json().starts_with(
+            "{\"State\":0,\"Detail\":\"Unit Created\",\"StdoutSize\":0,\"WorkType\":\"remote\",\
+             \"ExtraData\":{\"RemoteNode\":\"C\","
+        ));
+    }
+}
