@@ -326,9 +326,6 @@ fn defaults_of_entities_not_supported_yet() {
         [
             "work-command",
             "work-kubernetes",
-            "tcp-server",
-            "udp-server",
-            "unix-socket-server",
             "work-signing",
             "work-python"
         ]
@@ -458,7 +455,7 @@ fn sample_configs_from_go() {
     assert_eq!(c.control_services.len(), 2);
     assert_eq!(c.control_services[1].tcp_tls.as_deref(), Some("tlsserver"));
     assert_eq!(c.tcp_servers[0].remote_node, "localhost");
-    assert_eq!(c.unsupported(), ["tcp-server"]);
+    assert!(c.unsupported().is_empty());
 
     let access_control_node2 = "---
 - node:
