@@ -7,3 +7,4 @@ pub mod config;
 pub mod control;
 pub mod logging;
 pub mod run;
+pub mod services;
