@@ -17,7 +17,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
+
+use crate::run::TlsConfigs;
+use crate::streamtls::{client_for, server_for};
 
 /// `reload`, as the CLI implements it (re-reading the config file, restarting backends).
 pub type ReloadFn =
@@ -32,7 +35,12 @@ pub struct ControlContext {
     pub reload: ReloadFn,
     /// The build version reported by `status`.
     pub version: String,
+    /// TLS configs by name, for `connect` and the mesh listener.
+    pub tls: Arc<TlsConfigs>,
 }
+
+/// How long `connect` holds the remote side's first bytes after `Connecting` (see run_bridge).
+const BRIDGE_HOLD: Duration = Duration::from_millis(100);
 
 /// Go's TLS handshake deadline for the TCP control listener.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -123,11 +131,37 @@ pub async fn serve_tcp(
     ))
 }
 
+/// Serves the control protocol as a mesh stream service (advertised as "Control Service").
+pub async fn serve_mesh(
+    service: &str,
+    tls_name: Option<&str>,
+    ctx: ControlContext,
+) -> Result<JoinHandle<()>, String> {
+    let (server, conn_type) = server_for(&ctx.tls, tls_name)?;
+    let advertise = receptor_core::Advertise {
+        conn_type,
+        tags: [("type".to_owned(), "Control Service".to_owned())].into(),
+        work_commands: None,
+    };
+    let mut listener = ctx
+        .node
+        .listen_stream(service, server, Some(advertise))
+        .await
+        .map_err(|e| format!("service {service}: {e}"))?;
+    info!("Running control service {service}");
+    Ok(tokio::spawn(async move {
+        while let Some(stream) = listener.accept().await {
+            tokio::spawn(run_session(stream, ctx.clone()));
+        }
+    }))
+}
+
 /// Runs one control session to its end.
 async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: ControlContext) {
     let mut s = Session::new(ctx.node.id().as_str());
     let mut input = BytesMut::with_capacity(4096);
     let mut eof = false;
+    let mut bridge = None;
     loop {
         while let Some(out) = s.poll_output() {
             if sock.write_all(&out).await.is_err() {
@@ -135,11 +169,33 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: Contro
             }
         }
         if let Some(action) = s.poll_action() {
-            let reply = perform(&ctx, action).await;
+            let reply = match action {
+                Action::Connect { node, service, tls } => {
+                    match connect(&ctx, &node, &service, tls.as_deref()).await {
+                        Ok(stream) => {
+                            bridge = Some(stream);
+                            Reply::Connected
+                        }
+                        Err(e) => Reply::Error(e),
+                    }
+                }
+                other => perform(&ctx, other).await,
+            };
             if s.complete(reply).is_err() {
                 return;
             }
             continue;
+        }
+        if s.phase() == Phase::Switched {
+            while let Some(out) = s.poll_output() {
+                if sock.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(stream) = bridge.take() {
+                run_bridge(sock, stream, input, eof).await;
+            }
+            return;
         }
         match s.phase() {
             Phase::Reading => {
@@ -168,6 +224,54 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: Contro
     }
     let _ = sock.flush().await;
     let _ = sock.shutdown().await;
+}
+
+/// Dials `node:service` for `connect` (`localhost` is this node).
+async fn connect(
+    ctx: &ControlContext,
+    node: &str,
+    service: &str,
+    tls: Option<&str>,
+) -> Result<receptor_tokio::MeshStream, String> {
+    let me = ctx.node.id().as_str();
+    let target = if node.eq_ignore_ascii_case("localhost") {
+        me
+    } else {
+        node
+    };
+    let (cfg, sni) = client_for(&ctx.tls, tls, target, me)?;
+    ctx.node.dial(target, service, cfg, &sni).await
+}
+
+/// Copies bytes both ways between the control connection and a mesh stream until both
+/// directions end: the client's EOF half-closes the stream, the stream's EOF closes our
+/// writing side of the connection.
+async fn run_bridge<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: S,
+    stream: receptor_tokio::MeshStream,
+    kept: BytesMut,
+    client_eof: bool,
+) {
+    let (mut cr, mut cw) = tokio::io::split(sock);
+    let (mut sr, mut sw) = tokio::io::split(stream);
+    let up = async {
+        if !kept.is_empty() && sw.write_all(&kept).await.is_err() {
+            return;
+        }
+        if !client_eof {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        }
+        let _ = sw.shutdown().await;
+    };
+    let down = async {
+        // receptorctl reads the `Connecting` line through a buffered file and then selects on
+        // the raw socket: bytes that arrive with that line are lost in its buffer. Go's
+        // remote greeting comes a round trip later by construction; ours could come at once.
+        tokio::time::sleep(BRIDGE_HOLD).await;
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
 async fn perform(ctx: &ControlContext, action: Action) -> Reply {

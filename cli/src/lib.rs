@@ -8,3 +8,4 @@ pub mod control;
 pub mod logging;
 pub mod run;
 pub mod services;
+pub mod streamtls;

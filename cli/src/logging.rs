@@ -49,9 +49,17 @@ pub fn init(level: LogLevel) {
         LogLevel::Info => Level::INFO,
         LogLevel::Debug => Level::DEBUG,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(max)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // quinn-proto narrates every connection at debug level; Go's logs say nothing of QUIC.
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(max)
+        .with_target("quinn_proto", Level::WARN);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(GoFormat)
+        .event_format(GoFormat);
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(targets)
         .try_init();
 }

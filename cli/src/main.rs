@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use receptor_cli::config::{self, Command, Config};
-use receptor_cli::control::{ControlContext, ReloadFn, serve_tcp, serve_unix};
+use receptor_cli::control::{ControlContext, ReloadFn, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
 use receptor_cli::run::{self, Backends, TlsConfigs};
 use receptor_core::control::ReloadError;
@@ -88,6 +88,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         node: node.clone(),
         reload,
         version: config::VERSION.to_owned(),
+        tls: tls.clone(),
     };
     for c in &cfg.control_services {
         if let Some(path) = &c.filename {
@@ -111,6 +112,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
             let (addr, _) = serve_tcp(listen, tls_cfg, ctx.clone()).await?;
             info!("Running control service {} on TCP {addr}", c.service);
         }
+        serve_mesh(&c.service, c.tls.as_deref(), ctx.clone()).await?;
     }
     *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
     Ok(node)

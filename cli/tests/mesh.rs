@@ -127,6 +127,24 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
     assert!(lines[1].starts_with("1: B in "), "{out}");
     assert!(lines[2].starts_with("2: C in "), "{out}");
 
+    // Remote control over a mesh stream: `connect C control` answers as node C.
+    let out = connect_stdin(&a_sock(&m), "C", "status\n", "\"NodeID\":\"C\"");
+    assert!(out.contains("Receptor Control, node C"), "{out}");
+    assert!(out.contains("\"NodeID\":\"C\""), "{out}");
+    // Every node advertises its control service (ConnType 1: stream, insecure TLS).
+    eventually(
+        Duration::from_secs(15),
+        "control adverts from all nodes",
+        || {
+            let s = status_json(&a_sock(&m));
+            let ads = s["Advertisements"].as_array().cloned().unwrap_or_default();
+            ["A", "B", "C", "D"].iter().all(|n| {
+                ads.iter()
+                    .any(|a| a["NodeID"] == *n && a["Service"] == "control" && a["ConnType"] == 1)
+            })
+        },
+    );
+
     let o = receptorctl(&a_sock(&m), &["ping", "nosuchnode", "--count", "1"]);
     let text = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("no route to node"), "{text}");
@@ -151,4 +169,44 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
     eprintln!("healed after B restart in {healed:?}");
     assert!(healed < Duration::from_secs(3), "healing took {healed:?}");
     let _ = (&m.c, &m.d);
+}
+
+/// Runs `receptorctl connect NODE control` on a pseudo-terminal (it insists on one), types
+/// `input`, and returns what it printed once `until` appears (or after 20 s).
+fn connect_stdin(sock: &std::path::Path, node: &str, input: &str, until: &str) -> String {
+    let script = r#"
+import os, pty, select, sys, time
+ctl, sock, node, text, until = sys.argv[1:6]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(ctl, [ctl, "--socket", sock, "connect", node, "control"])
+out = b""
+sent = False
+deadline = time.time() + 20
+while time.time() < deadline and until.encode() not in out:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            out += os.read(fd, 65536)
+        except OSError:
+            break
+    if not sent and b"Receptor Control" in out:
+        os.write(fd, text.encode())
+        sent = True
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+"#;
+    let python = receptorctl_bin().with_file_name("python3");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(receptorctl_bin())
+        .arg(sock)
+        .arg(node)
+        .arg(input)
+        .arg(until)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

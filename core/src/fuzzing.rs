@@ -81,9 +81,36 @@ pub fn route_update_json(data: &[u8]) {
     }
 }
 
-/// Feeds a whole node a sequence of inputs drawn from `data`, checking its bounds.
+/// Turns fuzz bytes into structured choices.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+
+    fn name(&mut self) -> String {
+        const NAMES: [&str; 6] = ["fuzz", "a", "b", "c", "d", "localhost"];
+        NAMES[usize::from(self.byte().unwrap_or(0)) % NAMES.len()].to_owned()
+    }
+}
+
+/// Feeds a whole node a sequence of inputs drawn from `data`: links coming and going, time
+/// passing, raw bytes, and well-formed routing updates, data messages and adverts built from
+/// the fuzz bytes (so established sessions and forwarding are reached), checking its bounds.
 #[allow(clippy::disallowed_methods)] // the harness, not the core, picks the start instant
 pub fn node_inputs(data: &[u8]) {
+    use crate::id::{ServiceName, name_hash};
+    use crate::wire::{DataHeader, ServiceAdvert};
     let start = Instant::now();
     let Ok(id) = NodeId::new("fuzz") else { return };
     let config = Config::new(id, 1, Duration::from_secs(1_700_000_000));
@@ -91,47 +118,133 @@ pub fn node_inputs(data: &[u8]) {
         return;
     };
     let mut now = start;
-    let mut rest = data;
-    while let Some((&op, tail)) = rest.split_first() {
-        rest = tail;
+    let mut c = Cursor(data);
+    let mut update_id = 0u32;
+    while let Some(op) = c.byte() {
         let link = LinkId(u64::from(op & 0x3));
-        match op >> 5 {
+        let frame = |msg: &[u8]| -> Bytes {
+            let mut v = (msg.len() as u16).to_le_bytes().to_vec();
+            v.extend_from_slice(msg);
+            Bytes::from(v)
+        };
+        match op >> 4 {
             0 => {
-                let kind = if op & 0x10 != 0 {
-                    LinkKind::Stream
-                } else {
-                    LinkKind::Datagram
-                };
+                // Stream links only: the generated messages are framed.
+                let cfg = LinkConfig::new(LinkKind::Stream);
                 node.handle_input(
                     now,
                     Input::LinkUp {
                         link,
-                        config: Arc::new(LinkConfig::new(kind)),
+                        config: Arc::new(cfg),
                     },
                 );
             }
             1 => node.handle_input(now, Input::LinkDown { link }),
-            2 => {
-                now += Duration::from_millis(u64::from(op & 0x1f) * 700);
+            2 | 3 => {
+                now += Duration::from_millis(u64::from(c.byte().unwrap_or(0)) * 100);
                 node.handle_input(now, Input::Timeout);
             }
-            _ => {
-                let len = rest.first().copied().unwrap_or(0) as usize;
-                let body = rest
-                    .get(1..1 + len)
-                    .unwrap_or(rest.get(1..).unwrap_or_default());
-                rest = rest.get(1 + body.len()..).unwrap_or_default();
+            4 | 5 => {
+                let len = usize::from(c.byte().unwrap_or(0));
+                let body = c.take(len).to_vec();
                 node.handle_input(
                     now,
                     Input::Received {
                         link,
-                        data: Bytes::copy_from_slice(body),
+                        data: Bytes::from(body),
                     },
                 );
             }
+            6..=9 => {
+                update_id += 1;
+                let origin = c.name();
+                let fwd = if op & 0x8 != 0 {
+                    origin.clone()
+                } else {
+                    c.name()
+                };
+                let mut connections = std::collections::BTreeMap::new();
+                for _ in 0..(c.byte().unwrap_or(0) % 4) {
+                    let cost = f64::from(c.byte().unwrap_or(1).max(1)) / 2.0;
+                    connections.insert(c.name(), cost);
+                }
+                let r = RouteUpdate {
+                    node_id: origin,
+                    update_id: format!("u{update_id}"),
+                    epoch: u64::from(c.byte().unwrap_or(1)),
+                    sequence: u64::from(c.byte().unwrap_or(1)),
+                    connections,
+                    forwarding_node: fwd,
+                    suspected_duplicate: if op & 0x1 != 0 { node.epoch() } else { 0 },
+                };
+                if let Some(e) = r.encode() {
+                    node.handle_input(
+                        now,
+                        Input::Received {
+                            link,
+                            data: frame(e.message()),
+                        },
+                    );
+                }
+            }
+            10..=12 => {
+                let (from, to) = (c.name(), c.name());
+                let svc =
+                    ["ping", "unreach", "x", "control"][usize::from(c.byte().unwrap_or(0)) % 4];
+                let h = DataHeader {
+                    hops_to_live: c.byte().unwrap_or(0) % 32,
+                    from_node: name_hash(&from),
+                    to_node: name_hash(&to),
+                    from_service: ServiceName::new("eph").unwrap_or_default(),
+                    to_service: ServiceName::new(svc).unwrap_or_default(),
+                };
+                let len = usize::from(c.byte().unwrap_or(0));
+                let payload = c.take(len).to_vec();
+                if let Some(e) = h.encode(&payload) {
+                    node.handle_input(
+                        now,
+                        Input::Received {
+                            link,
+                            data: frame(e.message()),
+                        },
+                    );
+                }
+            }
+            13 => {
+                let ad = ServiceAdvert {
+                    node_id: c.name(),
+                    service: c.name(),
+                    time: i128::from(c.byte().unwrap_or(0)) * 1_000_000_000,
+                    cancel: op & 1 != 0,
+                    ..Default::default()
+                };
+                if let Some(e) = ad.encode() {
+                    node.handle_input(
+                        now,
+                        Input::Received {
+                            link,
+                            data: frame(e.message()),
+                        },
+                    );
+                }
+            }
+            14 => {
+                let _ = node.ping(now, &c.name());
+                let _ = node.traceroute(now, &c.name());
+            }
+            _ => {
+                let svc = ServiceName::new("x").unwrap_or_default();
+                let _ = node.send(now, svc, &c.name(), ServiceName::PING, Bytes::new(), None);
+                let _ = node.listen(now, Some("x"), None);
+            }
         }
         let mut n = 0usize;
-        while node.poll_transmit().is_some() {
+        while let Some(t) = node.poll_transmit() {
+            assert!(!t.frame.is_empty(), "empty frame");
+            assert!(
+                t.frame.len() <= crate::wire::MAX_MESSAGE_LEN + 2,
+                "oversized frame"
+            );
             n += 1;
         }
         while node.poll_event().is_some() {

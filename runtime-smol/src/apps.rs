@@ -12,6 +12,7 @@ use receptor_core::{
 
 use crate::driver::now;
 use crate::handle::{ServiceEvent, Status, TraceEvent};
+use crate::stream::StreamCommand;
 
 /// A request from a handle to the node task; `reply` channels have room for one answer.
 pub(crate) enum Command {
@@ -33,6 +34,8 @@ pub(crate) enum Command {
         reply: Sender<Result<(), SendError>>,
     },
     Shutdown,
+    /// For the stream side of the node task.
+    Stream(StreamCommand),
 }
 
 /// Where the node task sends what applications wait for. Every send is a `try_send`: the
@@ -46,7 +49,7 @@ pub(crate) struct Apps {
 }
 
 impl Apps {
-    /// Carries out one command (not `Shutdown`, which the loop handles).
+    /// Carries out one command (not `Shutdown` or `Stream`, which the loop hands elsewhere).
     pub(crate) fn command(&mut self, node: &mut Node, cmd: Command) {
         let now = now();
         match cmd {
@@ -106,7 +109,7 @@ impl Apps {
             } => {
                 let _ = reply.try_send(node.send(now, from, &to_node, to_service, payload, None));
             }
-            Command::Shutdown => {}
+            Command::Shutdown | Command::Stream(_) => {}
         }
     }
 

@@ -12,6 +12,7 @@ use receptor_core::{Event, Input, LinkConfig, LinkId, Node, Transmit};
 use tracing::{debug, info, warn};
 
 use crate::apps::{Apps, Command};
+use crate::stream::StreamSide;
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
 pub(crate) const LINK_QUEUE: usize = 512;
@@ -52,10 +53,10 @@ pub(crate) struct LinkEntry {
 }
 
 /// State the node task keeps beside the node.
-#[derive(Default)]
 struct Driver {
     links: BTreeMap<LinkId, LinkEntry>,
     apps: Apps,
+    streams: StreamSide,
     dropped_frames: u64,
 }
 
@@ -65,25 +66,35 @@ enum Wake {
     Timeout,
 }
 
-/// The node task. Ends on `Shutdown`, when every handle is gone, or when the node stops on
-/// its own; then `reason` is set and `_done` dropped, which wakes `NodeHandle::stopped`.
+/// The node task. Ends on `Shutdown`, when every handle, stream listener and stream is
+/// gone, or when the node stops on its own; then `reason` is set and `_done` dropped, which
+/// wakes `NodeHandle::stopped`.
 pub(crate) async fn run(
     mut node: Node,
+    streams: StreamSide,
     commands: Receiver<Command>,
     inbound: Receiver<ToNode>,
     reason: Arc<OnceLock<String>>,
     _done: Sender<()>,
 ) {
-    let mut d = Driver::default();
+    let mut d = Driver {
+        links: BTreeMap::new(),
+        apps: Apps::default(),
+        streams,
+        dropped_frames: 0,
+    };
     let stop = loop {
         if let Some(r) = d.flush(&mut node) {
             break r;
         }
         // Due timers first, so that a busy link cannot hold back route updates and
         // keepalives (smol has no cooperative budget to break up a stream of ready inputs).
-        let deadline = node.poll_timeout();
+        let deadline = [node.poll_timeout(), d.streams.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         if deadline.is_some_and(|at| at <= now()) {
-            node.handle_input(now(), Input::Timeout);
+            d.timeout(&mut node);
             continue;
         }
         let timer = deadline.map_or_else(Timer::never, Timer::at);
@@ -101,12 +112,16 @@ pub(crate) async fn run(
         match wake {
             Wake::Inbound(Some(m)) => d.inbound(&mut node, m),
             Wake::Command(Some(Command::Shutdown) | None) | Wake::Inbound(None) => {
+                // Streams' peers are told while there are still routes to them.
+                d.streams.close_all(now());
+                let _ = d.flush(&mut node);
                 node.close(now());
                 let _ = d.flush(&mut node);
                 break String::new();
             }
+            Wake::Command(Some(Command::Stream(c))) => d.streams.command(&mut node, now(), c),
             Wake::Command(Some(c)) => d.apps.command(&mut node, c),
-            Wake::Timeout => node.handle_input(now(), Input::Timeout),
+            Wake::Timeout => d.timeout(&mut node),
         }
     };
     // Dropping the frame senders ends every writer; the readers are told to stop.
@@ -143,8 +158,30 @@ impl Driver {
         node.handle_input(now(), input);
     }
 
-    /// Drains the node's outputs; returns a reason if the node stopped on its own.
+    /// Runs the node's and the streams' due timers.
+    fn timeout(&mut self, node: &mut Node) {
+        let now = now();
+        if node.poll_timeout().is_some_and(|at| at <= now) {
+            node.handle_input(now, Input::Timeout);
+        }
+        self.streams.handle_timeout(now);
+    }
+
+    /// Drains the node's and the streams' outputs, each feeding the other, until both are
+    /// quiet; returns a reason if the node stopped on its own.
     fn flush(&mut self, node: &mut Node) -> Option<String> {
+        loop {
+            if let Some(stop) = self.flush_node(node) {
+                return Some(stop);
+            }
+            if !self.streams.pump(node, now()) {
+                return None;
+            }
+        }
+    }
+
+    /// Drains the node's own outputs once.
+    fn flush_node(&mut self, node: &mut Node) -> Option<String> {
         while let Some(Transmit { link, frame }) = node.poll_transmit() {
             // Never wait on a link: a full queue means a peer that does not keep up, so
             // drop the frame, as a lossy link would.
@@ -173,7 +210,11 @@ impl Driver {
                     warn!("{reason}");
                     stop = Some(reason);
                 }
-                ev => self.apps.event(ev),
+                ev => {
+                    if let Some(ev) = self.streams.event(now(), ev) {
+                        self.apps.event(ev);
+                    }
+                }
             }
         }
         stop

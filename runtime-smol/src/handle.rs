@@ -15,6 +15,7 @@ use receptor_core::{
 
 use crate::apps::Command;
 use crate::driver::{self, COMMAND_QUEUE, INBOUND_QUEUE, ToNode};
+use crate::stream::StreamSide;
 
 /// Datagrams queued per local service before further ones are dropped.
 pub const SERVICE_QUEUE: usize = 256;
@@ -75,7 +76,7 @@ pub struct NodeGone;
 #[derive(Clone)]
 pub struct NodeHandle {
     id: NodeId,
-    commands: Sender<Command>,
+    pub(crate) commands: Sender<Command>,
     pub(crate) inbound: Sender<ToNode>,
     next_link: Arc<AtomicU64>,
     executor: Arc<Executor<'static>>,
@@ -122,12 +123,15 @@ pub fn spawn_node_on(
     config: Arc<Config>,
 ) -> Result<NodeHandle, receptor_core::ConfigError> {
     let id = config.node_id.clone();
+    // The stream layer's randomness, distinct per node even when every seed is the same.
+    let seed = config.rng_seed.rotate_left(17) ^ id.hash();
     let node = Node::new(config, driver::now())?;
     let (commands, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
     let (inbound, in_rx) = async_channel::bounded(INBOUND_QUEUE);
     let (done_tx, done) = async_channel::bounded(1);
     let reason = Arc::new(OnceLock::new());
-    let task = driver::run(node, cmd_rx, in_rx, reason.clone(), done_tx);
+    let streams = StreamSide::new(seed, &commands, executor.clone());
+    let task = driver::run(node, streams, cmd_rx, in_rx, reason.clone(), done_tx);
     executor.spawn(task).detach();
     Ok(NodeHandle {
         id,

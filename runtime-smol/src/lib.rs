@@ -1,6 +1,8 @@
 //! Drives a [`receptor_core::Node`] over real sockets with smol's parts (async-io,
 //! async-net, async-executor): TCP and UDP backends, and a [`NodeHandle`] for applications
-//! (status, ping, traceroute, datagram services). The surface mirrors `receptor-tokio`.
+//! (status, ping, traceroute, datagram services, and mesh streams: [`MeshStream`] over
+//! QUIC, with [`NodeHandle::dial`] and [`NodeHandle::listen_stream`]). The surface mirrors
+//! `receptor-tokio`.
 //!
 //! One task owns the node; per-link reader and writer tasks talk to it through bounded
 //! channels, so a slow peer never blocks the node: frames for a link whose queue is full are
@@ -40,6 +42,7 @@ pub mod backends;
 mod driver;
 mod handle;
 mod link;
+mod stream;
 
 /// The executor and task types this crate spawns with and returns.
 pub use async_executor::{Executor, Task};
@@ -47,3 +50,4 @@ pub use handle::{
     NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
     spawn_node_on,
 };
+pub use stream::{MeshStream, StreamListener};

@@ -117,3 +117,26 @@ async fn dial_to_closed_service_fails_fast() {
     );
     assert!(r.unwrap_err().contains("service unknown"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_speaks_first() {
+    let (a, _b, c) = line().await;
+    let mut l = c
+        .listen_stream("greet", insecure_server(), None)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(mut s) = l.accept().await {
+            s.write_all(b"hello from c\n").await.unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        }
+    });
+    let mut s = dial(&a, "c", "greet").await.unwrap();
+    let mut buf = [0u8; 13];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"hello from c\n");
+}

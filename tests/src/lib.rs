@@ -1,1 +1,60 @@
 //! Deterministic mesh simulator over receptor-core.
+//!
+//! A [`Sim`] runs many sans-IO [`receptor_core::Node`]s on one virtual clock. Links between
+//! them follow a [`LinkModel`] (stream, datagram or message transport, latency, jitter,
+//! loss), can be partitioned per direction and healed, and nodes can crash and restart.
+//! Every random choice comes from one seeded `ChaCha8Rng` (and per-node seeds derived from
+//! it), and simultaneous events keep their scheduling order, so a seed replays a run exactly;
+//! [`Sim::trace_hash`] summarises everything transmitted.
+//!
+//! Each node is driven by the core's polling contract: after every input or command the
+//! simulator drains `poll_transmit`, then `poll_event`, until both are empty, then schedules
+//! `poll_timeout`. Invariants (well-formed frames, hops-to-live within bounds, bounded output
+//! per input, no use of a link after its `LinkDown`) are checked as frames go by; a violation
+//! panics with the seed.
+//!
+//! ```
+//! use std::time::Duration;
+//! use receptor_tests::{LinkModel, Sim};
+//!
+//! let mut sim = Sim::new(1);
+//! for n in ["a", "b", "c"] {
+//!     sim.add_node(n);
+//! }
+//! sim.connect("a", "b", LinkModel::stream());
+//! sim.connect("b", "c", LinkModel::datagram());
+//! sim.run_until_converged(Duration::from_secs(10)).unwrap();
+//! assert_eq!(sim.routes("a")["c"].as_str(), "b");
+//! ```
+
+#![warn(missing_docs)]
+
+mod check;
+mod control;
+mod drive;
+mod link;
+mod queue;
+mod sim;
+mod topology;
+
+pub use check::Wrong;
+pub use link::{DirState, LinkModel};
+pub use sim::{Recorded, Sim, SimStats, Stuck};
+pub use topology::Topology;
+
+/// The seed for a randomised test: `SIM_SEED` from the environment if set, else `default`.
+/// Prints it, so a failing test's output says how to replay it.
+///
+/// # Panics
+/// If `SIM_SEED` is set but not a number.
+pub fn seed_from_env(default: u64) -> u64 {
+    let seed = match std::env::var("SIM_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SIM_SEED={s:?} is not a number")),
+        Err(_) => default,
+    };
+    eprintln!("simulation seed {seed} (replay with SIM_SEED={seed})");
+    seed
+}

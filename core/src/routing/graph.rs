@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::fastkey::{FastBuild, pack};
 use crate::id::NodeId;
 
 /// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
@@ -12,7 +13,10 @@ pub(crate) type Ix = u32;
 #[derive(Debug, Default)]
 pub struct Graph {
     names: Vec<NodeId>,
-    index: HashMap<NodeId, Ix>,
+    /// Names shorter than 16 bytes, packed (no pointer to follow on lookup).
+    short: HashMap<u128, Ix, FastBuild>,
+    /// Longer names.
+    long: HashMap<Box<str>, Ix, FastBuild>,
     /// `None`: the node is not a key of the database (not a destination).
     out: Vec<Option<BTreeMap<Ix, f64>>>,
     incoming: Vec<BTreeSet<Ix>>,
@@ -21,12 +25,15 @@ pub struct Graph {
 impl Graph {
     /// Interns a name.
     pub(crate) fn ix(&mut self, node: &NodeId) -> Ix {
-        if let Some(&i) = self.index.get(node) {
+        if let Some(i) = self.find(node.as_str()) {
             return i;
         }
         let i = self.names.len() as Ix;
         self.names.push(node.clone());
-        self.index.insert(node.clone(), i);
+        match pack(node.as_str()) {
+            Some(k) => self.short.insert(k, i),
+            None => self.long.insert(node.as_str().into(), i),
+        };
         self.out.push(None);
         self.incoming.push(BTreeSet::new());
         i
@@ -34,7 +41,10 @@ impl Graph {
 
     /// Looks up a name without interning it.
     pub(crate) fn find(&self, node: &str) -> Option<Ix> {
-        self.index.get(node).copied()
+        match pack(node) {
+            Some(k) => self.short.get(&k).copied(),
+            None => self.long.get(node).copied(),
+        }
     }
 
     /// The name of an index.

@@ -1,5 +1,6 @@
 //! Routing: the link-state database, flood bookkeeping and the routing table (netceptor.md §5).
 
+mod fastkey;
 mod graph;
 mod seen;
 mod spf;
@@ -115,9 +116,15 @@ impl Router {
         }
         let mut edges = BTreeMap::new();
         for (name, cost) in &ri.connections {
-            if let Ok(id) = NodeId::from_wire(name) {
-                edges.insert(self.graph.ix(&id), *cost);
-            }
+            // Known names need no `NodeId` (nor its allocation) to be looked up.
+            let ix = match self.graph.find(name) {
+                Some(ix) => ix,
+                None => match NodeId::from_wire(name) {
+                    Ok(id) => self.graph.ix(&id),
+                    Err(_) => continue,
+                },
+            };
+            edges.insert(ix, *cost);
         }
         let changed = if self.graph.replace_edges(ix, edges) {
             // A node that no longer lists X also loses the edge X -> node (except ours, which

@@ -8,9 +8,14 @@ use quinn_proto::{ClientConfig, ServerConfig, TransportConfig, VarInt};
 
 /// ALPN of every netceptor stream.
 pub const ALPN: &[u8] = b"netceptor";
-/// Go accepts QUIC packets up to 1452 bytes and sends 1200; we send 1200 and never probe
-/// for more, so nothing we send is silently truncated by a Go peer.
+/// The packet size every connection starts with: Go sends 1200 and accepts up to 1452.
 pub const MAX_PACKET: u16 = 1200;
+/// The largest QUIC packet we accept and probe for. Go advertises 1452 and quinn never sends
+/// a peer more than it advertises, so only two of our nodes use larger packets, found by path
+/// MTU discovery (which backs off from a path that cannot carry them, e.g. one through a UDP
+/// backend). It fits a mesh message on every backend: UDP's 65507 bytes less the 36-byte
+/// data header.
+pub const MAX_PACKET_OURS: u16 = 65_471;
 /// Idle timeout, as Go's `MaxIdleTimeout`.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive on both roles: a Go server never pings, so quiet streams need ours.
@@ -40,7 +45,13 @@ pub fn transport() -> Arc<TransportConfig> {
     .keep_alive_interval(Some(KEEP_ALIVE))
     .initial_mtu(MAX_PACKET)
     .min_mtu(MAX_PACKET)
-    .mtu_discovery_config(None)
+    .mtu_discovery_config(Some({
+        let mut m = quinn_proto::MtuDiscoveryConfig::default();
+        m.upper_bound(MAX_PACKET_OURS)
+            .interval(Duration::from_secs(60))
+            .black_hole_cooldown(Duration::from_secs(10));
+        m
+    }))
     .max_concurrent_bidi_streams(VarInt::from_u32(100))
     .max_concurrent_uni_streams(VarInt::from_u32(100))
     .datagram_receive_buffer_size(None)

@@ -68,6 +68,8 @@ impl Streams {
                         } else {
                             c.state = State::AwaitStream;
                             Self::accept_stream(c);
+                            Self::read_zero(now, c);
+                            Self::announce(&mut self.events, id, c);
                         }
                     }
                     Event::ConnectionLost { reason } => {
@@ -78,18 +80,16 @@ impl Streams {
                         }
                         c.app_closed = true;
                     }
-                    Event::Stream(QStreamEvent::Opened { dir: Dir::Bi }) => Self::accept_stream(c),
+                    // A new stream's first data comes with `Opened`, not with a `Readable`.
+                    Event::Stream(QStreamEvent::Opened { dir: Dir::Bi }) => {
+                        Self::accept_stream(c);
+                        Self::read_zero(now, c);
+                        Self::announce(&mut self.events, id, c);
+                    }
                     Event::Stream(QStreamEvent::Readable { .. }) => {
                         if c.state == State::AwaitZero {
                             Self::read_zero(now, c);
-                            if c.state == State::Open && !c.app_closed {
-                                self.events.push_back(StreamEvent::Accepted {
-                                    stream: id,
-                                    service: c.service,
-                                    remote: c.remote.clone(),
-                                });
-                                self.events.push_back(StreamEvent::Readable { stream: id });
-                            }
+                            Self::announce(&mut self.events, id, c);
                         } else if c.state == State::Open && !c.app_closed {
                             self.events.push_back(StreamEvent::Readable { stream: id });
                         }
@@ -111,6 +111,23 @@ impl Streams {
         }
     }
 
+    /// Server: tells the application about a stream whose `0x00` just arrived.
+    fn announce(
+        events: &mut std::collections::VecDeque<StreamEvent>,
+        id: StreamHandle,
+        c: &mut super::Conn,
+    ) {
+        if c.state == State::Open && !c.client && !c.announced && !c.app_closed {
+            c.announced = true;
+            events.push_back(StreamEvent::Accepted {
+                stream: id,
+                service: c.service,
+                remote: c.remote.clone(),
+            });
+            events.push_back(StreamEvent::Readable { stream: id });
+        }
+    }
+
     /// Server: take the client's first bidirectional stream; later ones are never used.
     fn accept_stream(c: &mut super::Conn) {
         if c.state != State::AwaitStream {
@@ -124,6 +141,9 @@ impl Streams {
 
     /// Server: the stream must start with `0x00`; anything else closes with code 500.
     fn read_zero(now: Instant, c: &mut super::Conn) {
+        if c.state != State::AwaitZero {
+            return;
+        }
         let Some(s) = c.stream else { return };
         let mut recv = c.conn.recv_stream(s);
         let Ok(mut chunks) = recv.read(true) else {

@@ -21,7 +21,8 @@ use tracing::debug;
 
 pub use config::{
     ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE,
-    MAX_PACKET, QuicTlsError, STOP_READING, client_config, server_config, transport,
+    MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING, client_config, server_config,
+    transport,
 };
 
 use crate::id::{Addr, NodeId, ServiceName};
@@ -166,6 +167,8 @@ struct Conn {
     first: Option<Bytes>,
     /// Closed by the application: drain silently.
     app_closed: bool,
+    /// Server: `Accepted` was emitted.
+    announced: bool,
 }
 
 struct Endpoint {
@@ -204,8 +207,11 @@ impl Streams {
             *b = (seed.rotate_left(i as u32 % 64) >> (i % 8)) as u8 ^ i as u8;
         }
         let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key);
+        let mut endpoint_config = EndpointConfig::new(Arc::new(hmac));
+        // Bounds what a peer may send us; Go sends at most 1200 whatever we say.
+        let _ = endpoint_config.max_udp_payload_size(MAX_PACKET_OURS);
         Self {
-            endpoint_config: Arc::new(EndpointConfig::new(Arc::new(hmac))),
+            endpoint_config: Arc::new(endpoint_config),
             endpoints: BTreeMap::new(),
             conns: BTreeMap::new(),
             by_handle: HashMap::new(),
@@ -238,7 +244,7 @@ impl Streams {
             _ => None,
         };
         // PerPeer listeners still need a server config for quinn to take Initials at all.
-        let ep = quinn_proto::Endpoint::new(self.endpoint_config.clone(), fixed, false, Some(seed));
+        let ep = quinn_proto::Endpoint::new(self.endpoint_config.clone(), fixed, true, Some(seed));
         Endpoint { ep, tls }
     }
 
@@ -298,6 +304,7 @@ impl Streams {
                 deadline: Some(now + HANDSHAKE_TIMEOUT),
                 first: None,
                 app_closed: false,
+                announced: false,
             },
         );
         self.drive(now, id);
@@ -387,6 +394,7 @@ impl Streams {
                         deadline: Some(now + ACCEPT_TIMEOUT),
                         first: None,
                         app_closed: false,
+                        announced: false,
                     },
                 );
                 self.drive(now, id);

@@ -51,6 +51,17 @@ pub(crate) fn write_f64(out: &mut String, f: f64) {
         out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
         return;
     }
+    // Link costs are nearly always small integers. Below 2^53 an integral float's shortest
+    // digits, placed by the 'f' format, are exactly the integer's decimal digits.
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", f as i64);
+        return;
+    }
+    write_f64_general(out, f);
+}
+
+/// The general case of [`write_f64`]: from the shortest round-trip digits.
+fn write_f64_general(out: &mut String, f: f64) {
     // Rust's `{:e}` gives the shortest digits that round-trip, as Go's strconv with precision -1.
     let sci = format!("{f:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -158,6 +169,27 @@ mod tests {
         assert_eq!(f(-2.5), "-2.5");
         assert_eq!(f(0.1), "0.1");
         assert_eq!(f(123.456), "123.456");
+    }
+
+    #[test]
+    fn integer_fast_path_matches_the_general_format() {
+        let general = |x: f64| {
+            let mut s = String::new();
+            write_f64_general(&mut s, x);
+            s
+        };
+        let mut x = 1.0f64;
+        while x < 9.1e15 {
+            for v in [x, x + 1.0, x - 1.0, x * 3.0, -x, -(x + 1.0)] {
+                if v != 0.0 && v.fract() == 0.0 {
+                    assert_eq!(f(v), general(v), "{v}");
+                }
+            }
+            x *= 1.7;
+            x = x.round();
+        }
+        assert_eq!(f(9_007_199_254_740_991.0), "9007199254740991");
+        assert_eq!(f(9_007_199_254_740_992.0), general(9_007_199_254_740_992.0));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod data;
 mod frame;
 mod gojson;
 mod route;
+mod route_fast;
 mod time;
 mod unreach;
 

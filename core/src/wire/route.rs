@@ -62,6 +62,10 @@ impl RouteUpdate {
     /// Decodes the JSON body (after the type byte) with Go's leniency: keys match
     /// case-insensitively, unknown keys and `null`s are ignored, integers must be integers.
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        // The exact form Go and we emit parses without serde; the result is the same.
+        if let Some(update) = super::route_fast::decode_canonical(body) {
+            return Ok(update);
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
         let update = de
             .deserialize_map(RouteVisitor)

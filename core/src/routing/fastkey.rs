@@ -1,0 +1,76 @@
+//! Cheap keys for the per-node maps on the routing hot path: node names and update IDs.
+//!
+//! Strings of up to 15 bytes (update IDs, most node IDs) are packed with their length into a
+//! `u128`, so a lookup neither allocates nor follows a pointer; distinct strings always give
+//! distinct keys. The hasher is FxHash-style word mixing with a SplitMix finaliser. These
+//! maps are only ever looked up, never iterated, so their order cannot reach an output.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// `s` packed with its length, if it is shorter than 16 bytes.
+pub(crate) fn pack(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    let len = u8::try_from(b.len()).ok().filter(|&l| l < 16)?;
+    let mut w = [0u8; 16];
+    w.get_mut(..b.len())?.copy_from_slice(b);
+    // The length goes in the last byte, which a short string never reaches.
+    *w.last_mut()? = len;
+    Some(u128::from_le_bytes(w))
+}
+
+/// A fast hasher for keys that are packed strings or random IDs.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+/// `BuildHasher` for [`FastHasher`].
+pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            if let Some(dst) = w.get_mut(..chunk.len()) {
+                dst.copy_from_slice(chunk);
+            }
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_is_injective_on_short_strings() {
+        let short = [
+            "",
+            "a",
+            "a\0",
+            "\0",
+            "abcdefgh",
+            "abcdefgh\0",
+            "123456789012345",
+        ];
+        for (i, a) in short.iter().enumerate() {
+            for b in &short[i + 1..] {
+                assert_ne!(pack(a), pack(b), "{a:?} vs {b:?}");
+            }
+            assert!(pack(a).is_some());
+        }
+        assert_eq!(pack("1234567890123456"), None);
+    }
+}

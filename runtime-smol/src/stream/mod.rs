@@ -1,0 +1,157 @@
+//! Mesh streams on smol: [`MeshStream`] (futures-io `AsyncRead` + `AsyncWrite`) over the
+//! core's QUIC layer, [`StreamListener`], and [`NodeHandle::dial`] /
+//! [`NodeHandle::listen_stream`].
+//!
+//! Back-pressure holds end to end, with no unbounded buffer: a writer takes credit before it
+//! hands bytes to the node task, which gives the credit back only when QUIC has taken them;
+//! the node task reads from QUIC only while the reader's queue has room, and the reader
+//! tells it to go on when the queue has drained. A slow reader therefore fills QUIC's flow
+//! control window, which stops the peer's node task taking bytes, which stops its writer.
+
+mod mesh;
+mod shared;
+mod side;
+
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use async_executor::Executor;
+use bytes::Bytes;
+use receptor_core::stream::quinn_proto::ClientConfig;
+use receptor_core::stream::{ServerTls, StreamHandle};
+use receptor_core::{Advertise, ServiceName};
+
+use crate::apps::Command;
+use crate::handle::NodeHandle;
+
+pub use mesh::MeshStream;
+pub(crate) use side::StreamSide;
+
+/// Streams queued on a listener before further ones are refused.
+const ACCEPT_QUEUE: usize = 64;
+
+/// What handles and streams ask of the node task's stream side.
+pub(crate) enum StreamCommand {
+    Dial {
+        node: String,
+        service: String,
+        tls: ClientConfig,
+        server_name: String,
+        reply: Sender<Result<MeshStream, String>>,
+    },
+    Listen {
+        service: String,
+        tls: ServerTls,
+        advertise: Option<Advertise>,
+        reply: Sender<Result<StreamListener, String>>,
+    },
+    /// Bytes the writer took credit for.
+    Write(StreamHandle, Bytes),
+    /// The writer is done (FIN); reading goes on.
+    Shutdown(StreamHandle),
+    /// The reader drained its queue: read from QUIC again.
+    Resume(StreamHandle),
+    /// The stream was dropped.
+    Drop(StreamHandle),
+}
+
+/// How a stream reaches the node task from where it cannot wait (`Drop`, a reader's resume):
+/// `try_send`, or when the command queue is full, a task that waits for room. Each such
+/// task carries one command that the stream sends at most once per pause or per life.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) executor: Arc<Executor<'static>>,
+}
+
+impl Mailbox {
+    pub(crate) fn post(&self, cmd: StreamCommand) {
+        if let Err(TrySendError::Full(cmd)) = self.commands.try_send(Command::Stream(cmd)) {
+            let commands = self.commands.clone();
+            self.executor
+                .spawn(async move { drop(commands.send(cmd).await) })
+                .detach();
+        }
+    }
+}
+
+const NODE_GONE: &str = "the node has stopped";
+
+/// Streams accepted on a listening mesh service. While it lives it keeps the node running,
+/// as a [`NodeHandle`] does. Dropping it refuses further streams; the service stays bound.
+pub struct StreamListener {
+    service: ServiceName,
+    rx: Receiver<MeshStream>,
+    /// Only keeps the node task's command queue open.
+    _node: Sender<Command>,
+}
+
+impl std::fmt::Debug for StreamListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamListener")
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+impl StreamListener {
+    /// The service listened on.
+    pub fn service(&self) -> ServiceName {
+        self.service
+    }
+
+    /// The next accepted stream; `None` once the node stops.
+    pub async fn accept(&self) -> Option<MeshStream> {
+        self.rx.recv().await.ok()
+    }
+}
+
+impl NodeHandle {
+    /// Opens a stream to `service` on `node` (`localhost` is this node), with the QUIC
+    /// client TLS given (the insecure config for ConnType 1 services, a user config for
+    /// ConnType 2). Fails fast with `service unknown` when nothing listens there.
+    pub async fn dial(
+        &self,
+        node: &str,
+        service: &str,
+        tls: ClientConfig,
+        server_name: &str,
+    ) -> Result<MeshStream, String> {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = StreamCommand::Dial {
+            node: node.to_owned(),
+            service: service.to_owned(),
+            tls,
+            server_name: server_name.to_owned(),
+            reply,
+        };
+        self.stream_call(cmd, rx).await
+    }
+
+    /// Listens for streams on `service`, optionally advertising it.
+    pub async fn listen_stream(
+        &self,
+        service: &str,
+        tls: ServerTls,
+        advertise: Option<Advertise>,
+    ) -> Result<StreamListener, String> {
+        let (reply, rx) = async_channel::bounded(1);
+        let cmd = StreamCommand::Listen {
+            service: service.to_owned(),
+            tls,
+            advertise,
+            reply,
+        };
+        self.stream_call(cmd, rx).await
+    }
+
+    async fn stream_call<T>(
+        &self,
+        cmd: StreamCommand,
+        rx: Receiver<Result<T, String>>,
+    ) -> Result<T, String> {
+        let sent = self.commands.send(Command::Stream(cmd)).await;
+        sent.map_err(|_| NODE_GONE.to_owned())?;
+        rx.recv().await.map_err(|_| NODE_GONE.to_owned())?
+    }
+}
