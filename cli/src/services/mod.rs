@@ -13,26 +13,19 @@ mod unix;
 
 use std::io;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use receptor_core::stream::quinn_proto::ClientConfig;
-use receptor_core::stream::{PeerTls, ServerTls, client_config, server_config};
 use receptor_core::{Advertise, ServiceName};
-use receptor_tokio::tls::ClientAuthMode;
-use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 use receptor_tokio::{MeshStream, NodeHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::run::TlsConfigs;
+use crate::streamtls::{CONN_TLS, client_for, server_for};
 
 /// ConnType of a datagram service.
 const CONN_DATAGRAM: u8 = 0;
-/// ConnType of a stream service without user TLS (self-signed "insecure" QUIC TLS).
-const CONN_INSECURE: u8 = 1;
-/// ConnType of a stream service with a `tls-server` config.
-const CONN_TLS: u8 = 2;
 
 /// Copy buffer per direction (Go's `NormalBufferSize`).
 const BUFFER: usize = 64 * 1024;
@@ -43,7 +36,7 @@ const BUFFER: usize = 64 * 1024;
 pub async fn start_services(
     node: &NodeHandle,
     cfg: &Config,
-    tls: &TlsConfigs,
+    tls: &Arc<TlsConfigs>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     for s in &cfg.tcp_servers {
@@ -79,7 +72,8 @@ struct MeshDialer {
 
 impl MeshDialer {
     /// Go's `GetClientTLSConfig(name, remotenode, receptor)`: no name dials the insecure mode
-    /// (ConnType 1 services); a `tls-client` requires `remote_node` in the server certificate.
+    /// (ConnType 1 services); a `tls-client` requires the remote node ID in the server
+    /// certificate (`localhost` means this node, as for `connect`).
     fn new(
         node: &NodeHandle,
         tls: &TlsConfigs,
@@ -87,30 +81,16 @@ impl MeshDialer {
         remote_node: &str,
         remote_service: &str,
     ) -> Result<Self, String> {
-        // The name the certificate must carry: "localhost" means this node.
+        let me = node.id().as_str();
         let target = if remote_node.eq_ignore_ascii_case("localhost") {
-            node.id().as_str()
+            me
         } else {
             remote_node
         };
-        let (rustls_cfg, server_name) = match tls_name.filter(|n| !n.is_empty()) {
-            None => (
-                insecure_client_config().map_err(|e| e.to_string())?,
-                sni(node.id().as_str()),
-            ),
-            Some(n) => {
-                let c = tls
-                    .clients
-                    .get(n)
-                    .ok_or_else(|| format!("unknown TLS config {n}"))?;
-                let cfg = c.stream_config(target).map_err(|e| e.to_string())?;
-                (cfg, sni(target))
-            }
-        };
-        let quic = client_config((*rustls_cfg).clone()).map_err(|e| e.to_string())?;
+        let (quic, server_name) = client_for(tls, tls_name, target, me)?;
         Ok(Self {
             node: node.clone(),
-            remote_node: remote_node.to_owned(),
+            remote_node: target.to_owned(),
             remote_service: remote_service.to_owned(),
             tls: quic,
             server_name,
@@ -127,45 +107,6 @@ impl MeshDialer {
             )
             .await
     }
-}
-
-/// A name rustls accepts as a server name. Go sends the dialer's node ID (insecure mode) or
-/// nothing (user TLS, SNI off), and no verifier looks at it, so any valid name will do.
-fn sni(preferred: &str) -> String {
-    match receptor_tokio::rustls::pki_types::ServerName::try_from(preferred) {
-        Ok(_) => preferred.to_owned(),
-        Err(_) => "netceptor".to_owned(),
-    }
-}
-
-/// Go's `ListenAndAdvertise` TLS choice: no `tls-server` is the self-signed insecure mode
-/// (ConnType 1); a named one is ConnType 2, and with `requireclientcert` each client's
-/// certificate must also carry the node ID its packets come from.
-fn mesh_server_tls(tls: &TlsConfigs, name: Option<&str>) -> Result<(ServerTls, u8), String> {
-    let Some(n) = name.filter(|n| !n.is_empty()) else {
-        let c = insecure_server_config(SystemTime::now()).map_err(|e| e.to_string())?;
-        let q = server_config((*c).clone()).map_err(|e| e.to_string())?;
-        return Ok((ServerTls::Fixed(q), CONN_INSECURE));
-    };
-    let server = tls
-        .servers
-        .get(n)
-        .ok_or_else(|| format!("unknown TLS config {n}"))?;
-    if server.client_auth() != ClientAuthMode::Require {
-        let c = server.stream_config().map_err(|e| e.to_string())?;
-        let q = server_config((*c).clone()).map_err(|e| e.to_string())?;
-        return Ok((ServerTls::Fixed(q), CONN_TLS));
-    }
-    // Fail at startup if the config cannot be built at all.
-    server
-        .stream_config_for_peer("startup-check")
-        .map_err(|e| e.to_string())?;
-    let server = server.clone();
-    let per_peer: PeerTls = Arc::new(move |peer| {
-        let c = server.stream_config_for_peer(peer.as_str()).ok()?;
-        server_config((*c).clone()).ok()
-    });
-    Ok((ServerTls::PerPeer(per_peer), CONN_TLS))
 }
 
 /// A service advertisement with Go's tag set for a proxy.

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, error, info};
 
-use super::{Abort, MeshDialer, advert, bridge, mesh_server_tls, split_host_port};
+use super::{Abort, CONN_TLS, MeshDialer, advert, bridge, server_for, split_host_port};
 use crate::config::{TcpClientCfg, TcpServerCfg};
 use crate::run::TlsConfigs;
 
@@ -129,9 +129,9 @@ struct Outbound {
 pub(super) async fn client(
     node: &NodeHandle,
     cfg: &TcpClientCfg,
-    tls: &TlsConfigs,
+    tls: &Arc<TlsConfigs>,
 ) -> Result<JoinHandle<()>, String> {
-    let (server_tls, conn_type) = mesh_server_tls(tls, cfg.tls_server.as_deref())?;
+    let (server_tls, conn_type) = server_for(tls, cfg.tls_server.as_deref())?;
     let (host, _) = split_host_port(&cfg.address)?;
     let client_tls = match cfg.tls_client.as_deref().filter(|n| !n.is_empty()) {
         None => None,
@@ -157,11 +157,7 @@ pub(super) async fn client(
     info!(
         "Running TCP proxy client on service {}{} to {}",
         cfg.service,
-        if conn_type == super::CONN_TLS {
-            " (TLS)"
-        } else {
-            ""
-        },
+        if conn_type == CONN_TLS { " (TLS)" } else { "" },
         cfg.address
     );
     let out = Outbound {

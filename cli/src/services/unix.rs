@@ -2,6 +2,7 @@
 //! service → existing Unix socket).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use receptor_tokio::{MeshStream, NodeHandle};
@@ -9,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
-use super::{MeshDialer, advert, bridge, mesh_server_tls};
+use super::{MeshDialer, advert, bridge, server_for};
 use crate::config::{UnixSocketClientCfg, UnixSocketServerCfg};
 use crate::run::TlsConfigs;
 
@@ -50,7 +51,7 @@ pub(super) async fn server(
     cfg: &UnixSocketServerCfg,
     tls: &TlsConfigs,
 ) -> Result<JoinHandle<()>, String> {
-    let dialer = std::sync::Arc::new(MeshDialer::new(
+    let dialer = Arc::new(MeshDialer::new(
         node,
         tls,
         cfg.tls.as_deref(),
@@ -101,9 +102,9 @@ pub(super) async fn server(
 pub(super) async fn client(
     node: &NodeHandle,
     cfg: &UnixSocketClientCfg,
-    tls: &TlsConfigs,
+    tls: &Arc<TlsConfigs>,
 ) -> Result<JoinHandle<()>, String> {
-    let (server_tls, conn_type) = mesh_server_tls(tls, cfg.tls.as_deref())?;
+    let (server_tls, conn_type) = server_for(tls, cfg.tls.as_deref())?;
     let ad = advert(
         conn_type,
         &[("type", "Unix Proxy"), ("filename", cfg.filename.as_str())],
