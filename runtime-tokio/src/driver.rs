@@ -137,7 +137,7 @@ pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::Conf
     let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (stop_tx, stopped) = watch::channel(None);
-    let streams = StreamSide::new(seed, commands.clone());
+    let streams = StreamSide::new(seed, commands.downgrade());
     tokio::spawn(run(node, streams, cmd_rx, in_rx, stop_tx));
     Ok(NodeHandle {
         id,
@@ -332,6 +332,7 @@ async fn run(
             }
         }
     }
+    d.streams.shut_down();
     // Dropping the link senders ends every writer; the readers are told to stop.
     for (_, (_, close, _)) in std::mem::take(&mut d.links) {
         if let Some(c) = close {

@@ -74,12 +74,14 @@ pub(crate) struct StreamSide {
     listeners: BTreeMap<ServiceName, mpsc::Sender<MeshStream>>,
     dials: BTreeMap<StreamHandle, (oneshot::Sender<Result<MeshStream, String>>, ServiceName)>,
     open: BTreeMap<StreamHandle, Open>,
+    /// Streams whose reader asked for more, or whose queue was full when data came.
     paused: BTreeSet<StreamHandle>,
-    commands: mpsc::Sender<Command>,
+    /// Weak, so the node task still ends when every handle to it is gone.
+    commands: mpsc::WeakSender<Command>,
 }
 
 impl StreamSide {
-    pub(crate) fn new(seed: u64, commands: mpsc::Sender<Command>) -> Self {
+    pub(crate) fn new(seed: u64, commands: mpsc::WeakSender<Command>) -> Self {
         Self {
             streams: Streams::new(seed),
             services: BTreeSet::new(),
@@ -219,6 +221,9 @@ impl StreamSide {
         loop {
             let Ok(permit) = o.to_app.try_reserve() else {
                 o.paused.store(true, Ordering::Release);
+                // Looked at again on every pump, in case the reader's request to resume is
+                // lost to a full command queue (the node task is busy then, so it pumps soon).
+                self.paused.insert(id);
                 return;
             };
             match self.streams.read(now, id, WRITE_CHUNK) {
@@ -267,10 +272,16 @@ impl StreamSide {
         let mut moved = false;
         let paused: Vec<StreamHandle> = std::mem::take(&mut self.paused).into_iter().collect();
         for id in paused {
-            if let Some(o) = self.open.get(&id) {
-                o.paused.store(false, Ordering::Release);
+            match self.open.get(&id) {
+                Some(o) if o.to_app.capacity() > 0 => {
+                    o.paused.store(false, Ordering::Release);
+                    self.fill_reader(now, id);
+                }
+                Some(_) => {
+                    self.paused.insert(id);
+                }
+                None => {}
             }
-            self.fill_reader(now, id);
         }
         while let Some(ev) = self.streams.poll_event() {
             moved = true;
@@ -278,9 +289,13 @@ impl StreamSide {
                 StreamEvent::Connected { stream } => {
                     if let Some((reply, local)) = self.dials.remove(&stream) {
                         let remote = self.streams.remote(stream).cloned();
-                        let s = self.open_stream(stream, Some(local), remote);
-                        if let Err(Ok(s)) = reply.send(Ok(s)) {
-                            drop(s);
+                        match self.open_stream(stream, Some(local), remote) {
+                            Some(s) => {
+                                if let Err(Ok(s)) = reply.send(Ok(s)) {
+                                    drop(s);
+                                }
+                            }
+                            None => self.streams.close(now, stream),
                         }
                     }
                 }
@@ -290,10 +305,10 @@ impl StreamSide {
                     remote,
                 } => {
                     let s = self.open_stream(stream, None, Some(remote));
-                    let full = self
-                        .listeners
-                        .get(&service)
-                        .is_none_or(|l| l.try_send(s).is_err());
+                    let full = match (s, self.listeners.get(&service)) {
+                        (Some(s), Some(l)) => l.try_send(s).is_err(),
+                        _ => true,
+                    };
                     if full {
                         self.streams.close(now, stream);
                         self.open.remove(&stream);
@@ -337,12 +352,25 @@ impl StreamSide {
         moved
     }
 
+    /// The node is stopping: every stream fails, every waiting writer wakes up.
+    pub(crate) fn shut_down(&mut self) {
+        for (_, o) in std::mem::take(&mut self.open) {
+            let _ = o.to_app.try_send(Err("the node has stopped".to_owned()));
+            o.credit.close();
+        }
+        for (_, (reply, _)) in std::mem::take(&mut self.dials) {
+            let _ = reply.send(Err("the node has stopped".to_owned()));
+        }
+        self.listeners.clear();
+    }
+
     fn open_stream(
         &mut self,
         id: StreamHandle,
         local: Option<ServiceName>,
         remote: Option<Addr>,
-    ) -> MeshStream {
+    ) -> Option<MeshStream> {
+        let commands = self.commands.upgrade()?;
         let (to_app, rx) = mpsc::channel(READ_QUEUE);
         let paused = Arc::new(AtomicBool::new(false));
         let credit = Arc::new(Semaphore::new(WRITE_CREDIT));
@@ -361,17 +389,17 @@ impl StreamSide {
                 local,
             },
         );
-        MeshStream {
+        Some(MeshStream {
             id,
             remote,
-            commands: self.commands.clone(),
+            commands,
             rx,
             read_buf: Bytes::new(),
             paused,
             credit,
             writing: None,
             shutting: None,
-        }
+        })
     }
 }
 
