@@ -11,6 +11,7 @@ use bytes::{Buf, BytesMut};
 use receptor_core::PingResult;
 use receptor_core::control::{
     Action, ConnectionStatus, HostInfo, Phase, ReloadError, Reply, Session, StatusSnapshot,
+    WorkRequest,
 };
 use receptor_tokio::{NodeHandle, TraceEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::run::TlsConfigs;
 use crate::streamtls::{client_for, server_for};
+use crate::work::{ResultsStream, Unit, Workceptor};
 
 /// `reload`, as the CLI implements it (re-reading the config file, restarting backends).
 pub type ReloadFn =
@@ -37,7 +39,49 @@ pub struct ControlContext {
     pub version: String,
     /// TLS configs by name, for `connect` and the mesh listener.
     pub tls: Arc<TlsConfigs>,
+    /// Units of work (`work` commands) and the work types to advertise.
+    pub work: Arc<Workceptor>,
 }
+
+/// A client connection of a control session.
+pub trait ControlConn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Connections on the Unix socket listener are trusted: `work` commands on them need no
+    /// signature (§2.7).
+    fn is_unix(&self) -> bool {
+        false
+    }
+
+    /// Whether the client has certainly gone away entirely (not merely half-closed its side).
+    /// Lets a `work results` stream that has nothing to write end when its client leaves.
+    fn peer_gone(&self) -> bool {
+        false
+    }
+}
+
+impl ControlConn for tokio::net::UnixStream {
+    fn is_unix(&self) -> bool {
+        true
+    }
+
+    /// The kernel reports hang-up on a Unix stream socket once the peer has closed it
+    /// completely; a mere `shutdown(SHUT_WR)` (what receptorctl does) is only read-closed.
+    fn peer_gone(&self) -> bool {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let ready = std::pin::pin!(self.ready(tokio::io::Interest::WRITABLE));
+        match std::future::Future::poll(ready, &mut cx) {
+            Poll::Ready(Ok(r)) => r.is_write_closed(),
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        }
+    }
+}
+
+impl ControlConn for tokio::net::TcpStream {}
+
+impl ControlConn for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {}
+
+impl ControlConn for receptor_tokio::MeshStream {}
 
 /// How long `connect` holds the remote side's first bytes after `Connecting` (see run_bridge).
 const BRIDGE_HOLD: Duration = Duration::from_millis(100);
@@ -138,10 +182,11 @@ pub async fn serve_mesh(
     ctx: ControlContext,
 ) -> Result<JoinHandle<()>, String> {
     let (server, conn_type) = server_for(&ctx.tls, tls_name)?;
+    let work_commands = ctx.work.work_commands();
     let advertise = receptor_core::Advertise {
         conn_type,
         tags: [("type".to_owned(), "Control Service".to_owned())].into(),
-        work_commands: None,
+        work_commands: (!work_commands.is_empty()).then_some(work_commands),
     };
     let mut listener = ctx
         .node
@@ -157,11 +202,13 @@ pub async fn serve_mesh(
 }
 
 /// Runs one control session to its end.
-async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: ControlContext) {
+async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
     let mut s = Session::new(ctx.node.id().as_str());
     let mut input = BytesMut::with_capacity(4096);
     let mut eof = false;
     let mut bridge = None;
+    let mut payload: Option<Arc<Unit>> = None;
+    let mut results: Option<ResultsStream> = None;
     loop {
         while let Some(out) = s.poll_output() {
             if sock.write_all(&out).await.is_err() {
@@ -179,23 +226,37 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: Contro
                         Err(e) => Reply::Error(e),
                     }
                 }
+                Action::Work(WorkRequest::Submit(req)) => {
+                    match ctx.work.submit(&req, sock.is_unix()) {
+                        Ok(unit) => {
+                            let unit_id = unit.id().to_owned();
+                            payload = Some(unit);
+                            Reply::WorkUnitCreated { unit_id }
+                        }
+                        Err(e) => Reply::Error(e),
+                    }
+                }
+                Action::Work(WorkRequest::Results {
+                    unit_id,
+                    start_pos,
+                    signature,
+                }) => match ctx
+                    .work
+                    .results(&unit_id, start_pos, &signature, sock.is_unix())
+                {
+                    Ok(stream) => {
+                        results = Some(stream);
+                        Reply::WorkResults { unit_id }
+                    }
+                    Err(e) => Reply::Error(e),
+                },
+                Action::Work(req) => work_reply(&ctx.work, req, sock.is_unix()).await,
                 other => perform(&ctx, other).await,
             };
             if s.complete(reply).is_err() {
                 return;
             }
             continue;
-        }
-        if s.phase() == Phase::Switched {
-            while let Some(out) = s.poll_output() {
-                if sock.write_all(&out).await.is_err() {
-                    return;
-                }
-            }
-            if let Some(stream) = bridge.take() {
-                run_bridge(sock, stream, input, eof).await;
-            }
-            return;
         }
         match s.phase() {
             Phase::Reading => {
@@ -218,12 +279,97 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, ctx: Contro
                     Err(_) => return,
                 }
             }
-            // Streams (connect, work) come with the stream layer; no reply switches phase yet.
-            Phase::Payload | Phase::Switched | Phase::Finished | Phase::Awaiting => break,
+            Phase::Payload => {
+                let Some(unit) = payload.take() else { return };
+                let reply = receive_payload(&mut sock, &mut input, eof, &unit, &ctx.work).await;
+                eof = true;
+                if s.complete(reply).is_err() {
+                    return;
+                }
+            }
+            Phase::Switched => {
+                if let Some(stream) = bridge.take() {
+                    run_bridge(sock, stream, input, eof).await;
+                    return;
+                }
+                if let Some(stream) = results.take() {
+                    stream.run(&mut sock, |c| c.peer_gone()).await;
+                }
+                break;
+            }
+            Phase::Finished | Phase::Awaiting => break,
         }
     }
     let _ = sock.flush().await;
     let _ = sock.shutdown().await;
+}
+
+/// `work submit` payload: every byte the client sends until EOF (starting with what was read
+/// past the command line) goes to the unit's `stdin`; then the worker starts.
+async fn receive_payload<S: ControlConn>(
+    sock: &mut S,
+    input: &mut BytesMut,
+    eof: bool,
+    unit: &Arc<Unit>,
+    work: &Workceptor,
+) -> Reply {
+    let path = unit.stdin_path();
+    let copied = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(|e| e.to_string())?;
+        file.write_all(input).await.map_err(|e| e.to_string())?;
+        input.clear();
+        if !eof {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = sock.read(&mut buf).await.map_err(|e| e.to_string())?;
+                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                    break;
+                };
+                file.write_all(chunk).await.map_err(|e| e.to_string())?;
+            }
+        }
+        file.flush().await.map_err(|e| e.to_string())
+    };
+    if let Err(e) = copied.await {
+        work.payload_failed(unit, &e);
+        return Reply::Error(e);
+    }
+    match work.start(unit) {
+        Ok(pending) => Reply::WorkStarted {
+            unit_id: unit.id().to_owned(),
+            pending,
+        },
+        Err(e) => Reply::Error(e),
+    }
+}
+
+/// The `work` subcommands that answer with one reply.
+async fn work_reply(work: &Arc<Workceptor>, req: WorkRequest, is_unix: bool) -> Reply {
+    let r = match req {
+        WorkRequest::List { unit_id } => work.list(unit_id.as_deref()).map(Reply::WorkList),
+        WorkRequest::Status { unit_id, .. } => work.status(&unit_id).map(Reply::WorkStatus),
+        WorkRequest::Cancel { unit_id, signature } => work
+            .cancel(&unit_id, &signature, is_unix)
+            .await
+            .map(|pending| Reply::WorkCancelled { unit_id, pending }),
+        WorkRequest::Release {
+            unit_id,
+            signature,
+            force,
+        } => work
+            .release(&unit_id, &signature, force, is_unix)
+            .await
+            .map(|pending| Reply::WorkReleased { unit_id, pending }),
+        // Submit and results switch the session; run_session handles them.
+        WorkRequest::Submit(_) | WorkRequest::Results { .. } => {
+            Err("work: unexpected subcommand".to_owned())
+        }
+    };
+    r.unwrap_or_else(Reply::Error)
 }
 
 /// Dials `node:service` for `connect` (`localhost` is this node).
@@ -286,7 +432,7 @@ async fn perform(ctx: &ControlContext, action: Action) -> Reply {
         Action::Connect { .. } => {
             Reply::Error("connect: mesh streams are not supported yet".into())
         }
-        Action::Work(_) => Reply::Error("work: units of work are not supported yet".into()),
+        Action::Work(req) => work_reply(&ctx.work, req, false).await,
     }
 }
 
@@ -363,7 +509,7 @@ async fn snapshot(ctx: &ControlContext) -> Option<StatusSnapshot> {
         host: HostInfo {
             now,
             utc_offset: 0,
-            work_commands: Vec::new(),
+            work_commands: ctx.work.work_commands(),
             cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
             memory_mib: memory_mib(),
             version: ctx.version.clone(),

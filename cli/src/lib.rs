@@ -9,3 +9,4 @@ pub mod logging;
 pub mod run;
 pub mod services;
 pub mod streamtls;
+pub mod work;

@@ -7,6 +7,7 @@ use receptor_cli::config::{self, Command, Config};
 use receptor_cli::control::{ControlContext, ReloadFn, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
 use receptor_cli::run::{self, Backends, TlsConfigs};
+use receptor_cli::work::{RunnerSpec, Workceptor, runner};
 use receptor_core::control::ReloadError;
 use receptor_tokio::NodeHandle;
 use tokio::sync::Mutex;
@@ -39,6 +40,12 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("{}", config::VERSION);
             return ExitCode::SUCCESS;
+        }
+        // Started by a node as a unit's supervisor (`--command-runner`).
+        Command::Run(cfg) if cfg.command_runner.is_some() => {
+            logging::init(cfg.log_level);
+            let code = cfg.command_runner.as_ref().map_or(0, runner::run);
+            return ExitCode::from(code as u8);
         }
         Command::Run(cfg) if !cfg.has_backends() && cfg.control_services.is_empty() => {
             println!("WARNING Nothing to do - no backends are running.");
@@ -84,11 +91,23 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     // Control sockets first: clients poll for the socket file right after start.
     let backends = Arc::new(Mutex::new(Backends::default()));
     let reload = reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
+    let work = Arc::new(Workceptor::new(
+        &cfg.node.id,
+        &cfg.node.data_dir,
+        &cfg.work_commands,
+        RunnerSpec {
+            exe: std::env::current_exe()
+                .unwrap_or_else(|_| std::env::args().next().unwrap_or_default().into()),
+            log_level: format!("{:?}", cfg.log_level).to_lowercase(),
+        },
+    )?);
+    work.scan();
     let ctx = ControlContext {
         node: node.clone(),
         reload,
         version: config::VERSION.to_owned(),
         tls: tls.clone(),
+        work,
     };
     for c in &cfg.control_services {
         if let Some(path) = &c.filename {

@@ -324,7 +324,6 @@ fn defaults_of_entities_not_supported_yet() {
     assert_eq!(
         c.unsupported(),
         [
-            "work-command",
             "work-kubernetes",
             "work-signing",
             "work-python"
@@ -335,7 +334,7 @@ fn defaults_of_entities_not_supported_yet() {
         refused,
         Err((
             ErrorKind::NotSupported,
-            "work-command: not supported yet".to_owned()
+            "work-kubernetes: not supported yet".to_owned()
         ))
     );
 }

@@ -355,16 +355,10 @@ fn binary_exit_codes_and_output() {
         (code, out.as_str()),
         (Some(1), "Error: command error: unknown config type bogus\n")
     );
-    let (code, out) = run(&[
-        "--node",
-        "id=a",
-        "--work-command",
-        "worktype=w",
-        "command=c",
-    ]);
+    let (code, out) = run(&["--node", "id=a", "--work-kubernetes", "worktype=w"]);
     assert_eq!(
         (code, out.as_str()),
-        (Some(1), "Error: work-command: not supported yet\n")
+        (Some(1), "Error: work-kubernetes: not supported yet\n")
     );
     let (code, out) = run(&["--node", "id=a"]);
     assert_eq!(code, Some(1));

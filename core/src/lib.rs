@@ -58,6 +58,7 @@ mod services;
 pub mod stats;
 pub mod stream;
 pub mod wire;
+pub mod work;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -63,6 +63,8 @@ struct Open {
     eof_seen: bool,
     app_gone: bool,
     acked: bool,
+    /// The connection is closed; what it left is still being read.
+    conn_gone: bool,
     /// The ephemeral service a dial bound; unbound when the stream ends.
     local: Option<ServiceName>,
 }
@@ -174,7 +176,11 @@ impl StreamSide {
                     o.app_gone = true;
                     o.fin_wanted = true;
                     self.flush_writes(now, id);
-                    self.maybe_close(node, now, id);
+                    if self.fill_reader(now, id) {
+                        self.maybe_close(node, now, id, true);
+                    } else {
+                        self.maybe_close(node, now, id, false);
+                    }
                 }
             }
         }
@@ -208,15 +214,27 @@ impl StreamSide {
         }
     }
 
-    /// Moves data from QUIC to the reader while its queue has room.
-    fn fill_reader(&mut self, now: Instant, id: StreamHandle) {
+    /// Moves data from QUIC to the reader while its queue has room. Returns whether the
+    /// peer's FIN was read just now.
+    fn fill_reader(&mut self, now: Instant, id: StreamHandle) -> bool {
         let Some(o) = self.open.get_mut(&id) else {
-            return;
+            return false;
         };
-        if o.eof_seen || o.app_gone {
+        if o.eof_seen {
+            return false;
+        }
+        if o.app_gone {
             // Nobody reads: drain and discard so the peer is not stalled.
-            while let Ok(Read::Data(_)) = self.streams.read(now, id, usize::MAX) {}
-            return;
+            loop {
+                match self.streams.read(now, id, usize::MAX) {
+                    Ok(Read::Data(_)) => {}
+                    Ok(Read::Blocked) => return false,
+                    Ok(Read::Eof) | Err(_) => {
+                        o.eof_seen = true;
+                        return true;
+                    }
+                }
+            }
         }
         loop {
             let Ok(permit) = o.to_app.try_reserve() else {
@@ -224,34 +242,58 @@ impl StreamSide {
                 // Looked at again on every pump, in case the reader's request to resume is
                 // lost to a full command queue (the node task is busy then, so it pumps soon).
                 self.paused.insert(id);
-                return;
+                return false;
             };
             match self.streams.read(now, id, WRITE_CHUNK) {
                 Ok(Read::Data(b)) => permit.send(Ok(b)),
-                Ok(Read::Blocked) => return,
+                Ok(Read::Blocked) => return false,
                 Ok(Read::Eof) => {
                     o.eof_seen = true;
                     drop(permit);
                     // Closing the channel is the reader's EOF.
                     let (dead, _) = mpsc::channel(1);
                     o.to_app = dead;
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     permit.send(Err(e.to_string()));
                     o.eof_seen = true;
-                    return;
+                    return true;
                 }
             }
         }
     }
 
-    /// Closes a stream once the application is done with it and all it wrote is acknowledged.
-    fn maybe_close(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
+    /// Closes a stream's connection once both directions are finished. What QUIC has
+    /// acknowledged may not be read yet by the peer's application, and a close discards it,
+    /// so only the side that reads the last FIN (its own already acknowledged) closes at
+    /// once; the other leaves the close to its peer and closes itself only after the idle
+    /// timeout. An application that dropped its stream without reading to the end is
+    /// treated the same way once its own data is acknowledged.
+    fn maybe_close(
+        &mut self,
+        node: &mut Node,
+        now: Instant,
+        id: StreamHandle,
+        read_last_fin: bool,
+    ) {
         let Some(o) = self.open.get(&id) else { return };
-        if o.app_gone && o.pending.is_empty() && (o.acked || !o.fin_sent) {
+        if o.conn_gone {
+            if o.eof_seen {
+                self.forget(node, now, id);
+            }
+            return;
+        }
+        let written = o.fin_sent && o.pending.is_empty() && o.acked;
+        if !written {
+            return;
+        }
+        if o.eof_seen && read_last_fin {
             self.streams.close(now, id);
             self.forget(node, now, id);
+        } else if o.eof_seen || o.app_gone {
+            self.streams
+                .close_at(id, now + receptor_core::stream::IDLE_TIMEOUT);
         }
     }
 
@@ -275,7 +317,9 @@ impl StreamSide {
             match self.open.get(&id) {
                 Some(o) if o.to_app.capacity() > 0 => {
                     o.paused.store(false, Ordering::Release);
-                    self.fill_reader(now, id);
+                    if self.fill_reader(now, id) {
+                        self.maybe_close(node, now, id, true);
+                    }
                 }
                 Some(_) => {
                     self.paused.insert(id);
@@ -314,13 +358,16 @@ impl StreamSide {
                         self.open.remove(&stream);
                     }
                 }
-                StreamEvent::Readable { stream } => self.fill_reader(now, stream),
+                StreamEvent::Readable { stream } if self.fill_reader(now, stream) => {
+                    self.maybe_close(node, now, stream, true);
+                }
+                StreamEvent::Readable { .. } => {}
                 StreamEvent::Writable { stream } => self.flush_writes(now, stream),
                 StreamEvent::Finished { stream } => {
                     if let Some(o) = self.open.get_mut(&stream) {
                         o.acked = true;
                     }
-                    self.maybe_close(node, now, stream);
+                    self.maybe_close(node, now, stream, false);
                 }
                 StreamEvent::Closed { stream, error } => {
                     if let Some((reply, local)) = self.dials.remove(&stream) {
@@ -329,10 +376,17 @@ impl StreamSide {
                         self.services.remove(&local);
                         node.unlisten(now, local);
                     }
-                    if let (Some(o), Some(e)) = (self.open.get(&stream), error) {
-                        let _ = o.to_app.try_send(Err(e));
+                    if let Some(o) = self.open.get_mut(&stream) {
+                        o.conn_gone = true;
+                        o.credit.close();
+                        if let Some(e) = error {
+                            debug!(?stream, "stream connection failed: {e}");
+                        }
+                        // Deliver what the connection left (then its end or its error) as far
+                        // as the reader has room; the rest as it makes room.
+                        self.fill_reader(now, stream);
+                        self.maybe_close(node, now, stream, false);
                     }
-                    self.forget(node, now, stream);
                 }
                 _ => {}
             }
@@ -386,6 +440,7 @@ impl StreamSide {
                 eof_seen: false,
                 app_gone: false,
                 acked: false,
+                conn_gone: false,
                 local,
             },
         );

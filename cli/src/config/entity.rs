@@ -490,13 +490,15 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("params", Str, "Command-line parameters"),
         p("allowruntimeparams", Bool, "Allow users to add more parameters").def("false"),
         VERIFYSIGNATURE,
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("command-runner", Workers, "Wrapper around a process invocation", &[
         p("command", Str, "").req(),
         p("params", Str, "").req(),
         p("unitdir", Str, "").req(),
     ])
-    .hidden(),
+    .hidden()
+    .supported(),
     EntitySpec::new("work-kubernetes", Workers, "Run a worker using Kubernetes", &[
         WORKTYPE,
         p("namespace", Str, "Kubernetes namespace to create pods in"),

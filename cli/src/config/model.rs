@@ -59,7 +59,7 @@ pub struct Config {
     pub command_services: Vec<CommandServiceCfg>,
     /// `ip-router` entities (not supported yet).
     pub ip_routers: Vec<IpRouterCfg>,
-    /// `work-command` entities (not supported yet).
+    /// `work-command` entities.
     pub work_commands: Vec<WorkCommandCfg>,
     /// `work-kubernetes` entities (not supported yet).
     pub work_kubernetes: Vec<WorkKubernetesCfg>,
@@ -69,7 +69,7 @@ pub struct Config {
     pub work_signing: Option<WorkSigningCfg>,
     /// `work-verification` (not supported yet).
     pub work_verification: Option<WorkVerificationCfg>,
-    /// The hidden `command-runner` entity (not supported yet).
+    /// The hidden `command-runner` entity: this process is a unit's supervisor.
     pub command_runner: Option<CommandRunnerCfg>,
     /// The path after the first literal `--config`/`-c` argument: enables `reload` (§3.6).
     pub config_file: Option<String>,

@@ -75,6 +75,11 @@ impl Streams {
                     Event::ConnectionLost { reason } => {
                         let error = normal_or(&reason);
                         if !c.app_closed {
+                            // What arrived before the close stays readable: a peer closes
+                            // once QUIC acknowledged its data, not once we read it.
+                            let (tail, fin) = Self::take_tail(c);
+                            // A normal close ends the stream cleanly even without its FIN.
+                            self.leftovers.insert(id, (tail, fin || error.is_none()));
                             self.events
                                 .push_back(StreamEvent::Closed { stream: id, error });
                         }
@@ -185,6 +190,30 @@ impl Streams {
                 .push_back(StreamEvent::Closed { stream: id, error });
         }
         self.forget(id);
+    }
+
+    /// Everything the stream has buffered, and whether its FIN was among it.
+    fn take_tail(c: &mut super::Conn) -> (std::collections::VecDeque<Bytes>, bool) {
+        let mut tail = std::collections::VecDeque::new();
+        if let Some(first) = c.first.take() {
+            tail.push_back(first);
+        }
+        let Some(s) = c.stream.filter(|_| c.state == State::Open) else {
+            return (tail, false);
+        };
+        let mut recv = c.conn.recv_stream(s);
+        let Ok(mut chunks) = recv.read(true) else {
+            return (tail, false);
+        };
+        let fin = loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(chunk)) => tail.push_back(chunk.bytes),
+                Ok(None) => break true,
+                Err(_) => break false,
+            }
+        };
+        let _ = chunks.finalize();
+        (tail, fin)
     }
 
     fn forget(&mut self, id: StreamHandle) {

@@ -46,6 +46,25 @@ impl Streams {
         id: StreamHandle,
         max: usize,
     ) -> Result<Read, StreamError> {
+        if let Some((tail, fin)) = self.leftovers.get_mut(&id) {
+            return Ok(match tail.pop_front() {
+                Some(mut b) => {
+                    if b.len() > max {
+                        tail.push_front(b.split_off(max));
+                    }
+                    Read::Data(b)
+                }
+                None => {
+                    let fin = *fin;
+                    self.leftovers.remove(&id);
+                    if fin {
+                        Read::Eof
+                    } else {
+                        return Err(StreamError::Failed("connection closed".into()));
+                    }
+                }
+            });
+        }
         let c = self.open_conn(id)?;
         if let Some(mut first) = c.first.take() {
             if first.len() > max {
@@ -87,9 +106,19 @@ impl Streams {
         Ok(())
     }
 
+    /// Closes the connection normally at `at`, unless the peer closes it first: for a side
+    /// that finished both directions but whose peer may still be reading (what QUIC has
+    /// acknowledged is not yet read by the peer's application, and a close discards it).
+    pub fn close_at(&mut self, id: StreamHandle, at: Instant) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.linger = Some(at);
+        }
+    }
+
     /// Closes the connection (application code 0, "normal close", as Go's `CloseConnection`).
     /// No further events come for it.
     pub fn close(&mut self, now: Instant, id: StreamHandle) {
+        self.leftovers.remove(&id);
         if let Some(c) = self.conns.get_mut(&id) {
             c.app_closed = true;
             c.conn.close(

@@ -169,6 +169,8 @@ struct Conn {
     app_closed: bool,
     /// Server: `Accepted` was emitted.
     announced: bool,
+    /// Close (normally) at this instant: see [`Streams::close_at`].
+    linger: Option<Instant>,
 }
 
 struct Endpoint {
@@ -181,6 +183,9 @@ pub struct Streams {
     endpoint_config: Arc<EndpointConfig>,
     endpoints: BTreeMap<ServiceName, Endpoint>,
     conns: BTreeMap<StreamHandle, Conn>,
+    /// Data of connections that closed before the application read it all, and whether it
+    /// ends cleanly (FIN, or a normal close); [`Streams::read`] hands it out, then the end.
+    leftovers: BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>,
     by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
     addrs: AddrMap,
     out: VecDeque<OutDatagram>,
@@ -214,6 +219,7 @@ impl Streams {
             endpoint_config: Arc::new(endpoint_config),
             endpoints: BTreeMap::new(),
             conns: BTreeMap::new(),
+            leftovers: BTreeMap::new(),
             by_handle: HashMap::new(),
             addrs: AddrMap::default(),
             out: VecDeque::new(),
@@ -305,6 +311,7 @@ impl Streams {
                 first: None,
                 app_closed: false,
                 announced: false,
+                linger: None,
             },
         );
         self.drive(now, id);
@@ -395,6 +402,7 @@ impl Streams {
                         first: None,
                         app_closed: false,
                         announced: false,
+                        linger: None,
                     },
                 );
                 self.drive(now, id);
@@ -451,6 +459,15 @@ impl Streams {
             if c.conn.poll_timeout().is_some_and(|t| t <= now) {
                 c.conn.handle_timeout(now);
             }
+            if c.linger.is_some_and(|d| d <= now) {
+                // Not `app_closed`: the application hears `Closed` and lets go of the stream.
+                c.linger = None;
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_NORMAL),
+                    Bytes::from_static(b"normal close"),
+                );
+            }
             if c.deadline.is_some_and(|d| d <= now) {
                 c.deadline = None;
                 let reason: &[u8] = if c.state == State::Handshake && c.client {
@@ -472,7 +489,7 @@ impl Streams {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.conns
             .values_mut()
-            .flat_map(|c| [c.conn.poll_timeout(), c.deadline])
+            .flat_map(|c| [c.conn.poll_timeout(), c.deadline, c.linger])
             .flatten()
             .min()
     }

@@ -34,6 +34,8 @@ struct Open {
     app_gone: bool,
     /// The peer acknowledged everything we sent, FIN included.
     acked: bool,
+    /// The connection is closed; what it left is still being read.
+    conn_gone: bool,
     /// The ephemeral service a dial bound; unbound when the stream ends.
     local: Option<ServiceName>,
 }
@@ -188,14 +190,18 @@ impl StreamSide {
                     self.flush_writes(now, id);
                 }
             }
-            StreamCommand::Resume(id) => self.fill_reader(now, id),
+            StreamCommand::Resume(id) => {
+                if self.fill_reader(now, id) {
+                    self.maybe_close(node, now, id, true);
+                }
+            }
             StreamCommand::Drop(id) => {
                 if let Some(o) = self.open.get_mut(&id) {
                     o.app_gone = true;
                     o.fin_wanted = true;
                     self.flush_writes(now, id);
-                    self.fill_reader(now, id);
-                    self.maybe_close(node, now, id);
+                    let ended = self.fill_reader(now, id);
+                    self.maybe_close(node, now, id, ended);
                 }
             }
         }
@@ -229,40 +235,77 @@ impl StreamSide {
         }
     }
 
-    /// Moves data from QUIC to the reader while its queue has room.
-    fn fill_reader(&mut self, now: Instant, id: StreamHandle) {
+    /// Moves data from QUIC to the reader while its queue has room. Returns whether reading
+    /// ended just now (EOF or error).
+    fn fill_reader(&mut self, now: Instant, id: StreamHandle) -> bool {
         let Some(o) = self.open.get_mut(&id) else {
-            return;
+            return false;
         };
-        if o.read_done || o.app_gone {
+        if o.read_done {
+            return false;
+        }
+        if o.app_gone {
             // Nobody reads: drain and discard so the peer is not stalled.
-            while let Ok(Read::Data(_)) = self.streams.read(now, id, usize::MAX) {}
-            return;
+            loop {
+                match self.streams.read(now, id, usize::MAX) {
+                    Ok(Read::Data(_)) => {}
+                    Ok(Read::Blocked) => return false,
+                    Ok(Read::Eof) | Err(_) => {
+                        o.read_done = true;
+                        return true;
+                    }
+                }
+            }
         }
         while o.shared.room() {
             match self.streams.read(now, id, READ_CHUNK) {
                 Ok(Read::Data(b)) => o.shared.push(b),
-                Ok(Read::Blocked) => return,
+                Ok(Read::Blocked) => return false,
                 Ok(Read::Eof) => {
                     o.read_done = true;
                     o.shared.end_reads(None);
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     o.read_done = true;
                     o.shared.end_reads(Some(e.to_string()));
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
-    /// Closes a stream once the application is done with it and all it wrote is acknowledged.
-    fn maybe_close(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
+    /// Closes a stream's connection once both directions are finished. What QUIC has
+    /// acknowledged may not be read yet by the peer's application, and a close discards it,
+    /// so only the side that reads the last FIN (its own already acknowledged) closes at
+    /// once; the other leaves the close to its peer and closes itself only after the idle
+    /// timeout. An application that dropped its stream without reading to the end is
+    /// treated the same way once its own data is acknowledged.
+    fn maybe_close(
+        &mut self,
+        node: &mut Node,
+        now: Instant,
+        id: StreamHandle,
+        read_last_fin: bool,
+    ) {
         let Some(o) = self.open.get(&id) else { return };
-        if o.app_gone && o.pending.is_empty() && (o.acked || !o.fin_sent) {
+        if o.conn_gone {
+            if o.read_done {
+                self.forget(node, now, id);
+            }
+            return;
+        }
+        let written = o.fin_sent && o.pending.is_empty() && o.acked;
+        if !written {
+            return;
+        }
+        if o.read_done && read_last_fin {
             self.streams.close(now, id);
             self.forget(node, now, id);
+        } else if o.read_done || o.app_gone {
+            self.streams
+                .close_at(id, now + receptor_core::stream::IDLE_TIMEOUT);
         }
     }
 
@@ -334,13 +377,16 @@ impl StreamSide {
                     self.open.remove(&stream);
                 }
             }
-            StreamEvent::Readable { stream } => self.fill_reader(now, stream),
+            StreamEvent::Readable { stream } if self.fill_reader(now, stream) => {
+                self.maybe_close(node, now, stream, true);
+            }
+            StreamEvent::Readable { .. } => {}
             StreamEvent::Writable { stream } => self.flush_writes(now, stream),
             StreamEvent::Finished { stream } => {
                 if let Some(o) = self.open.get_mut(&stream) {
                     o.acked = true;
                 }
-                self.maybe_close(node, now, stream);
+                self.maybe_close(node, now, stream, false);
             }
             StreamEvent::Closed { stream, error } => {
                 if let Some((reply, local)) = self.dials.remove(&stream) {
@@ -349,11 +395,15 @@ impl StreamSide {
                     self.services.remove(&local);
                     node.unlisten(now, local);
                 }
-                if let (Some(o), Some(e)) = (self.open.get(&stream), error) {
-                    o.shared.fail_writes(&e);
-                    o.shared.end_reads(Some(e));
+                if let Some(o) = self.open.get_mut(&stream) {
+                    o.conn_gone = true;
+                    o.shared
+                        .fail_writes(error.as_deref().unwrap_or("mesh stream closed"));
+                    // Deliver what the connection left (then its end or its error) as far as
+                    // the reader has room; the rest as it makes room.
+                    self.fill_reader(now, stream);
+                    self.maybe_close(node, now, stream, false);
                 }
-                self.forget(node, now, stream);
             }
             _ => {}
         }
@@ -379,6 +429,7 @@ impl StreamSide {
                 read_done: false,
                 app_gone: false,
                 acked: false,
+                conn_gone: false,
                 local,
             },
         );

@@ -1,0 +1,186 @@
+//! The `work-command` worker on the receptor side (control-and-work.md §2.4): starting the
+//! command-runner supervisor, watching it, cancelling it, and picking running units up again
+//! after a restart.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use receptor_core::work::{
+    ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, is_complete,
+};
+use rustix::process::Signal;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::runner::process_exit;
+use super::{RunnerSpec, Unit, lock, proc};
+
+/// How often a supervisor this process did not start is checked for.
+const ADOPTED_POLL: Duration = Duration::from_secs(1);
+/// How long a cancel waits for the supervisor (which itself gives the command 10 s) before
+/// killing it.
+const CANCEL_GRACE: Duration = Duration::from_secs(15);
+
+/// Starts the supervisor for `unit` in a new process group (so a terminal's Ctrl-C or a
+/// signal to receptor's group does not reach it; Go uses a new session) and records its PID.
+pub(super) fn start(unit: &Arc<Unit>, runner: &RunnerSpec) -> Result<(), String> {
+    unit.update_basic(STATE_PENDING, "Launching command runner", Some(0));
+    let rec = unit.status();
+    let (command, params) = match (&unit.kind, &rec.extra_data) {
+        (super::UnitKind::Command(ct), Some(ExtraData::Command(c))) => {
+            (ct.command.clone(), c.params.clone())
+        }
+        (super::UnitKind::Command(ct), _) => (ct.command.clone(), ct.base_params.clone()),
+        (super::UnitKind::Unknown, _) => return Ok(()),
+    };
+    let spawned = tokio::process::Command::new(&runner.exe)
+        .args([
+            "--node",
+            "id=worker",
+            "--log-level",
+            &runner.log_level,
+            "--command-runner",
+            &format!("command={command}"),
+            &format!("params={params}"),
+            &format!("unitdir={}", unit.dir.display()),
+        ])
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            unit.update_basic(
+                STATE_FAILED,
+                format!("Failed to start command runner: {e}"),
+                Some(0),
+            );
+            return Err(e.to_string());
+        }
+    };
+    let pid = child.id().map_or(0, i64::from);
+    let _ = unit.update(|r| match &mut r.extra_data {
+        Some(ExtraData::Command(c)) => c.pid = pid,
+        other => *other = Some(ExtraData::command(pid, params.clone())),
+    });
+    let (tx, rx) = watch::channel(false);
+    *lock(&unit.supervisor) = Some(rx);
+    let unit = unit.clone();
+    tokio::spawn(async move {
+        let exit = child.wait().await.ok().map(process_exit);
+        supervisor_gone(&unit, exit.map(|e| e.to_string()));
+        let _ = tx.send(true);
+    });
+    Ok(())
+}
+
+/// The supervisor exited: `ExtraData` becomes `null` (as in Go). A supervisor that died
+/// without writing a final state (killed from outside) leaves its unit Failed, not Running
+/// forever as in Go.
+fn supervisor_gone(unit: &Unit, exit: Option<String>) {
+    if unit.is_released() {
+        return;
+    }
+    let size = unit.stdout_size();
+    let _ = unit.update(|r| {
+        r.extra_data = None;
+        if r.state == STATE_PENDING || r.state == STATE_RUNNING {
+            let how = exit.as_deref().unwrap_or("unknown status");
+            r.set_basic(
+                STATE_FAILED,
+                format!("Command runner exited unexpectedly ({how})"),
+                Some(size),
+            );
+        }
+    });
+}
+
+/// Go's `Restart` for a command unit found on disk: complete units stay; Pending ones failed
+/// (`Pending at restart`); running ones are followed through their status file, with the
+/// supervisor watched by PID.
+pub(super) fn restart(unit: &Arc<Unit>) {
+    let rec = unit.status();
+    if is_complete(rec.state) {
+        return;
+    }
+    if rec.state == STATE_PENDING {
+        unit.update_basic(STATE_FAILED, "Pending at restart", Some(unit.stdout_size()));
+        return;
+    }
+    let Some(pid) = rec.command_pid() else {
+        return;
+    };
+    if !proc::supervisor_alive(pid, &unit.dir) {
+        // It finished (or died) while receptor was down.
+        supervisor_gone(unit, None);
+        return;
+    }
+    info!(
+        "[{}] resuming supervision of command runner pid {pid}",
+        unit.id
+    );
+    let (tx, rx) = watch::channel(false);
+    *lock(&unit.supervisor) = Some(rx);
+    let unit = unit.clone();
+    tokio::spawn(async move {
+        while proc::supervisor_alive(pid, &unit.dir) {
+            if unit.is_released() {
+                return;
+            }
+            tokio::time::sleep(ADOPTED_POLL).await;
+        }
+        supervisor_gone(&unit, None);
+        let _ = tx.send(true);
+    });
+}
+
+/// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit, then Canceled. A unit whose
+/// supervisor is gone is left as it is.
+pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
+    let rec = unit.status();
+    let Some(pid) = rec.command_pid() else {
+        return Ok(());
+    };
+    let watcher = lock(&unit.supervisor).clone();
+    let alive = match &watcher {
+        Some(rx) => !*rx.borrow(),
+        None => proc::supervisor_alive(pid, &unit.dir),
+    };
+    if !alive {
+        return Ok(());
+    }
+    proc::signal(pid, Signal::INT)?;
+    if !wait_gone(unit, pid, watcher.clone(), CANCEL_GRACE).await {
+        warn!(
+            "[{}] command runner pid {pid} ignored SIGINT; killing it",
+            unit.id
+        );
+        proc::signal(pid, Signal::KILL)?;
+        wait_gone(unit, pid, watcher, Duration::from_secs(5)).await;
+    }
+    unit.update_basic(STATE_CANCELED, "Canceled", None);
+    Ok(())
+}
+
+/// Waits up to `within` for the supervisor to exit; whether it did.
+async fn wait_gone(
+    unit: &Unit,
+    pid: i64,
+    watcher: Option<watch::Receiver<bool>>,
+    within: Duration,
+) -> bool {
+    let wait = async {
+        match watcher {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|gone| *gone).await;
+            }
+            None => {
+                while proc::supervisor_alive(pid, &unit.dir) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, wait).await.is_ok()
+}

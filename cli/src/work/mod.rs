@@ -1,0 +1,570 @@
+//! The workceptor: units of work on this node (control-and-work.md §2).
+//!
+//! Units live in `<datadir>/<nodeid>/<unitid>/` (`status`, `status.lock`, `stdin`, `stdout`).
+//! The control service drives them: `work submit` creates a unit and streams its payload into
+//! `stdin` ([`Workceptor::submit`], then [`Workceptor::start`]), `work list` / `work status`
+//! read the status files, `work results` streams `stdout` ([`Workceptor::results`]), `work
+//! cancel` / `work release` stop and delete units.
+//!
+//! Work types are registered from the configuration. Only `work-command` exists so far: each
+//! started unit runs under a command-runner supervisor process (the `receptor` binary itself
+//! with the hidden `--command-runner` entity, see [`runner`]) that survives a receptor restart;
+//! on start the node rescans its data directory and picks its units up again.
+//!
+//! Remote units (`work submit` to another node) are a later step: they will be a further
+//! `UnitKind` whose start/cancel/release talk to the remote node's control service; the
+//! registry, status files, results streaming and control plumbing here are shared.
+
+mod command;
+mod proc;
+mod results;
+pub mod runner;
+mod statusfile;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use receptor_core::control::{UnitStatus, WorkSubmit};
+use receptor_core::wire::WorkCommand;
+use receptor_core::work::{
+    ExtraData, STATE_FAILED, STATE_PENDING, StatusRecord, command_params, generate_unit_id,
+    is_safe_unit_id,
+};
+use tokio::sync::watch;
+use tracing::{debug, error, warn};
+
+pub use results::ResultsStream;
+
+use crate::config::WorkCommandCfg;
+
+/// A registered `work-command` type.
+#[derive(Debug, Clone)]
+pub struct CommandType {
+    /// The command to run.
+    pub command: String,
+    /// Configured parameters, before any runtime ones.
+    pub base_params: String,
+    /// Whether submitters may add parameters.
+    pub allow_runtime_params: bool,
+    /// Whether submissions from non-Unix connections must be signed.
+    pub verify_signature: bool,
+}
+
+/// What runs a unit. Units found on disk whose work type is not registered are `Unknown`:
+/// listed (with `ExtraData` `"Unknown WorkType"`), never started or cancelled, deleted on
+/// release.
+#[derive(Debug, Clone)]
+enum UnitKind {
+    Command(CommandType),
+    Unknown,
+}
+
+/// One unit of work.
+#[derive(Debug)]
+pub struct Unit {
+    id: String,
+    dir: PathBuf,
+    kind: UnitKind,
+    /// The record as last read or written; refreshed from the status file when read.
+    status: Mutex<StatusRecord>,
+    /// For a command unit whose supervisor is running: becomes `true` once it has exited.
+    supervisor: Mutex<Option<watch::Receiver<bool>>>,
+    /// Set once released; the directory is gone.
+    released: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Unit {
+    fn new(id: String, dir: PathBuf, kind: UnitKind, work_type: &str) -> Self {
+        let extra = match &kind {
+            UnitKind::Command(_) => Some(ExtraData::command(0, "")),
+            UnitKind::Unknown => None,
+        };
+        Self {
+            id,
+            dir,
+            kind,
+            status: Mutex::new(StatusRecord::new(work_type, extra)),
+            supervisor: Mutex::new(None),
+            released: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The unit ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The unit directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn is_released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The status, refreshed from the status file (which the supervisor keeps writing).
+    pub fn status(&self) -> StatusRecord {
+        let mut rec = lock(&self.status);
+        if !self.is_released()
+            && let Err(e) = statusfile::load(&self.dir, &mut rec)
+        {
+            debug!("[{}] reading status: {e}", self.id);
+        }
+        rec.clone()
+    }
+
+    /// The status as `work status` / `work list` report it.
+    fn reply_status(&self) -> UnitStatus {
+        let mut u = self.status().to_unit_status();
+        if matches!(self.kind, UnitKind::Unknown) {
+            u.extra_data = Some("\"Unknown WorkType\"".to_owned());
+        }
+        u
+    }
+
+    /// Go's `UpdateFullStatus`: read-modify-write of the status file; errors are logged.
+    fn update(&self, change: impl FnOnce(&mut StatusRecord)) -> Result<(), String> {
+        let mut rec = lock(&self.status);
+        let r = statusfile::update(&self.dir, &mut rec, change);
+        if let Err(e) = &r {
+            error!(
+                "Error updating status file {}: {e}.",
+                self.dir.join("status").display()
+            );
+        }
+        r
+    }
+
+    /// Go's `UpdateBasicStatus` (`stdout_size` `None` keeps it).
+    fn update_basic(&self, state: i64, detail: impl Into<String>, stdout_size: Option<i64>) {
+        let detail = detail.into();
+        let _ = self.update(|r| r.set_basic(state, detail, stdout_size));
+    }
+
+    fn stdout_size(&self) -> i64 {
+        statusfile::stdout_size(&self.dir)
+    }
+}
+
+/// Settings for starting command-runner supervisors.
+#[derive(Debug, Clone)]
+pub struct RunnerSpec {
+    /// The `receptor` binary to run with `--command-runner`.
+    pub exe: PathBuf,
+    /// The log level name passed on (`--log-level <name>`).
+    pub log_level: String,
+}
+
+/// The units of this node and the work types it offers.
+#[derive(Debug)]
+pub struct Workceptor {
+    node_id: String,
+    data_dir: PathBuf,
+    /// Registered types in registration order (the advertised order).
+    types: Vec<(String, CommandType)>,
+    units: Mutex<BTreeMap<String, Arc<Unit>>>,
+    runner: RunnerSpec,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+impl Workceptor {
+    /// A workceptor for node `node_id` keeping units under `<datadir>/<node_id>/`, offering the
+    /// configured `work-command` types. Call [`Workceptor::scan`] (inside the runtime) to pick up
+    /// units left by an earlier run.
+    pub fn new(
+        node_id: &str,
+        datadir: &str,
+        commands: &[WorkCommandCfg],
+        runner: RunnerSpec,
+    ) -> Result<Self, String> {
+        let datadir = if datadir.is_empty() {
+            std::env::temp_dir().join("receptor")
+        } else {
+            PathBuf::from(datadir)
+        };
+        let mut types: Vec<(String, CommandType)> = Vec::new();
+        for c in commands {
+            if c.work_type == "remote" || types.iter().any(|(t, _)| *t == c.work_type) {
+                return Err(format!("work type {} already registered", c.work_type));
+            }
+            types.push((
+                c.work_type.clone(),
+                CommandType {
+                    command: c.command.clone(),
+                    base_params: c.params.clone(),
+                    allow_runtime_params: c.allow_runtime_params,
+                    verify_signature: c.verify_signature,
+                },
+            ));
+        }
+        Ok(Self {
+            node_id: node_id.to_owned(),
+            data_dir: datadir.join(node_id),
+            types,
+            units: Mutex::new(BTreeMap::new()),
+            runner,
+            rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
+        })
+    }
+
+    /// The node's unit directory, `<datadir>/<nodeid>`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The work types to advertise: `{"WorkType":..,"Secure":verifysignature}` each.
+    pub fn work_commands(&self) -> Vec<WorkCommand> {
+        self.types
+            .iter()
+            .map(|(name, t)| WorkCommand {
+                work_type: name.clone(),
+                secure: t.verify_signature,
+            })
+            .collect()
+    }
+
+    fn kind_of(&self, work_type: &str) -> UnitKind {
+        self.types
+            .iter()
+            .find(|(t, _)| t == work_type)
+            .map_or(UnitKind::Unknown, |(_, c)| UnitKind::Command(c.clone()))
+    }
+
+    /// Picks up every unit directory not known yet (startup recovery, §2.3): loads its status
+    /// and restarts it (a running command is monitored again; a pending one failed).
+    pub fn scan(self: &Arc<Self>) {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            self.scan_unit(&name);
+        }
+    }
+
+    /// Loads and restarts the unit in directory `id` if it is not known yet.
+    fn scan_unit(self: &Arc<Self>, id: &str) -> Option<Arc<Unit>> {
+        if !is_safe_unit_id(id) {
+            return None;
+        }
+        if let Some(u) = lock(&self.units).get(id) {
+            return Some(u.clone());
+        }
+        let dir = self.data_dir.join(id);
+        if !dir.is_dir() || !dir.join("status").is_file() {
+            return None;
+        }
+        // The work type decides the kind; read it with no assumptions first.
+        let mut probe = StatusRecord::new("", None);
+        let _ = statusfile::load(&dir, &mut probe);
+        let unit = Arc::new(Unit::new(
+            id.to_owned(),
+            dir.clone(),
+            self.kind_of(&probe.work_type),
+            &probe.work_type,
+        ));
+        {
+            let mut rec = lock(&unit.status);
+            if let Err(e) = statusfile::load(&dir, &mut rec) {
+                drop(rec);
+                warn!("Failed to restart worker {}: {e}", dir.display());
+                unit.update_basic(
+                    STATE_FAILED,
+                    format!("Failed to restart: {e}"),
+                    Some(unit.stdout_size()),
+                );
+            }
+        }
+        if let UnitKind::Command(_) = &unit.kind {
+            command::restart(&unit);
+        }
+        lock(&self.units).insert(id.to_owned(), unit.clone());
+        Some(unit)
+    }
+
+    /// A known unit, or one found on disk (Go's `findUnit` falls back to scanning its
+    /// directory).
+    pub fn find(self: &Arc<Self>, id: &str) -> Option<Arc<Unit>> {
+        if let Some(u) = lock(&self.units).get(id) {
+            return Some(u.clone());
+        }
+        self.scan_unit(id)
+    }
+
+    fn find_or_err(self: &Arc<Self>, id: &str) -> Result<Arc<Unit>, String> {
+        self.find(id)
+            .ok_or_else(|| format!("unknown work unit {id}"))
+    }
+
+    /// Go's `processSignature`. Signing is not implemented yet: types needing a signature
+    /// cannot be configured (`work-verification` is not supported), so any signature sent is
+    /// one that was not expected.
+    fn check_signature(
+        &self,
+        work_type: &str,
+        signature: &str,
+        conn_is_unix: bool,
+    ) -> Result<(), String> {
+        let needed = self
+            .types
+            .iter()
+            .any(|(t, c)| t == work_type && c.verify_signature);
+        if !needed && !signature.is_empty() {
+            return Err("work type did not expect a signature".to_owned());
+        }
+        if needed && !conn_is_unix {
+            return Err("could not verify signature: verifying key not specified".to_owned());
+        }
+        Ok(())
+    }
+
+    fn is_local(&self, node: &str) -> bool {
+        node == self.node_id || node.eq_ignore_ascii_case("localhost")
+    }
+
+    /// `work submit`, first half: validates the request, creates the unit and its empty `stdin`
+    /// and marks it `Waiting for Input Data`. The caller copies the payload into
+    /// [`Unit::stdin_path`] and then calls [`Workceptor::start`].
+    pub fn submit(
+        self: &Arc<Self>,
+        req: &WorkSubmit,
+        conn_is_unix: bool,
+    ) -> Result<Arc<Unit>, String> {
+        self.check_signature(&req.work_type, &req.signature, conn_is_unix)?;
+        if !self.is_local(&req.node) {
+            return Err("remote work units are not supported yet".to_owned());
+        }
+        if !req.ttl.is_empty() {
+            return Err("ttl option is intended for remote work only".to_owned());
+        }
+        let UnitKind::Command(ct) = self.kind_of(&req.work_type) else {
+            return Err(format!("unknown work type {}", req.work_type));
+        };
+        let params = command_params(&ct.base_params, ct.allow_runtime_params, &req.params)
+            .map_err(|e| e.to_string())?;
+        let (id, dir) = self.allocate_dir()?;
+        let unit = Arc::new(Unit::new(
+            id.clone(),
+            dir.clone(),
+            UnitKind::Command(ct),
+            &req.work_type,
+        ));
+        {
+            let mut rec = lock(&unit.status);
+            rec.extra_data = Some(ExtraData::command(0, params));
+            if let Err(e) = statusfile::save(&dir, &rec) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        }
+        lock(&self.units).insert(id.clone(), unit.clone());
+        let stdin = unit.stdin_path();
+        if let Err(e) = create_private(&stdin) {
+            return Err(statusfile::go_path_error("open", &stdin, &e));
+        }
+        unit.update_basic(STATE_PENDING, "Waiting for Input Data", Some(0));
+        Ok(unit)
+    }
+
+    /// A fresh unit ID and its directory (0700), avoiding known units and existing directories.
+    fn allocate_dir(&self) -> Result<(String, PathBuf), String> {
+        let units = lock(&self.units);
+        loop {
+            let id = generate_unit_id(&mut *lock(&self.rng));
+            let dir = self.data_dir.join(&id);
+            if units.contains_key(&id) || std::fs::symlink_metadata(&dir).is_ok() {
+                continue;
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| statusfile::go_path_error("mkdir", &dir, &e))?;
+            return Ok((id, dir));
+        }
+    }
+
+    /// `work submit` failed while reading the payload: the unit fails.
+    pub fn payload_failed(&self, unit: &Unit, err: &str) {
+        unit.update_basic(
+            STATE_FAILED,
+            format!("Error reading input data: {err}"),
+            Some(0),
+        );
+    }
+
+    /// `work submit`, second half: starts the worker once the payload is in. Returns whether
+    /// the start is pending (`Job Submitted`; only remote units will be).
+    pub fn start(&self, unit: &Arc<Unit>) -> Result<bool, String> {
+        if unit.is_released() {
+            return Err(format!("unknown work unit {}", unit.id));
+        }
+        unit.update_basic(STATE_PENDING, "Starting Worker", Some(0));
+        let r = match &unit.kind {
+            UnitKind::Command(_) => command::start(unit, &self.runner),
+            UnitKind::Unknown => Ok(()),
+        };
+        if let Err(e) = &r {
+            unit.update_basic(STATE_FAILED, format!("Error starting worker: {e}"), Some(0));
+        }
+        r.map(|()| false)
+    }
+
+    /// `work list`: every known unit, or just `unit_id`.
+    pub fn list(
+        self: &Arc<Self>,
+        unit_id: Option<&str>,
+    ) -> Result<BTreeMap<String, UnitStatus>, String> {
+        let units: Vec<Arc<Unit>> = match unit_id {
+            Some(id) => vec![self.find_or_err(id)?],
+            None => lock(&self.units).values().cloned().collect(),
+        };
+        Ok(units
+            .iter()
+            .map(|u| (u.id.clone(), u.reply_status()))
+            .collect())
+    }
+
+    /// `work status`.
+    pub fn status(self: &Arc<Self>, unit_id: &str) -> Result<UnitStatus, String> {
+        Ok(self.find_or_err(unit_id)?.reply_status())
+    }
+
+    /// `work cancel`: stops a running unit (its state becomes Canceled). Returns whether the
+    /// cancel is pending (remote units only).
+    pub async fn cancel(
+        self: &Arc<Self>,
+        unit_id: &str,
+        signature: &str,
+        conn_is_unix: bool,
+    ) -> Result<bool, String> {
+        let unit = self.find_or_err(unit_id)?;
+        let work_type = unit.status().work_type;
+        self.check_signature(&work_type, signature, conn_is_unix)?;
+        cancel_unit(&unit).await.map(|()| false)
+    }
+
+    /// `work release` / `work force-release`: cancels the unit and deletes its directory.
+    /// Releasing a unit that does not exist (any more) succeeds, unlike Go.
+    pub async fn release(
+        self: &Arc<Self>,
+        unit_id: &str,
+        signature: &str,
+        force: bool,
+        conn_is_unix: bool,
+    ) -> Result<bool, String> {
+        let Some(unit) = self.find(unit_id) else {
+            return Ok(false);
+        };
+        let work_type = unit.status().work_type;
+        self.check_signature(&work_type, signature, conn_is_unix)?;
+        if let Err(e) = cancel_unit(&unit).await
+            && !force
+        {
+            return Err(e);
+        }
+        let mut attempts = 3;
+        loop {
+            match std::fs::remove_dir_all(&unit.dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) if force => break,
+                Err(e) => {
+                    attempts -= 1;
+                    if attempts == 0 {
+                        error!("Error removing directory for {unit_id}. No more retries left.");
+                        return Err(statusfile::go_path_error("unlinkat", &unit.dir, &e));
+                    }
+                    warn!(
+                        "Error removing directory for {unit_id}. Retrying {attempts} more times."
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        unit.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.units).remove(unit_id);
+        Ok(false)
+    }
+
+    /// `work results`: checks the unit and returns the stream of its stdout from `start_pos`.
+    pub fn results(
+        self: &Arc<Self>,
+        unit_id: &str,
+        start_pos: i64,
+        signature: &str,
+        conn_is_unix: bool,
+    ) -> Result<ResultsStream, String> {
+        let unit = self.find_or_err(unit_id)?;
+        let work_type = unit.status().work_type;
+        self.check_signature(&work_type, signature, conn_is_unix)?;
+        Ok(ResultsStream::new(unit, start_pos))
+    }
+}
+
+impl Unit {
+    /// The file the payload goes to.
+    pub fn stdin_path(&self) -> PathBuf {
+        self.dir.join("stdin")
+    }
+}
+
+async fn cancel_unit(unit: &Arc<Unit>) -> Result<(), String> {
+    match &unit.kind {
+        UnitKind::Command(_) => command::cancel(unit).await,
+        UnitKind::Unknown => Ok(()),
+    }
+}
+
+/// Creates (or truncates) a file readable only by us.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+/// 32 bytes from the kernel's RNG, or (should that fail) from the process's hash seeds and
+/// the clock.
+fn random_seed() -> [u8; 32] {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .is_ok()
+    {
+        return seed;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    for chunk in seed.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        h.write_u32(std::process::id());
+        chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+    }
+    seed
+}

@@ -1,0 +1,260 @@
+//! The command-runner supervisor (control-and-work.md §2.4): the hidden `--command-runner`
+//! entity, run by receptor in a separate process (its own process group) for each started
+//! `work-command` unit, so the command outlives a receptor restart.
+//!
+//! It runs the command with the unit's `stdin` file as stdin and its `stdout` file as stdout and
+//! stderr, writes `Running: PID <pid>` with the current output size to the status file every
+//! 250 ms, and on exit writes the final state with Go's `ProcessState` text as the detail. On
+//! SIGINT or SIGTERM it interrupts the command (SIGKILL after 10 s), writes Failed `Killed` and
+//! exits -1.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use receptor_core::work::{
+    ExtraData, ProcessExit, STATE_FAILED, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED,
+    StatusRecord, shlex_split,
+};
+use rustix::process::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use super::proc;
+use super::statusfile::{self, go_errno_text, go_path_error};
+use crate::config::CommandRunnerCfg;
+
+/// How often the supervisor reports the command as running.
+const TICK: Duration = Duration::from_millis(250);
+/// How long an interrupted command gets before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the supervisor to the end and returns its exit code (the command's, or -1).
+pub fn run(cfg: &CommandRunnerCfg) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("Command runner exited with error: {e}");
+            return -1;
+        }
+    };
+    let dir = PathBuf::from(&cfg.unit_dir);
+    match rt.block_on(supervise(&cfg.command, &cfg.params, &dir)) {
+        Ok(code) => code,
+        Err(e) => {
+            // Go's commandRunnerCfg.Run: the error becomes the unit's Failed detail.
+            let mut rec = fresh_record();
+            let size = statusfile::stdout_size(&dir);
+            if let Err(e2) = statusfile::update(&dir, &mut rec, |r| {
+                r.set_basic(STATE_FAILED, e.clone(), Some(size));
+            }) {
+                error!(
+                    "Error updating status file {}: {e2}",
+                    dir.join("status").display()
+                );
+            }
+            error!("Command runner exited with error: {e}");
+            -1
+        }
+    }
+}
+
+fn fresh_record() -> StatusRecord {
+    StatusRecord::new("", Some(ExtraData::command(0, "")))
+}
+
+fn write_status(dir: &Path, rec: &mut StatusRecord, state: i64, detail: String) -> bool {
+    let size = statusfile::stdout_size(dir);
+    match statusfile::update(dir, rec, |r| r.set_basic(state, detail, Some(size))) {
+        Ok(()) => true,
+        Err(e) => {
+            error!(
+                "Error updating status file {}: {e}",
+                dir.join("status").display()
+            );
+            false
+        }
+    }
+}
+
+async fn supervise(command: &str, params: &str, dir: &Path) -> Result<i32, String> {
+    let mut rec = fresh_record();
+    if let Err(e) = statusfile::update(dir, &mut rec, |r| {
+        r.set_basic(STATE_PENDING, "Not started yet", Some(0));
+    }) {
+        error!(
+            "Error updating status file {}: {e}",
+            dir.join("status").display()
+        );
+    }
+    let args = if params.is_empty() {
+        Vec::new()
+    } else {
+        shlex_split(params).map_err(|e| e.to_string())?
+    };
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+    };
+    let stdin_path = dir.join("stdin");
+    let stdin = File::open(&stdin_path).map_err(|e| go_path_error("open", &stdin_path, &e))?;
+    let stdout_path = dir.join("stdout");
+    let stdout = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .custom_flags(rustix::fs::OFlags::SYNC.bits() as i32)
+        .mode(0o600)
+        .open(&stdout_path)
+        .map_err(|e| go_path_error("open", &stdout_path, &e))?;
+    let stderr = stdout
+        .try_clone()
+        .map_err(|e| go_path_error("dup", &stdout_path, &e))?;
+    let path = look_path(command)?;
+    let mut child = tokio::process::Command::new(&path)
+        .arg0(command)
+        .args(&args)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .map_err(|e| format!("fork/exec {}: {}", path.display(), go_errno_text(&e)))?;
+    let pid = child.id().map_or(0, i64::from);
+    let mut failures = 0;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st.map_err(|e| e.to_string())?,
+            _ = int.recv() => return Ok(killed(&mut child, pid, dir, &mut rec).await),
+            _ = term.recv() => return Ok(killed(&mut child, pid, dir, &mut rec).await),
+            () = tokio::time::sleep(TICK) => {
+                if write_status(dir, &mut rec, STATE_RUNNING, format!("Running: PID {pid}")) {
+                    failures = 0;
+                } else {
+                    failures += 1;
+                    if failures > 3 {
+                        error!("Exceeded retries for updating status file {}", dir.join("status").display());
+                        return Ok(-1);
+                    }
+                }
+            }
+        }
+    };
+    let exit = process_exit(status);
+    let state = if exit.success() {
+        STATE_SUCCEEDED
+    } else {
+        STATE_FAILED
+    };
+    write_status(dir, &mut rec, state, exit.to_string());
+    Ok(exit.exit_code())
+}
+
+/// SIGINT to the command, SIGKILL if it is still there after [`TERM_GRACE`]; then Failed
+/// `Killed` and exit code -1.
+async fn killed(
+    child: &mut tokio::process::Child,
+    pid: i64,
+    dir: &Path,
+    rec: &mut StatusRecord,
+) -> i32 {
+    if let Err(e) = proc::signal(pid, Signal::INT) {
+        warn!("could not interrupt pid {pid}: {e}");
+    }
+    if tokio::time::timeout(TERM_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        warn!("timed out waiting for pid {pid} to terminate with SIGINT");
+        info!("sending SIGKILL to pid {pid}");
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    write_status(dir, rec, STATE_FAILED, "Killed".to_owned());
+    -1
+}
+
+/// The exit status as Go's `ProcessState` sees it.
+pub(crate) fn process_exit(status: ExitStatus) -> ProcessExit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ProcessExit::Exited(code),
+        (None, Some(signal)) => ProcessExit::Signaled {
+            signal,
+            core_dumped: status.core_dumped(),
+        },
+        (None, None) => ProcessExit::Exited(-1),
+    }
+}
+
+/// Go's `exec.Command` lookup: a name with a `/` is used as it is; otherwise the first
+/// executable regular file `<dir>/<name>` along `$PATH` (an empty entry is `.`, and a match
+/// that is relative is refused, as Go ≥ 1.19 does).
+fn look_path(name: &str) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let not_found = || format!("exec: {name:?}: executable file not found in $PATH");
+    if name.is_empty() {
+        return Err(not_found());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(name);
+        let executable = std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if executable {
+            if candidate.is_relative() {
+                return Err(format!(
+                    "exec: {name:?}: cannot run executable found relative to current directory"
+                ));
+            }
+            return Ok(candidate);
+        }
+    }
+    Err(not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup() {
+        assert!(look_path("sh").unwrap().is_absolute());
+        assert_eq!(look_path("./x").unwrap(), PathBuf::from("./x"));
+        assert_eq!(
+            look_path("base").unwrap_err(),
+            "exec: \"base\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            look_path("").unwrap_err(),
+            "exec: \"\": executable file not found in $PATH"
+        );
+    }
+
+    #[test]
+    fn exit_texts() {
+        assert_eq!(
+            process_exit(ExitStatus::from_raw(3 << 8)).to_string(),
+            "exit status 3"
+        );
+        assert_eq!(
+            process_exit(ExitStatus::from_raw(9)).to_string(),
+            "signal: killed"
+        );
+        assert_eq!(process_exit(ExitStatus::from_raw(0)).exit_code(), 0);
+    }
+}

@@ -1,0 +1,182 @@
+//! A unit's `status` file, read and written under an exclusive `flock` on `status.lock`
+//! (control-and-work.md §2.1). The lock is shared with the command-runner supervisor, a
+//! separate process, so every read and every read-modify-write takes it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use receptor_core::work::StatusRecord;
+
+/// An I/O error worded like Go's `*PathError` (`open /x/status: no such file or directory`).
+pub(crate) fn go_path_error(op: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("{op} {}: {}", path.display(), go_errno_text(e))
+}
+
+/// The bare error text as Go prints an errno: lower case, no `(os error N)`.
+pub(crate) fn go_errno_text(e: &std::io::Error) -> String {
+    let text = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => return e.to_string(),
+    };
+    let text = match text.rfind(" (os error ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/status.lock` (created 0600, truncated); released when
+/// the returned file is dropped.
+fn lock(dir: &Path) -> Result<File, String> {
+    let path = dir.join("status.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| go_path_error("open", &path, &e))?;
+    f.lock().map_err(|e| go_path_error("flock", &path, &e))?;
+    Ok(f)
+}
+
+fn read_all(f: &mut File, path: &Path) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)
+        .map_err(|e| go_path_error("read", path, &e))?;
+    Ok(data)
+}
+
+/// Go's `StatusFileData.Load`: reads the file over `rec`. A missing or empty file is an error.
+pub(crate) fn load(dir: &Path, rec: &mut StatusRecord) -> Result<(), String> {
+    let _lock = lock(dir)?;
+    let path = dir.join("status");
+    let mut f = File::open(&path).map_err(|e| go_path_error("open", &path, &e))?;
+    let data = read_all(&mut f, &path)?;
+    rec.merge_json(&data).map_err(|e| e.to_string())
+}
+
+/// Go's `UpdateFullStatus`: under the lock, reads the file over `rec` (when it is not empty),
+/// applies `change`, and writes the record back. A file that cannot be decoded is left alone
+/// and the error returned.
+pub(crate) fn update(
+    dir: &Path,
+    rec: &mut StatusRecord,
+    change: impl FnOnce(&mut StatusRecord),
+) -> Result<(), String> {
+    let _lock = lock(dir)?;
+    let path = dir.join("status");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| go_path_error("open", &path, &e))?;
+    let data = read_all(&mut f, &path)?;
+    if !data.is_empty() {
+        rec.merge_json(&data).map_err(|e| e.to_string())?;
+    }
+    change(rec);
+    write_at_start(&mut f, &path, rec)
+}
+
+/// Go's `Save`: writes `rec` over the file, without reading it.
+pub(crate) fn save(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
+    let _lock = lock(dir)?;
+    let path = dir.join("status");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| go_path_error("open", &path, &e))?;
+    write_at_start(&mut f, &path, rec)
+}
+
+fn write_at_start(f: &mut File, path: &Path, rec: &StatusRecord) -> Result<(), String> {
+    f.seek(SeekFrom::Start(0))
+        .and_then(|_| f.set_len(0))
+        .and_then(|()| f.write_all(rec.to_json().as_bytes()))
+        .map_err(|e| go_path_error("write", path, &e))
+}
+
+/// Size of `<dir>/stdout`, 0 when it does not exist (Go's `stdoutSize`).
+pub(crate) fn stdout_size(dir: &Path) -> i64 {
+    std::fs::metadata(dir.join("stdout")).map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use receptor_core::work::{ExtraData, STATE_RUNNING};
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("receptor-statusfile-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn save_update_load() {
+        let d = tmp("sul");
+        let mut rec = StatusRecord::new("echo", Some(ExtraData::command(0, "x")));
+        assert!(
+            load(&d, &mut rec)
+                .unwrap_err()
+                .contains("no such file or directory")
+        );
+        save(&d, &rec).unwrap();
+        // Another writer (the supervisor) changes the file; an update keeps its changes.
+        std::fs::write(
+            d.join("status"),
+            "{\"State\":1,\"Detail\":\"Running: PID 5\",\"StdoutSize\":3}\n",
+        )
+        .unwrap();
+        update(&d, &mut rec, |r| {
+            if let Some(ExtraData::Command(c)) = &mut r.extra_data {
+                c.pid = 77;
+            }
+        })
+        .unwrap();
+        let mut fresh = StatusRecord::new("", Some(ExtraData::command(0, "")));
+        load(&d, &mut fresh).unwrap();
+        assert_eq!(fresh.state, STATE_RUNNING);
+        assert_eq!(fresh.detail, "Running: PID 5");
+        assert_eq!(fresh.work_type, "echo");
+        assert_eq!(fresh.command_pid(), Some(77));
+        assert_eq!(fresh, rec);
+        // A broken file is reported and left as it is.
+        std::fs::write(d.join("status"), "{").unwrap();
+        assert!(update(&d, &mut rec, |_| {}).is_err());
+        assert_eq!(std::fs::read(d.join("status")).unwrap(), b"{");
+        assert_eq!(stdout_size(&d), 0);
+        std::fs::write(d.join("stdout"), "abc").unwrap();
+        assert_eq!(stdout_size(&d), 3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn errno_texts() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(go_errno_text(&e), "no such file or directory");
+        assert_eq!(
+            go_path_error(
+                "open",
+                Path::new("/x"),
+                &std::io::Error::from_raw_os_error(13)
+            ),
+            "open /x: permission denied"
+        );
+    }
+}

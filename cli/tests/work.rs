@@ -1,0 +1,518 @@
+//! Local units of work (work-command) end to end: real receptor processes, real command-runner
+//! supervisors, driven by the real receptorctl and by the raw control protocol.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const TYPES: &str = "
+- work-command:
+    worktype: echo
+    command: cat
+- work-command:
+    worktype: seq
+    command: seq
+    params: 200000
+- work-command:
+    worktype: sh
+    command: sh
+    params: -c
+    allowruntimeparams: true
+- work-command:
+    worktype: sleep
+    command: sleep
+    allowruntimeparams: true
+- work-command:
+    worktype: missing
+    command: no-such-command-for-receptor-tests
+";
+
+/// A node `W` with the work types above, its socket and data directory.
+struct Node {
+    proc: Proc,
+    sock: PathBuf,
+    data: PathBuf,
+    cfg: String,
+}
+
+fn start_node(dir: &TempDir, name: &str) -> Node {
+    let sock = dir.path(&format!("{name}.sock"));
+    let data = dir.path("data");
+    let cfg = format!(
+        "---\n- node:\n    id: W\n    datadir: {}\n- local-only\n- control-service:\n    filename: {}\n{TYPES}",
+        data.display(),
+        sock.display()
+    );
+    let proc = start_yaml(dir, name, &cfg);
+    wait_for_path(&sock, Duration::from_secs(5));
+    Node {
+        proc,
+        sock,
+        data,
+        cfg,
+    }
+}
+
+impl Node {
+    fn unit_dir(&self, id: &str) -> PathBuf {
+        self.data.join("W").join(id)
+    }
+
+    /// Kills this receptor (SIGKILL: nothing gets cleaned up) and starts it again.
+    fn restart(&mut self, dir: &TempDir, name: &str) {
+        self.proc.kill();
+        let _ = std::fs::remove_file(&self.sock);
+        self.proc = start_yaml(dir, name, &self.cfg);
+        wait_for_path(&self.sock, Duration::from_secs(5));
+    }
+}
+
+fn ctl(sock: &Path, args: &[&str]) -> std::process::Output {
+    receptorctl(sock, args)
+}
+
+/// `work submit` without following; returns the unit ID.
+fn submit(sock: &Path, args: &[&str]) -> String {
+    let mut all = vec!["work", "submit"];
+    all.extend_from_slice(args);
+    let o = ctl(sock, &all);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("Result: Job Started"), "{out}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("Unit ID: "))
+        .expect("unit id")
+        .to_owned()
+}
+
+/// A raw control connection (greeting read).
+struct Raw {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Raw {
+    fn new(sock: &Path) -> Self {
+        let w = UnixStream::connect(sock).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = BufReader::new(w.try_clone().unwrap());
+        let mut greeting = String::new();
+        r.read_line(&mut greeting).unwrap();
+        assert_eq!(greeting, "Receptor Control, node W\n");
+        Self { w, r }
+    }
+
+    fn line(&mut self, cmd: &str) -> String {
+        self.w.write_all(cmd.as_bytes()).unwrap();
+        self.w.write_all(b"\n").unwrap();
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        l
+    }
+
+    fn json(&mut self, cmd: &str) -> Value {
+        let l = self.line(cmd);
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
+    }
+}
+
+fn unit_status(sock: &Path, id: &str) -> Value {
+    Raw::new(sock).json(&format!("work status {id}"))
+}
+
+fn wait_state(sock: &Path, id: &str, state: i64, what: &str) -> Value {
+    let mut last = Value::Null;
+    eventually(Duration::from_secs(20), what, || {
+        last = unit_status(sock, id);
+        last["State"] == state
+    });
+    last
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn submit_and_follow() {
+    let dir = TempDir::new("work-follow");
+    let n = start_node(&dir, "W");
+    // cat echoes the payload; receptorctl adds a newline to a literal payload.
+    let o = ctl(
+        &n.sock,
+        &[
+            "work",
+            "submit",
+            "echo",
+            "--node",
+            "localhost",
+            "--payload-literal",
+            "hello",
+            "-f",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "hello\n");
+
+    // 200000 lines arrive byte for byte.
+    let o = ctl(&n.sock, &["work", "submit", "seq", "--no-payload", "-f"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(o.stdout.len(), want.len());
+    assert!(o.stdout == want.as_bytes(), "seq output differs");
+
+    // A payload file is copied exactly into stdin (binary, larger than one read).
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let pfile = dir.path("payload.bin");
+    std::fs::write(&pfile, &payload).unwrap();
+    let id = submit(&n.sock, &["echo", "--payload", pfile.to_str().unwrap()]);
+    wait_state(&n.sock, &id, 2, "echo of the payload file");
+    assert_eq!(
+        std::fs::read(n.unit_dir(&id).join("stdin")).unwrap(),
+        payload
+    );
+    let o = ctl(&n.sock, &["work", "results", &id]);
+    assert!(o.status.success());
+    assert!(o.stdout == payload, "payload round trip differs");
+
+    // Results from an offset (raw protocol, receptorctl's form).
+    let mut raw = Raw::new(&n.sock);
+    let header = raw.line(&format!("work results {id} 299990"));
+    assert_eq!(header, format!("Streaming results for work unit {id}\n"));
+    raw.w.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    raw.r.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, payload[299_990..]);
+}
+
+#[test]
+fn failures_and_runtime_params() {
+    let dir = TempDir::new("work-fail");
+    let n = start_node(&dir, "W");
+    // A failing command: its output, then receptorctl's error and exit status 1.
+    let o = ctl(
+        &n.sock,
+        &[
+            "work",
+            "submit",
+            "sh",
+            "--no-payload",
+            "-f",
+            "'echo out; echo err >&2; exit 3'",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "out\nerr\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Remote unit failed: exit status 3"), "{err}");
+
+    // Killed by a signal: Go's ProcessState text.
+    let id = submit(&n.sock, &["sh", "--no-payload", "'kill -9 $$'"]);
+    let st = wait_state(&n.sock, &id, 3, "killed command fails");
+    assert_eq!(st["Detail"], "signal: killed");
+
+    // A command that cannot be found: Go's exec error as the detail.
+    let id = submit(&n.sock, &["missing", "--no-payload"]);
+    let st = wait_state(&n.sock, &id, 3, "missing command fails");
+    assert_eq!(
+        st["Detail"],
+        "exec: \"no-such-command-for-receptor-tests\": executable file not found in $PATH"
+    );
+    assert_eq!(st["ExtraData"], Value::Null);
+
+    // Runtime params without allowruntimeparams: refused before any payload is asked for.
+    let o = ctl(&n.sock, &["work", "submit", "echo", "--no-payload", "x"]);
+    assert_eq!(o.status.code(), Some(101));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("extra params provided but not allowed"),
+        "{err}"
+    );
+    // Raw errors: unknown type, ttl, signature, unknown unit.
+    let mut raw = Raw::new(&n.sock);
+    assert_eq!(
+        raw.line("work submit localhost nosuch"),
+        "ERROR: unknown work type nosuch\n"
+    );
+    assert_eq!(
+        raw.line(
+            r#"{"command":"work","subcommand":"submit","node":"W","worktype":"echo","ttl":"5s"}"#
+        ),
+        "ERROR: ttl option is intended for remote work only\n"
+    );
+    assert_eq!(
+        raw.line(r#"{"command":"work","subcommand":"submit","node":"W","worktype":"echo","signature":"x"}"#),
+        "ERROR: work type did not expect a signature\n"
+    );
+    assert_eq!(
+        raw.line("work status nosuch"),
+        "ERROR: unknown work unit nosuch\n"
+    );
+    assert_eq!(
+        raw.line("work cancel nosuch"),
+        "ERROR: unknown work unit nosuch\n"
+    );
+    assert_eq!(
+        raw.line("work results nosuch"),
+        "ERROR: unknown work unit nosuch\n"
+    );
+    assert_eq!(
+        raw.line("work list ../W"),
+        "ERROR: unknown work unit ../W\n"
+    );
+}
+
+#[test]
+fn list_status_cancel_release() {
+    let dir = TempDir::new("work-cancel");
+    let n = start_node(&dir, "W");
+    let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
+    let st = wait_state(&n.sock, &id, 1, "sleep running");
+    assert_eq!(
+        keys(&st),
+        [
+            "Detail",
+            "ExtraData",
+            "State",
+            "StateName",
+            "StdoutSize",
+            "WorkType"
+        ]
+    );
+    assert_eq!(st["StateName"], "Running");
+    assert_eq!(st["WorkType"], "sleep");
+    assert!(st["Detail"].as_str().unwrap().starts_with("Running: PID "));
+    assert_eq!(keys(&st["ExtraData"]), ["Params", "Pid"]);
+    assert_eq!(st["ExtraData"]["Params"], "30");
+    let supervisor = st["ExtraData"]["Pid"].as_i64().unwrap();
+    assert!(supervisor > 0);
+    // The status file keeps Go's field order.
+    let file = std::fs::read_to_string(n.unit_dir(&id).join("status")).unwrap();
+    assert!(
+        file.starts_with("{\"State\":1,\"Detail\":\"Running: PID "),
+        "{file}"
+    );
+    assert!(
+        file.contains(",\"WorkType\":\"sleep\",\"ExtraData\":{\"Pid\":"),
+        "{file}"
+    );
+
+    // work list: every unit, Go's keys; receptorctl's -q prints the IDs.
+    let o = ctl(&n.sock, &["work", "list"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(keys(&list), std::slice::from_ref(&id));
+    assert_eq!(
+        keys(&list[&id]),
+        [
+            "Detail",
+            "ExtraData",
+            "State",
+            "StateName",
+            "StdoutSize",
+            "WorkType"
+        ]
+    );
+    let o = ctl(&n.sock, &["work", "list", "-q"]);
+    assert_eq!(stdout(&o).trim(), id);
+
+    // Cancel: the supervisor and its command go, the unit is Canceled.
+    let o = ctl(&n.sock, &["work", "cancel", &id]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains(&format!("({id}, cancelled)")),
+        "{}",
+        stdout(&o)
+    );
+    let st = unit_status(&n.sock, &id);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (Some(4), Some("Canceled"))
+    );
+    assert_eq!(st["StateName"], "Canceled");
+    assert!(
+        !Path::new(&format!("/proc/{supervisor}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{supervisor}/cmdline"))
+                .unwrap()
+                .is_empty()
+    );
+    // Cancelling again is fine.
+    assert_eq!(
+        Raw::new(&n.sock).line(&format!("work cancel {id}")),
+        format!("{{\"cancelled\":\"{id}\"}}\n")
+    );
+
+    // A results stream on a Canceled unit never ends by itself (as in Go), but it ends when
+    // its client goes away.
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", n.proc.child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut raw = Raw::new(&n.sock);
+    raw.line(&format!("work results {id}"));
+    raw.w.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(fds() > before);
+    drop(raw);
+    eventually(Duration::from_secs(5), "results session to end", || {
+        fds() <= before
+    });
+
+    // Release removes the directory and the unit; releasing again (or an unknown unit) is fine.
+    assert!(n.unit_dir(&id).is_dir());
+    let o = ctl(&n.sock, &["work", "release", &id]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains(&format!("({id}, released)")));
+    assert!(!n.unit_dir(&id).exists());
+    let o = ctl(&n.sock, &["work", "list"]);
+    assert_eq!(stdout(&o).trim(), "{}");
+    let o = ctl(&n.sock, &["work", "release", &id, "NoSuchID"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("(NoSuchID, released)"));
+    let mut raw = Raw::new(&n.sock);
+    assert_eq!(
+        raw.line("work force-release gone"),
+        "{\"released\":\"gone\"}\n"
+    );
+
+    // Release of a running unit cancels it first.
+    let id2 = submit(&n.sock, &["sleep", "--no-payload", "30"]);
+    wait_state(&n.sock, &id2, 1, "second sleep running");
+    assert_eq!(
+        raw.line(&format!("work release {id2}")),
+        format!("{{\"released\":\"{id2}\"}}\n")
+    );
+    assert!(!n.unit_dir(&id2).exists());
+}
+
+#[test]
+fn unit_survives_restart() {
+    let dir = TempDir::new("work-restart");
+    let mut n = start_node(&dir, "W");
+    let id = submit(
+        &n.sock,
+        &[
+            "sh",
+            "--no-payload",
+            "'for i in $(seq 1 30); do echo line $i; sleep 0.1; done'",
+        ],
+    );
+    let st = wait_state(&n.sock, &id, 1, "unit running");
+    let supervisor = st["ExtraData"]["Pid"].as_i64().unwrap();
+    n.restart(&dir, "W");
+    // The supervisor kept running; the unit is picked up again.
+    let st = unit_status(&n.sock, &id);
+    assert!(st["State"] == 1 || st["State"] == 2, "after restart: {st}");
+    if st["State"] == 1 {
+        assert_eq!(st["ExtraData"]["Pid"].as_i64(), Some(supervisor));
+    }
+    let o = ctl(&n.sock, &["work", "results", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(stdout(&o), want);
+    let st = wait_state(&n.sock, &id, 2, "unit finished");
+    assert_eq!(st["Detail"], "exit status 0");
+    assert_eq!(st["StdoutSize"].as_u64(), Some(want.len() as u64));
+    eventually(Duration::from_secs(5), "ExtraData cleared", || {
+        unit_status(&n.sock, &id)["ExtraData"].is_null()
+    });
+
+    // A unit that was still waiting for its payload when receptor died fails at restart.
+    let mut raw = Raw::new(&n.sock);
+    let created = raw
+        .line(r#"{"command":"work","subcommand":"submit","node":"localhost","worktype":"echo"}"#);
+    let pending = created
+        .strip_prefix("Work unit created with ID ")
+        .and_then(|r| r.strip_suffix(". Send stdin data and EOF.\n"))
+        .unwrap()
+        .to_owned();
+    n.restart(&dir, "W");
+    drop(raw);
+    let st = unit_status(&n.sock, &pending);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (Some(3), Some("Pending at restart"))
+    );
+
+    // A unit of a type this node does not offer is listed as unknown and can be released.
+    let foreign = n.unit_dir("Foreign1");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(
+        foreign.join("status"),
+        "{\"State\":2,\"Detail\":\"done\",\"StdoutSize\":0,\"WorkType\":\"gone\",\"ExtraData\":null}\n",
+    )
+    .unwrap();
+    n.restart(&dir, "W");
+    let st = unit_status(&n.sock, "Foreign1");
+    assert_eq!(st["ExtraData"], "Unknown WorkType");
+    assert_eq!(
+        (st["WorkType"].as_str(), st["StateName"].as_str()),
+        (Some("gone"), Some("Succeeded"))
+    );
+    assert_eq!(
+        Raw::new(&n.sock).line("work release Foreign1"),
+        "{\"released\":\"Foreign1\"}\n"
+    );
+    assert!(!foreign.exists());
+
+    // A cancel after a restart reaches the adopted supervisor.
+    let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
+    wait_state(&n.sock, &id, 1, "sleep running");
+    n.restart(&dir, "W");
+    let o = ctl(&n.sock, &["work", "cancel", &id]);
+    assert!(o.status.success());
+    let st = unit_status(&n.sock, &id);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (Some(4), Some("Canceled"))
+    );
+}
+
+#[test]
+fn payload_streams_until_half_close() {
+    let dir = TempDir::new("work-payload");
+    let n = start_node(&dir, "W");
+    let mut raw = Raw::new(&n.sock);
+    // receptorctl's JSON form; payload bytes may follow the command line in the same write.
+    raw.w
+        .write_all(
+            b"{\"command\": \"work\", \"subcommand\": \"submit\", \"node\": \"localhost\", \"worktype\": \"echo\"}\nfirst ",
+        )
+        .unwrap();
+    let mut l = String::new();
+    raw.r.read_line(&mut l).unwrap();
+    let id = l
+        .strip_prefix("Work unit created with ID ")
+        .and_then(|r| r.strip_suffix(". Send stdin data and EOF.\n"))
+        .unwrap()
+        .to_owned();
+    // Still waiting for input while the client keeps sending.
+    std::thread::sleep(Duration::from_millis(300));
+    let st = unit_status(&n.sock, &id);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (Some(0), Some("Waiting for Input Data"))
+    );
+    raw.w.write_all(b"second").unwrap();
+    raw.w.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    raw.r.read_to_string(&mut reply).unwrap();
+    assert_eq!(
+        reply,
+        format!("{{\"result\":\"Job Started\",\"unitid\":\"{id}\"}}\n")
+    );
+    wait_state(&n.sock, &id, 2, "echo done");
+    let o = ctl(&n.sock, &["work", "results", &id]);
+    assert_eq!(stdout(&o), "first second");
+}

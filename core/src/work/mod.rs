@@ -1,0 +1,44 @@
+//! Units of work (control-and-work.md §2), the parts that need no I/O.
+//!
+//! The runtime keeps units in `<datadir>/<nodeid>/<unitid>/` and runs their workers; this
+//! module supplies what must match Go receptor byte for byte or rule for rule:
+//!
+//! * [`StatusRecord`]: the `status` file (`{"State":..,"Detail":..,"StdoutSize":..,"WorkType":..,
+//!   "ExtraData":..}` in Go's field order), read the way Go's `json.Unmarshal` reads it *over* the
+//!   record in memory, and turned into the `work status` / `work list` reply with secrets removed;
+//! * the state numbers and [`is_complete`];
+//! * [`generate_unit_id`]: 8 characters from `[0-9a-zA-Z]`, drawn from a caller's RNG;
+//! * [`shlex_split`]: `github.com/google/shlex` splitting of a command's parameters;
+//! * [`combine_params`] / [`command_params`]: how `work-command` joins configured and runtime
+//!   parameters;
+//! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
+//!   becomes a finished command unit's `Detail`.
+//!
+//! ```
+//! use receptor_core::work::{ExtraData, StatusRecord, STATE_RUNNING};
+//!
+//! let mut rec = StatusRecord::new("echo", Some(ExtraData::command(0, "-n hi")));
+//! rec.merge_json(br#"{"State":1,"Detail":"Running: PID 42","StdoutSize":3}"#).unwrap();
+//! assert_eq!(rec.state, STATE_RUNNING);
+//! assert_eq!(
+//!     rec.to_json(),
+//!     "{\"State\":1,\"Detail\":\"Running: PID 42\",\"StdoutSize\":3,\"WorkType\":\"echo\",\
+//!      \"ExtraData\":{\"Pid\":0,\"Params\":\"-n hi\"}}\n"
+//! );
+//! ```
+
+mod id;
+mod params;
+mod procstate;
+mod shlex;
+mod status;
+
+pub use crate::control::state_name;
+pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
+pub use params::{ParamsError, combine_params, command_params};
+pub use procstate::{ProcessExit, signal_name};
+pub use shlex::{ShlexError, shlex_split};
+pub use status::{
+    CommandExtraData, ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING,
+    STATE_SUCCEEDED, StatusDecodeError, StatusRecord, is_complete,
+};
