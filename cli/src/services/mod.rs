@@ -7,6 +7,7 @@
 //! both at once). A bridge that fails resets a TCP peer instead, so a broken transfer never
 //! looks like a complete one.
 
+mod bridge;
 mod tcp;
 mod udp;
 mod unix;
@@ -26,9 +27,6 @@ use crate::streamtls::{CONN_TLS, client_for, server_for};
 
 /// ConnType of a datagram service.
 const CONN_DATAGRAM: u8 = 0;
-
-/// Copy buffer per direction (Go's `NormalBufferSize`).
-const BUFFER: usize = 64 * 1024;
 
 /// Starts every proxy service of `cfg` on `node`. A listener that cannot bind, an unknown TLS
 /// config name or a bad address is a startup error, as in Go. The returned tasks run the
@@ -162,7 +160,7 @@ async fn bridge<L>(mut local: L, mut mesh: MeshStream, what: &str) -> io::Result
 where
     L: AsyncRead + AsyncWrite + Unpin + Abort,
 {
-    let r = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut mesh, BUFFER, BUFFER).await;
+    let r = bridge::copy_both(&mut local, &mut mesh).await;
     match &r {
         Ok((up, down)) => tracing::debug!("{what}: done, {up} bytes out, {down} bytes back"),
         Err(e) => {
