@@ -323,11 +323,7 @@ fn defaults_of_entities_not_supported_yet() {
     assert_eq!(signing, Some(("/key.pem", None)));
     assert_eq!(
         c.unsupported(),
-        [
-            "work-kubernetes",
-            "work-signing",
-            "work-python"
-        ]
+        ["work-kubernetes", "work-signing", "work-python"]
     );
     let refused = c.check_supported().map_err(|e| (e.kind(), e.to_string()));
     assert_eq!(
