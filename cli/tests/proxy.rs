@@ -258,3 +258,63 @@ fn udp_and_unix_socket_proxies_round_trip() {
     assert_eq!(writer.join().unwrap(), 4 << 20);
     assert!(eof && got == 4 << 20, "got {got} (eof {eof})\n{}", l.logs());
 }
+
+#[test]
+fn proxy_setup_errors_stop_the_node_at_startup() {
+    let dir = TempDir::new("pxerr");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--tcp-server",
+                &format!("port={port}"),
+                "bindaddr=127.0.0.1",
+                "remotenode=x",
+                "remoteservice=y",
+            ],
+            "Error: error listening on TCP: ",
+        ),
+        (
+            &[
+                "--tcp-server",
+                "port=0",
+                "remotenode=x",
+                "remoteservice=y",
+                "tlsclient=nope",
+            ],
+            "Error: unknown TLS config nope",
+        ),
+        (
+            &["--tcp-client", "service=s", "address=no-port-here"],
+            "Error: address no-port-here: missing port in address",
+        ),
+        (
+            &["--udp-client", "service=control", "address=127.0.0.1:9"],
+            "Error: error listening on service control: ",
+        ),
+    ];
+    for (i, (extra, want)) in cases.iter().enumerate() {
+        let mut args = vec!["--node", "id=n", "--local-only", "--control-service"];
+        args.extend_from_slice(extra);
+        let mut p = start_args(&dir, &format!("n{i}"), &args);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = p.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "still running: {:?}",
+                extra
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success());
+        assert!(
+            p.log_text().contains(want),
+            "{want:?} not in:\n{}",
+            p.log_text()
+        );
+    }
+}
