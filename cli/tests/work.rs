@@ -362,8 +362,9 @@ fn list_status_cancel_release() {
     let mut raw = Raw::new(&n.sock);
     raw.line(&format!("work results {id}"));
     raw.w.shutdown(std::net::Shutdown::Write).unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    assert!(fds() > before);
+    eventually(Duration::from_secs(5), "results session to start", || {
+        fds() > before
+    });
     drop(raw);
     eventually(Duration::from_secs(5), "results session to end", || {
         fds() <= before

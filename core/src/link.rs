@@ -28,6 +28,8 @@ pub(crate) struct Link {
     pub(crate) state: LinkState,
     /// Learned from the first routing update (its `ForwardingNode`).
     pub(crate) remote: Option<NodeId>,
+    /// `remote` packed, if short enough: compared with every update's ForwardingNode.
+    pub(crate) remote_key: Option<u128>,
     /// The peer's own update has listed us.
     pub(crate) remote_established: bool,
     /// The agreed cost (backend cost, or the nodecost override for this peer).
@@ -47,6 +49,7 @@ impl Link {
                 next_send: now,
             },
             remote: None,
+            remote_key: None,
             remote_established: false,
             cost,
             idle_deadline: now + idle,

@@ -3,7 +3,7 @@
 //! when QUIC has taken the bytes, and the node task reads from QUIC only while the reader's
 //! queue has room, so a slow reader slows the writer and no buffer grows without bound.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -13,11 +13,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use receptor_core::stream::{Read, ServerTls, StreamEvent, StreamHandle, Streams};
+use receptor_core::stream::app::{AppEnd, AppStreams, Forgotten};
+use receptor_core::stream::{ServerTls, StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, Advertise, Node, NodeId, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tracing::debug;
 
 use crate::driver::{Command, NodeHandle};
 
@@ -52,21 +52,42 @@ pub(crate) enum StreamCommand {
 
 type Chunk = Result<Bytes, String>;
 
-/// The node task's side of one open stream.
-struct Open {
+/// How the node task reaches one [`MeshStream`]: its read queue, pause flag and credit.
+struct TokioEnd {
     to_app: mpsc::Sender<Chunk>,
     paused: Arc<AtomicBool>,
     credit: Arc<Semaphore>,
-    pending: VecDeque<Bytes>,
-    fin_wanted: bool,
-    fin_sent: bool,
-    eof_seen: bool,
-    app_gone: bool,
-    acked: bool,
-    /// The connection is closed; what it left is still being read.
-    conn_gone: bool,
-    /// The ephemeral service a dial bound; unbound when the stream ends.
-    local: Option<ServiceName>,
+}
+
+impl AppEnd for TokioEnd {
+    fn room(&mut self) -> bool {
+        if self.to_app.capacity() > 0 {
+            return true;
+        }
+        self.paused.store(true, Ordering::Release);
+        false
+    }
+
+    fn push(&mut self, data: Bytes) {
+        let _ = self.to_app.try_send(Ok(data));
+    }
+
+    fn end(&mut self, error: Option<String>) {
+        if let Some(e) = error {
+            let _ = self.to_app.try_send(Err(e));
+        }
+        // Dropping the sender is the reader's end of stream (after what is queued).
+        let (dead, _) = mpsc::channel(1);
+        self.to_app = dead;
+    }
+
+    fn add_credit(&mut self, n: usize) {
+        self.credit.add_permits(n);
+    }
+
+    fn fail_writes(&mut self, _why: &str) {
+        self.credit.close();
+    }
 }
 
 /// The stream half of the node task.
@@ -75,9 +96,7 @@ pub(crate) struct StreamSide {
     services: BTreeSet<ServiceName>,
     listeners: BTreeMap<ServiceName, mpsc::Sender<MeshStream>>,
     dials: BTreeMap<StreamHandle, (oneshot::Sender<Result<MeshStream, String>>, ServiceName)>,
-    open: BTreeMap<StreamHandle, Open>,
-    /// Streams whose reader asked for more, or whose queue was full when data came.
-    paused: BTreeSet<StreamHandle>,
+    open: AppStreams<TokioEnd>,
     /// Weak, so the node task still ends when every handle to it is gone.
     commands: mpsc::WeakSender<Command>,
 }
@@ -89,8 +108,7 @@ impl StreamSide {
             services: BTreeSet::new(),
             listeners: BTreeMap::new(),
             dials: BTreeMap::new(),
-            open: BTreeMap::new(),
-            paused: BTreeSet::new(),
+            open: AppStreams::default(),
             commands,
         }
     }
@@ -98,6 +116,13 @@ impl StreamSide {
     /// Whether datagrams for `service` belong to the stream layer.
     pub(crate) fn owns(&self, service: ServiceName) -> bool {
         self.services.contains(&service)
+    }
+
+    fn unbind(&mut self, node: &mut Node, now: Instant, gone: Option<Forgotten>) {
+        if let Some(local) = gone.and_then(|g| g.local) {
+            self.services.remove(&local);
+            node.unlisten(now, local);
+        }
     }
 
     pub(crate) fn command(&mut self, node: &mut Node, now: Instant, cmd: StreamCommand) {
@@ -156,176 +181,36 @@ impl StreamSide {
                     });
                 let _ = reply.send(r);
             }
-            StreamCommand::Write(id, data) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.pending.push_back(data);
-                    self.flush_writes(now, id);
-                }
-            }
-            StreamCommand::Shutdown(id) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.fin_wanted = true;
-                    self.flush_writes(now, id);
-                }
-            }
+            StreamCommand::Write(id, data) => self.open.write(&mut self.streams, now, id, data),
+            StreamCommand::Shutdown(id) => self.open.shutdown(&mut self.streams, now, id),
             StreamCommand::Resume(id) => {
-                self.paused.insert(id);
+                let gone = self.open.resume(&mut self.streams, now, id);
+                self.unbind(node, now, gone);
             }
             StreamCommand::Drop(id) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.app_gone = true;
-                    o.fin_wanted = true;
-                    self.flush_writes(now, id);
-                    if self.fill_reader(now, id) {
-                        self.maybe_close(node, now, id, true);
-                    } else {
-                        self.maybe_close(node, now, id, false);
-                    }
-                }
+                let gone = self.open.dropped(&mut self.streams, now, id);
+                self.unbind(node, now, gone);
             }
         }
     }
 
-    /// Hands queued bytes to QUIC as far as flow control allows; returns credit for them.
-    fn flush_writes(&mut self, now: Instant, id: StreamHandle) {
-        let Some(o) = self.open.get_mut(&id) else {
-            return;
-        };
-        while let Some(mut chunk) = o.pending.pop_front() {
-            match self.streams.write(now, id, &chunk) {
-                Ok(n) => {
-                    o.credit.add_permits(n);
-                    if n < chunk.len() {
-                        o.pending.push_front(chunk.split_off(n));
-                        return;
-                    }
-                }
-                Err(e) => {
-                    debug!(?id, "stream write failed: {e}");
-                    o.pending.clear();
-                    o.credit.close();
-                    return;
-                }
-            }
+    /// The node is stopping: every stream fails, every waiting writer wakes up.
+    pub(crate) fn shut_down(&mut self) {
+        self.open.shut_down("the node has stopped");
+        for (_, (reply, _)) in std::mem::take(&mut self.dials) {
+            let _ = reply.send(Err("the node has stopped".to_owned()));
         }
-        if o.fin_wanted && !o.fin_sent {
-            o.fin_sent = true;
-            let _ = self.streams.finish(now, id);
-        }
-    }
-
-    /// Moves data from QUIC to the reader while its queue has room. Returns whether the
-    /// peer's FIN was read just now.
-    fn fill_reader(&mut self, now: Instant, id: StreamHandle) -> bool {
-        let Some(o) = self.open.get_mut(&id) else {
-            return false;
-        };
-        if o.eof_seen {
-            return false;
-        }
-        if o.app_gone {
-            // Nobody reads: drain and discard so the peer is not stalled.
-            loop {
-                match self.streams.read(now, id, usize::MAX) {
-                    Ok(Read::Data(_)) => {}
-                    Ok(Read::Blocked) => return false,
-                    Ok(Read::Eof) | Err(_) => {
-                        o.eof_seen = true;
-                        return true;
-                    }
-                }
-            }
-        }
-        loop {
-            let Ok(permit) = o.to_app.try_reserve() else {
-                o.paused.store(true, Ordering::Release);
-                // Looked at again on every pump, in case the reader's request to resume is
-                // lost to a full command queue (the node task is busy then, so it pumps soon).
-                self.paused.insert(id);
-                return false;
-            };
-            match self.streams.read(now, id, WRITE_CHUNK) {
-                Ok(Read::Data(b)) => permit.send(Ok(b)),
-                Ok(Read::Blocked) => return false,
-                Ok(Read::Eof) => {
-                    o.eof_seen = true;
-                    drop(permit);
-                    // Closing the channel is the reader's EOF.
-                    let (dead, _) = mpsc::channel(1);
-                    o.to_app = dead;
-                    return true;
-                }
-                Err(e) => {
-                    permit.send(Err(e.to_string()));
-                    o.eof_seen = true;
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Closes a stream's connection once both directions are finished. What QUIC has
-    /// acknowledged may not be read yet by the peer's application, and a close discards it,
-    /// so only the side that reads the last FIN (its own already acknowledged) closes at
-    /// once; the other leaves the close to its peer and closes itself only after the idle
-    /// timeout. An application that dropped its stream without reading to the end is
-    /// treated the same way once its own data is acknowledged.
-    fn maybe_close(
-        &mut self,
-        node: &mut Node,
-        now: Instant,
-        id: StreamHandle,
-        read_last_fin: bool,
-    ) {
-        let Some(o) = self.open.get(&id) else { return };
-        if o.conn_gone {
-            if o.eof_seen {
-                self.forget(node, now, id);
-            }
-            return;
-        }
-        let written = o.fin_sent && o.pending.is_empty() && o.acked;
-        if !written {
-            return;
-        }
-        if o.eof_seen && read_last_fin {
-            self.streams.close(now, id);
-            self.forget(node, now, id);
-        } else if o.eof_seen || o.app_gone {
-            self.streams
-                .close_at(id, now + receptor_core::stream::IDLE_TIMEOUT);
-        }
-    }
-
-    fn forget(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
-        if let Some(o) = self.open.remove(&id) {
-            o.credit.close();
-            if let Some(local) = o.local {
-                self.services.remove(&local);
-                node.unlisten(now, local);
-            }
-        }
-        self.paused.remove(&id);
+        self.listeners.clear();
     }
 
     /// Moves QUIC packets into the node and stream events to the application. Returns whether
     /// anything moved (the caller loops until quiet).
     pub(crate) fn pump(&mut self, node: &mut Node, now: Instant) -> bool {
         let mut moved = false;
-        let paused: Vec<StreamHandle> = std::mem::take(&mut self.paused).into_iter().collect();
-        for id in paused {
-            match self.open.get(&id) {
-                Some(o) if o.to_app.capacity() > 0 => {
-                    o.paused.store(false, Ordering::Release);
-                    if self.fill_reader(now, id) {
-                        self.maybe_close(node, now, id, true);
-                    }
-                }
-                Some(_) => {
-                    self.paused.insert(id);
-                }
-                None => {}
-            }
+        // A reader's request to resume can be lost to a full command queue; the node task is
+        // busy then, so it comes here soon and finds the room itself.
+        for gone in self.open.retry_paused(&mut self.streams, now) {
+            self.unbind(node, now, Some(gone));
         }
         while let Some(ev) = self.streams.poll_event() {
             moved = true;
@@ -349,46 +234,27 @@ impl StreamSide {
                     remote,
                 } => {
                     let s = self.open_stream(stream, None, Some(remote));
-                    let full = match (s, self.listeners.get(&service)) {
-                        (Some(s), Some(l)) => l.try_send(s).is_err(),
-                        _ => true,
+                    let taken = match (s, self.listeners.get(&service)) {
+                        (Some(s), Some(l)) => l.try_send(s).is_ok(),
+                        _ => false,
                     };
-                    if full {
+                    if !taken {
                         self.streams.close(now, stream);
-                        self.open.remove(&stream);
+                        self.open.remove(stream);
                     }
                 }
-                StreamEvent::Readable { stream } if self.fill_reader(now, stream) => {
-                    self.maybe_close(node, now, stream, true);
-                }
-                StreamEvent::Readable { .. } => {}
-                StreamEvent::Writable { stream } => self.flush_writes(now, stream),
-                StreamEvent::Finished { stream } => {
-                    if let Some(o) = self.open.get_mut(&stream) {
-                        o.acked = true;
-                    }
-                    self.maybe_close(node, now, stream, false);
-                }
-                StreamEvent::Closed { stream, error } => {
+                StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
                     if let Some((reply, local)) = self.dials.remove(&stream) {
-                        let why = error.clone().unwrap_or_else(|| "connection closed".into());
-                        let _ = reply.send(Err(why));
+                        let _ =
+                            reply.send(Err(error.unwrap_or_else(|| "connection closed".into())));
                         self.services.remove(&local);
                         node.unlisten(now, local);
                     }
-                    if let Some(o) = self.open.get_mut(&stream) {
-                        o.conn_gone = true;
-                        o.credit.close();
-                        if let Some(e) = error {
-                            debug!(?stream, "stream connection failed: {e}");
-                        }
-                        // Deliver what the connection left (then its end or its error) as far
-                        // as the reader has room; the rest as it makes room.
-                        self.fill_reader(now, stream);
-                        self.maybe_close(node, now, stream, false);
-                    }
                 }
-                _ => {}
+                ev => {
+                    let gone = self.open.handle_event(&mut self.streams, now, &ev);
+                    self.unbind(node, now, gone);
+                }
             }
         }
         while let Some(d) = self.streams.poll_datagram() {
@@ -406,18 +272,6 @@ impl StreamSide {
         moved
     }
 
-    /// The node is stopping: every stream fails, every waiting writer wakes up.
-    pub(crate) fn shut_down(&mut self) {
-        for (_, o) in std::mem::take(&mut self.open) {
-            let _ = o.to_app.try_send(Err("the node has stopped".to_owned()));
-            o.credit.close();
-        }
-        for (_, (reply, _)) in std::mem::take(&mut self.dials) {
-            let _ = reply.send(Err("the node has stopped".to_owned()));
-        }
-        self.listeners.clear();
-    }
-
     fn open_stream(
         &mut self,
         id: StreamHandle,
@@ -428,22 +282,12 @@ impl StreamSide {
         let (to_app, rx) = mpsc::channel(READ_QUEUE);
         let paused = Arc::new(AtomicBool::new(false));
         let credit = Arc::new(Semaphore::new(WRITE_CREDIT));
-        self.open.insert(
-            id,
-            Open {
-                to_app,
-                paused: paused.clone(),
-                credit: credit.clone(),
-                pending: VecDeque::new(),
-                fin_wanted: false,
-                fin_sent: false,
-                eof_seen: false,
-                app_gone: false,
-                acked: false,
-                conn_gone: false,
-                local,
-            },
-        );
+        let end = TokioEnd {
+            to_app,
+            paused: paused.clone(),
+            credit: credit.clone(),
+        };
+        self.open.insert(id, end, local);
         Some(MeshStream {
             id,
             remote,

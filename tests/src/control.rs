@@ -138,6 +138,8 @@ impl Sim {
             }
         }
         self.conv.invalidate();
+        // Its mesh streams die with it (`streams.rs`).
+        self.stream_crash(n);
     }
 
     /// Starts the node again (crashing it first if it runs): a new `Node` whose wall clock

@@ -193,6 +193,10 @@ impl Sim {
     }
 
     fn on_event(&mut self, n: u32, ev: Event, work: &mut VecDeque<Input>) {
+        // Mesh streams: what is for the node's stream layer goes there (`streams.rs`).
+        let Some(ev) = self.stream_intercept(n, ev) else {
+            return;
+        };
         match &ev {
             Event::CloseLink { link, .. } => {
                 let (s, e) = split(*link);

@@ -13,6 +13,11 @@
 //! per input, no use of a link after its `LinkDown`) are checked as frames go by; a violation
 //! panics with the seed.
 //!
+//! Nodes can also carry mesh streams (QUIC over mesh datagrams, the core's stream layer)
+//! between small echo and sink applications: [`Sim::stream_listen`], [`Sim::stream_dial`],
+//! [`Sim::stream`]. Such runs repeat in outcome and packet shape but not byte for byte
+//! (TLS draws from the OS); runs without streams are unaffected (see `streams.rs`).
+//!
 //! ```
 //! use std::time::Duration;
 //! use receptor_tests::{LinkModel, Sim};
@@ -35,11 +40,17 @@ mod drive;
 mod link;
 mod queue;
 mod sim;
+mod stream_tls;
+mod streams;
 mod topology;
 
 pub use check::Wrong;
 pub use link::{DirState, LinkModel};
 pub use sim::{Recorded, Sim, SimStats, Stuck};
+pub use stream_tls::stream_tls;
+pub use streams::{
+    SimStream, StreamApp, StreamEnd, StreamReport, StreamRole, StreamStats, fnv, fnv_start, pattern,
+};
 pub use topology::Topology;
 
 /// The seed for a randomised test: `SIM_SEED` from the environment if set, else `default`.

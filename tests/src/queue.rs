@@ -1,103 +1,135 @@
-//! The event queue: a radix heap over `(time, seq)` keys.
+//! The event queue: a timing wheel over `(time, seq)` keys.
 //!
 //! Simulated time never goes back, so every key pushed is at least the last key popped: a
-//! monotone priority queue. A radix heap exploits that: keys sit in buckets by the highest bit
-//! in which they differ from the last popped key, and a pop only redistributes the first
-//! non-empty bucket. Work is sequential `Vec` pushes and pops, which beats a binary heap of
-//! a few hundred thousand events that no longer fits in cache. Keys are unique (`seq` grows
-//! with every push), so the order is total and runs repeat exactly.
+//! monotone priority queue. Events fall into slots of 2^13 ns by time; a ring of slots
+//! covers the next 67 ms, which holds nearly every message in flight, and later events
+//! (timers, mostly) wait in a binary heap until the ring reaches them. A slot is sorted when
+//! it becomes current, so each event is moved about twice, where a heap or radix heap of a
+//! few hundred thousand events moves it many times and misses the cache doing so. Keys are
+//! unique (`seq` grows with every push), so the order is total and runs repeat exactly.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+const SHIFT: u32 = 13;
+const RING: u64 = 1 << 13;
+
+/// An event waiting beyond the ring, ordered by key alone.
+#[derive(Debug)]
+struct Far<T>(u128, T);
+
+impl<T> PartialEq for Far<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl<T> Eq for Far<T> {}
+impl<T> PartialOrd for Far<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Far<T> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.cmp(&o.0)
+    }
+}
 
 /// A monotone min-queue of `T` ordered by `(at, seq)`.
 #[derive(Debug)]
 pub(crate) struct EventQueue<T> {
-    /// `buckets[0]` holds keys equal to `last`; `buckets[i]` keys whose highest bit
-    /// differing from `last` is bit `i - 1`.
-    buckets: Vec<Vec<(u128, T)>>,
-    /// The bucketing reference: the smallest key in the queue once `refill` ran.
-    last: u128,
+    /// `ring[s % RING]` holds the events of slot `s`, for `cur_slot < s < cur_slot + RING`.
+    ring: Vec<Vec<(u128, T)>>,
+    in_ring: usize,
+    cur_slot: u64,
+    /// The events of the current slot (and any pushed since for an earlier slot, after a
+    /// peek moved on), sorted by key, largest first: the next event is the last.
+    cur: Vec<(u128, T)>,
+    /// Events of slots `cur_slot + RING` and later.
+    far: BinaryHeap<Reverse<Far<T>>>,
     /// The last key popped: nothing below it may be pushed.
     popped: u128,
-    len: usize,
 }
 
 fn key(at: u64, seq: u64) -> u128 {
     (u128::from(at) << 64) | u128::from(seq)
 }
 
+fn slot(k: u128) -> u64 {
+    ((k >> 64) as u64) >> SHIFT
+}
+
 impl<T> EventQueue<T> {
     pub(crate) fn new() -> Self {
         Self {
-            buckets: (0..129).map(|_| Vec::new()).collect(),
-            last: 0,
+            ring: (0..RING).map(|_| Vec::new()).collect(),
+            in_ring: 0,
+            cur_slot: 0,
+            cur: Vec::new(),
+            far: BinaryHeap::new(),
             popped: 0,
-            len: 0,
         }
-    }
-
-    fn bucket(&self, k: u128) -> usize {
-        (128 - (k ^ self.last).leading_zeros()) as usize
     }
 
     /// Adds an event. `(at, seq)` must not be below the last popped key.
     pub(crate) fn push(&mut self, at: u64, seq: u64, ev: T) {
         let k = key(at, seq);
         assert!(k >= self.popped, "event scheduled in the past");
-        if k < self.last {
-            self.rebase(k);
-        }
-        let b = self.bucket(k);
-        self.buckets[b].push((k, ev));
-        self.len += 1;
-    }
-
-    /// A peek moved `last` up to the next event, and now an earlier one arrives (the clock
-    /// stopped short of the next event, as `run_for` does). Every queued key is at least the
-    /// old `last`, so bucketing them all again relative to `k` is valid.
-    fn rebase(&mut self, k: u128) {
-        self.last = k;
-        let mut all = Vec::with_capacity(self.len);
-        for b in &mut self.buckets {
-            all.append(b);
-        }
-        for (key, ev) in all {
-            let b = self.bucket(key);
-            self.buckets[b].push((key, ev));
+        let s = slot(k);
+        if s <= self.cur_slot {
+            let i = self.cur.partition_point(|(x, _)| *x > k);
+            self.cur.insert(i, (k, ev));
+        } else if s - self.cur_slot < RING {
+            self.ring[(s % RING) as usize].push((k, ev));
+            self.in_ring += 1;
+        } else {
+            self.far.push(Reverse(Far(k, ev)));
         }
     }
 
-    /// Makes `buckets[0]` hold the smallest key, if there is any event.
+    /// Makes `cur` hold the next events, if there are any.
     fn refill(&mut self) {
-        if self.len == 0 || !self.buckets[0].is_empty() {
-            return;
+        while self.cur.is_empty() {
+            if self.in_ring == 0 {
+                // Nothing within the ring: jump to the first far event.
+                let Some(Reverse(Far(k, _))) = self.far.peek() else {
+                    return;
+                };
+                self.cur_slot = slot(*k) - 1;
+            }
+            self.cur_slot += 1;
+            while let Some(Reverse(Far(k, _))) = self.far.peek() {
+                let s = slot(*k);
+                if s >= self.cur_slot + RING {
+                    break;
+                }
+                let Some(Reverse(Far(k, ev))) = self.far.pop() else {
+                    break;
+                };
+                self.ring[(s % RING) as usize].push((k, ev));
+                self.in_ring += 1;
+            }
+            let bucket = &mut self.ring[(self.cur_slot % RING) as usize];
+            if !bucket.is_empty() {
+                self.in_ring -= bucket.len();
+                std::mem::swap(bucket, &mut self.cur);
+                self.cur.sort_unstable_by_key(|e| Reverse(e.0));
+            }
         }
-        let Some(i) = self.buckets.iter().position(|b| !b.is_empty()) else {
-            return;
-        };
-        let mut moved = std::mem::take(&mut self.buckets[i]);
-        if let Some(min) = moved.iter().map(|(k, _)| *k).min() {
-            self.last = min;
-        }
-        // Every key lands in a lower bucket, so bucket `i` stays empty meanwhile.
-        for (k, ev) in moved.drain(..) {
-            let b = self.bucket(k);
-            self.buckets[b].push((k, ev));
-        }
-        self.buckets[i] = moved;
     }
 
     /// Removes the event with the smallest key.
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
         self.refill();
-        let (k, ev) = self.buckets[0].pop()?;
+        let (k, ev) = self.cur.pop()?;
         self.popped = k;
-        self.len -= 1;
         Some(((k >> 64) as u64, ev))
     }
 
     /// The time of the next event.
     pub(crate) fn peek_at(&mut self) -> Option<u64> {
         self.refill();
-        self.buckets[0].last().map(|(k, _)| (k >> 64) as u64)
+        self.cur.last().map(|(k, _)| (k >> 64) as u64)
     }
 }
 

@@ -86,6 +86,9 @@ pub(crate) enum SimEvent {
     Closed { to: LinkId },
     /// The dialer of a link tries again.
     Dial { link: u32 },
+    /// Mesh streams (`streams.rs`): the node's stream layer has input (`token` 0) or its
+    /// timer is due (`token` tells stale entries apart).
+    Streams { node: u32, token: u64 },
 }
 
 /// One simulated process.
@@ -135,6 +138,8 @@ pub struct Sim {
     pub(crate) record: bool,
     /// Inputs waiting to be fed to the node being driven (reused buffer).
     pub(crate) work: VecDeque<Input>,
+    /// Mesh streams (`streams.rs`); empty unless a test uses them.
+    pub(crate) stream_world: crate::streams::StreamWorld,
 }
 
 impl fmt::Debug for Sim {
@@ -170,6 +175,7 @@ impl Sim {
             conv: Convergence::default(),
             record: true,
             work: VecDeque::new(),
+            stream_world: Default::default(),
         }
     }
 
@@ -305,6 +311,7 @@ impl Sim {
                 self.links[link as usize].dial_pending = false;
                 self.dial(link);
             }
+            SimEvent::Streams { node, token } => self.on_streams(node, token),
         }
         true
     }

@@ -114,7 +114,7 @@ impl Node {
             self.notify_unreachable(&d, PROBLEM_EXPIRED);
             return Ok(());
         }
-        let next = self.forward.get(&d.header.to_node).and_then(|&id| {
+        let next = self.forward.get(&d.header.to_node).and_then(|&(_, id)| {
             let l = self.links.get(&id)?;
             (l.state == LinkState::Established).then_some((id, l))
         });

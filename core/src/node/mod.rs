@@ -232,7 +232,13 @@ type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PassHasher>>;
 pub struct Node {
     config: Arc<Config>,
     id: NodeId,
+    /// `id` packed, if short enough: compared with every routing update's origin.
+    id_key: Option<u128>,
     id_hash: u64,
+    /// `id` as a JSON string, for forwarding routing updates.
+    id_quoted: Box<str>,
+    /// `config.max_idle`, read on every message without following the `Arc`.
+    max_idle: Duration,
     rng: ChaCha8Rng,
     epoch: u64,
     sequence: u64,
@@ -245,8 +251,13 @@ pub struct Node {
     names: HashIndex<NodeId>,
     router: Router,
     seen: SeenUpdates,
-    /// Destination hash -> session of the first hop, rebuilt with the routing table.
-    forward: HashIndex<LinkId>,
+    /// Destination hash -> (destination, session of the first hop), kept in step with the
+    /// routing table.
+    forward: HashIndex<(crate::routing::NameIx, LinkId)>,
+    /// The peers changed since `forward` was last rebuilt in full.
+    forward_stale: bool,
+    /// Two destinations in `forward` share a hash: rebuild it in full every time.
+    forward_collided: bool,
     services: Services,
     pings: Pings,
     timers: [Option<Instant>; TIMERS],
@@ -275,6 +286,13 @@ impl Node {
         names.insert(id.hash(), id.clone());
         let mut node = Self {
             id_hash: id.hash(),
+            id_key: crate::routing::fastkey::pack(id.as_str()),
+            max_idle: config.max_idle,
+            id_quoted: {
+                let mut q = String::new();
+                crate::wire::write_str(&mut q, id.as_str());
+                q.into()
+            },
             router: Router::new(&id),
             seen: SeenUpdates::new(config.seen_update_ttl, config.max_seen_updates),
             id,
@@ -287,6 +305,8 @@ impl Node {
             peers: BTreeMap::new(),
             names,
             forward: HashIndex::default(),
+            forward_stale: false,
+            forward_collided: false,
             services: Services::default(),
             pings: Pings::default(),
             timers: [None; TIMERS],
@@ -519,14 +539,21 @@ impl Node {
 
     /// Queues `msg` on every established session except `except`.
     fn broadcast(&mut self, msg: &Encoded, except: Option<LinkId>) {
-        let targets: Vec<LinkId> = self
-            .peers
-            .values()
-            .copied()
-            .filter(|l| Some(*l) != except)
-            .collect();
-        for link in targets {
-            self.transmit(link, msg.clone());
+        for &link in self.peers.values() {
+            if Some(link) == except {
+                continue;
+            }
+            let Some(l) = self.links.get(&link) else {
+                continue;
+            };
+            match l.frame(msg.clone()) {
+                Some(frame) => {
+                    self.stats.messages_out += 1;
+                    self.stats.bytes_out += frame.len() as u64;
+                    self.transmits.push_back(Transmit { link, frame });
+                }
+                None => self.stats.oversized += 1,
+            }
         }
     }
 
@@ -539,14 +566,65 @@ impl Node {
 
     fn recompute(&mut self) {
         let changed = self.router.recompute();
-        self.forward.clear();
-        for (dest, hop) in self.router.table() {
-            if let Some(&link) = self.peers.get(hop) {
-                self.forward.insert(dest.hash(), link);
-            }
+        if self.forward_stale || self.forward_collided {
+            self.rebuild_forward();
+        } else if changed {
+            self.update_forward();
         }
         if changed {
             self.events.push_back(Event::RoutesChanged);
+        }
+    }
+
+    /// Rebuilds the forwarding index from the routing table. Where two destinations share
+    /// a hash, the later by name wins.
+    fn rebuild_forward(&mut self) {
+        self.forward_stale = false;
+        self.forward.clear();
+        let graph = self.router.graph();
+        for (dest, hop) in self.router.table() {
+            let (Some(&link), Some(d)) =
+                (self.peers.get(hop), graph.find(dest.as_str().as_bytes()))
+            else {
+                continue;
+            };
+            if let Some((old, _)) = self.forward.insert(dest.hash(), (d, link))
+                && old != d
+            {
+                self.forward_collided = true;
+            }
+        }
+    }
+
+    /// Brings the forwarding index in step with the destinations whose first hop changed.
+    fn update_forward(&mut self) {
+        let graph = self.router.graph();
+        for &d in self.router.changed() {
+            let Some(dest) = graph.name(d) else { continue };
+            let h = dest.hash();
+            let link = self
+                .router
+                .hop(d)
+                .and_then(|hop| graph.name(hop))
+                .and_then(|hop| self.peers.get(hop));
+            let held = self.forward.get(&h).map(|&(e, _)| e);
+            if held.is_some_and(|e| e != d) {
+                // Another destination with the same hash: only a full rebuild gets the
+                // order right.
+                self.forward_collided = true;
+                break;
+            }
+            match link {
+                Some(&link) => {
+                    self.forward.insert(h, (d, link));
+                }
+                None => {
+                    self.forward.remove(&h);
+                }
+            }
+        }
+        if self.forward_collided {
+            self.rebuild_forward();
         }
     }
 

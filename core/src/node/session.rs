@@ -9,8 +9,51 @@ use super::{CloseReason, Event, Node, Timer};
 use crate::config::LinkConfig;
 use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
-use crate::routing::Applied;
-use crate::wire::{Message, RouteUpdate, encode_reject};
+use crate::routing::fastkey::{is_name, pack};
+use crate::routing::{Applied, Update};
+use crate::wire::{Encoded, MSG_ROUTE, Message, RouteUpdate, RouteView, encode_reject};
+
+/// A routing update as the session checks and floods it: decoded, or read in place.
+pub(super) trait Received: Update {
+    fn update_id(&self) -> &[u8];
+    fn forwarding_node(&self) -> &[u8];
+    /// The cost listed for `node`, if any.
+    fn connection(&self, node: &str) -> Option<f64>;
+    /// This update as `me` (`me_quoted` as a JSON string) forwards it.
+    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded>;
+}
+
+impl Received for RouteUpdate {
+    fn update_id(&self) -> &[u8] {
+        self.update_id.as_bytes()
+    }
+    fn forwarding_node(&self) -> &[u8] {
+        self.forwarding_node.as_bytes()
+    }
+    fn connection(&self, node: &str) -> Option<f64> {
+        self.connections.get(node).copied()
+    }
+    fn forward(&self, me: &str, _: &str) -> Option<Encoded> {
+        let mut u = self.clone();
+        u.forwarding_node = me.to_owned();
+        u.encode()
+    }
+}
+
+impl Received for RouteView<'_> {
+    fn update_id(&self) -> &[u8] {
+        self.update_id
+    }
+    fn forwarding_node(&self) -> &[u8] {
+        self.forwarding_node
+    }
+    fn connection(&self, node: &str) -> Option<f64> {
+        RouteView::connection(self, node)
+    }
+    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded> {
+        self.forward_as(me, me_quoted)
+    }
+}
 
 impl Node {
     pub(super) fn link_up(&mut self, link: LinkId, config: Arc<LinkConfig>) {
@@ -66,7 +109,8 @@ impl Node {
         if self.peers.get(&node) == Some(&link) {
             self.peers.remove(&node);
             self.router.link_down(&node);
-            self.forward.retain(|_, l| *l != link);
+            self.forward.retain(|_, (_, l)| *l != link);
+            self.forward_stale = true;
             self.request(Timer::Flood, self.config.change_delay);
             self.request(Timer::Recompute, self.config.change_delay);
         }
@@ -101,21 +145,33 @@ impl Node {
         };
         self.stats.messages_in += 1;
         // Any message, even one we cannot parse, proves the peer alive.
-        l.idle_deadline = self.now + self.config.max_idle;
+        l.idle_deadline = self.now + self.max_idle;
         let state = l.state;
-        // Fast path for the bulk of traffic: data on an established session.
-        if state == LinkState::Established && msg.first() == Some(&crate::wire::MSG_DATA) {
-            match crate::wire::DataHeader::decode(&msg) {
-                Ok(header) => {
-                    let payload = msg.slice(crate::wire::DATA_HEADER_LEN..);
-                    self.received_data(header, payload);
+        // Fast paths for the bulk of traffic on an established session: data, and routing
+        // updates in canonical form (read in place, most of them dropped as already seen).
+        if state == LinkState::Established {
+            match msg.first() {
+                Some(&crate::wire::MSG_DATA) => {
+                    match crate::wire::DataHeader::decode(&msg) {
+                        Ok(header) => {
+                            let payload = msg.slice(crate::wire::DATA_HEADER_LEN..);
+                            self.received_data(header, payload);
+                        }
+                        Err(e) => {
+                            self.stats.malformed += 1;
+                            debug!(node = %self.id, %link, error = %e, "malformed message");
+                        }
+                    }
+                    return;
                 }
-                Err(e) => {
-                    self.stats.malformed += 1;
-                    debug!(node = %self.id, %link, error = %e, "malformed message");
+                Some(&MSG_ROUTE) => {
+                    if let Some(view) = msg.get(1..).and_then(RouteView::parse) {
+                        self.established_update(link, &view);
+                        return;
+                    }
                 }
+                _ => {}
             }
-            return;
         }
         let decoded = match Message::decode(msg) {
             Ok(m) => m,
@@ -142,7 +198,7 @@ impl Node {
             }
             // Data and adverts before the handshake completes are lost, as in Go.
             (LinkState::Handshake { .. }, _) => {}
-            (LinkState::Established, Message::Route(ri)) => self.established_update(link, ri),
+            (LinkState::Established, Message::Route(ri)) => self.established_update(link, &ri),
             (LinkState::Established, Message::ServiceAd(ad, raw)) => {
                 self.received_ad(link, ad, raw);
             }
@@ -187,9 +243,11 @@ impl Node {
         if let Some(l) = self.links.get_mut(&link) {
             l.state = LinkState::Established;
             l.remote = Some(remote.clone());
+            l.remote_key = pack(remote.as_str());
         }
         debug!(node = %self.id, %link, peer = %remote, cost, "connection established");
         self.peers.insert(remote.clone(), link);
+        self.forward_stale = true;
         self.register_name(&remote);
         self.router.link_up(&remote, cost);
         self.request(Timer::Flood, self.config.change_delay);
@@ -200,26 +258,26 @@ impl Node {
     }
 
     /// Checks on every update from an established peer (§4.3), then processing (§5.3).
-    fn established_update(&mut self, link: LinkId, mut ri: RouteUpdate) {
+    fn established_update(&mut self, link: LinkId, ri: &impl Received) {
         let Some(l) = self.links.get_mut(&link) else {
             return;
         };
-        let Some(remote) = l.remote.clone() else {
+        let Some(remote) = l.remote.as_ref() else {
             return;
         };
-        if ri.forwarding_node != remote.as_str() {
+        if !is_name(ri.forwarding_node(), l.remote_key, remote) {
             self.reject(link, "remote node ID changed unexpectedly");
             return;
         }
-        if ri.node_id == remote.as_str() {
-            match ri.connections.get(self.id.as_str()) {
+        if is_name(ri.node_id(), l.remote_key, remote) {
+            match ri.connection(self.id.as_str()) {
                 None if l.remote_established => {
                     self.reject(link, "remote node no longer lists us");
                     return;
                 }
                 // A late copy of the peer's handshake: neither processed nor forwarded.
                 None => return,
-                Some(&c) => {
+                Some(c) => {
                     l.remote_established = true;
                     if c != l.cost {
                         self.reject(link, "we disagree about the connection cost");
@@ -229,28 +287,30 @@ impl Node {
             }
         }
         self.stats.route_updates_in += 1;
-        if ri.node_id.is_empty() {
+        if ri.node_id().is_empty() {
             return;
         }
-        if ri.node_id == self.id.as_str() {
-            self.duplicate_check(&ri);
+        if is_name(ri.node_id(), self.id_key, &self.id) {
+            self.duplicate_check(ri.epoch(), ri.suspected_duplicate());
             return;
         }
-        if !self.seen.insert(&ri.update_id, self.now) {
+        if !self.seen.insert(ri.update_id(), self.now) {
             self.stats.route_updates_stale += 1;
             return;
         }
-        let Ok(origin) = NodeId::from_wire(&ri.node_id) else {
-            return;
-        };
-        match self.router.apply(&ri, &origin) {
-            Applied::Stale => {
+        match self.router.apply_update(ri) {
+            // Not a valid node ID.
+            None => return,
+            Some((Applied::Stale, _)) => {
                 self.stats.route_updates_stale += 1;
                 return;
             }
-            Applied::Fresh { new_node, changed } => {
+            Some((Applied::Fresh { new_node, changed }, origin)) => {
                 if new_node {
-                    self.register_name(&origin);
+                    // As `register_name`, without a reference count round trip.
+                    self.names
+                        .entry(origin.hash())
+                        .or_insert_with(|| origin.clone());
                     self.request(Timer::Flood, self.config.change_delay);
                 }
                 if changed {
@@ -258,18 +318,17 @@ impl Node {
                 }
             }
         }
-        ri.forwarding_node = self.id.as_str().to_owned();
-        if let Some(msg) = ri.encode() {
+        if let Some(msg) = ri.forward(self.id.as_str(), &self.id_quoted) {
             self.broadcast(&msg, Some(link));
         }
     }
 
     /// An update carrying our own node ID (§5.4).
-    fn duplicate_check(&mut self, ri: &RouteUpdate) {
-        if ri.epoch == self.epoch {
+    fn duplicate_check(&mut self, epoch: u64, suspected_duplicate: u64) {
+        if epoch == self.epoch {
             return;
         }
-        if ri.suspected_duplicate == self.epoch {
+        if suspected_duplicate == self.epoch {
             let reason = format!(
                 "another instance of node {} is running: shutting down this one",
                 self.id
@@ -278,9 +337,9 @@ impl Node {
             self.stop(Some(reason));
             return;
         }
-        if ri.epoch > self.epoch {
+        if epoch > self.epoch {
             // The other instance started later: name it, and it will shut down.
-            self.flood_own(ri.epoch);
+            self.flood_own(epoch);
         }
     }
 

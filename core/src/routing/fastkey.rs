@@ -7,15 +7,30 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::id::NodeId;
+
 /// `s` packed with its length, if it is shorter than 16 bytes.
 pub(crate) fn pack(s: &str) -> Option<u128> {
-    let b = s.as_bytes();
+    pack_bytes(s.as_bytes())
+}
+
+/// [`pack`] for the bytes of a string.
+pub(crate) fn pack_bytes(b: &[u8]) -> Option<u128> {
     let len = u8::try_from(b.len()).ok().filter(|&l| l < 16)?;
     let mut w = [0u8; 16];
     w.get_mut(..b.len())?.copy_from_slice(b);
     // The length goes in the last byte, which a short string never reaches.
     *w.last_mut()? = len;
     Some(u128::from_le_bytes(w))
+}
+
+/// Whether `s` is the name `id`, whose packed form (if any) is `key`: names shorter than
+/// 16 bytes compare without following `id`'s pointer.
+pub(crate) fn is_name(s: &[u8], key: Option<u128>, id: &NodeId) -> bool {
+    match key {
+        Some(k) => pack_bytes(s) == Some(k),
+        None => s == id.as_str().as_bytes(),
+    }
 }
 
 /// A fast hasher for keys that are packed strings or random IDs.

@@ -1,49 +1,203 @@
 //! The link-state database: every node's advertised connections (Go `knownConnectionCosts`).
+//!
+//! Laid out for a node among many: in a large mesh every node holds a graph of every node,
+//! and a routing update touches one origin's entry, so lookups should cost as few cache
+//! misses as possible. Names are interned to dense indexes by an open-addressing table of
+//! `(index, tag)` slots; what an update needs about its origin (the name key, the newest
+//! `(epoch, sequence)`, where the wire text of its connections is kept) sits in one small
+//! record per index; edges are short sorted vectors.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
-use super::fastkey::{FastBuild, pack};
+use super::fastkey::{FastHasher, pack_bytes};
 use crate::id::NodeId;
 
 /// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
 pub(crate) type Ix = u32;
+
+/// The high word of the key of a name of 16 bytes or more (never that of a packed name,
+/// whose top byte is its length); the low word is the name's hash, and the bytes are
+/// compared in `names`.
+const LONG_HI: u64 = u64::MAX;
+/// Wire text up to this long is kept inside a name's record.
+const INLINE_TEXT: usize = 45;
+/// `Meta::text_len` when there is no text, or when it is in `Graph::spans`.
+const NO_TEXT: u8 = u8::MAX;
+const SPILLED: u8 = u8::MAX - 1;
+
+/// A slot of the name index.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: [u64; 2],
+    ix: Ix,
+}
+
+const FREE: Slot = Slot {
+    key: [0; 2],
+    ix: Ix::MAX,
+};
+
+/// Per-name data that routing updates read: one cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Meta {
+    /// `(epoch, sequence)` of the newest update accepted from this node, if any.
+    known: (u64, u64),
+    has_known: bool,
+    /// The wire text of the connections the node's edges were read from, if they were read
+    /// from wire text and not changed since: its length and bytes, or [`SPILLED`] and its
+    /// place in `Graph::spans` (two little-endian u32s), or [`NO_TEXT`].
+    text_len: u8,
+    text: [u8; INLINE_TEXT + 1],
+}
+
+impl Meta {
+    const NEW: Self = Self {
+        known: (0, 0),
+        has_known: false,
+        text_len: NO_TEXT,
+        text: [0; INLINE_TEXT + 1],
+    };
+
+    fn set_spilled(&mut self, at: u32, len: u32) {
+        let mut w = [0u8; 8];
+        w[..4].copy_from_slice(&at.to_le_bytes());
+        w[4..].copy_from_slice(&len.to_le_bytes());
+        if let Some(dst) = self.text.get_mut(..8) {
+            dst.copy_from_slice(&w);
+        }
+        self.text_len = SPILLED;
+    }
+
+    fn spilled(&self) -> Option<(usize, usize)> {
+        if self.text_len != SPILLED {
+            return None;
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(self.text.get(i..i + 4)?);
+            Some(u32::from_le_bytes(b) as usize)
+        };
+        Some((word(0)?, word(4)?))
+    }
+}
 
 /// Directed edges `u -> v` with costs, as each node advertises them, plus a reverse index so
 /// that "who lists v" is cheap.
 #[derive(Debug, Default)]
 pub struct Graph {
     names: Vec<NodeId>,
-    /// Names shorter than 16 bytes, packed (no pointer to follow on lookup).
-    short: HashMap<u128, Ix, FastBuild>,
-    /// Longer names.
-    long: HashMap<Box<str>, Ix, FastBuild>,
-    /// `None`: the node is not a key of the database (not a destination).
-    out: Vec<Option<BTreeMap<Ix, f64>>>,
-    incoming: Vec<BTreeSet<Ix>>,
+    meta: Vec<Meta>,
+    /// Open addressing with linear probing on the name key; the length is a power of two
+    /// and the table at most half full.
+    slots: Vec<Slot>,
+    /// `None`: the node is not a key of the database (not a destination). Sorted by index.
+    out: Vec<Option<Vec<(Ix, f64)>>>,
+    /// `is_key[u] == out[u].is_some()`, compact for route computation.
+    is_key: Vec<bool>,
+    /// Who lists each node, sorted.
+    incoming: Vec<Vec<Ix>>,
+    /// Wire text too long for a record (see `Meta::text`), with `garbage` bytes unused.
+    spans: Vec<u8>,
+    garbage: usize,
+}
+
+fn key_of(name: &[u8]) -> [u64; 2] {
+    use std::hash::Hasher as _;
+    match pack_bytes(name) {
+        Some(k) => [k as u64, (k >> 64) as u64],
+        None => {
+            let mut h = FastHasher::default();
+            h.write(name);
+            [h.finish(), LONG_HI]
+        }
+    }
+}
+
+fn home(key: [u64; 2], mask: usize) -> usize {
+    let mut z = key[0] ^ key[1].rotate_left(29);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as usize & mask
 }
 
 impl Graph {
-    /// Interns a name.
-    pub(crate) fn ix(&mut self, node: &NodeId) -> Ix {
-        if let Some(i) = self.find(node.as_str()) {
-            return i;
+    /// The slot where `name` is, or the free slot where it would go.
+    fn probe(&self, name: &[u8], key: [u64; 2]) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = home(key, mask);
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.ix == Ix::MAX {
+                return Some(i);
+            }
+            if slot.key == key
+                && (key[1] != LONG_HI
+                    || self.names.get(slot.ix as usize)?.as_str().as_bytes() == name)
+            {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
         }
-        let i = self.names.len() as Ix;
-        self.names.push(node.clone());
-        match pack(node.as_str()) {
-            Some(k) => self.short.insert(k, i),
-            None => self.long.insert(node.as_str().into(), i),
-        };
-        self.out.push(None);
-        self.incoming.push(BTreeSet::new());
-        i
     }
 
     /// Looks up a name without interning it.
-    pub(crate) fn find(&self, node: &str) -> Option<Ix> {
-        match pack(node) {
-            Some(k) => self.short.get(&k).copied(),
-            None => self.long.get(node).copied(),
+    pub(crate) fn find(&self, node: &[u8]) -> Option<Ix> {
+        let slot = self.slots.get(self.probe(node, key_of(node))?)?;
+        (slot.ix != Ix::MAX).then_some(slot.ix)
+    }
+
+    /// Interns a name.
+    pub(crate) fn ix(&mut self, node: &NodeId) -> Ix {
+        self.intern(node.as_str().as_bytes(), || node.clone())
+    }
+
+    /// Interns a name from the wire; `None` if it is not a valid node ID.
+    pub(crate) fn ix_str(&mut self, node: &[u8]) -> Option<Ix> {
+        if let Some(i) = self.find(node) {
+            return Some(i);
+        }
+        let id = NodeId::from_wire(std::str::from_utf8(node).ok()?).ok()?;
+        Some(self.intern(node, || id))
+    }
+
+    fn intern(&mut self, name: &[u8], id: impl FnOnce() -> NodeId) -> Ix {
+        if self.slots.len() < 2 * (self.names.len() + 1) {
+            self.grow();
+        }
+        let key = key_of(name);
+        let Some(at) = self.probe(name, key) else {
+            // Unreachable: the table always has free slots.
+            return Ix::MAX;
+        };
+        let Some(slot) = self.slots.get_mut(at) else {
+            return Ix::MAX;
+        };
+        if slot.ix != Ix::MAX {
+            return slot.ix;
+        }
+        let i = self.names.len() as Ix;
+        *slot = Slot { key, ix: i };
+        self.names.push(id());
+        self.meta.push(Meta::NEW);
+        self.out.push(None);
+        self.is_key.push(false);
+        self.incoming.push(Vec::new());
+        i
+    }
+
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![FREE; cap]);
+        let mask = cap - 1;
+        for slot in old.into_iter().filter(|s| s.ix != Ix::MAX) {
+            let mut i = home(slot.key, mask);
+            while self.slots.get(i).is_some_and(|s| s.ix != Ix::MAX) {
+                i = (i + 1) & mask;
+            }
+            if let Some(s) = self.slots.get_mut(i) {
+                *s = slot;
+            }
         }
     }
 
@@ -57,63 +211,171 @@ impl Graph {
         self.names.len()
     }
 
-    /// The edges out of `u`, if `u` is a key.
-    pub(crate) fn edges(&self, u: Ix) -> Option<&BTreeMap<Ix, f64>> {
-        self.out.get(u as usize).and_then(Option::as_ref)
+    /// The `(epoch, sequence)` last accepted from `i`.
+    pub(crate) fn known(&self, i: Ix) -> Option<(u64, u64)> {
+        self.meta
+            .get(i as usize)
+            .and_then(|m| m.has_known.then_some(m.known))
+    }
+
+    pub(crate) fn set_known(&mut self, i: Ix, known: (u64, u64)) {
+        if let Some(m) = self.meta.get_mut(i as usize) {
+            m.known = known;
+            m.has_known = true;
+        }
+    }
+
+    /// Whether the edges out of `u` were read from exactly this wire text (and not changed
+    /// since), so that the same text again cannot change them.
+    pub(crate) fn read_from(&self, u: Ix, text: &[u8]) -> bool {
+        let Some(m) = self.meta.get(u as usize) else {
+            return false;
+        };
+        match m.spilled() {
+            Some((at, len)) => len == text.len() && self.spans.get(at..at + len) == Some(text),
+            None => m.text_len != NO_TEXT && m.text.get(..m.text_len as usize) == Some(text),
+        }
+    }
+
+    /// Records the wire text the edges out of `u` were just read from (`None`: not from
+    /// wire text).
+    pub(crate) fn set_read_from(&mut self, u: Ix, text: Option<&[u8]>) {
+        self.forget_text(u);
+        let Some(text) = text else { return };
+        if text.len() <= INLINE_TEXT {
+            if let Some(m) = self.meta.get_mut(u as usize)
+                && let Some(dst) = m.text.get_mut(..text.len())
+            {
+                dst.copy_from_slice(text);
+                m.text_len = text.len() as u8;
+            }
+            return;
+        }
+        if self.garbage > 4096 && self.garbage > self.spans.len() / 2 {
+            self.compact_spans();
+        }
+        let (Ok(at), Ok(len)) = (u32::try_from(self.spans.len()), u32::try_from(text.len())) else {
+            return;
+        };
+        self.spans.extend_from_slice(text);
+        if let Some(m) = self.meta.get_mut(u as usize) {
+            m.set_spilled(at, len);
+        }
+    }
+
+    fn forget_text(&mut self, u: Ix) {
+        if let Some(m) = self.meta.get_mut(u as usize) {
+            if let Some((_, len)) = m.spilled() {
+                self.garbage += len;
+            }
+            m.text_len = NO_TEXT;
+        }
+    }
+
+    fn compact_spans(&mut self) {
+        let mut spans = Vec::with_capacity(self.spans.len() - self.garbage);
+        for m in &mut self.meta {
+            let Some((a, l)) = m.spilled() else { continue };
+            match (self.spans.get(a..a + l), u32::try_from(spans.len())) {
+                (Some(text), Ok(new_at)) => {
+                    spans.extend_from_slice(text);
+                    m.set_spilled(new_at, l as u32);
+                }
+                _ => m.text_len = NO_TEXT,
+            }
+        }
+        self.spans = spans;
+        self.garbage = 0;
+    }
+
+    /// The edges out of `u`, if `u` is a key, sorted by index.
+    pub(crate) fn edges(&self, u: Ix) -> Option<&[(Ix, f64)]> {
+        self.out.get(u as usize).and_then(Option::as_deref)
+    }
+
+    /// Whether `u` is a key of the database.
+    pub(crate) fn is_key(&self, u: Ix) -> bool {
+        self.is_key.get(u as usize).copied().unwrap_or(false)
     }
 
     /// Sets edge `u -> v`, making `u` a key.
     pub(crate) fn set_edge(&mut self, u: Ix, v: Ix, cost: f64) {
-        if let Some(slot) = self.out.get_mut(u as usize) {
-            slot.get_or_insert_with(BTreeMap::new).insert(v, cost);
+        self.forget_text(u);
+        if let Some(k) = self.is_key.get_mut(u as usize) {
+            *k = true;
         }
-        if let Some(inc) = self.incoming.get_mut(v as usize) {
-            inc.insert(u);
+        if let Some(slot) = self.out.get_mut(u as usize) {
+            let m = slot.get_or_insert_with(Vec::new);
+            match m.binary_search_by_key(&v, |e| e.0) {
+                Ok(i) => {
+                    if let Some(e) = m.get_mut(i) {
+                        e.1 = cost;
+                    }
+                }
+                Err(i) => m.insert(i, (v, cost)),
+            }
+        }
+        if let Some(inc) = self.incoming.get_mut(v as usize)
+            && let Err(i) = inc.binary_search(&u)
+        {
+            inc.insert(i, u);
         }
     }
 
     /// Removes edge `u -> v`; `u` stays a key.
     pub(crate) fn remove_edge(&mut self, u: Ix, v: Ix) {
-        if let Some(Some(m)) = self.out.get_mut(u as usize) {
-            m.remove(&v);
+        self.forget_text(u);
+        if let Some(Some(m)) = self.out.get_mut(u as usize)
+            && let Ok(i) = m.binary_search_by_key(&v, |e| e.0)
+        {
+            m.remove(i);
         }
-        if let Some(inc) = self.incoming.get_mut(v as usize) {
-            inc.remove(&u);
+        if let Some(inc) = self.incoming.get_mut(v as usize)
+            && let Ok(i) = inc.binary_search(&u)
+        {
+            inc.remove(i);
         }
     }
 
-    /// Replaces all edges out of `u`. Returns whether anything changed (a missing key differs
-    /// from an empty map, as Go's deep equality says).
-    pub(crate) fn replace_edges(&mut self, u: Ix, edges: BTreeMap<Ix, f64>) -> bool {
+    /// Replaces all edges out of `u` with `edges` (sorted by index, no index twice). Returns
+    /// whether anything changed (a missing key differs from an empty map, as Go's deep
+    /// equality says).
+    pub(crate) fn replace_edges(&mut self, u: Ix, edges: &[(Ix, f64)]) -> bool {
         let Some(slot) = self.out.get_mut(u as usize) else {
             return false;
         };
-        if slot.as_ref() == Some(&edges) {
+        if slot.as_deref() == Some(edges) {
             return false;
         }
-        let old = slot.replace(edges).unwrap_or_default();
-        for v in old.keys() {
-            if let Some(inc) = self.incoming.get_mut(*v as usize) {
-                inc.remove(&u);
+        let mut list = slot.take().unwrap_or_default();
+        for (v, _) in &list {
+            if let Some(inc) = self.incoming.get_mut(*v as usize)
+                && let Ok(i) = inc.binary_search(&u)
+            {
+                inc.remove(i);
             }
         }
-        let new_keys: Vec<Ix> = self
-            .out
-            .get(u as usize)
-            .and_then(Option::as_ref)
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default();
-        for v in new_keys {
-            if let Some(inc) = self.incoming.get_mut(v as usize) {
-                inc.insert(u);
+        for (v, _) in edges {
+            if let Some(inc) = self.incoming.get_mut(*v as usize)
+                && let Err(i) = inc.binary_search(&u)
+            {
+                inc.insert(i, u);
             }
+        }
+        list.clear();
+        list.extend_from_slice(edges);
+        if let Some(slot) = self.out.get_mut(u as usize) {
+            *slot = Some(list);
+        }
+        if let Some(k) = self.is_key.get_mut(u as usize) {
+            *k = true;
         }
         true
     }
 
     /// The nodes that list `v` among their connections.
-    pub(crate) fn listing(&self, v: Ix) -> impl Iterator<Item = Ix> + '_ {
-        self.incoming.get(v as usize).into_iter().flatten().copied()
+    pub(crate) fn listing(&self, v: Ix) -> &[Ix] {
+        self.incoming.get(v as usize).map_or(&[], Vec::as_slice)
     }
 
     /// The whole database by name, for status output.
@@ -130,5 +392,95 @@ impl Graph {
             out.insert(name.clone(), m);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::new(s).unwrap()
+    }
+
+    #[test]
+    fn interning_is_stable_across_growth() {
+        let mut g = Graph::default();
+        let long = "a-node-name-well-over-sixteen-bytes";
+        let names: Vec<String> = (0..500)
+            .map(|i| {
+                if i % 7 == 0 {
+                    format!("{long}-{i}")
+                } else {
+                    format!("n{i}")
+                }
+            })
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(g.ix(&id(n)), i as Ix);
+        }
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(g.find(n.as_bytes()), Some(i as Ix), "{n}");
+            assert_eq!(g.ix_str(n.as_bytes()), Some(i as Ix));
+            assert_eq!(g.name(i as Ix).map(NodeId::as_str), Some(n.as_str()));
+        }
+        assert_eq!(g.find(b"n500"), None);
+        assert_eq!(g.find(long.as_bytes()), None);
+        assert_eq!(g.ix_str(b""), None);
+        assert_eq!(g.ix_str(b"a\0b"), None);
+        assert_eq!(g.len(), 500);
+    }
+
+    #[test]
+    fn edges_and_reverse_index() {
+        let mut g = Graph::default();
+        let [a, b, c] = ["a", "b", "c"].map(|n| g.ix(&id(n)));
+        g.set_edge(a, b, 1.0);
+        g.set_edge(a, c, 2.0);
+        g.set_edge(a, b, 3.0);
+        assert_eq!(g.edges(a), Some(&[(b, 3.0), (c, 2.0)][..]));
+        assert_eq!(g.listing(b), &[a]);
+        assert!(!g.is_key(b));
+        assert!(g.replace_edges(b, &[(a, 1.0)]));
+        assert!(!g.replace_edges(b, &[(a, 1.0)]));
+        assert!(g.replace_edges(a, &[(c, 2.0)]));
+        assert_eq!(g.listing(b), &[] as &[Ix]);
+        assert_eq!(g.listing(c), &[a]);
+        g.remove_edge(a, c);
+        assert_eq!(g.edges(a), Some(&[][..]));
+        assert!(g.is_key(a));
+        assert_eq!(g.listing(c), &[] as &[Ix]);
+    }
+
+    #[test]
+    fn wire_text_is_remembered_until_the_edges_change() {
+        let mut g = Graph::default();
+        let [a, b] = ["a", "b"].map(|n| g.ix(&id(n)));
+        assert!(!g.read_from(a, b"x"));
+        g.set_read_from(a, Some(b"x"));
+        g.set_read_from(b, Some(b"yy"));
+        assert!(g.read_from(a, b"x"));
+        assert!(!g.read_from(a, b"xx"));
+        g.set_edge(a, b, 1.0);
+        assert!(!g.read_from(a, b"x"));
+        assert!(g.read_from(b, b"yy"));
+        // Long text goes to the shared store; enough churn compacts it.
+        let long = |i: u32| format!("{i:060}");
+        for i in 0..10_000u32 {
+            g.set_read_from(b, Some(long(i).as_bytes()));
+            if i % 100 == 0 {
+                g.set_read_from(a, Some(long(i + 1).as_bytes()));
+            }
+        }
+        assert!(g.spans.len() < 10_000);
+        assert!(g.read_from(b, long(9999).as_bytes()));
+        assert!(g.read_from(a, long(9901).as_bytes()));
+        assert!(!g.read_from(a, long(9902).as_bytes()));
+        g.set_read_from(b, Some(b"short"));
+        assert!(g.read_from(b, b"short"));
+        assert!(!g.read_from(b, long(9999).as_bytes()));
+        g.set_read_from(b, None);
+        assert!(!g.read_from(b, b"short"));
+        assert!(g.read_from(a, long(9901).as_bytes()));
     }
 }

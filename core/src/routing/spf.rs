@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 
 use super::graph::{Graph, Ix};
 
-#[derive(PartialEq)]
+#[derive(Debug, PartialEq)]
 struct Entry {
     dist: f64,
     node: Ix,
@@ -29,56 +29,68 @@ impl PartialOrd for Entry {
     }
 }
 
+/// Buffers kept between runs.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    dist: Vec<f64>,
+    hop: Vec<Option<Ix>>,
+    done: Vec<bool>,
+    heap: BinaryHeap<Entry>,
+}
+
 /// For every destination reachable from `source`, the first hop (a direct neighbour) on a
 /// least-cost path: `first_hop[dest]`, `None` where unreachable or for `source` itself.
 ///
 /// Only nodes that are keys of the graph are destinations, and relaxation uses strict `<`,
 /// as Go does.
-pub(crate) fn first_hops(graph: &Graph, source: Ix) -> Vec<Option<Ix>> {
+pub(crate) fn first_hops<'s>(graph: &Graph, source: Ix, s: &'s mut Scratch) -> &'s [Option<Ix>] {
     let n = graph.len();
-    let mut dist = vec![f64::INFINITY; n];
-    let mut hop: Vec<Option<Ix>> = vec![None; n];
-    let mut done = vec![false; n];
-    let mut heap = BinaryHeap::with_capacity(n);
-    if let Some(d) = dist.get_mut(source as usize) {
+    s.dist.clear();
+    s.dist.resize(n, f64::INFINITY);
+    s.hop.clear();
+    s.hop.resize(n, None);
+    s.done.clear();
+    s.done.resize(n, false);
+    s.heap.clear();
+    if let Some(d) = s.dist.get_mut(source as usize) {
         *d = 0.0;
     }
-    heap.push(Entry {
+    s.heap.push(Entry {
         dist: 0.0,
         node: source,
     });
-    while let Some(Entry { dist: du, node: u }) = heap.pop() {
+    while let Some(Entry { dist: du, node: u }) = s.heap.pop() {
         let ui = u as usize;
-        if done.get(ui).copied().unwrap_or(true) {
+        if s.done.get(ui).copied().unwrap_or(true) {
             continue;
         }
-        if let Some(d) = done.get_mut(ui) {
+        if let Some(d) = s.done.get_mut(ui) {
             *d = true;
         }
         let Some(edges) = graph.edges(u) else {
             continue;
         };
-        let via = hop.get(ui).copied().flatten();
-        for (&v, &cost) in edges {
+        let via = s.hop.get(ui).copied().flatten();
+        for &(v, cost) in edges {
             // A node that only appears inside someone's connections is not a destination.
-            if graph.edges(v).is_none() {
+            if !graph.is_key(v) {
                 continue;
             }
             let nd = du + cost;
             let vi = v as usize;
-            if dist.get(vi).is_some_and(|&old| nd < old) {
-                if let Some(d) = dist.get_mut(vi) {
+            if s.dist.get(vi).is_some_and(|&old| nd < old) {
+                if let Some(d) = s.dist.get_mut(vi) {
                     *d = nd;
                 }
-                if let Some(h) = hop.get_mut(vi) {
+                if let Some(h) = s.hop.get_mut(vi) {
                     *h = if u == source { Some(v) } else { via };
                 }
-                heap.push(Entry { dist: nd, node: v });
+                s.heap.push(Entry { dist: nd, node: v });
             }
         }
     }
-    if let Some(h) = hop.get_mut(source as usize) {
+    if let Some(h) = s.hop.get_mut(source as usize) {
         *h = None;
     }
-    hop
+    &s.hop
 }

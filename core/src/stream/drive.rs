@@ -45,11 +45,8 @@ impl Streams {
                     c.conn.handle_event(cev);
                 }
             }
-            if drained {
-                self.forget(id);
-                return;
-            }
-            // Application events.
+            // Application events (a connection that drains at once, as on an idle timeout,
+            // still has its `ConnectionLost` to tell before it is forgotten).
             while let Some(ev) = c.conn.poll() {
                 progressed = true;
                 match ev {
@@ -109,6 +106,10 @@ impl Streams {
                     }
                     _ => {}
                 }
+            }
+            if drained {
+                self.forget(id);
+                return;
             }
             if !progressed {
                 return;
@@ -180,6 +181,26 @@ impl Streams {
                 );
             }
             Err(quinn_proto::ReadError::Blocked) => {}
+        }
+    }
+
+    /// We closed a connection the application did not close (its linger or setup deadline
+    /// passed). Quinn reports no `ConnectionLost` for a close of ours, so the application
+    /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
+    /// stream never announced stays unknown to the application.
+    pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<String>) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.app_closed {
+            return;
+        }
+        c.app_closed = true;
+        if c.client || c.announced {
+            let (tail, fin) = Self::take_tail(c);
+            self.leftovers.insert(id, (tail, fin || error.is_none()));
+            self.events
+                .push_back(StreamEvent::Closed { stream: id, error });
         }
     }
 

@@ -7,6 +7,7 @@
 //! carries one bidirectional byte stream, opened by the dialer, whose first byte is `0x00`.
 
 mod addr;
+pub mod app;
 mod config;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -288,12 +289,19 @@ impl Streams {
         server_name: &str,
     ) -> Result<StreamHandle, DialError> {
         let sock = self.addrs.sock(&remote);
+        let fresh = !self.endpoints.contains_key(&local);
         let e = self.new_endpoint(None);
         let ep = self.endpoints.entry(local).or_insert(e);
-        let (handle, conn) = ep
-            .ep
-            .connect(now, client, sock, server_name)
-            .map_err(|e| DialError(e.to_string()))?;
+        let (handle, conn) = match ep.ep.connect(now, client, sock, server_name) {
+            Ok(c) => c,
+            Err(e) => {
+                // A dialer's endpoint lives as long as its one connection: none came.
+                if fresh {
+                    self.endpoints.remove(&local);
+                }
+                return Err(DialError(e.to_string()));
+            }
+        };
         self.next += 1;
         let id = StreamHandle(self.next);
         self.by_handle.insert((local, handle), id);
@@ -459,27 +467,37 @@ impl Streams {
             if c.conn.poll_timeout().is_some_and(|t| t <= now) {
                 c.conn.handle_timeout(now);
             }
+            // Closes of ours: the application hears `Closed` (see `closed_here`).
+            let mut closed = None;
             if c.linger.is_some_and(|d| d <= now) {
-                // Not `app_closed`: the application hears `Closed` and lets go of the stream.
                 c.linger = None;
-                c.conn.close(
-                    now,
-                    VarInt::from_u32(CLOSE_NORMAL),
-                    Bytes::from_static(b"normal close"),
-                );
+                if !c.conn.is_closed() {
+                    c.conn.close(
+                        now,
+                        VarInt::from_u32(CLOSE_NORMAL),
+                        Bytes::from_static(b"normal close"),
+                    );
+                    closed = Some(None);
+                }
             }
             if c.deadline.is_some_and(|d| d <= now) {
                 c.deadline = None;
-                let reason: &[u8] = if c.state == State::Handshake && c.client {
-                    b"handshake timeout"
+                let reason = if c.state == State::Handshake && c.client {
+                    "handshake timeout"
                 } else {
-                    b"Accept Timeout"
+                    "Accept Timeout"
                 };
-                c.conn.close(
-                    now,
-                    VarInt::from_u32(CLOSE_SETUP),
-                    Bytes::from_static(reason),
-                );
+                if !c.conn.is_closed() {
+                    c.conn.close(
+                        now,
+                        VarInt::from_u32(CLOSE_SETUP),
+                        Bytes::from_static(reason.as_bytes()),
+                    );
+                    closed = Some(Some(reason.to_owned()));
+                }
+            }
+            if let Some(error) = closed {
+                self.closed_here(id, error);
             }
             self.drive(now, id);
         }

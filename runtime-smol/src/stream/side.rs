@@ -1,16 +1,16 @@
-//! The node task's side of streams: the core's [`Streams`], the services it owns, and one
-//! [`Open`] per stream the application holds.
+//! The node task's side of streams: the core's [`Streams`], the services it owns, and the
+//! application's ends of open streams (kept by the core's [`AppStreams`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::{Sender, WeakSender};
 use async_executor::Executor;
 use bytes::Bytes;
-use receptor_core::stream::{Read, StreamEvent, StreamHandle, Streams};
+use receptor_core::stream::app::{AppEnd, AppStreams, Forgotten};
+use receptor_core::stream::{StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, Event, Node, NodeId, ServiceName};
-use tracing::debug;
 
 use super::mesh::MeshStream;
 use super::shared::Shared;
@@ -19,25 +19,30 @@ use crate::apps::Command;
 
 /// Bytes a writer may have handed to the node task beyond what QUIC has taken.
 const WRITE_CREDIT: usize = 1 << 20;
-/// Largest chunk read from QUIC at once.
-const READ_CHUNK: usize = 64 * 1024;
 
-/// The node task's side of one stream the application holds.
-struct Open {
-    shared: Arc<Shared>,
-    /// Bytes handed over that QUIC has not taken yet (at most `WRITE_CREDIT`).
-    pending: VecDeque<Bytes>,
-    fin_wanted: bool,
-    fin_sent: bool,
-    /// Reading has ended (EOF or error); later data is discarded.
-    read_done: bool,
-    app_gone: bool,
-    /// The peer acknowledged everything we sent, FIN included.
-    acked: bool,
-    /// The connection is closed; what it left is still being read.
-    conn_gone: bool,
-    /// The ephemeral service a dial bound; unbound when the stream ends.
-    local: Option<ServiceName>,
+/// How the node task reaches one [`MeshStream`]: the buffer and credit they share.
+struct SmolEnd(Arc<Shared>);
+
+impl AppEnd for SmolEnd {
+    fn room(&mut self) -> bool {
+        self.0.room()
+    }
+
+    fn push(&mut self, data: Bytes) {
+        self.0.push(data);
+    }
+
+    fn end(&mut self, error: Option<String>) {
+        self.0.end_reads(error);
+    }
+
+    fn add_credit(&mut self, n: usize) {
+        self.0.add_credit(n);
+    }
+
+    fn fail_writes(&mut self, why: &str) {
+        self.0.fail_writes(why);
+    }
 }
 
 type DialReply = Sender<Result<MeshStream, String>>;
@@ -49,7 +54,7 @@ pub(crate) struct StreamSide {
     services: BTreeSet<ServiceName>,
     listeners: BTreeMap<ServiceName, Sender<MeshStream>>,
     dials: BTreeMap<StreamHandle, (DialReply, ServiceName)>,
-    open: BTreeMap<StreamHandle, Open>,
+    open: AppStreams<SmolEnd>,
     /// Weak, so that the node task does not keep its own command queue open: it ends when
     /// every handle, listener and stream is gone.
     commands: WeakSender<Command>,
@@ -67,7 +72,7 @@ impl StreamSide {
             services: BTreeSet::new(),
             listeners: BTreeMap::new(),
             dials: BTreeMap::new(),
-            open: BTreeMap::new(),
+            open: AppStreams::default(),
             commands: commands.downgrade(),
             executor,
         }
@@ -112,7 +117,11 @@ impl StreamSide {
     /// Closes every connection (the node is shutting down); the peers learn at once rather
     /// than at their idle timeout once `pump` has sent the closes.
     pub(crate) fn close_all(&mut self, now: Instant) {
-        let ids: Vec<StreamHandle> = self.open.keys().chain(self.dials.keys()).copied().collect();
+        let ids: Vec<StreamHandle> = self
+            .open
+            .streams()
+            .chain(self.dials.keys().copied())
+            .collect();
         for id in ids {
             self.streams.close(now, id);
         }
@@ -178,147 +187,23 @@ impl StreamSide {
                 };
                 let _ = reply.try_send(r);
             }
-            StreamCommand::Write(id, data) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.pending.push_back(data);
-                    self.flush_writes(now, id);
-                }
-            }
-            StreamCommand::Shutdown(id) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.fin_wanted = true;
-                    self.flush_writes(now, id);
-                }
-            }
+            StreamCommand::Write(id, data) => self.open.write(&mut self.streams, now, id, data),
+            StreamCommand::Shutdown(id) => self.open.shutdown(&mut self.streams, now, id),
             StreamCommand::Resume(id) => {
-                if self.fill_reader(now, id) {
-                    self.maybe_close(node, now, id, true);
-                }
+                let gone = self.open.resume(&mut self.streams, now, id);
+                self.unbind(node, now, gone);
             }
             StreamCommand::Drop(id) => {
-                if let Some(o) = self.open.get_mut(&id) {
-                    o.app_gone = true;
-                    o.fin_wanted = true;
-                    self.flush_writes(now, id);
-                    let ended = self.fill_reader(now, id);
-                    self.maybe_close(node, now, id, ended);
-                }
+                let gone = self.open.dropped(&mut self.streams, now, id);
+                self.unbind(node, now, gone);
             }
         }
     }
 
-    /// Hands queued bytes to QUIC as far as flow control allows; returns credit for them.
-    fn flush_writes(&mut self, now: Instant, id: StreamHandle) {
-        let Some(o) = self.open.get_mut(&id) else {
-            return;
-        };
-        while let Some(mut chunk) = o.pending.pop_front() {
-            match self.streams.write(now, id, &chunk) {
-                Ok(n) => {
-                    o.shared.add_credit(n);
-                    if n < chunk.len() {
-                        o.pending.push_front(chunk.split_off(n));
-                        return;
-                    }
-                }
-                Err(e) => {
-                    debug!(?id, "stream write failed: {e}");
-                    o.pending.clear();
-                    o.shared.fail_writes(&e.to_string());
-                    return;
-                }
-            }
-        }
-        if o.fin_wanted && !o.fin_sent {
-            o.fin_sent = true;
-            let _ = self.streams.finish(now, id);
-        }
-    }
-
-    /// Moves data from QUIC to the reader while its queue has room. Returns whether reading
-    /// ended just now (EOF or error).
-    fn fill_reader(&mut self, now: Instant, id: StreamHandle) -> bool {
-        let Some(o) = self.open.get_mut(&id) else {
-            return false;
-        };
-        if o.read_done {
-            return false;
-        }
-        if o.app_gone {
-            // Nobody reads: drain and discard so the peer is not stalled.
-            loop {
-                match self.streams.read(now, id, usize::MAX) {
-                    Ok(Read::Data(_)) => {}
-                    Ok(Read::Blocked) => return false,
-                    Ok(Read::Eof) | Err(_) => {
-                        o.read_done = true;
-                        return true;
-                    }
-                }
-            }
-        }
-        while o.shared.room() {
-            match self.streams.read(now, id, READ_CHUNK) {
-                Ok(Read::Data(b)) => o.shared.push(b),
-                Ok(Read::Blocked) => return false,
-                Ok(Read::Eof) => {
-                    o.read_done = true;
-                    o.shared.end_reads(None);
-                    return true;
-                }
-                Err(e) => {
-                    o.read_done = true;
-                    o.shared.end_reads(Some(e.to_string()));
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Closes a stream's connection once both directions are finished. What QUIC has
-    /// acknowledged may not be read yet by the peer's application, and a close discards it,
-    /// so only the side that reads the last FIN (its own already acknowledged) closes at
-    /// once; the other leaves the close to its peer and closes itself only after the idle
-    /// timeout. An application that dropped its stream without reading to the end is
-    /// treated the same way once its own data is acknowledged.
-    fn maybe_close(
-        &mut self,
-        node: &mut Node,
-        now: Instant,
-        id: StreamHandle,
-        read_last_fin: bool,
-    ) {
-        let Some(o) = self.open.get(&id) else { return };
-        if o.conn_gone {
-            if o.read_done {
-                self.forget(node, now, id);
-            }
-            return;
-        }
-        let written = o.fin_sent && o.pending.is_empty() && o.acked;
-        if !written {
-            return;
-        }
-        if o.read_done && read_last_fin {
-            self.streams.close(now, id);
-            self.forget(node, now, id);
-        } else if o.read_done || o.app_gone {
-            self.streams
-                .close_at(id, now + receptor_core::stream::IDLE_TIMEOUT);
-        }
-    }
-
-    /// Drops a stream's state: its writer fails, its reader reads what is queued, then EOF
-    /// (or the error recorded before).
-    fn forget(&mut self, node: &mut Node, now: Instant, id: StreamHandle) {
-        if let Some(o) = self.open.remove(&id) {
-            o.shared.fail_writes("mesh stream closed");
-            o.shared.end_reads(None);
-            if let Some(local) = o.local {
-                self.services.remove(&local);
-                node.unlisten(now, local);
-            }
+    fn unbind(&mut self, node: &mut Node, now: Instant, gone: Option<Forgotten>) {
+        if let Some(local) = gone.and_then(|g| g.local) {
+            self.services.remove(&local);
+            node.unlisten(now, local);
         }
     }
 
@@ -326,6 +211,9 @@ impl StreamSide {
     /// anything moved (the caller loops until quiet).
     pub(crate) fn pump(&mut self, node: &mut Node, now: Instant) -> bool {
         let mut moved = false;
+        for gone in self.open.retry_paused(&mut self.streams, now) {
+            self.unbind(node, now, Some(gone));
+        }
         while let Some(ev) = self.streams.poll_event() {
             moved = true;
             self.stream_event(node, now, ev);
@@ -374,38 +262,21 @@ impl StreamSide {
                 if !taken {
                     // A full accept queue, or nobody accepting: refuse it.
                     self.streams.close(now, stream);
-                    self.open.remove(&stream);
+                    self.open.remove(stream);
                 }
             }
-            StreamEvent::Readable { stream } if self.fill_reader(now, stream) => {
-                self.maybe_close(node, now, stream, true);
-            }
-            StreamEvent::Readable { .. } => {}
-            StreamEvent::Writable { stream } => self.flush_writes(now, stream),
-            StreamEvent::Finished { stream } => {
-                if let Some(o) = self.open.get_mut(&stream) {
-                    o.acked = true;
-                }
-                self.maybe_close(node, now, stream, false);
-            }
-            StreamEvent::Closed { stream, error } => {
+            StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
                 if let Some((reply, local)) = self.dials.remove(&stream) {
-                    let why = error.clone().unwrap_or_else(|| "connection closed".into());
+                    let why = error.unwrap_or_else(|| "connection closed".into());
                     let _ = reply.try_send(Err(why));
                     self.services.remove(&local);
                     node.unlisten(now, local);
                 }
-                if let Some(o) = self.open.get_mut(&stream) {
-                    o.conn_gone = true;
-                    o.shared
-                        .fail_writes(error.as_deref().unwrap_or("mesh stream closed"));
-                    // Deliver what the connection left (then its end or its error) as far as
-                    // the reader has room; the rest as it makes room.
-                    self.fill_reader(now, stream);
-                    self.maybe_close(node, now, stream, false);
-                }
             }
-            _ => {}
+            ev => {
+                let gone = self.open.handle_event(&mut self.streams, now, &ev);
+                self.unbind(node, now, gone);
+            }
         }
     }
 
@@ -419,20 +290,7 @@ impl StreamSide {
     ) -> Option<MeshStream> {
         let commands = self.commands.upgrade()?;
         let shared = Arc::new(Shared::new(WRITE_CREDIT));
-        self.open.insert(
-            id,
-            Open {
-                shared: shared.clone(),
-                pending: VecDeque::new(),
-                fin_wanted: false,
-                fin_sent: false,
-                read_done: false,
-                app_gone: false,
-                acked: false,
-                conn_gone: false,
-                local,
-            },
-        );
+        self.open.insert(id, SmolEnd(shared.clone()), local);
         let mailbox = Mailbox {
             commands,
             executor: self.executor.clone(),
@@ -445,9 +303,6 @@ impl Drop for StreamSide {
     /// The node task ended: every stream fails, and pending dials learn it (their reply
     /// channels close).
     fn drop(&mut self) {
-        for o in self.open.values() {
-            o.shared.fail_writes(NODE_GONE);
-            o.shared.end_reads(Some(NODE_GONE.to_owned()));
-        }
+        self.open.shut_down(NODE_GONE);
     }
 }

@@ -1,0 +1,986 @@
+//! Mesh streams in the simulator: the core's QUIC stream layer ([`Streams`]) beside a node,
+//! with small applications at both ends.
+//!
+//! A node gets a stream layer on first use ([`Sim::stream_listen`], [`Sim::stream_dial`]).
+//! It is composed with the node as the runtimes do (`receptor-tokio`'s `stream.rs`): the
+//! layer owns some node services (listeners, and one ephemeral service per dial); datagrams
+//! and unreachable notices for those go to the layer instead of the node's event record, and
+//! every QUIC packet it emits is sent with `Node::send`. The layer runs as its own simulated
+//! actor: its inputs wait in an inbox and are handled in a separate step at the same virtual
+//! instant (never inside the node's own drain), and its `poll_timeout` gets its own timer.
+//!
+//! The applications: a listener is an [`StreamApp::Echo`] (sends everything back, finishes
+//! when the dialer has finished and all is echoed) or a [`StreamApp::Sink`] (reads and
+//! hashes everything, finishes when the dialer has). A dialer writes a deterministic byte
+//! pattern ([`Sim::stream_send`]), then its FIN ([`Sim::stream_finish`]), and checks that an
+//! echo brings back exactly that pattern. Both move data with back-pressure: a writer writes
+//! only what QUIC takes and resumes on `Writable`; an echo stops reading while its buffer is
+//! full. Both close as the runtimes do: only the side that reads the last FIN closes at once,
+//! the other lingers until the peer closes (or the idle timeout).
+//!
+//! Determinism: the simulator stays seeded and ordered, and quinn's endpoint RNG and the TLS
+//! certificate derive from the seed, but rustls draws key shares and nonces from the OS, and
+//! quinn draws connection IDs and token keys from it too. Stream runs are therefore
+//! repeatable in outcome and in shape (every packet's size and time, and so every loss and
+//! delay drawn, [`Sim::stats`] and [`Sim::stream_shape_hash`]) but not byte for byte: their
+//! [`Sim::trace_hash`] differs between runs. Runs without streams are untouched by all this.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use receptor_core::stream::{IDLE_TIMEOUT, Read, ServerTls, StreamEvent, StreamHandle, Streams};
+use receptor_core::wire::UnreachableNotice;
+use receptor_core::{Addr, Event, ListenError, NodeId, ServiceName};
+
+use crate::check::{TraceHash, mix64};
+use crate::sim::{Sim, SimEvent, Stuck};
+use crate::stream_tls::{SERVER_NAME, SimTls};
+
+/// Largest chunk an application reads or writes at once.
+const CHUNK: usize = 64 * 1024;
+/// What an echo holds before it stops reading (back-pressure towards the dialer).
+const ECHO_CAP: usize = 256 * 1024;
+/// Timer token of a wake-up for the inbox (timer tokens start at 1).
+const WAKE: u64 = 0;
+
+/// A stream in the simulation, at either end (dialer or acceptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimStream(usize);
+
+/// What a listener does with the streams it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamApp {
+    /// Writes back everything it reads; finishes once the dialer finished and all is echoed.
+    Echo,
+    /// Reads and hashes everything; finishes once the dialer finished.
+    Sink,
+}
+
+/// Which end of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRole {
+    /// The end that dialed: writes the pattern, checks what comes back against it.
+    Dialer,
+    /// The end a listener accepted, running its application.
+    Acceptor(StreamApp),
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// This end closed the connection, both directions being done.
+    Closed,
+    /// The connection ended without this end closing it: the peer closed it normally
+    /// (`None`), or it failed (idle timeout, refused, reset...).
+    Lost(Option<String>),
+    /// The node crashed.
+    Crashed,
+}
+
+/// Everything one end of a stream did, for the checks.
+#[derive(Debug, Clone)]
+pub struct StreamReport {
+    /// The node this end runs on.
+    pub node: NodeId,
+    /// Dialer or acceptor.
+    pub role: StreamRole,
+    /// This end's service (a dial's ephemeral one, or the listener's).
+    pub local: ServiceName,
+    /// The other end's address (for a dialer, where it dialed).
+    pub remote: Addr,
+    /// The other end of the stream, once the acceptor has it.
+    pub peer: Option<SimStream>,
+    /// When the stream opened (virtual time since the start).
+    pub opened_at: Option<Duration>,
+    /// When it ended.
+    pub ended_at: Option<Duration>,
+    /// Dialer: the seed of the pattern it writes (see [`pattern`]).
+    pub seed: u64,
+    /// Bytes the application asked to write (dialer: pattern bytes queued).
+    pub queued: u64,
+    /// Bytes QUIC took.
+    pub written: u64,
+    /// FNV-1a of the bytes written.
+    pub written_hash: u64,
+    /// Bytes read.
+    pub read: u64,
+    /// FNV-1a of the bytes read.
+    pub read_hash: u64,
+    /// Dialer: the first offset at which what came back differs from what it sent.
+    pub mismatch_at: Option<u64>,
+    /// Our FIN was handed to QUIC.
+    pub fin_sent: bool,
+    /// Everything we wrote, FIN included, was acknowledged.
+    pub fin_acked: bool,
+    /// The peer's FIN was read.
+    pub eof: bool,
+    /// A read failed (the connection failed before the end of the stream).
+    pub read_error: Option<String>,
+    /// A write failed.
+    pub write_error: Option<String>,
+    /// How it ended, once it has.
+    pub end: Option<StreamEnd>,
+}
+
+impl StreamReport {
+    /// Read the peer's FIN after exactly `len` bytes whose hash is `hash`, with no error.
+    pub fn read_intact(&self, len: u64, hash: u64) -> bool {
+        self.eof && self.read_error.is_none() && self.read == len && self.read_hash == hash
+    }
+
+    /// Ended with a failure seen by the application: a failed read or write, or a lost
+    /// connection with an error.
+    pub fn failed(&self) -> bool {
+        self.read_error.is_some()
+            || self.write_error.is_some()
+            || matches!(self.end, Some(StreamEnd::Lost(Some(_))))
+    }
+}
+
+impl fmt::Display for StreamReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{} ({:?}) <-> {}: queued {} written {} read {} fin_sent {} fin_acked {} eof {}",
+            self.node,
+            self.local,
+            self.role,
+            self.remote,
+            self.queued,
+            self.written,
+            self.read,
+            self.fin_sent,
+            self.fin_acked,
+            self.eof
+        )?;
+        if let Some(m) = self.mismatch_at {
+            write!(f, " MISMATCH at {m}")?;
+        }
+        if let Some(e) = &self.read_error {
+            write!(f, " read error {e:?}")?;
+        }
+        if let Some(e) = &self.write_error {
+            write!(f, " write error {e:?}")?;
+        }
+        match &self.end {
+            Some(end) => write!(
+                f,
+                " ended {end:?} at {:?}",
+                self.ended_at.unwrap_or_default()
+            ),
+            None => write!(f, " open"),
+        }
+    }
+}
+
+/// Counters of the stream layers over the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// QUIC packets handed to `Node::send`.
+    pub sent: u64,
+    /// Their bytes.
+    pub sent_bytes: u64,
+    /// Packets `Node::send` refused (no route, mostly): QUIC's to recover.
+    pub send_errors: u64,
+    /// Packets that reached a stream layer.
+    pub received: u64,
+    /// Unreachable notices that reached a stream layer.
+    pub unreachable: u64,
+    /// Packets dropped for exceeding the path MTU set with [`Sim::set_stream_mtu`].
+    pub too_big: u64,
+}
+
+/// The FNV-1a hash of `data`, continuing from `h` (start with [`fnv_start`]).
+pub fn fnv(mut h: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The FNV-1a starting value.
+pub fn fnv_start() -> u64 {
+    0xcbf2_9ce4_8422_2325
+}
+
+/// `len` bytes of the pattern with seed `seed`, from `offset` on. Byte `i` of a pattern is a
+/// function of the seed and `i` alone, so any chunk can be made or checked on its own.
+pub fn pattern(seed: u64, offset: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let end = offset + len as u64;
+    let mut i = offset;
+    while i < end {
+        let word = mix64(seed ^ (i / 8)).to_le_bytes();
+        let from = (i % 8) as usize;
+        let take = ((end - i) as usize).min(8 - from);
+        out.extend_from_slice(&word[from..from + take]);
+        i += take as u64;
+    }
+    out
+}
+
+/// What reached a stream layer through its node.
+enum Inbound {
+    Datagram {
+        service: ServiceName,
+        from: Addr,
+        payload: Bytes,
+    },
+    Unreachable {
+        service: ServiceName,
+        notice: UnreachableNotice,
+    },
+}
+
+/// The stream layer of one running node.
+struct Layer {
+    streams: Streams,
+    /// Node services whose datagrams belong to the layer.
+    owned: BTreeSet<ServiceName>,
+    listeners: BTreeMap<ServiceName, StreamApp>,
+    /// Dials' services, unbound once the core has forgotten their endpoint.
+    ephemeral: BTreeSet<ServiceName>,
+    by_handle: BTreeMap<StreamHandle, usize>,
+    inbox: VecDeque<Inbound>,
+    wake_pending: bool,
+    /// Virtual time of the scheduled timer, and its token.
+    timer: Option<u64>,
+    timer_token: u64,
+    /// Timeouts handled at one instant in a row, to catch a timer that never clears.
+    spin: (u64, u32),
+}
+
+/// One end of a stream: its report and its application's state.
+struct Entry {
+    report: StreamReport,
+    node: u32,
+    handle: StreamHandle,
+    /// Echo: read, not yet written back.
+    echo: VecDeque<Bytes>,
+    echo_len: usize,
+    /// FIN once everything queued is written.
+    fin_wanted: bool,
+    /// The connection is gone (a `Closed` came); what it left may still be read.
+    conn_gone: bool,
+}
+
+impl Entry {
+    fn writable(&self) -> bool {
+        self.report.opened_at.is_some()
+            && !self.conn_gone
+            && self.report.end.is_none()
+            && self.report.write_error.is_none()
+    }
+
+    fn readable(&self) -> bool {
+        let r = &self.report;
+        let ended_here = matches!(r.end, Some(StreamEnd::Closed | StreamEnd::Crashed));
+        r.opened_at.is_some()
+            && !r.eof
+            && r.read_error.is_none()
+            && !ended_here
+            && (r.role != StreamRole::Acceptor(StreamApp::Echo) || self.echo_len < ECHO_CAP)
+    }
+
+    fn end(&mut self, end: StreamEnd, at: Duration) {
+        if self.report.end.is_none() {
+            self.report.end = Some(end);
+            self.report.ended_at = Some(at);
+        }
+    }
+}
+
+/// Every stream layer and stream of a simulation.
+#[derive(Default)]
+pub(crate) struct StreamWorld {
+    layers: BTreeMap<u32, Layer>,
+    entries: Vec<Entry>,
+    tls: Option<SimTls>,
+    next_token: u64,
+    stats: StreamStats,
+    shape: TraceHash,
+    mtu: Option<usize>,
+}
+
+impl fmt::Debug for StreamWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamWorld")
+            .field("layers", &self.layers.len())
+            .field("streams", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Moves one stream's application as far as it can go now.
+fn service(streams: &mut Streams, e: &mut Entry, now: Instant, at: Duration) {
+    loop {
+        let mut progress = false;
+        if e.writable() {
+            progress |= write_some(streams, e, now);
+        }
+        while e.readable() {
+            match streams.read(now, e.handle, CHUNK) {
+                Ok(Read::Data(b)) => {
+                    progress = true;
+                    took(e, b);
+                }
+                Ok(Read::Blocked) => break,
+                Ok(Read::Eof) => {
+                    progress = true;
+                    e.report.eof = true;
+                    // Echo and sink finish their side once the dialer has finished its.
+                    if e.report.role != StreamRole::Dialer {
+                        e.fin_wanted = true;
+                    }
+                    if e.writable() {
+                        write_some(streams, e, now);
+                    }
+                    maybe_close(streams, e, now, at, true);
+                }
+                Err(err) => {
+                    progress = true;
+                    e.report.read_error = Some(err.to_string());
+                }
+            }
+        }
+        if !progress {
+            return;
+        }
+    }
+}
+
+/// Bytes read: hashed, checked (dialer) or queued to echo.
+fn took(e: &mut Entry, b: Bytes) {
+    let r = &mut e.report;
+    if r.role == StreamRole::Dialer && r.mismatch_at.is_none() {
+        let want = pattern(r.seed, r.read, b.len());
+        if let Some(i) = want.iter().zip(b.iter()).position(|(x, y)| x != y) {
+            r.mismatch_at = Some(r.read + i as u64);
+        }
+    }
+    r.read_hash = fnv(r.read_hash, &b);
+    r.read += b.len() as u64;
+    if r.role == StreamRole::Acceptor(StreamApp::Echo) {
+        e.echo_len += b.len();
+        e.echo.push_back(b);
+    }
+}
+
+/// Writes what QUIC takes now; then the FIN if it is due. Returns whether anything moved.
+fn write_some(streams: &mut Streams, e: &mut Entry, now: Instant) -> bool {
+    let mut progress = false;
+    loop {
+        let chunk = match e.report.role {
+            StreamRole::Dialer if e.report.written < e.report.queued => {
+                let n = (e.report.queued - e.report.written).min(CHUNK as u64) as usize;
+                Bytes::from(pattern(e.report.seed, e.report.written, n))
+            }
+            StreamRole::Acceptor(StreamApp::Echo) => match e.echo.pop_front() {
+                Some(b) => b,
+                None => break,
+            },
+            _ => break,
+        };
+        let n = match streams.write(now, e.handle, &chunk) {
+            Ok(n) => n,
+            Err(err) => {
+                e.report.write_error = Some(err.to_string());
+                return true;
+            }
+        };
+        if n > 0 {
+            progress = true;
+            e.report.written_hash = fnv(e.report.written_hash, &chunk[..n]);
+            e.report.written += n as u64;
+        }
+        if e.report.role == StreamRole::Acceptor(StreamApp::Echo) {
+            e.echo_len -= n;
+            if n < chunk.len() {
+                e.echo.push_front(chunk.slice(n..));
+            }
+        }
+        if n < chunk.len() {
+            // Blocked: `Writable` brings us back.
+            return progress;
+        }
+    }
+    let drained = e.report.written == e.report.queued || e.report.role != StreamRole::Dialer;
+    if e.fin_wanted && !e.report.fin_sent && drained && e.echo.is_empty() {
+        e.report.fin_sent = true;
+        progress = true;
+        if let Err(err) = streams.finish(now, e.handle) {
+            e.report.write_error = Some(err.to_string());
+        }
+    }
+    progress
+}
+
+/// The runtimes' close rule: once both directions are done, the side that read the last FIN
+/// closes at once; the other leaves the close to its peer and lingers up to the idle timeout
+/// (what QUIC acknowledged may not be read by the peer yet, and a close discards it).
+fn maybe_close(streams: &mut Streams, e: &mut Entry, now: Instant, at: Duration, read_last: bool) {
+    let r = &e.report;
+    if e.conn_gone || r.end.is_some() || !(r.fin_sent && r.fin_acked && r.eof) {
+        return;
+    }
+    if read_last {
+        streams.close(now, e.handle);
+        e.end(StreamEnd::Closed, at);
+    } else {
+        streams.close_at(e.handle, now + IDLE_TIMEOUT);
+    }
+}
+
+impl StreamWorld {
+    /// Handles the layer's inbox, due timers and events, and runs its applications.
+    fn run(&mut self, n: u32, now: Instant, at: Duration, node_names: &[NodeId]) {
+        let Some(l) = self.layers.get_mut(&n) else {
+            return;
+        };
+        while let Some(input) = l.inbox.pop_front() {
+            match input {
+                Inbound::Datagram {
+                    service,
+                    from,
+                    payload,
+                } => {
+                    self.stats.received += 1;
+                    self.shape.u64(at.as_nanos() as u64);
+                    self.shape.u64(u64::from(n));
+                    self.shape.u64(payload.len() as u64);
+                    l.streams.handle_datagram(now, service, from, payload);
+                }
+                Inbound::Unreachable { service, notice } => {
+                    self.stats.unreachable += 1;
+                    l.streams.handle_unreachable(
+                        service,
+                        &notice.to_node,
+                        &notice.to_service,
+                        &notice.problem,
+                    );
+                }
+            }
+        }
+        if l.streams.poll_timeout().is_some_and(|t| t <= now) {
+            l.streams.handle_timeout(now);
+        }
+        while let Some(ev) = l.streams.poll_event() {
+            let id = match &ev {
+                StreamEvent::Connected { stream }
+                | StreamEvent::Accepted { stream, .. }
+                | StreamEvent::Readable { stream }
+                | StreamEvent::Writable { stream }
+                | StreamEvent::Finished { stream }
+                | StreamEvent::Closed { stream, .. } => *stream,
+                _ => continue,
+            };
+            if let StreamEvent::Accepted {
+                stream,
+                service,
+                remote,
+            } = &ev
+            {
+                let Some(&app) = l.listeners.get(service) else {
+                    l.streams.close(now, *stream);
+                    continue;
+                };
+                let ix = self.entries.len();
+                // The dialer of this stream: its node and ephemeral service, not yet paired.
+                let peer = self.entries.iter().rposition(|d| {
+                    d.report.role == StreamRole::Dialer
+                        && d.report.peer.is_none()
+                        && d.report.node == remote.node
+                        && d.report.local == remote.service
+                });
+                if let Some(p) = peer {
+                    self.entries[p].report.peer = Some(SimStream(ix));
+                }
+                let node = node_names[n as usize].clone();
+                let mut r = report(node, StreamRole::Acceptor(app), *service, remote.clone());
+                r.peer = peer.map(SimStream);
+                r.opened_at = Some(at);
+                self.entries.push(Entry {
+                    report: r,
+                    node: n,
+                    handle: *stream,
+                    echo: VecDeque::new(),
+                    echo_len: 0,
+                    fin_wanted: false,
+                    conn_gone: false,
+                });
+                l.by_handle.insert(*stream, ix);
+            }
+            let Some(&ix) = l.by_handle.get(&id) else {
+                continue;
+            };
+            let e = &mut self.entries[ix];
+            match ev {
+                StreamEvent::Connected { .. } => e.report.opened_at = Some(at),
+                StreamEvent::Finished { .. } => {
+                    e.report.fin_acked = true;
+                    maybe_close(&mut l.streams, e, now, at, false);
+                }
+                StreamEvent::Closed { error, .. } => {
+                    e.conn_gone = true;
+                    e.end(StreamEnd::Lost(error), at);
+                    l.by_handle.remove(&id);
+                }
+                _ => {}
+            }
+            service(&mut l.streams, e, now, at);
+        }
+    }
+}
+
+fn report(node: NodeId, role: StreamRole, local: ServiceName, remote: Addr) -> StreamReport {
+    StreamReport {
+        node,
+        role,
+        local,
+        remote,
+        peer: None,
+        opened_at: None,
+        ended_at: None,
+        seed: 0,
+        queued: 0,
+        written: 0,
+        written_hash: fnv_start(),
+        read: 0,
+        read_hash: fnv_start(),
+        mismatch_at: None,
+        fin_sent: false,
+        fin_acked: false,
+        eof: false,
+        read_error: None,
+        write_error: None,
+        end: None,
+    }
+}
+
+// ---- the simulator's side ----
+
+impl Sim {
+    /// Hook for `drive.rs`: a node event for a service of the node's stream layer goes to
+    /// that layer (and is not recorded); anything else comes back.
+    pub(crate) fn stream_intercept(&mut self, n: u32, ev: Event) -> Option<Event> {
+        if self.stream_world.layers.is_empty() {
+            return Some(ev);
+        }
+        let service = match &ev {
+            Event::Datagram { service, .. } | Event::Unreachable { service, .. } => *service,
+            _ => return Some(ev),
+        };
+        let Some(l) = self.stream_world.layers.get_mut(&n) else {
+            return Some(ev);
+        };
+        if !l.owned.contains(&service) {
+            return Some(ev);
+        }
+        match ev {
+            Event::Datagram {
+                service,
+                from,
+                payload,
+            } => l.inbox.push_back(Inbound::Datagram {
+                service,
+                from,
+                payload,
+            }),
+            Event::Unreachable {
+                service, notice, ..
+            } => l.inbox.push_back(Inbound::Unreachable { service, notice }),
+            other => return Some(other),
+        }
+        if !l.wake_pending {
+            l.wake_pending = true;
+            self.schedule(
+                self.now,
+                SimEvent::Streams {
+                    node: n,
+                    token: WAKE,
+                },
+            );
+        }
+        None
+    }
+
+    /// Hook for the event loop: the stream layer's wake-up or timer.
+    pub(crate) fn on_streams(&mut self, n: u32, token: u64) {
+        let now = self.now;
+        let Some(l) = self.stream_world.layers.get_mut(&n) else {
+            return;
+        };
+        if token == WAKE {
+            l.wake_pending = false;
+        } else {
+            if token != l.timer_token {
+                return;
+            }
+            l.timer = None;
+            l.spin = if l.spin.0 == now {
+                (now, l.spin.1 + 1)
+            } else {
+                (now, 1)
+            };
+            if l.spin.1 > 10_000 {
+                let name = self.nodes[n as usize].name.clone();
+                self.violation(&format!(
+                    "stream layer of {name} asks for timeouts without end"
+                ));
+            }
+        }
+        self.stream_step(n);
+    }
+
+    /// Hook for `crash`: the node's stream layer dies with it.
+    pub(crate) fn stream_crash(&mut self, n: u32) {
+        if self.stream_world.layers.remove(&n).is_none() {
+            return;
+        }
+        let at = self.now();
+        for e in &mut self.stream_world.entries {
+            if e.node == n {
+                e.end(StreamEnd::Crashed, at);
+            }
+        }
+    }
+
+    /// Runs node `n`'s stream layer now and sends what it has to send.
+    fn stream_step(&mut self, n: u32) {
+        let (now, at) = (self.instant(), self.now());
+        let names: Vec<NodeId> = self.nodes.iter().map(|sn| sn.name.clone()).collect();
+        self.stream_world.run(n, now, at, &names);
+        // Every stream the application holds is still known to the core, or the core told
+        // the application it ended, or the application closed it itself.
+        let w = &mut self.stream_world;
+        if let Some(l) = w.layers.get_mut(&n) {
+            let entries = &w.entries;
+            l.by_handle.retain(|h, ix| {
+                entries[*ix].report.end != Some(StreamEnd::Closed) || l.streams.remote(*h).is_some()
+            });
+        }
+        if let Some(l) = self.stream_world.layers.get(&n)
+            && let Some((h, &ix)) = l
+                .by_handle
+                .iter()
+                .find(|(h, _)| l.streams.remote(**h).is_none())
+        {
+            let r = &self.stream_world.entries[ix].report;
+            self.violation(&format!(
+                "the stream layer of {} dropped {h:?} without a Closed event: {r}",
+                names[n as usize]
+            ));
+        }
+        self.stream_flush(n);
+    }
+
+    /// Sends the layer's packets through its node, unbinds dial services the layer is done
+    /// with, and schedules the layer's timer.
+    fn stream_flush(&mut self, n: u32) {
+        let now = self.instant();
+        let Some(l) = self.stream_world.layers.get_mut(&n) else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(d) = l.streams.poll_datagram() {
+            out.push(d);
+        }
+        let done: Vec<ServiceName> = l
+            .ephemeral
+            .iter()
+            .copied()
+            .filter(|s| !l.streams.has_service(*s))
+            .collect();
+        for s in &done {
+            l.ephemeral.remove(s);
+            l.owned.remove(s);
+        }
+        let timer = l
+            .streams
+            .poll_timeout()
+            .map(|t| self.vtime(t).max(self.now));
+        for (i, d) in out.into_iter().enumerate() {
+            let w = &mut self.stream_world;
+            w.stats.sent += 1;
+            w.stats.sent_bytes += d.payload.len() as u64;
+            w.shape.u64(self.now);
+            w.shape.u64(u64::from(n));
+            w.shape.u64(d.payload.len() as u64);
+            if w.mtu.is_some_and(|m| d.payload.len() > m) {
+                w.stats.too_big += 1;
+                continue;
+            }
+            let sent = self.nodes[n as usize].node.as_mut().map(|node| {
+                node.send(
+                    now,
+                    d.from,
+                    d.to.node.as_str(),
+                    d.to.service,
+                    d.payload,
+                    None,
+                )
+            });
+            if !matches!(sent, Some(Ok(()))) {
+                self.stream_world.stats.send_errors += 1;
+            }
+            // Keep each drain of the node's output small.
+            if i % 32 == 31 {
+                self.feed(n, None);
+            }
+        }
+        if let Some(node) = self.nodes[n as usize].node.as_mut() {
+            for s in done {
+                node.unlisten(now, s);
+            }
+        }
+        self.feed(n, None);
+        let Some(l) = self.stream_world.layers.get_mut(&n) else {
+            return;
+        };
+        if timer != l.timer {
+            l.timer = timer;
+            if let Some(t) = timer {
+                self.stream_world.next_token += 1;
+                let token = self.stream_world.next_token;
+                l.timer_token = token;
+                self.schedule(t, SimEvent::Streams { node: n, token });
+            }
+        }
+    }
+
+    /// The node's stream layer, made on first use.
+    fn layer(&mut self, n: u32) -> &mut Layer {
+        let seed = mix64(self.seed ^ mix64(0x5743 ^ (u64::from(n) << 32)))
+            ^ u64::from(self.nodes[n as usize].incarnation);
+        self.stream_world.layers.entry(n).or_insert_with(|| Layer {
+            streams: Streams::new(seed),
+            owned: BTreeSet::new(),
+            listeners: BTreeMap::new(),
+            ephemeral: BTreeSet::new(),
+            by_handle: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            wake_pending: false,
+            timer: None,
+            timer_token: 0,
+            spin: (0, 0),
+        })
+    }
+
+    fn tls(&mut self) -> &SimTls {
+        let seed = self.seed;
+        self.stream_world
+            .tls
+            .get_or_insert_with(|| SimTls::new(seed))
+    }
+
+    fn running(&self, node: &str) -> u32 {
+        let n = self.ix(node);
+        assert!(self.is_alive(node), "node {node} is not running");
+        n
+    }
+
+    // ---- the public API ----
+
+    /// Listens for streams on `service` at `node` (not advertised), answering each with
+    /// `app`.
+    ///
+    /// # Panics
+    /// If the node is not running.
+    pub fn stream_listen(
+        &mut self,
+        node: &str,
+        service: &str,
+        app: StreamApp,
+    ) -> Result<ServiceName, ListenError> {
+        let n = self.running(node);
+        let now = self.instant();
+        let name = self.nodes[n as usize]
+            .node
+            .as_mut()
+            .map(|nd| nd.listen(now, Some(service), None))
+            .unwrap_or_else(|| unreachable!())?;
+        let tls = ServerTls::Fixed(self.tls().server.clone());
+        let l = self.layer(n);
+        l.streams.listen(name, tls);
+        l.owned.insert(name);
+        l.listeners.insert(name, app);
+        self.feed(n, None);
+        Ok(name)
+    }
+
+    /// Dials `service` on node `to` from `node` (an ephemeral service is bound for it). The
+    /// stream opens when the handshake completes; data queued before then waits.
+    ///
+    /// # Panics
+    /// If the node is not running or a name is not valid.
+    pub fn stream_dial(&mut self, node: &str, to: &str, service: &str) -> SimStream {
+        let n = self.running(node);
+        let now = self.instant();
+        let remote = Addr {
+            node: NodeId::new(to).unwrap_or_else(|e| panic!("{to:?}: {e}")),
+            service: ServiceName::new(service).unwrap_or_else(|e| panic!("{service:?}: {e}")),
+        };
+        let local = self.nodes[n as usize]
+            .node
+            .as_mut()
+            .map(|nd| nd.listen(now, None, None))
+            .unwrap_or_else(|| unreachable!())
+            .unwrap_or_else(|e| panic!("ephemeral service on {node}: {e}"));
+        let client = self.tls().client.clone();
+        let ix = self.stream_world.entries.len();
+        let seed = mix64(self.seed ^ mix64(0xd1a1 + ix as u64));
+        let name = self.nodes[n as usize].name.clone();
+        let at = self.now();
+        let l = self.layer(n);
+        l.owned.insert(local);
+        l.ephemeral.insert(local);
+        let mut report = report(name, StreamRole::Dialer, local, remote.clone());
+        report.seed = seed;
+        let handle = match l.streams.dial(now, local, remote, client, SERVER_NAME) {
+            Ok(h) => {
+                l.by_handle.insert(h, ix);
+                h
+            }
+            Err(e) => {
+                report.end = Some(StreamEnd::Lost(Some(e.to_string())));
+                report.ended_at = Some(at);
+                StreamHandle(u64::MAX)
+            }
+        };
+        self.stream_world.entries.push(Entry {
+            report,
+            node: n,
+            handle,
+            echo: VecDeque::new(),
+            echo_len: 0,
+            fin_wanted: false,
+            conn_gone: false,
+        });
+        self.stream_step(n);
+        SimStream(ix)
+    }
+
+    /// Queues `len` more bytes of the dialer's pattern to write.
+    ///
+    /// # Panics
+    /// If `s` is not a dialer, or its FIN is already asked for.
+    pub fn stream_send(&mut self, s: SimStream, len: u64) {
+        let e = &mut self.stream_world.entries[s.0];
+        assert_eq!(e.report.role, StreamRole::Dialer, "only a dialer sends");
+        assert!(!e.fin_wanted, "stream already finished");
+        e.report.queued += len;
+        let n = e.node;
+        self.stream_service(s, n);
+    }
+
+    /// Finishes the dialer's side once everything queued is written.
+    pub fn stream_finish(&mut self, s: SimStream) {
+        let e = &mut self.stream_world.entries[s.0];
+        e.fin_wanted = true;
+        let n = e.node;
+        self.stream_service(s, n);
+    }
+
+    fn stream_service(&mut self, s: SimStream, n: u32) {
+        let (now, at) = (self.instant(), self.now());
+        let w = &mut self.stream_world;
+        let Some(l) = w.layers.get_mut(&n) else {
+            return;
+        };
+        service(&mut l.streams, &mut w.entries[s.0], now, at);
+        self.stream_step(n);
+    }
+
+    /// Dials an echo and sends it `len` bytes, then the FIN.
+    pub fn stream_echo(&mut self, node: &str, to: &str, service: &str, len: u64) -> SimStream {
+        let s = self.stream_dial(node, to, service);
+        self.stream_send(s, len);
+        self.stream_finish(s);
+        s
+    }
+
+    /// What one end of a stream did so far.
+    pub fn stream(&self, s: SimStream) -> &StreamReport {
+        &self.stream_world.entries[s.0].report
+    }
+
+    /// The other end of a stream, once the listener accepted it.
+    pub fn stream_peer(&self, s: SimStream) -> Option<SimStream> {
+        self.stream(s).peer
+    }
+
+    /// Every stream end on `node`, in creation order.
+    pub fn streams_on(&self, node: &str) -> Vec<SimStream> {
+        let n = self.ix(node);
+        let w = &self.stream_world;
+        (0..w.entries.len())
+            .filter(|&i| w.entries[i].node == n)
+            .map(SimStream)
+            .collect()
+    }
+
+    /// QUIC connections the node's stream layer still holds (lingering and draining ones
+    /// included).
+    pub fn stream_conns(&self, node: &str) -> usize {
+        let n = self.ix(node);
+        self.stream_world
+            .layers
+            .get(&n)
+            .map_or(0, |l| l.streams.len())
+    }
+
+    /// Services of the node's stream layer still bound on the node (listeners, and dials'
+    /// services until their connection is fully gone).
+    pub fn stream_services(&self, node: &str) -> usize {
+        let n = self.ix(node);
+        self.stream_world
+            .layers
+            .get(&n)
+            .map_or(0, |l| l.owned.len())
+    }
+
+    /// Drops every QUIC packet larger than `mtu` bytes (`None`: no limit, the default), as
+    /// a path that cannot carry them: path MTU discovery then settles below it, and bulk
+    /// data takes many more, smaller packets. Quinn starts at 1200 bytes and probes up to
+    /// 65471 between our nodes, which the simulated links otherwise all carry.
+    pub fn set_stream_mtu(&mut self, mtu: Option<usize>) {
+        self.stream_world.mtu = mtu;
+    }
+
+    /// Counters of all stream layers.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.stream_world.stats
+    }
+
+    /// A hash of the size, time and node of every QUIC packet sent and received: equal for
+    /// two runs with the same seed and calls (unlike [`Sim::trace_hash`] once streams run).
+    pub fn stream_shape_hash(&self) -> u64 {
+        self.stream_world.shape.finish()
+    }
+
+    /// Runs until every stream in `streams`, and its peer once known, has ended (at most
+    /// `within`). The error describes each.
+    pub fn run_until_streams_end(
+        &mut self,
+        streams: &[SimStream],
+        within: Duration,
+    ) -> Result<(), Stuck> {
+        let all_ended = |sim: &mut Self| {
+            streams.iter().all(|&s| {
+                let r = sim.stream(s);
+                r.end.is_some() && r.peer.is_none_or(|p| sim.stream(p).end.is_some())
+            })
+        };
+        self.run_until(all_ended, within).map_err(|mut e| {
+            for &s in streams {
+                e.detail.push_str(&format!("; {}", self.stream(s)));
+                if let Some(p) = self.stream_peer(s) {
+                    e.detail.push_str(&format!("; peer {}", self.stream(p)));
+                }
+            }
+            e
+        })
+    }
+}
