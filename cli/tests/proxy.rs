@@ -95,9 +95,6 @@ fn tcp_proxy_half_close_both_ways() {
 }
 
 #[test]
-#[ignore = "needs the core fix in core/src/stream/drive.rs: a drained connection is forgotten \
-            before its ConnectionLost event is seen, so an idle timeout never reaches the stream \
-            (patch: /work/shared/proxy/core-stream-fixes.patch)"]
 fn tcp_proxy_stream_fails_cleanly_when_the_middle_node_dies() {
     let (echo_addr, ends) = echo_server();
     let port = free_port();
