@@ -7,5 +7,6 @@ pub mod config;
 pub mod control;
 pub mod logging;
 pub mod run;
+pub mod services;
 pub mod streamtls;
 pub mod work;

@@ -147,6 +147,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         }
         serve_mesh(&c.service, c.tls.as_deref(), ctx.clone()).await?;
     }
+    receptor_cli::services::start_services(&node, &cfg, &tls).await?;
     *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
     Ok(node)
 }

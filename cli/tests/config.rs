@@ -323,13 +323,7 @@ fn defaults_of_entities_not_supported_yet() {
     assert_eq!(signing, Some(("/key.pem", None)));
     assert_eq!(
         c.unsupported(),
-        [
-            "work-kubernetes",
-            "tcp-server",
-            "udp-server",
-            "unix-socket-server",
-            "work-python"
-        ]
+        ["work-kubernetes", "work-python"]
     );
     let refused = c.check_supported().map_err(|e| (e.kind(), e.to_string()));
     assert_eq!(
@@ -456,7 +450,7 @@ fn sample_configs_from_go() {
     assert_eq!(c.control_services.len(), 2);
     assert_eq!(c.control_services[1].tcp_tls.as_deref(), Some("tlsserver"));
     assert_eq!(c.tcp_servers[0].remote_node, "localhost");
-    assert_eq!(c.unsupported(), ["tcp-server"]);
+    assert!(c.unsupported().is_empty());
 
     let access_control_node2 = "---
 - node:

@@ -388,35 +388,41 @@ pub static ENTITIES: &[EntitySpec] = &[
         REMOTESERVICE,
         p("tlsserver", Str, "Name of TLS server config for the TCP listener"),
         p("tlsclient", Str, "Name of TLS client config for the Receptor connection"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("tcp-client", Services, "Listen on a Receptor service and forward via TCP", &[
         BIND_SERVICE,
         p("address", Str, "Address for outbound TCP connection").req(),
         p("tlsserver", Str, "Name of TLS server config for the Receptor service"),
         p("tlsclient", Str, "Name of TLS client config for the TCP connection"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("udp-server", Services, "Listen for UDP and forward via Receptor", &[
         p("port", Int, "Local UDP port to bind to").req(),
         p("bindaddr", Str, "Address to bind UDP listener to").def("0.0.0.0"),
         REMOTENODE,
         REMOTESERVICE,
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("udp-client", Services, "Listen on a Receptor service and forward via UDP", &[
         BIND_SERVICE,
         p("address", Str, "Address for outbound UDP connection").req(),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("unix-socket-server", Services, "Listen on a Unix socket and forward via Receptor", &[
         p("filename", Str, "Socket filename, which will be overwritten").req(),
         p("permissions", Int, "Socket file permissions").def("0600"),
         REMOTENODE,
         REMOTESERVICE,
         p("tls", Str, "Name of TLS client config for the Receptor connection"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("unix-socket-client", Services, "Listen via Receptor and forward to a Unix socket", &[
         BIND_SERVICE,
         p("filename", Str, "Socket filename, which must already exist").req(),
         p("tls", Str, "Name of TLS server config for the Receptor connection"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("tcp-listener", Backends, "Run a backend listener on a TCP port", &[
         BINDADDR,
         p("port", Int, "Local TCP port to listen on").bare().req(),

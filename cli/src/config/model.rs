@@ -43,17 +43,17 @@ pub struct Config {
     pub ws_listeners: Vec<WsListenerCfg>,
     /// `ws-peer` entities.
     pub ws_peers: Vec<WsPeerCfg>,
-    /// `tcp-server` entities (not supported yet).
+    /// `tcp-server` entities.
     pub tcp_servers: Vec<TcpServerCfg>,
-    /// `tcp-client` entities (not supported yet).
+    /// `tcp-client` entities.
     pub tcp_clients: Vec<TcpClientCfg>,
-    /// `udp-server` entities (not supported yet).
+    /// `udp-server` entities.
     pub udp_servers: Vec<UdpServerCfg>,
-    /// `udp-client` entities (not supported yet).
+    /// `udp-client` entities.
     pub udp_clients: Vec<UdpClientCfg>,
-    /// `unix-socket-server` entities (not supported yet).
+    /// `unix-socket-server` entities.
     pub unix_socket_servers: Vec<UnixSocketServerCfg>,
-    /// `unix-socket-client` entities (not supported yet).
+    /// `unix-socket-client` entities.
     pub unix_socket_clients: Vec<UnixSocketClientCfg>,
     /// `command-service` entities (not supported yet).
     pub command_services: Vec<CommandServiceCfg>,
