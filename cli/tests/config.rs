@@ -321,10 +321,7 @@ fn defaults_of_entities_not_supported_yet() {
         .as_ref()
         .map(|s| (s.private_key.as_str(), s.token_expiration));
     assert_eq!(signing, Some(("/key.pem", None)));
-    assert_eq!(
-        c.unsupported(),
-        ["work-kubernetes", "work-python"]
-    );
+    assert_eq!(c.unsupported(), ["work-kubernetes", "work-python"]);
     let refused = c.check_supported().map_err(|e| (e.kind(), e.to_string()));
     assert_eq!(
         refused,

@@ -226,9 +226,6 @@ fn tcp_proxies_with_tls_on_every_side() {
 }
 
 #[test]
-#[ignore = "needs the core fix in core/src/stream/mod.rs: a listener whose TLS is made per \
-            client node (requireclientcert) has no server config in quinn and takes no Initial \
-            (patch: /work/shared/proxy/core-perpeer-fix.patch)"]
 fn mesh_tls_requiring_client_certs_binds_them_to_the_dialing_node() {
     let dir = TempDir::new("pxtlsreq");
     let ca = Ca::new();

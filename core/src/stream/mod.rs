@@ -248,20 +248,18 @@ impl Streams {
         let seed = self.endpoint_seed();
         let fixed = match &tls {
             Some(ServerTls::Fixed(c)) => Some(c.clone()),
-            _ => None,
+            // quinn takes no Initial without a server config; each accept supplies the real
+            // one for the client's node, so any config the function makes will do here.
+            Some(ServerTls::PerPeer(f)) => NodeId::new("initial").ok().and_then(|n| f(&n)),
+            None => None,
         };
-        // PerPeer listeners still need a server config for quinn to take Initials at all.
         let ep = quinn_proto::Endpoint::new(self.endpoint_config.clone(), fixed, true, Some(seed));
         Endpoint { ep, tls }
     }
 
     /// Accepts streams on `service` (already bound on the node).
     pub fn listen(&mut self, service: ServiceName, tls: ServerTls) {
-        let mut e = self.new_endpoint(Some(tls.clone()));
-        if let ServerTls::PerPeer(_) = tls {
-            // quinn needs some server config to parse Initials; each accept supplies the real one.
-            e.ep.set_server_config(None);
-        }
+        let e = self.new_endpoint(Some(tls));
         self.endpoints.insert(service, e);
     }
 
