@@ -41,6 +41,35 @@ impl Encoded {
         Some(Self(buf.freeze()))
     }
 
+    /// The message made of `parts` one after the other, built in place.
+    pub(crate) fn from_parts(parts: &[&[u8]]) -> Option<Self> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 || len > MAX_MESSAGE_LEN {
+            return None;
+        }
+        if len + 2 <= Inline::CAP {
+            let mut small = Inline {
+                len: (len + 2) as u16,
+                buf: [0; Inline::CAP],
+            };
+            small
+                .buf
+                .get_mut(..2)?
+                .copy_from_slice(&(len as u16).to_le_bytes());
+            let mut at = 2;
+            for p in parts {
+                small.buf.get_mut(at..at + p.len())?.copy_from_slice(p);
+                at += p.len();
+            }
+            return Some(Self(Bytes::from_owner(small)));
+        }
+        let mut b = Self::builder(len);
+        for p in parts {
+            b.extend_from_slice(p);
+        }
+        Self::finish(b)
+    }
+
     /// The reject message, framed: `03 00 03 5b 5d`.
     pub(crate) fn reject() -> Self {
         Self(Bytes::from_static(&[3, 0, 3, b'[', b']']))
@@ -181,6 +210,21 @@ mod tests {
             v.extend_from_slice(m);
         }
         v
+    }
+
+    #[test]
+    fn from_parts_matches_one_buffer() {
+        for n in [1, 10, 243, 244, 245, 246, 300, MAX_MESSAGE_LEN] {
+            let msg: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let (a, b) = msg.split_at(n / 3);
+            let whole = Encoded::from_message(&msg).unwrap();
+            assert_eq!(Encoded::from_parts(&[a, &[], b]).unwrap(), whole, "{n}");
+            assert_eq!(whole.message(), &msg[..]);
+            assert_eq!(&whole.stream()[2..], &msg[..]);
+        }
+        assert!(Encoded::from_parts(&[&[], &[]]).is_none());
+        let big = vec![0u8; MAX_MESSAGE_LEN];
+        assert!(Encoded::from_parts(&[&big, &[1]]).is_none());
     }
 
     #[test]
