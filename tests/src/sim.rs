@@ -80,8 +80,8 @@ impl std::error::Error for Stuck {}
 pub(crate) enum SimEvent {
     /// The node's `poll_timeout` is due; `token` tells stale entries apart.
     Timer { node: u32, token: u64 },
-    /// Bytes arrive at the end of a session.
-    Deliver { to: LinkId, frame: Bytes },
+    /// Bytes arrive at the end of a session, which is node `node`'s.
+    Deliver { node: u32, to: LinkId, frame: Bytes },
     /// The other end closed or reset the session.
     Closed { to: LinkId },
     /// The dialer of a link tries again.
@@ -139,8 +139,10 @@ pub struct Sim {
     batching: bool,
     /// The window being processed, if any.
     window: Option<Window>,
-    /// The events of a window (reused buffer).
-    batch: Vec<(u32, u128, SimEvent)>,
+    /// The events of a window, in time order, and their order of processing: node << 32 |
+    /// position (reused buffers).
+    batch: Vec<(u128, Option<SimEvent>)>,
+    batch_order: Vec<u64>,
 }
 
 /// A window of virtual time being processed node by node (see [`Sim::set_batching`]).
@@ -190,6 +192,7 @@ impl Sim {
             batching: false,
             window: None,
             batch: Vec::new(),
+            batch_order: Vec::new(),
         }
     }
 
@@ -350,7 +353,7 @@ impl Sim {
         self.stats.steps += 1;
         match ev {
             SimEvent::Timer { node, token } => self.on_timer(node, token),
-            SimEvent::Deliver { to, frame } => self.on_deliver(to, frame),
+            SimEvent::Deliver { to, frame, .. } => self.on_deliver(to, frame),
             SimEvent::Closed { to } => self.on_closed(to),
             SimEvent::Dial { link } => {
                 self.links[link as usize].dial_pending = false;
@@ -362,8 +365,8 @@ impl Sim {
     /// The node an event is for (`None` for a dial, which involves two).
     fn target(&self, ev: &SimEvent) -> Option<u32> {
         match ev {
-            SimEvent::Timer { node, .. } => Some(*node),
-            SimEvent::Deliver { to, .. } | SimEvent::Closed { to } => {
+            SimEvent::Timer { node, .. } | SimEvent::Deliver { node, .. } => Some(*node),
+            SimEvent::Closed { to } => {
                 let (s, r) = split(*to);
                 Some(self.links[self.sessions[s].link as usize].ends[r])
             }
@@ -393,6 +396,7 @@ impl Sim {
         }
         let end = t0.saturating_add(w).min(limit.saturating_add(1));
         let mut batch = std::mem::take(&mut self.batch);
+        let mut order = std::mem::take(&mut self.batch_order);
         while let Some((at, ev)) = self.queue.peek()
             && at < end
             && !matches!(ev, SimEvent::Dial { .. })
@@ -401,20 +405,26 @@ impl Sim {
                 break;
             };
             let node = self.target(&ev).unwrap_or(u32::MAX);
-            batch.push((node, k, ev));
+            order.push((u64::from(node) << 32) | batch.len() as u64);
+            batch.push((k, Some(ev)));
         }
-        // Stable: each node's events stay in time order.
-        batch.sort_by_key(|e| e.0);
+        // By node, then by position in time order.
+        order.sort_unstable();
         let mut last = self.now;
-        let mut events = batch.drain(..).peekable();
-        while let Some(&(node, _, _)) = events.peek() {
+        let mut i = 0;
+        while let Some(&first) = order.get(i) {
+            let node = (first >> 32) as u32;
             self.window = Some(Window {
                 end,
                 node,
                 local: Vec::new(),
             });
             loop {
-                let next_batch = events.peek().filter(|e| e.0 == node).map(|e| e.1);
+                let next_batch = order
+                    .get(i)
+                    .filter(|&&o| (o >> 32) as u32 == node)
+                    .and_then(|&o| batch.get(o as u32 as usize))
+                    .map(|e| e.0);
                 let next_local = self
                     .window
                     .as_ref()
@@ -423,7 +433,11 @@ impl Sim {
                 let (k, ev) = match (next_batch, next_local) {
                     (None, None) => break,
                     (Some(b), Some(l)) if l < b => self.pop_local(),
-                    (Some(_), _) => events.next().map(|(_, k, ev)| (k, ev)),
+                    (Some(_), _) => {
+                        let at = order.get(i).map_or(usize::MAX, |&o| o as u32 as usize);
+                        i += 1;
+                        batch.get_mut(at).and_then(|e| Some((e.0, e.1.take()?)))
+                    }
                     (None, Some(_)) => self.pop_local(),
                 }
                 .unwrap_or_else(|| self.violation("window bookkeeping"));
@@ -433,8 +447,10 @@ impl Sim {
                 self.dispatch(ev);
             }
         }
-        drop(events);
+        batch.clear();
+        order.clear();
         self.batch = batch;
+        self.batch_order = order;
         self.window = None;
         self.now = last;
     }
