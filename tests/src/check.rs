@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use receptor_core::NodeId;
 
@@ -49,7 +50,7 @@ pub(crate) struct Truth {
     adj: Vec<Vec<(u32, f64)>>,
     comp: Vec<u32>,
     comp_size: Vec<u32>,
-    by_name: HashMap<NodeId, u32>,
+    by_name: HashMap<NodeId, u32, BuildHasherDefault<NameHasher>>,
     rows: Vec<Option<Box<[f64]>>>,
     /// The common cost when every edge has the same one: plain BFS then.
     unit: Option<f64>,
@@ -235,6 +236,24 @@ impl Truth {
     }
 }
 
+/// FxHash-style hashing for node names: the checker looks up every destination and hop of
+/// every changed table, and SipHash made that a visible share of a large run.
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(TraceHash::K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+}
+
 /// Tracks which nodes have correct tables, re-checking only those that changed.
 #[derive(Debug, Default)]
 pub(crate) struct Convergence {
@@ -326,13 +345,35 @@ impl TraceHash {
 
     pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.u64(b.len() as u64);
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
+        // Four independent lanes over 32-byte blocks, so the multiplications overlap: every
+        // transmitted frame goes through here. (Shorter input, such as the node names the
+        // node seeds come from, hashes word by word as it always did.)
+        if b.len() < 32 {
+            return self.words(b);
+        }
+        let mut lanes = [self.0, !self.0, self.0 ^ Self::K, self.0.rotate_left(32)];
+        let mut blocks = b.chunks_exact(32);
+        for block in &mut blocks {
+            for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                *lane = (lane.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(Self::K);
+            }
+        }
+        for lane in lanes {
+            self.u64(lane);
+        }
+        self.words(blocks.remainder());
+    }
+
+    fn words(&mut self, b: &[u8]) {
+        let mut words = b.chunks_exact(8);
+        for c in &mut words {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
             self.u64(u64::from_le_bytes(w));
         }
-        let rest = chunks.remainder();
+        let rest = words.remainder();
         if !rest.is_empty() {
             let mut w = [0u8; 8];
             w[..rest.len()].copy_from_slice(rest);

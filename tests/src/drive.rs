@@ -142,6 +142,7 @@ impl Sim {
             return;
         }
         let to = end_id(s, 1 - e);
+        let node = self.links[l].ends[1 - e];
         let mut at = self.now + latency + self.draw_below(jitter);
         if ordered {
             at = at.max(self.sessions[s].last_at[e]);
@@ -150,17 +151,38 @@ impl Sim {
         if split_frames && frame.len() >= 2 {
             let cut = 1 + self.draw_below(frame.len() as u64 - 1) as usize;
             let head = frame.slice(..cut);
-            self.schedule(at, SimEvent::Deliver { to, frame: head });
+            self.schedule(
+                at,
+                SimEvent::Deliver {
+                    node,
+                    to,
+                    frame: head,
+                },
+            );
             let tail = frame.slice(cut..);
-            self.schedule(at, SimEvent::Deliver { to, frame: tail });
+            self.schedule(
+                at,
+                SimEvent::Deliver {
+                    node,
+                    to,
+                    frame: tail,
+                },
+            );
             return;
         }
         if !ordered && self.chance(dup) {
             let again = self.now + latency + self.draw_below(jitter);
             let copy = frame.clone();
-            self.schedule(again, SimEvent::Deliver { to, frame: copy });
+            self.schedule(
+                again,
+                SimEvent::Deliver {
+                    node,
+                    to,
+                    frame: copy,
+                },
+            );
         }
-        self.schedule(at, SimEvent::Deliver { to, frame });
+        self.schedule(at, SimEvent::Deliver { node, to, frame });
     }
 
     /// Loss on an ordered link: the connection resets at both ends.

@@ -52,7 +52,7 @@ pub(crate) struct EventQueue<T> {
     popped: u128,
 }
 
-fn key(at: u64, seq: u64) -> u128 {
+pub(crate) fn key(at: u64, seq: u64) -> u128 {
     (u128::from(at) << 64) | u128::from(seq)
 }
 
@@ -117,6 +117,20 @@ impl<T> EventQueue<T> {
                 self.cur.sort_unstable_by_key(|e| Reverse(e.0));
             }
         }
+    }
+
+    /// Removes the event with the smallest key, and returns it with its key.
+    pub(crate) fn pop_keyed(&mut self) -> Option<(u128, T)> {
+        self.refill();
+        let (k, ev) = self.cur.pop()?;
+        self.popped = k;
+        Some((k, ev))
+    }
+
+    /// The next event and its time.
+    pub(crate) fn peek(&mut self) -> Option<(u64, &T)> {
+        self.refill();
+        self.cur.last().map(|(k, ev)| ((k >> 64) as u64, ev))
     }
 
     /// Removes the event with the smallest key.

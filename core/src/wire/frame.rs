@@ -35,7 +35,39 @@ impl Encoded {
         }
         let prefix = (len as u16).to_le_bytes();
         buf.get_mut(..2)?.copy_from_slice(&prefix);
+        if let Some(small) = Inline::new(&buf) {
+            return Some(Self(Bytes::from_owner(small)));
+        }
         Some(Self(buf.freeze()))
+    }
+
+    /// The message made of `parts` one after the other, built in place.
+    pub(crate) fn from_parts(parts: &[&[u8]]) -> Option<Self> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 || len > MAX_MESSAGE_LEN {
+            return None;
+        }
+        if len + 2 <= Inline::CAP {
+            let mut small = Inline {
+                len: (len + 2) as u16,
+                buf: [0; Inline::CAP],
+            };
+            small
+                .buf
+                .get_mut(..2)?
+                .copy_from_slice(&(len as u16).to_le_bytes());
+            let mut at = 2;
+            for p in parts {
+                small.buf.get_mut(at..at + p.len())?.copy_from_slice(p);
+                at += p.len();
+            }
+            return Some(Self(Bytes::from_owner(small)));
+        }
+        let mut b = Self::builder(len);
+        for p in parts {
+            b.extend_from_slice(p);
+        }
+        Self::finish(b)
     }
 
     /// The reject message, framed: `03 00 03 5b 5d`.
@@ -74,6 +106,33 @@ impl Encoded {
     /// The bare message bytes.
     pub fn message(&self) -> &[u8] {
         self.0.get(2..).unwrap_or_default()
+    }
+}
+
+/// A small message kept in one allocation with its reference count (`Bytes::from_owner`):
+/// routing updates are flooded to every neighbour and read by each, and one allocation
+/// instead of a buffer plus a shared header halves what a reader has to fetch.
+struct Inline {
+    len: u16,
+    buf: [u8; Inline::CAP],
+}
+
+impl Inline {
+    const CAP: usize = 246;
+
+    fn new(b: &[u8]) -> Option<Self> {
+        let mut buf = [0u8; Self::CAP];
+        buf.get_mut(..b.len())?.copy_from_slice(b);
+        Some(Self {
+            len: u16::try_from(b.len()).ok()?,
+            buf,
+        })
+    }
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        self.buf.get(..self.len as usize).unwrap_or_default()
     }
 }
 
@@ -151,6 +210,21 @@ mod tests {
             v.extend_from_slice(m);
         }
         v
+    }
+
+    #[test]
+    fn from_parts_matches_one_buffer() {
+        for n in [1, 10, 243, 244, 245, 246, 300, MAX_MESSAGE_LEN] {
+            let msg: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let (a, b) = msg.split_at(n / 3);
+            let whole = Encoded::from_message(&msg).unwrap();
+            assert_eq!(Encoded::from_parts(&[a, &[], b]).unwrap(), whole, "{n}");
+            assert_eq!(whole.message(), &msg[..]);
+            assert_eq!(&whole.stream()[2..], &msg[..]);
+        }
+        assert!(Encoded::from_parts(&[&[], &[]]).is_none());
+        let big = vec![0u8; MAX_MESSAGE_LEN];
+        assert!(Encoded::from_parts(&[&big, &[1]]).is_none());
     }
 
     #[test]

@@ -326,12 +326,7 @@ impl<'a> RouteView<'a> {
         }
         let head = self.body.get(..self.fwd.0)?;
         let tail = self.body.get(self.fwd.1..)?;
-        let mut b = Encoded::builder(1 + head.len() + me_quoted.len() + tail.len());
-        b.extend_from_slice(&[MSG_ROUTE]);
-        b.extend_from_slice(head);
-        b.extend_from_slice(me_quoted.as_bytes());
-        b.extend_from_slice(tail);
-        Encoded::finish(b)
+        Encoded::from_parts(&[&[MSG_ROUTE], head, me_quoted.as_bytes(), tail])
     }
 }
 
