@@ -464,9 +464,23 @@ impl Node {
         if self.shut_down {
             return None;
         }
-        let timers = self.timers.iter().flatten().copied();
-        let links = self.links.values().filter_map(Link::deadline);
-        timers.chain(links).chain(self.pings.deadline()).min()
+        // Called after every input: a plain loop, no iterator chain.
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t
+                && next.is_none_or(|n| t < n)
+            {
+                next = Some(t);
+            }
+        };
+        for &t in &self.timers {
+            consider(t);
+        }
+        for l in self.links.values() {
+            consider(l.deadline());
+        }
+        consider(self.pings.deadline());
+        next
     }
 
     // ---- helpers shared by the submodules ----

@@ -35,13 +35,12 @@ impl Encoded {
         }
         let prefix = (len as u16).to_le_bytes();
         buf.get_mut(..2)?.copy_from_slice(&prefix);
-        if let Some(small) = Inline::new(&buf) {
-            return Some(Self(Bytes::from_owner(small)));
-        }
         Some(Self(buf.freeze()))
     }
 
-    /// The message made of `parts` one after the other, built in place.
+    /// The message made of `parts` one after the other, built in place: a small one in a
+    /// single allocation with its reference count (for routing updates, which are
+    /// forwarded to every neighbour and read by each).
     pub(crate) fn from_parts(parts: &[&[u8]]) -> Option<Self> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len == 0 || len > MAX_MESSAGE_LEN {
@@ -119,15 +118,6 @@ struct Inline {
 
 impl Inline {
     const CAP: usize = 246;
-
-    fn new(b: &[u8]) -> Option<Self> {
-        let mut buf = [0u8; Self::CAP];
-        buf.get_mut(..b.len())?.copy_from_slice(b);
-        Some(Self {
-            len: u16::try_from(b.len()).ok()?,
-            buf,
-        })
-    }
 }
 
 impl AsRef<[u8]> for Inline {

@@ -48,23 +48,34 @@ impl<'a> Cursor<'a> {
     /// Digits `0` or `[1-9][0-9]*`, as a u64 (`None` on overflow).
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
-        let digits = self.digits();
-        let text = self.b.get(start..self.i)?;
-        if digits == 0 || (digits > 1 && text.first() == Some(&b'0')) {
+        let (digits, n) = self.digits_value();
+        if digits == 0 || (digits > 1 && self.b.get(start) == Some(&b'0')) {
             return None;
         }
-        let mut n: u64 = 0;
         if digits < 20 {
-            // Below 10^19 < 2^64: no overflow possible.
-            for &c in text {
-                n = n * 10 + u64::from(c - b'0');
-            }
+            // Below 10^19 < 2^64: the value did not wrap.
             return Some(n);
         }
-        for &c in text {
+        let mut n: u64 = 0;
+        for &c in self.b.get(start..self.i)? {
             n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
         }
         Some(n)
+    }
+
+    /// Digits, in one pass: how many, and their value (wrapped if 20 or more).
+    fn digits_value(&mut self) -> (usize, u64) {
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+            self.i += 1;
+        }
+        (self.i - start, n)
     }
 
     fn digits(&mut self) -> usize {
@@ -80,7 +91,7 @@ impl<'a> Cursor<'a> {
     /// same text). Numbers that overflow or underflow are left to serde.
     fn float(&mut self) -> Option<(f64, bool)> {
         let start = self.i;
-        let int = self.digits();
+        let (int, n) = self.digits_value();
         if int == 0 || (int > 1 && self.b.get(start) == Some(&b'0')) {
             return None;
         }
@@ -88,10 +99,6 @@ impl<'a> Cursor<'a> {
         if plain && int <= 15 {
             // A plain integer below 10^15 < 2^53 is exact as a float, and Go writes an
             // integral float below 2^53 as its digits.
-            let mut n: u64 = 0;
-            for &c in self.b.get(start..self.i)? {
-                n = n * 10 + u64::from(c - b'0');
-            }
             return Some((n as f64, true));
         }
         if self.peek() == Some(b'.') {
@@ -117,6 +124,16 @@ impl<'a> Cursor<'a> {
             .any(|c| matches!(c, b'1'..=b'9'));
         (v.is_finite() && (v != 0.0 || !nonzero_digit)).then_some((v, false))
     }
+}
+
+/// `a < b` byte-wise, without a library call for these short names.
+fn less(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.len() < b.len()
 }
 
 /// Whether Go's encoder writes `s` back as is (it escapes `<`, `>`, `&`, U+2028 and
@@ -202,7 +219,7 @@ impl<'a> RouteView<'a> {
                 let (_, plain_number) = p.float()?;
                 plain_numbers &= plain_number;
                 // Re-encoding sorts the keys and keeps the last of duplicates.
-                stable = stable && prev.is_none_or(|pk| pk < k) && plain(k);
+                stable = stable && prev.is_none_or(|pk| less(pk, k)) && plain(k);
                 prev = Some(k);
                 conn_end = p.i;
                 if p.lit(b"}").is_some() {

@@ -2,10 +2,11 @@
 //! (or a virtual deadline passes) and reports what it took.
 //!
 //! ```text
-//! simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--json]
+//! simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch] [--json]
 //! ```
 //! Links have 1-20 ms latency. Events are processed in 1 ms windows node by node
-//! ([`Sim::set_batching`]), so the trace differs from an unbatched run of the same seed. Without `--loss` they are a seeded mix of stream and
+//! ([`Sim::set_batching`]; `--no-batch` processes them one at a time in time order), so the
+//! trace differs from an unbatched run of the same seed. Without `--loss` they are a seeded mix of stream and
 //! datagram links; with it every link is datagram with that per-message loss (loss on a
 //! stream link would mean resets). Exit code 0 when converged, 1 when not, 2 on bad
 //! arguments.
@@ -18,8 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use receptor_tests::{LinkModel, Sim, Topology};
 
-const USAGE: &str =
-    "usage: simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--json]";
+const USAGE: &str = "usage: simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch] [--json]";
 
 #[derive(Debug)]
 struct Args {
@@ -29,6 +29,7 @@ struct Args {
     degree: f64,
     deadline: Duration,
     json: bool,
+    batch: bool,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -41,6 +42,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         degree: 3.0,
         deadline: Duration::from_secs(120),
         json: false,
+        batch: true,
     };
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -57,6 +59,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.deadline = Duration::from_secs_f64(secs);
             }
             "--json" => args.json = true,
+            "--no-batch" => args.batch = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -90,7 +93,7 @@ fn run(args: &Args) -> Outcome {
     let topo = Topology::random(args.nodes, args.degree, args.seed);
     let mut sim = Sim::new(args.seed);
     sim.set_record_events(false);
-    sim.set_batching(true);
+    sim.set_batching(args.batch);
     // Link parameters come from their own stream, so they do not shift the sim's draws.
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0x6c69_6e6b);
     topo.build(&mut sim, |_| {
@@ -192,9 +195,10 @@ mod tests {
     fn parses() {
         let a = args("--nodes 10 --seed 3 --loss 0.05 --degree 4 --json").unwrap();
         assert_eq!(
-            (a.nodes, a.seed, a.loss, a.degree, a.json),
-            (10, 3, 0.05, 4.0, true)
+            (a.nodes, a.seed, a.loss, a.degree, a.json, a.batch),
+            (10, 3, 0.05, 4.0, true, true)
         );
+        assert!(!args("--nodes 10 --seed 3 --no-batch").unwrap().batch);
         assert!(args("--nodes 10").is_err());
         assert!(args("--nodes x --seed 1").is_err());
         assert!(args("--nodes 10 --seed 1 --loss 1.5").is_err());
