@@ -13,9 +13,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use receptor_core::stream::app::{AppEnd, AppStreams, Forgotten};
+use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
 use receptor_core::stream::{ServerTls, StreamEvent, StreamHandle, Streams};
-use receptor_core::{Addr, Advertise, Node, NodeId, ServiceName};
+use receptor_core::{Addr, Advertise, Node, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -134,33 +134,20 @@ impl StreamSide {
                 server_name,
                 reply,
             } => {
-                let target = if to.eq_ignore_ascii_case("localhost") {
-                    node.id().to_string()
-                } else {
-                    to
-                };
-                let remote = match (NodeId::new(&target), ServiceName::new(&service)) {
-                    (Ok(n), Ok(s)) => Addr {
-                        node: n,
-                        service: s,
-                    },
-                    (Err(e), _) => return drop(reply.send(Err(e.to_string()))),
-                    (_, Err(e)) => return drop(reply.send(Err(e.to_string()))),
-                };
-                let local = match node.listen(now, None, None) {
-                    Ok(s) => s,
-                    Err(e) => return drop(reply.send(Err(e.to_string()))),
-                };
-                self.services.insert(local);
-                match self.streams.dial(now, local, remote, tls, &server_name) {
-                    Ok(id) => {
+                match app::dial(
+                    node,
+                    &mut self.streams,
+                    now,
+                    &to,
+                    &service,
+                    tls,
+                    &server_name,
+                ) {
+                    Ok((id, local)) => {
+                        self.services.insert(local);
                         self.dials.insert(id, (reply, local));
                     }
-                    Err(e) => {
-                        self.services.remove(&local);
-                        node.unlisten(now, local);
-                        let _ = reply.send(Err(e.to_string()));
-                    }
+                    Err(e) => drop(reply.send(Err(e))),
                 }
             }
             StreamCommand::Listen {

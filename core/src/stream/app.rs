@@ -312,3 +312,34 @@ impl<A: AppEnd> AppStreams<A> {
         })
     }
 }
+
+/// Starts a dial from `node` to `service` on `to` (`localhost` is `node` itself): binds a
+/// fresh ephemeral service for it on the node and dials from there. On failure nothing stays
+/// bound. Returns the stream and the service it dials from.
+pub fn dial(
+    node: &mut crate::Node,
+    streams: &mut Streams,
+    now: Instant,
+    to: &str,
+    service: &str,
+    tls: quinn_proto::ClientConfig,
+    server_name: &str,
+) -> Result<(StreamHandle, ServiceName), String> {
+    let target = if to.eq_ignore_ascii_case("localhost") {
+        node.id().clone()
+    } else {
+        crate::NodeId::new(to).map_err(|e| e.to_string())?
+    };
+    let remote = crate::Addr {
+        node: target,
+        service: ServiceName::new(service).map_err(|e| e.to_string())?,
+    };
+    let local = node.listen(now, None, None).map_err(|e| e.to_string())?;
+    match streams.dial(now, local, remote, tls, server_name) {
+        Ok(id) => Ok((id, local)),
+        Err(e) => {
+            node.unlisten(now, local);
+            Err(e.to_string())
+        }
+    }
+}

@@ -8,9 +8,9 @@ use std::time::Instant;
 use async_channel::{Sender, WeakSender};
 use async_executor::Executor;
 use bytes::Bytes;
-use receptor_core::stream::app::{AppEnd, AppStreams, Forgotten};
+use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
 use receptor_core::stream::{StreamEvent, StreamHandle, Streams};
-use receptor_core::{Addr, Event, Node, NodeId, ServiceName};
+use receptor_core::{Addr, Event, Node, ServiceName};
 
 use super::mesh::MeshStream;
 use super::shared::Shared;
@@ -136,30 +136,20 @@ impl StreamSide {
                 server_name,
                 reply,
             } => {
-                let target = if to.eq_ignore_ascii_case("localhost") {
-                    node.id().to_string()
-                } else {
-                    to
-                };
-                let remote = match (NodeId::new(&target), ServiceName::new(&service)) {
-                    (Ok(node), Ok(service)) => Addr { node, service },
-                    (Err(e), _) => return drop(reply.try_send(Err(e.to_string()))),
-                    (_, Err(e)) => return drop(reply.try_send(Err(e.to_string()))),
-                };
-                let local = match node.listen(now, None, None) {
-                    Ok(s) => s,
-                    Err(e) => return drop(reply.try_send(Err(e.to_string()))),
-                };
-                self.services.insert(local);
-                match self.streams.dial(now, local, remote, tls, &server_name) {
-                    Ok(id) => {
+                match app::dial(
+                    node,
+                    &mut self.streams,
+                    now,
+                    &to,
+                    &service,
+                    tls,
+                    &server_name,
+                ) {
+                    Ok((id, local)) => {
+                        self.services.insert(local);
                         self.dials.insert(id, (reply, local));
                     }
-                    Err(e) => {
-                        self.services.remove(&local);
-                        node.unlisten(now, local);
-                        let _ = reply.try_send(Err(e.to_string()));
-                    }
+                    Err(e) => drop(reply.try_send(Err(e))),
                 }
             }
             StreamCommand::Listen {
