@@ -7,16 +7,16 @@ use std::time::Duration;
 use async_channel::Sender;
 use bytes::Bytes;
 use receptor_core::{
-    Advertise, Event, ListenError, Node, PingId, PingResult, SendError, ServiceName,
+    Advertise, Event, ListenError, MeshStatus, Node, PingId, PingResult, SendError, ServiceEvent,
+    ServiceName, TraceEvent,
 };
 
 use crate::driver::now;
-use crate::handle::{ServiceEvent, Status, TraceEvent};
 use crate::stream::StreamCommand;
 
 /// A request from a handle to the node task; `reply` channels have room for one answer.
 pub(crate) enum Command {
-    Status(Sender<Status>),
+    Status(Sender<MeshStatus>),
     Ping(String, Sender<Result<PingResult, SendError>>),
     Traceroute(String, Sender<TraceEvent>),
     Listen {
@@ -54,13 +54,7 @@ impl Apps {
         let now = now();
         match cmd {
             Command::Status(reply) => {
-                let _ = reply.try_send(Status {
-                    node_id: node.id().clone(),
-                    connections: node.connections(),
-                    routes: node.routes().clone(),
-                    known_connection_costs: node.known_connection_costs(),
-                    advertisements: node.advertisements().cloned().collect(),
-                });
+                let _ = reply.try_send(node.mesh_status());
             }
             Command::Ping(target, reply) => match node.ping(now, &target) {
                 Ok(id) => {

@@ -1,6 +1,5 @@
 //! The application's side of a node: [`NodeHandle`], what it returns, and [`spawn_node`].
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -8,9 +7,9 @@ use std::sync::{Arc, OnceLock};
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use bytes::Bytes;
-use receptor_core::wire::{ServiceAdvert, UnreachableNotice};
 use receptor_core::{
-    Advertise, Config, LinkId, ListenError, Node, NodeId, PingResult, SendError, ServiceName,
+    Advertise, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult, SendError,
+    ServiceEvent, ServiceName, TraceEvent,
 };
 
 use crate::apps::Command;
@@ -21,51 +20,6 @@ use crate::stream::StreamSide;
 pub const SERVICE_QUEUE: usize = 256;
 /// Traceroute events queued before further ones are dropped (more than `max_hops` + 1).
 const TRACE_QUEUE: usize = 64;
-
-/// What arrives on a bound service.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServiceEvent {
-    /// A datagram.
-    Datagram {
-        /// Sender node.
-        from_node: NodeId,
-        /// Sender service.
-        from_service: ServiceName,
-        /// Payload.
-        payload: Bytes,
-    },
-    /// Something this service sent could not be delivered.
-    Unreachable {
-        /// The node that reported it.
-        reporter: NodeId,
-        /// The notice.
-        notice: UnreachableNotice,
-    },
-}
-
-/// A snapshot of the node's mesh state, for `status`.
-#[derive(Debug, Clone)]
-pub struct Status {
-    /// This node.
-    pub node_id: NodeId,
-    /// Direct neighbours and costs.
-    pub connections: BTreeMap<NodeId, f64>,
-    /// Destination -> first hop.
-    pub routes: BTreeMap<NodeId, NodeId>,
-    /// Every node's advertised connections.
-    pub known_connection_costs: BTreeMap<NodeId, BTreeMap<NodeId, f64>>,
-    /// Service advertisements in force, ours included.
-    pub advertisements: Vec<ServiceAdvert>,
-}
-
-/// One traceroute hop, or the end.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TraceEvent {
-    /// A hop (0 = this node).
-    Hop(u8, PingResult),
-    /// No more hops.
-    Done,
-}
 
 /// The node has stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,7 +128,7 @@ impl NodeHandle {
     }
 
     /// The node's mesh state.
-    pub async fn status(&self) -> Result<Status, NodeGone> {
+    pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
         self.call(Command::Status).await
     }
 

@@ -46,8 +46,6 @@ mod stream;
 
 /// The executor and task types this crate spawns with and returns.
 pub use async_executor::{Executor, Task};
-pub use handle::{
-    NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
-    spawn_node_on,
-};
+pub use handle::{NodeGone, NodeHandle, SERVICE_QUEUE, spawn_node, spawn_node_on};
+pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
 pub use stream::{MeshStream, StreamListener};

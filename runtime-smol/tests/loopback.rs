@@ -277,7 +277,7 @@ async fn tokio_side(s_tcp: Receiver<SocketAddr>, t2_udp: Sender<SocketAddr>, smo
     ] {
         let mut rx = from.traceroute(to).await.unwrap();
         let mut names = Vec::new();
-        while let Some(receptor_tokio::TraceEvent::Hop(h, r)) = rx.recv().await {
+        while let Some(TraceEvent::Hop(h, r)) = rx.recv().await {
             assert_eq!(r.error, None, "hop {h}");
             names.push(r.from.unwrap().to_string());
         }
@@ -290,7 +290,7 @@ async fn tokio_side(s_tcp: Receiver<SocketAddr>, t2_udp: Sender<SocketAddr>, smo
         .await
         .unwrap();
     let got = rx.recv().await.unwrap();
-    let receptor_tokio::ServiceEvent::Datagram {
+    let ServiceEvent::Datagram {
         from_node, payload, ..
     } = got
     else {

@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use receptor_core::wire::{ServiceAdvert, UnreachableNotice};
 use receptor_core::{
-    Advertise, Config, Event, Input, LinkConfig, LinkId, ListenError, Node, NodeId, PingId,
-    PingResult, SendError, ServiceName,
+    Advertise, Config, Event, Input, LinkConfig, LinkId, ListenError, MeshStatus, Node, NodeId,
+    PingId, PingResult, SendError, ServiceEvent, ServiceName, TraceEvent,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -46,53 +45,8 @@ pub(crate) enum ToNode {
     },
 }
 
-/// What arrives on a bound service.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServiceEvent {
-    /// A datagram.
-    Datagram {
-        /// Sender node.
-        from_node: NodeId,
-        /// Sender service.
-        from_service: ServiceName,
-        /// Payload.
-        payload: Bytes,
-    },
-    /// Something this service sent could not be delivered.
-    Unreachable {
-        /// The node that reported it.
-        reporter: NodeId,
-        /// The notice.
-        notice: UnreachableNotice,
-    },
-}
-
-/// A snapshot of the node's mesh state, for `status`.
-#[derive(Debug, Clone)]
-pub struct Status {
-    /// This node.
-    pub node_id: NodeId,
-    /// Direct neighbours and costs.
-    pub connections: BTreeMap<NodeId, f64>,
-    /// Destination -> first hop.
-    pub routes: BTreeMap<NodeId, NodeId>,
-    /// Every node's advertised connections.
-    pub known_connection_costs: BTreeMap<NodeId, BTreeMap<NodeId, f64>>,
-    /// Service advertisements in force, ours included.
-    pub advertisements: Vec<ServiceAdvert>,
-}
-
-/// One traceroute hop, or the end.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TraceEvent {
-    /// A hop (0 = this node).
-    Hop(u8, PingResult),
-    /// No more hops.
-    Done,
-}
-
 pub(crate) enum Command {
-    Status(oneshot::Sender<Status>),
+    Status(oneshot::Sender<MeshStatus>),
     Ping(String, oneshot::Sender<Result<PingResult, SendError>>),
     Traceroute(String, mpsc::Sender<TraceEvent>),
     Listen {
@@ -172,7 +126,7 @@ impl NodeHandle {
     }
 
     /// The node's mesh state.
-    pub async fn status(&self) -> Result<Status, NodeGone> {
+    pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
         self.call(Command::Status).await
     }
 
@@ -370,14 +324,7 @@ impl Driver {
         let now = now();
         match cmd {
             Command::Status(reply) => {
-                let n = &self.node;
-                let _ = reply.send(Status {
-                    node_id: n.id().clone(),
-                    connections: n.connections(),
-                    routes: n.routes().clone(),
-                    known_connection_costs: n.known_connection_costs(),
-                    advertisements: n.advertisements().cloned().collect(),
-                });
+                let _ = reply.send(self.node.mesh_status());
             }
             Command::Ping(target, reply) => match self.node.ping(now, &target) {
                 Ok(id) => {

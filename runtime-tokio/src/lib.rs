@@ -14,7 +14,6 @@ pub mod tls;
 /// The rustls this crate builds its TLS configs with.
 pub use rustls;
 
-pub use driver::{
-    NodeGone, NodeHandle, SERVICE_QUEUE, ServiceEvent, Status, TraceEvent, spawn_node,
-};
+pub use driver::{NodeGone, NodeHandle, SERVICE_QUEUE, spawn_node};
+pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
 pub use stream::{MeshStream, StreamListener};

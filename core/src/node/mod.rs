@@ -3,6 +3,7 @@
 mod adverts;
 mod data;
 mod probe;
+mod report;
 mod session;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -25,6 +26,7 @@ pub use crate::services::Advertise;
 use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
+pub use report::{MeshStatus, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.
 #[derive(Debug, Clone)]

@@ -10,6 +10,35 @@
 //! Crypto is rustls with the *ring* provider. Known gaps against Go: no P-521 key exchange
 //! or P-521 certificates, no static-RSA TLS 1.2 suite, RSA keys below 2048 bits are refused.
 
+/// The handshake-signature methods of a rustls verifier, checked with `self.algs` (the
+/// provider's algorithms). Every verifier here keeps that check, whatever it does with
+/// certificates.
+macro_rules! check_signatures_with_algs {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
 mod config;
 mod der;
 mod error;
