@@ -8,56 +8,16 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use bytes::Bytes;
-use futures_lite::future;
-use receptor_core::{Config, LinkConfig, LinkKind, NodeId, ServiceName};
-use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
+use receptor_core::{Config, LinkKind, ServiceName};
+use receptor_smol::backends::{tcp_dial, tcp_listen, udp_dial, udp_listen};
+mod common;
+use common::{config_seeded, dial_spec as dial, link, listen_spec as listen, wait_route, within};
+
 use receptor_smol::{Executor, NodeHandle, ServiceEvent, TraceEvent, spawn_node, spawn_node_on};
 
+// The same seed everywhere: the core must still give each node its own random stream.
 fn config(id: &str) -> Arc<Config> {
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    // The same seed everywhere: the core must still give each node its own random stream.
-    Arc::new(Config::new(NodeId::new(id).unwrap(), 1, wall))
-}
-
-fn link(kind: LinkKind) -> Arc<LinkConfig> {
-    Arc::new(LinkConfig::new(kind))
-}
-
-fn listen(kind: LinkKind) -> ListenSpec {
-    ListenSpec {
-        bind: "127.0.0.1".into(),
-        port: 0,
-        link: link(kind),
-    }
-}
-
-fn dial(addr: SocketAddr, kind: LinkKind) -> DialSpec {
-    DialSpec {
-        address: addr.to_string(),
-        redial: true,
-        link: link(kind),
-    }
-}
-
-/// Fails the test instead of hanging it.
-async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    let timeout = async {
-        Timer::after(Duration::from_secs(secs)).await;
-        panic!("timed out: {what}");
-    };
-    future::or(f, timeout).await
-}
-
-async fn wait_route(n: &NodeHandle, to: &str) {
-    for _ in 0..200 {
-        if n.status().await.unwrap().routes.contains_key(to) {
-            return;
-        }
-        Timer::after(Duration::from_millis(25)).await;
-    }
-    panic!("{} never got a route to {to}", n.id());
+    config_seeded(id, 1)
 }
 
 async fn wait_no_route(n: &NodeHandle, to: &str) {

@@ -10,55 +10,16 @@ use async_io::Timer;
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use receptor_core::stream::{ServerTls, client_config, server_config};
-use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
-use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
+use receptor_core::{Config, LinkKind};
+use receptor_smol::backends::{tcp_dial, tcp_listen, udp_dial, udp_listen};
+mod common;
+use common::{config_seeded, dial_spec, link, listen_spec, wait_route, within};
+
 use receptor_smol::{Executor, MeshStream, NodeHandle, StreamListener, Task, spawn_node};
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 
 fn config(id: &str) -> Arc<Config> {
-    let wall = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap();
-    Arc::new(Config::new(NodeId::new(id).unwrap(), 7, wall))
-}
-
-fn link(kind: LinkKind) -> Arc<LinkConfig> {
-    Arc::new(LinkConfig::new(kind))
-}
-
-fn listen_spec(kind: LinkKind) -> ListenSpec {
-    ListenSpec {
-        bind: "127.0.0.1".into(),
-        port: 0,
-        link: link(kind),
-    }
-}
-
-fn dial_spec(addr: SocketAddr, kind: LinkKind) -> DialSpec {
-    DialSpec {
-        address: addr.to_string(),
-        redial: true,
-        link: link(kind),
-    }
-}
-
-/// Fails the test instead of hanging it.
-async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    let timeout = async {
-        Timer::after(Duration::from_secs(secs)).await;
-        panic!("timed out: {what}");
-    };
-    future::or(f, timeout).await
-}
-
-async fn wait_route(n: &NodeHandle, to: &str) {
-    for _ in 0..200 {
-        if n.status().await.unwrap().routes.contains_key(to) {
-            return;
-        }
-        Timer::after(Duration::from_millis(25)).await;
-    }
-    panic!("{} never got a route to {to}", n.id());
+    config_seeded(id, 7)
 }
 
 /// a -tcp- b -udp- c, routed every way; the backends' tasks are returned to be kept.
