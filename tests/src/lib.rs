@@ -38,6 +38,7 @@ mod check;
 mod control;
 mod drive;
 mod link;
+pub mod pair;
 mod queue;
 mod sim;
 mod stream_tls;

@@ -3,41 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use receptor_core::ServiceName;
 use receptor_core::stream::{Read, ServerTls, StreamEvent, StreamHandle, Streams};
-use receptor_core::{Addr, NodeId, ServiceName};
+use receptor_tests::pair::{addr, pump};
 use receptor_tests::stream_tls;
-
-fn addr(n: &str, s: &str) -> Addr {
-    Addr {
-        node: NodeId::new(n).unwrap(),
-        service: ServiceName::new(s).unwrap(),
-    }
-}
-
-/// Moves datagrams both ways until quiet; returns the events each side produced.
-fn pump(a: &mut Streams, b: &mut Streams, now: Instant) -> (Vec<StreamEvent>, Vec<StreamEvent>) {
-    let (mut ea, mut eb) = (Vec::new(), Vec::new());
-    loop {
-        let mut moved = false;
-        while let Some(d) = a.poll_datagram() {
-            moved = true;
-            b.handle_datagram(now, d.to.service, addr("a", &d.from.to_string()), d.payload);
-        }
-        while let Some(d) = b.poll_datagram() {
-            moved = true;
-            a.handle_datagram(now, d.to.service, addr("b", &d.from.to_string()), d.payload);
-        }
-        while let Some(e) = a.poll_event() {
-            ea.push(e);
-        }
-        while let Some(e) = b.poll_event() {
-            eb.push(e);
-        }
-        if !moved {
-            return (ea, eb);
-        }
-    }
-}
 
 fn read_all(s: &mut Streams, now: Instant, id: StreamHandle) -> (Vec<u8>, bool) {
     let mut got = Vec::new();
