@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::json::{JsonValue, decode_utf8};
+use crate::wire::{shortest_digits, write_exponent, write_fixed};
 
 /// Go's `strconv.Quote` of a byte string: printable runes kept, invalid UTF-8 as `\xNN`.
 pub(crate) fn go_quote(s: &[u8]) -> String {
@@ -225,44 +226,16 @@ pub(crate) fn format_g(f: f64) -> String {
         }
         .to_owned();
     }
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (digits, exp) = shortest_digits(f);
     let mut out = String::new();
     if f < 0.0 {
         out.push('-');
     }
     // With the shortest precision Go switches to %e below 1e-4 and from 1e+06 on.
-    if !(-4..6).contains(&exp) {
-        out.push_str(digits.get(..1).unwrap_or("0"));
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(digits.get(1..).unwrap_or_default());
-        }
-        let sign = if exp < 0 { '-' } else { '+' };
-        let _ = write!(out, "e{sign}{:02}", exp.unsigned_abs());
-        return out;
-    }
-    let point = exp + 1;
-    if point <= 0 {
-        out.push_str("0.");
-        for _ in 0..-point {
-            out.push('0');
-        }
-        out.push_str(&digits);
+    if (-4..6).contains(&exp) {
+        write_fixed(&mut out, &digits, exp);
     } else {
-        let point = point.unsigned_abs() as usize;
-        if digits.len() <= point {
-            out.push_str(&digits);
-            for _ in digits.len()..point {
-                out.push('0');
-            }
-        } else {
-            out.push_str(digits.get(..point).unwrap_or_default());
-            out.push('.');
-            out.push_str(digits.get(point..).unwrap_or_default());
-        }
+        write_exponent(&mut out, &digits, exp, 2);
     }
     out
 }

@@ -62,55 +62,60 @@ pub(crate) fn write_f64(out: &mut String, f: f64) {
 
 /// The general case of [`write_f64`]: from the shortest round-trip digits.
 fn write_f64_general(out: &mut String, f: f64) {
-    // Rust's `{:e}` gives the shortest digits that round-trip, as Go's strconv with precision -1.
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let abs = f.abs();
-    if neg {
+    let (digits, exp) = shortest_digits(f);
+    if f < 0.0 {
         out.push('-');
     }
-    if !(1e-6..1e21).contains(&abs) {
-        // 'e' format: d[.ddd]e±XX with at least two exponent digits, then Go trims e-0X to e-X.
-        out.push_str(digits.get(..1).unwrap_or("0"));
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(digits.get(1..).unwrap_or_default());
-        }
-        let sign = if exp < 0 { '-' } else { '+' };
-        let e = exp.unsigned_abs();
-        if e < 10 && exp >= 0 {
-            let _ = write!(out, "e{sign}0{e}");
-        } else {
-            let _ = write!(out, "e{sign}{e}");
-        }
-        return;
+    if (1e-6..1e21).contains(&f.abs()) {
+        write_fixed(out, &digits, exp);
+    } else {
+        // Go's 'e' format has two exponent digits, then encoding/json trims e-0X to e-X.
+        write_exponent(out, &digits, exp, if exp < 0 { 1 } else { 2 });
     }
-    // 'f' format with the shortest digits: place the decimal point by the exponent.
+}
+
+/// The shortest decimal digits that round-trip `|f|` (Go's strconv with precision -1), and
+/// the decimal exponent of the first digit. `f` must be finite and non-zero.
+pub(crate) fn shortest_digits(f: f64) -> (String, i32) {
+    // Rust's `{:e}` gives exactly those digits.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
+    (digits, exp.parse().unwrap_or(0))
+}
+
+/// Go's 'e' format of the digits: `d[.ddd]e±X`, the exponent with at least `min_exp` digits.
+pub(crate) fn write_exponent(out: &mut String, digits: &str, exp: i32, min_exp: usize) {
+    out.push_str(digits.get(..1).unwrap_or("0"));
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(digits.get(1..).unwrap_or_default());
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    let _ = write!(out, "e{sign}{:0min_exp$}", exp.unsigned_abs());
+}
+
+/// Go's 'f' format of the digits: the decimal point placed by the exponent, no exponent.
+pub(crate) fn write_fixed(out: &mut String, digits: &str, exp: i32) {
     let point = exp + 1; // digits before the decimal point
     if point <= 0 {
         out.push_str("0.");
-        for _ in 0..(-point) {
+        for _ in 0..-point {
             out.push('0');
         }
-        out.push_str(&digits);
-    } else {
-        let point = point as usize;
-        if digits.len() <= point {
-            out.push_str(&digits);
-            for _ in digits.len()..point {
-                out.push('0');
-            }
-        } else {
-            out.push_str(digits.get(..point).unwrap_or_default());
-            out.push('.');
-            out.push_str(digits.get(point..).unwrap_or_default());
+        out.push_str(digits);
+        return;
+    }
+    let point = point.unsigned_abs() as usize;
+    if digits.len() <= point {
+        out.push_str(digits);
+        for _ in digits.len()..point {
+            out.push('0');
         }
+    } else {
+        out.push_str(digits.get(..point).unwrap_or_default());
+        out.push('.');
+        out.push_str(digits.get(point..).unwrap_or_default());
     }
 }
 

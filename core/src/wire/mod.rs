@@ -15,7 +15,7 @@ use bytes::Bytes;
 pub use advert::{ServiceAdvert, WorkCommand};
 pub use data::{DATA_HEADER_LEN, DataHeader};
 pub use frame::{Deframer, Encoded, MAX_MESSAGE_LEN, MAX_UDP_MESSAGE_LEN};
-pub(crate) use gojson::{write_f64, write_str};
+pub(crate) use gojson::{shortest_digits, write_exponent, write_f64, write_fixed, write_str};
 pub use route::RouteUpdate;
 pub(crate) use route_fast::RouteView;
 pub use time::{
