@@ -11,7 +11,7 @@ use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::routing::fastkey::{is_name, pack};
 use crate::routing::{Applied, Update};
-use crate::wire::{Encoded, MSG_ROUTE, Message, RouteUpdate, RouteView, encode_reject};
+use crate::wire::{Encoded, MSG_ROUTE, Message, RouteHead, RouteUpdate, RouteView, encode_reject};
 
 /// A routing update as the session checks and floods it: decoded, or read in place.
 pub(super) trait Received: Update {
@@ -165,7 +165,11 @@ impl Node {
                     return;
                 }
                 Some(&MSG_ROUTE) => {
-                    if let Some(view) = msg.get(1..).and_then(RouteView::parse) {
+                    let body = msg.get(1..).unwrap_or_default();
+                    if self.seen_copy(link, body) {
+                        return;
+                    }
+                    if let Some(view) = RouteView::parse(body) {
                         self.established_update(link, &view);
                         return;
                     }
@@ -209,6 +213,35 @@ impl Node {
                 debug!(node = %self.id, %link, ty, "unknown message type ignored");
             }
         }
+    }
+
+    /// A copy of a flood already handled, told from the ends of the body alone: the
+    /// checks `established_update` makes before its seen check pass, and the ID is seen.
+    /// Counted as it would count it. (A copy whose middle is malformed is thus counted as
+    /// seen, not malformed; it is dropped either way.)
+    fn seen_copy(&mut self, link: LinkId, body: &[u8]) -> bool {
+        let Some(h) = RouteHead::peek(body) else {
+            return false;
+        };
+        let Some(l) = self.links.get(&link) else {
+            return false;
+        };
+        let Some(remote) = l.remote.as_ref() else {
+            return false;
+        };
+        // The peer's own updates (their connections are checked), ours, and anything that
+        // would be rejected or ignored take the full path.
+        if !is_name(h.forwarding_node, l.remote_key, remote)
+            || is_name(h.node_id, l.remote_key, remote)
+            || h.node_id.is_empty()
+            || is_name(h.node_id, self.id_key, &self.id)
+            || !self.seen.contains(h.update_id, self.now)
+        {
+            return false;
+        }
+        self.stats.route_updates_in += 1;
+        self.stats.route_updates_stale += 1;
+        true
     }
 
     /// The first routing update on a session names the peer (§4.2).
