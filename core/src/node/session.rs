@@ -73,6 +73,9 @@ impl Node {
         }
         self.links.insert(link, l);
         self.handshake_send(link);
+        if let Some(t) = self.links.get(&link).and_then(Link::deadline) {
+            self.link_deadline = Some(self.link_deadline.map_or(t, |d| d.min(t)));
+        }
     }
 
     /// Sends the handshake update on `link` only: our current connections, not this peer.
@@ -406,6 +409,10 @@ impl Node {
     /// Handshake resends, handshake give-up and idle timeouts.
     pub(super) fn link_timers(&mut self) {
         let now = self.now;
+        if self.link_deadline.is_none_or(|d| d > now) {
+            // Nothing due (the bound is never later than the earliest link deadline).
+            return;
+        }
         let due: Vec<(LinkId, LinkState, bool)> = self
             .links
             .iter()
@@ -428,5 +435,6 @@ impl Node {
                 }
             }
         }
+        self.link_deadline = self.links.values().filter_map(Link::deadline).min();
     }
 }
