@@ -163,6 +163,7 @@ impl<'a> Lane<'a> {
                 self.violation("window bookkeeping");
             };
             self.window = Some((end, node));
+            touch_frames(evs);
             let mut i = 0;
             loop {
                 let next_batch = evs.get(i).map(|it| it.key);
@@ -495,6 +496,21 @@ impl<'a> Lane<'a> {
             sn.events.push(Recorded { at, event: ev });
         }
     }
+}
+
+/// Reads every cache line of the frames a node is about to receive. They were written
+/// by other nodes milliseconds ago and have left the cache: reading them all at once lets
+/// the misses overlap, where processing the events would meet them one after another.
+fn touch_frames(evs: &[Item]) {
+    let mut x = 0u8;
+    for it in evs {
+        if let Some(SimEvent::Deliver { frame, .. }) = &it.ev {
+            for line in frame.chunks(64) {
+                x ^= line[0];
+            }
+        }
+    }
+    std::hint::black_box(x);
 }
 
 /// Panics with what went wrong, when, and how to replay it.
