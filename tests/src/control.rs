@@ -104,8 +104,8 @@ impl Sim {
                 continue;
             };
             for e in 0..2 {
-                if self.sessions[s].open[e] {
-                    self.sessions[s].open[e] = false;
+                if self.sessions[s].is_open(e) {
+                    self.sessions[s].close(e);
                     let n = self.links[l].ends[e];
                     let link = crate::sim::end_id(s, e);
                     self.feed(n, Some(receptor_core::Input::LinkDown { link }));
@@ -130,9 +130,9 @@ impl Sim {
                 continue;
             };
             for e in 0..2 {
-                if self.links[l as usize].ends[e] == n && self.sessions[s].open[e] {
-                    self.sessions[s].open[e] = false;
-                    self.sessions[s].gone[e] = true;
+                if self.links[l as usize].ends[e] == n && self.sessions[s].is_open(e) {
+                    self.sessions[s].close(e);
+                    self.sessions[s].set_gone(e);
                     self.send_close(s, e);
                 }
             }

@@ -3,8 +3,10 @@
 //! A [`Sim`] runs many sans-IO [`receptor_core::Node`]s on one virtual clock. Links between
 //! them follow a [`LinkModel`] (stream, datagram or message transport, latency, jitter,
 //! loss), can be partitioned per direction and healed, and nodes can crash and restart.
-//! Every random choice comes from one seeded `ChaCha8Rng` (and per-node seeds derived from
-//! it), and simultaneous events keep their scheduling order, so a seed replays a run exactly;
+//! Every random choice comes from the seed: each node's core gets a seed derived from it, and
+//! what the network does to a node's frames (loss, jitter, duplicates) comes from that node's
+//! own stream. Simultaneous events keep their scheduling order, so a seed replays a run
+//! exactly, also when a batched window's nodes are split between threads;
 //! [`Sim::trace_hash`] summarises everything transmitted.
 //!
 //! Each node is driven by the core's polling contract: after every input or command the

@@ -6,6 +6,7 @@
 //! and the dialer then redials with Go's backoff (netceptor.md §2.7).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use receptor_core::{LinkConfig, LinkKind, NodeId};
@@ -144,9 +145,12 @@ pub enum DirState {
 
 /// Go's redial backoff: 5 s, then ×1.5 after each failed dial, at most 20 s; back to 5 s
 /// after a successful dial (netceptor.md §2.7).
-#[derive(Debug, Clone, Copy)]
+///
+/// Only the dialer's processing changes it, possibly on a lane's thread: an atomic.
+#[derive(Debug)]
 pub(crate) struct Backoff {
-    next: Duration,
+    /// Nanoseconds.
+    next: AtomicU64,
 }
 
 impl Backoff {
@@ -154,19 +158,22 @@ impl Backoff {
     pub(crate) const MAX: Duration = Duration::from_secs(20);
 
     pub(crate) fn new() -> Self {
-        Self { next: Self::START }
+        Self {
+            next: AtomicU64::new(Self::START.as_nanos() as u64),
+        }
     }
 
     /// The wait before the next attempt; each call makes the following one longer.
-    pub(crate) fn next_wait(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (d * 3 / 2).min(Self::MAX);
+    pub(crate) fn next_wait(&self) -> Duration {
+        let d = Duration::from_nanos(self.next.load(Relaxed));
+        self.next
+            .store((d * 3 / 2).min(Self::MAX).as_nanos() as u64, Relaxed);
         d
     }
 
     /// A dial succeeded.
-    pub(crate) fn reset(&mut self) {
-        self.next = Self::START;
+    pub(crate) fn reset(&self) {
+        self.next.store(Self::START.as_nanos() as u64, Relaxed);
     }
 }
 
@@ -181,7 +188,8 @@ pub(crate) struct SimLink {
     /// The current (or last) session.
     pub(crate) session: Option<u32>,
     pub(crate) backoff: Backoff,
-    pub(crate) dial_pending: bool,
+    /// A redial is scheduled (written by the dialer's processing only).
+    dial_pending: AtomicBool,
     /// `disconnect` was called: never dial again.
     pub(crate) removed: bool,
 }
@@ -201,9 +209,17 @@ impl SimLink {
             dir: [DirState::Up; 2],
             session: None,
             backoff: Backoff::new(),
-            dial_pending: false,
+            dial_pending: AtomicBool::new(false),
             removed: false,
         }
+    }
+
+    pub(crate) fn dial_pending(&self) -> bool {
+        self.dial_pending.load(Relaxed)
+    }
+
+    pub(crate) fn set_dial_pending(&self, on: bool) {
+        self.dial_pending.store(on, Relaxed);
     }
 
     /// Both directions carry messages.
@@ -235,26 +251,52 @@ impl SimLink {
 
 /// One backend session: the pair of `LinkId`s the two ends know it by.
 ///
-/// `LinkId(2 * s + e)` is end `e` of session `s`, so IDs are unique and never reused.
+/// `LinkId(2 * s + e)` is end `e` of session `s`, so IDs are unique and never reused. The
+/// state of end `e` is written only by the processing of the node at that end (possibly
+/// on a lane's thread, hence atomics), and an end once closed never opens again.
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) link: u32,
     /// The end's node still has the link (no `LinkDown` fed, not crashed).
-    pub(crate) open: [bool; 2],
+    open: [AtomicBool; 2],
     /// The end's node has been told (`LinkDown` fed) or is gone: it must not use the link.
-    pub(crate) gone: [bool; 2],
+    gone: [AtomicBool; 2],
     /// Latest delivery time scheduled per direction, to keep ordered links in order.
-    pub(crate) last_at: [u64; 2],
+    last_at: [AtomicU64; 2],
 }
 
 impl Session {
     pub(crate) fn new(link: u32) -> Self {
         Self {
             link,
-            open: [true; 2],
-            gone: [false; 2],
-            last_at: [0; 2],
+            open: [AtomicBool::new(true), AtomicBool::new(true)],
+            gone: [AtomicBool::new(false), AtomicBool::new(false)],
+            last_at: [AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    pub(crate) fn is_open(&self, e: usize) -> bool {
+        self.open[e].load(Relaxed)
+    }
+
+    pub(crate) fn close(&self, e: usize) {
+        self.open[e].store(false, Relaxed);
+    }
+
+    pub(crate) fn is_gone(&self, e: usize) -> bool {
+        self.gone[e].load(Relaxed)
+    }
+
+    pub(crate) fn set_gone(&self, e: usize) {
+        self.gone[e].store(true, Relaxed);
+    }
+
+    pub(crate) fn last_at(&self, e: usize) -> u64 {
+        self.last_at[e].load(Relaxed)
+    }
+
+    pub(crate) fn set_last_at(&self, e: usize, at: u64) {
+        self.last_at[e].store(at, Relaxed);
     }
 }
 
@@ -264,7 +306,7 @@ mod tests {
 
     #[test]
     fn backoff_follows_go() {
-        let mut b = Backoff::new();
+        let b = Backoff::new();
         let waits: Vec<u64> = (0..6).map(|_| b.next_wait().as_millis() as u64).collect();
         assert_eq!(waits, [5000, 7500, 11250, 16875, 20000, 20000]);
         b.reset();

@@ -99,17 +99,7 @@ impl<T> EventQueue<T> {
                 self.cur_slot = slot(*k) - 1;
             }
             self.cur_slot += 1;
-            while let Some(Reverse(Far(k, _))) = self.far.peek() {
-                let s = slot(*k);
-                if s >= self.cur_slot + RING {
-                    break;
-                }
-                let Some(Reverse(Far(k, ev))) = self.far.pop() else {
-                    break;
-                };
-                self.ring[(s % RING) as usize].push((k, ev));
-                self.in_ring += 1;
-            }
+            self.pull_far();
             let bucket = &mut self.ring[(self.cur_slot % RING) as usize];
             if !bucket.is_empty() {
                 self.in_ring -= bucket.len();
@@ -119,18 +109,72 @@ impl<T> EventQueue<T> {
         }
     }
 
-    /// Removes the event with the smallest key, and returns it with its key.
-    pub(crate) fn pop_keyed(&mut self) -> Option<(u128, T)> {
-        self.refill();
-        let (k, ev) = self.cur.pop()?;
-        self.popped = k;
-        Some((k, ev))
+    /// Brings the ring up to `cur_slot`: far events of slots it now covers move in.
+    fn pull_far(&mut self) {
+        while let Some(Reverse(Far(k, _))) = self.far.peek() {
+            let s = slot(*k);
+            if s >= self.cur_slot + RING {
+                break;
+            }
+            let Some(Reverse(Far(k, ev))) = self.far.pop() else {
+                break;
+            };
+            self.ring[(s % RING) as usize].push((k, ev));
+            self.in_ring += 1;
+        }
     }
 
-    /// The next event and its time.
-    pub(crate) fn peek(&mut self) -> Option<(u64, &T)> {
+    /// Moves every event due before time `end` into `out`, in no particular order: a
+    /// window of the simulation sorts them its own way, so slots that lie wholly before
+    /// `end` are moved without being sorted.
+    pub(crate) fn drain_before(&mut self, end: u64, out: &mut Vec<(u128, T)>) {
+        let end_key = key(end, 0);
+        loop {
+            while self.cur.last().is_some_and(|(k, _)| *k < end_key) {
+                if let Some(e) = self.cur.pop() {
+                    self.popped = self.popped.max(e.0);
+                    out.push(e);
+                }
+            }
+            if !self.cur.is_empty() {
+                return;
+            }
+            if self.in_ring == 0 {
+                let Some(Reverse(Far(k, _))) = self.far.peek() else {
+                    return;
+                };
+                if *k >= end_key {
+                    return;
+                }
+                self.cur_slot = slot(*k) - 1;
+            }
+            let next = self.cur_slot + 1;
+            if next << SHIFT >= end {
+                return;
+            }
+            self.cur_slot = next;
+            self.pull_far();
+            let bucket = &mut self.ring[(next % RING) as usize];
+            if bucket.is_empty() {
+                continue;
+            }
+            self.in_ring -= bucket.len();
+            if (next + 1) << SHIFT <= end {
+                if let Some(m) = bucket.iter().map(|e| e.0).max() {
+                    self.popped = self.popped.max(m);
+                }
+                out.append(bucket);
+            } else {
+                std::mem::swap(bucket, &mut self.cur);
+                self.cur.sort_unstable_by_key(|e| Reverse(e.0));
+            }
+        }
+    }
+
+    /// The key of the next event.
+    pub(crate) fn peek_key(&mut self) -> Option<u128> {
         self.refill();
-        self.cur.last().map(|(k, ev)| ((k >> 64) as u64, ev))
+        self.cur.last().map(|(k, _)| *k)
     }
 
     /// Removes the event with the smallest key.
@@ -142,6 +186,7 @@ impl<T> EventQueue<T> {
     }
 
     /// The time of the next event.
+    #[cfg(test)]
     pub(crate) fn peek_at(&mut self) -> Option<u64> {
         self.refill();
         self.cur.last().map(|(k, _)| (k >> 64) as u64)
@@ -195,5 +240,41 @@ mod tests {
             assert_eq!(q.pop(), Some((at, s)));
         }
         assert_eq!(q.pop(), None);
+    }
+
+    /// Draining windows gives the same events as popping them one by one.
+    #[test]
+    fn windows_drain_what_pops_would_give() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut q = EventQueue::new();
+        let mut h = BinaryHeap::new();
+        let (mut now, mut seq) = (0u64, 0u64);
+        let mut out = Vec::new();
+        for _ in 0..5_000 {
+            for _ in 0..rng.next_u64() % 8 {
+                seq += 1;
+                let at = match rng.next_u64() % 10 {
+                    0 => now,
+                    1 => now + (rng.next_u64() % (1 << 36)),
+                    _ => now + rng.next_u64() % 30_000_000,
+                };
+                q.push(at, seq, seq);
+                h.push(Reverse((at, seq)));
+            }
+            let end = now + 1 + rng.next_u64() % 2_000_000;
+            q.drain_before(end, &mut out);
+            let mut want = Vec::new();
+            while h.peek().is_some_and(|Reverse((at, _))| *at < end) {
+                let Some(Reverse((at, s))) = h.pop() else {
+                    break;
+                };
+                want.push((key(at, s), s));
+            }
+            out.sort_unstable();
+            assert_eq!(out, want);
+            out.clear();
+            assert_eq!(q.peek_key(), h.peek().map(|Reverse((at, s))| key(*at, *s)));
+            now = end;
+        }
     }
 }

@@ -2,18 +2,17 @@
 //! is driven and its transmits carried is in `drive.rs`; fault injection, commands and
 //! getters are in `control.rs`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
 use receptor_core::{Config, Event, Input, LinkId, Node, NodeId};
 
 use crate::check::{Convergence, TraceHash, mix64};
-use crate::link::{DirState, LinkModel, Session, SimLink};
+use crate::drive::{Item, Lane, LaneBufs, LaneOut, close_at, redial_at};
+use crate::link::{LinkModel, Session, SimLink};
 use crate::queue::EventQueue;
 
 /// Unix time of virtual time zero, for the nodes' wall clocks (route epochs, ad times).
@@ -103,10 +102,15 @@ pub(crate) struct SimNode {
     pub(crate) timer: Option<u64>,
     pub(crate) timer_token: u64,
     /// Timeouts fed at one instant in a row, to catch a timer that never clears.
-    spin: (u64, u32),
+    pub(crate) spin: (u64, u32),
     pub(crate) events: Vec<Recorded>,
     /// Configured links touching this node.
     pub(crate) links: Vec<u32>,
+    /// The network's random stream for what this node sends (loss, jitter, duplicates,
+    /// split frames), derived from the seed and the node's name.
+    pub(crate) rng: u64,
+    /// A hash of every frame this node transmitted, with its time and link.
+    pub(crate) trace: TraceHash,
 }
 
 impl SimNode {
@@ -116,49 +120,46 @@ impl SimNode {
     }
 }
 
+/// Windows with fewer events than this are processed on one thread.
+const PARALLEL_MIN: usize = 512;
+
 /// A deterministic simulation of a Receptor mesh: many [`Node`]s joined by modelled links,
-/// driven by one virtual clock and one seeded random stream.
+/// driven by one virtual clock and seeded random streams.
 ///
-/// The same seed and the same calls give the same run, bit for bit ([`Sim::trace_hash`]).
-/// Absolute `Instant`s never leave the simulator: times are offsets from its start.
+/// The same seed and the same calls give the same run, bit for bit ([`Sim::trace_hash`]),
+/// whatever the number of threads ([`Sim::set_threads`]). Absolute `Instant`s never leave
+/// the simulator: times are offsets from its start.
 pub struct Sim {
     pub(crate) seed: u64,
     base: Instant,
     pub(crate) now: u64,
-    pub(crate) rng: ChaCha8Rng,
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) names: BTreeMap<NodeId, u32>,
     pub(crate) links: Vec<SimLink>,
     pub(crate) sessions: Vec<Session>,
     queue: EventQueue<SimEvent>,
+    /// Dials, which involve two nodes, wait apart: a window ends before the next one.
+    dials: BTreeMap<u128, u32>,
     seq: u64,
     pub(crate) stats: SimStats,
-    pub(crate) hash: TraceHash,
     pub(crate) conv: Convergence,
     pub(crate) record: bool,
-    /// Inputs waiting to be fed to the node being driven (reused buffer).
-    pub(crate) work: VecDeque<Input>,
     /// Mesh streams (`streams.rs`); empty unless a test uses them.
     pub(crate) stream_world: crate::streams::StreamWorld,
     /// Whether `run_until` may process events in windows, node by node.
     batching: bool,
-    /// The window being processed, if any.
-    window: Option<Window>,
-    /// The events of a window, in time order, and their order of processing: node << 32 |
-    /// position (reused buffers).
-    batch: Vec<(u128, Option<SimEvent>)>,
-    batch_order: Vec<u64>,
-}
-
-/// A window of virtual time being processed node by node (see [`Sim::set_batching`]).
-#[derive(Debug)]
-struct Window {
-    /// Events at or after this time wait for the next window.
-    end: u64,
-    /// The node being processed.
-    node: u32,
-    /// Its own events (timers) scheduled inside the window, by key, largest first.
-    local: Vec<(u128, SimEvent)>,
+    /// Threads a window may use.
+    threads: usize,
+    /// While a window's stream-layer events are processed: its end.
+    window_end: Option<u64>,
+    /// Reused buffers: the lanes', a window's events as drained, their targets, the
+    /// events by node, and the per-node counts.
+    lane_bufs: [LaneBufs; 2],
+    batch: Vec<(u128, SimEvent)>,
+    targets: Vec<u32>,
+    items: Vec<Item>,
+    counts: Vec<usize>,
+    groups: Vec<(u32, usize, usize)>,
 }
 
 impl fmt::Debug for Sim {
@@ -173,6 +174,21 @@ impl fmt::Debug for Sim {
     }
 }
 
+impl SimStats {
+    fn add(&mut self, o: &Self) {
+        self.messages += o.messages;
+        self.bytes += o.bytes;
+        self.delivered += o.delivered;
+        self.dropped_partition += o.dropped_partition;
+        self.dropped_loss += o.dropped_loss;
+        self.dropped_closed += o.dropped_closed;
+        self.resets += o.resets;
+        self.dials += o.dials;
+        self.failed_dials += o.failed_dials;
+        self.steps += o.steps;
+    }
+}
+
 impl Sim {
     /// An empty simulation at virtual time zero.
     pub fn new(seed: u64) -> Self {
@@ -182,23 +198,26 @@ impl Sim {
             // from it are ever used or shown.
             base: Instant::now(),
             now: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
             nodes: Vec::new(),
             names: BTreeMap::new(),
             links: Vec::new(),
             sessions: Vec::new(),
             queue: EventQueue::new(),
+            dials: BTreeMap::new(),
             seq: 0,
             stats: SimStats::default(),
-            hash: TraceHash::default(),
             conv: Convergence::default(),
             record: true,
-            work: VecDeque::new(),
             stream_world: Default::default(),
             batching: false,
-            window: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            window_end: None,
+            lane_bufs: Default::default(),
             batch: Vec::new(),
-            batch_order: Vec::new(),
+            targets: Vec::new(),
+            items: Vec::new(),
+            counts: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -206,14 +225,21 @@ impl Sim {
     /// windows as long as the shortest link latency, node by node, instead of one at a time
     /// in time order. Nothing a node does can reach another node within such a window, so
     /// every node still gets the same inputs at the same times; keeping one node's state
-    /// in the cache for all its events of a window makes large meshes much faster.
+    /// in the cache for all its events of a window makes large meshes much faster, and the
+    /// nodes of a window can be split among threads ([`Sim::set_threads`]).
     ///
-    /// What changes: random draws (loss, jitter) and the tie-breaking of events at the very
-    /// same nanosecond follow the processing order, so a batched run differs from an
-    /// unbatched one with the same seed (each is repeatable), and the goal is checked
-    /// between windows, so `run_until` stops at the end of the window that reached it.
+    /// What changes: the tie-breaking of events at the very same nanosecond follows the
+    /// processing order, so a batched run can differ from an unbatched one with the same
+    /// seed (each is repeatable), and the goal is checked between windows, so `run_until`
+    /// stops at the end of the window that reached it.
     pub fn set_batching(&mut self, on: bool) {
         self.batching = on;
+    }
+
+    /// Sets how many threads (1 or 2) a batched window may use; by default 2 where the
+    /// machine has two cores. The run is the same either way.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, 2);
     }
 
     /// Keeps (default) or stops keeping each node's events; large runs save memory.
@@ -236,9 +262,14 @@ impl Sim {
         self.stats
     }
 
-    /// A hash of every frame transmitted so far, with its time, node and link.
+    /// A hash of every frame transmitted so far, with its time, node and link: the nodes'
+    /// own traces, combined in node order.
     pub fn trace_hash(&self) -> u64 {
-        self.hash.finish()
+        let mut h = TraceHash::default();
+        for sn in &self.nodes {
+            h.u64(sn.trace.finish());
+        }
+        h.finish()
     }
 
     pub(crate) fn instant(&self) -> Instant {
@@ -270,6 +301,7 @@ impl Sim {
         edit(&mut config);
         let n = self.nodes.len() as u32;
         self.names.insert(id.clone(), n);
+        let rng = mix64(node_seed(self.seed, &id, 0) ^ 0x6e65_7477_6f72_6b21);
         self.nodes.push(SimNode {
             name: id,
             config,
@@ -280,6 +312,8 @@ impl Sim {
             spin: (0, 0),
             events: Vec::new(),
             links: Vec::new(),
+            rng,
+            trace: TraceHash::default(),
         });
         self.start(n);
     }
@@ -329,43 +363,109 @@ impl Sim {
     // ---- the event loop ----
 
     pub(crate) fn schedule(&mut self, at: u64, ev: SimEvent) {
-        self.seq += 1;
-        if let Some(w) = self.window.as_mut()
-            && at < w.end
-        {
-            // Only a node's own timers can fall inside the window it is processed in.
-            if !matches!(ev, SimEvent::Timer { node, .. } if node == w.node) {
-                self.violation("an event for another node inside the lookahead window");
-            }
-            let k = crate::queue::key(at, self.seq);
-            let i = w.local.partition_point(|(x, _)| *x > k);
-            w.local.insert(i, (k, ev));
-            return;
+        if self.window_end.is_some_and(|end| at < end) {
+            self.violation("an event for another node inside the lookahead window");
         }
-        self.queue.push(at, self.seq, ev);
+        self.seq += 1;
+        match ev {
+            SimEvent::Dial { link } => {
+                assert!(at >= self.now, "event scheduled in the past");
+                self.dials.insert(crate::queue::key(at, self.seq), link);
+            }
+            ev => self.queue.push(at, self.seq, ev),
+        }
+    }
+
+    /// Drives node `n` through `f` on a lane of this thread, then applies what it did.
+    fn with_lane(&mut self, n: u32, f: impl FnOnce(&mut Lane<'_>, &mut SimNode)) {
+        let bufs = std::mem::take(&mut self.lane_bufs[0]);
+        let mut lane = Lane::new(
+            self.seed,
+            self.base,
+            self.now,
+            &self.links,
+            &self.sessions,
+            self.record,
+            Some(&mut self.stream_world),
+            bufs,
+        );
+        // Stream-layer events of a window: nothing may be scheduled inside it.
+        lane.window = self.window_end.map(|end| (end, u32::MAX));
+        f(&mut lane, &mut self.nodes[n as usize]);
+        let out = lane.finish();
+        self.absorb(out, 0);
+    }
+
+    /// Applies what a lane did: its events are scheduled in the order it made them.
+    fn absorb(&mut self, out: LaneOut, i: usize) {
+        let LaneOut {
+            stats,
+            mut bufs,
+            invalidate,
+            last,
+        } = out;
+        self.stats.add(&stats);
+        for (at, ev) in bufs.out.drain(..) {
+            self.schedule(at, ev);
+        }
+        for n in bufs.marks.drain(..) {
+            self.conv.mark(n);
+        }
+        if invalidate {
+            self.conv.invalidate();
+        }
+        self.now = self.now.max(last);
+        self.lane_bufs[i] = bufs;
+    }
+
+    /// Feeds `input` (if any) to node `n` and handles everything that follows from it.
+    pub(crate) fn feed(&mut self, n: u32, input: Option<Input>) {
+        self.with_lane(n, |lane, sn| lane.feed(n, sn, input));
+    }
+
+    /// The key of the next pending event.
+    fn next_key(&mut self) -> Option<u128> {
+        let q = self.queue.peek_key();
+        let d = self.dials.first_key_value().map(|(&k, _)| k);
+        match (q, d) {
+            (Some(q), Some(d)) => Some(q.min(d)),
+            (q, d) => q.or(d),
+        }
     }
 
     /// Processes the earliest pending event. Returns `false` when nothing is pending.
     pub fn step(&mut self) -> bool {
-        let Some((at, ev)) = self.queue.pop() else {
+        let Some(k) = self.next_key() else {
             return false;
         };
-        self.now = self.now.max(at);
-        self.dispatch(ev);
+        self.now = self.now.max((k >> 64) as u64);
+        if self.dials.first_key_value().is_some_and(|(&d, _)| d == k) {
+            if let Some((_, link)) = self.dials.pop_first() {
+                self.dispatch(SimEvent::Dial { link });
+            }
+        } else if let Some((_, ev)) = self.queue.pop() {
+            self.dispatch(ev);
+        }
         true
     }
 
     fn dispatch(&mut self, ev: SimEvent) {
-        self.stats.steps += 1;
         match ev {
-            SimEvent::Timer { node, token } => self.on_timer(node, token),
-            SimEvent::Deliver { to, frame, .. } => self.on_deliver(to, frame),
-            SimEvent::Closed { to } => self.on_closed(to),
             SimEvent::Dial { link } => {
-                self.links[link as usize].dial_pending = false;
+                self.stats.steps += 1;
+                self.links[link as usize].set_dial_pending(false);
                 self.dial(link);
             }
-            SimEvent::Streams { node, token } => self.on_streams(node, token),
+            SimEvent::Streams { node, token } => {
+                self.stats.steps += 1;
+                self.on_streams(node, token);
+            }
+            ev => {
+                let Some(n) = self.target(&ev) else {
+                    self.violation("an event without its node");
+                };
+                self.with_lane(n, |lane, sn| lane.dispatch(n, sn, ev));
+            }
         }
     }
 
@@ -393,84 +493,158 @@ impl Sim {
     }
 
     /// Processes every event before `min(next + w, limit + 1)`, node by node (see
-    /// [`Sim::set_batching`]). A dial, which involves two nodes, ends the window early and
-    /// is processed on its own.
+    /// [`Sim::set_batching`]), the nodes split among the threads. The window ends before
+    /// the next dial, which involves two nodes and is processed on its own.
     fn step_window(&mut self, w: u64, limit: u64) {
-        let Some((t0, ev)) = self.queue.peek() else {
+        let Some(k0) = self.next_key() else {
             return;
         };
-        if matches!(ev, SimEvent::Dial { .. }) {
+        let t0 = (k0 >> 64) as u64;
+        let mut end = t0.saturating_add(w).min(limit.saturating_add(1));
+        if let Some((&kd, _)) = self.dials.first_key_value() {
+            end = end.min((kd >> 64) as u64);
+        }
+        if end <= t0 {
             self.step();
             return;
         }
-        let end = t0.saturating_add(w).min(limit.saturating_add(1));
         let mut batch = std::mem::take(&mut self.batch);
-        let mut order = std::mem::take(&mut self.batch_order);
-        while let Some((at, ev)) = self.queue.peek()
-            && at < end
-            && !matches!(ev, SimEvent::Dial { .. })
-        {
-            let Some((k, ev)) = self.queue.pop_keyed() else {
-                break;
-            };
-            let node = self.target(&ev).unwrap_or(u32::MAX);
-            order.push((u64::from(node) << 32) | batch.len() as u64);
-            batch.push((k, Some(ev)));
-        }
-        // By node, then by position in time order.
-        order.sort_unstable();
-        let mut last = self.now;
-        let mut i = 0;
-        while let Some(&first) = order.get(i) {
-            let node = (first >> 32) as u32;
-            self.window = Some(Window {
-                end,
-                node,
-                local: Vec::new(),
-            });
-            loop {
-                let next_batch = order
-                    .get(i)
-                    .filter(|&&o| (o >> 32) as u32 == node)
-                    .and_then(|&o| batch.get(o as u32 as usize))
-                    .map(|e| e.0);
-                let next_local = self
-                    .window
-                    .as_ref()
-                    .and_then(|w| w.local.last())
-                    .map(|e| e.0);
-                let (k, ev) = match (next_batch, next_local) {
-                    (None, None) => break,
-                    (Some(b), Some(l)) if l < b => self.pop_local(),
-                    (Some(_), _) => {
-                        let at = order.get(i).map_or(usize::MAX, |&o| o as u32 as usize);
-                        i += 1;
-                        batch.get_mut(at).and_then(|e| Some((e.0, e.1.take()?)))
-                    }
-                    (None, Some(_)) => self.pop_local(),
+        self.queue.drain_before(end, &mut batch);
+        self.order_window(&mut batch);
+        self.batch = batch;
+        let mut items = std::mem::take(&mut self.items);
+        let groups = std::mem::take(&mut self.groups);
+        // Stream-layer events (no node) come last and are processed here afterwards.
+        let none = self.nodes.len() as u32;
+        let lanes_end = groups.iter().take_while(|g| g.0 != none).count();
+        let total = groups.get(lanes_end.wrapping_sub(1)).map_or(0, |g| g.2);
+        let parallel = self.threads > 1 && total >= PARALLEL_MIN && self.stream_world.is_empty();
+        // Lane 1 takes the groups from `split` on: about half of the events.
+        let split = if parallel {
+            groups[..lanes_end].partition_point(|g| g.1 < total / 2)
+        } else {
+            lanes_end
+        };
+        let (ga, gb) = groups[..lanes_end].split_at(split);
+        let (first_b, node_b) = gb.first().map_or((total, none), |g| (g.1, g.0));
+        let (items_lanes, _) = items.split_at_mut(total);
+        let (ia, ib) = items_lanes.split_at_mut(first_b);
+        let (na, nb) = self.nodes.split_at_mut(node_b as usize);
+        let mut bufs = std::mem::take(&mut self.lane_bufs);
+        let lane = |bufs: LaneBufs, streams| {
+            let mut lane = Lane::new(
+                self.seed,
+                self.base,
+                self.now,
+                &self.links,
+                &self.sessions,
+                self.record,
+                streams,
+                bufs,
+            );
+            lane.local_seq = self.seq;
+            lane
+        };
+        let mut lane_a = lane(std::mem::take(&mut bufs[0]), None);
+        let out_b = if gb.is_empty() {
+            lane_a.run_window(na, 0, ia, 0, ga, end);
+            None
+        } else {
+            let mut lane_b = lane(std::mem::take(&mut bufs[1]), None);
+            std::thread::scope(|scope| {
+                let b = scope.spawn(move || {
+                    lane_b.run_window(nb, node_b, ib, first_b, gb, end);
+                    lane_b.finish()
+                });
+                lane_a.run_window(na, 0, ia, 0, ga, end);
+                match b.join() {
+                    Ok(out) => Some(out),
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
-                .unwrap_or_else(|| self.violation("window bookkeeping"));
-                let at = (k >> 64) as u64;
-                self.now = at;
-                last = last.max(at);
+            })
+        };
+        let out_a = lane_a.finish();
+        self.absorb(out_a, 0);
+        if let Some(out_b) = out_b {
+            self.absorb(out_b, 1);
+        }
+        // The stream layers' events, in time order.
+        self.window_end = Some(end);
+        for it in items.iter_mut().skip(total) {
+            if let Some(ev) = it.ev.take() {
+                self.now = self.now.max((it.key >> 64) as u64);
                 self.dispatch(ev);
             }
         }
-        batch.clear();
-        order.clear();
-        self.batch = batch;
-        self.batch_order = order;
-        self.window = None;
-        self.now = last;
+        self.window_end = None;
+        items.clear();
+        self.items = items;
+        self.groups = groups;
     }
 
-    fn pop_local(&mut self) -> Option<(u128, SimEvent)> {
-        self.window.as_mut().and_then(|w| w.local.pop())
+    /// Orders the events of a window by node, then by key, into `items`, and lists each
+    /// node's range in `groups` (stream-layer events last, as node `nodes.len()`).
+    fn order_window(&mut self, batch: &mut Vec<(u128, SimEvent)>) {
+        let none = self.nodes.len() as u32;
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        targets.extend(batch.iter().map(|(_, ev)| self.target(ev).unwrap_or(none)));
+        let items = &mut self.items;
+        items.clear();
+        if batch.len() * 4 >= self.nodes.len() {
+            // Counting sort by node (stable), then each node's few events by key.
+            let counts = &mut self.counts;
+            counts.clear();
+            counts.resize(self.nodes.len() + 2, 0);
+            for &t in &targets {
+                counts[t as usize + 1] += 1;
+            }
+            for i in 1..counts.len() {
+                counts[i] += counts[i - 1];
+            }
+            items.resize_with(batch.len(), || Item {
+                key: 0,
+                node: 0,
+                ev: None,
+            });
+            for ((key, ev), &node) in batch.drain(..).zip(&targets) {
+                let at = &mut counts[node as usize];
+                items[*at] = Item {
+                    key,
+                    node,
+                    ev: Some(ev),
+                };
+                *at += 1;
+            }
+        } else {
+            items.extend(
+                batch
+                    .drain(..)
+                    .zip(&targets)
+                    .map(|((key, ev), &node)| Item {
+                        key,
+                        node,
+                        ev: Some(ev),
+                    }),
+            );
+            items.sort_unstable_by_key(|it| it.node);
+        }
+        self.targets = targets;
+        let groups = &mut self.groups;
+        groups.clear();
+        let mut a = 0;
+        while a < items.len() {
+            let node = items[a].node;
+            let b = a + items[a..].partition_point(|it| it.node == node);
+            items[a..b].sort_unstable_by_key(|it| it.key);
+            groups.push((node, a, b));
+            a = b;
+        }
     }
 
     /// Virtual time of the next pending event.
     pub(crate) fn next_at(&mut self) -> Option<u64> {
-        self.queue.peek_at()
+        self.next_key().map(|k| (k >> 64) as u64)
     }
 
     /// Runs every event due within `d`, then moves the clock to the end of `d`.
@@ -516,92 +690,28 @@ impl Sim {
     }
 
     pub(crate) fn violation(&self, what: &str) -> ! {
-        panic!(
-            "simulator invariant violated at t={:?}: {what} (seed {}; replay with SIM_SEED={})",
-            self.now(),
-            self.seed,
-            self.seed
-        );
+        crate::drive::violation(self.now, self.seed, what)
     }
 
-    fn on_timer(&mut self, n: u32, token: u64) {
-        let now = self.now;
-        let sn = &mut self.nodes[n as usize];
-        if sn.timer_token != token || sn.node.is_none() {
-            return;
+    /// Closes end `e` of session `s` from its own side (a crash): the other end hears of it
+    /// after the data already in flight, unless the direction is partitioned.
+    pub(crate) fn send_close(&mut self, s: usize, e: usize) {
+        if let Some(at) = close_at(&self.links, &self.sessions, s, e, self.now) {
+            self.schedule(
+                at,
+                SimEvent::Closed {
+                    to: end_id(s, 1 - e),
+                },
+            );
         }
-        sn.timer = None;
-        sn.spin = if sn.spin.0 == now {
-            (now, sn.spin.1 + 1)
-        } else {
-            (now, 1)
-        };
-        if sn.spin.1 > 10_000 {
-            let name = sn.name.clone();
-            self.violation(&format!("node {name} asks for timeouts without end"));
-        }
-        self.feed(n, Some(Input::Timeout));
-    }
-
-    fn on_deliver(&mut self, to: LinkId, frame: Bytes) {
-        let (s, r) = split(to);
-        let sess = &self.sessions[s];
-        let link = &self.links[sess.link as usize];
-        let x = 1 - r;
-        if link.dir[x] == DirState::Partitioned {
-            self.stats.dropped_partition += 1;
-            return;
-        }
-        if !sess.open[r] {
-            self.stats.dropped_closed += 1;
-            // TCP answers bytes for a closed socket with a reset.
-            if link.model.ordered() && sess.open[x] && link.dir[r] == DirState::Up {
-                let at = self.now + link.model.latency.as_nanos() as u64;
-                self.schedule(at, SimEvent::Closed { to: end_id(s, x) });
-            }
-            return;
-        }
-        self.stats.delivered += 1;
-        let n = link.ends[r];
-        self.feed(
-            n,
-            Some(Input::Received {
-                link: to,
-                data: frame,
-            }),
-        );
-    }
-
-    fn on_closed(&mut self, to: LinkId) {
-        let (s, r) = split(to);
-        let l = self.sessions[s].link as usize;
-        if self.links[l].dir[1 - r] == DirState::Partitioned || !self.sessions[s].open[r] {
-            return;
-        }
-        let input = self.end_down(s, r);
-        let n = self.links[l].ends[r];
-        self.feed(n, Some(input));
-    }
-
-    /// Marks end `e` of session `s` closed, schedules the dialer's redial, and returns the
-    /// `LinkDown` for its node.
-    pub(crate) fn end_down(&mut self, s: usize, e: usize) -> Input {
-        self.sessions[s].open[e] = false;
-        if e == 0 {
-            self.redial_later(self.sessions[s].link);
-        }
-        Input::LinkDown { link: end_id(s, e) }
     }
 
     fn redial_later(&mut self, l: u32) {
-        let link = &mut self.links[l as usize];
+        let link = &self.links[l as usize];
         let dialer_alive = self.nodes[link.ends[0] as usize].alive();
-        if link.removed || !link.model.redial || link.dial_pending || !dialer_alive {
-            return;
+        if let Some(at) = redial_at(link, dialer_alive, self.now) {
+            self.schedule(at, SimEvent::Dial { link: l });
         }
-        link.dial_pending = true;
-        let at = self.now + link.backoff.next_wait().as_nanos() as u64;
-        self.schedule(at, SimEvent::Dial { link: l });
     }
 
     /// The dialer of link `l` connects now, if it is alive and not connected.
@@ -610,7 +720,7 @@ impl Sim {
         let [a, b] = link.ends;
         let connected = link
             .session
-            .is_some_and(|s| self.sessions[s as usize].open[0]);
+            .is_some_and(|s| self.sessions[s as usize].is_open(0));
         if link.removed || connected || !self.nodes[a as usize].alive() {
             return;
         }
@@ -634,7 +744,7 @@ impl Sim {
                 config: c0,
             }),
         );
-        if self.sessions[s].open[1] && self.nodes[b as usize].alive() {
+        if self.sessions[s].is_open(1) && self.nodes[b as usize].alive() {
             self.feed(
                 b,
                 Some(Input::LinkUp {

@@ -304,6 +304,60 @@ pub(crate) struct StreamWorld {
     mtu: Option<usize>,
 }
 
+impl StreamWorld {
+    /// Hook for `drive.rs`: a node event for a service of the node's stream layer goes to
+    /// that layer (and is not recorded), and `wake` is set to the layer's wake-up if it
+    /// needs one now; anything else comes back.
+    pub(crate) fn intercept(
+        &mut self,
+        n: u32,
+        ev: Event,
+        wake: &mut Option<SimEvent>,
+    ) -> Option<Event> {
+        if self.layers.is_empty() {
+            return Some(ev);
+        }
+        let service = match &ev {
+            Event::Datagram { service, .. } | Event::Unreachable { service, .. } => *service,
+            _ => return Some(ev),
+        };
+        let Some(l) = self.layers.get_mut(&n) else {
+            return Some(ev);
+        };
+        if !l.owned.contains(&service) {
+            return Some(ev);
+        }
+        match ev {
+            Event::Datagram {
+                service,
+                from,
+                payload,
+            } => l.inbox.push_back(Inbound::Datagram {
+                service,
+                from,
+                payload,
+            }),
+            Event::Unreachable {
+                service, notice, ..
+            } => l.inbox.push_back(Inbound::Unreachable { service, notice }),
+            other => return Some(other),
+        }
+        if !l.wake_pending {
+            l.wake_pending = true;
+            *wake = Some(SimEvent::Streams {
+                node: n,
+                token: WAKE,
+            });
+        }
+        None
+    }
+
+    /// Whether no node has a stream layer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
 impl fmt::Debug for StreamWorld {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamWorld")
@@ -562,50 +616,6 @@ fn report(node: NodeId, role: StreamRole, local: ServiceName, remote: Addr) -> S
 // ---- the simulator's side ----
 
 impl Sim {
-    /// Hook for `drive.rs`: a node event for a service of the node's stream layer goes to
-    /// that layer (and is not recorded); anything else comes back.
-    pub(crate) fn stream_intercept(&mut self, n: u32, ev: Event) -> Option<Event> {
-        if self.stream_world.layers.is_empty() {
-            return Some(ev);
-        }
-        let service = match &ev {
-            Event::Datagram { service, .. } | Event::Unreachable { service, .. } => *service,
-            _ => return Some(ev),
-        };
-        let Some(l) = self.stream_world.layers.get_mut(&n) else {
-            return Some(ev);
-        };
-        if !l.owned.contains(&service) {
-            return Some(ev);
-        }
-        match ev {
-            Event::Datagram {
-                service,
-                from,
-                payload,
-            } => l.inbox.push_back(Inbound::Datagram {
-                service,
-                from,
-                payload,
-            }),
-            Event::Unreachable {
-                service, notice, ..
-            } => l.inbox.push_back(Inbound::Unreachable { service, notice }),
-            other => return Some(other),
-        }
-        if !l.wake_pending {
-            l.wake_pending = true;
-            self.schedule(
-                self.now,
-                SimEvent::Streams {
-                    node: n,
-                    token: WAKE,
-                },
-            );
-        }
-        None
-    }
-
     /// Hook for the event loop: the stream layer's wake-up or timer.
     pub(crate) fn on_streams(&mut self, n: u32, token: u64) {
         let now = self.now;

@@ -263,6 +263,11 @@ pub struct Node {
     services: Services,
     pings: Pings,
     timers: [Option<Instant>; TIMERS],
+    /// No later than the earliest deadline of any link: exact after `link_timers`, then
+    /// lowered for each new link. Deadlines otherwise only move later (every message
+    /// pushes the idle deadline out), so `poll_timeout` need not visit every link after
+    /// every input; at worst it asks for one early, harmless timeout.
+    link_deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -312,6 +317,7 @@ impl Node {
             services: Services::default(),
             pings: Pings::default(),
             timers: [None; TIMERS],
+            link_deadline: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
@@ -478,9 +484,7 @@ impl Node {
         for &t in &self.timers {
             consider(t);
         }
-        for l in self.links.values() {
-            consider(l.deadline());
-        }
+        consider(self.link_deadline);
         consider(self.pings.deadline());
         next
     }

@@ -11,7 +11,7 @@ use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::routing::fastkey::{is_name, pack};
 use crate::routing::{Applied, Update};
-use crate::wire::{Encoded, MSG_ROUTE, Message, RouteUpdate, RouteView, encode_reject};
+use crate::wire::{Encoded, MSG_ROUTE, Message, RouteHead, RouteUpdate, RouteView, encode_reject};
 
 /// A routing update as the session checks and floods it: decoded, or read in place.
 pub(super) trait Received: Update {
@@ -73,6 +73,9 @@ impl Node {
         }
         self.links.insert(link, l);
         self.handshake_send(link);
+        if let Some(t) = self.links.get(&link).and_then(Link::deadline) {
+            self.link_deadline = Some(self.link_deadline.map_or(t, |d| d.min(t)));
+        }
     }
 
     /// Sends the handshake update on `link` only: our current connections, not this peer.
@@ -165,7 +168,11 @@ impl Node {
                     return;
                 }
                 Some(&MSG_ROUTE) => {
-                    if let Some(view) = msg.get(1..).and_then(RouteView::parse) {
+                    let body = msg.get(1..).unwrap_or_default();
+                    if self.seen_copy(link, body) {
+                        return;
+                    }
+                    if let Some(view) = RouteView::parse(body) {
                         self.established_update(link, &view);
                         return;
                     }
@@ -209,6 +216,35 @@ impl Node {
                 debug!(node = %self.id, %link, ty, "unknown message type ignored");
             }
         }
+    }
+
+    /// A copy of a flood already handled, told from the ends of the body alone: the
+    /// checks `established_update` makes before its seen check pass, and the ID is seen.
+    /// Counted as it would count it. (A copy whose middle is malformed is thus counted as
+    /// seen, not malformed; it is dropped either way.)
+    fn seen_copy(&mut self, link: LinkId, body: &[u8]) -> bool {
+        let Some(h) = RouteHead::peek(body) else {
+            return false;
+        };
+        let Some(l) = self.links.get(&link) else {
+            return false;
+        };
+        let Some(remote) = l.remote.as_ref() else {
+            return false;
+        };
+        // The peer's own updates (their connections are checked), ours, and anything that
+        // would be rejected or ignored take the full path.
+        if !is_name(h.forwarding_node, l.remote_key, remote)
+            || is_name(h.node_id, l.remote_key, remote)
+            || h.node_id.is_empty()
+            || is_name(h.node_id, self.id_key, &self.id)
+            || !self.seen.contains(h.update_id, self.now)
+        {
+            return false;
+        }
+        self.stats.route_updates_in += 1;
+        self.stats.route_updates_stale += 1;
+        true
     }
 
     /// The first routing update on a session names the peer (§4.2).
@@ -373,6 +409,10 @@ impl Node {
     /// Handshake resends, handshake give-up and idle timeouts.
     pub(super) fn link_timers(&mut self) {
         let now = self.now;
+        if self.link_deadline.is_none_or(|d| d > now) {
+            // Nothing due (the bound is never later than the earliest link deadline).
+            return;
+        }
         let due: Vec<(LinkId, LinkState, bool)> = self
             .links
             .iter()
@@ -395,5 +435,6 @@ impl Node {
                 }
             }
         }
+        self.link_deadline = self.links.values().filter_map(Link::deadline).min();
     }
 }

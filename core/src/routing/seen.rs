@@ -95,6 +95,18 @@ impl SeenUpdates {
         true
     }
 
+    /// Whether `id` is there (after forgetting what expired by `now`, as `insert` would).
+    pub(crate) fn contains(&mut self, id: &[u8], now: Instant) -> bool {
+        let Some(base) = self.base else {
+            return false;
+        };
+        self.expire(now.saturating_duration_since(base).as_nanos() as u64);
+        match pack_bytes(id) {
+            Some(k) => self.find(k).is_some(),
+            None => self.long.contains(id),
+        }
+    }
+
     fn expire(&mut self, now: u64) {
         let ttl = self.ttl.as_nanos().min(u128::from(u64::MAX)) as u64;
         if self.order.is_empty() || now.saturating_sub(self.oldest) < ttl {

@@ -17,7 +17,7 @@ pub use data::{DATA_HEADER_LEN, DataHeader};
 pub use frame::{Deframer, Encoded, MAX_MESSAGE_LEN, MAX_UDP_MESSAGE_LEN};
 pub(crate) use gojson::{shortest_digits, write_exponent, write_f64, write_fixed, write_str};
 pub use route::RouteUpdate;
-pub(crate) use route_fast::RouteView;
+pub(crate) use route_fast::{RouteHead, RouteView};
 pub use time::{
     UnixNanos, format_rfc3339_nano, format_rfc3339_nano_in, parse_rfc3339, parse_rfc3339_zoned,
 };

@@ -347,6 +347,73 @@ impl<'a> RouteView<'a> {
     }
 }
 
+/// What decides whether a canonical routing update is a copy already handled: its origin,
+/// its ID and who forwarded it, read from the two ends of the body without reading the
+/// connections. Most copies of a flood are dropped on this alone.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteHead<'a> {
+    /// The originating node.
+    pub node_id: &'a [u8],
+    /// Flood de-duplication key.
+    pub update_id: &'a [u8],
+    /// The node that put this copy on the current link.
+    pub forwarding_node: &'a [u8],
+}
+
+impl<'a> RouteHead<'a> {
+    /// Reads the head and the tail of `body` (the message after its type byte), if they are
+    /// in canonical form with strings free of escapes and control characters. The middle is
+    /// not looked at: a copy that is then dropped as seen is never fully checked.
+    pub fn peek(body: &'a [u8]) -> Option<Self> {
+        const FWD: &[u8] = b",\"ForwardingNode\":\"";
+        const DUP: &[u8] = b"\",\"SuspectedDuplicate\":";
+        let mut p = Cursor { b: body, i: 0 };
+        p.lit(b"{\"NodeID\":")?;
+        let node_id = p.string()?;
+        p.lit(b",\"UpdateID\":")?;
+        let update_id = p.string()?;
+        p.lit(b",\"UpdateEpoch\":")?;
+        let head_end = p.i;
+        // From the end: `}`, digits, DUP, the forwarding node, FWD.
+        let mut j = body.len().checked_sub(1)?;
+        if body.get(j) != Some(&b'}') {
+            return None;
+        }
+        let digits_end = j;
+        while j > head_end && body.get(j - 1).is_some_and(u8::is_ascii_digit) {
+            j -= 1;
+        }
+        if j == digits_end || j < head_end + DUP.len() {
+            return None;
+        }
+        j -= DUP.len();
+        if body.get(j..j + DUP.len())? != DUP {
+            return None;
+        }
+        let fwd_end = j;
+        while j > head_end && body.get(j - 1) != Some(&b'"') {
+            j -= 1;
+        }
+        let forwarding_node = body.get(j..fwd_end)?;
+        let fwd_at = j.checked_sub(FWD.len()).filter(|&a| a >= head_end)?;
+        if body.get(fwd_at..j)? != FWD {
+            return None;
+        }
+        // The keys matched literally; only the strings can hold escapes.
+        let mut bad = 0u8;
+        for s in [node_id, update_id, forwarding_node] {
+            for &c in s {
+                bad |= u8::from(c < 0x20) | u8::from(c == b'\\');
+            }
+        }
+        (bad == 0).then_some(Self {
+            node_id,
+            update_id,
+            forwarding_node,
+        })
+    }
+}
+
 /// The `(name, cost)` pairs of a [`RouteView`], in wire order.
 pub struct Connections<'a> {
     p: Cursor<'a>,
@@ -405,6 +472,12 @@ mod tests {
     /// lookups agree with the decoded map, and forwarding by patching gives the bytes that
     /// decoding and re-encoding give.
     fn agree(body: &[u8]) -> Result<(), TestCaseError> {
+        // The head, where read, is what decoding gives.
+        if let (Some(h), Some(slow)) = (RouteHead::peek(body), serde_path(body)) {
+            prop_assert_eq!(h.node_id, slow.node_id.as_bytes());
+            prop_assert_eq!(h.update_id, slow.update_id.as_bytes());
+            prop_assert_eq!(h.forwarding_node, slow.forwarding_node.as_bytes());
+        }
         if let Some(fast) = decode_canonical(body) {
             let slow = serde_path(body);
             prop_assert!(
@@ -482,6 +555,10 @@ mod tests {
                 && !u.connections.keys().any(|k| needs_escape(k));
             let fast = decode_canonical(body);
             prop_assert_eq!(fast.is_some(), plain);
+            let head_plain = !needs_escape(&u.node_id)
+                && !needs_escape(&u.update_id)
+                && !needs_escape(&u.forwarding_node);
+            prop_assert_eq!(RouteHead::peek(body).is_some(), head_plain);
             if let Some(f) = fast {
                 prop_assert!(same(&f, &u));
             }

@@ -2,11 +2,14 @@
 //! (or a virtual deadline passes) and reports what it took.
 //!
 //! ```text
-//! simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch] [--json]
+//! simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch]
+//!          [--threads 1|2] [--json]
 //! ```
 //! Links have 1-20 ms latency. Events are processed in 1 ms windows node by node
 //! ([`Sim::set_batching`]; `--no-batch` processes them one at a time in time order), so the
-//! trace differs from an unbatched run of the same seed. Without `--loss` they are a seeded mix of stream and
+//! trace differs from an unbatched run of the same seed. The nodes of a window are split
+//! between two threads where the machine has two cores (`--threads 1` keeps to one); the
+//! run is the same either way. Without `--loss` they are a seeded mix of stream and
 //! datagram links; with it every link is datagram with that per-message loss (loss on a
 //! stream link would mean resets). Exit code 0 when converged, 1 when not, 2 on bad
 //! arguments.
@@ -19,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use receptor_tests::{LinkModel, Sim, Topology};
 
-const USAGE: &str = "usage: simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch] [--json]";
+const USAGE: &str = "usage: simulate --nodes N --seed S [--loss P] [--degree D] [--deadline SECS] [--no-batch] [--threads 1|2] [--json]";
 
 #[derive(Debug)]
 struct Args {
@@ -30,6 +33,7 @@ struct Args {
     deadline: Duration,
     json: bool,
     batch: bool,
+    threads: Option<usize>,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -43,6 +47,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         deadline: Duration::from_secs(120),
         json: false,
         batch: true,
+        threads: None,
     };
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -60,6 +65,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--json" => args.json = true,
             "--no-batch" => args.batch = false,
+            "--threads" => {
+                let t: usize = number("--threads", &value("--threads")?)?;
+                if !(1..=2).contains(&t) {
+                    return Err("--threads must be 1 or 2".into());
+                }
+                args.threads = Some(t);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -94,6 +106,9 @@ fn run(args: &Args) -> Outcome {
     let mut sim = Sim::new(args.seed);
     sim.set_record_events(false);
     sim.set_batching(args.batch);
+    if let Some(t) = args.threads {
+        sim.set_threads(t);
+    }
     // Link parameters come from their own stream, so they do not shift the sim's draws.
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0x6c69_6e6b);
     topo.build(&mut sim, |_| {
@@ -199,6 +214,11 @@ mod tests {
             (10, 3, 0.05, 4.0, true, true)
         );
         assert!(!args("--nodes 10 --seed 3 --no-batch").unwrap().batch);
+        assert_eq!(
+            args("--nodes 10 --seed 3 --threads 1").unwrap().threads,
+            Some(1)
+        );
+        assert!(args("--nodes 10 --seed 3 --threads 3").is_err());
         assert!(args("--nodes 10").is_err());
         assert!(args("--nodes x --seed 1").is_err());
         assert!(args("--nodes 10 --seed 1 --loss 1.5").is_err());
