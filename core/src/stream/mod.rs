@@ -172,6 +172,8 @@ struct Conn {
     announced: bool,
     /// Close (normally) at this instant: see [`Streams::close_at`].
     linger: Option<Instant>,
+    /// Listed in [`Streams::dirty`].
+    dirty: bool,
 }
 
 struct Endpoint {
@@ -194,6 +196,11 @@ pub struct Streams {
     next: u64,
     seed: u64,
     buf: Vec<u8>,
+    /// Connections that took input (packets, reads, writes) and have not been driven since:
+    /// driving once after many inputs makes fuller packets and fewer of them.
+    dirty: Vec<StreamHandle>,
+    /// The latest instant an input was given at, for driving the dirty connections.
+    now: Option<Instant>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -228,6 +235,8 @@ impl Streams {
             next: 0,
             seed,
             buf: Vec::with_capacity(1500),
+            dirty: Vec::new(),
+            now: None,
         }
     }
 
@@ -318,6 +327,7 @@ impl Streams {
                 app_closed: false,
                 announced: false,
                 linger: None,
+                dirty: false,
             },
         );
         self.drive(now, id);
@@ -347,11 +357,11 @@ impl Streams {
         );
         match ev {
             Some(DatagramEvent::ConnectionEvent(h, ev)) => {
-                if let Some(&id) = self.by_handle.get(&(local, h)) {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.conn.handle_event(ev);
-                    }
-                    self.drive(now, id);
+                if let Some(&id) = self.by_handle.get(&(local, h))
+                    && let Some(c) = self.conns.get_mut(&id)
+                {
+                    c.conn.handle_event(ev);
+                    self.mark(now, id);
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
@@ -409,6 +419,7 @@ impl Streams {
                         app_closed: false,
                         announced: false,
                         linger: None,
+                        dirty: false,
                     },
                 );
                 self.drive(now, id);
@@ -501,8 +512,33 @@ impl Streams {
         }
     }
 
+    /// Notes that `id` took input at `now`; it is driven before anything is polled.
+    fn mark(&mut self, now: Instant, id: StreamHandle) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drives the connections that took input since they were last driven.
+    fn drive_dirty(&mut self) {
+        let Some(now) = self.now else { return };
+        while !self.dirty.is_empty() {
+            for id in std::mem::take(&mut self.dirty) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.dirty = false;
+                    self.drive(now, id);
+                }
+            }
+        }
+    }
+
     /// When to call [`Streams::handle_timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.drive_dirty();
         self.conns
             .values_mut()
             .flat_map(|c| [c.conn.poll_timeout(), c.deadline, c.linger])
@@ -513,12 +549,18 @@ impl Streams {
     /// The next QUIC packet to send.
     #[must_use]
     pub fn poll_datagram(&mut self) -> Option<OutDatagram> {
+        if self.out.is_empty() {
+            self.drive_dirty();
+        }
         self.out.pop_front()
     }
 
     /// The next stream event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        if self.events.is_empty() {
+            self.drive_dirty();
+        }
         self.events.pop_front()
     }
 
