@@ -7,6 +7,9 @@ use quinn_proto::{Dir, Event, StreamEvent as QStreamEvent, VarInt};
 
 use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamHandle, Streams};
 
+/// Packets at least this large leave in the buffer quinn wrote them into, without a copy.
+const HAND_OVER: usize = 4096;
+
 impl Streams {
     /// Drains everything the connection has to say after an input.
     pub(super) fn drive(&mut self, now: Instant, id: StreamHandle) {
@@ -22,7 +25,13 @@ impl Streams {
                     break;
                 };
                 progressed = true;
-                let payload = Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
+                let payload = if t.size >= HAND_OVER && t.size == self.buf.len() {
+                    // A large packet: hand over the buffer itself rather than copying it (quinn
+                    // allocates the next one); small ones (ACKs) are copied out of the reused one.
+                    Bytes::from(std::mem::take(&mut self.buf))
+                } else {
+                    Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default())
+                };
                 let to = self
                     .addrs
                     .mesh(&t.destination)
