@@ -11,8 +11,13 @@ use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamHandle, Streams}
 const HAND_OVER: usize = 4096;
 
 impl Streams {
-    /// Drains everything the connection has to say after an input.
+    /// Drains everything the connection has to say after an input, and files its next timer.
     pub(super) fn drive(&mut self, now: Instant, id: StreamHandle) {
+        self.drive_once(now, id);
+        self.reindex(id);
+    }
+
+    fn drive_once(&mut self, now: Instant, id: StreamHandle) {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -248,6 +253,9 @@ impl Streams {
 
     fn forget(&mut self, id: StreamHandle) {
         if let Some(c) = self.conns.remove(&id) {
+            if let Some(t) = c.timer {
+                self.timers.remove(&(t, id));
+            }
             self.by_handle.remove(&(c.service, c.handle));
             // A dialer's endpoint lives as long as its one connection.
             if c.client {

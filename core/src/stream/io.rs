@@ -134,6 +134,7 @@ impl Streams {
         if let Some(c) = self.conns.get_mut(&id) {
             c.linger = Some(at);
         }
+        self.reindex(id);
     }
 
     /// Closes the connection (application code 0, "normal close", as Go's `CloseConnection`).

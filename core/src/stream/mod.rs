@@ -10,7 +10,7 @@ mod addr;
 pub mod app;
 mod config;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -174,6 +174,8 @@ struct Conn {
     linger: Option<Instant>,
     /// Listed in [`Streams::dirty`].
     dirty: bool,
+    /// Its entry in [`Streams::timers`]: the earliest of its QUIC timer, deadline and linger.
+    timer: Option<Instant>,
 }
 
 struct Endpoint {
@@ -201,6 +203,10 @@ pub struct Streams {
     dirty: Vec<StreamHandle>,
     /// The latest instant an input was given at, for driving the dirty connections.
     now: Option<Instant>,
+    /// Every connection's next timer, so that a timeout visits only the connections due and
+    /// `poll_timeout` is not a walk over all of them (closed streams linger for up to the
+    /// idle timeout, and a busy node asks after every input).
+    timers: BTreeSet<(Instant, StreamHandle)>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -237,6 +243,7 @@ impl Streams {
             buf: Vec::with_capacity(1500),
             dirty: Vec::new(),
             now: None,
+            timers: BTreeSet::new(),
         }
     }
 
@@ -328,6 +335,7 @@ impl Streams {
                 announced: false,
                 linger: None,
                 dirty: false,
+                timer: None,
             },
         );
         self.drive(now, id);
@@ -420,6 +428,7 @@ impl Streams {
                         announced: false,
                         linger: None,
                         dirty: false,
+                        timer: None,
                     },
                 );
                 self.drive(now, id);
@@ -468,7 +477,13 @@ impl Streams {
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ids: Vec<StreamHandle> = self.conns.keys().copied().collect();
+        self.drive_dirty();
+        let ids: Vec<StreamHandle> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .collect();
         for id in ids {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
@@ -539,11 +554,28 @@ impl Streams {
     /// When to call [`Streams::handle_timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.drive_dirty();
-        self.conns
-            .values_mut()
-            .flat_map(|c| [c.conn.poll_timeout(), c.deadline, c.linger])
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Files `id` under its next timer (after anything that may have moved it).
+    fn reindex(&mut self, id: StreamHandle) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let next = [c.conn.poll_timeout(), c.deadline, c.linger]
+            .into_iter()
             .flatten()
-            .min()
+            .min();
+        if next == c.timer {
+            return;
+        }
+        if let Some(t) = c.timer {
+            self.timers.remove(&(t, id));
+        }
+        if let Some(t) = next {
+            self.timers.insert((t, id));
+        }
+        c.timer = next;
     }
 
     /// The next QUIC packet to send.
