@@ -20,6 +20,8 @@ use crate::stream::{StreamCommand, StreamSide};
 pub(crate) const LINK_QUEUE: usize = 512;
 const INBOUND_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
+/// Inputs (or commands) the node task takes in one go before it flushes its outputs.
+const DRAIN_BATCH: usize = 64;
 /// Datagrams queued per local service before further ones are dropped.
 pub const SERVICE_QUEUE: usize = 256;
 
@@ -250,7 +252,7 @@ async fn run(
         dropped_frames: 0,
     };
     let mut reason = None;
-    loop {
+    'run: loop {
         if let Some(r) = d.flush() {
             reason = Some(r);
             break;
@@ -268,17 +270,39 @@ async fn run(
         tokio::select! {
             biased;
             msg = inbound.recv() => match msg {
-                Some(m) => d.inbound(m),
+                Some(m) => {
+                    d.inbound(m);
+                    // What else is queued is handled before the flush: the packets and
+                    // writes of one wake-up then leave together, in fuller QUIC packets.
+                    for _ in 1..DRAIN_BATCH {
+                        let Ok(m) = inbound.try_recv() else { break };
+                        d.inbound(m);
+                    }
+                }
                 None => break,
             },
-            cmd = commands.recv() => match cmd {
-                Some(Command::Shutdown) | None => {
-                    d.node.close(now());
-                    let _ = d.flush();
-                    break;
+            cmd = commands.recv() => {
+                let mut cmd = cmd;
+                let mut n = 0;
+                loop {
+                    match cmd {
+                        Some(Command::Shutdown) | None => {
+                            d.node.close(now());
+                            let _ = d.flush();
+                            break 'run;
+                        }
+                        Some(c) => d.command(c),
+                    }
+                    n += 1;
+                    if n == DRAIN_BATCH {
+                        break;
+                    }
+                    match commands.try_recv() {
+                        Ok(c) => cmd = Some(c),
+                        Err(_) => break,
+                    }
                 }
-                Some(c) => d.command(c),
-            },
+            }
             () = sleep => {
                 let now = now();
                 d.node.handle_input(now, Input::Timeout);

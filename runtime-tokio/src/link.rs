@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use receptor_core::LinkConfig;
+use receptor_core::wire::MAX_MESSAGE_LEN;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -15,7 +19,10 @@ use tracing::debug;
 
 use crate::driver::{LINK_QUEUE, LinkTx, NodeHandle, ToNode};
 
-const READ_CHUNK: usize = 64 * 1024;
+/// Read buffer of a byte-stream link: a large read takes many frames in one system call.
+const READ_BUF: usize = 256 * 1024;
+/// Frames one gathered write takes at most (well under the system's IOV_MAX of 1024).
+const WRITE_BATCH: usize = 64;
 
 /// Tells the node a link is gone when its reader ends, however it ends (also when its task
 /// is aborted, e.g. by `reload` stopping a dialer mid-session).
@@ -72,32 +79,42 @@ where
     let link = guard.link;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
-        while let Some(f) = frames.recv().await {
-            if wr.write_all(&f).await.is_err() {
+        let mut batch = VecDeque::with_capacity(WRITE_BATCH);
+        let mut take = Vec::with_capacity(WRITE_BATCH);
+        // Everything queued goes out in one gathered write: one system call, and one wake-up
+        // of the peer, for many frames.
+        while frames.recv_many(&mut take, WRITE_BATCH).await > 0 {
+            batch.extend(take.drain(..));
+            if write_frames(&mut wr, &mut batch).await.is_err() {
                 break;
             }
-            // Write whatever else is queued before flushing (TLS buffers records).
-            while let Ok(f) = frames.try_recv() {
-                if wr.write_all(&f).await.is_err() {
-                    return;
-                }
-            }
-            if wr.flush().await.is_err() {
+            // TLS buffers records: push them out once nothing more is queued.
+            if frames.is_empty() && wr.flush().await.is_err() {
                 break;
             }
         }
         let _ = wr.shutdown().await;
     });
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(READ_BUF);
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK);
+        // Room for the rest of a frame begun in the last read, and for a large read: the
+        // partial frame stays in place when the buffer has room, and only the partial frame
+        // is copied when a new buffer is needed.
+        let room = frames_room(&buf).max(READ_BUF / 4);
+        if buf.capacity() - buf.len() < room {
+            buf.reserve(room.max(READ_BUF));
         }
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let data = buf.split().freeze();
+                    // Whole frames only: the node's deframer then never has to copy a frame
+                    // that straddles two reads.
+                    let whole = whole_frames(&buf);
+                    if whole == 0 {
+                        continue;
+                    }
+                    let data = buf.split_to(whole).freeze();
                     if node.inbound.send(ToNode::Received { link, data }).await.is_err() {
                         break;
                     }
@@ -109,6 +126,63 @@ where
     debug!(%link, %peer, "stream link ended");
     drop(guard);
     let _ = writer.await;
+}
+
+/// Writes every frame of `batch` with gathered writes, emptying it.
+async fn write_frames<W>(wr: &mut W, batch: &mut VecDeque<Bytes>) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    while !batch.is_empty() {
+        let n = {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let mut k = 0;
+            for (s, f) in slices.iter_mut().zip(batch.iter()) {
+                *s = IoSlice::new(f);
+                k += 1;
+            }
+            wr.write_vectored(slices.get(..k).unwrap_or_default())
+                .await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let mut left = n;
+        while left > 0 {
+            let Some(f) = batch.front_mut() else { break };
+            if f.len() <= left {
+                left -= f.len();
+                batch.pop_front();
+            } else {
+                f.advance(left);
+                left = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Length of the longest prefix of `buf` made of whole frames (2-byte little-endian length,
+/// then the message).
+fn whole_frames(buf: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(&[lo, hi]) = buf.get(at..at + 2) {
+        let end = at + 2 + u16::from_le_bytes([lo, hi]) as usize;
+        if end > buf.len() {
+            break;
+        }
+        at = end;
+    }
+    at
+}
+
+/// Bytes still missing from the frame that `buf` (whole frames, then a partial one) ends with.
+fn frames_room(buf: &[u8]) -> usize {
+    let rest = buf.get(whole_frames(buf)..).unwrap_or_default();
+    match rest {
+        [lo, hi, ..] => (2 + u16::from_le_bytes([*lo, *hi]) as usize).saturating_sub(rest.len()),
+        _ => 2 + MAX_MESSAGE_LEN,
+    }
 }
 
 /// Runs a WebSocket session: one netceptor message per binary message.

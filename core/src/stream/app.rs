@@ -204,13 +204,15 @@ impl<A: AppEnd> AppStreams<A> {
 
     /// Hands queued bytes to QUIC as far as flow control allows, returning credit for them.
     fn flush(s: &mut Streams, now: Instant, stream: StreamHandle, e: &mut Entry<A>) {
-        while let Some(mut chunk) = e.pending.pop_front() {
-            match s.write(now, stream, &chunk) {
+        while !e.pending.is_empty() {
+            let chunks = e.pending.make_contiguous();
+            match s.write_chunks(now, stream, chunks) {
+                Ok(0) => return,
                 Ok(n) => {
                     e.app.add_credit(n);
-                    if n < chunk.len() {
-                        e.pending.push_front(chunk.split_off(n));
-                        return;
+                    // Whole chunks taken are gone; a partly taken one was cut in place.
+                    while e.pending.front().is_some_and(Bytes::is_empty) {
+                        e.pending.pop_front();
                     }
                 }
                 Err(err) => {

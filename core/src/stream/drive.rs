@@ -7,9 +7,17 @@ use quinn_proto::{Dir, Event, StreamEvent as QStreamEvent, VarInt};
 
 use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamHandle, Streams};
 
+/// Packets at least this large leave in the buffer quinn wrote them into, without a copy.
+const HAND_OVER: usize = 4096;
+
 impl Streams {
-    /// Drains everything the connection has to say after an input.
+    /// Drains everything the connection has to say after an input, and files its next timer.
     pub(super) fn drive(&mut self, now: Instant, id: StreamHandle) {
+        self.drive_once(now, id);
+        self.reindex(id);
+    }
+
+    fn drive_once(&mut self, now: Instant, id: StreamHandle) {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -22,7 +30,13 @@ impl Streams {
                     break;
                 };
                 progressed = true;
-                let payload = Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
+                let payload = if t.size >= HAND_OVER && t.size == self.buf.len() {
+                    // A large packet: hand over the buffer itself rather than copying it (quinn
+                    // allocates the next one); small ones (ACKs) are copied out of the reused one.
+                    Bytes::from(std::mem::take(&mut self.buf))
+                } else {
+                    Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default())
+                };
                 let to = self
                     .addrs
                     .mesh(&t.destination)
@@ -239,6 +253,9 @@ impl Streams {
 
     fn forget(&mut self, id: StreamHandle) {
         if let Some(c) = self.conns.remove(&id) {
+            if let Some(t) = c.timer {
+                self.timers.remove(&(t, id));
+            }
             self.by_handle.remove(&(c.service, c.handle));
             // A dialer's endpoint lives as long as its one connection.
             if c.client {

@@ -35,7 +35,28 @@ impl Streams {
             Err(WriteError::Blocked) => 0,
             Err(e) => return Err(StreamError::Failed(e.to_string())),
         };
-        self.drive(now, id);
+        self.mark(now, id);
+        Ok(n)
+    }
+
+    /// Like [`Streams::write`] without a copy: QUIC keeps the chunks themselves until they
+    /// are acknowledged. Takes chunks from the front of `data` as flow control allows; a
+    /// chunk taken whole is left empty, one taken in part keeps its rest. Returns the bytes
+    /// taken; `Ok(0)` means blocked.
+    pub fn write_chunks(
+        &mut self,
+        now: Instant,
+        id: StreamHandle,
+        data: &mut [Bytes],
+    ) -> Result<usize, StreamError> {
+        let c = self.open_conn(id)?;
+        let s = c.stream.ok_or(StreamError::NotOpen)?;
+        let n = match c.conn.send_stream(s).write_chunks(data) {
+            Ok(w) => w.bytes,
+            Err(WriteError::Blocked) => 0,
+            Err(e) => return Err(StreamError::Failed(e.to_string())),
+        };
+        self.mark(now, id);
         Ok(n)
     }
 
@@ -90,7 +111,7 @@ impl Streams {
                 )));
             }
         };
-        self.drive(now, id);
+        self.mark(now, id);
         Ok(out)
     }
 
@@ -113,6 +134,7 @@ impl Streams {
         if let Some(c) = self.conns.get_mut(&id) {
             c.linger = Some(at);
         }
+        self.reindex(id);
     }
 
     /// Closes the connection (application code 0, "normal close", as Go's `CloseConnection`).

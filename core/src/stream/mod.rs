@@ -10,7 +10,7 @@ mod addr;
 pub mod app;
 mod config;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -172,6 +172,10 @@ struct Conn {
     announced: bool,
     /// Close (normally) at this instant: see [`Streams::close_at`].
     linger: Option<Instant>,
+    /// Listed in [`Streams::dirty`].
+    dirty: bool,
+    /// Its entry in [`Streams::timers`]: the earliest of its QUIC timer, deadline and linger.
+    timer: Option<Instant>,
 }
 
 struct Endpoint {
@@ -194,6 +198,15 @@ pub struct Streams {
     next: u64,
     seed: u64,
     buf: Vec<u8>,
+    /// Connections that took input (packets, reads, writes) and have not been driven since:
+    /// driving once after many inputs makes fuller packets and fewer of them.
+    dirty: Vec<StreamHandle>,
+    /// The latest instant an input was given at, for driving the dirty connections.
+    now: Option<Instant>,
+    /// Every connection's next timer, so that a timeout visits only the connections due and
+    /// `poll_timeout` is not a walk over all of them (closed streams linger for up to the
+    /// idle timeout, and a busy node asks after every input).
+    timers: BTreeSet<(Instant, StreamHandle)>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -228,6 +241,9 @@ impl Streams {
             next: 0,
             seed,
             buf: Vec::with_capacity(1500),
+            dirty: Vec::new(),
+            now: None,
+            timers: BTreeSet::new(),
         }
     }
 
@@ -318,6 +334,8 @@ impl Streams {
                 app_closed: false,
                 announced: false,
                 linger: None,
+                dirty: false,
+                timer: None,
             },
         );
         self.drive(now, id);
@@ -347,11 +365,11 @@ impl Streams {
         );
         match ev {
             Some(DatagramEvent::ConnectionEvent(h, ev)) => {
-                if let Some(&id) = self.by_handle.get(&(local, h)) {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.conn.handle_event(ev);
-                    }
-                    self.drive(now, id);
+                if let Some(&id) = self.by_handle.get(&(local, h))
+                    && let Some(c) = self.conns.get_mut(&id)
+                {
+                    c.conn.handle_event(ev);
+                    self.mark(now, id);
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
@@ -409,6 +427,8 @@ impl Streams {
                         app_closed: false,
                         announced: false,
                         linger: None,
+                        dirty: false,
+                        timer: None,
                     },
                 );
                 self.drive(now, id);
@@ -457,7 +477,13 @@ impl Streams {
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ids: Vec<StreamHandle> = self.conns.keys().copied().collect();
+        self.drive_dirty();
+        let ids: Vec<StreamHandle> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .collect();
         for id in ids {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
@@ -501,24 +527,72 @@ impl Streams {
         }
     }
 
+    /// Notes that `id` took input at `now`; it is driven before anything is polled.
+    fn mark(&mut self, now: Instant, id: StreamHandle) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drives the connections that took input since they were last driven.
+    fn drive_dirty(&mut self) {
+        let Some(now) = self.now else { return };
+        while !self.dirty.is_empty() {
+            for id in std::mem::take(&mut self.dirty) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.dirty = false;
+                    self.drive(now, id);
+                }
+            }
+        }
+    }
+
     /// When to call [`Streams::handle_timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.conns
-            .values_mut()
-            .flat_map(|c| [c.conn.poll_timeout(), c.deadline, c.linger])
+        self.drive_dirty();
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Files `id` under its next timer (after anything that may have moved it).
+    fn reindex(&mut self, id: StreamHandle) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let next = [c.conn.poll_timeout(), c.deadline, c.linger]
+            .into_iter()
             .flatten()
-            .min()
+            .min();
+        if next == c.timer {
+            return;
+        }
+        if let Some(t) = c.timer {
+            self.timers.remove(&(t, id));
+        }
+        if let Some(t) = next {
+            self.timers.insert((t, id));
+        }
+        c.timer = next;
     }
 
     /// The next QUIC packet to send.
     #[must_use]
     pub fn poll_datagram(&mut self) -> Option<OutDatagram> {
+        if self.out.is_empty() {
+            self.drive_dirty();
+        }
         self.out.pop_front()
     }
 
     /// The next stream event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        if self.events.is_empty() {
+            self.drive_dirty();
+        }
         self.events.pop_front()
     }
 
