@@ -31,9 +31,10 @@
 //! of waiting forever (Go #711); release of a unit the other node no longer knows succeeds
 //! (Go #758); a node with no route is not dialled, and a dial gives up after 20 s.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receptor_core::backoff::Backoff;
@@ -69,6 +70,14 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 /// How long a results stream may stay silent while the other node reports more output than
 /// has arrived, before it is given up as broken and asked for again from the local size.
 const RESULTS_STALL: Duration = Duration::from_secs(5);
+/// How long an idle control session to another node is kept for reuse.
+const POOL_IDLE: Duration = Duration::from_secs(10);
+/// Idle control sessions kept per node (and TLS config).
+const POOL_PER_NODE: usize = 8;
+/// How long the first reply on a pooled session may take. A session whose node restarted
+/// meanwhile gets no answer at all (QUIC notices only after its 30 s idle timeout); then a
+/// new session is dialled.
+const POOLED_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read size when copying results.
 const CHUNK: usize = 256 * 1024;
 
@@ -95,6 +104,60 @@ fn until(at: i128) -> Duration {
 struct Wakers {
     poller: tokio::sync::Notify,
     copier: tokio::sync::Notify,
+    /// The poller's session while it waits with nothing asked (the unit is finished): the
+    /// monitor hands it to the pool when it ends.
+    idle: Mutex<Option<Client>>,
+}
+
+/// Idle control sessions to other nodes, reused by status pollers, cancels and releases:
+/// every new session is a QUIC handshake over the mesh. Sessions are only put here between
+/// commands (nothing asked, nothing to read). One that died while idle (its node restarted)
+/// is found out by a status request answered within [`POOLED_REPLY_TIMEOUT`], or not.
+#[derive(Default)]
+pub(super) struct Pool {
+    /// By (node, TLS config): sessions with the time they became idle, oldest first.
+    idle: Mutex<HashMap<PoolKey, Vec<(Client, Instant)>>>,
+}
+
+/// A node and the TLS config its sessions use.
+type PoolKey = (String, String);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// The most recently used idle session to the unit's node, if one is fresh enough.
+    fn take(&self, red: &RemoteExtraData) -> Option<Client> {
+        let mut idle = lock(&self.idle);
+        let key = (red.remote_node.clone(), red.tls_client.clone());
+        let list = idle.get_mut(&key)?;
+        let found = loop {
+            match list.pop() {
+                Some((c, since)) if since.elapsed() < POOL_IDLE => break Some(c),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        if list.is_empty() {
+            idle.remove(&key);
+        }
+        found
+    }
+
+    /// Keeps an idle session for reuse.
+    fn put(&self, red: &RemoteExtraData, c: Client) {
+        let mut idle = lock(&self.idle);
+        let list = idle
+            .entry((red.remote_node.clone(), red.tls_client.clone()))
+            .or_default();
+        list.retain(|(_, since)| since.elapsed() < POOL_IDLE);
+        if list.len() < POOL_PER_NODE {
+            list.push((c, Instant::now()));
+        }
+    }
 }
 
 impl Workceptor {
@@ -110,6 +173,38 @@ impl Workceptor {
         } else {
             Ok(None)
         }
+    }
+
+    /// A pooled session to the unit's node that still answers (a status request), or one
+    /// connection attempt.
+    async fn session(&self, red: &RemoteExtraData) -> Result<Client, ConnectError> {
+        while let Some(mut c) = self.pool.take(red) {
+            let probe = async {
+                c.send(&status_command(&red.remote_unit_id, None)).await?;
+                c.read_line().await
+            };
+            match tokio::time::timeout(POOLED_REPLY_TIMEOUT, probe).await {
+                Ok(Ok(_)) => return Ok(c),
+                _ => debug!("idle session to {} is dead", red.remote_node),
+            }
+        }
+        self.connect_once(red).await
+    }
+
+    /// A cancel or release on a pooled session or a new one; on success the session goes
+    /// back to the pool.
+    async fn cancel_on_session(
+        &self,
+        unit: &Unit,
+        red: &RemoteExtraData,
+        release: bool,
+    ) -> Result<Result<bool, String>, ConnectError> {
+        let mut conn = self.session(red).await?;
+        let r = self.cancel_remote(unit, &mut conn, release).await;
+        if r.is_ok() {
+            self.pool.put(red, conn);
+        }
+        Ok(r)
     }
 
     /// One connection attempt to the unit's node.
@@ -246,7 +341,7 @@ impl Workceptor {
     async fn cancel_remote(
         &self,
         unit: &Unit,
-        mut conn: Client,
+        conn: &mut Client,
         release: bool,
     ) -> Result<bool, String> {
         let red = data(unit);
@@ -276,7 +371,9 @@ impl Workceptor {
     async fn poll_status(&self, unit: &Unit, wakers: Option<&Wakers>) -> bool {
         let for_release = wakers.is_none();
         let red = data(unit);
-        let mut conn: Option<Client> = None;
+        let mut conn: Option<Client> = self.pool.take(&red);
+        // The first reply on a pooled session is expected at once (see POOLED_REPLY_TIMEOUT).
+        let mut pooled = conn.is_some();
         let mut interval = POLL_FAST;
         let mut last: Option<(i64, String, i64)> = None;
         loop {
@@ -297,9 +394,13 @@ impl Workceptor {
                 tokio::time::sleep(POLL).await;
                 continue;
             }
-            let line = match tokio::time::timeout(STATUS_REPLY_TIMEOUT + STATUS_WAIT, c.read_line())
-                .await
-            {
+            let within = if pooled {
+                POOLED_REPLY_TIMEOUT + STATUS_WAIT
+            } else {
+                STATUS_REPLY_TIMEOUT + STATUS_WAIT
+            };
+            pooled = false;
+            let line = match tokio::time::timeout(within, c.read_line()).await {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
                     debug!("Read error reading from {}: {e}", red.remote_node);
@@ -314,6 +415,9 @@ impl Workceptor {
             };
             if let Some(rest) = line.strip_prefix("ERROR") {
                 if rest.contains("unknown work unit") {
+                    if let Some(c) = conn.take() {
+                        self.pool.put(&red, c);
+                    }
                     if !for_release {
                         debug!(
                             "Work unit {} on node {} is gone.",
@@ -367,6 +471,14 @@ impl Workceptor {
             };
             if changed {
                 w.copier.notify_one();
+            }
+            if is_complete(state) || (state == STATE_CANCELED && data(unit).local_cancelled) {
+                // Nothing will change: park the session until the copier asks again (the
+                // monitor ends first, when all output is here, and pools the session).
+                *lock(&w.idle) = conn.take();
+                w.poller.notified().await;
+                conn = lock(&w.idle).take();
+                continue;
             }
             if !pause.is_zero() {
                 tokio::select! {
@@ -432,6 +544,8 @@ impl Workceptor {
                         red.remote_node,
                         l.trim_end()
                     );
+                    // Perhaps the unit is gone there: the poller finds out.
+                    wakers.poller.notify_one();
                     continue;
                 }
                 Err(e) => {
@@ -439,11 +553,11 @@ impl Workceptor {
                     continue;
                 }
             }
-            match append_stream(unit, &path, &mut conn).await {
-                // The other node ends the stream when the unit is complete: ask for its state.
-                Ok(()) => wakers.poller.notify_one(),
-                Err(e) => warn!("Could not copy to stdout file {}: {e}", path.display()),
+            // The other node ends the stream when the unit is complete: ask for its state.
+            if let Err(e) = append_stream(unit, &path, &mut conn).await {
+                warn!("Could not copy to stdout file {}: {e}", path.display());
             }
+            wakers.poller.notify_one();
             // Subscribed again: the stream's own writes are no news.
             changes = unit.subscribe();
         }
@@ -456,6 +570,9 @@ impl Workceptor {
         tokio::select! {
             _ = self.poll_status(unit, Some(&wakers)) => {}
             () = self.copy_stdout(unit, &wakers) => {}
+        }
+        if let Some(c) = lock(&wakers.idle).take() {
+            self.pool.put(&data(unit), c);
         }
     }
 
@@ -523,10 +640,10 @@ impl Workceptor {
     /// other node has let go of it.
     async fn cancel_job(self: Arc<Self>, unit: Arc<Unit>, release: bool) {
         loop {
-            let Some(c) = self.connection(&unit, !release).await else {
+            let Some(mut c) = self.connection(&unit, !release).await else {
                 return;
             };
-            match self.cancel_remote(&unit, c, release).await {
+            match self.cancel_remote(&unit, &mut c, release).await {
                 Ok(pending) if release => {
                     self.finish_release(&unit, !pending).await;
                     return;
@@ -656,8 +773,8 @@ pub(super) async fn cancel_or_release(
     let red = data(unit);
     if release && force {
         let attempt = async {
-            let conn = w.connect_once(&red).await.map_err(|e| e.text)?;
-            w.cancel_remote(unit, conn, true).await
+            let mut conn = w.connect_once(&red).await.map_err(|e| e.text)?;
+            w.cancel_remote(unit, &mut conn, true).await
         };
         if let Err(e) = attempt.await {
             error!("Error with connect and run: {e}");
@@ -665,9 +782,9 @@ pub(super) async fn cancel_or_release(
         w.forget(unit);
         return Ok(false);
     }
-    match w.connect_once(&red).await {
-        Ok(conn) => {
-            let pending = match w.cancel_remote(unit, conn, release).await {
+    match w.cancel_on_session(unit, &red, release).await {
+        Ok(r) => {
+            let pending = match r {
                 Ok(p) => p,
                 Err(e) => {
                     // The unit is still there: keep following it.
