@@ -6,7 +6,9 @@
 //! ```
 //!
 //! through A -tcp- B -tcp- C, where C offers `work-command: worktype=ansible-runner
-//! command=ansible-runner params=worker`. The playbook runs on C with a local connection.
+//! command=ansible-runner params=worker`. The playbook runs on C with a local connection; the
+//! payload (the zipped project) is a few MiB, one event is a JSON line of several hundred KiB,
+//! and the artifacts come back zipped at the end of the output.
 //!
 //! ansible-runner is found in the directory `$ANSIBLE_RUNNER` (a venv's `bin`; `.ci/run` sets
 //! it, and then a missing tool fails the test), else in `.venv/bin` at the workspace root;
@@ -168,6 +170,19 @@ fn playbook_through_two_hops() {
     let project = dir.path("project");
     std::fs::create_dir_all(project.join("project")).unwrap();
     std::fs::write(project.join("project/play.yml"), PLAYBOOK).unwrap();
+    // A payload of some size: 2 MiB that do not compress, sent base64 in the zipped project.
+    let noise: Vec<u8> = (0..2u32 << 20)
+        .map(|i| {
+            let mut x = i.wrapping_mul(0x9E37_79B1);
+            x ^= x >> 15;
+            x = x.wrapping_mul(0x85EB_CA77);
+            x ^= x >> 13;
+            x = x.wrapping_mul(0xC2B2_AE35);
+            x ^= x >> 16;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(project.join("project/noise.bin"), &noise).unwrap();
     let out_dir = dir.path("out");
     std::fs::create_dir_all(&out_dir).unwrap();
 
