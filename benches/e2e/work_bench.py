@@ -1,17 +1,38 @@
 #!/usr/bin/env python3
 """End-to-end figures for units of work through the real receptorctl (issue: units of work).
 
-  * echo units per second through `receptorctl work submit -f`, sequential and 50 concurrent
-  * output streaming: a unit printing 100 MiB, time for `work submit -f` to return it all
+The units run on node C of a line A -tcp- B -tcp- C and are submitted on A (remote work, two
+hops; the default), or run on A itself (`--local`). Two clients:
 
-The units run on node C of a line A -tcp- B -tcp- C (`--remote`, the default) or on A itself
-(`--local`). Usage: python3 benches/e2e/work_bench.py [--local] [--units N]
-Needs `cargo build --release -p receptor-cli` and .venv/bin/receptorctl (made by .ci/run).
-Binds only 127.0.0.1 and a temp dir; stops every process it starts.
+  * cli: one `receptorctl work submit -f --rm` process per unit, as a user types it. Python
+    and receptorctl take about 0.25 s to start here, which bounds these figures.
+  * lib: receptorctl's own client class (`ReceptorControl`) in this process, doing what
+    `work submit -f --rm` does (submit with payload, read the results to their end, `work
+    status`, `work release`), without starting an interpreter per unit.
+
+Figures: echo units per second, sequential and 50 at once, for both clients; the time of one
+echo unit (lib, median and best); and a unit printing `--mib` MiB, through the cli (which
+reads results in 256-byte lines) and the lib (large reads). The big output is random bytes
+(without newlines) that must come back exactly: the cli's stdout is the output followed by
+the `(<id>, released)` line that `--rm` prints, and nothing else.
+
+Usage: python3 benches/e2e/work_bench.py [--local] [--units N] [--mib N] [--receptor PATH]
+Needs `cargo build --release -p receptor-cli` and .venv/bin/receptorctl (made by .ci/run);
+re-runs itself with .venv/bin/python to import receptorctl. Binds only 127.0.0.1 and a temp
+dir; stops every process it starts.
 """
-import argparse, concurrent.futures, json, os, shutil, socket, subprocess, sys, tempfile, time
+import argparse, concurrent.futures, hashlib, io, json, os, re, shutil, socket, statistics
+import subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+try:
+    from receptorctl.socket_interface import ReceptorControl
+except ImportError:
+    venv = os.path.join(ROOT, ".venv")
+    if os.path.exists(os.path.join(venv, "bin/python")) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
+        os.execv(os.path.join(venv, "bin/python"), [os.path.join(venv, "bin/python")] + sys.argv)
+    raise
 
 
 def free_port():
@@ -22,20 +43,38 @@ def free_port():
     return p
 
 
+def cpu_seconds(pids):
+    """User+system CPU of the processes and their reaped children (supervisors, commands)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15])
+    return total / tick
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--receptor", default=os.path.join(ROOT, "target/release/receptor"))
     ap.add_argument("--receptorctl", default=os.path.join(ROOT, ".venv/bin/receptorctl"))
     ap.add_argument("--local", action="store_true")
     ap.add_argument("--units", type=int, default=30)
+    ap.add_argument("--concurrent", type=int, default=50)
     ap.add_argument("--mib", type=int, default=100)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="receptor-workbench-")
     procs = []
     try:
+        # Random bytes without newlines: any lost, doubled or reordered byte shows.
+        data = os.urandom(a.mib << 20).replace(b"\n", b"x")
+        data_path = os.path.join(tmp, "big.bin")
+        with open(data_path, "wb") as f:
+            f.write(data)
+        digest = hashlib.sha256(data).hexdigest()
         ports = [free_port(), free_port()]
         work = ["--work-command", "worktype=echo", "command=cat",
-                "--work-command", "worktype=big", "command=head", f"params=-c {a.mib}M /dev/zero"]
+                "--work-command", "worktype=big", "command=cat", f"params={data_path}"]
         names = ["A", "B", "C"]
         for i, n in enumerate(names):
             args = [a.receptor, "--node", f"id={n}", "datadir=" + os.path.join(tmp, "data"),
@@ -65,29 +104,94 @@ def main():
                 pass
             time.sleep(0.2)
 
-        def one(i):
+        def cli_one(i):
             r = ctl("work", "submit", "--node", target, "echo", "--payload-literal", f"hello {i}", "-f", "--rm")
-            assert r.returncode == 0 and f"hello {i}".encode() in r.stdout, (r.stdout, r.stderr)
+            assert r.returncode == 0 and r.stdout.startswith(f"hello {i}\n".encode()), (r.stdout, r.stderr)
 
-        t = time.perf_counter()
+        def lib_run(worktype, payload, read_size):
+            """What `work submit -f --rm` does; returns the unit's output."""
+            rc = ReceptorControl(sock)
+            work = rc.submit_work(worktype, payload, node=target)
+            unit = work["unitid"]
+            rc = ReceptorControl(sock)
+            f = rc.get_work_results(unit)
+            out = io.BytesIO()
+            while True:
+                b = f.read(read_size) if read_size else f.readline(256)
+                if not b:
+                    break
+                out.write(b)
+            f.close()
+            rc = ReceptorControl(sock)
+            st = rc.simple_command(f"work status {unit}")
+            rc.close()
+            rc = ReceptorControl(sock)
+            rel = rc.simple_command(f"work release {unit}")
+            rc.close()
+            assert st["State"] == 2 and rel.get("released") == unit, (st, rel)
+            return out.getvalue()
+
+        def lib_one(i):
+            out = lib_run("echo", f"hello {i}\n".encode(), 65536)
+            assert out == f"hello {i}\n".encode(), out
+
+        node_pids = [p.pid for p in procs]
+        cpu = {}
+
+        def rate(fn, n, parallel, name=None):
+            c = cpu_seconds(node_pids)
+            t = time.perf_counter()
+            if parallel == 1:
+                for i in range(n):
+                    fn(i)
+            else:
+                with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
+                    list(ex.map(fn, range(n)))
+            r = n / (time.perf_counter() - t)
+            if name:
+                cpu[name] = round((cpu_seconds(node_pids) - c) / n * 1000, 1)
+            return r
+
+        res = {"where": "local" if a.local else "remote (A -tcp- B -tcp- C, units on C)"}
+        lib_one(-1)  # warm up: the first dial sets up the path
+        lat = []
         for i in range(a.units):
-            one(i)
-        seq = a.units / (time.perf_counter() - t)
-        t = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(50) as ex:
-            list(ex.map(one, range(50)))
-        conc = 50 / (time.perf_counter() - t)
+            t = time.perf_counter()
+            lib_one(i)
+            lat.append(time.perf_counter() - t)
+        res["lib_one_unit_ms_median"] = round(statistics.median(lat) * 1000, 1)
+        res["lib_one_unit_ms_best"] = round(min(lat) * 1000, 1)
+        res["lib_units_per_s_sequential"] = round(rate(lib_one, a.units, 1, "lib_seq"), 2)
+        res[f"lib_units_per_s_{a.concurrent}_concurrent"] = round(rate(lib_one, a.concurrent, a.concurrent, "lib_conc"), 2)
+        res["cli_units_per_s_sequential"] = round(rate(cli_one, a.units, 1, "cli_seq"), 2)
+        res[f"cli_units_per_s_{a.concurrent}_concurrent"] = round(rate(cli_one, a.concurrent, a.concurrent, "cli_conc"), 2)
+        # CPU of the receptor processes (with their supervisors and commands) per unit.
+        res["node_cpu_ms_per_unit"] = cpu
+
+        # Big output through the cli: the bytes, then `--rm`'s `(<id>, released)` line.
+        c = cpu_seconds(node_pids)
         t = time.perf_counter()
         r = subprocess.run([a.receptorctl, "--socket", sock, "work", "submit", "--node", target, "big",
                             "--no-payload", "-f", "--rm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        big = time.perf_counter() - t
-        print(json.dumps({
-            "where": "local" if a.local else "remote (2 hops)",
-            "echo_units_per_s_sequential": round(seq, 2),
-            "echo_units_per_s_50_concurrent": round(conc, 2),
-            f"output_{a.mib}MiB_seconds": round(big, 2),
-            "output_bytes_ok": len(r.stdout) == a.mib << 20,
-        }, indent=1))
+        res[f"cli_output_{a.mib}MiB_seconds"] = round(time.perf_counter() - t, 2)
+        res["cli_output_node_cpu_s"] = round(cpu_seconds(node_pids) - c, 2)
+        out = r.stdout
+        tail = out[len(data):]
+        res["cli_output_exact"] = (r.returncode == 0 and len(out) >= len(data)
+                                   and hashlib.sha256(out[:len(data)]).hexdigest() == digest
+                                   and re.fullmatch(rb"\([A-Za-z0-9]+, released\)\n", tail) is not None)
+        if not res["cli_output_exact"]:
+            res["cli_output_detail"] = {"rc": r.returncode, "len": len(out), "want": len(data),
+                                        "tail": tail[-80:].decode(errors="replace"),
+                                        "stderr": r.stderr[-300:].decode(errors="replace")}
+        # Big output through the lib with large reads: what our nodes can do.
+        c = cpu_seconds(node_pids)
+        t = time.perf_counter()
+        out = lib_run("big", b"", 1 << 20)
+        res[f"lib_output_{a.mib}MiB_seconds"] = round(time.perf_counter() - t, 2)
+        res["lib_output_node_cpu_s"] = round(cpu_seconds(node_pids) - c, 2)
+        res["lib_output_exact"] = hashlib.sha256(out).hexdigest() == digest
+        print(json.dumps(res, indent=1))
     finally:
         for p in procs:
             p.terminate()

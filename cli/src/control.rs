@@ -351,7 +351,24 @@ async fn receive_payload<S: ControlConn>(
 async fn work_reply(work: &Arc<Workceptor>, req: WorkRequest, is_unix: bool) -> Reply {
     let r = match req {
         WorkRequest::List { unit_id } => work.list(unit_id.as_deref()).map(Reply::WorkList),
-        WorkRequest::Status { unit_id, .. } => work.status(&unit_id).map(Reply::WorkStatus),
+        WorkRequest::Status {
+            unit_id,
+            wait: None,
+            ..
+        } => work.status(&unit_id).map(Reply::WorkStatus),
+        WorkRequest::Status {
+            unit_id,
+            wait: Some(w),
+            ..
+        } => work
+            .status_wait(
+                &unit_id,
+                w.state,
+                &w.detail,
+                Duration::from_millis(w.millis),
+            )
+            .await
+            .map(Reply::WorkStatus),
         WorkRequest::Cancel { unit_id, signature } => work
             .cancel(&unit_id, &signature, is_unix)
             .await

@@ -767,3 +767,45 @@ fn submit_while_the_node_is_down() {
     let o = ctl(&a, &["work", "results", &id]);
     assert_eq!(stdout(&o), "later\n");
 }
+
+/// A finished unit leaves its status session to C idle for the next command; after C
+/// restarted that session is dead, and a release must still reach the new C (on a new
+/// session) and not hang.
+#[test]
+fn release_after_the_executor_restarted() {
+    let mut m = Mesh::start("remote-pool-restart", "", "");
+    let a = m.sock("A");
+    let (id, _) = submit(&a, &["--node", "C", "echo", "--payload-literal", "pooled"]);
+    wait_status(
+        &m,
+        "A",
+        &id,
+        "unit succeeded",
+        Duration::from_secs(20),
+        |s| s["State"] == 2,
+    );
+    let unit = m.unit_dir("A", &id);
+    eventually(Duration::from_secs(10), "output copied to A", || {
+        std::fs::read(unit.join("stdout")).is_ok_and(|o| o == b"pooled\n")
+    });
+    let rid = remote_id(&unit_status(&a, &id));
+    m.restart("C");
+    m.wait_route("A", "C");
+    m.wait_route("C", "A");
+    let t = Instant::now();
+    let o = ctl(&a, &["work", "release", &id]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), m.logs());
+    assert!(
+        stdout(&o).contains(&format!("({id}, released)")),
+        "{}",
+        stdout(&o)
+    );
+    // The dead session is given up after 2 s, not QUIC's 30 s idle timeout.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    eventually(Duration::from_secs(20), "the unit gone from C", || {
+        !m.unit_dir("C", &rid).exists()
+    });
+    eventually(Duration::from_secs(20), "the unit gone from A", || {
+        !unit.exists()
+    });
+}

@@ -517,3 +517,73 @@ fn payload_streams_until_half_close() {
     let o = ctl(&n.sock, &["work", "results", &id]);
     assert_eq!(stdout(&o), "first second");
 }
+
+/// The long-poll extension of the JSON `work status` (what our nodes send each other for
+/// remote units): the reply waits for State or Detail to differ from the known ones, or for
+/// `waitms`; the plain forms and a mismatch answer at once. Output and completion reach a
+/// `work results` stream without Go's 250 ms polling.
+#[test]
+fn status_long_poll_and_prompt_results() {
+    use std::time::Instant;
+    let dir = TempDir::new("work-longpoll");
+    let n = start_node(&dir, "W");
+    let id = submit(&n.sock, &["sleep", "--no-payload", "2"]);
+    let st = wait_state(&n.sock, &id, 1, "sleep running");
+    let detail = st["Detail"].as_str().unwrap().to_owned();
+    let ask = |state: i64, detail: &str, ms: u64| {
+        let cmd = format!(
+            "{{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":\"{id}\",\
+             \"waitdetail\":{},\"waitms\":{ms},\"waitstate\":{state}}}",
+            serde_json::to_string(detail).unwrap()
+        );
+        let t = Instant::now();
+        let v = Raw::new(&n.sock).json(&cmd);
+        (v, t.elapsed())
+    };
+    // Known state: held until waitms.
+    let (v, took) = ask(1, &detail, 300);
+    assert_eq!(v["State"], 1, "{v}");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    // Another state known: at once.
+    let (v, took) = ask(0, "Starting Worker", 10_000);
+    assert_eq!(v["State"], 1, "{v}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Known state: answered when the unit completes, long before waitms.
+    let (v, took) = ask(1, &detail, 20_000);
+    assert_eq!(v["State"], 2, "{v}");
+    assert_eq!(v["Detail"], "exit status 0", "{v}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Unknown units are errors, as without the extension.
+    let l = Raw::new(&n.sock).line(
+        "{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":\"nope\",\
+         \"waitdetail\":\"\",\"waitms\":5000,\"waitstate\":0}",
+    );
+    assert_eq!(l, "ERROR: unknown work unit nope\n");
+
+    // Short units followed with receptorctl and released as soon as their stream ends (the
+    // release may meet a supervisor that has written its final state but not exited yet).
+    let t = Instant::now();
+    for i in 0..5 {
+        let o = ctl(
+            &n.sock,
+            &[
+                "work",
+                "submit",
+                "echo",
+                "--node",
+                "localhost",
+                "--payload-literal",
+                &format!("quick {i}"),
+                "-f",
+                "--rm",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            stdout(&o).starts_with(&format!("quick {i}\n")),
+            "{}",
+            stdout(&o)
+        );
+    }
+    eprintln!("5 followed echo units took {:?}", t.elapsed());
+}

@@ -136,12 +136,18 @@ pub(super) fn restart(unit: &Arc<Unit>) {
 }
 
 /// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit, then Canceled. A unit whose
-/// supervisor is gone is left as it is.
+/// supervisor is gone is left as it is, and so is a complete one whose supervisor has not
+/// exited yet (it has written the final state and is about to; Go would interrupt it and
+/// turn Succeeded into Canceled, a window that a prompt `work release` after `work results`
+/// now meets).
 pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
     let rec = unit.status();
     let Some(pid) = rec.command_pid() else {
         return Ok(());
     };
+    if is_complete(rec.state) {
+        return Ok(());
+    }
     let watcher = lock(&unit.supervisor).clone();
     let alive = match &watcher {
         Some(rx) => !*rx.borrow(),

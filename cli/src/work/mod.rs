@@ -19,6 +19,7 @@
 
 mod client;
 mod command;
+mod dirwatch;
 mod proc;
 mod remote;
 mod results;
@@ -29,7 +30,8 @@ mod statusfile;
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -75,6 +77,14 @@ enum UnitKind {
 /// How long a remote unit's node may stay unreachable before the unit fails, by default.
 pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
+/// How often waiters on a unit look again when nothing woke them, for a unit whose directory
+/// is watched (a safety net: every change wakes them).
+const WATCHED_FALLBACK: Duration = Duration::from_secs(1);
+/// How often waiters on a unit whose directory is not watched look again (Go's interval).
+const UNWATCHED_POLL: Duration = Duration::from_millis(250);
+/// Longest wait of a long-polled `work status` (the extension our nodes use among themselves).
+const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
+
 /// One unit of work.
 #[derive(Debug)]
 pub struct Unit {
@@ -86,12 +96,17 @@ pub struct Unit {
     /// For a command unit whose supervisor is running: becomes `true` once it has exited.
     supervisor: Mutex<Option<watch::Receiver<bool>>>,
     /// Set once released; the directory is gone.
-    released: std::sync::atomic::AtomicBool,
+    released: AtomicBool,
     /// A remote unit's task: starting, monitoring, or telling the other node to cancel or
     /// release.
     job: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Since when a remote unit's node could not be reached (`None` while it can).
     unreachable_since: Mutex<Option<Instant>>,
+    /// Bumped whenever the unit may have changed (status, stdout, released); waiters
+    /// subscribe.
+    changes: watch::Sender<u64>,
+    /// Whether its directory is watched for changes (else waiters poll).
+    watched: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,10 +126,33 @@ impl Unit {
             kind,
             status: Mutex::new(StatusRecord::new(work_type, extra)),
             supervisor: Mutex::new(None),
-            released: std::sync::atomic::AtomicBool::new(false),
+            released: AtomicBool::new(false),
             job: Mutex::new(None),
             unreachable_since: Mutex::new(None),
+            changes: watch::Sender::new(0),
+            watched: AtomicBool::new(false),
         }
+    }
+
+    /// Wakes everyone waiting for this unit to change.
+    fn touch(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every [`Unit::touch`] after this call.
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Waits until the unit may have changed since `rx` last looked, or for the fallback
+    /// poll interval.
+    async fn changed(&self, rx: &mut watch::Receiver<u64>) {
+        let fallback = if self.watched.load(Ordering::Relaxed) {
+            WATCHED_FALLBACK
+        } else {
+            UNWATCHED_POLL
+        };
+        let _ = tokio::time::timeout(fallback, rx.changed()).await;
     }
 
     /// The unit ID.
@@ -128,7 +166,7 @@ impl Unit {
     }
 
     fn is_released(&self) -> bool {
-        self.released.load(std::sync::atomic::Ordering::SeqCst)
+        self.released.load(Ordering::SeqCst)
     }
 
     /// The status, refreshed from the status file (which the supervisor keeps writing).
@@ -155,6 +193,8 @@ impl Unit {
     fn update(&self, change: impl FnOnce(&mut StatusRecord)) -> Result<(), String> {
         let mut rec = lock(&self.status);
         let r = statusfile::update(&self.dir, &mut rec, change);
+        drop(rec);
+        self.touch();
         if let Err(e) = &r {
             error!(
                 "Error updating status file {}: {e}.",
@@ -200,6 +240,11 @@ pub struct Workceptor {
     keys: Keys,
     /// When a remote unit's node has been unreachable this long, the unit fails.
     unreachable_timeout: Option<Duration>,
+    /// Change notification for unit directories (made on first use; `None` if there is
+    /// none).
+    dirwatch: OnceLock<Option<Arc<dirwatch::DirWatch>>>,
+    /// Idle control sessions to other nodes, for remote units.
+    pool: remote::Pool,
 }
 
 impl Workceptor {
@@ -242,6 +287,8 @@ impl Workceptor {
             mesh: None,
             keys: Keys::default(),
             unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
+            dirwatch: OnceLock::new(),
+            pool: remote::Pool::default(),
         })
     }
 
@@ -278,6 +325,15 @@ impl Workceptor {
                 secure: t.verify_signature,
             })
             .collect()
+    }
+
+    /// Watches the unit's directory, so its waiters wake on changes instead of polling.
+    fn watch_unit(&self, unit: &Arc<Unit>) {
+        if let Some(w) = self.dirwatch.get_or_init(dirwatch::DirWatch::start)
+            && w.add(unit)
+        {
+            unit.watched.store(true, Ordering::Relaxed);
+        }
     }
 
     fn kind_of(&self, work_type: &str) -> UnitKind {
@@ -340,6 +396,7 @@ impl Workceptor {
             }
         }
         lock(&self.units).insert(id.to_owned(), unit.clone());
+        self.watch_unit(&unit);
         match &unit.kind {
             UnitKind::Command(_) => command::restart(&unit),
             UnitKind::Remote => {
@@ -478,6 +535,7 @@ impl Workceptor {
     /// A new unit is known and takes its payload.
     fn created(&self, unit: Arc<Unit>) -> Result<Arc<Unit>, String> {
         lock(&self.units).insert(unit.id.clone(), unit.clone());
+        self.watch_unit(&unit);
         let stdin = unit.stdin_path();
         if let Err(e) = create_private(&stdin) {
             return Err(statusfile::go_path_error("open", &stdin, &e));
@@ -551,6 +609,37 @@ impl Workceptor {
         Ok(self.find_or_err(unit_id)?.reply_status())
     }
 
+    /// `work status` long-polled (an extension our nodes use among themselves, see
+    /// [`receptor_core::control::StatusWait`]): answers once the unit's State or Detail differ
+    /// from `known`, or once `wait` has passed (at most [`STATUS_WAIT_MAX`]); a unit released
+    /// meanwhile is unknown.
+    pub async fn status_wait(
+        self: &Arc<Self>,
+        unit_id: &str,
+        known_state: i64,
+        known_detail: &str,
+        wait: Duration,
+    ) -> Result<UnitStatus, String> {
+        let unit = self.find_or_err(unit_id)?;
+        let mut rx = unit.subscribe();
+        let until = tokio::time::Instant::now() + wait.min(STATUS_WAIT_MAX);
+        loop {
+            if unit.is_released() {
+                return Err(format!("unknown work unit {unit_id}"));
+            }
+            let st = unit.reply_status();
+            if st.state != known_state || st.detail != known_detail {
+                return Ok(st);
+            }
+            if tokio::time::timeout_at(until, unit.changed(&mut rx))
+                .await
+                .is_err()
+            {
+                return Ok(unit.reply_status());
+            }
+        }
+    }
+
     /// `work cancel`: stops a running unit (its state becomes Canceled). Returns whether the
     /// cancel is pending (remote units only).
     pub async fn cancel(
@@ -613,9 +702,9 @@ impl Workceptor {
 
     /// A released unit (its directory gone) is forgotten: lookups fail, its streams end.
     fn forget_unit(&self, unit: &Unit) {
-        unit.released
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        unit.released.store(true, Ordering::SeqCst);
         lock(&self.units).remove(&unit.id);
+        unit.touch();
     }
 
     /// `work results`: checks the unit and returns the stream of its stdout from `start_pos`.

@@ -6,31 +6,42 @@
 //! * start: `work submit` (JSON line), the reply naming the remote unit ID, the payload, a
 //!   half-close, the final reply;
 //! * monitoring, until the unit is complete and all its output is here: a status poller
-//!   (`work status <id>` every second on one connection, mirroring State, Detail and
-//!   StdoutSize) and a stdout copier (`work results <id> <local size>`, appending to the local
-//!   `stdout`); after any failure the copier asks again from the size of the local file, so no
-//!   byte is lost or doubled;
+//!   (`work status` on one connection, mirroring State, Detail and StdoutSize) and a stdout
+//!   copier (`work results <id> <local size>`, appending to the local `stdout`); after any
+//!   failure the copier asks again from the size of the local file, so no byte is lost or
+//!   doubled;
 //! * cancel / release / force-release: `work cancel` / `work release` on the other node;
 //! * restart: units found on disk resume where they were.
 //!
 //! One task at a time drives a unit (its *job*): start, monitoring, or sending a cancel or
 //! release until the other node hears it. A new job stops the running one first.
 //!
+//! Faster than Go, and compatible with it either way round:
+//! * the copier asks for results at once and keeps a results stream open while the unit
+//!   runs (Go asks only once the status shows more output than it has); the other node then
+//!   sends output as it comes and ends the stream when the unit is complete, which prompts a
+//!   status poll at once;
+//! * status polls carry the long-poll extension ([`receptor_core::control::StatusWait`]): our
+//!   nodes answer as soon as State or Detail change, else after [`STATUS_WAIT`]; Go ignores
+//!   the extra keys and answers at once, and the poller then waits between polls as before
+//!   (250 ms after a change, doubling up to 1 s).
+//!
 //! Beyond Go: a unit whose node stays unreachable for longer than the configured timeout
 //! (`work-remote unreachabletimeout`, default 5 minutes) fails with a detail saying so instead
 //! of waiting forever (Go #711); release of a unit the other node no longer knows succeeds
 //! (Go #758); a node with no route is not dialled, and a dial gives up after 20 s.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receptor_core::backoff::Backoff;
 use receptor_core::control::go_duration_string;
 use receptor_core::work::remote::{
-    RemoteExtraData, expired_detail, results_command, submit_command, submitted_unit_id,
-    unit_command,
+    RemoteExtraData, expired_detail, results_command, status_command, submit_command,
+    submitted_unit_id, unit_command,
 };
 use receptor_core::work::{STATE_CANCELED, STATE_FAILED, STATE_PENDING, StatusRecord, is_complete};
 use serde_json::Value;
@@ -49,14 +60,26 @@ const POLL_FAST: Duration = Duration::from_millis(250);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest retry delay (Go: 60 s; retries are cheap, a node back is noticed sooner).
 const RETRY_MAX: Duration = Duration::from_secs(20);
-/// How long a status reply may take before the connection is given up as broken: a node
-/// that vanished would otherwise only be noticed when QUIC's idle timeout (30 s) ends it.
+/// How long a status reply may take (beyond [`STATUS_WAIT`]) before the connection is given
+/// up as broken: a node that vanished would otherwise only be noticed when QUIC's idle timeout
+/// (30 s) ends it.
 const STATUS_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node of ours holds a status poll while nothing changes: each running unit costs
+/// at most one poll a second, as in Go, and a change is seen at once.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
 /// How long a results stream may stay silent while the other node reports more output than
 /// has arrived, before it is given up as broken and asked for again from the local size.
 const RESULTS_STALL: Duration = Duration::from_secs(5);
+/// How long an idle control session to another node is kept for reuse.
+const POOL_IDLE: Duration = Duration::from_secs(10);
+/// Idle control sessions kept per node (and TLS config).
+const POOL_PER_NODE: usize = 8;
+/// How long the first reply on a pooled session may take. A session whose node restarted
+/// meanwhile gets no answer at all (QUIC notices only after its 30 s idle timeout); then a
+/// new session is dialled.
+const POOLED_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read size when copying results.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// A unit's remote data as last read (with secrets: the status file keeps them).
 fn data(unit: &Unit) -> RemoteExtraData {
@@ -81,6 +104,60 @@ fn until(at: i128) -> Duration {
 struct Wakers {
     poller: tokio::sync::Notify,
     copier: tokio::sync::Notify,
+    /// The poller's session while it waits with nothing asked (the unit is finished): the
+    /// monitor hands it to the pool when it ends.
+    idle: Mutex<Option<Client>>,
+}
+
+/// Idle control sessions to other nodes, reused by status pollers, cancels and releases:
+/// every new session is a QUIC handshake over the mesh. Sessions are only put here between
+/// commands (nothing asked, nothing to read). One that died while idle (its node restarted)
+/// is found out by a status request answered within [`POOLED_REPLY_TIMEOUT`], or not.
+#[derive(Default)]
+pub(super) struct Pool {
+    /// By (node, TLS config): sessions with the time they became idle, oldest first.
+    idle: Mutex<HashMap<PoolKey, Vec<(Client, Instant)>>>,
+}
+
+/// A node and the TLS config its sessions use.
+type PoolKey = (String, String);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// The most recently used idle session to the unit's node, if one is fresh enough.
+    fn take(&self, red: &RemoteExtraData) -> Option<Client> {
+        let mut idle = lock(&self.idle);
+        let key = (red.remote_node.clone(), red.tls_client.clone());
+        let list = idle.get_mut(&key)?;
+        let found = loop {
+            match list.pop() {
+                Some((c, since)) if since.elapsed() < POOL_IDLE => break Some(c),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        if list.is_empty() {
+            idle.remove(&key);
+        }
+        found
+    }
+
+    /// Keeps an idle session for reuse.
+    fn put(&self, red: &RemoteExtraData, c: Client) {
+        let mut idle = lock(&self.idle);
+        let list = idle
+            .entry((red.remote_node.clone(), red.tls_client.clone()))
+            .or_default();
+        list.retain(|(_, since)| since.elapsed() < POOL_IDLE);
+        if list.len() < POOL_PER_NODE {
+            list.push((c, Instant::now()));
+        }
+    }
 }
 
 impl Workceptor {
@@ -96,6 +173,38 @@ impl Workceptor {
         } else {
             Ok(None)
         }
+    }
+
+    /// A pooled session to the unit's node that still answers (a status request), or one
+    /// connection attempt.
+    async fn session(&self, red: &RemoteExtraData) -> Result<Client, ConnectError> {
+        while let Some(mut c) = self.pool.take(red) {
+            let probe = async {
+                c.send(&status_command(&red.remote_unit_id, None)).await?;
+                c.read_line().await
+            };
+            match tokio::time::timeout(POOLED_REPLY_TIMEOUT, probe).await {
+                Ok(Ok(_)) => return Ok(c),
+                _ => debug!("idle session to {} is dead", red.remote_node),
+            }
+        }
+        self.connect_once(red).await
+    }
+
+    /// A cancel or release on a pooled session or a new one; on success the session goes
+    /// back to the pool.
+    async fn cancel_on_session(
+        &self,
+        unit: &Unit,
+        red: &RemoteExtraData,
+        release: bool,
+    ) -> Result<Result<bool, String>, ConnectError> {
+        let mut conn = self.session(red).await?;
+        let r = self.cancel_remote(unit, &mut conn, release).await;
+        if r.is_ok() {
+            self.pool.put(red, conn);
+        }
+        Ok(r)
     }
 
     /// One connection attempt to the unit's node.
@@ -232,7 +341,7 @@ impl Workceptor {
     async fn cancel_remote(
         &self,
         unit: &Unit,
-        mut conn: Client,
+        conn: &mut Client,
         release: bool,
     ) -> Result<bool, String> {
         let red = data(unit);
@@ -262,7 +371,9 @@ impl Workceptor {
     async fn poll_status(&self, unit: &Unit, wakers: Option<&Wakers>) -> bool {
         let for_release = wakers.is_none();
         let red = data(unit);
-        let mut conn: Option<Client> = None;
+        let mut conn: Option<Client> = self.pool.take(&red);
+        // The first reply on a pooled session is expected at once (see POOLED_REPLY_TIMEOUT).
+        let mut pooled = conn.is_some();
         let mut interval = POLL_FAST;
         let mut last: Option<(i64, String, i64)> = None;
         loop {
@@ -273,16 +384,23 @@ impl Workceptor {
                     None => return false,
                 },
             };
-            if let Err(e) = c
-                .send(&format!("work status {}\n", red.remote_unit_id))
-                .await
-            {
+            // The first poll answers at once; later ones wait for a change (our nodes).
+            let millis = u64::try_from(STATUS_WAIT.as_millis()).unwrap_or(u64::MAX);
+            let wait = last.as_ref().map(|(s, d, _)| (*s, d.as_str(), millis));
+            let sent = Instant::now();
+            if let Err(e) = c.send(&status_command(&red.remote_unit_id, wait)).await {
                 debug!("Write error sending to {}: {e}", red.remote_node);
                 conn = None;
                 tokio::time::sleep(POLL).await;
                 continue;
             }
-            let line = match tokio::time::timeout(STATUS_REPLY_TIMEOUT, c.read_line()).await {
+            let within = if pooled {
+                POOLED_REPLY_TIMEOUT + STATUS_WAIT
+            } else {
+                STATUS_REPLY_TIMEOUT + STATUS_WAIT
+            };
+            pooled = false;
+            let line = match tokio::time::timeout(within, c.read_line()).await {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
                     debug!("Read error reading from {}: {e}", red.remote_node);
@@ -297,6 +415,9 @@ impl Workceptor {
             };
             if let Some(rest) = line.strip_prefix("ERROR") {
                 if rest.contains("unknown work unit") {
+                    if let Some(c) = conn.take() {
+                        self.pool.put(&red, c);
+                    }
                     if !for_release {
                         debug!(
                             "Work unit {} on node {} is gone.",
@@ -331,6 +452,13 @@ impl Workceptor {
                 .as_ref()
                 .is_none_or(|(s, d, _)| *s != state || *d != detail);
             let changed = state_changed || last.as_ref().is_some_and(|l| l.2 != size);
+            // A node that held the poll has paced it already; one that answered at once
+            // (Go) is asked again after the rest of the interval.
+            let pause = if state_changed {
+                Duration::ZERO
+            } else {
+                interval.saturating_sub(sent.elapsed())
+            };
             interval = if state_changed {
                 POLL_FAST
             } else {
@@ -338,15 +466,25 @@ impl Workceptor {
             };
             last = Some((state, detail, size));
             let Some(w) = wakers else {
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(pause).await;
                 continue;
             };
             if changed {
                 w.copier.notify_one();
             }
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = w.poller.notified() => {}
+            if is_complete(state) || (state == STATE_CANCELED && data(unit).local_cancelled) {
+                // Nothing will change: park the session until the copier asks again (the
+                // monitor ends first, when all output is here, and pools the session).
+                *lock(&w.idle) = conn.take();
+                w.poller.notified().await;
+                conn = lock(&w.idle).take();
+                continue;
+            }
+            if !pause.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = w.poller.notified() => {}
+                }
             }
         }
     }
@@ -354,17 +492,21 @@ impl Workceptor {
     /// Go's stdout copier: keeps the local `stdout` up to the size the other node reports,
     /// asking for results from the local size after every failure. Ends once the unit is
     /// complete (or cancelled here and Canceled there) with all its output here.
+    ///
+    /// Unlike Go it keeps a results stream open from the start, so output arrives as it is
+    /// written and the stream's end tells of completion.
     async fn copy_stdout(&self, unit: &Unit, wakers: &Wakers) {
         let path = unit.dir.join("stdout");
         if let Err(e) = open_append(&path) {
             error!("Could not open stdout file {}: {e}", path.display());
             return;
         }
+        let mut changes = unit.subscribe();
         let mut first = true;
         loop {
             if !first {
                 tokio::select! {
-                    () = tokio::time::sleep(POLL) => {}
+                    () = unit.changed(&mut changes) => {}
                     () = wakers.copier.notified() => {}
                 }
             }
@@ -372,12 +514,11 @@ impl Workceptor {
             let st = unit.status();
             let red = st.remote().cloned().unwrap_or_default();
             let local = unit.stdout_size();
-            let finished =
-                is_complete(st.state) || (st.state == STATE_CANCELED && red.local_cancelled);
-            if finished && local >= st.stdout_size {
+            if copied_all(&st, local) {
                 return;
             }
-            if local >= st.stdout_size {
+            // All output is here and the unit will not write more: wait for the poller.
+            if local >= st.stdout_size && finished(&st) {
                 continue;
             }
             let Some(mut conn) = self.connection(unit, true).await else {
@@ -403,6 +544,8 @@ impl Workceptor {
                         red.remote_node,
                         l.trim_end()
                     );
+                    // Perhaps the unit is gone there: the poller finds out.
+                    wakers.poller.notify_one();
                     continue;
                 }
                 Err(e) => {
@@ -410,11 +553,13 @@ impl Workceptor {
                     continue;
                 }
             }
-            match append_stream(unit, &path, &mut conn).await {
-                // The other node ends the stream when the unit is complete: ask for its state.
-                Ok(()) => wakers.poller.notify_one(),
-                Err(e) => warn!("Could not copy to stdout file {}: {e}", path.display()),
+            // The other node ends the stream when the unit is complete: ask for its state.
+            if let Err(e) = append_stream(unit, &path, &mut conn).await {
+                warn!("Could not copy to stdout file {}: {e}", path.display());
             }
+            wakers.poller.notify_one();
+            // Subscribed again: the stream's own writes are no news.
+            changes = unit.subscribe();
         }
     }
 
@@ -425,6 +570,9 @@ impl Workceptor {
         tokio::select! {
             _ = self.poll_status(unit, Some(&wakers)) => {}
             () = self.copy_stdout(unit, &wakers) => {}
+        }
+        if let Some(c) = lock(&wakers.idle).take() {
+            self.pool.put(&data(unit), c);
         }
     }
 
@@ -492,10 +640,10 @@ impl Workceptor {
     /// other node has let go of it.
     async fn cancel_job(self: Arc<Self>, unit: Arc<Unit>, release: bool) {
         loop {
-            let Some(c) = self.connection(&unit, !release).await else {
+            let Some(mut c) = self.connection(&unit, !release).await else {
                 return;
             };
-            match self.cancel_remote(&unit, c, release).await {
+            match self.cancel_remote(&unit, &mut c, release).await {
                 Ok(pending) if release => {
                     self.finish_release(&unit, !pending).await;
                     return;
@@ -625,8 +773,8 @@ pub(super) async fn cancel_or_release(
     let red = data(unit);
     if release && force {
         let attempt = async {
-            let conn = w.connect_once(&red).await.map_err(|e| e.text)?;
-            w.cancel_remote(unit, conn, true).await
+            let mut conn = w.connect_once(&red).await.map_err(|e| e.text)?;
+            w.cancel_remote(unit, &mut conn, true).await
         };
         if let Err(e) = attempt.await {
             error!("Error with connect and run: {e}");
@@ -634,9 +782,9 @@ pub(super) async fn cancel_or_release(
         w.forget(unit);
         return Ok(false);
     }
-    match w.connect_once(&red).await {
-        Ok(conn) => {
-            let pending = match w.cancel_remote(unit, conn, release).await {
+    match w.cancel_on_session(unit, &red, release).await {
+        Ok(r) => {
+            let pending = match r {
                 Ok(p) => p,
                 Err(e) => {
                     // The unit is still there: keep following it.
@@ -717,7 +865,21 @@ fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Appends everything the stream sends until its end to `path`. A stream that stays silent
+/// Whether the unit will not change any more: complete, or cancelled here and Canceled
+/// there.
+fn finished(st: &StatusRecord) -> bool {
+    is_complete(st.state)
+        || (st.state == STATE_CANCELED && st.remote().is_some_and(|r| r.local_cancelled))
+}
+
+/// Whether monitoring is over: the unit is finished and all its output (`local` bytes of
+/// it) is here.
+fn copied_all(st: &StatusRecord, local: i64) -> bool {
+    finished(st) && local >= st.stdout_size
+}
+
+/// Appends everything the stream sends until its end to `path`, or until the unit is finished
+/// with all its output here (a Canceled unit's stream never ends). A stream that stays silent
 /// while the unit's status says more output exists has broken (its node went away without
 /// closing it, which QUIC notices only after 30 s) and ends with an error.
 async fn append_stream(
@@ -727,21 +889,34 @@ async fn append_stream(
 ) -> std::io::Result<()> {
     let mut file = open_append(path)?;
     let mut buf = vec![0u8; CHUNK];
+    let mut changes = unit.subscribe();
+    let mut heard = Instant::now();
     loop {
-        let n = match tokio::time::timeout(RESULTS_STALL, conn.read(&mut buf)).await {
-            Ok(r) => r?,
-            Err(_) if unit.status().stdout_size > unit.stdout_size() => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "results stream stalled",
-                ));
+        tokio::select! {
+            r = conn.read(&mut buf) => {
+                let Some(chunk) = buf.get(..r?).filter(|c| !c.is_empty()) else {
+                    return Ok(());
+                };
+                file.write_all(chunk)?;
+                heard = Instant::now();
+                unit.touch();
+                // Our own news: not a reason to look at the status.
+                changes.borrow_and_update();
             }
-            Err(_) => continue,
-        };
-        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-            return Ok(());
-        };
-        file.write_all(chunk)?;
+            () = unit.changed(&mut changes) => {
+                let st = unit.status();
+                let local = unit.stdout_size();
+                if copied_all(&st, local) {
+                    return Ok(());
+                }
+                if st.stdout_size > local && heard.elapsed() >= RESULTS_STALL {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "results stream stalled",
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -1,4 +1,9 @@
 //! `work results`: a unit's stdout, streamed while it grows (control-and-work.md §2.5).
+//!
+//! Go reads the file again every 250 ms. Here the stream waits for the unit to change (its
+//! directory is watched, and this process's own status writes wake it too), so output and
+//! completion are forwarded at once; it looks again at least every second anyway (every 250
+//! ms for a unit whose directory could not be watched).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -10,14 +15,10 @@ use tracing::debug;
 
 use super::Unit;
 
-/// How often the file is read again at its end.
-const POLL: Duration = Duration::from_millis(250);
-/// How often a missing stdout is checked for before the file exists.
-const WAIT_FOR_FILE: Duration = Duration::from_millis(500);
 /// How often the stdout file is checked for (it vanishes when the unit is released).
 const STAT_EVERY: Duration = Duration::from_secs(1);
 /// Read size.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// The stdout of one unit from an offset, ready to be streamed.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ impl ResultsStream {
     {
         let unit = &self.unit;
         let path = unit.dir.join("stdout");
+        // Subscribed before every look at the file, so no change is missed.
+        let mut changes = unit.subscribe();
         let mut file = loop {
             match std::fs::File::open(&path) {
                 Ok(f) => break f,
@@ -62,7 +65,7 @@ impl ResultsStream {
             if gone(out) {
                 return;
             }
-            tokio::time::sleep(WAIT_FOR_FILE).await;
+            unit.changed(&mut changes).await;
         };
         let Ok(mut pos) = u64::try_from(self.start_pos) else {
             return;
@@ -112,7 +115,7 @@ impl ResultsStream {
             if gone(out) {
                 return;
             }
-            tokio::time::sleep(POLL).await;
+            unit.changed(&mut changes).await;
         }
     }
 }

@@ -89,10 +89,23 @@ pub fn start_yaml(dir: &TempDir, name: &str, yaml: &str) -> Proc {
 
 /// Starts `receptor ARGS...`, logging to `<name>.log`.
 pub fn start_args(dir: &TempDir, name: &str, args: &[&str]) -> Proc {
+    start_args_env(dir, name, args, &[])
+}
+
+/// As [`start_yaml`], with extra environment variables (the units it runs inherit them).
+pub fn start_yaml_env(dir: &TempDir, name: &str, yaml: &str, env: &[(&str, &str)]) -> Proc {
+    let cfg = dir.path(&format!("{name}.yml"));
+    std::fs::write(&cfg, yaml).unwrap();
+    start_args_env(dir, name, &["-c", cfg.to_str().unwrap()], env)
+}
+
+/// As [`start_args`], with extra environment variables.
+pub fn start_args_env(dir: &TempDir, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let log = dir.path(&format!("{name}.log"));
     let f = std::fs::File::create(&log).unwrap();
     let child = Command::new(receptor_bin())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(f.try_clone().unwrap())
         .stderr(f)

@@ -45,4 +45,4 @@ pub use reply::{
     state_name, streaming_results, work_unit_created,
 };
 pub use session::{Action, CompleteError, Phase, Reply, Session};
-pub use work::{WorkRequest, WorkSubmit};
+pub use work::{StatusWait, WorkRequest, WorkSubmit};

@@ -26,6 +26,8 @@ pub enum WorkRequest {
         unit_id: String,
         /// The JSON form's `signature` (unused by Go for status).
         signature: String,
+        /// The long-poll extension (JSON form only), if asked for.
+        wait: Option<StatusWait>,
     },
     /// `work cancel <unitid>`.
     Cancel {
@@ -52,6 +54,36 @@ pub enum WorkRequest {
         /// The JSON form's `signature`.
         signature: String,
     },
+}
+
+/// The long-poll extension of the JSON `work status`, which our nodes use to follow a remote
+/// unit: with the keys `waitstate` (number), `waitdetail` (string) and `waitms` (number of
+/// milliseconds), the reply comes once the unit's State or Detail differ from `waitstate` /
+/// `waitdetail`, or after `waitms`, whichever is first. Go's control service ignores keys it
+/// does not know and answers at once, so towards Go this is an ordinary status poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusWait {
+    /// The State the client knows.
+    pub state: i64,
+    /// The Detail the client knows.
+    pub detail: String,
+    /// The longest wait, in milliseconds.
+    pub millis: u64,
+}
+
+impl StatusWait {
+    /// The extension's keys in `obj`, when all three are there with the right types.
+    fn from_json(obj: &JsonObject) -> Option<Self> {
+        let number = |k: &str| match obj.get(k) {
+            Some(JsonValue::Number(f)) if f.is_finite() => Some(float_to_i64(*f)),
+            _ => None,
+        };
+        Some(Self {
+            state: number("waitstate")?,
+            detail: opt_str(obj, "waitdetail")?,
+            millis: u64::try_from(number("waitms")?).ok()?,
+        })
+    }
 }
 
 /// The parameters of `work submit`.
@@ -130,7 +162,7 @@ pub(crate) fn parse_plain(params: &[u8]) -> Result<WorkRequest, ParseError> {
                     "work {sub} does not take parameters after the unit ID"
                 )));
             }
-            Ok(unit_request(&sub, token(1), String::new()))
+            Ok(unit_request(&sub, token(1), String::new(), None))
         }
         "results" => {
             if tokens.len() < 2 {
@@ -157,9 +189,18 @@ pub(crate) fn parse_plain(params: &[u8]) -> Result<WorkRequest, ParseError> {
     }
 }
 
-fn unit_request(sub: &str, unit_id: String, signature: String) -> WorkRequest {
+fn unit_request(
+    sub: &str,
+    unit_id: String,
+    signature: String,
+    wait: Option<StatusWait>,
+) -> WorkRequest {
     match sub {
-        "status" => WorkRequest::Status { unit_id, signature },
+        "status" => WorkRequest::Status {
+            unit_id,
+            signature,
+            wait,
+        },
         "cancel" => WorkRequest::Cancel { unit_id, signature },
         _ => WorkRequest::Release {
             unit_id,
@@ -240,7 +281,12 @@ pub(crate) fn parse_json(obj: &JsonObject) -> Result<WorkRequest, ParseError> {
         "status" | "cancel" | "release" | "force-release" => {
             let unit_id = str_field(obj, "unitid")?;
             let signature = opt_str(obj, "signature").unwrap_or_default();
-            Ok(unit_request(&sub, unit_id, signature))
+            let wait = if sub == "status" {
+                StatusWait::from_json(obj)
+            } else {
+                None
+            };
+            Ok(unit_request(&sub, unit_id, signature, wait))
         }
         "list" => Ok(WorkRequest::List {
             unit_id: opt_str(obj, "unitid"),
@@ -334,7 +380,8 @@ mod tests {
             w("work status U1"),
             Ok(WorkRequest::Status {
                 unit_id: "U1".into(),
-                signature: "".into()
+                signature: "".into(),
+                wait: None
             })
         );
         assert_eq!(
@@ -476,9 +523,39 @@ mod tests {
             w(r#"{"command":"work","subcommand":"Status","unitid":"U","signature":"S"}"#),
             Ok(WorkRequest::Status {
                 unit_id: "U".into(),
-                signature: "S".into()
+                signature: "S".into(),
+                wait: None
             })
         );
+        // The long-poll extension; incomplete or mistyped, it is ignored (as Go ignores it).
+        assert_eq!(
+            w(
+                r#"{"command":"work","subcommand":"status","unitid":"U","waitdetail":"Running: PID 5","waitms":1000,"waitstate":1}"#
+            ),
+            Ok(WorkRequest::Status {
+                unit_id: "U".into(),
+                signature: "".into(),
+                wait: Some(StatusWait {
+                    state: 1,
+                    detail: "Running: PID 5".into(),
+                    millis: 1000
+                })
+            })
+        );
+        for partial in [
+            r#"{"command":"work","subcommand":"status","unitid":"U","waitms":1000,"waitstate":1}"#,
+            r#"{"command":"work","subcommand":"status","unitid":"U","waitdetail":"","waitms":"1000","waitstate":1}"#,
+            r#"{"command":"work","subcommand":"status","unitid":"U","waitdetail":"","waitms":-1,"waitstate":1}"#,
+        ] {
+            assert_eq!(
+                w(partial),
+                Ok(WorkRequest::Status {
+                    unit_id: "U".into(),
+                    signature: "".into(),
+                    wait: None
+                })
+            );
+        }
         assert_eq!(
             w(r#"{"command":"work","subcommand":"release","unitid":"U","signature":5}"#),
             Ok(WorkRequest::Release {

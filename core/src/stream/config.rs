@@ -16,6 +16,13 @@ pub const MAX_PACKET: u16 = 1200;
 /// backend). It fits a mesh message on every backend: UDP's 65507 bytes less the 36-byte
 /// data header.
 pub const MAX_PACKET_OURS: u16 = 65_471;
+/// The smallest step of the path MTU search. A probe is a packet of the probed size, nearly all
+/// PADDING, and quinn parses padding a byte at a time (a 65 KB probe costs its receiver about
+/// a millisecond). With quinn's default step (20 bytes) the search sent a dozen probes on
+/// every new connection, and every control-service session a remote unit opens is one: that
+/// was four fifths of the CPU of a remote unit of work. With this step the search probes
+/// 33335 bytes, then the largest size, and stops (a path that carries neither stays at 1200).
+pub const MTU_SEARCH_STEP: u16 = 16 * 1024;
 /// Idle timeout, as Go's `MaxIdleTimeout`.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive on both roles: a Go server never pings, so quiet streams need ours.
@@ -48,6 +55,7 @@ pub fn transport() -> Arc<TransportConfig> {
     .mtu_discovery_config(Some({
         let mut m = quinn_proto::MtuDiscoveryConfig::default();
         m.upper_bound(MAX_PACKET_OURS)
+            .minimum_change(MTU_SEARCH_STEP)
             .interval(Duration::from_secs(60))
             .black_hole_cooldown(Duration::from_secs(10));
         m

@@ -284,6 +284,21 @@ pub fn unit_command(sub: &str, unit_id: &str, signature: Option<&str>) -> String
     json_line(&fields, None)
 }
 
+/// The `work status` line for a remote unit: plain JSON, or with the long-poll extension
+/// (`wait`: the State and Detail known, the longest wait in milliseconds; see
+/// [`crate::control::StatusWait`]), which Go ignores.
+pub fn status_command(unit_id: &str, wait: Option<(i64, &str, u64)>) -> String {
+    let mut out = String::from("{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":");
+    write_str(&mut out, unit_id);
+    if let Some((state, detail, millis)) = wait {
+        out.push_str(",\"waitdetail\":");
+        write_str(&mut out, detail);
+        let _ = write!(out, ",\"waitms\":{millis},\"waitstate\":{state}");
+    }
+    out.push_str("}\n");
+    out
+}
+
 /// The `work results` line asking for a remote unit's stdout from `start_pos`.
 pub fn results_command(unit_id: &str, start_pos: i64, signature: Option<&str>) -> String {
     let mut fields = BTreeMap::from([
@@ -423,6 +438,24 @@ mod tests {
             unit_command("cancel", "abc", Some("s")),
             "{\"command\":\"work\",\"signature\":\"s\",\"subcommand\":\"cancel\",\"unitid\":\"abc\"}\n"
         );
+        assert_eq!(
+            status_command("abc", None),
+            "{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":\"abc\"}\n"
+        );
+        assert_eq!(
+            status_command("abc", Some((1, "Running: \"x\"", 1000))),
+            "{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":\"abc\",\
+             \"waitdetail\":\"Running: \\\"x\\\"\",\"waitms\":1000,\"waitstate\":1}\n"
+        );
+        // What our control service parses it to.
+        let line = status_command("abc", Some((1, "Running: \"x\"", 1000)));
+        assert!(matches!(
+            crate::control::parse_line(line.trim_end().as_bytes()),
+            Ok(crate::control::Command::Work(crate::control::WorkRequest::Status {
+                wait: Some(w),
+                ..
+            })) if w.state == 1 && w.detail == "Running: \"x\"" && w.millis == 1000
+        ));
         assert_eq!(submitted_unit_id("ERROR: could not verify signature"), None);
         assert_eq!(submitted_unit_id("with ID abc with ID x1."), Some("x1"));
         assert_eq!(submitted_unit_id("with ID ."), None);
