@@ -8,10 +8,10 @@ use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
-use receptor_core::{Event, Input, LinkConfig, LinkId, Node, Transmit};
+use receptor_core::{Apps, Event, Input, LinkConfig, LinkId, Node, Transmit};
 use tracing::{debug, info, warn};
 
-use crate::apps::{Apps, Command};
+use crate::apps::{Command, SmolChannels};
 use crate::stream::StreamSide;
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
@@ -55,7 +55,7 @@ pub(crate) struct LinkEntry {
 /// State the node task keeps beside the node.
 struct Driver {
     links: BTreeMap<LinkId, LinkEntry>,
-    apps: Apps,
+    apps: Apps<SmolChannels>,
     streams: StreamSide,
     dropped_frames: u64,
 }
@@ -120,7 +120,7 @@ pub(crate) async fn run(
                 break String::new();
             }
             Wake::Command(Some(Command::Stream(c))) => d.streams.command(&mut node, now(), c),
-            Wake::Command(Some(c)) => d.apps.command(&mut node, c),
+            Wake::Command(Some(Command::App(c))) => d.apps.command(&mut node, now(), c),
             Wake::Timeout => d.timeout(&mut node),
         }
     };
@@ -212,7 +212,8 @@ impl Driver {
                 }
                 ev => {
                     if let Some(ev) = self.streams.event(now(), ev) {
-                        self.apps.event(ev);
+                        // Link and routing events are all handled above.
+                        let _ = self.apps.event(ev);
                     }
                 }
             }

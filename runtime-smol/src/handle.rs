@@ -8,11 +8,11 @@ use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use bytes::Bytes;
 use receptor_core::{
-    Advertise, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult, SendError,
-    ServiceEvent, ServiceName, TraceEvent,
+    Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult,
+    SendError, ServiceEvent, ServiceName, TraceEvent,
 };
 
-use crate::apps::Command;
+use crate::apps::{Command, SmolChannels};
 use crate::driver::{self, COMMAND_QUEUE, INBOUND_QUEUE, ToNode};
 use crate::stream::StreamSide;
 
@@ -121,28 +121,33 @@ impl NodeHandle {
         self.executor.spawn(future)
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, NodeGone> {
+    /// Sends an application request and waits for its one answer.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(Sender<T>) -> AppCommand<SmolChannels>,
+    ) -> Result<T, NodeGone> {
         let (tx, rx) = oneshot();
-        self.commands.send(make(tx)).await.map_err(|_| NodeGone)?;
+        let cmd = Command::App(make(tx));
+        self.commands.send(cmd).await.map_err(|_| NodeGone)?;
         rx.recv().await.map_err(|_| NodeGone)
     }
 
     /// The node's mesh state.
     pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
-        self.call(Command::Status).await
+        self.call(AppCommand::Status).await
     }
 
     /// Pings a node (10 s timeout, as Go).
     pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
         let target = target.to_owned();
-        self.call(|tx| Command::Ping(target, tx)).await
+        self.call(|tx| AppCommand::Ping(target, tx)).await
     }
 
     /// Traceroute to a node: hop events, then `Done`.
     pub async fn traceroute(&self, target: &str) -> Result<Receiver<TraceEvent>, NodeGone> {
         let (tx, rx) = async_channel::bounded(TRACE_QUEUE);
         self.commands
-            .send(Command::Traceroute(target.to_owned(), tx))
+            .send(Command::App(AppCommand::Traceroute(target.to_owned(), tx)))
             .await
             .map_err(|_| NodeGone)?;
         Ok(rx)
@@ -158,7 +163,7 @@ impl NodeHandle {
         let (deliver, rx) = async_channel::bounded(SERVICE_QUEUE);
         let service = service.map(str::to_owned);
         let r = self
-            .call(|reply| Command::Listen {
+            .call(|reply| AppCommand::Listen {
                 service,
                 advertise,
                 deliver,
@@ -174,7 +179,10 @@ impl NodeHandle {
 
     /// Unbinds a service.
     pub async fn unlisten(&self, service: ServiceName) {
-        let _ = self.commands.send(Command::Unlisten(service)).await;
+        let _ = self
+            .commands
+            .send(Command::App(AppCommand::Unlisten(service)))
+            .await;
     }
 
     /// Sends a datagram from a local service.
@@ -186,7 +194,7 @@ impl NodeHandle {
         payload: Bytes,
     ) -> Result<(), SendError> {
         let to_node = to_node.to_owned();
-        self.call(|reply| Command::Send {
+        self.call(|reply| AppCommand::Send {
             from,
             to_node,
             to_service,

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use receptor_core::{
-    Advertise, Config, Event, Input, LinkConfig, LinkId, ListenError, MeshStatus, Node, NodeId,
-    PingId, PingResult, SendError, ServiceEvent, ServiceName, TraceEvent,
+    Advertise, AppCommand, Apps, Channels, Config, Event, Input, LinkConfig, LinkId, ListenError,
+    MeshStatus, Node, NodeId, PingResult, SendError, ServiceEvent, ServiceName, TraceEvent,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -47,25 +46,27 @@ pub(crate) enum ToNode {
     },
 }
 
+/// tokio's side of [`Channels`]: `oneshot` for answers, bounded `mpsc` (`try_send`) for feeds.
+pub(crate) struct TokioChannels;
+
+impl Channels for TokioChannels {
+    type Reply<T> = oneshot::Sender<T>;
+    type Feed<T> = mpsc::Sender<T>;
+
+    fn reply<T>(tx: oneshot::Sender<T>, value: T) {
+        let _ = tx.send(value);
+    }
+
+    fn feed<T>(tx: &mpsc::Sender<T>, value: T) {
+        let _ = tx.try_send(value);
+    }
+}
+
+/// A request from a handle to the node task.
 pub(crate) enum Command {
-    Status(oneshot::Sender<MeshStatus>),
-    Ping(String, oneshot::Sender<Result<PingResult, SendError>>),
-    Traceroute(String, mpsc::Sender<TraceEvent>),
-    Listen {
-        service: Option<String>,
-        advertise: Option<Advertise>,
-        deliver: mpsc::Sender<ServiceEvent>,
-        reply: oneshot::Sender<Result<ServiceName, ListenError>>,
-    },
-    Unlisten(ServiceName),
+    /// For the core's application bookkeeping.
+    App(AppCommand<TokioChannels>),
     DisconnectAll,
-    Send {
-        from: ServiceName,
-        to_node: String,
-        to_service: ServiceName,
-        payload: Bytes,
-        reply: oneshot::Sender<Result<(), SendError>>,
-    },
     Shutdown,
     Stream(StreamCommand),
 }
@@ -118,31 +119,33 @@ impl NodeHandle {
         LinkId(self.next_link.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Sends an application request and waits for its one answer.
     async fn call<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        make: impl FnOnce(oneshot::Sender<T>) -> AppCommand<TokioChannels>,
     ) -> Result<T, NodeGone> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| NodeGone)?;
+        let cmd = Command::App(make(tx));
+        self.commands.send(cmd).await.map_err(|_| NodeGone)?;
         rx.await.map_err(|_| NodeGone)
     }
 
     /// The node's mesh state.
     pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
-        self.call(Command::Status).await
+        self.call(AppCommand::Status).await
     }
 
     /// Pings a node (10 s timeout, as Go).
     pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
         let target = target.to_owned();
-        self.call(|tx| Command::Ping(target, tx)).await
+        self.call(|tx| AppCommand::Ping(target, tx)).await
     }
 
     /// Traceroute to a node: hop events, then `Done`.
     pub async fn traceroute(&self, target: &str) -> Result<mpsc::Receiver<TraceEvent>, NodeGone> {
         let (tx, rx) = mpsc::channel(64);
         self.commands
-            .send(Command::Traceroute(target.to_owned(), tx))
+            .send(Command::App(AppCommand::Traceroute(target.to_owned(), tx)))
             .await
             .map_err(|_| NodeGone)?;
         Ok(rx)
@@ -158,7 +161,7 @@ impl NodeHandle {
         let (deliver, rx) = mpsc::channel(SERVICE_QUEUE);
         let service = service.map(str::to_owned);
         let r = self
-            .call(|reply| Command::Listen {
+            .call(|reply| AppCommand::Listen {
                 service,
                 advertise,
                 deliver,
@@ -174,7 +177,10 @@ impl NodeHandle {
 
     /// Unbinds a service.
     pub async fn unlisten(&self, service: ServiceName) {
-        let _ = self.commands.send(Command::Unlisten(service)).await;
+        let _ = self
+            .commands
+            .send(Command::App(AppCommand::Unlisten(service)))
+            .await;
     }
 
     /// Sends a datagram from a local service.
@@ -186,7 +192,7 @@ impl NodeHandle {
         payload: Bytes,
     ) -> Result<(), SendError> {
         let to_node = to_node.to_owned();
-        self.call(|reply| Command::Send {
+        self.call(|reply| AppCommand::Send {
             from,
             to_node,
             to_service,
@@ -229,9 +235,7 @@ struct Driver {
     node: Node,
     streams: StreamSide,
     links: BTreeMap<LinkId, LinkEntry>,
-    services: BTreeMap<ServiceName, mpsc::Sender<ServiceEvent>>,
-    pings: BTreeMap<PingId, oneshot::Sender<Result<PingResult, SendError>>>,
-    traces: BTreeMap<PingId, mpsc::Sender<TraceEvent>>,
+    apps: Apps<TokioChannels>,
     dropped_frames: u64,
 }
 
@@ -246,9 +250,7 @@ async fn run(
         node,
         streams,
         links: BTreeMap::new(),
-        services: BTreeMap::new(),
-        pings: BTreeMap::new(),
-        traces: BTreeMap::new(),
+        apps: Apps::default(),
         dropped_frames: 0,
     };
     let mut reason = None;
@@ -347,60 +349,8 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let now = now();
         match cmd {
-            Command::Status(reply) => {
-                let _ = reply.send(self.node.mesh_status());
-            }
-            Command::Ping(target, reply) => match self.node.ping(now, &target) {
-                Ok(id) => {
-                    self.pings.insert(id, reply);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            Command::Traceroute(target, tx) => match self.node.traceroute(now, &target) {
-                Ok(id) => {
-                    self.traces.insert(id, tx);
-                }
-                Err(e) => {
-                    let r = PingResult {
-                        from: None,
-                        rtt: Duration::ZERO,
-                        error: Some(e.to_string()),
-                    };
-                    let _ = tx.try_send(TraceEvent::Hop(0, r));
-                    let _ = tx.try_send(TraceEvent::Done);
-                }
-            },
-            Command::Listen {
-                service,
-                advertise,
-                deliver,
-                reply,
-            } => {
-                let r = self.node.listen(now, service.as_deref(), advertise);
-                if let Ok(name) = &r {
-                    self.services.insert(*name, deliver);
-                }
-                let _ = reply.send(r);
-            }
+            Command::App(c) => self.apps.command(&mut self.node, now, c),
             Command::DisconnectAll => self.node.disconnect_all(now),
-            Command::Unlisten(s) => {
-                self.services.remove(&s);
-                self.node.unlisten(now, s);
-            }
-            Command::Send {
-                from,
-                to_node,
-                to_service,
-                payload,
-                reply,
-            } => {
-                let r = self
-                    .node
-                    .send(now, from, &to_node, to_service, payload, None);
-                let _ = reply.send(r);
-            }
             Command::Stream(c) => self.streams.command(&mut self.node, now, c),
             Command::Shutdown => {}
         }
@@ -453,28 +403,6 @@ impl Driver {
                         &notice.problem,
                     );
                 }
-                Event::Datagram {
-                    service,
-                    from,
-                    payload,
-                } => {
-                    if let Some(tx) = self.services.get(&service) {
-                        let _ = tx.try_send(ServiceEvent::Datagram {
-                            from_node: from.node,
-                            from_service: from.service,
-                            payload,
-                        });
-                    }
-                }
-                Event::Unreachable {
-                    service,
-                    reporter,
-                    notice,
-                } => {
-                    if let Some(tx) = self.services.get(&service) {
-                        let _ = tx.try_send(ServiceEvent::Unreachable { reporter, notice });
-                    }
-                }
                 Event::CloseLink { link, reason } => {
                     if let Some((_, close, peer)) = self.links.get_mut(&link) {
                         info!(%link, %peer, ?reason, "closing connection");
@@ -492,26 +420,14 @@ impl Driver {
                 Event::RoutesChanged => {
                     debug!(routes = ?self.node.routes(), "routing table changed");
                 }
-                Event::Ping { id, result } => {
-                    if let Some(tx) = self.pings.remove(&id) {
-                        let _ = tx.send(Ok(result));
-                    }
-                }
-                Event::TraceHop { id, hop, result } => {
-                    if let Some(tx) = self.traces.get(&id) {
-                        let _ = tx.try_send(TraceEvent::Hop(hop, result));
-                    }
-                }
-                Event::TraceDone { id } => {
-                    if let Some(tx) = self.traces.remove(&id) {
-                        let _ = tx.try_send(TraceEvent::Done);
-                    }
-                }
                 Event::Shutdown { reason } => {
                     warn!("{reason}");
                     stop = Some(reason);
                 }
-                _ => {}
+                ev => {
+                    // Link and routing events are all handled above.
+                    let _ = self.apps.event(ev);
+                }
             }
         }
         stop

@@ -1,6 +1,7 @@
 //! The node: one mesh participant, driven by inputs and polled for outputs.
 
 mod adverts;
+mod apps;
 mod data;
 mod probe;
 mod report;
@@ -26,6 +27,7 @@ pub use crate::services::Advertise;
 use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
+pub use apps::{AppCommand, Apps, Channels};
 pub use report::{MeshStatus, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.
