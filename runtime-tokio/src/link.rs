@@ -19,8 +19,10 @@ use tracing::debug;
 
 use crate::driver::{LINK_QUEUE, LinkTx, NodeHandle, ToNode};
 
-/// Read buffer of a byte-stream link: a large read takes many frames in one system call.
+/// Read buffer of a busy byte-stream link: a large read takes many frames in one system call.
 const READ_BUF: usize = 256 * 1024;
+/// Read buffer of a byte-stream link until a read fills it.
+const READ_BUF_SMALL: usize = 64 * 1024;
 /// Frames one gathered write takes at most (well under the system's IOV_MAX of 1024).
 const WRITE_BATCH: usize = 64;
 
@@ -95,19 +97,25 @@ where
         }
         let _ = wr.shutdown().await;
     });
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    // A quiet link keeps a small buffer (idle RSS); one whose reads fill it gets a large one.
+    let mut size = READ_BUF_SMALL;
+    let mut buf = BytesMut::with_capacity(size);
     loop {
         // Room for the rest of a frame begun in the last read, and for a large read: the
         // partial frame stays in place when the buffer has room, and only the partial frame
         // is copied when a new buffer is needed.
-        let room = frames_room(&buf).max(READ_BUF / 4);
+        let room = frames_room(&buf).max(size / 4);
         if buf.capacity() - buf.len() < room {
-            buf.reserve(room.max(READ_BUF));
+            buf.reserve(room.max(size));
         }
+        let spare = buf.capacity() - buf.len();
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
+                Ok(n) => {
+                    if n == spare {
+                        size = READ_BUF;
+                    }
                     // Whole frames only: the node's deframer then never has to copy a frame
                     // that straddles two reads.
                     let whole = whole_frames(&buf);
@@ -118,6 +126,10 @@ where
                     if node.inbound.send(ToNode::Received { link, data }).await.is_err() {
                         break;
                     }
+                    // Let the node task take the frames (it copies or forwards them) before
+                    // the next read: the buffer is then ours alone again and is reused in
+                    // place instead of a new one being allocated for every read.
+                    tokio::task::yield_now().await;
                 }
             },
             _ = &mut close => break,
