@@ -320,3 +320,50 @@ pub(crate) async fn run_udp_session(
     drop(guard);
     let _ = writer.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn framed(msgs: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for m in msgs {
+            v.extend_from_slice(&(m.len() as u16).to_le_bytes());
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    #[test]
+    fn whole_frames_stop_before_a_partial_one() {
+        let wire = framed(&[b"abc", b"", b"hello"]);
+        assert_eq!(whole_frames(&wire), wire.len());
+        assert_eq!(frames_room(&wire), 2 + MAX_MESSAGE_LEN);
+        // Cut inside the last frame's body, then inside its length prefix.
+        assert_eq!(whole_frames(&wire[..wire.len() - 2]), 7);
+        assert_eq!(frames_room(&wire[..wire.len() - 2]), 2);
+        assert_eq!(whole_frames(&wire[..8]), 7);
+        assert_eq!(frames_room(&wire[..8]), 2 + MAX_MESSAGE_LEN);
+        assert_eq!(whole_frames(&[]), 0);
+    }
+
+    #[tokio::test]
+    async fn gathered_writes_survive_partial_writes() {
+        // A small pipe forces short writes that end inside frames.
+        let (mut wr, mut rd) = tokio::io::duplex(1000);
+        let frames: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(vec![i as u8; (i as usize * 37) % 700]))
+            .collect();
+        let want: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            rd.read_to_end(&mut got).await.map(|_| got)
+        });
+        let mut batch: VecDeque<Bytes> = frames.into_iter().collect();
+        write_frames(&mut wr, &mut batch).await.unwrap();
+        assert!(batch.is_empty());
+        drop(wr);
+        assert_eq!(reader.await.unwrap().unwrap(), want);
+    }
+}
