@@ -19,8 +19,10 @@ use tracing::debug;
 
 use crate::driver::{LINK_QUEUE, LinkTx, NodeHandle, ToNode};
 
-/// Read buffer of a byte-stream link: a large read takes many frames in one system call.
+/// Read buffer of a busy byte-stream link: a large read takes many frames in one system call.
 const READ_BUF: usize = 256 * 1024;
+/// Read buffer of a byte-stream link until a read fills it.
+const READ_BUF_SMALL: usize = 64 * 1024;
 /// Frames one gathered write takes at most (well under the system's IOV_MAX of 1024).
 const WRITE_BATCH: usize = 64;
 
@@ -95,19 +97,25 @@ where
         }
         let _ = wr.shutdown().await;
     });
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    // A quiet link keeps a small buffer (idle RSS); one whose reads fill it gets a large one.
+    let mut size = READ_BUF_SMALL;
+    let mut buf = BytesMut::with_capacity(size);
     loop {
         // Room for the rest of a frame begun in the last read, and for a large read: the
         // partial frame stays in place when the buffer has room, and only the partial frame
         // is copied when a new buffer is needed.
-        let room = frames_room(&buf).max(READ_BUF / 4);
+        let room = frames_room(&buf).max(size / 4);
         if buf.capacity() - buf.len() < room {
-            buf.reserve(room.max(READ_BUF));
+            buf.reserve(room.max(size));
         }
+        let spare = buf.capacity() - buf.len();
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
+                Ok(n) => {
+                    if n == spare {
+                        size = READ_BUF;
+                    }
                     // Whole frames only: the node's deframer then never has to copy a frame
                     // that straddles two reads.
                     let whole = whole_frames(&buf);
@@ -118,6 +126,10 @@ where
                     if node.inbound.send(ToNode::Received { link, data }).await.is_err() {
                         break;
                     }
+                    // Let the node task take the frames (it copies or forwards them) before
+                    // the next read: the buffer is then ours alone again and is reused in
+                    // place instead of a new one being allocated for every read.
+                    tokio::task::yield_now().await;
                 }
             },
             _ = &mut close => break,
@@ -307,4 +319,51 @@ pub(crate) async fn run_udp_session(
     }
     drop(guard);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn framed(msgs: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for m in msgs {
+            v.extend_from_slice(&(m.len() as u16).to_le_bytes());
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    #[test]
+    fn whole_frames_stop_before_a_partial_one() {
+        let wire = framed(&[b"abc", b"", b"hello"]);
+        assert_eq!(whole_frames(&wire), wire.len());
+        assert_eq!(frames_room(&wire), 2 + MAX_MESSAGE_LEN);
+        // Cut inside the last frame's body, then inside its length prefix.
+        assert_eq!(whole_frames(&wire[..wire.len() - 2]), 7);
+        assert_eq!(frames_room(&wire[..wire.len() - 2]), 2);
+        assert_eq!(whole_frames(&wire[..8]), 7);
+        assert_eq!(frames_room(&wire[..8]), 2 + MAX_MESSAGE_LEN);
+        assert_eq!(whole_frames(&[]), 0);
+    }
+
+    #[tokio::test]
+    async fn gathered_writes_survive_partial_writes() {
+        // A small pipe forces short writes that end inside frames.
+        let (mut wr, mut rd) = tokio::io::duplex(1000);
+        let frames: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(vec![i as u8; (i as usize * 37) % 700]))
+            .collect();
+        let want: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            rd.read_to_end(&mut got).await.map(|_| got)
+        });
+        let mut batch: VecDeque<Bytes> = frames.into_iter().collect();
+        write_frames(&mut wr, &mut batch).await.unwrap();
+        assert!(batch.is_empty());
+        drop(wr);
+        assert_eq!(reader.await.unwrap().unwrap(), want);
+    }
 }
