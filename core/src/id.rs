@@ -24,8 +24,26 @@ pub enum InvalidId {
 }
 
 /// The ID of a node in the mesh: a non-empty UTF-8 string, cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(Arc<str>);
+///
+/// Compares, orders and hashes as its string.
+#[derive(Clone)]
+pub struct NodeId(Repr);
+
+/// IDs up to this long are kept inline.
+const SHORT: usize = 22;
+
+/// Short IDs (most are) live inline: a node keeps every other node's ID several times
+/// over (routing database, table, indexes), and inline ones clone without touching a
+/// shared reference count or another allocation.
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]` is the ID (checked UTF-8); the rest is zero.
+    Short {
+        len: u8,
+        bytes: [u8; SHORT],
+    },
+    Long(Arc<str>),
+}
 
 impl NodeId {
     /// Validates a node ID for local use (configuration, commands).
@@ -46,35 +64,89 @@ impl NodeId {
         if id.contains('\0') {
             return Err(InvalidId::Nul(id.to_owned()));
         }
-        Ok(Self(Arc::from(id)))
+        let mut bytes = [0u8; SHORT];
+        match bytes.get_mut(..id.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(id.as_bytes());
+                Ok(Self(Repr::Short {
+                    len: id.len() as u8,
+                    bytes,
+                }))
+            }
+            None => Ok(Self(Repr::Long(Arc::from(id)))),
+        }
     }
 
     /// The ID as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Checked UTF-8 when made, so this never falls back.
+            Repr::Short { len, bytes } => bytes
+                .get(..*len as usize)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Repr::Long(s) => s,
+        }
     }
 
     /// The HighwayHash-64 of this ID, as carried in data message headers.
     pub fn hash(&self) -> u64 {
-        name_hash(&self.0)
+        name_hash(self.as_str())
+    }
+}
+
+impl NodeId {
+    /// The bytes of the ID, without the UTF-8 check `as_str` makes for inline IDs: what
+    /// comparisons use (byte order is `str` order).
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Short { len, bytes } => bytes.get(..*len as usize).unwrap_or_default(),
+            Repr::Long(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl PartialEq for NodeId {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for NodeId {}
+
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NodeId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes().cmp(other.bytes())
+    }
+}
+
+impl std::hash::Hash for NodeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl std::borrow::Borrow<str> for NodeId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -190,6 +262,43 @@ impl fmt::Display for LinkId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inline and shared IDs behave as their strings, around the inline limit too.
+    #[test]
+    fn short_and_long_ids_act_as_strings() {
+        use std::collections::BTreeSet;
+        use std::hash::{BuildHasher, RandomState};
+        let names = [
+            "a",
+            "é-ü",
+            &"x".repeat(SHORT),
+            &"x".repeat(SHORT + 1),
+            &"y".repeat(40),
+        ];
+        let ids: Vec<NodeId> = names.iter().map(|n| NodeId::new(n).unwrap()).collect();
+        let h = RandomState::new();
+        for (n, id) in names.iter().zip(&ids) {
+            assert_eq!(id.as_str(), *n);
+            assert_eq!(id.clone(), *id);
+            assert_eq!(h.hash_one(id), h.hash_one(*n));
+            assert_eq!(id.hash(), name_hash(n));
+            assert_eq!(format!("{id}"), *n);
+        }
+        let by_id: Vec<&str> = ids
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|i| i.as_str())
+            .collect();
+        let by_str: Vec<&str> = names
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(by_id, by_str);
+        assert_ne!(ids[2], ids[3]);
+    }
 
     /// netceptor.md §10.1.
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::fastkey::{FastHasher, pack_bytes};
+use super::pool::Pool;
 use crate::id::NodeId;
 
 /// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
@@ -51,6 +52,9 @@ struct Meta {
     text: [u8; INLINE_TEXT + 1],
 }
 
+// One cache line: what an update reads about its origin comes with a single miss.
+const _: () = assert!(size_of::<Meta>() == 64);
+
 impl Meta {
     const NEW: Self = Self {
         known: (0, 0),
@@ -91,15 +95,16 @@ pub struct Graph {
     /// Open addressing with linear probing on the name key; the length is a power of two
     /// and the table at most half full.
     slots: Vec<Slot>,
-    /// `None`: the node is not a key of the database (not a destination). Sorted by index.
-    out: Vec<Option<Vec<(Ix, f64)>>>,
-    /// `is_key[u] == out[u].is_some()`, compact for route computation.
+    /// The edges out of each node, sorted by index; only those of keys count.
+    out: Pool<(Ix, f64)>,
+    /// Whether a node is a key of the database (a destination).
     is_key: Vec<bool>,
     /// Who lists each node, sorted.
-    incoming: Vec<Vec<Ix>>,
+    incoming: Pool<Ix>,
     /// Wire text too long for a record (see `Meta::text`), with `garbage` bytes unused.
     spans: Vec<u8>,
     garbage: usize,
+    scratch: Vec<Ix>,
 }
 
 fn key_of(name: &[u8]) -> [u64; 2] {
@@ -180,9 +185,9 @@ impl Graph {
         *slot = Slot { key, ix: i };
         self.names.push(id());
         self.meta.push(Meta::NEW);
-        self.out.push(None);
+        self.out.push_empty();
         self.is_key.push(false);
-        self.incoming.push(Vec::new());
+        self.incoming.push_empty();
         i
     }
 
@@ -290,7 +295,7 @@ impl Graph {
 
     /// The edges out of `u`, if `u` is a key, sorted by index.
     pub(crate) fn edges(&self, u: Ix) -> Option<&[(Ix, f64)]> {
-        self.out.get(u as usize).and_then(Option::as_deref)
+        self.is_key(u).then(|| self.out.get(u as usize))
     }
 
     /// Whether `u` is a key of the database.
@@ -304,36 +309,31 @@ impl Graph {
         if let Some(k) = self.is_key.get_mut(u as usize) {
             *k = true;
         }
-        if let Some(slot) = self.out.get_mut(u as usize) {
-            let m = slot.get_or_insert_with(Vec::new);
-            match m.binary_search_by_key(&v, |e| e.0) {
-                Ok(i) => {
-                    if let Some(e) = m.get_mut(i) {
-                        e.1 = cost;
-                    }
+        let (ui, vi) = (u as usize, v as usize);
+        match self.out.get(ui).binary_search_by_key(&v, |e| e.0) {
+            Ok(i) => {
+                if let Some(e) = self.out.get_mut(ui).get_mut(i) {
+                    e.1 = cost;
                 }
-                Err(i) => m.insert(i, (v, cost)),
             }
+            Err(i) => self.out.insert(ui, i, (v, cost)),
         }
-        if let Some(inc) = self.incoming.get_mut(v as usize)
-            && let Err(i) = inc.binary_search(&u)
-        {
-            inc.insert(i, u);
+        if let Err(i) = self.incoming.get(vi).binary_search(&u) {
+            self.incoming.insert(vi, i, u);
         }
     }
 
     /// Removes edge `u -> v`; `u` stays a key.
     pub(crate) fn remove_edge(&mut self, u: Ix, v: Ix) {
         self.forget_text(u);
-        if let Some(Some(m)) = self.out.get_mut(u as usize)
-            && let Ok(i) = m.binary_search_by_key(&v, |e| e.0)
+        let (ui, vi) = (u as usize, v as usize);
+        if self.is_key(u)
+            && let Ok(i) = self.out.get(ui).binary_search_by_key(&v, |e| e.0)
         {
-            m.remove(i);
+            self.out.remove(ui, i);
         }
-        if let Some(inc) = self.incoming.get_mut(v as usize)
-            && let Ok(i) = inc.binary_search(&u)
-        {
-            inc.remove(i);
+        if let Ok(i) = self.incoming.get(vi).binary_search(&u) {
+            self.incoming.remove(vi, i);
         }
     }
 
@@ -341,33 +341,55 @@ impl Graph {
     /// whether anything changed (a missing key differs from an empty map, as Go's deep
     /// equality says).
     pub(crate) fn replace_edges(&mut self, u: Ix, edges: &[(Ix, f64)]) -> bool {
-        let Some(slot) = self.out.get_mut(u as usize) else {
+        let ui = u as usize;
+        if ui >= self.is_key.len() || self.edges(u) == Some(edges) {
             return false;
+        }
+        // Not a key yet: no edges to compare with (any it had were cleared when it stopped
+        // being one, which never happens: keys stay keys).
+        let list: &[(Ix, f64)] = if self.is_key(u) {
+            self.out.get(ui)
+        } else {
+            &[]
         };
-        if slot.as_deref() == Some(edges) {
-            return false;
-        }
-        let mut list = slot.take().unwrap_or_default();
-        for (v, _) in &list {
-            if let Some(inc) = self.incoming.get_mut(*v as usize)
-                && let Ok(i) = inc.binary_search(&u)
-            {
-                inc.remove(i);
+        let mut list_ix = std::mem::take(&mut self.scratch);
+        list_ix.clear();
+        list_ix.extend(list.iter().map(|e| e.0));
+        // Only the neighbours that come or go change their reverse index: a new list
+        // mostly names the same ones.
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let old = list_ix.get(i).copied();
+            let new = edges.get(j).map(|e| e.0);
+            let (gone, came) = match (old, new) {
+                (None, None) => break,
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                    continue;
+                }
+                (Some(a), Some(b)) if a < b => (Some(a), None),
+                (Some(a), None) => (Some(a), None),
+                (_, b) => (None, b),
+            };
+            if let Some(v) = gone {
+                i += 1;
+                let vi = v as usize;
+                if let Ok(k) = self.incoming.get(vi).binary_search(&u) {
+                    self.incoming.remove(vi, k);
+                }
+            }
+            if let Some(v) = came {
+                j += 1;
+                let vi = v as usize;
+                if let Err(k) = self.incoming.get(vi).binary_search(&u) {
+                    self.incoming.insert(vi, k, u);
+                }
             }
         }
-        for (v, _) in edges {
-            if let Some(inc) = self.incoming.get_mut(*v as usize)
-                && let Err(i) = inc.binary_search(&u)
-            {
-                inc.insert(i, u);
-            }
-        }
-        list.clear();
-        list.extend_from_slice(edges);
-        if let Some(slot) = self.out.get_mut(u as usize) {
-            *slot = Some(list);
-        }
-        if let Some(k) = self.is_key.get_mut(u as usize) {
+        self.scratch = list_ix;
+        self.out.set(ui, edges);
+        if let Some(k) = self.is_key.get_mut(ui) {
             *k = true;
         }
         true
@@ -375,14 +397,14 @@ impl Graph {
 
     /// The nodes that list `v` among their connections.
     pub(crate) fn listing(&self, v: Ix) -> &[Ix] {
-        self.incoming.get(v as usize).map_or(&[], Vec::as_slice)
+        self.incoming.get(v as usize)
     }
 
     /// The whole database by name, for status output.
     pub fn to_map(&self) -> BTreeMap<NodeId, BTreeMap<NodeId, f64>> {
         let mut out = BTreeMap::new();
-        for (i, edges) in self.out.iter().enumerate() {
-            let (Some(edges), Some(name)) = (edges, self.names.get(i)) else {
+        for (i, name) in self.names.iter().enumerate() {
+            let Some(edges) = self.edges(i as Ix) else {
                 continue;
             };
             let m = edges

@@ -2,6 +2,7 @@
 
 pub(crate) mod fastkey;
 mod graph;
+mod pool;
 mod seen;
 mod spf;
 
@@ -104,7 +105,8 @@ pub struct Router {
     /// Destinations whose first hop the last `recompute` changed.
     changed: Vec<graph::Ix>,
     edges: Vec<(graph::Ix, f64)>,
-    spf: spf::Scratch,
+    /// Scratch: who loses an edge.
+    stale: Vec<graph::Ix>,
 }
 
 impl Router {
@@ -119,7 +121,7 @@ impl Router {
             hops: Vec::new(),
             changed: Vec::new(),
             edges: Vec::new(),
-            spf: spf::Scratch::default(),
+            stale: Vec::new(),
         }
     }
 
@@ -228,50 +230,49 @@ impl Router {
         if changed {
             // A node that no longer lists X also loses the edge X -> node (except ours, which
             // our own link state decides).
-            let stale: Vec<graph::Ix> = self
-                .graph
-                .listing(ix)
-                .iter()
-                .copied()
-                .filter(|&x| {
-                    x != self.me
-                        && self
-                            .graph
-                            .edges(ix)
-                            .is_none_or(|m| m.binary_search_by_key(&x, |e| e.0).is_err())
-                })
-                .collect();
-            for x in stale {
+            let mut stale = std::mem::take(&mut self.stale);
+            stale.clear();
+            stale.extend(self.graph.listing(ix).iter().copied().filter(|&x| {
+                x != self.me
+                    && self
+                        .graph
+                        .edges(ix)
+                        .is_none_or(|m| m.binary_search_by_key(&x, |e| e.0).is_err())
+            }));
+            for &x in &stale {
                 self.graph.remove_edge(x, ix);
             }
+            self.stale = stale;
         }
         changed
     }
 
     /// Recomputes the routing table; returns whether it changed.
     pub fn recompute(&mut self) -> bool {
-        let hops = spf::first_hops(&self.graph, self.me, &mut self.spf);
-        self.changed.clear();
-        self.hops.resize(hops.len(), None);
-        for (dest, (old, new)) in self.hops.iter_mut().zip(hops).enumerate() {
-            if old == new {
-                continue;
-            }
-            *old = *new;
-            let d = dest as graph::Ix;
-            self.changed.push(d);
-            let Some(name) = self.graph.name(d) else {
-                continue;
-            };
-            match new.and_then(|h| self.graph.name(h)) {
-                Some(hop) => {
-                    self.table.insert(name.clone(), hop.clone());
+        spf::with_scratch(|scratch| {
+            let hops = spf::first_hops(&self.graph, self.me, scratch);
+            self.changed.clear();
+            self.hops.resize(hops.len(), None);
+            for (dest, (old, new)) in self.hops.iter_mut().zip(hops).enumerate() {
+                if old == new {
+                    continue;
                 }
-                None => {
-                    self.table.remove(name);
+                *old = *new;
+                let d = dest as graph::Ix;
+                self.changed.push(d);
+                let Some(name) = self.graph.name(d) else {
+                    continue;
+                };
+                match new.and_then(|h| self.graph.name(h)) {
+                    Some(hop) => {
+                        self.table.insert(name.clone(), hop.clone());
+                    }
+                    None => {
+                        self.table.remove(name);
+                    }
                 }
             }
-        }
+        });
         !self.changed.is_empty()
     }
 
@@ -303,7 +304,9 @@ mod tests {
             0usize..4,
             0u64..3,
             0u64..6,
-            prop::collection::btree_map(0usize..6, 1u32..3, 0..4),
+            // Up to ten names (more than a record keeps the indexes of), one of them
+            // the empty name, which is not a valid node ID.
+            prop::collection::btree_map(0usize..12, 1u32..3, 0..10),
             prop_oneof![4 => Just(0u64), 1 => 0u64..3],
         )
             .prop_map(|(o, epoch, sequence, conns, dup)| RouteUpdate {
@@ -313,7 +316,14 @@ mod tests {
                 sequence,
                 connections: conns
                     .into_iter()
-                    .map(|(k, c)| (format!("n{k}"), f64::from(c)))
+                    .map(|(k, c)| {
+                        let name = if k == 11 {
+                            String::new()
+                        } else {
+                            format!("n{k}")
+                        };
+                        (name, f64::from(c))
+                    })
                     .collect(),
                 forwarding_node: "p".into(),
                 suspected_duplicate: dup,

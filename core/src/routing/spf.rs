@@ -1,5 +1,6 @@
 //! Least-cost routes from one node over the link-state graph (netceptor.md §5.5).
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -36,6 +37,22 @@ pub(crate) struct Scratch {
     hop: Vec<Option<Ix>>,
     done: Vec<bool>,
     heap: BinaryHeap<Entry>,
+}
+
+thread_local! {
+    /// One set of buffers per thread, shared by every router on it: where one process runs
+    /// many nodes (the simulator), the buffers stay in the cache from one node's
+    /// computation to the next instead of each node keeping its own.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's buffers.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Not reentrant in practice; a fresh set keeps it correct if it ever were.
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// For every destination reachable from `source`, the first hop (a direct neighbour) on a

@@ -46,21 +46,17 @@ impl Encoded {
         if len == 0 || len > MAX_MESSAGE_LEN {
             return None;
         }
-        if len + 2 <= Inline::CAP {
-            let mut small = Inline {
-                len: (len + 2) as u16,
-                buf: [0; Inline::CAP],
-            };
-            small
-                .buf
-                .get_mut(..2)?
-                .copy_from_slice(&(len as u16).to_le_bytes());
-            let mut at = 2;
-            for p in parts {
-                small.buf.get_mut(at..at + p.len())?.copy_from_slice(p);
-                at += p.len();
-            }
-            return Some(Self(Bytes::from_owner(small)));
+        // The smallest size that holds it: what is copied and allocated, and what the
+        // readers' caches fetch, is no larger than it needs to be.
+        let framed = match len + 2 {
+            n if n <= 62 => inline::<62>(parts, len),
+            n if n <= 126 => inline::<126>(parts, len),
+            n if n <= 190 => inline::<190>(parts, len),
+            n if n <= 254 => inline::<254>(parts, len),
+            _ => None,
+        };
+        if let Some(b) = framed {
+            return Some(Self(b));
         }
         let mut b = Self::builder(len);
         for p in parts {
@@ -111,19 +107,33 @@ impl Encoded {
 /// A small message kept in one allocation with its reference count (`Bytes::from_owner`):
 /// routing updates are flooded to every neighbour and read by each, and one allocation
 /// instead of a buffer plus a shared header halves what a reader has to fetch.
-struct Inline {
+struct Inline<const N: usize> {
     len: u16,
-    buf: [u8; Inline::CAP],
+    buf: [u8; N],
 }
 
-impl Inline {
-    const CAP: usize = 246;
-}
-
-impl AsRef<[u8]> for Inline {
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
     fn as_ref(&self) -> &[u8] {
         self.buf.get(..self.len as usize).unwrap_or_default()
     }
+}
+
+/// `parts` (`len` bytes in all) framed in an [`Inline`] of size `N`, if they fit.
+fn inline<const N: usize>(parts: &[&[u8]], len: usize) -> Option<Bytes> {
+    let mut small = Inline {
+        len: u16::try_from(len + 2).ok()?,
+        buf: [0; N],
+    };
+    small
+        .buf
+        .get_mut(..2)?
+        .copy_from_slice(&(len as u16).to_le_bytes());
+    let mut at = 2;
+    for p in parts {
+        small.buf.get_mut(at..at + p.len())?.copy_from_slice(p);
+        at += p.len();
+    }
+    Some(Bytes::from_owner(small))
 }
 
 /// Splits a byte stream into messages. Bounded: it never holds more than one partial frame
@@ -204,7 +214,20 @@ mod tests {
 
     #[test]
     fn from_parts_matches_one_buffer() {
-        for n in [1, 10, 243, 244, 245, 246, 300, MAX_MESSAGE_LEN] {
+        for n in [
+            1,
+            10,
+            60,
+            61,
+            124,
+            125,
+            188,
+            189,
+            252,
+            253,
+            300,
+            MAX_MESSAGE_LEN,
+        ] {
             let msg: Vec<u8> = (0..n).map(|i| i as u8).collect();
             let (a, b) = msg.split_at(n / 3);
             let whole = Encoded::from_message(&msg).unwrap();
