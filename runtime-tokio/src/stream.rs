@@ -319,6 +319,79 @@ impl MeshStream {
     pub fn remote(&self) -> Option<&Addr> {
         self.remote.as_ref()
     }
+
+    /// The next chunk the stream delivers, without copying it: `Ok(None)` at the end of the
+    /// stream. Bytes a `poll_read` left over come first. Same back-pressure as `poll_read`:
+    /// the node task reads from QUIC only while this stream's queue has room.
+    pub fn poll_read_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        if !self.read_buf.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.read_buf))));
+        }
+        let chunk = match self.rx.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Ok(None)),
+            Poll::Ready(Some(Err(e))) => {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, e)));
+            }
+            Poll::Ready(Some(Ok(b))) => b,
+        };
+        self.resume_if_paused();
+        Poll::Ready(Ok(Some(chunk)))
+    }
+
+    /// Hands `data` to the stream without copying it, in chunks of at most 64 KiB, each once
+    /// write credit allows (the same credit as `poll_write`). `data` shrinks as chunks are
+    /// taken; `Ready(Ok)` once it is empty and every chunk has been handed over. A chunk
+    /// taken stays taken when this returns `Pending`: call again (with what is left) until
+    /// it is ready.
+    pub fn poll_write_bytes(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.writing.is_none() {
+                if data.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let chunk = data.split_to(data.len().min(WRITE_CHUNK));
+                self.start_write(chunk);
+            }
+            let Some((fut, _)) = self.writing.as_mut() else {
+                return Poll::Ready(Err(closed()));
+            };
+            let r = std::task::ready!(fut.as_mut().poll(cx));
+            self.writing = None;
+            r?;
+        }
+    }
+
+    /// Queues the write of `data` (at most [`WRITE_CHUNK`]): credit first, then the command.
+    fn start_write(&mut self, data: Bytes) {
+        let n = data.len();
+        let (credit, commands, id) = (self.credit.clone(), self.commands.clone(), self.id);
+        let fut: Pending = Box::pin(async move {
+            let permit: OwnedSemaphorePermit = credit
+                .acquire_many_owned(n as u32)
+                .await
+                .map_err(|_| closed())?;
+            permit.forget();
+            commands
+                .send(Command::Stream(StreamCommand::Write(id, data)))
+                .await
+                .map_err(|_| closed())
+        });
+        self.writing = Some((fut, n));
+    }
+
+    /// The node task stopped reading because our queue was full: there is room now.
+    fn resume_if_paused(&self) {
+        if self.paused.swap(false, Ordering::AcqRel) {
+            let _ = self
+                .commands
+                .try_send(Command::Stream(StreamCommand::Resume(self.id)));
+        }
+    }
 }
 
 impl AsyncRead for MeshStream {
@@ -337,12 +410,7 @@ impl AsyncRead for MeshStream {
                 }
                 Poll::Ready(Some(Ok(b))) => this.read_buf = b,
             }
-            // The node task stopped reading because our queue was full: there is room now.
-            if this.paused.swap(false, Ordering::AcqRel) {
-                let _ = this
-                    .commands
-                    .try_send(Command::Stream(StreamCommand::Resume(this.id)));
-            }
+            this.resume_if_paused();
         }
         let n = this.read_buf.len().min(buf.remaining());
         buf.put_slice(&this.read_buf.split_to(n));
@@ -366,20 +434,7 @@ impl AsyncWrite for MeshStream {
                 return Poll::Ready(Ok(0));
             }
             let n = buf.len().min(WRITE_CHUNK);
-            let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-            let (credit, commands, id) = (this.credit.clone(), this.commands.clone(), this.id);
-            let fut: Pending = Box::pin(async move {
-                let permit: OwnedSemaphorePermit = credit
-                    .acquire_many_owned(n as u32)
-                    .await
-                    .map_err(|_| closed())?;
-                permit.forget();
-                commands
-                    .send(Command::Stream(StreamCommand::Write(id, data)))
-                    .await
-                    .map_err(|_| closed())
-            });
-            this.writing = Some((fut, n));
+            this.start_write(Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()));
         }
         let Some((fut, n)) = this.writing.as_mut() else {
             return Poll::Ready(Err(closed()));

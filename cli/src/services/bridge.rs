@@ -1,85 +1,153 @@
-//! Copying both ways between two byte streams with half-close, like
-//! `tokio::io::copy_bidirectional`, but a direction holds its 64 KiB buffer only while data is
-//! moving: when its reader has nothing, the buffer goes back to a small per-thread pool. An
-//! idle bridge then costs a few hundred bytes instead of two buffers, which is most of the
-//! memory an open proxied stream would otherwise take.
+//! Copying both ways between a local byte stream and a mesh stream with half-close, like
+//! `tokio::io::copy_bidirectional`, but without copying through a bridge buffer: bytes read
+//! from the local side go to the mesh stream as the very buffer they were read into, and the
+//! chunks the mesh stream delivers are written to the local side as they are. A direction
+//! holds a read buffer only while data is moving: when its reader has nothing, the buffer is
+//! let go, so an idle bridge costs a few hundred bytes, which keeps an open proxied stream
+//! small.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Bytes, BytesMut};
+use receptor_tokio::MeshStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-/// Copy buffer per direction while data flows (Go's `NormalBufferSize`).
+/// Read buffer of the local→mesh direction while data flows (Go's `NormalBufferSize`).
 const BUFFER: usize = 64 * 1024;
-/// Idle buffers kept per thread for the next direction that needs one.
-const POOL: usize = 16;
+/// Below this much room left in the read buffer, the next read gets a fresh one.
+const MIN_READ: usize = 8 * 1024;
+/// Smaller pieces are copied: on the way out, so that a small piece held by QUIC until it is
+/// acknowledged does not hold a whole read buffer (credit counts bytes, not buffers); on the
+/// way in, so that a peer's small packets (Go's are 1200 bytes) are written to the local side
+/// a buffer at a time, not a system call each.
+const COPY_BELOW: usize = 16 * 1024;
 
-thread_local! {
-    static FREE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+/// The mesh side of a bridge: chunks in and out without copies.
+pub(super) trait Chunks {
+    /// The next chunk read; `None` at the end.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>>;
+    /// Hands all of `data` over (it shrinks as it is taken).
+    fn poll_send(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>>;
+    /// Finishes the writing side.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
-fn take_buffer() -> Box<[u8]> {
-    FREE.with(|f| f.borrow_mut().pop())
-        .unwrap_or_else(|| vec![0u8; BUFFER].into_boxed_slice())
+impl Chunks for MeshStream {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        self.poll_read_bytes(cx)
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>> {
+        self.poll_write_bytes(cx, data)
+    }
+
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self).poll_shutdown(cx)
+    }
 }
 
-fn give_back(buf: Box<[u8]>) {
-    FREE.with(|f| {
-        let mut f = f.borrow_mut();
-        if f.len() < POOL {
-            f.push(buf);
-        }
-    });
-}
-
-/// One direction: what was read and not yet written, and how far it got.
+/// Local → mesh: what was read and not yet handed over.
 #[derive(Default)]
-struct Half {
-    buf: Option<Box<[u8]>>,
-    pos: usize,
-    end: usize,
+struct Up {
+    buf: BytesMut,
+    pending: Bytes,
+    eof: bool,
+    done: bool,
+    moved: u64,
+}
+
+impl Up {
+    fn poll<R, M>(&mut self, cx: &mut Context<'_>, r: &mut R, m: &mut M) -> Poll<io::Result<u64>>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        M: Chunks + ?Sized,
+    {
+        if self.done {
+            return Poll::Ready(Ok(self.moved));
+        }
+        loop {
+            ready!(m.poll_send(cx, &mut self.pending))?;
+            if self.eof {
+                ready!(m.poll_finish(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(self.moved));
+            }
+            if self.buf.capacity() - self.buf.len() < MIN_READ {
+                // The old buffer's bytes belong to the mesh stream now; this is a new one.
+                self.buf = BytesMut::with_capacity(BUFFER);
+            }
+            // `read_buf` keeps no state of its own, so a fresh future per poll is fine.
+            let read = pin!(r.read_buf(&mut self.buf)).poll(cx);
+            match read {
+                Poll::Pending => {
+                    // Nothing to read for now: let the buffer go while idle.
+                    self.buf = BytesMut::new();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => self.eof = true,
+                Poll::Ready(Ok(n)) => {
+                    self.moved += n as u64;
+                    self.pending = if n < COPY_BELOW {
+                        let small = Bytes::copy_from_slice(&self.buf);
+                        self.buf.clear();
+                        small
+                    } else {
+                        self.buf.split().freeze()
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Mesh → local: the chunk being written and how far it got.
+#[derive(Default)]
+struct Down {
+    chunk: Bytes,
+    /// A chunk read while gathering small ones that did not fit; written after `chunk`.
+    next: Bytes,
     eof: bool,
     done: bool,
     unflushed: bool,
     moved: u64,
 }
 
-impl Half {
-    /// Moves bytes from `r` to `w` until `r` ends, then shuts `w` down; returns the count.
-    fn poll<R, W>(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W) -> Poll<io::Result<u64>>
+impl Down {
+    fn poll<M, W>(&mut self, cx: &mut Context<'_>, m: &mut M, w: &mut W) -> Poll<io::Result<u64>>
     where
-        R: AsyncRead + Unpin + ?Sized,
+        M: Chunks + ?Sized,
         W: AsyncWrite + Unpin + ?Sized,
     {
         if self.done {
             return Poll::Ready(Ok(self.moved));
         }
         loop {
-            if let Some(buf) = &self.buf {
-                while self.pos < self.end {
-                    let chunk = buf.get(self.pos..self.end).unwrap_or_default();
-                    let n = ready!(Pin::new(&mut *w).poll_write(cx, chunk))?;
+            loop {
+                while !self.chunk.is_empty() {
+                    let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.chunk))?;
                     if n == 0 {
                         return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                     }
-                    self.pos += n;
+                    let _ = self.chunk.split_to(n.min(self.chunk.len()));
                     self.moved += n as u64;
                     self.unflushed = true;
                 }
+                if self.next.is_empty() {
+                    break;
+                }
+                self.chunk = std::mem::take(&mut self.next);
             }
             if self.eof {
                 ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
                 self.done = true;
                 return Poll::Ready(Ok(self.moved));
             }
-            let mut buf = self.buf.take().unwrap_or_else(take_buffer);
-            let mut rb = ReadBuf::new(&mut buf);
-            match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            match m.poll_chunk(cx) {
                 Poll::Pending => {
-                    give_back(buf);
                     // Nothing to read for now: make sure what was written goes out (TLS
                     // streams hold records until flushed).
                     if self.unflushed {
@@ -88,45 +156,58 @@ impl Half {
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(Err(e)) => {
-                    give_back(buf);
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        self.eof = true;
-                        give_back(buf);
-                    } else {
-                        (self.pos, self.end) = (0, n);
-                        self.buf = Some(buf);
-                    }
-                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(None)) => self.eof = true,
+                Poll::Ready(Ok(Some(c))) if c.len() >= COPY_BELOW => self.chunk = c,
+                Poll::Ready(Ok(Some(c))) => self.gather(cx, m, c)?,
             }
         }
     }
-}
 
-impl Drop for Half {
-    fn drop(&mut self) {
-        if let Some(b) = self.buf.take() {
-            give_back(b);
+    /// Copies `first` and the small chunks ready after it into one buffer, up to [`BUFFER`];
+    /// a chunk that does not fit waits in `next`.
+    fn gather<M: Chunks + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        m: &mut M,
+        first: Bytes,
+    ) -> io::Result<()> {
+        let mut buf = BytesMut::with_capacity(BUFFER);
+        buf.extend_from_slice(&first);
+        while buf.len() < BUFFER {
+            match m.poll_chunk(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(None)) => {
+                    self.eof = true;
+                    break;
+                }
+                Poll::Ready(Ok(Some(c))) if buf.len() + c.len() <= BUFFER => {
+                    buf.extend_from_slice(&c);
+                }
+                Poll::Ready(Ok(Some(c))) => {
+                    self.next = c;
+                    break;
+                }
+            }
         }
+        self.chunk = buf.freeze();
+        Ok(())
     }
 }
 
-/// Copies `a` to `b` and `b` to `a` until both directions end. When one side's reader ends,
-/// the other side's writer is shut down and the other direction goes on. Returns the bytes
-/// moved each way; the first error ends both.
-pub(super) async fn copy_both<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
+/// Copies `local` to `mesh` and `mesh` to `local` until both directions end. When one side's
+/// reader ends, the other side's writer is shut down and the other direction goes on. Returns
+/// the bytes moved each way; the first error ends both.
+pub(super) async fn copy_both<L, M>(local: &mut L, mesh: &mut M) -> io::Result<(u64, u64)>
 where
-    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    L: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    M: Chunks + ?Sized,
 {
-    let (mut ab, mut ba) = (Half::default(), Half::default());
+    let (mut up, mut down) = (Up::default(), Down::default());
     poll_fn(|cx| {
-        let there = ab.poll(cx, a, b)?;
-        let back = ba.poll(cx, b, a)?;
+        let there = up.poll(cx, local, mesh)?;
+        let back = down.poll(cx, mesh, local)?;
         let there = ready!(there);
         let back = ready!(back);
         Poll::Ready(Ok((there, back)))
@@ -139,13 +220,48 @@ mod tests {
     use std::future::Future;
 
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf, duplex};
+
+    /// A duplex stream seen as chunks of at most the size given (copies, fine in a test).
+    struct Chunked(DuplexStream, usize);
+
+    impl Chunks for Chunked {
+        fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+            let mut buf = vec![0u8; self.1];
+            let mut rb = ReadBuf::new(&mut buf);
+            ready!(Pin::new(&mut self.0).poll_read(cx, &mut rb))?;
+            let got = rb.filled();
+            Poll::Ready(Ok((!got.is_empty()).then(|| Bytes::copy_from_slice(got))))
+        }
+
+        fn poll_send(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>> {
+            while !data.is_empty() {
+                let n = ready!(Pin::new(&mut self.0).poll_write(cx, data))?;
+                let _ = data.split_to(n);
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
 
     #[tokio::test]
-    async fn copies_both_ways_with_half_close_and_no_idle_buffers() {
+    async fn copies_both_ways_with_half_close() {
+        // Small chunks are gathered, large ones written as they are.
+        for chunk in [1000, 40_000] {
+            copies_both_ways(chunk).await;
+        }
+    }
+
+    async fn copies_both_ways(chunk: usize) {
         let (mut client, mut near) = duplex(1 << 16);
-        let (mut far, mut server) = duplex(1 << 16);
-        let bridge = tokio::spawn(async move { copy_both(&mut near, &mut far).await });
+        let (far, mut server) = duplex(1 << 16);
+        let bridge = tokio::spawn(async move {
+            let mut far = Chunked(far, chunk);
+            copy_both(&mut near, &mut far).await
+        });
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         let sent = data.clone();
         let writer = tokio::spawn(async move {
@@ -159,23 +275,26 @@ mod tests {
         server.read_to_end(&mut got).await.unwrap();
         assert!(got == data);
         // The client half-closed; the other direction still works.
-        server.write_all(b"reply").await.unwrap();
+        let reply: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        server.write_all(&reply).await.unwrap();
         server.shutdown().await.unwrap();
-        assert_eq!(writer.await.unwrap(), b"reply");
+        assert!(writer.await.unwrap() == reply);
         let (there, back) = bridge.await.unwrap().unwrap();
-        assert_eq!((there, back), (300_000, 5));
+        assert_eq!((there, back), (300_000, 200_000));
     }
 
     #[tokio::test]
     async fn an_idle_bridge_holds_no_buffer() {
-        FREE.with(|f| f.borrow_mut().clear());
         let (_client, mut near) = duplex(1024);
-        let (mut far, _server) = duplex(1024);
-        let mut both = std::pin::pin!(copy_both(&mut near, &mut far));
+        let (far, _server) = duplex(1024);
+        let mut far = Chunked(far, 1000);
+        let mut up = Up::default();
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
+        assert!(up.poll(&mut cx, &mut near, &mut far).is_pending());
+        // It looked for data with a buffer and let it go.
+        assert_eq!(up.buf.capacity(), 0);
+        let mut both = std::pin::pin!(copy_both(&mut near, &mut far));
         assert!(both.as_mut().poll(&mut cx).is_pending());
-        // Both directions looked for data with a buffer and gave it back.
-        assert_eq!(FREE.with(|f| f.borrow().len()), 1);
     }
 }
