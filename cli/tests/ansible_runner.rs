@@ -125,24 +125,12 @@ fn playbook_through_two_hops() {
     ];
 
     // The mesh; C runs ansible-runner's worker.
-    let port = free_port();
-    let data = dir.path("data");
-    let head = |n: &str| {
-        format!(
-            "---\n- node:\n    id: {n}\n    datadir: {}\n- log-level: debug\n- control-service:\n    filename: {}\n",
-            data.display(),
-            dir.path(&format!("{n}.sock")).display()
-        )
-    };
-    let peer = format!("- tcp-peer:\n    address: 127.0.0.1:{port}\n");
-    let b_yaml = format!(
-        "{}- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n",
-        head("B")
-    );
-    let a_yaml = format!("{}{peer}", head("A"));
-    let c_yaml = format!(
-        "{}{peer}- work-command:\n    worktype: ansible-runner\n    command: ansible-runner\n    params: worker\n",
-        head("C")
+    let [a_yaml, b_yaml, c_yaml] = line_mesh_yaml(
+        &dir,
+        free_port(),
+        "",
+        "",
+        "- work-command:\n    worktype: ansible-runner\n    command: ansible-runner\n    params: worker\n",
     );
     let nodes = [
         start_yaml(&dir, "B", &b_yaml),

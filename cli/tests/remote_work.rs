@@ -65,22 +65,13 @@ impl Mesh {
 
     /// As [`Mesh::start`] in `dir`, with `c_control` added to C's control service.
     fn start_in(dir: TempDir, a_extra: &str, c_extra: &str, c_control: &str) -> Self {
-        let port = free_port();
-        let data = dir.path("data");
-        let head = |n: &str| {
-            format!(
-                "---\n- node:\n    id: {n}\n    datadir: {}\n- log-level: debug\n- control-service:\n    filename: {}\n",
-                data.display(),
-                dir.path(&format!("{n}.sock")).display()
-            )
-        };
-        let peer = format!("- tcp-peer:\n    address: 127.0.0.1:{port}\n");
-        let b_yaml = format!(
-            "{}- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n",
-            head("B")
+        let [a_yaml, b_yaml, c_yaml] = line_mesh_yaml(
+            &dir,
+            free_port(),
+            a_extra,
+            c_control,
+            &format!("{C_TYPES}{c_extra}"),
         );
-        let a_yaml = format!("{}{peer}{a_extra}", head("A"));
-        let c_yaml = format!("{}{c_control}{peer}{C_TYPES}{c_extra}", head("C"));
         let b = Node {
             name: "B",
             proc: start_yaml(&dir, "B", &b_yaml),

@@ -177,3 +177,32 @@ pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Configs of the line mesh A -tcp- B -tcp- C in `dir`: one data dir `dir/data`, control
+/// sockets `dir/N.sock`, debug logs, B listening on `port`. `a_extra` ends A's config;
+/// C's has `c_control` right after its control service and `c_extra` at the end.
+pub fn line_mesh_yaml(
+    dir: &TempDir,
+    port: u16,
+    a_extra: &str,
+    c_control: &str,
+    c_extra: &str,
+) -> [String; 3] {
+    let data = dir.path("data");
+    let head = |n: &str| {
+        format!(
+            "---\n- node:\n    id: {n}\n    datadir: {}\n- log-level: debug\n- control-service:\n    filename: {}\n",
+            data.display(),
+            dir.path(&format!("{n}.sock")).display()
+        )
+    };
+    let peer = format!("- tcp-peer:\n    address: 127.0.0.1:{port}\n");
+    [
+        format!("{}{peer}{a_extra}", head("A")),
+        format!(
+            "{}- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n",
+            head("B")
+        ),
+        format!("{}{c_control}{peer}{c_extra}", head("C")),
+    ]
+}
