@@ -7,6 +7,7 @@
 
 pub mod backends;
 mod driver;
+mod handle;
 mod link;
 mod stream;
 pub mod tls;
@@ -14,6 +15,7 @@ pub mod tls;
 /// The rustls this crate builds its TLS configs with.
 pub use rustls;
 
-pub use driver::{NodeGone, NodeHandle, SERVICE_QUEUE, spawn_node};
+pub use driver::SERVICE_QUEUE;
+pub use handle::{NodeGone, NodeHandle, spawn_node};
 pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
 pub use stream::{MeshStream, StreamListener};

@@ -17,7 +17,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::debug;
 
-use crate::driver::{LINK_QUEUE, LinkTx, NodeHandle, ToNode};
+use crate::NodeHandle;
+use crate::driver::{LINK_QUEUE, LinkTx, ToNode};
 
 /// Read buffer of a busy byte-stream link: a large read takes many frames in one system call.
 const READ_BUF: usize = 256 * 1024;

@@ -19,7 +19,8 @@ use receptor_core::{Addr, Advertise, Node, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::driver::{Command, NodeHandle};
+use crate::NodeHandle;
+use crate::driver::Command;
 
 /// Bytes a writer may have queued in the node task beyond what QUIC has taken.
 const WRITE_CREDIT: usize = 1 << 20;

@@ -17,7 +17,7 @@ pub use tcp::{tcp_dial, tcp_listen};
 pub use udp::{udp_dial, udp_listen};
 pub use ws::{ws_dial, ws_listen};
 
-use crate::driver::NodeHandle;
+use crate::NodeHandle;
 
 /// A TCP or UDP listener.
 #[derive(Clone)]

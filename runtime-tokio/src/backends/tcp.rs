@@ -9,7 +9,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
-use crate::driver::NodeHandle;
+use crate::NodeHandle;
 use crate::link::run_stream;
 use crate::tls::server_name_for_host;
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::{DialSpec, ListenSpec, bind_addr, redial_loop};
-use crate::driver::NodeHandle;
+use crate::NodeHandle;
 use crate::link::{run_connected_udp, run_udp_session};
 
 /// Datagrams queued per UDP session before further ones are dropped.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tracing::{debug, warn};
 
 use super::{WsDialSpec, WsListenSpec, bind_addr, redial_loop};
-use crate::driver::NodeHandle;
+use crate::NodeHandle;
 use crate::link::run_websocket;
 use crate::tls::server_name_for_host;
 

@@ -1,0 +1,168 @@
+//! The application's side of a node: [`NodeHandle`], what it returns, and [`spawn_node`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use receptor_core::{
+    Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult,
+    SendError, ServiceEvent, ServiceName, TraceEvent,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::{
+    COMMAND_QUEUE, Command, INBOUND_QUEUE, SERVICE_QUEUE, ToNode, TokioChannels, now, run,
+};
+use crate::stream::StreamSide;
+
+/// The node has stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node has stopped")]
+pub struct NodeGone;
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    id: NodeId,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) inbound: mpsc::Sender<ToNode>,
+    next_link: Arc<AtomicU64>,
+    stopped: watch::Receiver<Option<String>>,
+}
+
+/// Starts the node task on the current tokio runtime.
+pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::ConfigError> {
+    let id = config.node_id.clone();
+    let seed = config.rng_seed.rotate_left(17) ^ id.hash();
+    let node = Node::new(config, now())?;
+    let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (stop_tx, stopped) = watch::channel(None);
+    let streams = StreamSide::new(seed, commands.downgrade());
+    tokio::spawn(run(node, streams, cmd_rx, in_rx, stop_tx));
+    Ok(NodeHandle {
+        id,
+        commands,
+        inbound,
+        next_link: Arc::new(AtomicU64::new(1)),
+        stopped,
+    })
+}
+
+impl NodeHandle {
+    /// This node's ID.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    pub(crate) fn new_link(&self) -> LinkId {
+        LinkId(self.next_link.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends an application request and waits for its one answer.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> AppCommand<TokioChannels>,
+    ) -> Result<T, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::App(make(tx));
+        self.commands.send(cmd).await.map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// The node's mesh state.
+    pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
+        self.call(AppCommand::Status).await
+    }
+
+    /// Pings a node (10 s timeout, as Go).
+    pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
+        let target = target.to_owned();
+        self.call(|tx| AppCommand::Ping(target, tx)).await
+    }
+
+    /// Traceroute to a node: hop events, then `Done`.
+    pub async fn traceroute(&self, target: &str) -> Result<mpsc::Receiver<TraceEvent>, NodeGone> {
+        let (tx, rx) = mpsc::channel(64);
+        self.commands
+            .send(Command::App(AppCommand::Traceroute(target.to_owned(), tx)))
+            .await
+            .map_err(|_| NodeGone)?;
+        Ok(rx)
+    }
+
+    /// Binds a service (ephemeral when `None`); datagrams and notices for it arrive on the
+    /// returned receiver.
+    pub async fn listen(
+        &self,
+        service: Option<&str>,
+        advertise: Option<Advertise>,
+    ) -> Result<(ServiceName, mpsc::Receiver<ServiceEvent>), ListenError> {
+        let (deliver, rx) = mpsc::channel(SERVICE_QUEUE);
+        let service = service.map(str::to_owned);
+        let r = self
+            .call(|reply| AppCommand::Listen {
+                service,
+                advertise,
+                deliver,
+                reply,
+            })
+            .await;
+        match r {
+            Ok(Ok(name)) => Ok((name, rx)),
+            Ok(Err(e)) => Err(e),
+            Err(NodeGone) => Err(ListenError::InUse(ServiceName::default())),
+        }
+    }
+
+    /// Unbinds a service.
+    pub async fn unlisten(&self, service: ServiceName) {
+        let _ = self
+            .commands
+            .send(Command::App(AppCommand::Unlisten(service)))
+            .await;
+    }
+
+    /// Sends a datagram from a local service.
+    pub async fn send_to(
+        &self,
+        from: ServiceName,
+        to_node: &str,
+        to_service: ServiceName,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        let to_node = to_node.to_owned();
+        self.call(|reply| AppCommand::Send {
+            from,
+            to_node,
+            to_service,
+            payload,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(SendError::ShutDown))
+    }
+
+    /// Closes every link; the node keeps running (for `reload`).
+    pub async fn disconnect_all(&self) {
+        let _ = self.commands.send(Command::DisconnectAll).await;
+    }
+
+    /// Asks the node to stop; every link closes.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    /// Waits until the node stops; returns why, if it stopped on its own (duplicate node ID).
+    pub async fn stopped(&self) -> Option<String> {
+        let mut rx = self.stopped.clone();
+        loop {
+            if let Some(reason) = rx.borrow().clone() {
+                return Some(reason).filter(|r| !r.is_empty());
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
