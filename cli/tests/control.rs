@@ -42,12 +42,7 @@ fn version_and_reload() {
     eventually(Duration::from_secs(5), "first listener", || listening(p1));
     std::fs::write(&cfg, yaml(&s, p2, "")).unwrap();
     let o = receptorctl(&sock, &["reload"]);
-    assert!(
-        o.status.success(),
-        "{}{}",
-        stdout(&o),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("Reload successful"));
     eventually(Duration::from_secs(5), "new listener", || listening(p2));
     eventually(Duration::from_secs(5), "old listener gone", || {
@@ -58,7 +53,7 @@ fn version_and_reload() {
     std::fs::write(&cfg, yaml(&s, p2, "- log-level: debug\n")).unwrap();
     let o = receptorctl(&sock, &["reload"]);
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("a non-reloadable config action 'log-level' was modified or added"),
         "{err}"
@@ -66,12 +61,7 @@ fn version_and_reload() {
     // A broken file: ERRORCODE 4.
     std::fs::write(&cfg, "- node: [").unwrap();
     let o = receptorctl(&sock, &["reload"]);
-    assert_eq!(
-        o.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     drop(r);
 }
 

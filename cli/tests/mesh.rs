@@ -101,16 +101,11 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
 
     // Human-readable status works too (receptorctl formats it).
     let o = receptorctl(&a_sock(&m), &["status"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Node ID: A"), "{}", stdout(&o));
 
     let o = receptorctl(&a_sock(&m), &["ping", "D", "--count", "2"]);
-    assert!(
-        o.status.success(),
-        "{}{}",
-        stdout(&o),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(
         stdout(&o).matches("Reply from D in").count(),
         2,
@@ -119,7 +114,7 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
     );
 
     let o = receptorctl(&a_sock(&m), &["traceroute", "C"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
@@ -146,7 +141,7 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
     );
 
     let o = receptorctl(&a_sock(&m), &["ping", "nosuchnode", "--count", "1"]);
-    let text = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    let text = format!("{}{}", stdout(&o), stderr(&o));
     assert!(text.contains("no route to node"), "{text}");
 
     // Restart B: A reaches C again within 3 s.

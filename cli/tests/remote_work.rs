@@ -3,9 +3,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -135,69 +134,6 @@ impl Mesh {
     }
 }
 
-fn ctl(sock: &Path, args: &[&str]) -> std::process::Output {
-    receptorctl(sock, args)
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `work submit` without following; returns the unit ID and the result line.
-fn submit(sock: &Path, args: &[&str]) -> (String, String) {
-    let mut all = vec!["work", "submit"];
-    all.extend_from_slice(args);
-    let o = ctl(sock, &all);
-    let out = stdout(&o);
-    assert!(o.status.success(), "{out}{}", stderr(&o));
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Unit ID: "))
-        .expect("unit id")
-        .to_owned();
-    let result = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Result: "))
-        .expect("result")
-        .to_owned();
-    (id, result)
-}
-
-/// A raw control connection (greeting read).
-struct Raw {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
-}
-
-impl Raw {
-    fn new(sock: &Path) -> Self {
-        let w = UnixStream::connect(sock).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut r = BufReader::new(w.try_clone().unwrap());
-        let mut greeting = String::new();
-        r.read_line(&mut greeting).unwrap();
-        assert!(greeting.starts_with("Receptor Control, node "));
-        Self { w, r }
-    }
-
-    fn line(&mut self, cmd: &str) -> String {
-        self.w.write_all(cmd.as_bytes()).unwrap();
-        self.w.write_all(b"\n").unwrap();
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l
-    }
-
-    fn json(&mut self, cmd: &str) -> Value {
-        let l = self.line(cmd);
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
-    }
-}
-
-fn unit_status(sock: &Path, id: &str) -> Value {
-    Raw::new(sock).json(&format!("work status {id}"))
-}
-
 fn wait_status(
     m: &Mesh,
     node: &str,
@@ -222,10 +158,6 @@ fn wait_status(
     }
 }
 
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap().keys().cloned().collect()
-}
-
 fn remote_id(st: &Value) -> String {
     st["ExtraData"]["RemoteUnitID"].as_str().unwrap().to_owned()
 }
@@ -236,7 +168,7 @@ fn submit_follow_list_cancel_release() {
     let a = m.sock("A");
 
     // Output arrives through the mesh; receptorctl adds a newline to a literal payload.
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -253,7 +185,7 @@ fn submit_follow_list_cancel_release() {
     assert_eq!(stdout(&o), "x\n");
 
     // 200000 lines byte for byte.
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &["work", "submit", "--node", "C", "seq", "--no-payload", "-f"],
     );
@@ -263,7 +195,7 @@ fn submit_follow_list_cancel_release() {
     assert!(o.stdout == want.as_bytes(), "seq output differs");
 
     // A failing command: its output, then receptorctl's error and exit status 1.
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -285,7 +217,7 @@ fn submit_follow_list_cancel_release() {
     );
 
     // A running unit: Go's keys in status and list, the remote ExtraData in Go's order.
-    let (id, result) = submit(&a, &["--node", "C", "sh", "--no-payload", "'sleep 30'"]);
+    let (id, result) = work_submit(&a, &["--node", "C", "sh", "--no-payload", "'sleep 30'"]);
     assert_eq!(result, "Job Started");
     let st = wait_status(
         &m,
@@ -296,7 +228,7 @@ fn submit_follow_list_cancel_release() {
         |s| s["State"] == 1,
     );
     assert_eq!(
-        keys(&st),
+        json_keys(&st),
         [
             "Detail",
             "ExtraData",
@@ -316,21 +248,21 @@ fn submit_follow_list_cancel_release() {
     assert_eq!(ed["RemoteStarted"], true);
     assert_eq!(ed["Expiration"], "0001-01-01T00:00:00Z");
     let rid = remote_id(&st);
-    let raw_status = Raw::new(&a).line(&format!("work status {id}"));
+    let raw_status = RawControl::new(&a).line(&format!("work status {id}"));
     assert!(
         raw_status.contains(
             "\"ExtraData\":{\"RemoteNode\":\"C\",\"RemoteWorkType\":\"sh\",\"RemoteParams\":{\"params\":\"'sleep 30'\"},\"RemoteUnitID\":"
         ),
         "{raw_status}"
     );
-    let o = ctl(&a, &["work", "list"]);
+    let o = receptorctl(&a, &["work", "list"]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list[&id]["WorkType"], "remote");
-    let o = ctl(&m.sock("C"), &["work", "list", "-q"]);
+    let o = receptorctl(&m.sock("C"), &["work", "list", "-q"]);
     assert!(stdout(&o).contains(&rid));
 
     // Cancel reaches C: both sides end up Canceled.
-    let o = ctl(&a, &["work", "cancel", &id]);
+    let o = receptorctl(&a, &["work", "cancel", &id]);
     assert!(
         stdout(&o).contains(&format!("({id}, cancelled)")),
         "{}",
@@ -356,7 +288,7 @@ fn submit_follow_list_cancel_release() {
     assert_eq!(st["ExtraData"]["LocalCancelled"], true);
 
     // Release reaches C: the unit is gone on both nodes.
-    let o = ctl(&a, &["work", "release", &id]);
+    let o = receptorctl(&a, &["work", "release", &id]);
     assert!(
         stdout(&o).contains(&format!("({id}, released)")),
         "{}",
@@ -367,20 +299,20 @@ fn submit_follow_list_cancel_release() {
         !m.unit_dir("C", &rid).exists()
     });
     assert_eq!(
-        Raw::new(&m.sock("C")).line(&format!("work status {rid}")),
+        RawControl::new(&m.sock("C")).line(&format!("work status {rid}")),
         format!("ERROR: unknown work unit {rid}\n")
     );
     // Releasing it again, or an unknown unit, succeeds quietly.
-    let o = ctl(&a, &["work", "release", &id, "nosuchid"]);
+    let o = receptorctl(&a, &["work", "release", &id, "nosuchid"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // A finished unit: release removes it on C too; force-release works as well.
-    let (id, _) = submit(&a, &["--node", "C", "echo", "--payload-literal", "y"]);
+    let (id, _) = work_submit(&a, &["--node", "C", "echo", "--payload-literal", "y"]);
     let st = wait_status(&m, "A", &id, "echo done", Duration::from_secs(10), |s| {
         s["State"] == 2
     });
     let rid = remote_id(&st);
-    let o = ctl(&a, &["work", "release", "--force", &id]);
+    let o = receptorctl(&a, &["work", "release", "--force", &id]);
     assert!(
         stdout(&o).contains(&format!("({id}, released)")),
         "{}",
@@ -392,7 +324,7 @@ fn submit_follow_list_cancel_release() {
     });
 
     // Errors before anything is created.
-    let mut raw = Raw::new(&a);
+    let mut raw = RawControl::new(&a);
     assert_eq!(
         raw.line(r#"{"command":"work","subcommand":"submit","node":"C","worktype":"echo","secret_x":"s"}"#),
         "ERROR: cannot send secrets over a non-TLS connection\n"
@@ -410,7 +342,7 @@ fn submit_follow_list_cancel_release() {
 
     // A node that does not exist: the unit waits (Job Submitted), its ttl makes it fail, and
     // it can be released without the node.
-    let (id, result) = submit(
+    let (id, result) = work_submit(
         &a,
         &["--node", "nowhere", "echo", "--no-payload", "--ttl", "2s"],
     );
@@ -425,9 +357,9 @@ fn submit_follow_list_cancel_release() {
             .starts_with("Work unit expired on "),
         "{st}"
     );
-    let (id2, _) = submit(&a, &["--node", "nowhere", "echo", "--no-payload"]);
+    let (id2, _) = work_submit(&a, &["--node", "nowhere", "echo", "--no-payload"]);
     assert_eq!(unit_status(&a, &id2)["State"], 0);
-    let o = ctl(&a, &["work", "release", &id, &id2]);
+    let o = receptorctl(&a, &["work", "release", &id, &id2]);
     assert!(
         stdout(&o).contains(&format!("({id2}, released)")),
         "{}",
@@ -440,7 +372,7 @@ fn submit_follow_list_cancel_release() {
 fn output_survives_restart(which: &str) {
     let mut m = Mesh::start(&format!("remote-restart-{which}"), "", "");
     let a = m.sock("A");
-    let (id, _) = submit(&a, &["--node", "C", "sh", "--no-payload", SLOW]);
+    let (id, _) = work_submit(&a, &["--node", "C", "sh", "--no-payload", SLOW]);
     // Some output is here before the restart.
     let unit = m.unit_dir("A", &id);
     eventually(Duration::from_secs(10), "first lines copied to A", || {
@@ -456,7 +388,7 @@ fn output_survives_restart(which: &str) {
         |s| s["State"] == 2,
     );
     assert_eq!(st["Detail"], "exit status 0");
-    let o = ctl(&a, &["work", "results", &id]);
+    let o = receptorctl(&a, &["work", "results", &id]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), slow_output(), "{}", m.logs());
     assert_eq!(
@@ -511,7 +443,7 @@ fn signed_work() {
         },
     );
 
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -529,7 +461,7 @@ fn signed_work() {
     assert_eq!(stdout(&o), "signed\n");
 
     // Unsigned: C refuses it, the submit on A fails.
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -548,7 +480,7 @@ fn signed_work() {
         stderr(&o)
     );
     // Signed for a type that does not verify: refused too.
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -567,7 +499,7 @@ fn signed_work() {
         stderr(&o)
     );
     // On C's own Unix socket no signature is needed.
-    let o = ctl(
+    let o = receptorctl(
         &m.sock("C"),
         &[
             "work",
@@ -582,7 +514,7 @@ fn signed_work() {
     assert_eq!(stdout(&o), "local\n");
 
     // A signed unit's cancel and release are signed too and reach C.
-    let (id, _) = submit(
+    let (id, _) = work_submit(
         &a,
         &[
             "--node",
@@ -603,7 +535,7 @@ fn signed_work() {
     );
     assert_eq!(st["ExtraData"]["SignWork"], true);
     let rid = remote_id(&st);
-    let o = ctl(&a, &["work", "release", &id]);
+    let o = receptorctl(&a, &["work", "release", &id]);
     assert!(
         stdout(&o).contains(&format!("({id}, released)")),
         "{}",
@@ -613,7 +545,7 @@ fn signed_work() {
         !m.unit_dir("C", &rid).exists()
     });
     // Over the mesh, a forged signature is refused.
-    let mut raw = Raw::new(&a);
+    let mut raw = RawControl::new(&a);
     assert_eq!(raw.line("connect C control"), "Connecting\n");
     let mut greeting = String::new();
     raw.r.read_line(&mut greeting).unwrap();
@@ -637,7 +569,7 @@ fn unreachable_node_fails_the_unit() {
         "",
     );
     let a = m.sock("A");
-    let (id, _) = submit(&a, &["--node", "C", "sh", "--no-payload", SLOW]);
+    let (id, _) = work_submit(&a, &["--node", "C", "sh", "--no-payload", SLOW]);
     wait_status(&m, "A", &id, "running", Duration::from_secs(10), |s| {
         s["State"] == 1
     });
@@ -647,7 +579,7 @@ fn unreachable_node_fails_the_unit() {
     });
     assert_eq!(st["Detail"], "Remote node C was unreachable for 3s");
     // Its results end with what arrived.
-    let o = ctl(&a, &["work", "results", &id]);
+    let o = receptorctl(&a, &["work", "results", &id]);
     assert!(slow_output().starts_with(&stdout(&o)), "{}", stdout(&o));
 }
 
@@ -670,7 +602,7 @@ fn tls_to_the_executing_node() {
     let a = m.sock("A");
 
     // With the right client certificate, and secrets allowed over TLS (hidden in replies).
-    let o = ctl(
+    let o = receptorctl(
         &a,
         &[
             "work",
@@ -689,7 +621,7 @@ fn tls_to_the_executing_node() {
     );
     assert!(o.status.success(), "{}\n{}", stderr(&o), m.logs());
     assert_eq!(stdout(&o), "over tls\n");
-    let o = ctl(&a, &["work", "list"]);
+    let o = receptorctl(&a, &["work", "list"]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     let (id, st) = list.as_object().unwrap().iter().next().unwrap();
     assert_eq!(st["ExtraData"]["TLSClient"], "good");
@@ -698,7 +630,7 @@ fn tls_to_the_executing_node() {
     assert!(file.contains("\"secret_token\":\"s3\""), "{file}");
 
     // C's certificate is not trusted: the handshake fails, the unit fails at once.
-    let (id, result) = submit(
+    let (id, result) = work_submit(
         &a,
         &[
             "--node",
@@ -721,7 +653,7 @@ fn tls_to_the_executing_node() {
             .starts_with("TLS error connecting to remote service: "),
         "{st}"
     );
-    let o = ctl(&a, &["work", "release", &id]);
+    let o = receptorctl(&a, &["work", "release", &id]);
     assert!(
         stdout(&o).contains(&format!("({id}, released)")),
         "{}",
@@ -738,7 +670,7 @@ fn submit_while_the_node_is_down() {
     eventually(Duration::from_secs(15), "A to lose its route to C", || {
         status_json(&a)["RoutingTable"]["C"].is_null()
     });
-    let (id, result) = submit(&a, &["--node", "C", "echo", "--payload-literal", "later"]);
+    let (id, result) = work_submit(&a, &["--node", "C", "echo", "--payload-literal", "later"]);
     assert_eq!(result, "Job Submitted");
     let st = unit_status(&a, &id);
     assert_eq!(
@@ -755,7 +687,7 @@ fn submit_while_the_node_is_down() {
         |s| s["State"] == 2,
     );
     assert_eq!(st["StdoutSize"], 6);
-    let o = ctl(&a, &["work", "results", &id]);
+    let o = receptorctl(&a, &["work", "results", &id]);
     assert_eq!(stdout(&o), "later\n");
 }
 
@@ -766,7 +698,7 @@ fn submit_while_the_node_is_down() {
 fn release_after_the_executor_restarted() {
     let mut m = Mesh::start("remote-pool-restart", "", "");
     let a = m.sock("A");
-    let (id, _) = submit(&a, &["--node", "C", "echo", "--payload-literal", "pooled"]);
+    let (id, _) = work_submit(&a, &["--node", "C", "echo", "--payload-literal", "pooled"]);
     wait_status(
         &m,
         "A",
@@ -784,7 +716,7 @@ fn release_after_the_executor_restarted() {
     m.wait_route("A", "C");
     m.wait_route("C", "A");
     let t = Instant::now();
-    let o = ctl(&a, &["work", "release", &id]);
+    let o = receptorctl(&a, &["work", "release", &id]);
     assert!(o.status.success(), "{}\n{}", stderr(&o), m.logs());
     assert!(
         stdout(&o).contains(&format!("({id}, released)")),

@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,61 +72,23 @@ impl Node {
     }
 }
 
-fn ctl(sock: &Path, args: &[&str]) -> std::process::Output {
-    receptorctl(sock, args)
-}
-
-/// `work submit` without following; returns the unit ID.
+/// `work submit` without following; returns the unit ID of a started job.
 fn submit(sock: &Path, args: &[&str]) -> String {
-    let mut all = vec!["work", "submit"];
-    all.extend_from_slice(args);
-    let o = ctl(sock, &all);
-    let out = stdout(&o);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(out.contains("Result: Job Started"), "{out}");
-    out.lines()
-        .find_map(|l| l.strip_prefix("Unit ID: "))
-        .expect("unit id")
-        .to_owned()
+    let (id, result) = work_submit(sock, args);
+    assert!(result.contains("Job Started"), "{result}");
+    id
 }
 
-/// A raw control connection (greeting read).
-struct Raw {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
+/// A raw control connection to this file's node W.
+fn control_w(sock: &Path) -> RawControl {
+    let raw = RawControl::new(sock);
+    assert_eq!(raw.greeting, "Receptor Control, node W\n");
+    raw
 }
 
-impl Raw {
-    fn new(sock: &Path) -> Self {
-        let w = UnixStream::connect(sock).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut r = BufReader::new(w.try_clone().unwrap());
-        let mut greeting = String::new();
-        r.read_line(&mut greeting).unwrap();
-        assert_eq!(greeting, "Receptor Control, node W\n");
-        Self { w, r }
-    }
-
-    fn line(&mut self, cmd: &str) -> String {
-        self.w.write_all(cmd.as_bytes()).unwrap();
-        self.w.write_all(b"\n").unwrap();
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l
-    }
-
-    fn json(&mut self, cmd: &str) -> Value {
-        let l = self.line(cmd);
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
-    }
-}
-
+/// `work status ID` on node W.
 fn unit_status(sock: &Path, id: &str) -> Value {
-    Raw::new(sock).json(&format!("work status {id}"))
+    control_w(sock).json(&format!("work status {id}"))
 }
 
 fn wait_state(sock: &Path, id: &str, state: i64, what: &str) -> Value {
@@ -139,16 +100,12 @@ fn wait_state(sock: &Path, id: &str, state: i64, what: &str) -> Value {
     last
 }
 
-fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap().keys().cloned().collect()
-}
-
 #[test]
 fn submit_and_follow() {
     let dir = TempDir::new("work-follow");
     let n = start_node(&dir, "W");
     // cat echoes the payload; receptorctl adds a newline to a literal payload.
-    let o = ctl(
+    let o = receptorctl(
         &n.sock,
         &[
             "work",
@@ -161,12 +118,12 @@ fn submit_and_follow() {
             "-f",
         ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello\n");
 
     // 200000 lines arrive byte for byte.
-    let o = ctl(&n.sock, &["work", "submit", "seq", "--no-payload", "-f"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = receptorctl(&n.sock, &["work", "submit", "seq", "--no-payload", "-f"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let want: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(o.stdout.len(), want.len());
     assert!(o.stdout == want.as_bytes(), "seq output differs");
@@ -181,12 +138,12 @@ fn submit_and_follow() {
         std::fs::read(n.unit_dir(&id).join("stdin")).unwrap(),
         payload
     );
-    let o = ctl(&n.sock, &["work", "results", &id]);
+    let o = receptorctl(&n.sock, &["work", "results", &id]);
     assert!(o.status.success());
     assert!(o.stdout == payload, "payload round trip differs");
 
     // Results from an offset (raw protocol, receptorctl's form).
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     let header = raw.line(&format!("work results {id} 299990"));
     assert_eq!(header, format!("Streaming results for work unit {id}\n"));
     raw.w.shutdown(std::net::Shutdown::Write).unwrap();
@@ -200,7 +157,7 @@ fn failures_and_runtime_params() {
     let dir = TempDir::new("work-fail");
     let n = start_node(&dir, "W");
     // A failing command: its output, then receptorctl's error and exit status 1.
-    let o = ctl(
+    let o = receptorctl(
         &n.sock,
         &[
             "work",
@@ -213,7 +170,7 @@ fn failures_and_runtime_params() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "out\nerr\n");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(err.contains("Remote unit failed: exit status 3"), "{err}");
 
     // Killed by a signal: Go's ProcessState text.
@@ -231,15 +188,15 @@ fn failures_and_runtime_params() {
     assert_eq!(st["ExtraData"], Value::Null);
 
     // Runtime params without allowruntimeparams: refused before any payload is asked for.
-    let o = ctl(&n.sock, &["work", "submit", "echo", "--no-payload", "x"]);
+    let o = receptorctl(&n.sock, &["work", "submit", "echo", "--no-payload", "x"]);
     assert_eq!(o.status.code(), Some(101));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("extra params provided but not allowed"),
         "{err}"
     );
     // Raw errors: unknown type, ttl, signature, unknown unit.
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     assert_eq!(
         raw.line("work submit localhost nosuch"),
         "ERROR: unknown work type nosuch\n"
@@ -279,7 +236,7 @@ fn list_status_cancel_release() {
     let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
     let st = wait_state(&n.sock, &id, 1, "sleep running");
     assert_eq!(
-        keys(&st),
+        json_keys(&st),
         [
             "Detail",
             "ExtraData",
@@ -292,7 +249,7 @@ fn list_status_cancel_release() {
     assert_eq!(st["StateName"], "Running");
     assert_eq!(st["WorkType"], "sleep");
     assert!(st["Detail"].as_str().unwrap().starts_with("Running: PID "));
-    assert_eq!(keys(&st["ExtraData"]), ["Params", "Pid"]);
+    assert_eq!(json_keys(&st["ExtraData"]), ["Params", "Pid"]);
     assert_eq!(st["ExtraData"]["Params"], "30");
     let supervisor = st["ExtraData"]["Pid"].as_i64().unwrap();
     assert!(supervisor > 0);
@@ -308,11 +265,11 @@ fn list_status_cancel_release() {
     );
 
     // work list: every unit, Go's keys; receptorctl's -q prints the IDs.
-    let o = ctl(&n.sock, &["work", "list"]);
+    let o = receptorctl(&n.sock, &["work", "list"]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(keys(&list), std::slice::from_ref(&id));
+    assert_eq!(json_keys(&list), std::slice::from_ref(&id));
     assert_eq!(
-        keys(&list[&id]),
+        json_keys(&list[&id]),
         [
             "Detail",
             "ExtraData",
@@ -322,11 +279,11 @@ fn list_status_cancel_release() {
             "WorkType"
         ]
     );
-    let o = ctl(&n.sock, &["work", "list", "-q"]);
+    let o = receptorctl(&n.sock, &["work", "list", "-q"]);
     assert_eq!(stdout(&o).trim(), id);
 
     // Cancel: the supervisor and its command go, the unit is Canceled.
-    let o = ctl(&n.sock, &["work", "cancel", &id]);
+    let o = receptorctl(&n.sock, &["work", "cancel", &id]);
     assert!(o.status.success());
     assert!(
         stdout(&o).contains(&format!("({id}, cancelled)")),
@@ -347,7 +304,7 @@ fn list_status_cancel_release() {
     );
     // Cancelling again is fine.
     assert_eq!(
-        Raw::new(&n.sock).line(&format!("work cancel {id}")),
+        control_w(&n.sock).line(&format!("work cancel {id}")),
         format!("{{\"cancelled\":\"{id}\"}}\n")
     );
 
@@ -359,7 +316,7 @@ fn list_status_cancel_release() {
             .count()
     };
     let before = fds();
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     raw.line(&format!("work results {id}"));
     raw.w.shutdown(std::net::Shutdown::Write).unwrap();
     eventually(Duration::from_secs(5), "results session to start", || {
@@ -372,16 +329,16 @@ fn list_status_cancel_release() {
 
     // Release removes the directory and the unit; releasing again (or an unknown unit) is fine.
     assert!(n.unit_dir(&id).is_dir());
-    let o = ctl(&n.sock, &["work", "release", &id]);
+    let o = receptorctl(&n.sock, &["work", "release", &id]);
     assert!(o.status.success());
     assert!(stdout(&o).contains(&format!("({id}, released)")));
     assert!(!n.unit_dir(&id).exists());
-    let o = ctl(&n.sock, &["work", "list"]);
+    let o = receptorctl(&n.sock, &["work", "list"]);
     assert_eq!(stdout(&o).trim(), "{}");
-    let o = ctl(&n.sock, &["work", "release", &id, "NoSuchID"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = receptorctl(&n.sock, &["work", "release", &id, "NoSuchID"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("(NoSuchID, released)"));
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     assert_eq!(
         raw.line("work force-release gone"),
         "{\"released\":\"gone\"}\n"
@@ -418,8 +375,8 @@ fn unit_survives_restart() {
     if st["State"] == 1 {
         assert_eq!(st["ExtraData"]["Pid"].as_i64(), Some(supervisor));
     }
-    let o = ctl(&n.sock, &["work", "results", &id]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = receptorctl(&n.sock, &["work", "results", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let want: String = (1..=30).map(|i| format!("line {i}\n")).collect();
     assert_eq!(stdout(&o), want);
     let st = wait_state(&n.sock, &id, 2, "unit finished");
@@ -430,7 +387,7 @@ fn unit_survives_restart() {
     });
 
     // A unit that was still waiting for its payload when receptor died fails at restart.
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     let created = raw
         .line(r#"{"command":"work","subcommand":"submit","node":"localhost","worktype":"echo"}"#);
     let pending = created
@@ -462,7 +419,7 @@ fn unit_survives_restart() {
         (Some("gone"), Some("Succeeded"))
     );
     assert_eq!(
-        Raw::new(&n.sock).line("work release Foreign1"),
+        control_w(&n.sock).line("work release Foreign1"),
         "{\"released\":\"Foreign1\"}\n"
     );
     assert!(!foreign.exists());
@@ -471,7 +428,7 @@ fn unit_survives_restart() {
     let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
     wait_state(&n.sock, &id, 1, "sleep running");
     n.restart(&dir, "W");
-    let o = ctl(&n.sock, &["work", "cancel", &id]);
+    let o = receptorctl(&n.sock, &["work", "cancel", &id]);
     assert!(o.status.success());
     let st = unit_status(&n.sock, &id);
     assert_eq!(
@@ -484,7 +441,7 @@ fn unit_survives_restart() {
 fn payload_streams_until_half_close() {
     let dir = TempDir::new("work-payload");
     let n = start_node(&dir, "W");
-    let mut raw = Raw::new(&n.sock);
+    let mut raw = control_w(&n.sock);
     // receptorctl's JSON form; payload bytes may follow the command line in the same write.
     raw.w
         .write_all(
@@ -514,7 +471,7 @@ fn payload_streams_until_half_close() {
         format!("{{\"result\":\"Job Started\",\"unitid\":\"{id}\"}}\n")
     );
     wait_state(&n.sock, &id, 2, "echo done");
-    let o = ctl(&n.sock, &["work", "results", &id]);
+    let o = receptorctl(&n.sock, &["work", "results", &id]);
     assert_eq!(stdout(&o), "first second");
 }
 
@@ -537,7 +494,7 @@ fn status_long_poll_and_prompt_results() {
             serde_json::to_string(detail).unwrap()
         );
         let t = Instant::now();
-        let v = Raw::new(&n.sock).json(&cmd);
+        let v = control_w(&n.sock).json(&cmd);
         (v, t.elapsed())
     };
     // Known state: held until waitms.
@@ -554,7 +511,7 @@ fn status_long_poll_and_prompt_results() {
     assert_eq!(v["Detail"], "exit status 0", "{v}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     // Unknown units are errors, as without the extension.
-    let l = Raw::new(&n.sock).line(
+    let l = control_w(&n.sock).line(
         "{\"command\":\"work\",\"subcommand\":\"status\",\"unitid\":\"nope\",\
          \"waitdetail\":\"\",\"waitms\":5000,\"waitstate\":0}",
     );
@@ -564,7 +521,7 @@ fn status_long_poll_and_prompt_results() {
     // release may meet a supervisor that has written its final state but not exited yet).
     let t = Instant::now();
     for i in 0..5 {
-        let o = ctl(
+        let o = receptorctl(
             &n.sock,
             &[
                 "work",
@@ -578,7 +535,7 @@ fn status_long_poll_and_prompt_results() {
                 "--rm",
             ],
         );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{}", stderr(&o));
         assert!(
             stdout(&o).starts_with(&format!("quick {i}\n")),
             "{}",

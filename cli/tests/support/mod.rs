@@ -206,3 +206,78 @@ pub fn line_mesh_yaml(
         format!("{}{c_control}{peer}{c_extra}", head("C")),
     ]
 }
+
+/// The stderr of a finished command, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `receptorctl work submit ARGS` without following; returns the unit ID and the text of
+/// its `Result:` line.
+pub fn work_submit(sock: &Path, args: &[&str]) -> (String, String) {
+    let mut all = vec!["work", "submit"];
+    all.extend_from_slice(args);
+    let o = receptorctl(sock, &all);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {out:?}"))
+            .to_owned()
+    };
+    (line("Unit ID: "), line("Result: "))
+}
+
+/// A raw control-service connection, its greeting read.
+pub struct RawControl {
+    /// The writing side.
+    pub w: std::os::unix::net::UnixStream,
+    /// The reading side.
+    pub r: std::io::BufReader<std::os::unix::net::UnixStream>,
+    /// The greeting line, newline included.
+    pub greeting: String,
+}
+
+impl RawControl {
+    /// Connects to a control socket and reads its greeting.
+    pub fn new(sock: &Path) -> Self {
+        use std::io::BufRead as _;
+        let w = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut r = std::io::BufReader::new(w.try_clone().unwrap());
+        let mut greeting = String::new();
+        r.read_line(&mut greeting).unwrap();
+        assert!(
+            greeting.starts_with("Receptor Control, node "),
+            "{greeting:?}"
+        );
+        Self { w, r, greeting }
+    }
+
+    /// Sends one command line and reads one reply line.
+    pub fn line(&mut self, cmd: &str) -> String {
+        use std::io::{BufRead as _, Write as _};
+        self.w.write_all(cmd.as_bytes()).unwrap();
+        self.w.write_all(b"\n").unwrap();
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// Sends one command line and parses the JSON reply line.
+    pub fn json(&mut self, cmd: &str) -> serde_json::Value {
+        let l = self.line(cmd);
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
+    }
+}
+
+/// `work status ID` over a raw connection.
+pub fn unit_status(sock: &Path, id: &str) -> serde_json::Value {
+    RawControl::new(sock).json(&format!("work status {id}"))
+}
+
+/// The keys of a JSON object, in order.
+pub fn json_keys(v: &serde_json::Value) -> Vec<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
