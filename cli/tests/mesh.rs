@@ -159,8 +159,14 @@ fn four_node_mesh_status_ping_traceroute_and_restart() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let healed =
-        healed.unwrap_or_else(|| panic!("A never reached C again; A log:\n{}", m.a.log_text()));
+    let healed = healed.unwrap_or_else(|| {
+        panic!(
+            "A never reached C again\n==== A ====\n{}\n==== B ====\n{}\n==== C ====\n{}",
+            m.a.log_text(),
+            m.b.log_text(),
+            m.c.log_text()
+        )
+    });
     eprintln!("healed after B restart in {healed:?}");
     assert!(healed < Duration::from_secs(3), "healing took {healed:?}");
     let _ = (&m.c, &m.d);
