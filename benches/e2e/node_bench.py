@@ -13,51 +13,7 @@ import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, temp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Node:
-    def __init__(self, binary, tmp, name, args):
-        self.sock = os.path.join(tmp, name + ".sock")
-        self.log = open(os.path.join(tmp, name + ".log"), "w")
-        self.t0 = time.perf_counter()
-        self.p = subprocess.Popen([binary, "--node", "id=" + name,
-                                   "--control-service", "filename=" + self.sock] + args,
-                                  stdout=self.log, stderr=self.log)
-
-    def wait_greeting(self, timeout=10):
-        end = time.perf_counter() + timeout
-        while time.perf_counter() < end:
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(self.sock)
-                line = s.makefile("rb").readline()
-                s.close()
-                if line.startswith(b"Receptor Control"):
-                    return time.perf_counter() - self.t0
-            except OSError:
-                time.sleep(0.0005)
-        raise RuntimeError("no greeting from " + self.sock)
-
-    def rss_kib(self):
-        with open(f"/proc/{self.p.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
+from e2e_nodes import Node, free_port  # noqa: E402 (beside this script)
 
 
 def ctl(receptorctl, sock, *args):

@@ -19,6 +19,8 @@ target/release/receptor). Binds only 127.0.0.1 and a temp dir; stops every proce
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from e2e_nodes import Node, cpu_seconds, free_port  # noqa: E402 (beside this script)
 CHUNK = 256 * 1024
 
 # The far server, run as its own process so it does not share the client's GIL. The first byte
@@ -72,62 +74,6 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Node:
-    def __init__(self, binary, tmp, name, args):
-        self.name = name
-        self.sock = os.path.join(tmp, name + ".sock")
-        self.log = open(os.path.join(tmp, name + ".log"), "w")
-        self.p = subprocess.Popen([binary, "--node", "id=" + name,
-                                   "--control-service", "filename=" + self.sock] + args,
-                                  stdout=self.log, stderr=self.log)
-
-    def status(self):
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(5)
-            s.connect(self.sock)
-            f = s.makefile("rb")
-            f.readline()
-            s.sendall(b"status\n")
-            st = json.loads(f.readline())
-            s.close()
-            return st
-        except (OSError, ValueError):
-            return None
-
-    def rss_kib(self):
-        with open(f"/proc/{self.p.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
-
-    def cpu_s(self):
-        return cpu_seconds(self.p.pid)
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def connect(port):

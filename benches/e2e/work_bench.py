@@ -26,6 +26,8 @@ import subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from e2e_nodes import cpu_seconds, free_port  # noqa: E402 (beside this script)
+
 try:
     from receptorctl.socket_interface import ReceptorControl
 except ImportError:
@@ -35,23 +37,9 @@ except ImportError:
     raise
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_seconds(pids):
+def node_cpu(pids):
     """User+system CPU of the processes and their reaped children (supervisors, commands)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += sum(int(x) for x in fields[11:15])
-    return total / tick
+    return sum(cpu_seconds(p, with_children=True) for p in pids)
 
 
 def main():
@@ -139,7 +127,7 @@ def main():
         cpu = {}
 
         def rate(fn, n, parallel, name=None):
-            c = cpu_seconds(node_pids)
+            c = node_cpu(node_pids)
             t = time.perf_counter()
             if parallel == 1:
                 for i in range(n):
@@ -149,7 +137,7 @@ def main():
                     list(ex.map(fn, range(n)))
             r = n / (time.perf_counter() - t)
             if name:
-                cpu[name] = round((cpu_seconds(node_pids) - c) / n * 1000, 1)
+                cpu[name] = round((node_cpu(node_pids) - c) / n * 1000, 1)
             return r
 
         res = {"where": "local" if a.local else "remote (A -tcp- B -tcp- C, units on C)"}
@@ -169,12 +157,12 @@ def main():
         res["node_cpu_ms_per_unit"] = cpu
 
         # Big output through the cli: the bytes, then `--rm`'s `(<id>, released)` line.
-        c = cpu_seconds(node_pids)
+        c = node_cpu(node_pids)
         t = time.perf_counter()
         r = subprocess.run([a.receptorctl, "--socket", sock, "work", "submit", "--node", target, "big",
                             "--no-payload", "-f", "--rm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         res[f"cli_output_{a.mib}MiB_seconds"] = round(time.perf_counter() - t, 2)
-        res["cli_output_node_cpu_s"] = round(cpu_seconds(node_pids) - c, 2)
+        res["cli_output_node_cpu_s"] = round(node_cpu(node_pids) - c, 2)
         out = r.stdout
         tail = out[len(data):]
         res["cli_output_exact"] = (r.returncode == 0 and len(out) >= len(data)
@@ -185,11 +173,11 @@ def main():
                                         "tail": tail[-80:].decode(errors="replace"),
                                         "stderr": r.stderr[-300:].decode(errors="replace")}
         # Big output through the lib with large reads: what our nodes can do.
-        c = cpu_seconds(node_pids)
+        c = node_cpu(node_pids)
         t = time.perf_counter()
         out = lib_run("big", b"", 1 << 20)
         res[f"lib_output_{a.mib}MiB_seconds"] = round(time.perf_counter() - t, 2)
-        res["lib_output_node_cpu_s"] = round(cpu_seconds(node_pids) - c, 2)
+        res["lib_output_node_cpu_s"] = round(node_cpu(node_pids) - c, 2)
         res["lib_output_exact"] = hashlib.sha256(out).hexdigest() == digest
         print(json.dumps(res, indent=1))
     finally:
