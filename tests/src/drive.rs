@@ -19,7 +19,7 @@ use receptor_core::{Event, Input, LinkId, LinkKind, Node};
 use crate::check::mix64;
 use crate::link::{DirState, Session, SimLink};
 use crate::queue::key;
-use crate::sim::{Recorded, SimEvent, SimNode, SimStats, end_id, split};
+use crate::sim::{Pending, Recorded, SimEvent, SimNode, SimStats, end_id, split};
 use crate::streams::StreamWorld;
 
 /// Buffers a lane keeps between uses.
@@ -63,6 +63,9 @@ pub(crate) struct Lane<'a> {
     pub(crate) sessions: &'a [Session],
     pub(crate) record: bool,
     pub(crate) streams: Option<&'a mut StreamWorld>,
+    /// Where events beyond the window go, if straight into the simulator's queue (else
+    /// into `bufs.out`, for the simulator to schedule afterwards).
+    pending: Option<&'a mut Pending>,
     /// Inside a window: its end and the node being processed (`u32::MAX`: none may
     /// schedule anything inside it).
     pub(crate) window: Option<(u64, u32)>,
@@ -85,6 +88,7 @@ impl<'a> Lane<'a> {
         sessions: &'a [Session],
         record: bool,
         streams: Option<&'a mut StreamWorld>,
+        pending: Option<&'a mut Pending>,
         bufs: LaneBufs,
     ) -> Self {
         Self {
@@ -95,6 +99,7 @@ impl<'a> Lane<'a> {
             sessions,
             record,
             streams,
+            pending,
             window: None,
             local_seq: 0,
             stats: SimStats::default(),
@@ -140,7 +145,10 @@ impl<'a> Lane<'a> {
             local.insert(i, (k, ev));
             return;
         }
-        self.bufs.out.push((at, ev));
+        match self.pending.as_deref_mut() {
+            Some(p) => p.push(self.now, at, ev),
+            None => self.bufs.out.push((at, ev)),
+        }
     }
 
     /// Processes the events of a window node by node: `groups` are `(node, start, end)`
@@ -163,6 +171,8 @@ impl<'a> Lane<'a> {
                 self.violation("window bookkeeping");
             };
             self.window = Some((end, node));
+            // A node's few events, in time order: sorted here, on the lane's thread.
+            evs.sort_unstable_by_key(|it| it.key);
             touch_frames(evs);
             let mut i = 0;
             loop {

@@ -39,8 +39,9 @@ impl<T> Ord for Far<T> {
 /// A monotone min-queue of `T` ordered by `(at, seq)`.
 #[derive(Debug)]
 pub(crate) struct EventQueue<T> {
-    /// `ring[s % RING]` holds the events of slot `s`, for `cur_slot < s < cur_slot + RING`.
-    ring: Vec<Vec<(u128, T)>>,
+    /// `ring[s % RING]` holds the events of slot `s`, for `cur_slot < s < cur_slot + RING`,
+    /// in chunks of [`CHUNK`].
+    ring: Vec<Vec<Vec<(u128, T)>>>,
     in_ring: usize,
     cur_slot: u64,
     /// The events of the current slot (and any pushed since for an earlier slot, after a
@@ -50,7 +51,14 @@ pub(crate) struct EventQueue<T> {
     far: BinaryHeap<Reverse<Far<T>>>,
     /// The last key popped: nothing below it may be pushed.
     popped: u128,
+    /// Empty chunks, for the next slot that fills. Slots come in chunks so that memory
+    /// follows the events in flight: whole buffers per slot would each keep the size of
+    /// the largest slot they ever held.
+    spare: Vec<Vec<(u128, T)>>,
 }
+
+/// Events per chunk of a slot.
+const CHUNK: usize = 256;
 
 pub(crate) fn key(at: u64, seq: u64) -> u128 {
     (u128::from(at) << 64) | u128::from(seq)
@@ -69,6 +77,7 @@ impl<T> EventQueue<T> {
             cur: Vec::new(),
             far: BinaryHeap::new(),
             popped: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -81,10 +90,36 @@ impl<T> EventQueue<T> {
             let i = self.cur.partition_point(|(x, _)| *x > k);
             self.cur.insert(i, (k, ev));
         } else if s - self.cur_slot < RING {
-            self.ring[(s % RING) as usize].push((k, ev));
-            self.in_ring += 1;
+            self.push_ring(s, (k, ev));
         } else {
             self.far.push(Reverse(Far(k, ev)));
+        }
+    }
+
+    /// Adds an event to the ring's slot `s`.
+    fn push_ring(&mut self, s: u64, e: (u128, T)) {
+        let bucket = &mut self.ring[(s % RING) as usize];
+        match bucket.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(e),
+            _ => {
+                let mut chunk = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+                chunk.push(e);
+                bucket.push(chunk);
+            }
+        }
+        self.in_ring += 1;
+    }
+
+    /// Moves the events of the ring's slot `s` to the end of `out`.
+    fn take_slot(&mut self, s: u64, out: &mut Vec<(u128, T)>) {
+        let bucket = &mut self.ring[(s % RING) as usize];
+        for mut chunk in bucket.drain(..) {
+            self.in_ring -= chunk.len();
+            out.append(&mut chunk);
+            self.spare.push(chunk);
         }
     }
 
@@ -100,12 +135,10 @@ impl<T> EventQueue<T> {
             }
             self.cur_slot += 1;
             self.pull_far();
-            let bucket = &mut self.ring[(self.cur_slot % RING) as usize];
-            if !bucket.is_empty() {
-                self.in_ring -= bucket.len();
-                std::mem::swap(bucket, &mut self.cur);
-                self.cur.sort_unstable_by_key(|e| Reverse(e.0));
-            }
+            let mut cur = std::mem::take(&mut self.cur);
+            self.take_slot(self.cur_slot, &mut cur);
+            cur.sort_unstable_by_key(|e| Reverse(e.0));
+            self.cur = cur;
         }
     }
 
@@ -119,8 +152,7 @@ impl<T> EventQueue<T> {
             let Some(Reverse(Far(k, ev))) = self.far.pop() else {
                 break;
             };
-            self.ring[(s % RING) as usize].push((k, ev));
-            self.in_ring += 1;
+            self.push_ring(s, (k, ev));
         }
     }
 
@@ -154,19 +186,18 @@ impl<T> EventQueue<T> {
             }
             self.cur_slot = next;
             self.pull_far();
-            let bucket = &mut self.ring[(next % RING) as usize];
-            if bucket.is_empty() {
-                continue;
-            }
-            self.in_ring -= bucket.len();
             if (next + 1) << SHIFT <= end {
-                if let Some(m) = bucket.iter().map(|e| e.0).max() {
+                let from = out.len();
+                self.take_slot(next, out);
+                if let Some(m) = out.get(from..).and_then(|o| o.iter().map(|e| e.0).max()) {
                     self.popped = self.popped.max(m);
                 }
-                out.append(bucket);
             } else {
-                std::mem::swap(bucket, &mut self.cur);
-                self.cur.sort_unstable_by_key(|e| Reverse(e.0));
+                // `cur` is empty here.
+                let mut cur = std::mem::take(&mut self.cur);
+                self.take_slot(next, &mut cur);
+                cur.sort_unstable_by_key(|e| Reverse(e.0));
+                self.cur = cur;
             }
         }
     }

@@ -137,10 +137,7 @@ pub struct Sim {
     pub(crate) names: BTreeMap<NodeId, u32>,
     pub(crate) links: Vec<SimLink>,
     pub(crate) sessions: Vec<Session>,
-    queue: EventQueue<SimEvent>,
-    /// Dials, which involve two nodes, wait apart: a window ends before the next one.
-    dials: BTreeMap<u128, u32>,
-    seq: u64,
+    pending: Pending,
     pub(crate) stats: SimStats,
     pub(crate) conv: Convergence,
     pub(crate) record: bool,
@@ -152,6 +149,9 @@ pub struct Sim {
     threads: usize,
     /// While a window's stream-layer events are processed: its end.
     window_end: Option<u64>,
+    /// The share of a window's events the first thread takes, from how long each thread
+    /// took per event in earlier windows (see [`Balance`]).
+    balance: Balance,
     /// Reused buffers: the lanes', a window's events as drained, their targets, the
     /// events by node, and the per-node counts.
     lane_bufs: [LaneBufs; 2],
@@ -202,9 +202,11 @@ impl Sim {
             names: BTreeMap::new(),
             links: Vec::new(),
             sessions: Vec::new(),
-            queue: EventQueue::new(),
-            dials: BTreeMap::new(),
-            seq: 0,
+            pending: Pending {
+                queue: EventQueue::new(),
+                dials: BTreeMap::new(),
+                seq: 0,
+            },
             stats: SimStats::default(),
             conv: Convergence::default(),
             record: true,
@@ -212,6 +214,7 @@ impl Sim {
             batching: false,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
             window_end: None,
+            balance: Balance::default(),
             lane_bufs: Default::default(),
             batch: Vec::new(),
             targets: Vec::new(),
@@ -366,14 +369,7 @@ impl Sim {
         if self.window_end.is_some_and(|end| at < end) {
             self.violation("an event for another node inside the lookahead window");
         }
-        self.seq += 1;
-        match ev {
-            SimEvent::Dial { link } => {
-                assert!(at >= self.now, "event scheduled in the past");
-                self.dials.insert(crate::queue::key(at, self.seq), link);
-            }
-            ev => self.queue.push(at, self.seq, ev),
-        }
+        self.pending.push(self.now, at, ev);
     }
 
     /// Drives node `n` through `f` on a lane of this thread, then applies what it did.
@@ -387,6 +383,7 @@ impl Sim {
             &self.sessions,
             self.record,
             Some(&mut self.stream_world),
+            None,
             bufs,
         );
         // Stream-layer events of a window: nothing may be scheduled inside it.
@@ -425,8 +422,8 @@ impl Sim {
 
     /// The key of the next pending event.
     fn next_key(&mut self) -> Option<u128> {
-        let q = self.queue.peek_key();
-        let d = self.dials.first_key_value().map(|(&k, _)| k);
+        let q = self.pending.queue.peek_key();
+        let d = self.pending.dials.first_key_value().map(|(&k, _)| k);
         match (q, d) {
             (Some(q), Some(d)) => Some(q.min(d)),
             (q, d) => q.or(d),
@@ -439,11 +436,16 @@ impl Sim {
             return false;
         };
         self.now = self.now.max((k >> 64) as u64);
-        if self.dials.first_key_value().is_some_and(|(&d, _)| d == k) {
-            if let Some((_, link)) = self.dials.pop_first() {
+        if self
+            .pending
+            .dials
+            .first_key_value()
+            .is_some_and(|(&d, _)| d == k)
+        {
+            if let Some((_, link)) = self.pending.dials.pop_first() {
                 self.dispatch(SimEvent::Dial { link });
             }
-        } else if let Some((_, ev)) = self.queue.pop() {
+        } else if let Some((_, ev)) = self.pending.queue.pop() {
             self.dispatch(ev);
         }
         true
@@ -501,7 +503,7 @@ impl Sim {
         };
         let t0 = (k0 >> 64) as u64;
         let mut end = t0.saturating_add(w).min(limit.saturating_add(1));
-        if let Some((&kd, _)) = self.dials.first_key_value() {
+        if let Some((&kd, _)) = self.pending.dials.first_key_value() {
             end = end.min((kd >> 64) as u64);
         }
         if end <= t0 {
@@ -509,7 +511,7 @@ impl Sim {
             return;
         }
         let mut batch = std::mem::take(&mut self.batch);
-        self.queue.drain_before(end, &mut batch);
+        self.pending.queue.drain_before(end, &mut batch);
         self.order_window(&mut batch);
         self.batch = batch;
         let mut items = std::mem::take(&mut self.items);
@@ -519,9 +521,10 @@ impl Sim {
         let lanes_end = groups.iter().take_while(|g| g.0 != none).count();
         let total = groups.get(lanes_end.wrapping_sub(1)).map_or(0, |g| g.2);
         let parallel = self.threads > 1 && total >= PARALLEL_MIN && self.stream_world.is_empty();
-        // Lane 1 takes the groups from `split` on: about half of the events.
+        // Lane 1 takes the groups from `split` on.
         let split = if parallel {
-            groups[..lanes_end].partition_point(|g| g.1 < total / 2)
+            let share = self.balance.first_share(total);
+            groups[..lanes_end].partition_point(|g| g.1 < share)
         } else {
             lanes_end
         };
@@ -529,41 +532,55 @@ impl Sim {
         let (first_b, node_b) = gb.first().map_or((total, none), |g| (g.1, g.0));
         let (items_lanes, _) = items.split_at_mut(total);
         let (ia, ib) = items_lanes.split_at_mut(first_b);
-        let (na, nb) = self.nodes.split_at_mut(node_b as usize);
         let mut bufs = std::mem::take(&mut self.lane_bufs);
-        let lane = |bufs: LaneBufs, streams| {
+        let local_seq = self.pending.seq;
+        let Self {
+            seed,
+            base,
+            now,
+            nodes,
+            links,
+            sessions,
+            record,
+            pending,
+            ..
+        } = self;
+        let (na, nb) = nodes.split_at_mut(node_b as usize);
+        let lane = |bufs: LaneBufs, pending| {
             let mut lane = Lane::new(
-                self.seed,
-                self.base,
-                self.now,
-                &self.links,
-                &self.sessions,
-                self.record,
-                streams,
-                bufs,
+                *seed, *base, *now, links, sessions, *record, None, pending, bufs,
             );
-            lane.local_seq = self.seq;
+            lane.local_seq = local_seq;
             lane
         };
-        let mut lane_a = lane(std::mem::take(&mut bufs[0]), None);
+        // The first lane schedules straight into the queue, as it goes: its events come
+        // first in the order the lanes made them anyway, and the serial part is smaller.
+        let mut lane_a = lane(std::mem::take(&mut bufs[0]), Some(pending));
         let out_b = if gb.is_empty() {
             lane_a.run_window(na, 0, ia, 0, ga, end);
             None
         } else {
             let mut lane_b = lane(std::mem::take(&mut bufs[1]), None);
-            std::thread::scope(|scope| {
+            let (out, took_a, took_b) = std::thread::scope(|scope| {
                 let b = scope.spawn(move || {
+                    let started = Instant::now();
                     lane_b.run_window(nb, node_b, ib, first_b, gb, end);
-                    lane_b.finish()
+                    (lane_b.finish(), started.elapsed())
                 });
+                let started = Instant::now();
                 lane_a.run_window(na, 0, ia, 0, ga, end);
+                let took_a = started.elapsed();
                 match b.join() {
-                    Ok(out) => Some(out),
+                    Ok((out, took_b)) => (out, took_a, took_b),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
-            })
+            });
+            self.balance
+                .observe(first_b, total - first_b, took_a, took_b);
+            Some(out)
         };
         let out_a = lane_a.finish();
+        self.lane_bufs = bufs;
         self.absorb(out_a, 0);
         if let Some(out_b) = out_b {
             self.absorb(out_b, 1);
@@ -582,8 +599,9 @@ impl Sim {
         self.groups = groups;
     }
 
-    /// Orders the events of a window by node, then by key, into `items`, and lists each
-    /// node's range in `groups` (stream-layer events last, as node `nodes.len()`).
+    /// Orders the events of a window by node into `items` (a node's own in any order: the
+    /// lane that processes them sorts them), and lists each node's range in `groups`
+    /// (stream-layer events last, as node `nodes.len()`, sorted by key).
     fn order_window(&mut self, batch: &mut Vec<(u128, SimEvent)>) {
         let none = self.nodes.len() as u32;
         let mut targets = std::mem::take(&mut self.targets);
@@ -636,7 +654,10 @@ impl Sim {
         while a < items.len() {
             let node = items[a].node;
             let b = a + items[a..].partition_point(|it| it.node == node);
-            items[a..b].sort_unstable_by_key(|it| it.key);
+            if node == none {
+                // Nodes' events are put in time order by the lanes; these are not.
+                items[a..b].sort_unstable_by_key(|it| it.key);
+            }
             groups.push((node, a, b));
             a = b;
         }
@@ -753,6 +774,67 @@ impl Sim {
                 }),
             );
         }
+    }
+}
+
+/// The events waiting to happen, and the sequence that orders those due at the same time.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    queue: EventQueue<SimEvent>,
+    /// Dials, which involve two nodes, wait apart: a window ends before the next one.
+    dials: BTreeMap<u128, u32>,
+    seq: u64,
+}
+
+impl Pending {
+    /// Schedules `ev` at `at` (not before `now`), after everything scheduled so far for
+    /// the same time.
+    pub(crate) fn push(&mut self, now: u64, at: u64, ev: SimEvent) {
+        self.seq += 1;
+        match ev {
+            SimEvent::Dial { link } => {
+                assert!(at >= now, "event scheduled in the past");
+                self.dials.insert(crate::queue::key(at, self.seq), link);
+            }
+            ev => self.queue.push(at, self.seq, ev),
+        }
+    }
+}
+
+/// How a window's events are shared between two threads. Events do not cost the same
+/// everywhere (a node with many events per window keeps its state in the cache, one with
+/// few meets it cold), so an even split by count leaves one thread waiting; the share
+/// follows the time each thread took per event. Only wall-clock time decides it, and the
+/// run does not depend on the split.
+#[derive(Debug, Clone, Copy)]
+struct Balance {
+    /// The first thread's share of the events, in 1/1024ths.
+    share: u64,
+}
+
+impl Default for Balance {
+    fn default() -> Self {
+        Self { share: 512 }
+    }
+}
+
+impl Balance {
+    /// How many of `total` events the first thread takes.
+    fn first_share(&self, total: usize) -> usize {
+        (total as u64 * self.share / 1024) as usize
+    }
+
+    /// Learns from a window: the threads took `took_a` and `took_b` for `a` and `b` events.
+    fn observe(&mut self, a: usize, b: usize, took_a: Duration, took_b: Duration) {
+        let (ta, tb) = (took_a.as_nanos() as u64, took_b.as_nanos() as u64);
+        if a == 0 || b == 0 || ta == 0 || tb == 0 {
+            return;
+        }
+        // Per-event costs, and the share that would have made both threads take as long.
+        let (ca, cb) = (ta as f64 / a as f64, tb as f64 / b as f64);
+        let ideal = 1024.0 * cb / (ca + cb);
+        let next = (self.share as f64 + ideal) / 2.0;
+        self.share = next.clamp(256.0, 768.0) as u64;
     }
 }
 
