@@ -104,6 +104,13 @@ impl Cursor<'_> {
     }
 }
 
+/// Hands `data` to `node`, warned of it first: [`Node::warm`] reads what it is given
+/// loosely, and must not panic on anything.
+fn received(node: &mut Node, now: Instant, link: LinkId, data: Bytes) {
+    node.warm(std::iter::once((link, &data[..])));
+    node.handle_input(now, Input::Received { link, data });
+}
+
 /// Feeds a whole node a sequence of inputs drawn from `data`: links coming and going, time
 /// passing, raw bytes, and well-formed routing updates, data messages and adverts built from
 /// the fuzz bytes (so established sessions and forwarding are reached), checking its bounds.
@@ -147,13 +154,7 @@ pub fn node_inputs(data: &[u8]) {
             4 | 5 => {
                 let len = usize::from(c.byte().unwrap_or(0));
                 let body = c.take(len).to_vec();
-                node.handle_input(
-                    now,
-                    Input::Received {
-                        link,
-                        data: Bytes::from(body),
-                    },
-                );
+                received(&mut node, now, link, Bytes::from(body));
             }
             6..=9 => {
                 update_id += 1;
@@ -178,13 +179,7 @@ pub fn node_inputs(data: &[u8]) {
                     suspected_duplicate: if op & 0x1 != 0 { node.epoch() } else { 0 },
                 };
                 if let Some(e) = r.encode() {
-                    node.handle_input(
-                        now,
-                        Input::Received {
-                            link,
-                            data: frame(e.message()),
-                        },
-                    );
+                    received(&mut node, now, link, frame(e.message()));
                 }
             }
             10..=12 => {
@@ -201,13 +196,7 @@ pub fn node_inputs(data: &[u8]) {
                 let len = usize::from(c.byte().unwrap_or(0));
                 let payload = c.take(len).to_vec();
                 if let Some(e) = h.encode(&payload) {
-                    node.handle_input(
-                        now,
-                        Input::Received {
-                            link,
-                            data: frame(e.message()),
-                        },
-                    );
+                    received(&mut node, now, link, frame(e.message()));
                 }
             }
             13 => {
@@ -219,13 +208,7 @@ pub fn node_inputs(data: &[u8]) {
                     ..Default::default()
                 };
                 if let Some(e) = ad.encode() {
-                    node.handle_input(
-                        now,
-                        Input::Received {
-                            link,
-                            data: frame(e.message()),
-                        },
-                    );
+                    received(&mut node, now, link, frame(e.message()));
                 }
             }
             14 => {

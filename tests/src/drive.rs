@@ -174,6 +174,12 @@ impl<'a> Lane<'a> {
             // A node's few events, in time order: sorted here, on the lane's thread.
             evs.sort_unstable_by_key(|it| it.key);
             touch_frames(evs);
+            if let Some(node) = sn.node.as_ref() {
+                node.warm(evs.iter().filter_map(|it| match &it.ev {
+                    Some(SimEvent::Deliver { to, frame, .. }) => Some((*to, &frame[..])),
+                    _ => None,
+                }));
+            }
             let mut i = 0;
             loop {
                 let next_batch = evs.get(i).map(|it| it.key);

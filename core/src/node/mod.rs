@@ -6,6 +6,7 @@ mod data;
 mod probe;
 mod report;
 mod session;
+mod warm;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};

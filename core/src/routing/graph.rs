@@ -146,6 +146,16 @@ impl Graph {
         }
     }
 
+    /// Where the lookup of `name` starts (for [`Graph::touch_slot`]).
+    pub(crate) fn home(&self, name: &[u8]) -> usize {
+        home(key_of(name), self.slots.len().wrapping_sub(1))
+    }
+
+    /// Reads slot `i`, so that a lookup that starts there finds it in the cache.
+    pub(crate) fn touch_slot(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |s| s.key[0] ^ u64::from(s.ix))
+    }
+
     /// Looks up a name without interning it.
     pub(crate) fn find(&self, node: &[u8]) -> Option<Ix> {
         let slot = self.slots.get(self.probe(node, key_of(node))?)?;

@@ -107,6 +107,19 @@ impl SeenUpdates {
         }
     }
 
+    /// Where the lookup of `id` starts (for [`SeenUpdates::touch`]).
+    pub(crate) fn home(&self, id: &[u8]) -> usize {
+        match pack_bytes(id) {
+            Some(k) => home(k, self.slots.len().wrapping_sub(1)),
+            None => 0,
+        }
+    }
+
+    /// Reads slot `i`, so that a lookup that starts there finds it in the cache.
+    pub(crate) fn touch(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |&k| k as u64)
+    }
+
     fn expire(&mut self, now: u64) {
         let ttl = self.ttl.as_nanos().min(u128::from(u64::MAX)) as u64;
         if self.order.is_empty() || now.saturating_sub(self.oldest) < ttl {
