@@ -244,9 +244,7 @@ pub(crate) struct NameHasher(u64);
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(TraceHash::K);
+            self.0 = (self.0.rotate_left(5) ^ le_word(chunk)).wrapping_mul(TraceHash::K);
         }
     }
     fn finish(&self) -> u64 {
@@ -375,15 +373,23 @@ impl TraceHash {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.u64(u64::from_le_bytes(w));
+            self.u64(le_word(rest));
         }
     }
 
     pub(crate) fn finish(&self) -> u64 {
         mix64(self.0)
     }
+}
+
+/// Up to eight bytes as a zero-padded little-endian word, built in registers (copying a
+/// short tail into a buffer calls `memcpy`, and loading the buffer back then stalls on
+/// the narrow stores: that was most of the time spent hashing frames).
+fn le_word(b: &[u8]) -> u64 {
+    b.iter()
+        .take(8)
+        .rev()
+        .fold(0, |w, &x| w << 8 | u64::from(x))
 }
 
 /// SplitMix64's finaliser: spreads every input bit over the output.

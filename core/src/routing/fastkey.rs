@@ -17,11 +17,31 @@ pub(crate) fn pack(s: &str) -> Option<u128> {
 /// [`pack`] for the bytes of a string.
 pub(crate) fn pack_bytes(b: &[u8]) -> Option<u128> {
     let len = u8::try_from(b.len()).ok().filter(|&l| l < 16)?;
-    let mut w = [0u8; 16];
-    w.get_mut(..b.len())?.copy_from_slice(b);
+    let (lo, hi) = b.split_at_checked(8).unwrap_or((b, &[]));
     // The length goes in the last byte, which a short string never reaches.
-    *w.last_mut()? = len;
-    Some(u128::from_le_bytes(w))
+    Some(u128::from(le_word(lo)) | u128::from(le_word(hi)) << 64 | u128::from(len) << 120)
+}
+
+/// Up to eight bytes as a little-endian word, zero-padded (more are cut off). Built in
+/// registers: copying a short slice into a buffer and loading that calls `memcpy`, and the
+/// load then waits for the narrow stores to drain, which on the hot path cost more than
+/// the hashing.
+pub(crate) fn le_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    if let Some(w) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*w);
+    }
+    if n >= 4 {
+        // Two overlapping four-byte loads; the overlap ORs equal bytes.
+        let lo = b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let hi = b.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        return u64::from(lo) | u64::from(hi) << (8 * (n - 4));
+    }
+    let byte = |i: usize| b.get(i).map_or(0, |&x| u64::from(x)) << (8 * i);
+    match n {
+        0 => 0,
+        _ => byte(0) | byte(n / 2) | byte(n - 1),
+    }
 }
 
 /// Whether `s` is the name `id`, whose packed form (if any) is `key`: names shorter than
@@ -43,11 +63,7 @@ pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            if let Some(dst) = w.get_mut(..chunk.len()) {
-                dst.copy_from_slice(chunk);
-            }
-            self.write_u64(u64::from_le_bytes(w));
+            self.write_u64(le_word(chunk));
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -68,6 +84,25 @@ impl Hasher for FastHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_zero_padded_little_endian() {
+        let bytes: Vec<u8> = (1..=9).collect();
+        for n in 0..=9 {
+            let b = &bytes[..n];
+            let mut w = [0u8; 8];
+            let k = n.min(8);
+            w[..k].copy_from_slice(&b[..k]);
+            assert_eq!(le_word(b), u64::from_le_bytes(w), "{n} bytes");
+        }
+        for n in 0..16 {
+            let s = "abcdefghijklmnop".get(..n).unwrap();
+            let mut w = [0u8; 16];
+            w[..n].copy_from_slice(s.as_bytes());
+            w[15] = n as u8;
+            assert_eq!(pack(s), Some(u128::from_le_bytes(w)), "{s:?}");
+        }
+    }
 
     #[test]
     fn packing_is_injective_on_short_strings() {
