@@ -16,7 +16,7 @@ use receptor_tokio::MeshStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Read buffer of the local→mesh direction while data flows (Go's `NormalBufferSize`).
-const BUFFER: usize = 64 * 1024;
+const BUFFER: usize = 256 * 1024;
 /// Below this much room left in the read buffer, the next read gets a fresh one.
 const MIN_READ: usize = 8 * 1024;
 /// Smaller pieces are copied: on the way out, so that a small piece held by QUIC until it is

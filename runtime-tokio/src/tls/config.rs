@@ -90,7 +90,7 @@ pub enum ClientAuthMode {
 /// suites. *ring* has no P-521 and rustls has no static-RSA suites, so this offers P-384
 /// and P-256, all TLS 1.3 suites, and the three ECDHE suites of Go's list.
 pub(crate) fn provider(min_tls13: bool) -> Arc<CryptoProvider> {
-    let base = ring::default_provider();
+    let base = go_ordered_provider();
     if min_tls13 {
         return Arc::new(base);
     }
@@ -107,6 +107,26 @@ pub(crate) fn provider(min_tls13: bool) -> Arc<CryptoProvider> {
         kx_groups: vec![ring::kx_group::SECP384R1, ring::kx_group::SECP256R1],
         ..base
     })
+}
+
+/// *ring* with the TLS 1.3 suites in Go's order where AES is in hardware: AES-128-GCM,
+/// ChaCha20-Poly1305, AES-256-GCM (rustls puts AES-256 first). The client's order picks the
+/// suite, and every byte of a mesh stream is sealed with it: AES-128 takes 10 rounds to
+/// AES-256's 14, which made stream encryption about a third cheaper.
+pub(crate) fn go_ordered_provider() -> CryptoProvider {
+    use ring::cipher_suite as cs;
+    let base = ring::default_provider();
+    let tls13 = [
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+    ];
+    let mut cipher_suites = tls13.to_vec();
+    cipher_suites.extend(base.cipher_suites.iter().filter(|s| !tls13.contains(s)));
+    CryptoProvider {
+        cipher_suites,
+        ..base
+    }
 }
 
 /// Protocol versions: TLS 1.2+ for backends unless `mintls13`; QUIC is always TLS 1.3.

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::version::TLS13;
 use rustls::{ClientConfig, Error, ServerConfig};
 
-use super::config::ALPN_NETCEPTOR;
+use super::config::{ALPN_NETCEPTOR, go_ordered_provider};
 use super::der;
 use super::error::TlsError;
 use super::verify;
@@ -68,7 +68,7 @@ pub fn generate_insecure_cert(
 /// certificate requested, SNI ignored, default key-exchange groups (as in Go).
 pub fn insecure_server_config(now: SystemTime) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert, key) = generate_insecure_cert(now)?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    let mut config = ServerConfig::builder_with_provider(Arc::new(go_ordered_provider()))
         .with_protocol_versions(&[&TLS13])?
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)?;
@@ -82,7 +82,7 @@ pub fn insecure_server_config(now: SystemTime) -> Result<Arc<ServerConfig>, TlsE
 /// Go sends the dialer's own node ID as SNI; pass it as the connector's server name if it is
 /// a valid DNS name (the Go server ignores SNI, so any valid name works).
 pub fn insecure_client_config() -> Result<Arc<ClientConfig>, TlsError> {
-    let provider = Arc::new(ring::default_provider());
+    let provider = Arc::new(go_ordered_provider());
     let verifier = Arc::new(InsecureCommonNameVerifier::new(
         provider.signature_verification_algorithms,
     ));

@@ -240,6 +240,11 @@ fn insecure_mode_accepts_its_cn_even_when_expired() {
     let chain = done.client.peer_certificates().unwrap();
     assert!(insecure::chain_has_insecure_cn(chain));
     assert_eq!(done.client.alpn_protocol(), Some(ALPN_NETCEPTOR));
+    // Go's order, AES-128-GCM first: it seals every byte of a mesh stream.
+    assert_eq!(
+        done.client.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
     assert!(
         done.server.peer_certificates().is_none(),
         "no client certificate requested"
