@@ -3,7 +3,7 @@
 //! separate process, so every read and every read-modify-write takes it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -72,41 +72,41 @@ pub(crate) fn update(
 ) -> Result<(), String> {
     let _lock = lock(dir)?;
     let path = dir.join("status");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| go_path_error("open", &path, &e))?;
-    let data = read_all(&mut f, &path)?;
+    let data = match File::open(&path) {
+        Ok(mut f) => read_all(&mut f, &path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(go_path_error("open", &path, &e)),
+    };
     if !data.is_empty() {
         rec.merge_json(&data).map_err(|e| e.to_string())?;
     }
     change(rec);
-    write_at_start(&mut f, &path, rec)
+    replace(dir, &path, rec)
 }
 
 /// Go's `Save`: writes `rec` over the file, without reading it.
 pub(crate) fn save(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
     let _lock = lock(dir)?;
-    let path = dir.join("status");
+    replace(dir, &dir.join("status"), rec)
+}
+
+/// Writes `rec` to a new file and renames it over `path`. Go truncates and rewrites the file
+/// in place, so a process killed between the two leaves it empty and the unit cannot be
+/// restarted ("unexpected end of JSON input"); a rename leaves the old or the new record.
+/// The caller holds the lock, so one temporary name serves.
+fn replace(dir: &Path, path: &Path, rec: &StatusRecord) -> Result<(), String> {
+    let tmp = dir.join("status.new");
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| go_path_error("open", &path, &e))?;
-    write_at_start(&mut f, &path, rec)
-}
-
-fn write_at_start(f: &mut File, path: &Path, rec: &StatusRecord) -> Result<(), String> {
-    f.seek(SeekFrom::Start(0))
-        .and_then(|_| f.set_len(0))
-        .and_then(|()| f.write_all(rec.to_json().as_bytes()))
-        .map_err(|e| go_path_error("write", path, &e))
+        .open(&tmp)
+        .map_err(|e| go_path_error("open", &tmp, &e))?;
+    f.write_all(rec.to_json().as_bytes())
+        .map_err(|e| go_path_error("write", &tmp, &e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| go_path_error("rename", path, &e))
 }
 
 /// Size of `<dir>/stdout`, 0 when it does not exist (Go's `stdoutSize`).
@@ -163,6 +163,26 @@ mod tests {
         assert_eq!(stdout_size(&d), 0);
         std::fs::write(d.join("stdout"), "abc").unwrap();
         assert_eq!(stdout_size(&d), 3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn writes_replace_the_file_whole() {
+        let d = tmp("whole");
+        let mut rec = StatusRecord::new("echo", Some(ExtraData::command(0, "x")));
+        save(&d, &rec).unwrap();
+        let before = std::fs::metadata(d.join("status")).unwrap();
+        // What a writer killed mid-way leaves behind is overwritten, not read.
+        std::fs::write(d.join("status.new"), "").unwrap();
+        update(&d, &mut rec, |r| r.detail = "again".into()).unwrap();
+        let after = std::fs::metadata(d.join("status")).unwrap();
+        // A new file took the old one's place: the old record stayed whole until then.
+        use std::os::unix::fs::MetadataExt as _;
+        assert_ne!(before.ino(), after.ino());
+        assert!(!d.join("status.new").exists());
+        let mut fresh = StatusRecord::new("", None);
+        load(&d, &mut fresh).unwrap();
+        assert_eq!(fresh.detail, "again");
         let _ = std::fs::remove_dir_all(&d);
     }
 
