@@ -51,6 +51,10 @@ pub(crate) struct Truth {
     comp: Vec<u32>,
     comp_size: Vec<u32>,
     by_name: HashMap<NodeId, u32, BuildHasherDefault<NameHasher>>,
+    /// Live nodes by name, in the order of a routing table.
+    sorted: Vec<(NodeId, u32)>,
+    /// The name of each live node, by index.
+    names: Vec<Option<NodeId>>,
     rows: Vec<Option<Box<[f64]>>>,
     /// The common cost when every edge has the same one: plain BFS then.
     unit: Option<f64>,
@@ -98,16 +102,21 @@ impl Truth {
             }
             comp_size.push(size);
         }
-        let by_name = ids
+        let mut sorted: Vec<(NodeId, u32)> = ids
             .iter()
             .enumerate()
             .filter_map(|(i, id)| Some(((*id)?.clone(), i as u32)))
             .collect();
+        sorted.sort();
+        let by_name = sorted.iter().cloned().collect();
+        let names = ids.iter().map(|id| id.cloned()).collect();
         Self {
             adj,
             comp,
             comp_size,
             by_name,
+            sorted,
+            names,
             rows: vec![None; n],
             unit,
         }
@@ -210,6 +219,67 @@ impl Truth {
                 want,
             });
         }
+        if self.check_in_order(s, routes) {
+            return Ok(());
+        }
+        self.find_wrong(s, routes)
+    }
+
+    /// Whether the table is correct, read alongside the live nodes in name order (a table
+    /// is sorted the same way): no name lookups. `false` leaves the why to `find_wrong`.
+    fn check_in_order(&mut self, s: u32, routes: &BTreeMap<NodeId, NodeId>) -> bool {
+        let su = s as usize;
+        self.row(s);
+        for i in 0..self.adj[su].len() {
+            let v = self.adj[su][i].0;
+            self.row(v);
+        }
+        let c = self.comp[su];
+        let mut expected = self
+            .sorted
+            .iter()
+            .filter(|(_, t)| *t != s && self.comp[*t as usize] == c);
+        let mut last_hop: Option<(&NodeId, u32, f64)> = None;
+        let best = self.rows[su].as_deref().unwrap_or_default();
+        for (dest, hop) in routes {
+            let Some((name, t)) = expected.next() else {
+                return false;
+            };
+            if name != dest {
+                return false;
+            }
+            let (h, w) = match last_hop {
+                Some((n, h, w)) if n == hop => (h, w),
+                _ => {
+                    let Some(&(h, w)) = self.adj[su]
+                        .iter()
+                        .find(|(v, _)| self.name(*v) == Some(hop))
+                    else {
+                        return false;
+                    };
+                    last_hop = Some((hop, h, w));
+                    (h, w)
+                }
+            };
+            let t = *t as usize;
+            let via = w + self.rows[h as usize]
+                .as_deref()
+                .map_or(f64::INFINITY, |r| r[t]);
+            let best = best[t];
+            if (via - best).abs() > 1e-9 * best.max(1.0) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The name of live node `v`.
+    fn name(&self, v: u32) -> Option<&NodeId> {
+        self.names.get(v as usize)?.as_ref()
+    }
+
+    /// What is wrong with a table of the right size that `check_in_order` refused.
+    fn find_wrong(&mut self, s: u32, routes: &BTreeMap<NodeId, NodeId>) -> Result<(), Wrong> {
         let c = self.comp[s as usize];
         for (dest, hop) in routes {
             let t = match self.index(dest) {
@@ -439,6 +509,19 @@ mod tests {
             t.check(0, &table(&[("b", "b")])),
             Err(Wrong::Count { have: 1, want: 3 })
         ));
+        // The right size, but a stranger instead of d; a hop that is no neighbour.
+        assert_eq!(
+            t.check(0, &table(&[("b", "b"), ("c", "d"), ("x", "d")])),
+            Err(Wrong::Dest(id("x")))
+        );
+        assert!(matches!(
+            t.check(1, &table(&[("a", "a"), ("c", "c"), ("d", "d")])),
+            Err(Wrong::Hop { .. })
+        ));
+        assert_eq!(
+            t.check(1, &table(&[("a", "a"), ("c", "c"), ("d", "a")])),
+            Ok(())
+        );
     }
 
     #[test]
