@@ -276,6 +276,8 @@ pub struct Node {
     stats: NodeStats,
     shut_down: bool,
     scratch: Vec<Bytes>,
+    /// Where forwarded routing updates are built ([`Encoded::from_parts_in`]).
+    frame_arena: bytes::BytesMut,
 }
 
 impl Node {
@@ -326,6 +328,7 @@ impl Node {
             stats: NodeStats::default(),
             shut_down: false,
             scratch: Vec::new(),
+            frame_arena: bytes::BytesMut::new(),
             config,
         };
         let first = now + node.jittered(node.config.route_update_interval);

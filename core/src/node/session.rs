@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use super::{CloseReason, Event, Node, Timer};
@@ -20,7 +20,7 @@ pub(super) trait Received: Update {
     /// The cost listed for `node`, if any.
     fn connection(&self, node: &str) -> Option<f64>;
     /// This update as `me` (`me_quoted` as a JSON string) forwards it.
-    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded>;
+    fn forward(&self, me: &str, me_quoted: &str, arena: &mut BytesMut) -> Option<Encoded>;
 }
 
 impl Received for RouteUpdate {
@@ -33,7 +33,7 @@ impl Received for RouteUpdate {
     fn connection(&self, node: &str) -> Option<f64> {
         self.connections.get(node).copied()
     }
-    fn forward(&self, me: &str, _: &str) -> Option<Encoded> {
+    fn forward(&self, me: &str, _: &str, _: &mut BytesMut) -> Option<Encoded> {
         let mut u = self.clone();
         u.forwarding_node = me.to_owned();
         u.encode()
@@ -50,8 +50,8 @@ impl Received for RouteView<'_> {
     fn connection(&self, node: &str) -> Option<f64> {
         RouteView::connection(self, node)
     }
-    fn forward(&self, me: &str, me_quoted: &str) -> Option<Encoded> {
-        self.forward_as(me, me_quoted)
+    fn forward(&self, me: &str, me_quoted: &str, arena: &mut BytesMut) -> Option<Encoded> {
+        self.forward_as(me, me_quoted, arena)
     }
 }
 
@@ -354,7 +354,7 @@ impl Node {
                 }
             }
         }
-        if let Some(msg) = ri.forward(self.id.as_str(), &self.id_quoted) {
+        if let Some(msg) = ri.forward(self.id.as_str(), &self.id_quoted, &mut self.frame_arena) {
             self.broadcast(&msg, Some(link));
         }
     }

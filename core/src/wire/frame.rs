@@ -6,6 +6,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// The largest message any backend may carry: the u16 length prefix cannot say more.
 pub const MAX_MESSAGE_LEN: usize = 65535;
 
+/// The size of the buffers [`Encoded::from_parts_in`] carves messages from.
+pub(crate) const ARENA_CHUNK: usize = 8192;
+
 /// The largest message a UDP backend may carry (Go `UDPMaxPacketLen`).
 pub const MAX_UDP_MESSAGE_LEN: usize = 65507;
 
@@ -63,6 +66,25 @@ impl Encoded {
             b.extend_from_slice(p);
         }
         Self::finish(b)
+    }
+
+    /// Like [`Encoded::from_parts`], carved from `arena`: small messages share one buffer
+    /// (a fresh one of [`ARENA_CHUNK`] bytes when it is full), so forwarding a routing
+    /// update allocates nothing in the common case. A buffer lives until its last message
+    /// is dropped; messages are short-lived, and larger ones get their own.
+    pub(crate) fn from_parts_in(arena: &mut BytesMut, parts: &[&[u8]]) -> Option<Self> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 || len + 2 > ARENA_CHUNK / 8 {
+            return Self::from_parts(parts);
+        }
+        if arena.capacity() < len + 2 {
+            *arena = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        arena.put_u16_le(len as u16);
+        for p in parts {
+            arena.extend_from_slice(p);
+        }
+        Some(Self(arena.split().freeze()))
     }
 
     /// The reject message, framed: `03 00 03 5b 5d`.
@@ -202,6 +224,27 @@ fn frame_len(b: &[u8]) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn messages_carved_from_an_arena_are_whole_and_independent() {
+        let mut arena = BytesMut::new();
+        let mut made = Vec::new();
+        // Enough to fill several buffers, sizes up to past the carving limit.
+        for i in 0..400usize {
+            let body = vec![(i % 251) as u8; 1 + (i * 7) % (ARENA_CHUNK / 6)];
+            let parts: [&[u8]; 3] = [&[1], &body, b"tail"];
+            let carved = Encoded::from_parts_in(&mut arena, &parts).unwrap();
+            assert_eq!(carved, Encoded::from_parts(&parts).unwrap(), "message {i}");
+            made.push(carved);
+        }
+        // Dropping some leaves the others intact.
+        made.retain(|m| m.message().len() % 2 == 0);
+        for m in &made {
+            assert_eq!(m.stream().len(), m.message().len() + 2);
+            assert_eq!(frame_len(&m.stream()), m.message().len());
+        }
+        assert!(Encoded::from_parts_in(&mut arena, &[]).is_none());
+    }
 
     fn frame(msgs: &[Vec<u8>]) -> Vec<u8> {
         let mut v = Vec::new();

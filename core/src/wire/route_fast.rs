@@ -331,11 +331,16 @@ impl<'a> RouteView<'a> {
     pub fn forward(&self, me: &str) -> Option<Encoded> {
         let mut quoted = String::with_capacity(me.len() + 2);
         write_str(&mut quoted, me);
-        self.forward_as(me, &quoted)
+        self.forward_as(me, &quoted, &mut bytes::BytesMut::new())
     }
 
     /// [`RouteView::forward`], given `me` also as Go writes it as a JSON string.
-    pub fn forward_as(&self, me: &str, me_quoted: &str) -> Option<Encoded> {
+    pub fn forward_as(
+        &self,
+        me: &str,
+        me_quoted: &str,
+        arena: &mut bytes::BytesMut,
+    ) -> Option<Encoded> {
         if !self.stable || !(self.plain_numbers || self.numbers_reencode_as_is()) {
             let mut u = self.to_update();
             u.forwarding_node = me.to_owned();
@@ -343,7 +348,7 @@ impl<'a> RouteView<'a> {
         }
         let head = self.body.get(..self.fwd.0)?;
         let tail = self.body.get(self.fwd.1..)?;
-        Encoded::from_parts(&[&[MSG_ROUTE], head, me_quoted.as_bytes(), tail])
+        Encoded::from_parts_in(arena, &[&[MSG_ROUTE], head, me_quoted.as_bytes(), tail])
     }
 }
 
