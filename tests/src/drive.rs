@@ -33,13 +33,6 @@ pub(crate) struct LaneBufs {
     work: VecDeque<Input>,
     /// The node's own events (timers) due inside the window, by key, largest first.
     local: Vec<(u128, SimEvent)>,
-    /// Frames received on two threads, by the lane that sent them, kept for that lane's
-    /// thread to free: glibc frees a block on another thread's heap under that heap's
-    /// lock, and with both threads allocating and freeing messages the lock was contended
-    /// on nearly every message.
-    pub(crate) graves: [Vec<Bytes>; 2],
-    /// Frames this lane's thread frees when it next runs a window.
-    pub(crate) to_drop: Vec<Vec<Bytes>>,
 }
 
 /// One event of a window, with the node it is for.
@@ -79,10 +72,6 @@ pub(crate) struct Lane<'a> {
     /// Sequence numbers for events inside the window: above those of every event that
     /// was pending when it began.
     pub(crate) local_seq: u64,
-    /// Which lane of a window this is (0 runs on the simulator's thread).
-    pub(crate) index: u8,
-    /// Whether received frames go to `bufs.graves` (two lanes run) or are freed at once.
-    pub(crate) graves: bool,
     stats: SimStats,
     bufs: LaneBufs,
     invalidate: bool,
@@ -113,8 +102,6 @@ impl<'a> Lane<'a> {
             pending,
             window: None,
             local_seq: 0,
-            index: 0,
-            graves: false,
             stats: SimStats::default(),
             bufs,
             invalidate: false,
@@ -176,9 +163,6 @@ impl<'a> Lane<'a> {
         groups: &[(u32, usize, usize)],
         end: u64,
     ) {
-        for mut frames in std::mem::take(&mut self.bufs.to_drop) {
-            frames.clear();
-        }
         for &(node, a, b) in groups {
             let Some(sn) = nodes.get_mut(node.wrapping_sub(offset) as usize) else {
                 self.violation("window bookkeeping");
@@ -225,9 +209,7 @@ impl<'a> Lane<'a> {
         self.stats.steps += 1;
         match ev {
             SimEvent::Timer { token, .. } => self.on_timer(n, sn, token),
-            SimEvent::Deliver {
-                to, frame, lane, ..
-            } => self.on_deliver(n, sn, to, frame, lane),
+            SimEvent::Deliver { to, frame, .. } => self.on_deliver(n, sn, to, frame),
             SimEvent::Closed { to } => self.on_closed(n, sn, to),
             SimEvent::Dial { .. } | SimEvent::Streams { .. } => {
                 self.violation("a dial or stream event given to a node")
@@ -313,7 +295,7 @@ impl<'a> Lane<'a> {
         self.feed(n, sn, Some(Input::Timeout));
     }
 
-    fn on_deliver(&mut self, n: u32, sn: &mut SimNode, to: LinkId, frame: Bytes, lane: u8) {
+    fn on_deliver(&mut self, n: u32, sn: &mut SimNode, to: LinkId, frame: Bytes) {
         let (s, r) = split(to);
         let sess = &self.sessions[s];
         let link = &self.links[sess.link as usize];
@@ -333,11 +315,6 @@ impl<'a> Lane<'a> {
             return;
         }
         self.stats.delivered += 1;
-        if self.graves
-            && let Some(g) = self.bufs.graves.get_mut(usize::from(lane))
-        {
-            g.push(frame.clone());
-        }
         self.feed(
             n,
             sn,
@@ -446,7 +423,6 @@ impl<'a> Lane<'a> {
                     node,
                     to,
                     frame: head,
-                    lane: self.index,
                 },
             );
             let tail = frame.slice(cut..);
@@ -456,7 +432,6 @@ impl<'a> Lane<'a> {
                     node,
                     to,
                     frame: tail,
-                    lane: self.index,
                 },
             );
             return;
@@ -470,20 +445,10 @@ impl<'a> Lane<'a> {
                     node,
                     to,
                     frame: copy,
-                    lane: self.index,
                 },
             );
         }
-        let lane = self.index;
-        self.schedule(
-            at,
-            SimEvent::Deliver {
-                node,
-                to,
-                frame,
-                lane,
-            },
-        );
+        self.schedule(at, SimEvent::Deliver { node, to, frame });
     }
 
     /// Loss on an ordered link: the connection resets at both ends.

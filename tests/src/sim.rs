@@ -80,13 +80,7 @@ pub(crate) enum SimEvent {
     /// The node's `poll_timeout` is due; `token` tells stale entries apart.
     Timer { node: u32, token: u64 },
     /// Bytes arrive at the end of a session, which is node `node`'s.
-    Deliver {
-        node: u32,
-        to: LinkId,
-        frame: Bytes,
-        /// The lane that sent it (see `LaneBufs::graves`).
-        lane: u8,
-    },
+    Deliver { node: u32, to: LinkId, frame: Bytes },
     /// The other end closed or reset the session.
     Closed { to: LinkId },
     /// The dialer of a link tries again.
@@ -552,24 +546,21 @@ impl Sim {
             ..
         } = self;
         let (na, nb) = nodes.split_at_mut(node_b as usize);
-        let two = !gb.is_empty();
-        let lane = |bufs: LaneBufs, pending, index| {
+        let lane = |bufs: LaneBufs, pending| {
             let mut lane = Lane::new(
                 *seed, *base, *now, links, sessions, *record, None, pending, bufs,
             );
             lane.local_seq = local_seq;
-            lane.index = index;
-            lane.graves = two;
             lane
         };
         // The first lane schedules straight into the queue, as it goes: its events come
         // first in the order the lanes made them anyway, and the serial part is smaller.
-        let mut lane_a = lane(std::mem::take(&mut bufs[0]), Some(pending), 0);
+        let mut lane_a = lane(std::mem::take(&mut bufs[0]), Some(pending));
         let out_b = if gb.is_empty() {
             lane_a.run_window(na, 0, ia, 0, ga, end);
             None
         } else {
-            let mut lane_b = lane(std::mem::take(&mut bufs[1]), None, 1);
+            let mut lane_b = lane(std::mem::take(&mut bufs[1]), None);
             let (out, took_a, took_b) = std::thread::scope(|scope| {
                 let b = scope.spawn(move || {
                     let started = Instant::now();
@@ -594,14 +585,6 @@ impl Sim {
         if let Some(out_b) = out_b {
             self.absorb(out_b, 1);
         }
-        // Each lane's thread frees, next window, the frames its lane sent.
-        let [a, b] = &mut self.lane_bufs;
-        let [a0, a1] = std::mem::take(&mut a.graves);
-        let [b0, b1] = std::mem::take(&mut b.graves);
-        a.to_drop
-            .extend([a0, b0].into_iter().filter(|v| !v.is_empty()));
-        b.to_drop
-            .extend([a1, b1].into_iter().filter(|v| !v.is_empty()));
         // The stream layers' events, in time order.
         self.window_end = Some(end);
         for it in items.iter_mut().skip(total) {
