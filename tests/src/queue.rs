@@ -41,7 +41,7 @@ impl<T> Ord for Far<T> {
 pub(crate) struct EventQueue<T> {
     /// `ring[s % RING]` holds the events of slot `s`, for `cur_slot < s < cur_slot + RING`,
     /// in chunks of [`CHUNK`].
-    ring: Vec<Vec<Vec<(u128, T)>>>,
+    ring: Vec<Slot<T>>,
     in_ring: usize,
     cur_slot: u64,
     /// The events of the current slot (and any pushed since for an earlier slot, after a
@@ -60,6 +60,14 @@ pub(crate) struct EventQueue<T> {
 /// Events per chunk of a slot.
 const CHUNK: usize = 256;
 
+/// One slot of the ring: the chunk being filled, kept in the ring itself so that a push
+/// follows one pointer, and the full ones.
+#[derive(Debug)]
+struct Slot<T> {
+    open: Vec<(u128, T)>,
+    full: Vec<Vec<(u128, T)>>,
+}
+
 pub(crate) fn key(at: u64, seq: u64) -> u128 {
     (u128::from(at) << 64) | u128::from(seq)
 }
@@ -71,7 +79,12 @@ fn slot(k: u128) -> u64 {
 impl<T> EventQueue<T> {
     pub(crate) fn new() -> Self {
         Self {
-            ring: (0..RING).map(|_| Vec::new()).collect(),
+            ring: (0..RING)
+                .map(|_| Slot {
+                    open: Vec::new(),
+                    full: Vec::new(),
+                })
+                .collect(),
             in_ring: 0,
             cur_slot: 0,
             cur: Vec::new(),
@@ -98,28 +111,30 @@ impl<T> EventQueue<T> {
 
     /// Adds an event to the ring's slot `s`.
     fn push_ring(&mut self, s: u64, e: (u128, T)) {
-        let bucket = &mut self.ring[(s % RING) as usize];
-        match bucket.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(e),
-            _ => {
-                let mut chunk = self
-                    .spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(CHUNK));
-                chunk.push(e);
-                bucket.push(chunk);
+        let slot = &mut self.ring[(s % RING) as usize];
+        if slot.open.len() == slot.open.capacity() {
+            let fresh = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            let full = std::mem::replace(&mut slot.open, fresh);
+            if full.capacity() > 0 {
+                slot.full.push(full);
             }
         }
+        slot.open.push(e);
         self.in_ring += 1;
     }
 
     /// Moves the events of the ring's slot `s` to the end of `out`.
     fn take_slot(&mut self, s: u64, out: &mut Vec<(u128, T)>) {
-        let bucket = &mut self.ring[(s % RING) as usize];
-        for mut chunk in bucket.drain(..) {
+        let slot = &mut self.ring[(s % RING) as usize];
+        for mut chunk in slot.full.drain(..).chain([std::mem::take(&mut slot.open)]) {
             self.in_ring -= chunk.len();
             out.append(&mut chunk);
-            self.spare.push(chunk);
+            if chunk.capacity() > 0 {
+                self.spare.push(chunk);
+            }
         }
     }
 
