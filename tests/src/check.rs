@@ -265,8 +265,7 @@ impl Truth {
             let via = w + self.rows[h as usize]
                 .as_deref()
                 .map_or(f64::INFINITY, |r| r[t]);
-            let best = best[t];
-            if (via - best).abs() > 1e-9 * best.max(1.0) {
+            if not_shortest(via, best[t]) {
                 return false;
             }
         }
@@ -297,13 +296,17 @@ impl Truth {
                 return Err(bad_hop());
             };
             let via = w + self.row(h)[t as usize];
-            let best = self.row(s)[t as usize];
-            if (via - best).abs() > 1e-9 * best.max(1.0) {
+            if not_shortest(via, self.row(s)[t as usize]) {
                 return Err(bad_hop());
             }
         }
         Ok(())
     }
+}
+
+/// Whether a path of cost `via` differs from the shortest, `best`, by more than rounding.
+fn not_shortest(via: f64, best: f64) -> bool {
+    (via - best).abs() > 1e-9 * best.max(1.0)
 }
 
 /// FxHash-style hashing for node names: the checker looks up every destination and hop of

@@ -8,7 +8,7 @@
 //! the connections, cost more than it saved in the simulator.)
 
 use crate::id::LinkId;
-use crate::wire::{MSG_ROUTE, RouteHead};
+use crate::wire::{MSG_ROUTE, RouteHead, whole_frame};
 
 use super::Node;
 
@@ -38,11 +38,7 @@ impl Node {
         l.peer()?;
         let msg = match &l.deframer {
             Some(d) if d.buffered() > 0 => return None,
-            Some(_) => {
-                let (len, msg) = data.split_at_checked(2)?;
-                let len = u16::from_le_bytes(len.try_into().ok()?);
-                (usize::from(len) == msg.len()).then_some(msg)?
-            }
+            Some(_) => whole_frame(data)?,
             None => data,
         };
         match msg.split_first()? {

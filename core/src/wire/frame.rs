@@ -213,6 +213,12 @@ impl Deframer {
     }
 }
 
+/// The message `data` carries, if it is exactly one stream frame.
+pub(crate) fn whole_frame(data: &[u8]) -> Option<&[u8]> {
+    let msg = data.get(2..)?;
+    (frame_len(data) == msg.len()).then_some(msg)
+}
+
 fn frame_len(b: &[u8]) -> usize {
     match b {
         [lo, hi, ..] => u16::from_le_bytes([*lo, *hi]) as usize,

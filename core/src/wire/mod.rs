@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 pub use advert::{ServiceAdvert, WorkCommand};
 pub use data::{DATA_HEADER_LEN, DataHeader};
+pub(crate) use frame::whole_frame;
 pub use frame::{Deframer, Encoded, MAX_MESSAGE_LEN, MAX_UDP_MESSAGE_LEN};
 pub(crate) use gojson::{shortest_digits, write_exponent, write_f64, write_fixed, write_str};
 pub use route::RouteUpdate;

@@ -24,6 +24,16 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// The canonical start of an update, up to the epoch's value: its NodeID and UpdateID.
+    fn head(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        self.lit(b"{\"NodeID\":")?;
+        let node_id = self.string()?;
+        self.lit(b",\"UpdateID\":")?;
+        let update_id = self.string()?;
+        self.lit(b",\"UpdateEpoch\":")?;
+        Some((node_id, update_id))
+    }
+
     fn lit<const N: usize>(&mut self, s: &[u8; N]) -> Option<()> {
         let end = self.i.checked_add(N)?;
         let here: &[u8; N] = self.b.get(self.i..end)?.try_into().ok()?;
@@ -198,11 +208,7 @@ impl<'a> RouteView<'a> {
         // Without `<`, `>`, `&` and non-ASCII bytes no string needs escaping.
         let plain = |s: &[u8]| (html | high) == 0 || plain_str(s);
         let mut p = Cursor { b: body, i: 0 };
-        p.lit(b"{\"NodeID\":")?;
-        let node_id = p.string()?;
-        p.lit(b",\"UpdateID\":")?;
-        let update_id = p.string()?;
-        p.lit(b",\"UpdateEpoch\":")?;
+        let (node_id, update_id) = p.head()?;
         let epoch = p.uint()?;
         p.lit(b",\"UpdateSequence\":")?;
         let sequence = p.uint()?;
@@ -373,11 +379,7 @@ impl<'a> RouteHead<'a> {
         const FWD: &[u8] = b",\"ForwardingNode\":\"";
         const DUP: &[u8] = b"\",\"SuspectedDuplicate\":";
         let mut p = Cursor { b: body, i: 0 };
-        p.lit(b"{\"NodeID\":")?;
-        let node_id = p.string()?;
-        p.lit(b",\"UpdateID\":")?;
-        let update_id = p.string()?;
-        p.lit(b",\"UpdateEpoch\":")?;
+        let (node_id, update_id) = p.head()?;
         let head_end = p.i;
         // From the end: `}`, digits, DUP, the forwarding node, FWD.
         let mut j = body.len().checked_sub(1)?;
