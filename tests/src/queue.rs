@@ -138,6 +138,14 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// Moves slot `s` into `cur` (empty when called), sorted so that the next event is last.
+    fn make_current(&mut self, s: u64) {
+        let mut cur = std::mem::take(&mut self.cur);
+        self.take_slot(s, &mut cur);
+        cur.sort_unstable_by_key(|e| Reverse(e.0));
+        self.cur = cur;
+    }
+
     /// Makes `cur` hold the next events, if there are any.
     fn refill(&mut self) {
         while self.cur.is_empty() {
@@ -150,10 +158,7 @@ impl<T> EventQueue<T> {
             }
             self.cur_slot += 1;
             self.pull_far();
-            let mut cur = std::mem::take(&mut self.cur);
-            self.take_slot(self.cur_slot, &mut cur);
-            cur.sort_unstable_by_key(|e| Reverse(e.0));
-            self.cur = cur;
+            self.make_current(self.cur_slot);
         }
     }
 
@@ -208,11 +213,7 @@ impl<T> EventQueue<T> {
                     self.popped = self.popped.max(m);
                 }
             } else {
-                // `cur` is empty here.
-                let mut cur = std::mem::take(&mut self.cur);
-                self.take_slot(next, &mut cur);
-                cur.sort_unstable_by_key(|e| Reverse(e.0));
-                self.cur = cur;
+                self.make_current(next);
             }
         }
     }
