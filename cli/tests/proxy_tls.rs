@@ -61,7 +61,7 @@ impl Ca {
 }
 
 fn tls_provider() -> Arc<receptor_tokio::rustls::crypto::CryptoProvider> {
-    Arc::new(receptor_tokio::rustls::crypto::ring::default_provider())
+    Arc::new(receptor_tokio::rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A TLS echo server on 127.0.0.1 with the given certificate.

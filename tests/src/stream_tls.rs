@@ -13,7 +13,7 @@ use std::sync::Arc;
 use receptor_core::stream::quinn_proto::{ClientConfig, ServerConfig};
 use receptor_core::stream::{client_config, server_config};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
@@ -45,7 +45,7 @@ fn ed25519_pkcs8(seed: [u8; 32]) -> Vec<u8> {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
+    Arc::new(aws_lc_rs::default_provider())
 }
 
 impl SimTls {

@@ -225,7 +225,7 @@ impl Streams {
         for (i, b) in reset_key.iter_mut().enumerate() {
             *b = (seed.rotate_left(i as u32 % 64) >> (i % 8)) as u8 ^ i as u8;
         }
-        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key);
+        let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &reset_key);
         let mut endpoint_config = EndpointConfig::new(Arc::new(hmac));
         // Bounds what a peer may send us; Go sends at most 1200 whatever we say.
         let _ = endpoint_config.max_udp_payload_size(MAX_PACKET_OURS);

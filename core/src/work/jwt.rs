@@ -29,8 +29,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use ring::rand::SystemRandom;
-use ring::signature::{self, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, RsaKeyPair, UnparsedPublicKey};
 use serde_json::Value;
 
 use crate::control::go_duration_string;
@@ -75,7 +75,7 @@ impl SigningKey {
         let mut token = b64url_encode(HEADER.as_bytes());
         token.push('.');
         token.push_str(&b64url_encode(claims.as_bytes()));
-        let mut sig = vec![0u8; self.0.public().modulus_len()];
+        let mut sig = vec![0u8; self.0.public_modulus_len()];
         self.0
             .sign(
                 &signature::RSA_PKCS1_SHA512,

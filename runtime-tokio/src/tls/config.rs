@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier;
-use rustls::crypto::{CryptoProvider, ring};
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
@@ -84,17 +84,17 @@ pub enum ClientAuthMode {
     Require,
 }
 
-/// The crypto provider for a config: *ring*, restricted like Go's `baseTLS`.
+/// The crypto provider for a config: aws-lc-rs, restricted like Go's `baseTLS`.
 ///
 /// Without `mintls13` Go allows only P-521, P-384 and P-256 (no X25519) and four TLS 1.2
-/// suites. *ring* has no P-521 and rustls has no static-RSA suites, so this offers P-384
+/// suites. rustls has no P-521 key exchange and no static-RSA suites, so this offers P-384
 /// and P-256, all TLS 1.3 suites, and the three ECDHE suites of Go's list.
 pub(crate) fn provider(min_tls13: bool) -> Arc<CryptoProvider> {
     let base = go_ordered_provider();
     if min_tls13 {
         return Arc::new(base);
     }
-    use ring::cipher_suite as cs;
+    use aws_lc_rs::cipher_suite as cs;
     Arc::new(CryptoProvider {
         cipher_suites: vec![
             cs::TLS13_AES_128_GCM_SHA256,
@@ -104,18 +104,26 @@ pub(crate) fn provider(min_tls13: bool) -> Arc<CryptoProvider> {
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
             cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         ],
-        kx_groups: vec![ring::kx_group::SECP384R1, ring::kx_group::SECP256R1],
+        kx_groups: vec![
+            aws_lc_rs::kx_group::SECP384R1,
+            aws_lc_rs::kx_group::SECP256R1,
+        ],
         ..base
     })
 }
 
-/// *ring* with the TLS 1.3 suites in Go's order where AES is in hardware: AES-128-GCM,
+/// aws-lc-rs with the TLS 1.3 suites in Go's order where AES is in hardware: AES-128-GCM,
 /// ChaCha20-Poly1305, AES-256-GCM (rustls puts AES-256 first). The client's order picks the
 /// suite, and every byte of a mesh stream is sealed with it: AES-128 takes 10 rounds to
 /// AES-256's 14, which made stream encryption about a third cheaper.
+///
+/// Key exchange offers X25519, P-256 and P-384, as Go does with `mintls13` and as every
+/// mesh stream does: not the provider's post-quantum hybrid, whose key share would make
+/// the first QUIC packet of every stream a kilobyte larger.
 pub(crate) fn go_ordered_provider() -> CryptoProvider {
-    use ring::cipher_suite as cs;
-    let base = ring::default_provider();
+    use aws_lc_rs::cipher_suite as cs;
+    use aws_lc_rs::kx_group as kx;
+    let base = aws_lc_rs::default_provider();
     let tls13 = [
         cs::TLS13_AES_128_GCM_SHA256,
         cs::TLS13_CHACHA20_POLY1305_SHA256,
@@ -125,6 +133,7 @@ pub(crate) fn go_ordered_provider() -> CryptoProvider {
     cipher_suites.extend(base.cipher_suites.iter().filter(|s| !tls13.contains(s)));
     CryptoProvider {
         cipher_suites,
+        kx_groups: vec![kx::X25519, kx::SECP256R1, kx::SECP384R1],
         ..base
     }
 }

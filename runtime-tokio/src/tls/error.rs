@@ -49,7 +49,7 @@ pub enum TlsError {
         path: PathBuf,
     },
     /// The private key is of a type or size the crypto provider cannot use
-    /// (*ring* supports RSA >= 2048 bits, ECDSA P-256/P-384 and Ed25519).
+    /// (aws-lc-rs supports RSA >= 2048 bits, ECDSA P-256/P-384/P-521 and Ed25519).
     #[error("unsupported private key in key file {path}: {source}")]
     UnsupportedKey {
         /// File that was named.

@@ -67,7 +67,7 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<Certifie
     let chain = load_cert_chain("cert", cert)?;
     let key_der = load_private_key(key)?;
     let signing_key =
-        rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(|source| {
+        rustls::crypto::aws_lc_rs::sign::any_supported_type(&key_der).map_err(|source| {
             TlsError::UnsupportedKey {
                 path: key.to_owned(),
                 source,
@@ -196,7 +196,7 @@ impl Fingerprint {
     /// Computes the SHA-256 fingerprint of a DER certificate.
     pub fn sha256_of(cert_der: &[u8]) -> Self {
         Self(
-            ring::digest::digest(&ring::digest::SHA256, cert_der)
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert_der)
                 .as_ref()
                 .to_vec(),
         )
@@ -205,11 +205,11 @@ impl Fingerprint {
     /// Whether this fingerprint is the SHA-256 or SHA-512 digest of `cert_der`.
     pub fn matches(&self, cert_der: &[u8]) -> bool {
         let alg = if self.0.len() == 32 {
-            &ring::digest::SHA256
+            &aws_lc_rs::digest::SHA256
         } else {
-            &ring::digest::SHA512
+            &aws_lc_rs::digest::SHA512
         };
-        ring::digest::digest(alg, cert_der).as_ref() == self.0.as_slice()
+        aws_lc_rs::digest::digest(alg, cert_der).as_ref() == self.0.as_slice()
     }
 
     /// The raw digest bytes.
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn fingerprint_forms() {
         let der = b"not really a certificate";
-        let sha256 = ring::digest::digest(&ring::digest::SHA256, der);
+        let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         let hex: String = sha256
             .as_ref()
             .iter()
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(fp, Fingerprint::sha256_of(der));
         let lower: String = sha256.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert!(Fingerprint::parse(&lower).unwrap().matches(der));
-        let sha512: String = ring::digest::digest(&ring::digest::SHA512, der)
+        let sha512: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, der)
             .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))

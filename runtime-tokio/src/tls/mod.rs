@@ -7,8 +7,8 @@
 //!   `tls-server` use the [`insecure`] self-signed mode.
 //! * Node IDs in certificates (spec §2.6): [`node_ids_in_cert`], [`check_own_cert_names`].
 //!
-//! Crypto is rustls with the *ring* provider. Known gaps against Go: no P-521 key exchange
-//! or P-521 certificates, no static-RSA TLS 1.2 suite, RSA keys below 2048 bits are refused.
+//! Crypto is rustls with the aws-lc-rs provider. Known gaps against Go: no P-521 key
+//! exchange, no static-RSA TLS 1.2 suite, RSA keys below 2048 bits are refused.
 
 /// The handshake-signature methods of a rustls verifier, checked with `self.algs` (the
 /// provider's algorithms). Every verifier here keeps that check, whatever it does with

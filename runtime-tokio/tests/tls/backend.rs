@@ -268,7 +268,7 @@ fn alpn_and_tls12_suites_and_groups_follow_go() {
     // A peer that only speaks X25519 fails, as against Go (spec §11.1 item 14).
     let x25519_only = raw_server(
         &w,
-        |p| p.kx_groups = vec![rustls::crypto::ring::kx_group::X25519],
+        |p| p.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519],
         false,
     );
     assert!(

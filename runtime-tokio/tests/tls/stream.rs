@@ -282,16 +282,17 @@ fn insecure_mode_rejects_other_cn_and_cross_mode() {
         .distinguished_name
         .push(DnType::CommonName, "netceptor-insecure-common-name-not");
     let cert = params.self_signed(&key).unwrap();
-    let other =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
+    let other = ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
     let mut other = other;
     other.alpn_protocols = vec![ALPN_NETCEPTOR.to_vec()];
     assert!(handshake(insecure_client, Arc::new(other), "dialer").is_err());
@@ -325,17 +326,18 @@ fn insecure_cert_matches_go_template() {
 /// A server that presents `cert` but signs the handshake with an unrelated key.
 fn impostor_server(cert: CertificateDer<'static>) -> Arc<ServerConfig> {
     let wrong_key = KeyPair::generate().unwrap();
-    let signer = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
         wrong_key.serialize_der().into(),
     ))
     .unwrap();
     let certified = rustls::sign::CertifiedKey::new(vec![cert], signer);
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    let mut config = ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![ALPN_NETCEPTOR.to_vec()];
     Arc::new(config)
 }

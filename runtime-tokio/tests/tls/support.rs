@@ -260,20 +260,20 @@ pub(crate) fn backend(srv: &TlsServer, cli: &TlsClient, host: &str) -> Result<Do
 }
 
 pub(crate) fn ring_sha512(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA512, der)
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, der)
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// A plain rustls server with the world's server leaf and a tweaked ring provider.
+/// A plain rustls server with the world's server leaf and a tweaked aws-lc-rs provider.
 pub(crate) fn raw_server(
     w: &World,
     tweak: impl FnOnce(&mut rustls::crypto::CryptoProvider),
     tls12: bool,
 ) -> Arc<ServerConfig> {
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     tweak(&mut provider);
     let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
         &[&rustls::version::TLS12]
