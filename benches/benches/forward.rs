@@ -61,7 +61,7 @@ fn data_frame(payload: usize) -> Bytes {
     h.encode(&vec![7u8; payload]).unwrap().stream()
 }
 
-#[divan::bench(args = [0, 1200], sample_count = 200, sample_size = 1000)]
+#[divan::bench(args = [0, 1200, 60_000], sample_count = 200, sample_size = 1000)]
 fn forward_data_message(bencher: Bencher<'_, '_>, payload: usize) {
     let (mut n, now) = transit_node();
     let frame = data_frame(payload);

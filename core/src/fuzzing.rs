@@ -225,7 +225,7 @@ pub fn node_inputs(data: &[u8]) {
         while let Some(t) = node.poll_transmit() {
             assert!(!t.frame.is_empty(), "empty frame");
             assert!(
-                t.frame.len() <= crate::wire::MAX_MESSAGE_LEN + 2,
+                t.len() <= crate::wire::MAX_MESSAGE_LEN + 2,
                 "oversized frame"
             );
             n += 1;

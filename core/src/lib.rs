@@ -20,7 +20,7 @@
 //! let mut node = Node::new(Arc::new(config), now).unwrap();
 //! loop {
 //!     while let Some(tx) = node.poll_transmit() {
-//!         // write tx.frame on tx.link
+//!         // write tx.frame, then tx.tail, on tx.link
 //!         # let _ = tx;
 //!     }
 //!     while let Some(ev) = node.poll_event() {

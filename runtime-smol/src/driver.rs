@@ -45,7 +45,7 @@ pub(crate) enum ToNode {
 /// A link as the node task knows it.
 pub(crate) struct LinkEntry {
     /// The link's frame queue, drained by its writer task; dropping it ends the writer.
-    pub(crate) frames: Sender<Bytes>,
+    pub(crate) frames: Sender<Transmit>,
     /// Sending on it, or dropping it, makes the reader end the session.
     pub(crate) close: Option<Sender<()>>,
     /// The remote address, for logs.
@@ -182,11 +182,11 @@ impl Driver {
 
     /// Drains the node's own outputs once.
     fn flush_node(&mut self, node: &mut Node) -> Option<String> {
-        while let Some(Transmit { link, frame }) = node.poll_transmit() {
+        while let Some(t) = node.poll_transmit() {
             // Never wait on a link: a full queue means a peer that does not keep up, so
             // drop the frame, as a lossy link would.
-            if let Some(l) = self.links.get(&link)
-                && l.frames.try_send(frame).is_err()
+            if let Some(l) = self.links.get(&t.link)
+                && l.frames.try_send(t).is_err()
             {
                 self.dropped_frames += 1;
             }

@@ -9,7 +9,7 @@ use async_net::UdpSocket;
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use receptor_core::{LinkConfig, LinkId};
+use receptor_core::{LinkConfig, LinkId, Transmit};
 use tracing::debug;
 
 use crate::driver::{LINK_QUEUE, LinkEntry, ToNode};
@@ -27,7 +27,7 @@ const MAX_DATAGRAM: usize = 65536;
 /// A registered link, from the link tasks' side.
 struct Session {
     link: LinkId,
-    frames: Receiver<Bytes>,
+    frames: Receiver<Transmit>,
     close: Receiver<()>,
     down: LinkDown,
 }
@@ -124,14 +124,14 @@ pub(crate) async fn run_stream<R, W>(
 }
 
 /// Writes frames until the node drops the link, gathering whatever is queued into one write.
-async fn write_stream<W: AsyncWrite + Unpin>(wr: W, frames: Receiver<Bytes>) {
+async fn write_stream<W: AsyncWrite + Unpin>(wr: W, frames: Receiver<Transmit>) {
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
-    'frames: while let Ok(f) = frames.recv().await {
-        if wr.write_all(&f).await.is_err() {
+    'frames: while let Ok(t) = frames.recv().await {
+        if write_one(&mut wr, &t).await.is_err() {
             break;
         }
-        while let Ok(f) = frames.try_recv() {
-            if wr.write_all(&f).await.is_err() {
+        while let Ok(t) = frames.try_recv() {
+            if write_one(&mut wr, &t).await.is_err() {
                 break 'frames;
             }
         }
@@ -141,6 +141,12 @@ async fn write_stream<W: AsyncWrite + Unpin>(wr: W, frames: Receiver<Bytes>) {
     }
     // Flushes and half-closes: the peer reads what we sent, then EOF.
     let _ = wr.close().await;
+}
+
+/// Writes one frame, its tail included.
+async fn write_one<W: AsyncWrite + Unpin>(wr: &mut W, t: &Transmit) -> std::io::Result<()> {
+    wr.write_all(&t.frame).await?;
+    wr.write_all(&t.tail).await
 }
 
 /// Runs a connected-UDP session (udp-peer): one message per datagram.
@@ -156,9 +162,9 @@ pub(crate) async fn run_connected_udp(
     let ws = socket.clone();
     let frames = s.frames;
     let writer = node.spawn(async move {
-        while let Ok(f) = frames.recv().await {
+        while let Ok(t) = frames.recv().await {
             // A refused send (ICMP port unreachable) surfaces on the reader too.
-            let _ = ws.send(&f).await;
+            let _ = ws.send(&t.into_bytes()).await;
         }
     });
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -194,8 +200,8 @@ pub(crate) async fn run_udp_session(
     };
     let frames = s.frames;
     let writer = node.spawn(async move {
-        while let Ok(f) = frames.recv().await {
-            let _ = socket.send_to(&f, remote).await;
+        while let Ok(t) = frames.recv().await {
+            let _ = socket.send_to(&t.into_bytes(), remote).await;
         }
     });
     loop {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use receptor_core::{AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node};
+use receptor_core::{AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, Transmit};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -22,7 +22,7 @@ pub const SERVICE_QUEUE: usize = 256;
 
 /// How the node reaches one link's writer.
 pub(crate) struct LinkTx {
-    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) frames: mpsc::Sender<Transmit>,
     pub(crate) close: oneshot::Sender<()>,
 }
 
@@ -73,7 +73,7 @@ pub(crate) fn now() -> std::time::Instant {
 }
 
 /// A link as the node task knows it: its frame queue, close signal and peer address.
-type LinkEntry = (mpsc::Sender<Bytes>, Option<oneshot::Sender<()>>, String);
+type LinkEntry = (mpsc::Sender<Transmit>, Option<oneshot::Sender<()>>, String);
 
 /// State the node task keeps beside the node.
 struct Driver {
@@ -219,7 +219,7 @@ impl Driver {
         let now = now();
         while let Some(t) = self.node.poll_transmit() {
             if let Some((tx, _, _)) = self.links.get(&t.link)
-                && tx.try_send(t.frame).is_err()
+                && tx.try_send(t).is_err()
             {
                 // A full queue means a peer that does not keep up: drop, as a lossy link would.
                 self.dropped_frames += 1;

@@ -8,8 +8,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use receptor_core::LinkConfig;
 use receptor_core::wire::MAX_MESSAGE_LEN;
+use receptor_core::{LinkConfig, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -53,7 +53,7 @@ async fn register(
     node: &NodeHandle,
     config: Arc<LinkConfig>,
     peer: &str,
-) -> Option<(DownGuard, mpsc::Receiver<Bytes>, oneshot::Receiver<()>)> {
+) -> Option<(DownGuard, mpsc::Receiver<Transmit>, oneshot::Receiver<()>)> {
     let link = node.new_link();
     let (frames, frames_rx) = mpsc::channel(LINK_QUEUE);
     let (close, close_rx) = oneshot::channel();
@@ -87,7 +87,12 @@ where
         // Everything queued goes out in one gathered write: one system call, and one wake-up
         // of the peer, for many frames.
         while frames.recv_many(&mut take, WRITE_BATCH).await > 0 {
-            batch.extend(take.drain(..));
+            for t in take.drain(..) {
+                batch.push_back(t.frame);
+                if !t.tail.is_empty() {
+                    batch.push_back(t.tail);
+                }
+            }
             if write_frames(&mut wr, &mut batch).await.is_err() {
                 break;
             }
@@ -213,8 +218,8 @@ pub(crate) async fn run_websocket<S>(
     let link = guard.link;
     let (mut sink, mut stream) = ws.split();
     let writer = tokio::spawn(async move {
-        while let Some(f) = frames.recv().await {
-            if sink.send(WsMessage::Binary(f)).await.is_err() {
+        while let Some(t) = frames.recv().await {
+            if sink.send(WsMessage::Binary(t.into_bytes())).await.is_err() {
                 break;
             }
         }
@@ -260,9 +265,9 @@ pub(crate) async fn run_connected_udp(
     let socket = Arc::new(socket);
     let ws = socket.clone();
     let writer = tokio::spawn(async move {
-        while let Some(f) = frames.recv().await {
+        while let Some(t) = frames.recv().await {
             // A refused send (ICMP port unreachable) surfaces on the reader too.
-            let _ = ws.send(&f).await;
+            let _ = ws.send(&t.into_bytes()).await;
         }
     });
     let mut buf = vec![0u8; 65536];
@@ -301,8 +306,8 @@ pub(crate) async fn run_udp_session(
     };
     let link = guard.link;
     let writer = tokio::spawn(async move {
-        while let Some(f) = frames.recv().await {
-            let _ = socket.send_to(&f, remote).await;
+        while let Some(t) = frames.recv().await {
+            let _ = socket.send_to(&t.into_bytes(), remote).await;
         }
     });
     loop {

@@ -246,7 +246,8 @@ impl<'a> Lane<'a> {
         let mut count = 0usize;
         while let Some(tx) = sn.node.as_mut().and_then(Node::poll_transmit) {
             count += 1;
-            self.on_transmit(n, sn, tx.link, tx.frame, work);
+            let link = tx.link;
+            self.on_transmit(n, sn, link, tx.into_bytes(), work);
         }
         while let Some(ev) = sn.node.as_mut().and_then(Node::poll_event) {
             count += 1;

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::{Event, Node, SendError};
+use crate::config::LinkKind;
 use crate::firewall::{FirewallAction, evaluate};
 use crate::id::{Addr, NodeId, ServiceName};
 use crate::link::LinkState;
@@ -11,6 +12,12 @@ use crate::wire::{
     DATA_HEADER_LEN, DataHeader, MAX_MESSAGE_LEN, PROBLEM_EXPIRED, PROBLEM_FIREWALL,
     PROBLEM_SERVICE_UNKNOWN, UnreachableNotice,
 };
+
+/// Payloads at least this large go on a stream link as they are, behind a separately built
+/// header ([`super::Transmit::tail`]), instead of being copied into one buffer with it: a
+/// mesh stream's 64 KB QUIC packets, sent or forwarded. Smaller ones are copied, which
+/// costs less than one more piece to write.
+const SEND_AS_IS: usize = 4096;
 
 /// A data message on its way through this node. Names are looked up from the header's
 /// hashes only where needed (firewall, delivery, notices), which keeps forwarding cheap.
@@ -129,16 +136,28 @@ impl Node {
             };
         };
         d.header.hops_to_live -= 1;
-        let Some(frame) = d.header.encode(&d.payload).and_then(|m| l.frame(m)) else {
+        let size = DATA_HEADER_LEN + d.payload.len();
+        let framed = if l.config.kind == LinkKind::Stream && d.payload.len() >= SEND_AS_IS {
+            d.header
+                .stream_head_in(&mut self.frame_arena, d.payload.len())
+                .map(|head| (head, d.payload))
+        } else {
+            d.header
+                .encode(&d.payload)
+                .and_then(|m| l.frame(m))
+                .map(|frame| (frame, Bytes::new()))
+        };
+        let Some((frame, tail)) = framed else {
             self.stats.oversized += 1;
-            return Err(SendError::TooLarge(DATA_HEADER_LEN + d.payload.len()));
+            return Err(SendError::TooLarge(size));
         };
         if !local {
             self.stats.forwarded += 1;
         }
+        let t = super::Transmit { link, frame, tail };
         self.stats.messages_out += 1;
-        self.stats.bytes_out += frame.len() as u64;
-        self.transmits.push_back(super::Transmit { link, frame });
+        self.stats.bytes_out += t.len() as u64;
+        self.transmits.push_back(t);
         Ok(())
     }
 

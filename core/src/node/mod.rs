@@ -63,8 +63,45 @@ pub enum Input {
 pub struct Transmit {
     /// The session to write on.
     pub link: LinkId,
-    /// The bytes, as they go on the wire.
+    /// The bytes, as they go on the wire; [`Transmit::tail`] follows them.
     pub frame: Bytes,
+    /// Bytes that go on the wire right after `frame`, in the same frame: the payload of a
+    /// large data message on a stream link, which stays the buffer it came in rather than
+    /// being copied behind its header. Empty otherwise; datagram links always get one
+    /// buffer (`frame`), as a datagram must be.
+    pub tail: Bytes,
+}
+
+impl Transmit {
+    /// A frame in one buffer.
+    pub(crate) fn whole(link: LinkId, frame: Bytes) -> Self {
+        Self {
+            link,
+            frame,
+            tail: Bytes::new(),
+        }
+    }
+
+    /// Bytes on the wire, `frame` and `tail` together.
+    pub fn len(&self) -> usize {
+        self.frame.len() + self.tail.len()
+    }
+
+    /// Whether there is nothing to write (never the case for a queued transmit).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame in one buffer: `frame` itself, or a copy of `frame` and `tail` together.
+    pub fn into_bytes(self) -> Bytes {
+        if self.tail.is_empty() {
+            return self.frame;
+        }
+        let mut b = bytes::BytesMut::with_capacity(self.len());
+        b.extend_from_slice(&self.frame);
+        b.extend_from_slice(&self.tail);
+        b.freeze()
+    }
 }
 
 /// Why the node wants a session closed.
@@ -557,7 +594,7 @@ impl Node {
             Some(frame) => {
                 self.stats.messages_out += 1;
                 self.stats.bytes_out += frame.len() as u64;
-                self.transmits.push_back(Transmit { link, frame });
+                self.transmits.push_back(Transmit::whole(link, frame));
             }
             None => self.stats.oversized += 1,
         }
@@ -576,7 +613,7 @@ impl Node {
                 Some(frame) => {
                     self.stats.messages_out += 1;
                     self.stats.bytes_out += frame.len() as u64;
-                    self.transmits.push_back(Transmit { link, frame });
+                    self.transmits.push_back(Transmit::whole(link, frame));
                 }
                 None => self.stats.oversized += 1,
             }

@@ -42,7 +42,7 @@ fn decode_frames(ts: &[Transmit]) -> Vec<Message> {
     for t in ts {
         let mut d = crate::wire::Deframer::new();
         let mut msgs = Vec::new();
-        d.push(t.frame.clone(), &mut msgs);
+        d.push(t.clone().into_bytes(), &mut msgs);
         out.extend(msgs.into_iter().map(|m| Message::decode(m).unwrap()));
     }
     out
@@ -195,7 +195,7 @@ impl Pair {
                     self.now,
                     Input::Received {
                         link: LinkId(1),
-                        data: t.frame,
+                        data: t.into_bytes(),
                     },
                 );
             }
@@ -205,7 +205,7 @@ impl Pair {
                     self.now,
                     Input::Received {
                         link: LinkId(1),
-                        data: t.frame,
+                        data: t.into_bytes(),
                     },
                 );
             }
@@ -470,4 +470,63 @@ fn duplicate_node_id_later_instance_shuts_down() {
     assert!(ev.iter().any(|e| matches!(e, Event::Shutdown { .. })));
     assert!(a.is_shut_down());
     assert!(a.poll_timeout().is_none());
+}
+
+/// A large payload goes on a stream link behind a header of its own, not copied; a small one,
+/// and any on a datagram link, goes as one buffer. Either way the bytes on the wire are
+/// those of the whole message, and the peer receives the payload.
+#[test]
+fn large_payloads_go_on_stream_links_without_a_copy() {
+    use crate::wire::{DATA_HEADER_LEN, DataHeader};
+    for kind in [LinkKind::Stream, LinkKind::Datagram] {
+        let mut p = Pair::new(LinkConfig::new(kind), LinkConfig::new(kind));
+        p.run(p.now + Duration::from_secs(1));
+        let sink = p.b.listen(p.now, Some("sink"), None).unwrap();
+        let from = p.a.listen(p.now, None, None).unwrap();
+        for size in [100, 4095, 4096, 60_000] {
+            let payload = Bytes::from(vec![size as u8; size]);
+            p.a.send(p.now, from, "b", sink, payload.clone(), None)
+                .unwrap();
+            let (mut tx, _) = drain(&mut p.a);
+            assert_eq!(tx.len(), 1, "{kind:?} {size}");
+            let t = tx.remove(0);
+            let split = kind == LinkKind::Stream && size >= 4096;
+            if split {
+                assert_eq!(t.frame.len(), 2 + DATA_HEADER_LEN);
+                assert_eq!(t.tail.as_ptr(), payload.as_ptr(), "the payload itself");
+            } else {
+                assert!(t.tail.is_empty(), "{kind:?} {size}");
+            }
+            let header = DataHeader {
+                hops_to_live: 29,
+                from_node: NodeId::new("a").unwrap().hash(),
+                to_node: NodeId::new("b").unwrap().hash(),
+                from_service: from,
+                to_service: sink,
+            };
+            let whole = header.encode(&payload).unwrap();
+            let want = match kind {
+                LinkKind::Stream => whole.stream(),
+                _ => whole.datagram(),
+            };
+            assert_eq!(t.len(), want.len());
+            let wire = t.into_bytes();
+            assert!(wire == want, "{kind:?} {size}");
+            p.b.handle_input(
+                p.now,
+                Input::Received {
+                    link: LinkId(1),
+                    data: wire,
+                },
+            );
+            let (_, ev) = drain(&mut p.b);
+            assert!(
+                ev.iter().any(
+                    |e| matches!(e, Event::Datagram { service, payload: got, .. }
+                    if *service == sink && *got == payload)
+                ),
+                "{kind:?} {size}"
+            );
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Data message header: 36 bytes, big-endian (netceptor.md §3.1).
 
-use bytes::BufMut;
+use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{DecodeError, Encoded, MSG_DATA};
+use super::{DecodeError, Encoded, MAX_MESSAGE_LEN, MSG_DATA};
 use crate::id::ServiceName;
 
 /// Length of the data message header, type byte included.
@@ -55,6 +55,29 @@ impl DataHeader {
     /// Encodes the header followed by `payload`. `None` if the message would exceed 65535 bytes.
     pub fn encode(&self, payload: &[u8]) -> Option<Encoded> {
         let mut b = Encoded::builder(DATA_HEADER_LEN + payload.len());
+        self.put(&mut b);
+        b.put_slice(payload);
+        Encoded::finish(b)
+    }
+
+    /// The stream framing of a data message up to its payload: the length prefix, counting
+    /// a payload of `payload_len` bytes that the caller sends right behind, then the header.
+    /// Carved from `arena` as [`Encoded::from_parts_in`] carves small messages. `None` if
+    /// the message would exceed 65535 bytes.
+    pub(crate) fn stream_head_in(&self, arena: &mut BytesMut, payload_len: usize) -> Option<Bytes> {
+        let len = DATA_HEADER_LEN + payload_len;
+        if len > MAX_MESSAGE_LEN {
+            return None;
+        }
+        if arena.capacity() < DATA_HEADER_LEN + 2 {
+            *arena = BytesMut::with_capacity(super::frame::ARENA_CHUNK);
+        }
+        arena.put_u16_le(len as u16);
+        self.put(arena);
+        Some(arena.split().freeze())
+    }
+
+    fn put(&self, b: &mut BytesMut) {
         b.put_u8(MSG_DATA);
         b.put_u8(self.hops_to_live);
         b.put_u16(0);
@@ -62,7 +85,5 @@ impl DataHeader {
         b.put_u64(self.to_node);
         b.put_slice(&self.from_service.wire_bytes());
         b.put_slice(&self.to_service.wire_bytes());
-        b.put_slice(payload);
-        Encoded::finish(b)
     }
 }
