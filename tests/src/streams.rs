@@ -954,7 +954,7 @@ impl Sim {
     /// Drops every QUIC packet larger than `mtu` bytes (`None`: no limit, the default), as
     /// a path that cannot carry them: path MTU discovery then settles below it, and bulk
     /// data takes many more, smaller packets. Quinn starts at 1200 bytes and probes up to
-    /// 65471 between our nodes, which the simulated links otherwise all carry.
+    /// 65445 between our nodes, which the simulated links otherwise all carry.
     pub fn set_stream_mtu(&mut self, mtu: Option<usize>) {
         self.stream_world.mtu = mtu;
     }
