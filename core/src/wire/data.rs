@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::frame::carve;
 use super::{DecodeError, Encoded, MAX_MESSAGE_LEN, MSG_DATA};
 use crate::id::ServiceName;
 
@@ -69,12 +70,9 @@ impl DataHeader {
         if len > MAX_MESSAGE_LEN {
             return None;
         }
-        if arena.capacity() < DATA_HEADER_LEN + 2 {
-            *arena = BytesMut::with_capacity(super::frame::ARENA_CHUNK);
-        }
-        arena.put_u16_le(len as u16);
-        self.put(arena);
-        Some(arena.split().freeze())
+        Some(carve(arena, len as u16, DATA_HEADER_LEN + 2, |b| {
+            self.put(b)
+        }))
     }
 
     fn put(&self, b: &mut BytesMut) {

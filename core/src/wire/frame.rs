@@ -77,14 +77,11 @@ impl Encoded {
         if len == 0 || len + 2 > ARENA_CHUNK / 8 {
             return Self::from_parts(parts);
         }
-        if arena.capacity() < len + 2 {
-            *arena = BytesMut::with_capacity(ARENA_CHUNK);
-        }
-        arena.put_u16_le(len as u16);
-        for p in parts {
-            arena.extend_from_slice(p);
-        }
-        Some(Self(arena.split().freeze()))
+        Some(Self(carve(arena, len as u16, len + 2, |b| {
+            for p in parts {
+                b.extend_from_slice(p);
+            }
+        })))
     }
 
     /// The reject message, framed: `03 00 03 5b 5d`.
@@ -211,6 +208,22 @@ impl Deframer {
             self.partial.extend_from_slice(&data);
         }
     }
+}
+
+/// `size` bytes carved from `arena` (a fresh [`ARENA_CHUNK`]-byte buffer when it has less
+/// room left): the little-endian length `prefix`, then what `fill` writes (`size - 2` bytes).
+pub(crate) fn carve(
+    arena: &mut BytesMut,
+    prefix: u16,
+    size: usize,
+    fill: impl FnOnce(&mut BytesMut),
+) -> Bytes {
+    if arena.capacity() < size {
+        *arena = BytesMut::with_capacity(ARENA_CHUNK);
+    }
+    arena.put_u16_le(prefix);
+    fill(arena);
+    arena.split().freeze()
 }
 
 /// The message `data` carries, if it is exactly one stream frame.
