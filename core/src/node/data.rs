@@ -155,9 +155,7 @@ impl Node {
             self.stats.forwarded += 1;
         }
         let t = super::Transmit { link, frame, tail };
-        self.stats.messages_out += 1;
-        self.stats.bytes_out += t.len() as u64;
-        self.transmits.push_back(t);
+        super::queue(&mut self.transmits, &mut self.stats, t);
         Ok(())
     }
 

@@ -104,6 +104,14 @@ impl Transmit {
     }
 }
 
+/// Queues `t` for [`Node::poll_transmit`], counting it as sent. (A free function: callers
+/// hold other parts of the node borrowed while they queue.)
+fn queue(transmits: &mut VecDeque<Transmit>, stats: &mut NodeStats, t: Transmit) {
+    stats.messages_out += 1;
+    stats.bytes_out += t.len() as u64;
+    transmits.push_back(t);
+}
+
 /// Why the node wants a session closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -591,11 +599,11 @@ impl Node {
             return;
         };
         match l.frame(msg) {
-            Some(frame) => {
-                self.stats.messages_out += 1;
-                self.stats.bytes_out += frame.len() as u64;
-                self.transmits.push_back(Transmit::whole(link, frame));
-            }
+            Some(frame) => queue(
+                &mut self.transmits,
+                &mut self.stats,
+                Transmit::whole(link, frame),
+            ),
             None => self.stats.oversized += 1,
         }
     }
@@ -610,11 +618,11 @@ impl Node {
                 continue;
             };
             match l.frame(msg.clone()) {
-                Some(frame) => {
-                    self.stats.messages_out += 1;
-                    self.stats.bytes_out += frame.len() as u64;
-                    self.transmits.push_back(Transmit::whole(link, frame));
-                }
+                Some(frame) => queue(
+                    &mut self.transmits,
+                    &mut self.stats,
+                    Transmit::whole(link, frame),
+                ),
                 None => self.stats.oversized += 1,
             }
         }
