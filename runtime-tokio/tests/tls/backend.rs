@@ -56,7 +56,7 @@ fn pinned_server_fingerprint_match_and_mismatch() {
     let w = World::new();
     let srv = server(&w.server_params());
     let good = sha256_hex(w.server.der());
-    let sha512: String = ring_sha512(w.server.der());
+    let sha512: String = sha512_hex(w.server.der());
     let cli = client(&TlsClientParams {
         pinned_server_cert: vec![sha512, good],
         ..w.client_params()

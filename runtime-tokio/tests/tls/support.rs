@@ -259,7 +259,7 @@ pub(crate) fn backend(srv: &TlsServer, cli: &TlsClient, host: &str) -> Result<Do
     )
 }
 
-pub(crate) fn ring_sha512(der: &[u8]) -> String {
+pub(crate) fn sha512_hex(der: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, der)
         .as_ref()
         .iter()
