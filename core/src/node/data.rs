@@ -15,8 +15,10 @@ use crate::wire::{
 
 /// Payloads at least this large go on a stream link as they are, behind a separately built
 /// header ([`super::Transmit::tail`]), instead of being copied into one buffer with it: a
-/// mesh stream's 64 KB QUIC packets, sent or forwarded. Smaller ones are copied, which
-/// costs less than one more piece to write.
+/// mesh stream's 64 KB QUIC packets, sent or forwarded. Smaller ones are copied: a tail
+/// keeps the whole buffer it was read into (up to 256 KiB) alive until it is written. The
+/// bound is a judgement, not a measurement: the forward bench copies a 1200-byte payload
+/// (Go's packets) in about 600 ns, against about 95 ns for a 60 KB one sent as it is.
 const SEND_AS_IS: usize = 4096;
 
 /// A data message on its way through this node. Names are looked up from the header's
