@@ -8,6 +8,7 @@ use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use super::sockopt::prepare_link_socket;
 use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::run_stream;
@@ -37,7 +38,7 @@ pub async fn tcp_listen(
                     continue;
                 }
             };
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             let link = spec.link.clone();
             let n = node.clone();
             // Detached: a session outlives the accept loop, and ends when the node stops.
@@ -64,7 +65,7 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> Task<()> {
             let sock = TcpStream::connect(spec.address.as_str())
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             run_stream(&node, sock.clone(), sock, spec.link.clone(), &spec.address).await;
             Ok(())
         }

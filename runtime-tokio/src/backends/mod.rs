@@ -1,5 +1,6 @@
 //! Backends: the listeners and dialers that make links (netceptor.md §2).
 
+mod sockopt;
 mod tcp;
 mod udp;
 mod ws;

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
+use super::sockopt::prepare_link_socket;
 use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
 use crate::NodeHandle;
 use crate::link::run_stream;
@@ -44,7 +45,7 @@ pub async fn tcp_listen(
             if node.inbound.is_closed() {
                 return;
             }
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             let node = node.clone();
             let link = spec.link.clone();
             let acceptor = acceptor.clone();
@@ -76,7 +77,7 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
             let sock = TcpStream::connect(&spec.address)
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             match &spec.tls {
                 None => run_stream(&node, sock, spec.link.clone(), &spec.address).await,
                 Some(cfg) => {

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tracing::{debug, warn};
 
+use super::sockopt::prepare_link_socket;
 use super::{WsDialSpec, WsListenSpec, bind_addr, redial_loop};
 use crate::NodeHandle;
 use crate::link::run_websocket;
@@ -71,7 +72,7 @@ pub async fn ws_listen(
             if node.inbound.is_closed() {
                 return;
             }
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             let node = node.clone();
             let spec = spec.clone();
             let acceptor = acceptor.clone();
@@ -179,7 +180,7 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                 TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))
                     .await
                     .map_err(|e| e.to_string())?;
-            let _ = sock.set_nodelay(true);
+            prepare_link_socket(&sock);
             if secure {
                 let cfg = spec.tls.clone().ok_or("wss:// needs a tls-client config")?;
                 let name = server_name_for_host(&host).map_err(|e| e.to_string())?;
