@@ -6,7 +6,8 @@ of a local server run by this script, so every byte crosses two mesh hops (QUIC 
 mesh, TCP backends between the nodes) and is proxied at both ends.
 
   * throughput one way (client -> far server, and far server -> client), MiB/s, through the
-    mesh and over raw loopback TCP in the same run, and the ratio
+    mesh and over raw loopback TCP in the same run, runs of the two alternated, and the
+    median ratio of neighbouring runs
   * stream setup: time until a new connection through the mesh gets its first byte back
   * memory per open stream: RSS growth of A+B+C with N idle open streams, divided by N
   * CPU per MiB of each node (and of the client and server, raw and meshed), so the figures
@@ -121,13 +122,24 @@ def download(port, total):
     return total / dt / 2**20
 
 
-def best(f, port, total, runs, procs):
-    """Best MiB/s of `runs`, and the CPU milliseconds per MiB each of `procs` spent."""
-    before = [p.cpu_s() for p in procs]
-    rate = max(f(port, total) for _ in range(runs))
+def paired(f, ports, total, runs, procs):
+    """Alternates runs over raw loopback and through the mesh, `runs` of each, in turn first.
+
+    The host's speed drifts by tens of percent within minutes, so a ratio of two bests taken
+    a minute apart says more about the minute than about the mesh. Returns the best MiB/s of
+    each path, the median of the mesh/raw ratios of neighbouring runs, and the CPU
+    milliseconds per MiB that each of `procs[path]` spent over that path's runs."""
+    rates = {path: [] for path in ports}
+    cpu = {path: [0.0] * len(procs[path]) for path in ports}
+    for i in range(runs):
+        for path in (["raw", "mesh"] if i % 2 == 0 else ["mesh", "raw"]):
+            before = [p.cpu_s() for p in procs[path]]
+            rates[path].append(f(ports[path], total))
+            cpu[path] = [c + p.cpu_s() - b for c, p, b in zip(cpu[path], procs[path], before)]
     mib = runs * total / 2**20
-    cost = [round((p.cpu_s() - b) * 1000 / mib, 2) for p, b in zip(procs, before)]
-    return rate, cost
+    ratio = statistics.median(m / r for r, m in zip(rates["raw"], rates["mesh"]))
+    cost = {path: [round(c * 1000 / mib, 2) for c in cpu[path]] for path in ports}
+    return max(rates["raw"]), max(rates["mesh"]), ratio, cost
 
 
 class Pid:
@@ -142,7 +154,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--receptor", default=os.path.join(ROOT, "target/release/receptor"))
     ap.add_argument("--mib", type=int, default=256, help="MiB per throughput run")
-    ap.add_argument("--runs", type=int, default=3, help="throughput runs (best is kept)")
+    ap.add_argument("--runs", type=int, default=5,
+                    help="throughput runs per path and direction, raw and mesh alternated")
     ap.add_argument("--streams", type=int, default=200, help="idle streams for the memory figure")
     a = ap.parse_args()
     total = a.mib * 2**20
@@ -190,10 +203,12 @@ def main():
 
         me = Pid("client", os.getpid())
         far = Pid("server", server.pid)
-        raw_up, raw_up_cpu = best(upload, sport, total, a.runs, [me, far])
-        mesh_up, up_cpu = best(upload, proxy, total, a.runs, nodes + [me, far])
-        raw_down, raw_down_cpu = best(download, sport, total, a.runs, [me, far])
-        mesh_down, down_cpu = best(download, proxy, total, a.runs, nodes + [me, far])
+        ports = {"raw": sport, "mesh": proxy}
+        procs = {"raw": [me, far], "mesh": nodes + [me, far]}
+        raw_up, mesh_up, ratio_up, cost_up = paired(upload, ports, total, a.runs, procs)
+        raw_down, mesh_down, ratio_down, cost_down = paired(download, ports, total, a.runs, procs)
+        up_cpu, down_cpu = cost_up["mesh"], cost_down["mesh"]
+        raw_up_cpu, raw_down_cpu = cost_up["raw"], cost_down["raw"]
 
         setups = []
         for _ in range(20):
@@ -210,8 +225,9 @@ def main():
             "mib_per_run": a.mib,
             "raw_loopback_mib_s": {"up": round(raw_up, 1), "down": round(raw_down, 1)},
             "mesh_2_hops_mib_s": {"up": round(mesh_up, 1), "down": round(mesh_down, 1)},
-            "mesh_vs_raw_pct": {"up": round(100 * mesh_up / raw_up, 1),
-                                "down": round(100 * mesh_down / raw_down, 1)},
+            # Median over neighbouring runs (see `paired`), not a ratio of the bests above.
+            "mesh_vs_raw_pct": {"up": round(100 * ratio_up, 1),
+                                "down": round(100 * ratio_down, 1)},
             # CPU each process spent per MiB moved (all runs): the mesh's cost, whatever the
             # load on the machine; 1000 / the busiest node's figure is what that node could
             # carry with a core of its own.
