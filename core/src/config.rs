@@ -85,12 +85,12 @@ pub const SHORT_PATH_SEND_BUFFER: usize = 512 * 1024;
 /// node that writes faster than the next one reads queues megabytes on each hop. A QUIC
 /// stream through the mesh then keeps its whole flow-control window (6 MiB) in those queues,
 /// and every byte cools in memory between the hops that touch it. With the buffer bounded,
-/// the stream bench (A -tcp- B -tcp- C on loopback, two cores) moved 14-18% more for 10-15%
+/// the stream bench (A -tcp- B -tcp- C on loopback, two cores) moved 14-18% more for 7-15%
 /// less CPU per MiB, in alternated runs; 0.5 to 1 MiB queued did equally well, 1.5 and
-/// 2 MiB bought little, 0.25 MiB or less did worse. Bounding only the unsent part (TCP_NOTSENT_LOWAT) bought nothing: the queue
-/// that matters is in the receiver's buffer. On a long path the buffer must hold a whole
-/// bandwidth-delay product, so it stays autotuned: where the bound applies it still allows
-/// 1 MiB per 500 us, 2 GiB/s.
+/// 2 MiB bought little, 0.25 MiB or less did worse. Bounding only the unsent part
+/// (TCP_NOTSENT_LOWAT) bought nothing: the queue that matters is in the receiver's buffer.
+/// On a long path the buffer must hold a whole bandwidth-delay product, so it stays
+/// autotuned: where the bound applies it still allows 1 MiB per 500 us, 2 GiB/s.
 pub fn tcp_send_buffer(handshake_rtt: Duration) -> Option<usize> {
     (!handshake_rtt.is_zero() && handshake_rtt <= SHORT_PATH_RTT).then_some(SHORT_PATH_SEND_BUFFER)
 }
