@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use receptor_cli::backends::Backends;
 use receptor_cli::config::{self, Command, Config};
-use receptor_cli::control::{ControlContext, ReloadFn, serve_mesh, serve_tcp, serve_unix};
+use receptor_cli::control::{ControlContext, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
-use receptor_cli::run::{self, Backends, TlsConfigs};
+use receptor_cli::run;
 use receptor_cli::work::{
     DEFAULT_TOKEN_EXPIRATION, DEFAULT_UNREACHABLE_TIMEOUT, Keys, Mesh, RunnerSpec, Workceptor,
     check_exists, runner,
 };
-use receptor_core::control::ReloadError;
 use receptor_tokio::NodeHandle;
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
@@ -114,7 +114,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     let (node, tls) = run::start_node(&cfg)?;
     // Control sockets first: clients poll for the socket file right after start.
     let backends = Arc::new(Mutex::new(Backends::default()));
-    let reload = reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
+    let reload = run::reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
     let work = Arc::new(
         Workceptor::new(
             &cfg.node.id,
@@ -169,7 +169,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         serve_mesh(&c.service, c.tls.as_deref(), ctx.clone()).await?;
     }
     receptor_cli::services::start_services(&node, &cfg, &tls).await?;
-    *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
+    backends.lock().await.apply(&node, &cfg, &tls).await?;
     Ok(node)
 }
 
@@ -187,58 +187,6 @@ fn work_keys(cfg: &Config) -> Result<Keys, String> {
         keys.verifying = Some(v.public_key.clone().into());
     }
     Ok(keys)
-}
-
-/// Go's `reload`: re-parse the command line and config file, refuse changes to anything but
-/// backends (ERRORCODE 3), then drop every backend and start the new set (ERRORCODE 4).
-fn reload_fn(
-    node: NodeHandle,
-    tls: Arc<TlsConfigs>,
-    backends: Arc<Mutex<Backends>>,
-    cfg: &Config,
-    args: Vec<String>,
-) -> ReloadFn {
-    let file = cfg.config_file.clone();
-    let before = file
-        .as_ref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|t| config::file_items(&t).ok())
-        .unwrap_or_default();
-    let before = Arc::new(before);
-    Arc::new(move || {
-        let (node, tls, backends, args, file, before) = (
-            node.clone(),
-            tls.clone(),
-            backends.clone(),
-            args.clone(),
-            file.clone(),
-            before.clone(),
-        );
-        Box::pin(async move {
-            let err4 = |message: String| ReloadError { message, code: 4 };
-            let Some(file) = file else {
-                return Err(err4(
-                    "no configuration file was provided, reload function not set".into(),
-                ));
-            };
-            let text = std::fs::read_to_string(&file).map_err(|e| err4(e.to_string()))?;
-            let after = config::file_items(&text).map_err(|e| err4(e.to_string()))?;
-            config::check_reload(&before, &after).map_err(|e| ReloadError {
-                message: e.to_string(),
-                code: 3,
-            })?;
-            let Command::Run(new) = config::parse_args(args).map_err(|e| err4(e.to_string()))?
-            else {
-                return Err(err4("the command line no longer runs a node".into()));
-            };
-            let mut b = backends.lock().await;
-            b.stop();
-            node.disconnect_all().await;
-            *b = run::start_backends(&node, &new, &tls).await.map_err(err4)?;
-            info!("Reloaded backends from {file}");
-            Ok(())
-        })
-    })
 }
 
 /// Runs until SIGINT/SIGTERM (exit 0) or until the node stops itself (exit 1).

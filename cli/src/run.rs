@@ -1,22 +1,22 @@
-//! Starting a node from a parsed configuration: the mesh node, its TLS configs, backends and
-//! control services, then waiting for a signal or a fatal condition.
+//! Starting a node from a parsed configuration (the mesh node and its TLS configs), and the
+//! control service's `reload` of its backends.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use receptor_core::NodeId;
+use receptor_core::control::ReloadError;
 use receptor_core::firewall::FirewallRule as CoreRule;
-use receptor_core::{LinkConfig, LinkKind, NodeId};
-use receptor_tokio::backends::{
-    DialSpec, ListenSpec, WsDialSpec, WsListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen,
-    ws_dial, ws_listen,
-};
-use receptor_tokio::tls::{ALPN_HTTP11, TlsClient, TlsClientParams, TlsServer, TlsServerParams};
+use receptor_tokio::tls::{TlsClient, TlsClientParams, TlsServer, TlsServerParams};
 use receptor_tokio::{NodeHandle, spawn_node};
-use tracing::info;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
 
-use crate::config::{Config, FirewallAction, ListenerCfg, PeerCfg};
+use crate::backends::Backends;
+use crate::config::{self, Command, Config, FirewallAction};
+use crate::control::ReloadFn;
 
 /// TLS configs by name, loaded once at startup.
 pub struct TlsConfigs {
@@ -102,96 +102,6 @@ fn core_config(cfg: &Config) -> Result<receptor_core::Config, String> {
     Ok(c)
 }
 
-fn link_config(
-    kind: LinkKind,
-    cost: f64,
-    node_cost: &BTreeMap<String, f64>,
-    allowed: &Option<Vec<String>>,
-) -> Result<Arc<LinkConfig>, String> {
-    let mut l = LinkConfig::new(kind);
-    l.cost(cost).map_err(|e| e.to_string())?;
-    for (n, c) in node_cost {
-        let n = NodeId::new(n).map_err(|e| format!("nodecost: {e}"))?;
-        l.node_cost(n, *c).map_err(|e| e.to_string())?;
-    }
-    if let Some(peers) = allowed {
-        let set = peers
-            .iter()
-            .map(|p| NodeId::new(p).map_err(|e| format!("allowedpeers: {e}")))
-            .collect::<Result<_, _>>()?;
-        l.allowed_peers = Some(set);
-    }
-    Ok(Arc::new(l))
-}
-
-fn server_tls(
-    tls: &TlsConfigs,
-    name: &Option<String>,
-    alpn: &[&[u8]],
-) -> Result<Option<Arc<receptor_tokio::rustls::ServerConfig>>, String> {
-    let Some(name) = name else { return Ok(None) };
-    let s = tls
-        .servers
-        .get(name)
-        .ok_or_else(|| format!("unknown TLS config {name}"))?;
-    s.backend_config(alpn).map(Some).map_err(|e| e.to_string())
-}
-
-fn client_tls(
-    tls: &TlsConfigs,
-    name: &Option<String>,
-    alpn: &[&[u8]],
-) -> Result<Option<Arc<receptor_tokio::rustls::ClientConfig>>, String> {
-    let Some(name) = name else { return Ok(None) };
-    let c = tls
-        .clients
-        .get(name)
-        .ok_or_else(|| format!("unknown TLS config {name}"))?;
-    c.backend_config(alpn).map(Some).map_err(|e| e.to_string())
-}
-
-fn listen_spec(
-    l: &ListenerCfg,
-    kind: LinkKind,
-    tls: Option<Arc<receptor_tokio::rustls::ServerConfig>>,
-) -> Result<ListenSpec, String> {
-    Ok(ListenSpec {
-        bind: l.bind_addr.clone(),
-        port: l.port,
-        link: link_config(kind, l.cost, &l.node_cost, &l.allowed_peers)?,
-        tls,
-    })
-}
-
-fn dial_spec(
-    p: &PeerCfg,
-    kind: LinkKind,
-    tls: Option<Arc<receptor_tokio::rustls::ClientConfig>>,
-) -> Result<DialSpec, String> {
-    Ok(DialSpec {
-        address: p.address.clone(),
-        redial: p.redial,
-        link: link_config(kind, p.cost, &BTreeMap::new(), &p.allowed_peers)?,
-        tls,
-    })
-}
-
-/// The running backends (listeners and dialers); `reload` stops and restarts them.
-#[derive(Default)]
-pub struct Backends {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Backends {
-    /// Stops every listener and dialer. Sessions they started are closed by the node
-    /// (`NodeHandle::disconnect_all`).
-    pub fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-    }
-}
-
 /// Starts the node (no backends yet). Returns the node handle and the TLS configs.
 pub fn start_node(cfg: &Config) -> Result<(NodeHandle, Arc<TlsConfigs>), String> {
     let tls = Arc::new(load_tls(cfg)?);
@@ -199,65 +109,81 @@ pub fn start_node(cfg: &Config) -> Result<(NodeHandle, Arc<TlsConfigs>), String>
     Ok((node, tls))
 }
 
-/// Starts the backends of `cfg` on `node`. A listener that cannot bind is an error.
-pub async fn start_backends(
-    node: &NodeHandle,
+/// The control service's `reload` (control-and-work.md §3.6): re-parse the command line and
+/// the config file `cfg` was read from, refuse a change to anything but backends
+/// (ERRORCODE 3) or a file that does not parse (ERRORCODE 4), then apply the new backends
+/// to `backends` (see [`Backends::apply`]; a failure is ERRORCODE 4). A refused reload
+/// changes nothing, and says why in the log as well as in the reply.
+pub fn reload_fn(
+    node: NodeHandle,
+    tls: Arc<TlsConfigs>,
+    backends: Arc<Mutex<Backends>>,
     cfg: &Config,
+    args: Vec<String>,
+) -> ReloadFn {
+    let file = cfg.config_file.clone();
+    let before = file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| config::file_items(&t).ok())
+        .unwrap_or_default();
+    let before = Arc::new(before);
+    Arc::new(move || {
+        let (node, tls, backends, args, file, before) = (
+            node.clone(),
+            tls.clone(),
+            backends.clone(),
+            args.clone(),
+            file.clone(),
+            before.clone(),
+        );
+        Box::pin(async move {
+            let r = reload(&node, &tls, &backends, args, file.as_deref(), &before).await;
+            match &r {
+                Ok(()) => {}
+                // Go's log line for a refused or failed reload.
+                Err(e) => warn!("Reload not successful: {}", e.message),
+            }
+            r
+        })
+    })
+}
+
+async fn reload(
+    node: &NodeHandle,
     tls: &TlsConfigs,
-) -> Result<Backends, String> {
-    let mut b = Backends::default();
-    let fail = |what: &str, e: std::io::Error| format!("error listening on {what}: {e}");
-    for l in &cfg.tcp_listeners {
-        let spec = listen_spec(l, LinkKind::Stream, server_tls(tls, &l.tls, &[])?)?;
-        let (addr, t) = tcp_listen(node, spec).await.map_err(|e| fail("TCP", e))?;
-        b.tasks.push(t);
-        info!("Listening on TCP {addr}");
-    }
-    for l in &cfg.udp_listeners {
-        let (addr, t) = udp_listen(node, listen_spec(l, LinkKind::Datagram, None)?)
-            .await
-            .map_err(|e| fail("UDP", e))?;
-        b.tasks.push(t);
-        info!("Listening on UDP {addr}");
-    }
-    for w in &cfg.ws_listeners {
-        let tls_cfg = server_tls(tls, &w.listener.tls, &[ALPN_HTTP11])?;
-        let spec = WsListenSpec {
-            listen: listen_spec(&w.listener, LinkKind::Message, tls_cfg)?,
-            path: w.path.clone(),
-        };
-        let (addr, t) = ws_listen(node, spec)
-            .await
-            .map_err(|e| fail("WebSocket", e))?;
-        b.tasks.push(t);
-        info!("Listening on WebSocket {addr} path {}", w.path);
-    }
-    for p in &cfg.tcp_peers {
-        let spec = dial_spec(p, LinkKind::Stream, client_tls(tls, &p.tls, &[])?)?;
-        b.tasks.push(tcp_dial(node, spec));
-    }
-    for p in &cfg.udp_peers {
-        b.tasks
-            .push(udp_dial(node, dial_spec(p, LinkKind::Datagram, None)?));
-    }
-    for w in &cfg.ws_peers {
-        let p = &w.peer;
-        let tls_cfg = client_tls(tls, &p.tls, &[ALPN_HTTP11])?;
-        b.tasks.push(ws_dial(
-            node,
-            WsDialSpec {
-                url: p.address.clone(),
-                redial: p.redial,
-                link: link_config(
-                    LinkKind::Message,
-                    p.cost,
-                    &BTreeMap::new(),
-                    &p.allowed_peers,
-                )?,
-                tls: tls_cfg,
-                extra_header: w.extra_header.clone(),
-            },
+    backends: &Mutex<Backends>,
+    args: Vec<String>,
+    file: Option<&str>,
+    before: &[config::FileItem],
+) -> Result<(), ReloadError> {
+    let err4 = |message: String| ReloadError { message, code: 4 };
+    let Some(file) = file else {
+        return Err(err4(
+            "no configuration file was provided, reload function not set".into(),
         ));
-    }
-    Ok(b)
+    };
+    // Go's order: the whole configuration must parse (ERRORCODE 4) before the non-reloadable
+    // items are compared (ERRORCODE 3).
+    let text = std::fs::read_to_string(file).map_err(|e| err4(e.to_string()))?;
+    let after = config::file_items(&text).map_err(|e| err4(e.to_string()))?;
+    let parsed = config::parse_args(args).and_then(|c| c.check_supported().map(|()| c));
+    let Command::Run(new) = parsed.map_err(|e| err4(e.to_string()))? else {
+        return Err(err4("the command line no longer runs a node".into()));
+    };
+    config::check_reload(before, &after).map_err(|e| ReloadError {
+        message: e.to_string(),
+        code: 3,
+    })?;
+    let changes = backends
+        .lock()
+        .await
+        .apply(node, &new, tls)
+        .await
+        .map_err(err4)?;
+    info!(
+        "Reloaded backends from {file}: {} unchanged, {} stopped, {} started",
+        changes.kept, changes.stopped, changes.started
+    );
+    Ok(())
 }

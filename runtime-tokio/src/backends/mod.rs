@@ -14,9 +14,9 @@ use receptor_core::LinkConfig;
 use receptor_core::backoff::Backoff;
 use tracing::{info, warn};
 
-pub use tcp::{tcp_dial, tcp_listen};
-pub use udp::{udp_dial, udp_listen};
-pub use ws::{ws_dial, ws_listen};
+pub use tcp::{tcp_bind, tcp_dial, tcp_listen, tcp_serve};
+pub use udp::{udp_bind, udp_dial, udp_listen, udp_serve};
+pub use ws::{ws_dial, ws_listen, ws_serve};
 
 use crate::NodeHandle;
 

@@ -1,10 +1,11 @@
 //! `tcp-listener` / `tcp-peer`, optionally with TLS; 2-byte length framing inside.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
@@ -22,11 +23,34 @@ pub async fn tcp_listen(
     node: &NodeHandle,
     spec: ListenSpec,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
+    let listener = tcp_bind(&spec.bind, spec.port).await?;
     let local = listener.local_addr()?;
+    Ok((local, tcp_serve(node, listener, spec)))
+}
+
+/// Binds the socket of a TCP or WebSocket listener, to be served by [`tcp_serve`] or
+/// [`ws_serve`](super::ws_serve). It is shared so that `reload` can hand it from one accept
+/// loop to the next (new link options) without ever closing it.
+pub async fn tcp_bind(bind: &str, port: u16) -> std::io::Result<Arc<TcpListener>> {
+    Ok(Arc::new(TcpListener::bind(bind_addr(bind, port)).await?))
+}
+
+/// Accepts sessions on a bound listener until the node stops. Aborting the returned task ends
+/// the sessions it accepted too; the socket stays bound while another clone of it lives.
+pub fn tcp_serve(
+    node: &NodeHandle,
+    listener: Arc<TcpListener>,
+    spec: ListenSpec,
+) -> JoinHandle<()> {
     let node = node.clone();
-    let task = tokio::spawn(async move {
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    debug!("listening for TCP on {local}");
+    tokio::spawn(async move {
         let acceptor = spec.tls.clone().map(TlsAcceptor::from);
+        let mut sessions = JoinSet::new();
         let mut failures = 0u32;
         loop {
             let (sock, remote) = match listener.accept().await {
@@ -45,11 +69,12 @@ pub async fn tcp_listen(
             if node.inbound.is_closed() {
                 return;
             }
+            while sessions.try_join_next().is_some() {}
             prepare_link_socket(&sock);
             let node = node.clone();
             let link = spec.link.clone();
             let acceptor = acceptor.clone();
-            tokio::spawn(async move {
+            sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
                     None => run_stream(&node, sock, link, &peer).await,
@@ -61,9 +86,7 @@ pub async fn tcp_listen(
                 }
             });
         }
-    });
-    debug!("listening for TCP on {local}");
-    Ok((local, task))
+    })
 }
 
 /// Dials a TCP peer, redialing per Go's backoff while `redial` is set.

@@ -24,10 +24,27 @@ pub async fn udp_listen(
     node: &NodeHandle,
     spec: ListenSpec,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let socket = Arc::new(UdpSocket::bind(bind_addr(&spec.bind, spec.port)).await?);
+    let socket = udp_bind(&spec.bind, spec.port).await?;
     let local = socket.local_addr()?;
+    Ok((local, udp_serve(node, socket, spec)))
+}
+
+/// Binds the socket of a UDP listener, to be served by [`udp_serve`]. It is shared so that
+/// `reload` can hand it from one receive loop to the next without ever closing it.
+pub async fn udp_bind(bind: &str, port: u16) -> std::io::Result<Arc<UdpSocket>> {
+    Ok(Arc::new(UdpSocket::bind(bind_addr(bind, port)).await?))
+}
+
+/// Serves a bound UDP listener socket until the node stops. Aborting the returned task ends
+/// the sessions it started too (their datagram queues close).
+pub fn udp_serve(node: &NodeHandle, socket: Arc<UdpSocket>, spec: ListenSpec) -> JoinHandle<()> {
     let node = node.clone();
-    let task = tokio::spawn(async move {
+    let local = socket
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    debug!("listening for UDP on {local}");
+    tokio::spawn(async move {
         let mut sessions: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
         loop {
@@ -65,9 +82,7 @@ pub async fn udp_listen(
                 rx,
             ));
         }
-    });
-    debug!("listening for UDP on {local}");
-    Ok((local, task))
+    })
 }
 
 /// Dials a UDP peer with a connected socket, redialing while `redial` is set.

@@ -1,11 +1,12 @@
 //! `ws-listener` / `ws-peer`: one netceptor message per binary WebSocket message.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -13,7 +14,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tracing::{debug, warn};
 
 use super::sockopt::prepare_link_socket;
-use super::{WsDialSpec, WsListenSpec, bind_addr, redial_loop};
+use super::{WsDialSpec, WsListenSpec, redial_loop, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
 use crate::tls::server_name_for_host;
@@ -59,11 +60,25 @@ pub async fn ws_listen(
     node: &NodeHandle,
     spec: WsListenSpec,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(bind_addr(&spec.listen.bind, spec.listen.port)).await?;
+    let listener = tcp_bind(&spec.listen.bind, spec.listen.port).await?;
     let local = listener.local_addr()?;
+    Ok((local, ws_serve(node, listener, spec)))
+}
+
+/// Accepts WebSocket sessions on a listener bound by [`tcp_bind`] until the node stops.
+/// Aborting the returned task ends the sessions it accepted too.
+pub fn ws_serve(
+    node: &NodeHandle,
+    listener: Arc<TcpListener>,
+    spec: WsListenSpec,
+) -> JoinHandle<()> {
     let node = node.clone();
-    let task = tokio::spawn(async move {
+    if let Ok(local) = listener.local_addr() {
+        debug!("listening for WebSocket on {local}");
+    }
+    tokio::spawn(async move {
         let acceptor = spec.listen.tls.clone().map(TlsAcceptor::from);
+        let mut sessions = JoinSet::new();
         loop {
             let Ok((sock, remote)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -72,11 +87,12 @@ pub async fn ws_listen(
             if node.inbound.is_closed() {
                 return;
             }
+            while sessions.try_join_next().is_some() {}
             prepare_link_socket(&sock);
             let node = node.clone();
             let spec = spec.clone();
             let acceptor = acceptor.clone();
-            tokio::spawn(async move {
+            sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
                     None => upgrade(&node, sock, &spec, &peer).await,
@@ -90,9 +106,7 @@ pub async fn ws_listen(
                 }
             });
         }
-    });
-    debug!("listening for WebSocket on {local}");
-    Ok((local, task))
+    })
 }
 
 async fn upgrade<S>(node: &NodeHandle, stream: S, spec: &WsListenSpec, peer: &str)
