@@ -374,7 +374,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         BIND_SERVICE,
         p("command", Str, "Command to execute on a connection").req(),
         p("tls", Str, "Name of TLS server config"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("ip-router", Services, "Run an IP router using a tun interface", &[
         p("networkname", Str, "Name of this network and service.").req(),
         p("interface", Str, "Name of the local tun interface"),

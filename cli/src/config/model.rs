@@ -55,7 +55,7 @@ pub struct Config {
     pub unix_socket_servers: Vec<UnixSocketServerCfg>,
     /// `unix-socket-client` entities.
     pub unix_socket_clients: Vec<UnixSocketClientCfg>,
-    /// `command-service` entities (not supported yet).
+    /// `command-service` entities.
     pub command_services: Vec<CommandServiceCfg>,
     /// `ip-router` entities (not supported yet).
     pub ip_routers: Vec<IpRouterCfg>,

@@ -1,6 +1,6 @@
 //! Go receptor's proxy services over mesh streams and datagrams (control-and-work.md §3.4):
 //! `tcp-server` / `tcp-client`, `udp-server` / `udp-client`, `unix-socket-server` /
-//! `unix-socket-client`.
+//! `unix-socket-client`; and `command-service`, a command on a pty per stream.
 //!
 //! Streams are bridged with half-close: when one side's reader ends, the other side's write
 //! direction is shut down and the remaining direction is copied until it ends too (Go closes
@@ -8,6 +8,8 @@
 //! looks like a complete one.
 
 mod bridge;
+mod command;
+mod pty;
 mod tcp;
 mod udp;
 mod unix;
@@ -54,6 +56,9 @@ pub async fn start_services(
     }
     for c in &cfg.unix_socket_clients {
         tasks.push(unix::client(node, c, tls).await?);
+    }
+    for c in &cfg.command_services {
+        tasks.push(command::service(node, c, tls).await?);
     }
     Ok(tasks)
 }
