@@ -403,6 +403,11 @@ impl Node {
         self.router.table()
     }
 
+    /// Destination -> cost of the least-cost path to it (every node in [`Node::routes`]).
+    pub fn path_costs(&self) -> BTreeMap<NodeId, f64> {
+        self.router.path_costs()
+    }
+
     /// Established neighbours with their link costs.
     pub fn connections(&self) -> BTreeMap<NodeId, f64> {
         self.peers

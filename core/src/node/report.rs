@@ -38,6 +38,8 @@ pub struct MeshStatus {
     pub connections: BTreeMap<NodeId, f64>,
     /// Destination -> first hop.
     pub routes: BTreeMap<NodeId, NodeId>,
+    /// Destination -> cost of the least-cost path to it.
+    pub path_costs: BTreeMap<NodeId, f64>,
     /// Every node's advertised connections.
     pub known_connection_costs: BTreeMap<NodeId, BTreeMap<NodeId, f64>>,
     /// Service advertisements in force, ours included.
@@ -60,6 +62,7 @@ impl Node {
             node_id: self.id().clone(),
             connections: self.connections(),
             routes: self.routes().clone(),
+            path_costs: self.path_costs(),
             known_connection_costs: self.known_connection_costs(),
             advertisements: self.advertisements().cloned().collect(),
         }

@@ -276,6 +276,18 @@ impl Router {
         !self.changed.is_empty()
     }
 
+    /// The cost of the least-cost path to every reachable node (Go's `PathCost`), computed
+    /// afresh: it is asked for rarely (`status`), so routing does not keep it.
+    pub fn path_costs(&self) -> BTreeMap<NodeId, f64> {
+        spf::with_scratch(|scratch| {
+            spf::first_hops(&self.graph, self.me, scratch);
+            scratch
+                .reached()
+                .filter_map(|(ix, cost)| Some((self.graph.name(ix)?.clone(), cost)))
+                .collect()
+        })
+    }
+
     /// The destinations whose first hop the last [`Router::recompute`] changed.
     pub(crate) fn changed(&self) -> &[graph::Ix] {
         &self.changed
@@ -329,6 +341,37 @@ mod tests {
                 suspected_duplicate: dup,
             });
         prop::collection::vec(one, 0..40)
+    }
+
+    #[test]
+    fn path_costs_are_least_cost_sums() {
+        // me -1- b -1- c, and me -5- c: c costs 2 through b; d is unreachable.
+        let me = id("me");
+        let mut r = Router::new(&me);
+        r.link_up(&id("b"), 1.0);
+        r.link_up(&id("c"), 5.0);
+        let update = |node: &str, conns: &[(&str, f64)]| RouteUpdate {
+            node_id: node.into(),
+            update_id: String::new(),
+            epoch: 1,
+            sequence: 1,
+            connections: conns.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect(),
+            forwarding_node: node.into(),
+            suspected_duplicate: 0,
+        };
+        r.apply(&update("b", &[("me", 1.0), ("c", 1.0)]), &id("b"));
+        r.apply(&update("c", &[("me", 5.0), ("b", 1.0)]), &id("c"));
+        r.apply(&update("d", &[]), &id("d"));
+        r.recompute();
+        let costs = r.path_costs();
+        assert_eq!(costs.get(&id("b")), Some(&1.0));
+        assert_eq!(costs.get(&id("c")), Some(&2.0));
+        assert_eq!(costs.get(&id("d")), None);
+        assert_eq!(costs.get(&me), None);
+        assert_eq!(
+            costs.keys().collect::<Vec<_>>(),
+            r.table().keys().collect::<Vec<_>>()
+        );
     }
 
     proptest! {

@@ -39,6 +39,17 @@ pub(crate) struct Scratch {
     heap: BinaryHeap<Entry>,
 }
 
+impl Scratch {
+    /// After [`first_hops`]: each destination it reached, with the cost of its least-cost path.
+    pub(crate) fn reached(&self) -> impl Iterator<Item = (Ix, f64)> + '_ {
+        self.hop
+            .iter()
+            .zip(&self.dist)
+            .enumerate()
+            .filter_map(|(i, (hop, &dist))| hop.map(|_| (i as Ix, dist)))
+    }
+}
+
 thread_local! {
     /// One set of buffers per thread, shared by every router on it: where one process runs
     /// many nodes (the simulator), the buffers stay in the cache from one node's
