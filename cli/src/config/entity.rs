@@ -381,7 +381,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("interface", Str, "Name of the local tun interface"),
         p("localnet", Str, "Local /30 CIDR address").req(),
         p("routes", Str, "Comma separated list of CIDR subnets to advertise"),
-    ]),
+    ])
+    .supported(),
     EntitySpec::new("tcp-server", Services, "Listen for TCP and forward via Receptor", &[
         p("port", Int, "Local TCP port to bind to").req(),
         p("bindaddr", Str, "Address to bind TCP listener to").def("0.0.0.0"),

@@ -57,7 +57,7 @@ pub struct Config {
     pub unix_socket_clients: Vec<UnixSocketClientCfg>,
     /// `command-service` entities.
     pub command_services: Vec<CommandServiceCfg>,
-    /// `ip-router` entities (not supported yet).
+    /// `ip-router` entities.
     pub ip_routers: Vec<IpRouterCfg>,
     /// `work-command` entities.
     pub work_commands: Vec<WorkCommandCfg>,

@@ -1,6 +1,7 @@
 //! Go receptor's proxy services over mesh streams and datagrams (control-and-work.md §3.4):
 //! `tcp-server` / `tcp-client`, `udp-server` / `udp-client`, `unix-socket-server` /
-//! `unix-socket-client`; and `command-service`, a command on a pty per stream.
+//! `unix-socket-client`; `command-service`, a command on a pty per stream; and `ip-router`,
+//! IP over mesh datagrams through a tun interface (Linux).
 //!
 //! Streams are bridged with half-close: when one side's reader ends, the other side's write
 //! direction is shut down and the remaining direction is copied until it ends too (Go closes
@@ -9,6 +10,8 @@
 
 mod bridge;
 mod command;
+#[cfg(target_os = "linux")]
+mod iprouter;
 mod pty;
 mod tcp;
 mod udp;
@@ -59,6 +62,15 @@ pub async fn start_services(
     }
     for c in &cfg.command_services {
         tasks.push(command::service(node, c, tls).await?);
+    }
+    for r in &cfg.ip_routers {
+        #[cfg(target_os = "linux")]
+        tasks.push(iprouter::service(node, r).await?);
+        #[cfg(not(target_os = "linux"))]
+        return Err(format!(
+            "ip-router {}: tun devices need Linux",
+            r.network_name
+        ));
     }
     Ok(tasks)
 }
