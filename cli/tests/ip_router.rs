@@ -101,24 +101,13 @@ fn namespaces() -> Result<Namespaces, String> {
 fn start_in(ns: &str, dir: &TempDir, name: &str, yaml: &str) -> Proc {
     let cfg = dir.path(&format!("{name}.yml"));
     std::fs::write(&cfg, yaml).unwrap();
-    let log = dir.path(&format!("{name}.log"));
-    let f = std::fs::File::create(&log).unwrap();
     // `ip netns exec` execs the program: the PID is receptor's.
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
         .arg(receptor_bin())
         .arg("-c")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
-    Proc {
-        child,
-        name: name.to_owned(),
-        log,
-    }
+        .arg(&cfg);
+    spawn_logged(dir, name, cmd)
 }
 
 fn pings(ns: &str, dst: &str) -> bool {

@@ -101,11 +101,17 @@ pub fn start_yaml_env(dir: &TempDir, name: &str, yaml: &str, env: &[(&str, &str)
 
 /// As [`start_args`], with extra environment variables.
 pub fn start_args_env(dir: &TempDir, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(receptor_bin());
+    cmd.args(args).envs(env.iter().copied());
+    spawn_logged(dir, name, cmd)
+}
+
+/// Starts `cmd` (a receptor, or something that execs one) with no stdin, logging to
+/// `<name>.log`.
+pub fn spawn_logged(dir: &TempDir, name: &str, mut cmd: Command) -> Proc {
     let log = dir.path(&format!("{name}.log"));
     let f = std::fs::File::create(&log).unwrap();
-    let child = Command::new(receptor_bin())
-        .args(args)
-        .envs(env.iter().copied())
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(f.try_clone().unwrap())
         .stderr(f)
