@@ -76,9 +76,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         Command::Run(cfg) => cfg,
-        _ => {
-            println!("Error: not supported yet");
-            return ExitCode::FAILURE;
+        Command::CertInit(c) => return cert_outcome(receptor_cli::certs::init(&c)),
+        Command::CertMakeReq(c) => return cert_outcome(receptor_cli::certs::make_req(&c)),
+        Command::CertSignReq(c) => {
+            let stdin = std::io::stdin();
+            let result =
+                receptor_cli::certs::sign_req(&c, &mut stdin.lock(), &mut std::io::stdout());
+            return cert_outcome(result);
         }
     };
     keep_freed_memory();
@@ -107,6 +111,17 @@ fn main() -> ExitCode {
         node.shutdown().await;
         code
     })
+}
+
+/// Exit status of a certificate command; its error is printed as Go prints it.
+fn cert_outcome(result: Result<(), receptor_cli::certs::CertError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Starts the node, its control services and backends.
