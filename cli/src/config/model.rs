@@ -77,6 +77,9 @@ pub struct Config {
     pub config_file: Option<String>,
     /// Entity names in configuration order, with where each came from.
     pub entities: Vec<(&'static str, Source)>,
+    /// Certificate commands of a version 2 file (`cert-init`, `cert-makereqs`,
+    /// `cert-signreqs`), run in this order before the node starts.
+    pub cert_commands: Vec<Command>,
 }
 
 impl Config {
@@ -100,6 +103,12 @@ impl Config {
             Some(name) => Err(super::ConfigError::not_supported(name)),
             None => Ok(()),
         }
+    }
+
+    /// Whether nothing but the implicit `node` is configured (a version 2 file holding only
+    /// certificate commands: Go runs them and exits).
+    pub fn is_empty(&self) -> bool {
+        self.entities.iter().all(|(_, s)| *s == Source::Implicit)
     }
 
     /// Whether any backend would run (listener, peer or `local-only`); Go exits 1 with
