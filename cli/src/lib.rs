@@ -3,6 +3,7 @@
 //!
 //! Kept as a library so integration tests and other tools can drive it directly.
 
+pub mod certs;
 pub mod config;
 pub mod control;
 pub mod logging;

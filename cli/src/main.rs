@@ -51,6 +51,21 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+    // A version 2 file's certificate commands run first; with nothing else in it, Go exits.
+    if let Command::Run(cfg) = &command
+        && !cfg.cert_commands.is_empty()
+    {
+        for cert in &cfg.cert_commands {
+            if let Err(e) = run_cert_command(cert) {
+                println!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if cfg.is_empty() {
+            println!("empty receptor config, skipping...");
+            return ExitCode::SUCCESS;
+        }
+    }
     let cfg = match command {
         Command::Help => {
             print!("{}", config::help_text(&progname));
@@ -76,10 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         Command::Run(cfg) => cfg,
-        _ => {
-            println!("Error: not supported yet");
-            return ExitCode::FAILURE;
-        }
+        cert => return cert_outcome(run_cert_command(&cert)),
     };
     keep_freed_memory();
     logging::init(cfg.log_level);
@@ -107,6 +119,30 @@ fn main() -> ExitCode {
         node.shutdown().await;
         code
     })
+}
+
+/// Runs `--cert-init`, `--cert-makereq` or `--cert-signreq` (the latter may prompt on stdin).
+fn run_cert_command(cmd: &Command) -> Result<(), receptor_cli::certs::CertError> {
+    match cmd {
+        Command::CertInit(c) => receptor_cli::certs::init(c),
+        Command::CertMakeReq(c) => receptor_cli::certs::make_req(c),
+        Command::CertSignReq(c) => {
+            let stdin = std::io::stdin();
+            receptor_cli::certs::sign_req(c, &mut stdin.lock(), &mut std::io::stdout())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Exit status of a certificate command; its error is printed as Go prints it.
+fn cert_outcome(result: Result<(), receptor_cli::certs::CertError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Starts the node, its control services and backends.

@@ -103,7 +103,9 @@ fn yaml_errors() {
         ),
         (
             "node: {id: a}",
-            "error loading config file: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!map into []interface {}",
+            "error loading config file: this file is a YAML mapping, but a version 1 config is a \
+             list of entities (- node: ...): for the version 2 format put version: 2 at its top or \
+             run with --config-v2",
         ),
     ];
     for (yaml, want) in cases {

@@ -144,6 +144,7 @@ pub(crate) fn build(
             .iter()
             .map(|r| (r.spec.name, r.source.clone()))
             .collect(),
+        cert_commands: Vec::new(),
     };
     for raw in raws {
         match raw.spec.name {

@@ -339,7 +339,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("outcert", Str, "File to save the CA certificate to").req(),
         p("outkey", Str, "File to save the CA private key to").req(),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("cert-makereq", Certificates, "Create certificate request", &[
         COMMONNAME,
         p("bits", Int, "Bit length of the encryption keys of the certificate"),
@@ -350,7 +351,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("inkey", Str, "Private key to use for the request"),
         p("outkey", Str, "File to save the private key to (new key will be generated)"),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("cert-signreq", Certificates, "Sign request and produce certificate", &[
         p("req", Str, "Certificate Request PEM filename").req(),
         p("cacert", Str, "CA certificate PEM filename").req(),
@@ -360,7 +362,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("outcert", Str, "File to save the signed certificate to").req(),
         p("verify", Bool, "If true, do not prompt the user for verification").def("False"),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("control-service", General, "Runs a control service", &[
         p("service", Str, "Receptor service name to listen on").def("control"),
         p("filename", Str, "Specifies the filename of a local Unix socket to bind to the service."),

@@ -77,6 +77,9 @@ pub struct Config {
     pub config_file: Option<String>,
     /// Entity names in configuration order, with where each came from.
     pub entities: Vec<(&'static str, Source)>,
+    /// Certificate commands of a version 2 file (`cert-init`, `cert-makereqs`,
+    /// `cert-signreqs`), run in this order before the node starts.
+    pub cert_commands: Vec<Command>,
 }
 
 impl Config {
@@ -102,6 +105,12 @@ impl Config {
         }
     }
 
+    /// Whether nothing but the implicit `node` is configured (a version 2 file holding only
+    /// certificate commands: Go runs them and exits).
+    pub fn is_empty(&self) -> bool {
+        self.entities.iter().all(|(_, s)| *s == Source::Implicit)
+    }
+
     /// Whether any backend would run (listener, peer or `local-only`); Go exits 1 with
     /// `Nothing to do - no backends are running.` otherwise. Control services do not count.
     pub fn has_backends(&self) -> bool {
@@ -124,11 +133,11 @@ pub enum Command {
     BashCompletion,
     /// Print [`VERSION`](super::VERSION) and a newline, exit 0 (`--version`).
     Version,
-    /// `cert-init` (not supported yet).
+    /// `cert-init`: make a CA.
     CertInit(CertInitCfg),
-    /// `cert-makereq` (not supported yet).
+    /// `cert-makereq`: make a certificate request.
     CertMakeReq(CertMakeReqCfg),
-    /// `cert-signreq` (not supported yet).
+    /// `cert-signreq`: sign a certificate request.
     CertSignReq(CertSignReqCfg),
     /// Run a node.
     Run(Box<Config>),
@@ -139,11 +148,13 @@ impl Command {
     /// runs, is recognised but not implemented.
     pub fn check_supported(&self) -> Result<(), super::ConfigError> {
         match self {
-            Self::CertInit(_) => Err(super::ConfigError::not_supported("cert-init")),
-            Self::CertMakeReq(_) => Err(super::ConfigError::not_supported("cert-makereq")),
-            Self::CertSignReq(_) => Err(super::ConfigError::not_supported("cert-signreq")),
             Self::Run(config) => config.check_supported(),
-            Self::Help | Self::BashCompletion | Self::Version => Ok(()),
+            Self::Help
+            | Self::BashCompletion
+            | Self::Version
+            | Self::CertInit(_)
+            | Self::CertMakeReq(_)
+            | Self::CertSignReq(_) => Ok(()),
         }
     }
 }

@@ -25,7 +25,7 @@ mod remote;
 mod results;
 pub mod runner;
 mod signing;
-mod statusfile;
+pub(crate) mod statusfile;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
