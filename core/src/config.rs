@@ -78,6 +78,18 @@ impl LinkConfig {
 /// retries, a peer reconnecting among them included.
 pub const LISTEN_BACKLOG: i32 = 65535;
 
+/// The largest service advertisement accepted, in bytes as received. Go's largest are a
+/// control service's (its work types) and an IP router's (one tag per route): a few hundred
+/// bytes to a few KiB. Larger ones are dropped as malformed, so what a peer's allowance of
+/// advertisements ([`Config::max_ads_per_link`]) can hold stays bounded.
+pub const MAX_ADVERT_LEN: usize = 16 * 1024;
+
+/// The longest routing-update ID accepted, in bytes. Go's are 8 characters; every ID is
+/// remembered for an hour (`Config::seen_update_ttl`) to stop the flood's copies, so an
+/// unbounded one would let a peer park up to 64 KiB per update in that memory. Updates with
+/// a longer ID are dropped as malformed.
+pub const MAX_UPDATE_ID_LEN: usize = 64;
+
 /// Round trips up to this long make a short path for [`tcp_send_buffer`]: loopback, a LAN.
 pub const SHORT_PATH_RTT: Duration = Duration::from_micros(500);
 /// The send buffer a link's TCP connection asks for on a short path. Linux doubles it for its
@@ -143,6 +155,21 @@ pub struct Config {
     pub max_seen_updates: usize,
     /// Most links at once; further `LinkUp`s are closed at once.
     pub max_links: usize,
+    /// Most node names one link may teach (routing-update origins and the names in their
+    /// connections), 10 000. Beyond it, updates from further new nodes are dropped and not
+    /// forwarded, new names in connections are left out, and `NodeStats::names_refused`
+    /// counts them. Names forgotten (see `forget_after`) give their place back.
+    pub max_nodes_per_link: u32,
+    /// Most service advertisements one link may teach, 20 000 (two per node of the largest
+    /// mesh above). Beyond it, advertisements for new (node, service) pairs are dropped and
+    /// not forwarded (`NodeStats::ads_refused`); newer copies of those held still pass.
+    pub max_ads_per_link: u32,
+    /// How long a node no route reaches is remembered (2 min). After that its routing state
+    /// and service advertisements are forgotten, and cancelled advertisements too; if it
+    /// comes back it is learned again as a new node. Go never forgets, so whatever a departed
+    /// peer taught it (every node and advertisement a misbehaving one invented) stays held.
+    /// Checked every quarter of this time.
+    pub forget_after: Duration,
 }
 
 impl Config {
@@ -164,6 +191,9 @@ impl Config {
             seen_update_ttl: Duration::from_secs(3600),
             max_seen_updates: 1 << 20,
             max_links: 65536,
+            max_nodes_per_link: 10_000,
+            max_ads_per_link: 20_000,
+            forget_after: Duration::from_secs(120),
         }
     }
 

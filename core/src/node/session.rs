@@ -10,7 +10,7 @@ use crate::config::LinkConfig;
 use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::routing::fastkey::{is_name, pack};
-use crate::routing::{Applied, Update};
+use crate::routing::{Applied, Source, Update};
 use crate::wire::{Encoded, MSG_ROUTE, Message, RouteHead, RouteUpdate, RouteView, encode_reject};
 
 /// A routing update as the session checks and floods it: decoded, or read in place.
@@ -330,23 +330,50 @@ impl Node {
             self.duplicate_check(ri.epoch(), ri.suspected_duplicate());
             return;
         }
+        if ri.update_id().len() > crate::config::MAX_UPDATE_ID_LEN {
+            self.stats.malformed += 1;
+            return;
+        }
         if !self.seen.insert(ri.update_id(), self.now) {
             self.stats.route_updates_stale += 1;
             return;
         }
-        match self.router.apply_update(ri) {
-            // Not a valid node ID.
-            None => return,
-            Some((Applied::Stale, _)) => {
+        let room = self
+            .config
+            .max_nodes_per_link
+            .saturating_sub(self.links.get(&link).map_or(0, |l| l.learned_nodes));
+        let mut src = Source {
+            link,
+            room,
+            added: 0,
+            refused: 0,
+        };
+        let applied = self.router.apply_update(ri, &mut src);
+        if src.added > 0
+            && let Some(l) = self.links.get_mut(&link)
+        {
+            l.learned_nodes += src.added;
+        }
+        if src.refused > 0 {
+            self.stats.names_refused += u64::from(src.refused);
+            self.link_full(link, "node names");
+        }
+        match applied {
+            // Not a valid node ID, or no room for a new one.
+            None | Some(Applied::Refused) => return,
+            Some(Applied::Stale) => {
                 self.stats.route_updates_stale += 1;
                 return;
             }
-            Some((Applied::Fresh { new_node, changed }, origin)) => {
+            Some(Applied::Fresh { new_node, changed }) => {
                 if new_node {
-                    // As `register_name`, without a reference count round trip.
-                    self.names
-                        .entry(origin.hash())
-                        .or_insert_with(|| origin.clone());
+                    let graph = self.router.graph();
+                    if let Some(origin) = graph.find(ri.node_id()).and_then(|i| graph.name(i)) {
+                        // As `register_name`, without a reference count round trip.
+                        self.names
+                            .entry(origin.hash())
+                            .or_insert_with(|| origin.clone());
+                    }
                     self.request(Timer::Flood, self.config.change_delay);
                 }
                 if changed {
