@@ -122,6 +122,23 @@ fn check_cost(cost: f64) -> Result<(), ConfigError> {
     }
 }
 
+/// What a node does when a routing update names it as the duplicate of another instance
+/// with its node ID (netceptor.md §5.4): an update carrying our node ID, another epoch, and
+/// `SuspectedDuplicate` equal to our epoch.
+///
+/// Nothing authenticates that claim: any peer can forge it for any node it can reach, so
+/// under Go's rule (and our default) any peer can stop any node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicatePolicy {
+    /// Shut the node down, as Go does: of two instances with one ID, the later stops.
+    #[default]
+    Exit,
+    /// Keep running and reject the link the claim came through: a forged claim costs its
+    /// sender that link, not our node. A real second instance is not stopped either; the
+    /// links that carry its claims are refused, which cuts it off from this node.
+    RefuseLink,
+}
+
 /// Everything a [`Node`](crate::Node) needs to start. Defaults are Go receptor's.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -170,6 +187,9 @@ pub struct Config {
     /// peer taught it (every node and advertisement a misbehaving one invented) stays held.
     /// Checked every quarter of this time.
     pub forget_after: Duration,
+    /// What to do when named as a duplicate of another instance: exit (Go's behaviour, the
+    /// default) or refuse the link the claim came through.
+    pub on_duplicate: DuplicatePolicy,
 }
 
 impl Config {
@@ -194,6 +214,7 @@ impl Config {
             max_nodes_per_link: 10_000,
             max_ads_per_link: 20_000,
             forget_after: Duration::from_secs(120),
+            on_duplicate: DuplicatePolicy::Exit,
         }
     }
 

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use super::{CloseReason, Event, Node, Timer};
-use crate::config::LinkConfig;
+use crate::config::{DuplicatePolicy, LinkConfig};
 use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::routing::fastkey::{is_name, pack};
@@ -327,7 +327,7 @@ impl Node {
             return;
         }
         if is_name(ri.node_id(), self.id_key, &self.id) {
-            self.duplicate_check(ri.epoch(), ri.suspected_duplicate());
+            self.duplicate_check(link, ri.epoch(), ri.suspected_duplicate());
             return;
         }
         if ri.update_id().len() > crate::config::MAX_UPDATE_ID_LEN {
@@ -386,18 +386,36 @@ impl Node {
         }
     }
 
-    /// An update carrying our own node ID (§5.4).
-    fn duplicate_check(&mut self, epoch: u64, suspected_duplicate: u64) {
+    /// An update carrying our own node ID (§5.4), received on `link`.
+    fn duplicate_check(&mut self, link: LinkId, epoch: u64, suspected_duplicate: u64) {
         if epoch == self.epoch {
             return;
         }
         if suspected_duplicate == self.epoch {
-            let reason = format!(
-                "another instance of node {} is running: shutting down this one",
+            let peer = self
+                .links
+                .get(&link)
+                .and_then(|l| l.remote.as_ref())
+                .map_or_else(|| "?".to_owned(), NodeId::to_string);
+            let claim = format!(
+                "a routing update through {link} from {peer} says another instance of node {} \
+                 is running (epoch {epoch})",
                 self.id
             );
-            tracing::error!(node = %self.id, "{reason}");
-            self.stop(Some(reason));
+            match self.config.on_duplicate {
+                DuplicatePolicy::Exit => {
+                    let reason = format!("{claim}: shutting down this one");
+                    tracing::error!(node = %self.id, %link, %peer, "{reason}");
+                    self.stop(Some(reason));
+                }
+                DuplicatePolicy::RefuseLink => {
+                    tracing::error!(
+                        node = %self.id, %link, %peer,
+                        "{claim}: refusing that link and running on (duplicate policy: refuse link)"
+                    );
+                    self.reject(link, "it forwarded a claim that this node is a duplicate");
+                }
+            }
             return;
         }
         if epoch > self.epoch {
