@@ -80,6 +80,7 @@ fn core_config(cfg: &Config) -> Result<receptor_core::Config, String> {
     for rule in &cfg.node.firewall_rules {
         c.firewall.push(rule.to_core().map_err(|e| e.to_string())?);
     }
+    c.on_duplicate = cfg.node.on_duplicate;
     Ok(c)
 }
 

@@ -174,6 +174,10 @@ fn startup_checks_use_go_messages() {
             "failed to parse MaxIdleConnectionTimeout from configuration file -- valid examples include '1.5h', '30m', '30m10s'",
         ),
         (
+            &["--node", "duplicateid=ignore"],
+            "invalid duplicateid \"ignore\": must be exit or refuselink",
+        ),
+        (
             &["--node", r#"firewallrules=[{"action":"allow"}]"#],
             "error in rule 0: unknown action: allow",
         ),

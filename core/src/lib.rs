@@ -63,7 +63,7 @@ pub mod work;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
-pub use config::{Config, ConfigError, LinkConfig};
+pub use config::{Config, ConfigError, DuplicatePolicy, LinkConfig};
 pub use id::{Addr, InvalidId, LinkId, NodeId, ServiceName};
 pub use node::{
     Advertise, AppCommand, Apps, Channels, CloseReason, ConnectionCounts, Event, Input, LinkKind,

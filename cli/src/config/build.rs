@@ -107,6 +107,7 @@ pub(crate) fn build(
             data_dir: String::new(),
             firewall_rules: Vec::new(),
             max_idle_connection_timeout: None,
+            on_duplicate: receptor_core::DuplicatePolicy::Exit,
             receptor_kube_support_reconnect: String::new(),
             receptor_kube_clientset_qps: String::new(),
             receptor_kube_clientset_burst: String::new(),
@@ -267,9 +268,21 @@ fn node_cfg(
             Ok(d) => max_idle_connection_timeout = d.to_std(),
         }
     }
+    let on_duplicate = match raw.str("duplicateid").to_lowercase().as_str() {
+        "" | "exit" => receptor_core::DuplicatePolicy::Exit,
+        "refuselink" => receptor_core::DuplicatePolicy::RefuseLink,
+        other => {
+            checks.fail(
+                Phase::Init,
+                format!("invalid duplicateid {other:?}: must be exit or refuselink"),
+            );
+            receptor_core::DuplicatePolicy::Exit
+        }
+    };
     NodeCfg {
         id,
         id_from_hostname,
+        on_duplicate,
         data_dir: raw.str("datadir"),
         firewall_rules,
         max_idle_connection_timeout,

@@ -285,6 +285,7 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("datadir", Str, "Directory in which to store node data.").def("/tmp/receptor"),
         p("firewallrules", Rules, "Firewall rules, see documentation for syntax."),
         p("maxidleconnectiontimeout", Str, "Maximum duration with no traffic before a backend connection is timed out and refreshed."),
+        p("duplicateid", Str, "When a routing update says another instance has this node ID: exit (as Go), or refuselink (reject the link it came through and keep running)").def("exit"),
         p("receptorkubesupportreconnect", Str, ""),
         p("receptorkubeclientsetqps", Str, ""),
         p("receptorkubeclientsetburst", Str, ""),

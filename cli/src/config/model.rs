@@ -172,6 +172,8 @@ pub struct NodeCfg {
     pub firewall_rules: Vec<FirewallRule>,
     /// Idle timeout for backend connections; `None` means the 21 s default. Always ≥ 21 s.
     pub max_idle_connection_timeout: Option<Duration>,
+    /// `duplicateid`: what to do when named as a duplicate instance (not in Go, which exits).
+    pub on_duplicate: receptor_core::DuplicatePolicy,
     /// Passed through to the Kubernetes worker (empty when unset).
     pub receptor_kube_support_reconnect: String,
     /// Passed through to the Kubernetes worker (empty when unset).

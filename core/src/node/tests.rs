@@ -497,6 +497,76 @@ fn duplicate_node_id_later_instance_shuts_down() {
     assert!(a.poll_timeout().is_none());
 }
 
+/// With `DuplicatePolicy::RefuseLink`, a claim that we are the duplicate costs the link it
+/// came through, and the node runs on.
+#[test]
+fn duplicate_claim_refuses_the_link_when_asked_to() {
+    let t0 = Instant::now();
+    let mut cfg = Config::new(
+        NodeId::new("a").unwrap(),
+        1,
+        Duration::from_secs(1_760_000_000),
+    );
+    cfg.on_duplicate = crate::config::DuplicatePolicy::RefuseLink;
+    let mut a = Node::new(Arc::new(cfg), t0).unwrap();
+    for (link, peer) in [(1, "x"), (2, "y")] {
+        let link = LinkId(link);
+        a.handle_input(
+            t0,
+            Input::LinkUp {
+                link,
+                config: stream(),
+            },
+        );
+        let hello = RouteUpdate {
+            node_id: peer.into(),
+            update_id: format!("h{peer}"),
+            epoch: 1,
+            sequence: 1,
+            forwarding_node: peer.into(),
+            ..Default::default()
+        };
+        let data = hello.encode().unwrap().stream();
+        a.handle_input(t0, Input::Received { link, data });
+    }
+    let _ = drain(&mut a);
+    let named = RouteUpdate {
+        node_id: "a".into(),
+        update_id: "u3".into(),
+        epoch: 5,
+        sequence: 9,
+        forwarding_node: "x".into(),
+        suspected_duplicate: a.epoch(),
+        ..Default::default()
+    };
+    let data = named.encode().unwrap().stream();
+    a.handle_input(
+        t0,
+        Input::Received {
+            link: LinkId(1),
+            data,
+        },
+    );
+    let (tx, ev) = drain(&mut a);
+    assert!(!a.is_shut_down());
+    assert!(!ev.iter().any(|e| matches!(e, Event::Shutdown { .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::CloseLink {
+            link: LinkId(1),
+            reason: CloseReason::Rejected(_)
+        }
+    )));
+    assert!(decode_frames(&tx).contains(&Message::Reject));
+    assert_eq!(
+        a.connections()
+            .keys()
+            .map(NodeId::as_str)
+            .collect::<Vec<_>>(),
+        ["y"]
+    );
+}
+
 /// A large payload goes on a stream link behind a header of its own, not copied; a small one,
 /// and any on a datagram link, goes as one buffer. Either way the bytes on the wire are
 /// those of the whole message, and the peer receives the payload.
