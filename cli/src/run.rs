@@ -6,7 +6,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use receptor_core::firewall::FirewallRule as CoreRule;
 use receptor_core::{LinkConfig, LinkKind, NodeId};
 use receptor_tokio::backends::{
     DialSpec, ListenSpec, WsDialSpec, WsListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen,
@@ -16,7 +15,7 @@ use receptor_tokio::tls::{ALPN_HTTP11, TlsClient, TlsClientParams, TlsServer, Tl
 use receptor_tokio::{NodeHandle, spawn_node};
 use tracing::info;
 
-use crate::config::{Config, FirewallAction, ListenerCfg, PeerCfg};
+use crate::config::{Config, ListenerCfg, PeerCfg};
 
 /// TLS configs by name, loaded once at startup.
 pub struct TlsConfigs {
@@ -79,25 +78,7 @@ fn core_config(cfg: &Config) -> Result<receptor_core::Config, String> {
             .map_err(|e| e.to_string())?;
     }
     for rule in &cfg.node.firewall_rules {
-        let mut m = BTreeMap::new();
-        let action = match rule.action {
-            FirewallAction::Accept => "accept",
-            FirewallAction::Reject => "reject",
-            FirewallAction::Drop => "drop",
-        };
-        m.insert("action".to_owned(), action.to_owned());
-        for (k, v) in [
-            ("fromnode", &rule.from_node),
-            ("tonode", &rule.to_node),
-            ("fromservice", &rule.from_service),
-            ("toservice", &rule.to_service),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v.clone());
-            }
-        }
-        c.firewall
-            .push(CoreRule::parse(&m).map_err(|e| e.to_string())?);
+        c.firewall.push(rule.to_core().map_err(|e| e.to_string())?);
     }
     Ok(c)
 }

@@ -188,6 +188,22 @@ fn startup_checks_use_go_messages() {
             &["--node", r#"firewallrules=[{"action":"drop","tonode":1}]"#],
             "error in rule 0: invalid firewall rule. tonode must be a string",
         ),
+        // Go drops an invalid regex from the rule without a word (so the rule fires on every
+        // message); we refuse it. The same parse runs on reload.
+        (
+            &[
+                "--node",
+                r#"firewallrules=[{"action":"reject","fromnode":"/unterminated"}]"#,
+            ],
+            "error in rule 0: fromnode: regex not enclosed in //: /unterminated",
+        ),
+        (
+            &[
+                "--node",
+                r#"firewallrules=[{"action":"drop","ToNode":"/a(b/"}]"#,
+            ],
+            "error in rule 0: tonode: regex failed to compile: /a(b/: error: unclosed group",
+        ),
         (
             &["--tcp-listener", "1", "tls=nope"],
             "unknown TLS config nope",

@@ -71,6 +71,13 @@ impl LinkConfig {
     }
 }
 
+/// The accept-queue length the runtimes ask for on their listeners. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4), which is what Go's `net.Listen`
+/// asks for; so this gives the same queue as Go on any system. The standard library (and so
+/// tokio and async-net) asks for 128: during a burst of 2000 connects, the rest wait on SYN
+/// retries, a peer reconnecting among them included.
+pub const LISTEN_BACKLOG: i32 = 65535;
+
 /// Round trips up to this long make a short path for [`tcp_send_buffer`]: loopback, a LAN.
 pub const SHORT_PATH_RTT: Duration = Duration::from_micros(500);
 /// The send buffer a link's TCP connection asks for on a short path. Linux doubles it for its

@@ -35,4 +35,10 @@ pub struct NodeStats {
     pub bad_link_inputs: u64,
     /// Sessions rejected by this node.
     pub rejects_sent: u64,
+    /// Sessions whose handshake completed (connections established).
+    pub connections_established: u64,
+    /// Times the routing table was computed again.
+    pub route_recomputations: u64,
+    /// Recomputations that changed a route.
+    pub route_changes: u64,
 }

@@ -318,6 +318,12 @@ fn firewall_rule(rule: &RawRule) -> Result<FirewallRule, String> {
         "drop" => FirewallAction::Drop,
         _ => return Err(format!("unknown action: {action}")),
     };
+    // Compiled here, so a bad regex fails the parse: at start-up, and on reload (which parses
+    // the command line and files again).
+    out.to_core().map_err(|e| match e {
+        receptor_core::ConfigError::Firewall(why) => why,
+        other => other.to_string(),
+    })?;
     Ok(out)
 }
 

@@ -220,8 +220,9 @@ pub enum FirewallAction {
 }
 
 /// One firewall rule as configured (netceptor.md §6.4). Match values are kept as written: a
-/// value `/re/` is an anchored regex, anything else an exact match. Compiling them (and Go's quirk
-/// of silently dropping a malformed `/...` or an invalid regex from the rule) is the core's job.
+/// value `/re/` is an anchored regex, anything else an exact match. Compiling them is the
+/// core's job ([`FirewallRule::to_core`]); a malformed `/...` or an invalid regex is refused
+/// (Go drops it silently from the rule, which then matches more than written).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FirewallRule {
     /// The action.
@@ -234,6 +235,31 @@ pub struct FirewallRule {
     pub from_service: Option<String>,
     /// Match on the destination service.
     pub to_service: Option<String>,
+}
+
+impl FirewallRule {
+    /// The rule as the core evaluates it, its regexes compiled.
+    pub fn to_core(
+        &self,
+    ) -> Result<receptor_core::firewall::FirewallRule, receptor_core::ConfigError> {
+        let action = match self.action {
+            FirewallAction::Accept => "accept",
+            FirewallAction::Reject => "reject",
+            FirewallAction::Drop => "drop",
+        };
+        let mut m = BTreeMap::from([("action".to_owned(), action.to_owned())]);
+        for (k, v) in [
+            ("fromnode", &self.from_node),
+            ("tonode", &self.to_node),
+            ("fromservice", &self.from_service),
+            ("toservice", &self.to_service),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v.clone());
+            }
+        }
+        receptor_core::firewall::FirewallRule::parse(&m)
+    }
 }
 
 /// A `tls-server` configuration, referred to by name.

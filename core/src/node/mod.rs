@@ -29,7 +29,7 @@ use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
 pub use apps::{AppCommand, Apps, Channels};
-pub use report::{MeshStatus, ServiceEvent, TraceEvent};
+pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.
 #[derive(Debug, Clone)]
@@ -637,6 +637,8 @@ impl Node {
 
     fn recompute(&mut self) {
         let changed = self.router.recompute();
+        self.stats.route_recomputations += 1;
+        self.stats.route_changes += u64::from(changed);
         if self.forward_stale || self.forward_collided {
             self.rebuild_forward();
         } else if changed {

@@ -282,6 +282,7 @@ impl Node {
             l.remote_key = pack(remote.as_str());
         }
         debug!(node = %self.id, %link, peer = %remote, cost, "connection established");
+        self.stats.connections_established += 1;
         self.peers.insert(remote.clone(), link);
         self.forward_stale = true;
         self.register_name(&remote);

@@ -281,6 +281,31 @@ fn pair_establishes_routes_and_pings() {
 }
 
 #[test]
+fn metrics_count_connections_by_kind_routes_and_recomputations() {
+    let mut p = Pair::new(
+        LinkConfig::new(LinkKind::Message),
+        LinkConfig::new(LinkKind::Message),
+    );
+    let before = p.a.metrics();
+    assert_eq!(before.connections, ConnectionCounts::default());
+    assert_eq!((before.known_nodes, before.routes), (0, 0));
+    p.run(p.now + Duration::from_secs(1));
+    let m = p.a.metrics();
+    assert_eq!(
+        m.connections,
+        ConnectionCounts {
+            message: 1,
+            ..ConnectionCounts::default()
+        }
+    );
+    assert_eq!((m.known_nodes, m.routes), (2, 1));
+    assert_eq!(m.stats.connections_established, 1);
+    assert!(m.stats.route_recomputations >= 1);
+    assert!(m.stats.route_changes >= 1 && m.stats.route_changes <= m.stats.route_recomputations);
+    assert!(m.stats.messages_in > 0 && m.stats.bytes_out > 0);
+}
+
+#[test]
 fn cost_mismatch_rejects() {
     // §10.4: b (listener) has nodecost a=2, a has cost 1.
     let mut cb = LinkConfig::new(LinkKind::Stream);

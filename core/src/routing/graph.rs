@@ -410,6 +410,13 @@ impl Graph {
         self.incoming.get(v as usize)
     }
 
+    /// How many nodes have advertised their connections (the entries of [`Graph::to_map`]).
+    pub fn known_count(&self) -> usize {
+        (0..self.names.len())
+            .filter(|&i| self.is_key(i as Ix))
+            .count()
+    }
+
     /// The whole database by name, for status output.
     pub fn to_map(&self) -> BTreeMap<NodeId, BTreeMap<NodeId, f64>> {
         let mut out = BTreeMap::new();

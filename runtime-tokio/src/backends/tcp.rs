@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
-use super::sockopt::prepare_link_socket;
+use super::sockopt::{prepare_link_socket, widen_backlog};
 use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
 use crate::NodeHandle;
 use crate::link::run_stream;
@@ -23,6 +23,7 @@ pub async fn tcp_listen(
     spec: ListenSpec,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
+    widen_backlog(&listener);
     let local = listener.local_addr()?;
     let node = node.clone();
     let task = tokio::spawn(async move {

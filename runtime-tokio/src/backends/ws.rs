@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tracing::{debug, warn};
 
-use super::sockopt::prepare_link_socket;
+use super::sockopt::{prepare_link_socket, widen_backlog};
 use super::{WsDialSpec, WsListenSpec, bind_addr, redial_loop};
 use crate::NodeHandle;
 use crate::link::run_websocket;
@@ -60,6 +60,7 @@ pub async fn ws_listen(
     spec: WsListenSpec,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(bind_addr(&spec.listen.bind, spec.listen.port)).await?;
+    widen_backlog(&listener);
     let local = listener.local_addr()?;
     let node = node.clone();
     let task = tokio::spawn(async move {
