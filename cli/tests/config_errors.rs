@@ -367,6 +367,17 @@ fn binary_exit_codes_and_output() {
     assert!(out.starts_with("Usage: receptor [--<action>"));
     let (code, out) = run(&["--version"]);
     assert_eq!((code, out.trim()), (Some(0), receptor_cli::config::VERSION));
+    // `<Go release>+rs.<our release>`, unless RECEPTOR_VERSION replaced it at build time.
+    if option_env!("RECEPTOR_VERSION").is_none() {
+        assert_eq!(
+            out.trim(),
+            format!(
+                "{}+rs.{}",
+                receptor_cli::config::GO_RELEASE,
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
     let (code, out) = run(&["--node", "id=test", "--tcp-listener", "port=0", "cost=-1"]);
     assert_eq!(
         (code, out.as_str()),

@@ -64,10 +64,24 @@ pub use yaml::parse_document;
 
 use raw::RawEntity;
 
-/// The version `--version` prints: `RECEPTOR_VERSION` at build time, else the crate version.
+/// The Go receptor release whose wire protocol, control protocol and configuration this
+/// implementation matches (checked against Go receptor v1.4.9+git52be401 and receptorctl).
+macro_rules! go_release {
+    () => {
+        "1.4.9"
+    };
+}
+
+/// The Go release this build is a drop-in replacement for (see [`VERSION`]).
+pub const GO_RELEASE: &str = go_release!();
+
+/// The version `--version` prints and `status` reports as `Version`:
+/// `<Go release>+rs.<our release>`, for example `1.4.9+rs.0.1.0` (a SemVer build tag, so tools
+/// that read Go receptor's version see the Go release first). `RECEPTOR_VERSION` at build
+/// time replaces it whole.
 pub const VERSION: &str = match option_env!("RECEPTOR_VERSION") {
     Some(v) => v,
-    None => env!("CARGO_PKG_VERSION"),
+    None => concat!(go_release!(), "+rs.", env!("CARGO_PKG_VERSION")),
 };
 
 /// Parses receptor configuration. Holds the few environment inputs, so tests can fix them.

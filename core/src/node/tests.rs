@@ -625,3 +625,21 @@ fn large_payloads_go_on_stream_links_without_a_copy() {
         }
     }
 }
+
+#[test]
+fn traceroute_to_an_unknown_node_names_this_node_as_the_reporter() {
+    let now = Instant::now();
+    let mut n = node("self", 1, now);
+    let id = n.traceroute(now, "nosuch").unwrap();
+    let (_, events) = drain(&mut n);
+    let hops: Vec<&PingResult> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TraceHop { id: i, result, .. } if *i == id => Some(result),
+            _ => None,
+        })
+        .collect();
+    let last = hops.last().unwrap();
+    assert_eq!(last.from.as_ref().map(|f| f.as_str()), Some("self"));
+    assert_eq!(last.error.as_deref(), Some("no route to node"));
+}
