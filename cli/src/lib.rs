@@ -6,6 +6,7 @@
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod metrics;
 pub mod run;
 pub mod services;
 pub mod streamtls;
