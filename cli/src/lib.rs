@@ -7,6 +7,7 @@ pub mod certs;
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod metrics;
 pub mod run;
 pub mod services;
 pub mod streamtls;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use receptor_cli::config::{self, Command, Config};
 use receptor_cli::control::{ControlContext, ReloadFn, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
+use receptor_cli::metrics::{MetricsServers, Sources};
 use receptor_cli::run::{self, Backends, TlsConfigs};
 use receptor_cli::work::{
     DEFAULT_TOKEN_EXPIRATION, DEFAULT_UNREACHABLE_TIMEOUT, Keys, Mesh, RunnerSpec, Workceptor,
@@ -150,7 +151,15 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     let (node, tls) = run::start_node(&cfg)?;
     // Control sockets first: clients poll for the socket file right after start.
     let backends = Arc::new(Mutex::new(Backends::default()));
-    let reload = reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
+    let metrics = Arc::new(Mutex::new(MetricsServers::default()));
+    let reload = reload_fn(
+        node.clone(),
+        tls.clone(),
+        backends.clone(),
+        metrics.clone(),
+        &cfg,
+        args,
+    );
     let work = Arc::new(
         Workceptor::new(
             &cfg.node.id,
@@ -173,6 +182,11 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         }),
     );
     work.scan();
+    let sources = Sources {
+        node: node.clone(),
+        work: work.clone(),
+        version: config::VERSION.to_owned(),
+    };
     let ctx = ControlContext {
         node: node.clone(),
         reload,
@@ -204,6 +218,9 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         }
         serve_mesh(&c.service, c.tls.as_deref(), ctx.clone()).await?;
     }
+    (metrics.lock().await)
+        .start(&cfg.metrics, &tls, Arc::new(sources))
+        .await?;
     receptor_cli::services::start_services(&node, &cfg, &tls).await?;
     *backends.lock().await = run::start_backends(&node, &cfg, &tls).await?;
     Ok(node)
@@ -231,6 +248,7 @@ fn reload_fn(
     node: NodeHandle,
     tls: Arc<TlsConfigs>,
     backends: Arc<Mutex<Backends>>,
+    metrics: Arc<Mutex<MetricsServers>>,
     cfg: &Config,
     args: Vec<String>,
 ) -> ReloadFn {
@@ -242,10 +260,11 @@ fn reload_fn(
         .unwrap_or_default();
     let before = Arc::new(before);
     Arc::new(move || {
-        let (node, tls, backends, args, file, before) = (
+        let (node, tls, backends, metrics, args, file, before) = (
             node.clone(),
             tls.clone(),
             backends.clone(),
+            metrics.clone(),
             args.clone(),
             file.clone(),
             before.clone(),
@@ -271,6 +290,10 @@ fn reload_fn(
             b.stop();
             node.disconnect_all().await;
             *b = run::start_backends(&node, &new, &tls).await.map_err(err4)?;
+            (metrics.lock().await)
+                .restart(&new.metrics, &tls)
+                .await
+                .map_err(err4)?;
             info!("Reloaded backends from {file}");
             Ok(())
         })

@@ -139,6 +139,7 @@ pub(crate) fn build(
         work_signing: None,
         work_verification: None,
         work_remote: None,
+        metrics: Vec::new(),
         command_runner: None,
         config_file,
         entities: raws

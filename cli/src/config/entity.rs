@@ -214,7 +214,7 @@ impl EntitySpec {
 
 /// The `reload` rule: an item whose name starts with one of these can change without a restart.
 pub(crate) fn is_reloadable_name(name: &str) -> bool {
-    const RELOADABLE: [&str; 7] = [
+    const RELOADABLE: [&str; 8] = [
         "tcp-peer",
         "tcp-listener",
         "ws-peer",
@@ -222,6 +222,8 @@ pub(crate) fn is_reloadable_name(name: &str) -> bool {
         "udp-peer",
         "udp-listener",
         "local-only",
+        // Not in Go receptor: restarted with the backends.
+        "metrics",
     ];
     RELOADABLE.iter().any(|r| name.starts_with(r))
 }
@@ -372,6 +374,13 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("tls", Str, "Name of TLS server config for the Receptor listener"),
         p("tcplisten", Str, "Local TCP port or host:port to bind to the control service"),
         p("tcptls", Str, "Name of TLS server config for the TCP listener"),
+    ])
+    .supported(),
+    // Not in Go receptor.
+    EntitySpec::new("metrics", General, "Serves Prometheus metrics and a picture of the mesh over HTTP (not in Go receptor)", &[
+        p("bindaddr", Str, "Local address to bind to").def("127.0.0.1"),
+        p("port", Int, "Local TCP port to serve HTTP on").bare().req(),
+        p("tls", Str, "Name of TLS server config (serves HTTPS)"),
     ])
     .supported(),
     EntitySpec::new("command-service", Services, "Run an interactive command via a Receptor service", &[

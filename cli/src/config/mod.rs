@@ -48,7 +48,7 @@ pub use entity::{ENTITIES, EntitySpec, Kind, ParamSpec, Section, lookup};
 pub use error::{ConfigError, ErrorKind};
 pub use extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
-    TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
+    MetricsCfg, TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
     UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
     WorkSigningCfg, WorkVerificationCfg,
 };

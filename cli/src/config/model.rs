@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
-    TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
+    MetricsCfg, TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
     UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
     WorkSigningCfg, WorkVerificationCfg,
 };
@@ -71,6 +71,8 @@ pub struct Config {
     pub work_verification: Option<WorkVerificationCfg>,
     /// `work-remote` (not in Go receptor).
     pub work_remote: Option<WorkRemoteCfg>,
+    /// `metrics` entities (not in Go receptor).
+    pub metrics: Vec<MetricsCfg>,
     /// The hidden `command-runner` entity: this process is a unit's supervisor.
     pub command_runner: Option<CommandRunnerCfg>,
     /// The path after the first literal `--config`/`-c` argument: enables `reload` (§3.6).

@@ -604,6 +604,19 @@ impl Workceptor {
             .collect())
     }
 
+    /// How many units there are of each (work type, state name), for metrics.
+    pub fn unit_counts(&self) -> BTreeMap<(String, String), u64> {
+        let units: Vec<Arc<Unit>> = lock(&self.units).values().cloned().collect();
+        let mut counts = BTreeMap::new();
+        for u in units {
+            let st = u.status();
+            *counts
+                .entry((st.work_type, receptor_core::control::state_name(st.state)))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// `work status`.
     pub fn status(self: &Arc<Self>, unit_id: &str) -> Result<UnitStatus, String> {
         Ok(self.find_or_err(unit_id)?.reply_status())
