@@ -203,6 +203,7 @@ pub async fn serve_mesh(
 
 /// Runs one control session to its end.
 async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
+    let _counted = crate::metrics::CONTROL_SESSIONS.start();
     let mut s = Session::new(ctx.node.id().as_str());
     let mut input = BytesMut::with_capacity(4096);
     let mut eof = false;

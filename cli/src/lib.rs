@@ -4,9 +4,11 @@
 //! Kept as a library so integration tests and other tools can drive it directly.
 
 pub mod backends;
+pub mod certs;
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod metrics;
 pub mod run;
 pub mod services;
 pub mod streamtls;

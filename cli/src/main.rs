@@ -7,6 +7,7 @@ use receptor_cli::backends::Backends;
 use receptor_cli::config::{self, Command, Config};
 use receptor_cli::control::{ControlContext, serve_mesh, serve_tcp, serve_unix};
 use receptor_cli::logging;
+use receptor_cli::metrics::{MetricsServers, Sources};
 use receptor_cli::run;
 use receptor_cli::work::{
     DEFAULT_TOKEN_EXPIRATION, DEFAULT_UNREACHABLE_TIMEOUT, Keys, Mesh, RunnerSpec, Workceptor,
@@ -51,6 +52,21 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+    // A version 2 file's certificate commands run first; with nothing else in it, Go exits.
+    if let Command::Run(cfg) = &command
+        && !cfg.cert_commands.is_empty()
+    {
+        for cert in &cfg.cert_commands {
+            if let Err(e) = run_cert_command(cert) {
+                println!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if cfg.is_empty() {
+            println!("empty receptor config, skipping...");
+            return ExitCode::SUCCESS;
+        }
+    }
     let cfg = match command {
         Command::Help => {
             print!("{}", config::help_text(&progname));
@@ -76,10 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         Command::Run(cfg) => cfg,
-        _ => {
-            println!("Error: not supported yet");
-            return ExitCode::FAILURE;
-        }
+        cert => return cert_outcome(run_cert_command(&cert)),
     };
     keep_freed_memory();
     logging::init(cfg.log_level);
@@ -109,12 +122,44 @@ fn main() -> ExitCode {
     })
 }
 
+/// Runs `--cert-init`, `--cert-makereq` or `--cert-signreq` (the latter may prompt on stdin).
+fn run_cert_command(cmd: &Command) -> Result<(), receptor_cli::certs::CertError> {
+    match cmd {
+        Command::CertInit(c) => receptor_cli::certs::init(c),
+        Command::CertMakeReq(c) => receptor_cli::certs::make_req(c),
+        Command::CertSignReq(c) => {
+            let stdin = std::io::stdin();
+            receptor_cli::certs::sign_req(c, &mut stdin.lock(), &mut std::io::stdout())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Exit status of a certificate command; its error is printed as Go prints it.
+fn cert_outcome(result: Result<(), receptor_cli::certs::CertError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Starts the node, its control services and backends.
 async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
     let (node, tls) = run::start_node(&cfg)?;
     // Control sockets first: clients poll for the socket file right after start.
     let backends = Arc::new(Mutex::new(Backends::default()));
-    let reload = run::reload_fn(node.clone(), tls.clone(), backends.clone(), &cfg, args);
+    let metrics = Arc::new(Mutex::new(MetricsServers::default()));
+    let reload = run::reload_fn(
+        node.clone(),
+        tls.clone(),
+        backends.clone(),
+        metrics.clone(),
+        &cfg,
+        args,
+    );
     let work = Arc::new(
         Workceptor::new(
             &cfg.node.id,
@@ -137,6 +182,11 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         }),
     );
     work.scan();
+    let sources = Sources {
+        node: node.clone(),
+        work: work.clone(),
+        version: config::VERSION.to_owned(),
+    };
     let ctx = ControlContext {
         node: node.clone(),
         reload,
@@ -168,6 +218,9 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         }
         serve_mesh(&c.service, c.tls.as_deref(), ctx.clone()).await?;
     }
+    (metrics.lock().await)
+        .start(&cfg.metrics, &tls, Arc::new(sources))
+        .await?;
     receptor_cli::services::start_services(&node, &cfg, &tls).await?;
     backends.lock().await.apply(&node, &cfg, &tls).await?;
     Ok(node)

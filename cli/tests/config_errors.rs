@@ -103,7 +103,9 @@ fn yaml_errors() {
         ),
         (
             "node: {id: a}",
-            "error loading config file: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!map into []interface {}",
+            "error loading config file: this file is a YAML mapping, but a version 1 config is a \
+             list of entities (- node: ...): for the version 2 format put version: 2 at its top or \
+             run with --config-v2",
         ),
     ];
     for (yaml, want) in cases {
@@ -172,6 +174,10 @@ fn startup_checks_use_go_messages() {
             "failed to parse MaxIdleConnectionTimeout from configuration file -- valid examples include '1.5h', '30m', '30m10s'",
         ),
         (
+            &["--node", "duplicateid=ignore"],
+            "invalid duplicateid \"ignore\": must be exit or refuselink",
+        ),
+        (
             &["--node", r#"firewallrules=[{"action":"allow"}]"#],
             "error in rule 0: unknown action: allow",
         ),
@@ -185,6 +191,22 @@ fn startup_checks_use_go_messages() {
         (
             &["--node", r#"firewallrules=[{"action":"drop","tonode":1}]"#],
             "error in rule 0: invalid firewall rule. tonode must be a string",
+        ),
+        // Go drops an invalid regex from the rule without a word (so the rule fires on every
+        // message); we refuse it. The same parse runs on reload.
+        (
+            &[
+                "--node",
+                r#"firewallrules=[{"action":"reject","fromnode":"/unterminated"}]"#,
+            ],
+            "error in rule 0: fromnode: regex not enclosed in //: /unterminated",
+        ),
+        (
+            &[
+                "--node",
+                r#"firewallrules=[{"action":"drop","ToNode":"/a(b/"}]"#,
+            ],
+            "error in rule 0: tonode: regex failed to compile: /a(b/: error: unclosed group",
         ),
         (
             &["--tcp-listener", "1", "tls=nope"],
@@ -345,6 +367,17 @@ fn binary_exit_codes_and_output() {
     assert!(out.starts_with("Usage: receptor [--<action>"));
     let (code, out) = run(&["--version"]);
     assert_eq!((code, out.trim()), (Some(0), receptor_cli::config::VERSION));
+    // `<Go release>+rs.<our release>`, unless RECEPTOR_VERSION replaced it at build time.
+    if option_env!("RECEPTOR_VERSION").is_none() {
+        assert_eq!(
+            out.trim(),
+            format!(
+                "{}+rs.{}",
+                receptor_cli::config::GO_RELEASE,
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
     let (code, out) = run(&["--node", "id=test", "--tcp-listener", "port=0", "cost=-1"]);
     assert_eq!(
         (code, out.as_str()),

@@ -58,6 +58,14 @@ fn version_and_reload() {
         err.contains("a non-reloadable config action 'log-level' was modified or added"),
         "{err}"
     );
+    // An invalid firewall regex is refused too, and the node keeps running. (The node item
+    // cannot change on reload; the parse that re-reads the file refuses the regex as well.)
+    let bad_rule = "- node:\n    id: R\n    firewallrules:\n      - action: reject\n        fromnode: /unterminated\n";
+    let text = yaml(&s, p2, "").replace("- node:\n    id: R\n", bad_rule);
+    std::fs::write(&cfg, text).unwrap();
+    let o = receptorctl(&sock, &["reload"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(listening(p2));
     // A broken file: ERRORCODE 4.
     std::fs::write(&cfg, "- node: [").unwrap();
     let o = receptorctl(&sock, &["reload"]);

@@ -71,6 +71,25 @@ impl LinkConfig {
     }
 }
 
+/// The accept-queue length the runtimes ask for on their listeners. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4), which is what Go's `net.Listen`
+/// asks for; so this gives the same queue as Go on any system. The standard library (and so
+/// tokio and async-net) asks for 128: during a burst of 2000 connects, the rest wait on SYN
+/// retries, a peer reconnecting among them included.
+pub const LISTEN_BACKLOG: i32 = 65535;
+
+/// The largest service advertisement accepted, in bytes as received. Go's largest are a
+/// control service's (its work types) and an IP router's (one tag per route): a few hundred
+/// bytes to a few KiB. Larger ones are dropped as malformed, so what a peer's allowance of
+/// advertisements ([`Config::max_ads_per_link`]) can hold stays bounded.
+pub const MAX_ADVERT_LEN: usize = 16 * 1024;
+
+/// The longest routing-update ID accepted, in bytes. Go's are 8 characters; every ID is
+/// remembered for an hour (`Config::seen_update_ttl`) to stop the flood's copies, so an
+/// unbounded one would let a peer park up to 64 KiB per update in that memory. Updates with
+/// a longer ID are dropped as malformed.
+pub const MAX_UPDATE_ID_LEN: usize = 64;
+
 /// Round trips up to this long make a short path for [`tcp_send_buffer`]: loopback, a LAN.
 pub const SHORT_PATH_RTT: Duration = Duration::from_micros(500);
 /// The send buffer a link's TCP connection asks for on a short path. Linux doubles it for its
@@ -101,6 +120,23 @@ fn check_cost(cost: f64) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::BadCost(cost))
     }
+}
+
+/// What a node does when a routing update names it as the duplicate of another instance
+/// with its node ID (netceptor.md §5.4): an update carrying our node ID, another epoch, and
+/// `SuspectedDuplicate` equal to our epoch.
+///
+/// Nothing authenticates that claim: any peer can forge it for any node it can reach, so
+/// under Go's rule (and our default) any peer can stop any node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicatePolicy {
+    /// Shut the node down, as Go does: of two instances with one ID, the later stops.
+    #[default]
+    Exit,
+    /// Keep running and reject the link the claim came through: a forged claim costs its
+    /// sender that link, not our node. A real second instance is not stopped either; the
+    /// links that carry its claims are refused, which cuts it off from this node.
+    RefuseLink,
 }
 
 /// Everything a [`Node`](crate::Node) needs to start. Defaults are Go receptor's.
@@ -136,6 +172,24 @@ pub struct Config {
     pub max_seen_updates: usize,
     /// Most links at once; further `LinkUp`s are closed at once.
     pub max_links: usize,
+    /// Most node names one link may teach (routing-update origins and the names in their
+    /// connections), 10 000. Beyond it, updates from further new nodes are dropped and not
+    /// forwarded, new names in connections are left out, and `NodeStats::names_refused`
+    /// counts them. Names forgotten (see `forget_after`) give their place back.
+    pub max_nodes_per_link: u32,
+    /// Most service advertisements one link may teach, 20 000 (two per node of the largest
+    /// mesh above). Beyond it, advertisements for new (node, service) pairs are dropped and
+    /// not forwarded (`NodeStats::ads_refused`); newer copies of those held still pass.
+    pub max_ads_per_link: u32,
+    /// How long a node no route reaches is remembered (2 min). After that its routing state
+    /// and service advertisements are forgotten, and cancelled advertisements too; if it
+    /// comes back it is learned again as a new node. Go never forgets, so whatever a departed
+    /// peer taught it (every node and advertisement a misbehaving one invented) stays held.
+    /// Checked every quarter of this time.
+    pub forget_after: Duration,
+    /// What to do when named as a duplicate of another instance: exit (Go's behaviour, the
+    /// default) or refuse the link the claim came through.
+    pub on_duplicate: DuplicatePolicy,
 }
 
 impl Config {
@@ -157,6 +211,10 @@ impl Config {
             seen_update_ttl: Duration::from_secs(3600),
             max_seen_updates: 1 << 20,
             max_links: 65536,
+            max_nodes_per_link: 10_000,
+            max_ads_per_link: 20_000,
+            forget_after: Duration::from_secs(120),
+            on_duplicate: DuplicatePolicy::Exit,
         }
     }
 

@@ -24,16 +24,35 @@ enum Matcher {
 }
 
 impl Matcher {
-    /// Go's quirk: a `/...` value that is not a whole `/regex/`, or that does not compile, is
-    /// dropped from the rule (`None`), so the rule matches more broadly.
-    fn parse(value: &str) -> Option<Self> {
+    /// An exact name, or a `/regex/` anchored at both ends. Go silently drops a `/...` value
+    /// that is not a whole `/regex/` or does not compile, so the rule matches more broadly
+    /// than written (a `reject` meant for one node rejects every node); we refuse it instead.
+    fn parse(field: &str, value: &str) -> Result<Self, ConfigError> {
         if !value.starts_with('/') {
-            return Some(Self::Exact(value.to_owned()));
+            return Ok(Self::Exact(value.to_owned()));
         }
-        let inner = value.strip_prefix('/')?.strip_suffix('/')?;
+        let inner = value
+            .strip_prefix('/')
+            .and_then(|v| v.strip_suffix('/'))
+            .ok_or_else(|| {
+                ConfigError::Firewall(format!("{field}: regex not enclosed in //: {value}"))
+            })?;
         Regex::new(&format!("^(?:{inner})$"))
-            .ok()
             .map(Self::Pattern)
+            .map_err(|e| {
+                // The regex crate's message draws a caret diagram; its last line says why.
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or_default().trim().to_owned();
+                ConfigError::Firewall(format!("{field}: regex failed to compile: {value}: {why}"))
+            })
+    }
+
+    /// A rule field: an empty value, as in Go, leaves the field out.
+    fn field(field: &str, value: &str) -> Result<Option<Self>, ConfigError> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        Self::parse(field, value).map(Some)
     }
 
     fn matches(&self, s: &str) -> bool {
@@ -56,7 +75,8 @@ pub struct FirewallRule {
 
 impl FirewallRule {
     /// Builds a rule from Go's YAML map form: keys `action` (required), `fromnode`, `tonode`,
-    /// `fromservice`, `toservice`, case-insensitive. Unknown keys are an error.
+    /// `fromservice`, `toservice`, case-insensitive. Unknown keys are an error, and so is a
+    /// value that starts with `/` but is not a `/regex/` that compiles.
     pub fn parse(fields: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut rule = Self {
             action: FirewallAction::Accept,
@@ -76,10 +96,10 @@ impl FirewallRule {
                         _ => return Err(ConfigError::Firewall(format!("invalid action: {v}"))),
                     });
                 }
-                "fromnode" => rule.from_node = Matcher::parse(v),
-                "tonode" => rule.to_node = Matcher::parse(v),
-                "fromservice" => rule.from_service = Matcher::parse(v),
-                "toservice" => rule.to_service = Matcher::parse(v),
+                "fromnode" => rule.from_node = Matcher::field("fromnode", v)?,
+                "tonode" => rule.to_node = Matcher::field("tonode", v)?,
+                "fromservice" => rule.from_service = Matcher::field("fromservice", v)?,
+                "toservice" => rule.to_service = Matcher::field("toservice", v)?,
                 _ => return Err(ConfigError::Firewall(format!("unknown key: {k}"))),
             }
         }
@@ -134,7 +154,6 @@ mod tests {
                 ("fromnode", "bad"),
                 ("toservice", "ctl"),
             ]),
-            rule(&[("action", "accept"), ("fromservice", "/[a-/")]), // bad regex: field dropped
             rule(&[("action", "drop")]),
         ];
         assert_eq!(
@@ -149,18 +168,14 @@ mod tests {
             evaluate(&rules, "bad", "n", "x", "ctl"),
             FirewallAction::Drop
         );
-        // The broken regex makes rule 3 match everything else.
         assert_eq!(
             evaluate(&rules, "bad", "n", "x", "other"),
-            FirewallAction::Accept
+            FirewallAction::Drop
         );
         assert_eq!(evaluate(&[], "a", "b", "c", "d"), FirewallAction::Accept);
         // Regexes are anchored.
         let r = vec![rule(&[("action", "drop"), ("tonode", "/ab/")])];
         assert_eq!(evaluate(&r, "x", "xaby", "s", "s"), FirewallAction::Accept);
-        // A value that starts with / but does not end with it is dropped too.
-        let r = vec![rule(&[("action", "drop"), ("tonode", "/ab")])];
-        assert_eq!(evaluate(&r, "x", "zzz", "s", "s"), FirewallAction::Drop);
     }
 
     #[test]
@@ -176,5 +191,36 @@ mod tests {
         assert!(bad(&[("fromnode", "a")]));
         assert!(bad(&[("action", "allow")]));
         assert!(bad(&[("action", "drop"), ("port", "1")]));
+    }
+
+    /// Go drops these fields silently, widening the rule to every message; we refuse them.
+    #[test]
+    fn invalid_regexes_are_refused() {
+        let err = |kv: &[(&str, &str)]| {
+            FirewallRule::parse(
+                &kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            err(&[("action", "reject"), ("fromnode", "/unterminated")]),
+            "firewall rule: fromnode: regex not enclosed in //: /unterminated"
+        );
+        assert_eq!(
+            err(&[("action", "reject"), ("tonode", "/")]),
+            "firewall rule: tonode: regex not enclosed in //: /"
+        );
+        let e = err(&[("action", "accept"), ("FromService", "/[a-/")]);
+        assert!(
+            e.starts_with("firewall rule: fromservice: regex failed to compile: /[a-/: "),
+            "{e}"
+        );
+        // The empty regex is valid: it matches the empty name only.
+        let r = vec![rule(&[("action", "drop"), ("toservice", "//")])];
+        assert_eq!(evaluate(&r, "a", "b", "c", ""), FirewallAction::Drop);
+        assert_eq!(evaluate(&r, "a", "b", "c", "d"), FirewallAction::Accept);
     }
 }

@@ -18,12 +18,25 @@ pub enum InvalidId {
     /// Service names are at most 8 bytes on the wire.
     #[error("service name {0:?} is longer than 8 bytes")]
     TooLong(String),
+    /// Node IDs are at most [`MAX_NODE_ID_LEN`] bytes.
+    #[error("node ID is {0} bytes long, more than {MAX_NODE_ID_LEN}")]
+    NodeIdTooLong(usize),
     /// NUL bytes would be stripped as padding on the wire.
     #[error("name {0:?} contains a NUL byte")]
     Nul(String),
 }
 
-/// The ID of a node in the mesh: a non-empty UTF-8 string, cheap to clone.
+/// The longest node ID accepted, in bytes, from configuration and from the network alike.
+///
+/// Go sets no bound. Node IDs are host names or short labels (a DNS name is at most 253
+/// bytes); a longer one in a routing update is treated as any invalid ID: the update is
+/// dropped, or the name left out of its connections, and a peer announcing one in its
+/// handshake is rejected. Without a bound, every node of the mesh would hold, forward and
+/// hash whatever a peer chose to call a node, up to a whole 64 KiB message per name.
+pub const MAX_NODE_ID_LEN: usize = 255;
+
+/// The ID of a node in the mesh: a non-empty UTF-8 string of at most [`MAX_NODE_ID_LEN`]
+/// bytes, cheap to clone.
 ///
 /// Compares, orders and hashes as its string.
 #[derive(Clone)]
@@ -56,10 +69,14 @@ impl NodeId {
         Self::from_wire(id)
     }
 
-    /// Accepts a node ID that arrived from the network: only emptiness and NUL are refused.
+    /// Accepts a node ID that arrived from the network: only emptiness, NUL and length over
+    /// [`MAX_NODE_ID_LEN`] are refused.
     pub fn from_wire(id: &str) -> Result<Self, InvalidId> {
         if id.is_empty() {
             return Err(InvalidId::Empty);
+        }
+        if id.len() > MAX_NODE_ID_LEN {
+            return Err(InvalidId::NodeIdTooLong(id.len()));
         }
         if id.contains('\0') {
             return Err(InvalidId::Nul(id.to_owned()));
@@ -339,5 +356,11 @@ mod tests {
         assert_eq!(ServiceName::from_wire(*b"ab\0\0\0\0\0\0").as_bytes(), b"ab");
         assert!(NodeId::new("LocalHost").is_err());
         assert!(NodeId::from_wire("").is_err());
+        let longest = "n".repeat(MAX_NODE_ID_LEN);
+        assert_eq!(NodeId::from_wire(&longest).unwrap().as_str(), longest);
+        assert_eq!(
+            NodeId::new(&format!("{longest}x")),
+            Err(InvalidId::NodeIdTooLong(MAX_NODE_ID_LEN + 1))
+        );
     }
 }

@@ -63,10 +63,11 @@ pub mod work;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
-pub use config::{Config, ConfigError, LinkConfig};
+pub use config::{Config, ConfigError, DuplicatePolicy, LinkConfig};
 pub use id::{Addr, InvalidId, LinkId, NodeId, ServiceName};
 pub use node::{
-    Advertise, AppCommand, Apps, Channels, CloseReason, Event, Input, LinkKind, ListenError,
-    MeshStatus, Node, PingId, PingResult, SendError, ServiceEvent, TraceEvent, Transmit,
+    Advertise, AppCommand, Apps, Channels, CloseReason, ConnectionCounts, Event, Input, LinkKind,
+    ListenError, MeshStatus, Node, NodeMetrics, PingId, PingResult, SendError, ServiceEvent,
+    TraceEvent, Transmit,
 };
 pub use stats::NodeStats;

@@ -35,6 +35,12 @@ pub(crate) struct Link {
     /// The agreed cost (backend cost, or the nodecost override for this peer).
     pub(crate) cost: f64,
     pub(crate) idle_deadline: Instant,
+    /// Node names learned through this link and still held (`Config::max_nodes_per_link`).
+    pub(crate) learned_nodes: u32,
+    /// Advertisements learned through this link and still held (`Config::max_ads_per_link`).
+    pub(crate) learned_ads: u32,
+    /// A bound was reached on this link and logged; logged once per link.
+    pub(crate) warned_full: bool,
 }
 
 impl Link {
@@ -53,6 +59,9 @@ impl Link {
             remote_established: false,
             cost,
             idle_deadline: now + idle,
+            learned_nodes: 0,
+            learned_ads: 0,
+            warned_full: false,
         }
     }
 

@@ -35,4 +35,18 @@ pub struct NodeStats {
     pub bad_link_inputs: u64,
     /// Sessions rejected by this node.
     pub rejects_sent: u64,
+    /// Sessions whose handshake completed (connections established).
+    pub connections_established: u64,
+    /// Times the routing table was computed again.
+    pub route_recomputations: u64,
+    /// Recomputations that changed a route.
+    pub route_changes: u64,
+    /// Node names a link had no room left to teach (`Config::max_nodes_per_link`).
+    pub names_refused: u64,
+    /// Service advertisements a link had no room left to teach (`Config::max_ads_per_link`).
+    pub ads_refused: u64,
+    /// Nodes forgotten after no route reached them for `Config::forget_after`.
+    pub nodes_forgotten: u64,
+    /// Service advertisements forgotten (their node unreachable, or cancelled, that long).
+    pub ads_forgotten: u64,
 }

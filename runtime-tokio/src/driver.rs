@@ -65,6 +65,7 @@ pub(crate) enum Command {
     DisconnectAll,
     Shutdown,
     Stream(StreamCommand),
+    Metrics(oneshot::Sender<crate::handle::Metrics>),
 }
 
 /// The runtime's clock, as the core takes it.
@@ -197,6 +198,13 @@ impl Driver {
             Command::App(c) => self.apps.command(&mut self.node, now, c),
             Command::DisconnectAll => self.node.disconnect_all(now),
             Command::Stream(c) => self.streams.command(&mut self.node, now, c),
+            Command::Metrics(reply) => {
+                let _ = reply.send(crate::handle::Metrics {
+                    node: self.node.metrics(),
+                    mesh_streams: self.streams.streams.len() as u64,
+                    frames_dropped_queue_full: self.dropped_frames,
+                });
+            }
             Command::Shutdown => {}
         }
     }

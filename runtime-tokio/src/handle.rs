@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use receptor_core::{
-    Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult,
-    SendError, ServiceEvent, ServiceName, TraceEvent,
+    Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, NodeMetrics,
+    PingResult, SendError, ServiceEvent, ServiceName, TraceEvent,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -19,6 +19,17 @@ use crate::stream::StreamSide;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the node has stopped")]
 pub struct NodeGone;
+
+/// What a metrics scrape reads from the node task: the node's own numbers and the driver's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// The core node's counters and sizes.
+    pub node: NodeMetrics,
+    /// Mesh streams (QUIC connections over the mesh) open on this node.
+    pub mesh_streams: u64,
+    /// Frames dropped because a link's write queue was full (a peer that does not keep up).
+    pub frames_dropped_queue_full: u64,
+}
 
 /// A cheap, cloneable handle to a running node.
 #[derive(Clone)]
@@ -73,6 +84,16 @@ impl NodeHandle {
     /// The node's mesh state.
     pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
         self.call(AppCommand::Status).await
+    }
+
+    /// Counters for a metrics scrape.
+    pub async fn metrics(&self) -> Result<Metrics, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Metrics(tx))
+            .await
+            .map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
     }
 
     /// Pings a node (10 s timeout, as Go).

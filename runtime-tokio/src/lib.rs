@@ -16,6 +16,6 @@ pub mod tls;
 pub use rustls;
 
 pub use driver::SERVICE_QUEUE;
-pub use handle::{NodeGone, NodeHandle, spawn_node};
+pub use handle::{Metrics, NodeGone, NodeHandle, spawn_node};
 pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
 pub use stream::{MeshStream, StreamListener};

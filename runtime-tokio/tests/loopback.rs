@@ -102,6 +102,19 @@ async fn tcp_udp_ws_line_routes_pings_and_traces() {
     assert_eq!(status.routes.get("c").map(|n| n.as_str()), Some("b"));
     assert_eq!(status.known_connection_costs.len(), 4);
 
+    // One connection of each backend kind meets on b and c.
+    let (mb, mc) = (b.metrics().await.unwrap(), c.metrics().await.unwrap());
+    assert_eq!(
+        (mb.node.connections.stream, mb.node.connections.datagram),
+        (1, 1)
+    );
+    assert_eq!(
+        (mc.node.connections.datagram, mc.node.connections.message),
+        (1, 1)
+    );
+    assert_eq!((mb.node.known_nodes, mb.node.routes), (4, 3));
+    assert!(mb.node.stats.route_recomputations >= 1);
+
     // Unknown node: an error, not a hang.
     assert!(a.ping("nobody").await.unwrap().is_err());
     for n in [a, b, c, d] {

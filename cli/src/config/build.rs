@@ -107,6 +107,7 @@ pub(crate) fn build(
             data_dir: String::new(),
             firewall_rules: Vec::new(),
             max_idle_connection_timeout: None,
+            on_duplicate: receptor_core::DuplicatePolicy::Exit,
             receptor_kube_support_reconnect: String::new(),
             receptor_kube_clientset_qps: String::new(),
             receptor_kube_clientset_burst: String::new(),
@@ -138,12 +139,14 @@ pub(crate) fn build(
         work_signing: None,
         work_verification: None,
         work_remote: None,
+        metrics: Vec::new(),
         command_runner: None,
         config_file,
         entities: raws
             .iter()
             .map(|r| (r.spec.name, r.source.clone()))
             .collect(),
+        cert_commands: Vec::new(),
     };
     for raw in raws {
         match raw.spec.name {
@@ -266,9 +269,21 @@ fn node_cfg(
             Ok(d) => max_idle_connection_timeout = d.to_std(),
         }
     }
+    let on_duplicate = match raw.str("duplicateid").to_lowercase().as_str() {
+        "" | "exit" => receptor_core::DuplicatePolicy::Exit,
+        "refuselink" => receptor_core::DuplicatePolicy::RefuseLink,
+        other => {
+            checks.fail(
+                Phase::Init,
+                format!("invalid duplicateid {other:?}: must be exit or refuselink"),
+            );
+            receptor_core::DuplicatePolicy::Exit
+        }
+    };
     NodeCfg {
         id,
         id_from_hostname,
+        on_duplicate,
         data_dir: raw.str("datadir"),
         firewall_rules,
         max_idle_connection_timeout,
@@ -317,6 +332,12 @@ fn firewall_rule(rule: &RawRule) -> Result<FirewallRule, String> {
         "drop" => FirewallAction::Drop,
         _ => return Err(format!("unknown action: {action}")),
     };
+    // Compiled here, so a bad regex fails the parse: at start-up, and on reload (which parses
+    // the command line and files again).
+    out.to_core().map_err(|e| match e {
+        receptor_core::ConfigError::Firewall(why) => why,
+        other => other.to_string(),
+    })?;
     Ok(out)
 }
 

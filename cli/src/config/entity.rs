@@ -214,7 +214,7 @@ impl EntitySpec {
 
 /// The `reload` rule: an item whose name starts with one of these can change without a restart.
 pub(crate) fn is_reloadable_name(name: &str) -> bool {
-    const RELOADABLE: [&str; 7] = [
+    const RELOADABLE: [&str; 8] = [
         "tcp-peer",
         "tcp-listener",
         "ws-peer",
@@ -222,6 +222,8 @@ pub(crate) fn is_reloadable_name(name: &str) -> bool {
         "udp-peer",
         "udp-listener",
         "local-only",
+        // Not in Go receptor: restarted with the backends.
+        "metrics",
     ];
     RELOADABLE.iter().any(|r| name.starts_with(r))
 }
@@ -285,6 +287,7 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("datadir", Str, "Directory in which to store node data.").def("/tmp/receptor"),
         p("firewallrules", Rules, "Firewall rules, see documentation for syntax."),
         p("maxidleconnectiontimeout", Str, "Maximum duration with no traffic before a backend connection is timed out and refreshed."),
+        p("duplicateid", Str, "When a routing update says another instance has this node ID: exit (as Go), or refuselink (reject the link it came through and keep running)").def("exit"),
         p("receptorkubesupportreconnect", Str, ""),
         p("receptorkubeclientsetqps", Str, ""),
         p("receptorkubeclientsetburst", Str, ""),
@@ -339,7 +342,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("outcert", Str, "File to save the CA certificate to").req(),
         p("outkey", Str, "File to save the CA private key to").req(),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("cert-makereq", Certificates, "Create certificate request", &[
         COMMONNAME,
         p("bits", Int, "Bit length of the encryption keys of the certificate"),
@@ -350,7 +354,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("inkey", Str, "Private key to use for the request"),
         p("outkey", Str, "File to save the private key to (new key will be generated)"),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("cert-signreq", Certificates, "Sign request and produce certificate", &[
         p("req", Str, "Certificate Request PEM filename").req(),
         p("cacert", Str, "CA certificate PEM filename").req(),
@@ -360,7 +365,8 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("outcert", Str, "File to save the signed certificate to").req(),
         p("verify", Bool, "If true, do not prompt the user for verification").def("False"),
     ])
-    .exclusive(),
+    .exclusive()
+    .supported(),
     EntitySpec::new("control-service", General, "Runs a control service", &[
         p("service", Str, "Receptor service name to listen on").def("control"),
         p("filename", Str, "Specifies the filename of a local Unix socket to bind to the service."),
@@ -368,6 +374,13 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("tls", Str, "Name of TLS server config for the Receptor listener"),
         p("tcplisten", Str, "Local TCP port or host:port to bind to the control service"),
         p("tcptls", Str, "Name of TLS server config for the TCP listener"),
+    ])
+    .supported(),
+    // Not in Go receptor.
+    EntitySpec::new("metrics", General, "Serves Prometheus metrics and a picture of the mesh over HTTP (not in Go receptor)", &[
+        p("bindaddr", Str, "Local address to bind to").def("127.0.0.1"),
+        p("port", Int, "Local TCP port to serve HTTP on").bare().req(),
+        p("tls", Str, "Name of TLS server config (serves HTTPS)"),
     ])
     .supported(),
     EntitySpec::new("command-service", Services, "Run an interactive command via a Receptor service", &[

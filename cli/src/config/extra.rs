@@ -191,6 +191,18 @@ pub struct WorkRemoteCfg {
     pub unreachable_timeout: Option<Duration>,
 }
 
+/// `metrics` (not in Go receptor): an HTTP endpoint with Prometheus metrics and the mesh
+/// topology.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsCfg {
+    /// Address to bind to (default `127.0.0.1`).
+    pub bind_addr: String,
+    /// TCP port.
+    pub port: u16,
+    /// `tls-server` config to serve HTTPS with.
+    pub tls: Option<String>,
+}
+
 /// `work-verification`: the public key that verifies signed submissions (§2.7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkVerificationCfg {

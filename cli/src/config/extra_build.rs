@@ -4,7 +4,7 @@ use super::build::{Checks, Known, Phase, narrow, token_expiration};
 use super::error::ConfigError;
 use super::extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
-    TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
+    MetricsCfg, TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
     UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
     WorkSigningCfg, WorkVerificationCfg,
 };
@@ -149,6 +149,15 @@ pub(crate) fn add(
                      '0' (wait forever)",
                 ),
             }
+        }
+        "metrics" => {
+            let m = MetricsCfg {
+                bind_addr: raw.str("bindaddr"),
+                port: narrow(raw, "port")?,
+                tls: raw.opt_str("tls"),
+            };
+            known.check_tls(checks, m.tls.as_ref(), true);
+            cfg.metrics.push(m);
         }
         "work-verification" => {
             cfg.work_verification = Some(WorkVerificationCfg {

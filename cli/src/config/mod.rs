@@ -2,7 +2,9 @@
 //!
 //! Receptor is configured by *entities*, given on the command line
 //! (`receptor --node id=foo --tcp-listener port=2222 cost=2`) or in YAML files
-//! (`receptor -c receptor.yml`, a list of `- <entity>: {params}` items), or both. This module
+//! (`receptor -c receptor.yml`, a list of `- <entity>: {params}` items), or both. A file may
+//! also be Go's version 2 format (a mapping with plural keys, `receptor --config-v2 -c FILE`,
+//! or any mapping that starts `version: 2`; see `v2`). This module
 //! parses both forms exactly as Go's ghjm/cmdline v0.1.2 + yaml.v2 do, applies Go's defaults and
 //! value conversions, runs the startup checks Go runs that need no I/O, and returns a typed
 //! [`Config`] (or another [`Command`]: help, version, certificate helpers).
@@ -25,7 +27,7 @@
 //!
 //! Layout: `entity` (the table), `cmdline` and `yaml` (the two syntaxes), `value`/`goparse`
 //! (Go's conversions), `raw` (an entity being filled), `build`/`extra_build` (typed config and
-//! checks), `model`/`extra` (the typed structs), `help`, `reload`.
+//! checks), `model`/`extra` (the typed structs), `help`, `reload`, `v2` (version 2 files).
 
 mod build;
 mod cmdline;
@@ -38,6 +40,7 @@ mod help;
 mod model;
 mod raw;
 mod reload;
+mod v2;
 mod value;
 mod yaml;
 
@@ -45,7 +48,7 @@ pub use entity::{ENTITIES, EntitySpec, Kind, ParamSpec, Section, lookup};
 pub use error::{ConfigError, ErrorKind};
 pub use extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
-    TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
+    MetricsCfg, TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
     UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
     WorkSigningCfg, WorkVerificationCfg,
 };
@@ -61,10 +64,24 @@ pub use yaml::parse_document;
 
 use raw::RawEntity;
 
-/// The version `--version` prints: `RECEPTOR_VERSION` at build time, else the crate version.
+/// The Go receptor release whose wire protocol, control protocol and configuration this
+/// implementation matches (checked against Go receptor v1.4.9+git52be401 and receptorctl).
+macro_rules! go_release {
+    () => {
+        "1.4.9"
+    };
+}
+
+/// The Go release this build is a drop-in replacement for (see [`VERSION`]).
+pub const GO_RELEASE: &str = go_release!();
+
+/// The version `--version` prints and `status` reports as `Version`:
+/// `<Go release>+rs.<our release>`, for example `1.4.9+rs.0.1.0` (a SemVer build tag, so tools
+/// that read Go receptor's version see the Go release first). `RECEPTOR_VERSION` at build
+/// time replaces it whole.
 pub const VERSION: &str = match option_env!("RECEPTOR_VERSION") {
     Some(v) => v,
-    None => env!("CARGO_PKG_VERSION"),
+    None => concat!(go_release!(), "+rs.", env!("CARGO_PKG_VERSION")),
 };
 
 /// Parses receptor configuration. Holds the few environment inputs, so tests can fix them.
@@ -92,11 +109,21 @@ impl Parser {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        // Go drops every `--config-v2` before parsing anything else.
+        let format = if args.iter().any(|a| a == "--config-v2") {
+            args.retain(|a| a != "--config-v2");
+            yaml::Format::V2
+        } else {
+            yaml::Format::V1OrDeclared
+        };
+        let mut v2_seen = false;
         let outcome = cmdline::parse(&args, &mut |path: &str, prior: &[RawEntity]| {
             let text = read_config_file(path)?;
-            yaml::entities_from_text(&text, path, prior)
-                .map_err(|e| e.prefixed("error loading config file: "))
+            let (raws, v2) = yaml::entities_from_text(&text, path, prior, format)
+                .map_err(|e| e.prefixed("error loading config file: "))?;
+            v2_seen |= v2;
+            Ok(raws)
         })?;
         let raws = match outcome {
             cmdline::Outcome::Help => return Ok(Command::Help),
@@ -109,15 +136,15 @@ impl Parser {
             .position(|a| a == "--config" || a == "-c")
             .and_then(|i| args.get(i + 1))
             .cloned();
-        self.finish(raws, config_file)
+        self.finish(raws, config_file, v2_seen)
     }
 
     /// Parses the text of one YAML config file on its own (as `receptor -c FILE` would, but
     /// without `reload` support).
     pub fn parse_yaml(&self, text: &str) -> Result<Config, ConfigError> {
-        let raws = yaml::entities_from_text(text, "<yaml>", &[])
+        let (raws, v2) = yaml::entities_from_text(text, "<yaml>", &[], yaml::Format::V1OrDeclared)
             .map_err(|e| e.prefixed("error loading config file: "))?;
-        match self.finish(raws, None)? {
+        match self.finish(raws, None, v2)? {
             Command::Run(config) => Ok(*config),
             other => Err(ConfigError::new(
                 ErrorKind::Exclusive,
@@ -127,7 +154,35 @@ impl Parser {
     }
 
     /// Exclusive entities, the implicit node, defaults, then the typed config and its checks.
+    /// A version 2 file may hold certificate commands beside a node: they run first, as in Go.
     fn finish(
+        &self,
+        mut raws: Vec<RawEntity>,
+        config_file: Option<String>,
+        v2: bool,
+    ) -> Result<Command, ConfigError> {
+        let mut cert_commands = Vec::new();
+        if v2 && raws.iter().any(|r| r.spec.name.starts_with("cert-")) {
+            let (certs, rest): (Vec<RawEntity>, Vec<RawEntity>) = raws
+                .into_iter()
+                .partition(|r| r.spec.name.starts_with("cert-"));
+            // Go's order: the CA, then requests, then signatures.
+            for name in ["cert-init", "cert-makereq", "cert-signreq"] {
+                for mut raw in certs.iter().filter(|r| r.spec.name == name).cloned() {
+                    raw.apply_defaults()?;
+                    cert_commands.push(extra_build::exclusive(&raw)?);
+                }
+            }
+            raws = rest;
+        }
+        let mut command = self.finish_entities(raws, config_file)?;
+        if let Command::Run(config) = &mut command {
+            config.cert_commands = cert_commands;
+        }
+        Ok(command)
+    }
+
+    fn finish_entities(
         &self,
         mut raws: Vec<RawEntity>,
         config_file: Option<String>,

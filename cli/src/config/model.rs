@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::extra::{
     CertInitCfg, CertMakeReqCfg, CertSignReqCfg, CommandRunnerCfg, CommandServiceCfg, IpRouterCfg,
-    TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
+    MetricsCfg, TcpClientCfg, TcpServerCfg, UdpClientCfg, UdpServerCfg, UnixSocketClientCfg,
     UnixSocketServerCfg, WorkCommandCfg, WorkKubernetesCfg, WorkPythonCfg, WorkRemoteCfg,
     WorkSigningCfg, WorkVerificationCfg,
 };
@@ -71,12 +71,17 @@ pub struct Config {
     pub work_verification: Option<WorkVerificationCfg>,
     /// `work-remote` (not in Go receptor).
     pub work_remote: Option<WorkRemoteCfg>,
+    /// `metrics` entities (not in Go receptor).
+    pub metrics: Vec<MetricsCfg>,
     /// The hidden `command-runner` entity: this process is a unit's supervisor.
     pub command_runner: Option<CommandRunnerCfg>,
     /// The path after the first literal `--config`/`-c` argument: enables `reload` (§3.6).
     pub config_file: Option<String>,
     /// Entity names in configuration order, with where each came from.
     pub entities: Vec<(&'static str, Source)>,
+    /// Certificate commands of a version 2 file (`cert-init`, `cert-makereqs`,
+    /// `cert-signreqs`), run in this order before the node starts.
+    pub cert_commands: Vec<Command>,
 }
 
 impl Config {
@@ -102,6 +107,12 @@ impl Config {
         }
     }
 
+    /// Whether nothing but the implicit `node` is configured (a version 2 file holding only
+    /// certificate commands: Go runs them and exits).
+    pub fn is_empty(&self) -> bool {
+        self.entities.iter().all(|(_, s)| *s == Source::Implicit)
+    }
+
     /// Whether any backend would run (listener, peer or `local-only`); Go exits 1 with
     /// `Nothing to do - no backends are running.` otherwise. Control services do not count.
     pub fn has_backends(&self) -> bool {
@@ -124,11 +135,11 @@ pub enum Command {
     BashCompletion,
     /// Print [`VERSION`](super::VERSION) and a newline, exit 0 (`--version`).
     Version,
-    /// `cert-init` (not supported yet).
+    /// `cert-init`: make a CA.
     CertInit(CertInitCfg),
-    /// `cert-makereq` (not supported yet).
+    /// `cert-makereq`: make a certificate request.
     CertMakeReq(CertMakeReqCfg),
-    /// `cert-signreq` (not supported yet).
+    /// `cert-signreq`: sign a certificate request.
     CertSignReq(CertSignReqCfg),
     /// Run a node.
     Run(Box<Config>),
@@ -139,11 +150,13 @@ impl Command {
     /// runs, is recognised but not implemented.
     pub fn check_supported(&self) -> Result<(), super::ConfigError> {
         match self {
-            Self::CertInit(_) => Err(super::ConfigError::not_supported("cert-init")),
-            Self::CertMakeReq(_) => Err(super::ConfigError::not_supported("cert-makereq")),
-            Self::CertSignReq(_) => Err(super::ConfigError::not_supported("cert-signreq")),
             Self::Run(config) => config.check_supported(),
-            Self::Help | Self::BashCompletion | Self::Version => Ok(()),
+            Self::Help
+            | Self::BashCompletion
+            | Self::Version
+            | Self::CertInit(_)
+            | Self::CertMakeReq(_)
+            | Self::CertSignReq(_) => Ok(()),
         }
     }
 }
@@ -161,6 +174,8 @@ pub struct NodeCfg {
     pub firewall_rules: Vec<FirewallRule>,
     /// Idle timeout for backend connections; `None` means the 21 s default. Always ≥ 21 s.
     pub max_idle_connection_timeout: Option<Duration>,
+    /// `duplicateid`: what to do when named as a duplicate instance (not in Go, which exits).
+    pub on_duplicate: receptor_core::DuplicatePolicy,
     /// Passed through to the Kubernetes worker (empty when unset).
     pub receptor_kube_support_reconnect: String,
     /// Passed through to the Kubernetes worker (empty when unset).
@@ -209,8 +224,9 @@ pub enum FirewallAction {
 }
 
 /// One firewall rule as configured (netceptor.md §6.4). Match values are kept as written: a
-/// value `/re/` is an anchored regex, anything else an exact match. Compiling them (and Go's quirk
-/// of silently dropping a malformed `/...` or an invalid regex from the rule) is the core's job.
+/// value `/re/` is an anchored regex, anything else an exact match. Compiling them is the
+/// core's job ([`FirewallRule::to_core`]); a malformed `/...` or an invalid regex is refused
+/// (Go drops it silently from the rule, which then matches more than written).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FirewallRule {
     /// The action.
@@ -223,6 +239,31 @@ pub struct FirewallRule {
     pub from_service: Option<String>,
     /// Match on the destination service.
     pub to_service: Option<String>,
+}
+
+impl FirewallRule {
+    /// The rule as the core evaluates it, its regexes compiled.
+    pub fn to_core(
+        &self,
+    ) -> Result<receptor_core::firewall::FirewallRule, receptor_core::ConfigError> {
+        let action = match self.action {
+            FirewallAction::Accept => "accept",
+            FirewallAction::Reject => "reject",
+            FirewallAction::Drop => "drop",
+        };
+        let mut m = BTreeMap::from([("action".to_owned(), action.to_owned())]);
+        for (k, v) in [
+            ("fromnode", &self.from_node),
+            ("tonode", &self.to_node),
+            ("fromservice", &self.from_service),
+            ("toservice", &self.to_service),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v.clone());
+            }
+        }
+        receptor_core::firewall::FirewallRule::parse(&m)
+    }
 }
 
 /// A `tls-server` configuration, referred to by name.

@@ -159,26 +159,61 @@ fn yaml_style_float(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-/// The items of a config file: the top-level list (an empty document is an empty list).
-pub(crate) fn top_level_items(text: &str) -> Result<Vec<Value>, ConfigError> {
+/// Which config format the command line asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// No `--config-v2`: a list, or a mapping that says `version: 2`.
+    V1OrDeclared,
+    /// `--config-v2`: a mapping.
+    V2,
+    /// Whatever the file is (`reload` re-reading a file that was accepted at startup).
+    Any,
+}
+
+/// The items of a config file: the top-level list (an empty document is an empty list), or
+/// the items a version 2 mapping stands for; and whether it was version 2.
+pub(crate) fn document_items(
+    text: &str,
+    format: Format,
+) -> Result<(Vec<Value>, bool), ConfigError> {
+    let file_error = |m: String| ConfigError::new(ErrorKind::File, m);
     match parse_with_line(text)? {
-        None | Some((Value::Null, _)) => Ok(Vec::new()),
-        Some((Value::List(items), _)) => Ok(items),
+        None | Some((Value::Null, _)) => Ok((Vec::new(), format == Format::V2)),
+        Some((Value::List(_), _)) if format == Format::V2 => Err(file_error(
+            "--config-v2 expects a version 2 config, a YAML mapping (version: 2, node:, \
+             tcp-listeners:, ...), but this file is a version 1 list of entities"
+                .to_owned(),
+        )),
+        Some((Value::List(items), _)) => Ok((items, false)),
+        Some((Value::Map(entries), _)) => match super::v2::declared_version(&entries) {
+            Some(v) if v != "2" => Err(file_error(format!(
+                "config version {v} is not supported: a version 2 config says version: 2 at its \
+                 top, a version 1 config is a list of entities"
+            ))),
+            None if format == Format::V1OrDeclared => Err(file_error(
+                "this file is a YAML mapping, but a version 1 config is a list of entities \
+                 (- node: ...): for the version 2 format put version: 2 at its top or run with \
+                 --config-v2"
+                    .to_owned(),
+            )),
+            _ => Ok((super::v2::items(&entries)?, true)),
+        },
         Some((other, line)) => {
             let what = match &other {
-                Value::Map(_) => "!!map".to_owned(),
                 Value::Str(s) => format!("!!str `{s}`"),
                 Value::Bool(b) => format!("!!bool `{b}`"),
                 scalar => format!("!!int `{scalar}`"),
             };
-            Err(ConfigError::new(
-                ErrorKind::File,
-                format!(
-                    "yaml: unmarshal errors:\n  line {line}: cannot unmarshal {what} into []interface {{}}"
-                ),
-            ))
+            Err(file_error(format!(
+                "yaml: unmarshal errors:\n  line {line}: cannot unmarshal {what} into []interface {{}}"
+            )))
         }
     }
+}
+
+/// The items of a config file whichever its format (see [`document_items`]).
+pub(crate) fn top_level_items(text: &str) -> Result<Vec<Value>, ConfigError> {
+    Ok(document_items(text, Format::Any)?.0)
 }
 
 /// Splits one top-level item into its entity name and parameters (Go's `loadConfigFromFile`).
@@ -195,16 +230,18 @@ pub(crate) fn split_item(item: &Value) -> Result<(String, Value), ConfigError> {
     }
 }
 
-/// Turns a config file's text into entities. `prior` are the entities already seen (command line
-/// and earlier files), used to refuse a repeated singleton. Errors are not yet prefixed with
-/// `error loading config file: `.
+/// Turns a config file's text into entities, and tells whether it was a version 2 file.
+/// `prior` are the entities already seen (command line and earlier files), used to refuse a
+/// repeated singleton. Errors are not yet prefixed with `error loading config file: `.
 pub(crate) fn entities_from_text(
     text: &str,
     path: &str,
     prior: &[RawEntity],
-) -> Result<Vec<RawEntity>, ConfigError> {
+    format: Format,
+) -> Result<(Vec<RawEntity>, bool), ConfigError> {
     let mut out: Vec<RawEntity> = Vec::new();
-    for item in top_level_items(text)? {
+    let (items, v2) = document_items(text, format)?;
+    for item in items {
         let (name, params) = split_item(&item)?;
         let spec = entity::lookup(&name).ok_or_else(|| {
             ConfigError::new(
@@ -237,7 +274,7 @@ pub(crate) fn entities_from_text(
         entity.check_required()?;
         out.push(entity);
     }
-    Ok(out)
+    Ok((out, v2))
 }
 
 /// The `(key, value)` pairs an item's value assigns: none, a bare value, or a map's entries.
@@ -323,13 +360,20 @@ mod tests {
     #[test]
     fn shape_errors() {
         assert!(top_level_items("").is_ok_and(|v| v.is_empty()));
-        let e = top_level_items("node: {id: a}").map_err(|e| e.to_string());
+        let e = document_items("node: {id: a}", Format::V1OrDeclared).map_err(|e| e.to_string());
+        assert!(
+            e.is_err_and(|e| e.starts_with("this file is a YAML mapping") && !e.contains('\n'))
+        );
+        let e = document_items("- node: {id: a}", Format::V2).map_err(|e| e.to_string());
+        assert!(e.is_err_and(|e| e.starts_with("--config-v2 expects a version 2 config")));
+        let e = document_items("version: 3\nnode: {}", Format::Any).map_err(|e| e.to_string());
+        assert!(e.is_err_and(|e| e.starts_with("config version 3 is not supported")));
+        let (items, v2) = document_items("version: '2'\nnode: {}", Format::V1OrDeclared).unwrap();
+        assert!(v2 && items.len() == 1);
+        let e = top_level_items("true").map_err(|e| e.to_string());
         assert_eq!(
             e,
-            Err(
-                "yaml: unmarshal errors:\n  line 1: cannot unmarshal !!map into []interface {}"
-                    .into()
-            )
+            Err("yaml: unmarshal errors:\n  line 1: cannot unmarshal !!bool `true` into []interface {}".into())
         );
         assert!(top_level_items("- [").is_err_and(|e| e.message().starts_with("yaml: line")));
         let multi = Value::Map(vec![(s("a"), Value::Null), (s("b"), Value::Null)]);

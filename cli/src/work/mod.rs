@@ -25,7 +25,7 @@ mod remote;
 mod results;
 pub mod runner;
 mod signing;
-mod statusfile;
+pub(crate) mod statusfile;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -602,6 +602,19 @@ impl Workceptor {
             .iter()
             .map(|u| (u.id.clone(), u.reply_status()))
             .collect())
+    }
+
+    /// How many units there are of each (work type, state name), for metrics.
+    pub fn unit_counts(&self) -> BTreeMap<(String, String), u64> {
+        let units: Vec<Arc<Unit>> = lock(&self.units).values().cloned().collect();
+        let mut counts = BTreeMap::new();
+        for u in units {
+            let st = u.status();
+            *counts
+                .entry((st.work_type, receptor_core::control::state_name(st.state)))
+                .or_insert(0) += 1;
+        }
+        counts
     }
 
     /// `work status`.

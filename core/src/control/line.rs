@@ -5,9 +5,12 @@
 //! reader keeps that contract while taking whole buffers: [`LineReader::push`] stops right after
 //! the first `\n` and reports how many bytes it took.
 
-/// Default bound on one command line. Go has none; a `work submit` line carries the work params
-/// (AWX sends pod specs and kubeconfigs inline), so the bound is generous.
-pub const MAX_LINE_LEN: usize = 16 * 1024 * 1024;
+/// Bound on one command line (after dropping `\r`): longer lines are refused with
+/// `ERROR: command line too long` and the session ends. Go has none, so a client that never
+/// sends a newline makes it buffer without end. A `work submit` line carries the work params
+/// inline (AWX sends pod specs and kubeconfigs, tens of KiB), so the bound is generous; what
+/// a session holds is at most this much, however many bytes arrive.
+pub const MAX_LINE_LEN: usize = 4 * 1024 * 1024;
 
 /// What one [`LineReader::push`] produced, besides the bytes it consumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,5 +175,23 @@ mod tests {
         assert!(!r.has_partial());
         assert_eq!(r.push(b"ab\r\r\n"), (5, line("ab")));
         assert_eq!(r.push(b""), (0, None));
+    }
+
+    /// The default bound: a line of `MAX_LINE_LEN` bytes is taken, one more byte is not, and
+    /// the reader holds no more than the bound while the line arrives.
+    #[test]
+    fn default_bound_is_a_few_mib() {
+        let mut r = LineReader::default();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..MAX_LINE_LEN / chunk.len() {
+            assert_eq!(r.push(&chunk), (chunk.len(), None));
+        }
+        assert!(r.buf.capacity() <= MAX_LINE_LEN);
+        assert_eq!(r.push(b"\n").1.map(|e| e != LineEvent::TooLong), Some(true));
+        for _ in 0..MAX_LINE_LEN / chunk.len() {
+            r.push(&chunk);
+        }
+        assert_eq!(r.push(b"y"), (1, Some(LineEvent::TooLong)));
+        assert_eq!(r.buf.capacity(), 0);
     }
 }

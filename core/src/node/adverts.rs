@@ -3,8 +3,12 @@
 
 use bytes::Bytes;
 
+use tracing::debug;
+
 use super::Node;
-use crate::id::{LinkId, ServiceName};
+use crate::config::MAX_ADVERT_LEN;
+use crate::id::{LinkId, NodeId, ServiceName};
+use crate::services::Accepted;
 use crate::wire::{Encoded, ServiceAdvert};
 
 impl Node {
@@ -15,8 +19,32 @@ impl Node {
             // Our own advert came back around a loop.
             return;
         }
-        if !self.services.accept(ad) {
+        // No node could send these: a name no service can bind, a node ID we refuse, or
+        // more bytes than any real advertisement takes.
+        if ServiceName::new(&ad.service).is_err()
+            || NodeId::from_wire(&ad.node_id).is_err()
+            || raw.len() > MAX_ADVERT_LEN
+        {
+            self.stats.malformed += 1;
+            debug!(node = %self.id, %link, len = raw.len(), "invalid service advertisement dropped");
             return;
+        }
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
+        let room = l.learned_ads < self.config.max_ads_per_link;
+        match self.services.accept(ad, Some(link), room) {
+            Accepted::Stale => return,
+            Accepted::Refused => {
+                self.stats.ads_refused += 1;
+                self.link_full(link, "service advertisements");
+                return;
+            }
+            Accepted::Stored { new } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.learned_ads += u32::from(new);
+                }
+            }
         }
         if let Some(msg) = Encoded::from_message(&raw) {
             self.broadcast(&msg, Some(link));
@@ -46,7 +74,7 @@ impl Node {
             if let Some(msg) = ad.encode() {
                 self.broadcast(&msg, None);
             }
-            self.services.accept(ad);
+            self.services.accept(ad, None, true);
         }
     }
 
@@ -65,7 +93,7 @@ impl Node {
         if let Some(msg) = ad.encode() {
             self.broadcast(&msg, None);
         }
-        self.services.accept(ad);
+        self.services.accept(ad, None, true);
     }
 
     /// Gives a new neighbour every advertisement we hold, so it need not wait for the next

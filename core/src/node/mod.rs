@@ -2,6 +2,7 @@
 
 mod adverts;
 mod apps;
+mod bounds;
 mod data;
 mod probe;
 mod report;
@@ -29,7 +30,7 @@ use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
 pub use apps::{AppCommand, Apps, Channels};
-pub use report::{MeshStatus, ServiceEvent, TraceEvent};
+pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.
 #[derive(Debug, Clone)]
@@ -246,8 +247,9 @@ enum Timer {
     Flood = 1,
     Recompute = 2,
     ServiceAds = 3,
+    Forget = 4,
 }
-const TIMERS: usize = 4;
+const TIMERS: usize = 5;
 
 /// Hashes a u64 that already is a hash (node name hashes) by passing it through.
 #[derive(Default)]
@@ -378,6 +380,7 @@ impl Node {
         };
         let first = now + node.jittered(node.config.route_update_interval);
         node.set_timer(Timer::RouteUpdate, first);
+        node.set_timer(Timer::Forget, now + node.sweep_interval());
         Ok(node)
     }
 
@@ -503,6 +506,11 @@ impl Node {
             self.send_own_ads();
             let next = now + self.config.service_ad_interval;
             self.set_timer(Timer::ServiceAds, next);
+        }
+        if self.take_timer(Timer::Forget) {
+            self.forget();
+            let next = now + self.sweep_interval();
+            self.set_timer(Timer::Forget, next);
         }
         self.link_timers();
         self.expire_probes();
@@ -642,6 +650,8 @@ impl Node {
 
     fn recompute(&mut self) {
         let changed = self.router.recompute();
+        self.stats.route_recomputations += 1;
+        self.stats.route_changes += u64::from(changed);
         if self.forward_stale || self.forward_collided {
             self.rebuild_forward();
         } else if changed {

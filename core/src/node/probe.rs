@@ -35,10 +35,16 @@ impl Node {
 
     fn trace_step(&mut self, id: PingId, target: &str, hop: u8) {
         if let Err(e) = self.probe(id, target, hop, Some(hop)) {
+            // Go answers its own probe with an unreachable notice: this node reports it, with
+            // the notice's bare reason.
+            let error = match e {
+                SendError::NoRoute(_) => "no route to node".to_owned(),
+                other => other.to_string(),
+            };
             let result = PingResult {
-                from: None,
+                from: Some(self.id.clone()),
                 rtt: std::time::Duration::ZERO,
-                error: Some(e.to_string()),
+                error: Some(error),
             };
             self.events.push_back(Event::TraceHop { id, hop, result });
             self.events.push_back(Event::TraceDone { id });

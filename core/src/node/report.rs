@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::config::LinkKind;
+use crate::stats::NodeStats;
 use crate::wire::{ServiceAdvert, UnreachableNotice};
 use crate::{Node, NodeId, PingResult, ServiceName};
 
@@ -46,6 +48,30 @@ pub struct MeshStatus {
     pub advertisements: Vec<ServiceAdvert>,
 }
 
+/// Established connections by the kind of backend they run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Byte-stream backends (TCP, with or without TLS).
+    pub stream: u64,
+    /// Datagram backends (UDP).
+    pub datagram: u64,
+    /// Message backends (WebSocket).
+    pub message: u64,
+}
+
+/// The numbers a metrics scrape reads from a node, taken at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeMetrics {
+    /// The node's counters.
+    pub stats: NodeStats,
+    /// Established connections by backend kind.
+    pub connections: ConnectionCounts,
+    /// Nodes whose connections this node knows (itself included).
+    pub known_nodes: u64,
+    /// Destinations in the routing table.
+    pub routes: u64,
+}
+
 /// One traceroute hop, or the end.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceEvent {
@@ -65,6 +91,25 @@ impl Node {
             path_costs: self.path_costs(),
             known_connection_costs: self.known_connection_costs(),
             advertisements: self.advertisements().cloned().collect(),
+        }
+    }
+
+    /// Counters and sizes for a metrics scrape; cheaper than [`Node::mesh_status`] (no
+    /// names are copied).
+    pub fn metrics(&self) -> NodeMetrics {
+        let mut connections = ConnectionCounts::default();
+        for link in self.peers.values().filter_map(|l| self.links.get(l)) {
+            match link.config.kind {
+                LinkKind::Stream => connections.stream += 1,
+                LinkKind::Datagram => connections.datagram += 1,
+                LinkKind::Message => connections.message += 1,
+            }
+        }
+        NodeMetrics {
+            stats: self.stats,
+            connections,
+            known_nodes: self.router.graph().known_count() as u64,
+            routes: self.routes().len() as u64,
         }
     }
 }

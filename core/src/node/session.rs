@@ -6,11 +6,11 @@ use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use super::{CloseReason, Event, Node, Timer};
-use crate::config::LinkConfig;
+use crate::config::{DuplicatePolicy, LinkConfig};
 use crate::id::{LinkId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::routing::fastkey::{is_name, pack};
-use crate::routing::{Applied, Update};
+use crate::routing::{Applied, Source, Update};
 use crate::wire::{Encoded, MSG_ROUTE, Message, RouteHead, RouteUpdate, RouteView, encode_reject};
 
 /// A routing update as the session checks and floods it: decoded, or read in place.
@@ -282,6 +282,7 @@ impl Node {
             l.remote_key = pack(remote.as_str());
         }
         debug!(node = %self.id, %link, peer = %remote, cost, "connection established");
+        self.stats.connections_established += 1;
         self.peers.insert(remote.clone(), link);
         self.forward_stale = true;
         self.register_name(&remote);
@@ -327,26 +328,53 @@ impl Node {
             return;
         }
         if is_name(ri.node_id(), self.id_key, &self.id) {
-            self.duplicate_check(ri.epoch(), ri.suspected_duplicate());
+            self.duplicate_check(link, ri.epoch(), ri.suspected_duplicate());
+            return;
+        }
+        if ri.update_id().len() > crate::config::MAX_UPDATE_ID_LEN {
+            self.stats.malformed += 1;
             return;
         }
         if !self.seen.insert(ri.update_id(), self.now) {
             self.stats.route_updates_stale += 1;
             return;
         }
-        match self.router.apply_update(ri) {
-            // Not a valid node ID.
-            None => return,
-            Some((Applied::Stale, _)) => {
+        let room = self
+            .config
+            .max_nodes_per_link
+            .saturating_sub(self.links.get(&link).map_or(0, |l| l.learned_nodes));
+        let mut src = Source {
+            link,
+            room,
+            added: 0,
+            refused: 0,
+        };
+        let applied = self.router.apply_update(ri, &mut src);
+        if src.added > 0
+            && let Some(l) = self.links.get_mut(&link)
+        {
+            l.learned_nodes += src.added;
+        }
+        if src.refused > 0 {
+            self.stats.names_refused += u64::from(src.refused);
+            self.link_full(link, "node names");
+        }
+        match applied {
+            // Not a valid node ID, or no room for a new one.
+            None | Some(Applied::Refused) => return,
+            Some(Applied::Stale) => {
                 self.stats.route_updates_stale += 1;
                 return;
             }
-            Some((Applied::Fresh { new_node, changed }, origin)) => {
+            Some(Applied::Fresh { new_node, changed }) => {
                 if new_node {
-                    // As `register_name`, without a reference count round trip.
-                    self.names
-                        .entry(origin.hash())
-                        .or_insert_with(|| origin.clone());
+                    let graph = self.router.graph();
+                    if let Some(origin) = graph.find(ri.node_id()).and_then(|i| graph.name(i)) {
+                        // As `register_name`, without a reference count round trip.
+                        self.names
+                            .entry(origin.hash())
+                            .or_insert_with(|| origin.clone());
+                    }
                     self.request(Timer::Flood, self.config.change_delay);
                 }
                 if changed {
@@ -359,18 +387,36 @@ impl Node {
         }
     }
 
-    /// An update carrying our own node ID (§5.4).
-    fn duplicate_check(&mut self, epoch: u64, suspected_duplicate: u64) {
+    /// An update carrying our own node ID (§5.4), received on `link`.
+    fn duplicate_check(&mut self, link: LinkId, epoch: u64, suspected_duplicate: u64) {
         if epoch == self.epoch {
             return;
         }
         if suspected_duplicate == self.epoch {
-            let reason = format!(
-                "another instance of node {} is running: shutting down this one",
+            let peer = self
+                .links
+                .get(&link)
+                .and_then(|l| l.remote.as_ref())
+                .map_or_else(|| "?".to_owned(), NodeId::to_string);
+            let claim = format!(
+                "a routing update through {link} from {peer} says another instance of node {} \
+                 is running (epoch {epoch})",
                 self.id
             );
-            tracing::error!(node = %self.id, "{reason}");
-            self.stop(Some(reason));
+            match self.config.on_duplicate {
+                DuplicatePolicy::Exit => {
+                    let reason = format!("{claim}: shutting down this one");
+                    tracing::error!(node = %self.id, %link, %peer, "{reason}");
+                    self.stop(Some(reason));
+                }
+                DuplicatePolicy::RefuseLink => {
+                    tracing::error!(
+                        node = %self.id, %link, %peer,
+                        "{claim}: refusing that link and running on (duplicate policy: refuse link)"
+                    );
+                    self.reject(link, "it forwarded a claim that this node is a duplicate");
+                }
+            }
             return;
         }
         if epoch > self.epoch {

@@ -281,6 +281,31 @@ fn pair_establishes_routes_and_pings() {
 }
 
 #[test]
+fn metrics_count_connections_by_kind_routes_and_recomputations() {
+    let mut p = Pair::new(
+        LinkConfig::new(LinkKind::Message),
+        LinkConfig::new(LinkKind::Message),
+    );
+    let before = p.a.metrics();
+    assert_eq!(before.connections, ConnectionCounts::default());
+    assert_eq!((before.known_nodes, before.routes), (0, 0));
+    p.run(p.now + Duration::from_secs(1));
+    let m = p.a.metrics();
+    assert_eq!(
+        m.connections,
+        ConnectionCounts {
+            message: 1,
+            ..ConnectionCounts::default()
+        }
+    );
+    assert_eq!((m.known_nodes, m.routes), (2, 1));
+    assert_eq!(m.stats.connections_established, 1);
+    assert!(m.stats.route_recomputations >= 1);
+    assert!(m.stats.route_changes >= 1 && m.stats.route_changes <= m.stats.route_recomputations);
+    assert!(m.stats.messages_in > 0 && m.stats.bytes_out > 0);
+}
+
+#[test]
 fn cost_mismatch_rejects() {
     // §10.4: b (listener) has nodecost a=2, a has cost 1.
     let mut cb = LinkConfig::new(LinkKind::Stream);
@@ -472,6 +497,76 @@ fn duplicate_node_id_later_instance_shuts_down() {
     assert!(a.poll_timeout().is_none());
 }
 
+/// With `DuplicatePolicy::RefuseLink`, a claim that we are the duplicate costs the link it
+/// came through, and the node runs on.
+#[test]
+fn duplicate_claim_refuses_the_link_when_asked_to() {
+    let t0 = Instant::now();
+    let mut cfg = Config::new(
+        NodeId::new("a").unwrap(),
+        1,
+        Duration::from_secs(1_760_000_000),
+    );
+    cfg.on_duplicate = crate::config::DuplicatePolicy::RefuseLink;
+    let mut a = Node::new(Arc::new(cfg), t0).unwrap();
+    for (link, peer) in [(1, "x"), (2, "y")] {
+        let link = LinkId(link);
+        a.handle_input(
+            t0,
+            Input::LinkUp {
+                link,
+                config: stream(),
+            },
+        );
+        let hello = RouteUpdate {
+            node_id: peer.into(),
+            update_id: format!("h{peer}"),
+            epoch: 1,
+            sequence: 1,
+            forwarding_node: peer.into(),
+            ..Default::default()
+        };
+        let data = hello.encode().unwrap().stream();
+        a.handle_input(t0, Input::Received { link, data });
+    }
+    let _ = drain(&mut a);
+    let named = RouteUpdate {
+        node_id: "a".into(),
+        update_id: "u3".into(),
+        epoch: 5,
+        sequence: 9,
+        forwarding_node: "x".into(),
+        suspected_duplicate: a.epoch(),
+        ..Default::default()
+    };
+    let data = named.encode().unwrap().stream();
+    a.handle_input(
+        t0,
+        Input::Received {
+            link: LinkId(1),
+            data,
+        },
+    );
+    let (tx, ev) = drain(&mut a);
+    assert!(!a.is_shut_down());
+    assert!(!ev.iter().any(|e| matches!(e, Event::Shutdown { .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::CloseLink {
+            link: LinkId(1),
+            reason: CloseReason::Rejected(_)
+        }
+    )));
+    assert!(decode_frames(&tx).contains(&Message::Reject));
+    assert_eq!(
+        a.connections()
+            .keys()
+            .map(NodeId::as_str)
+            .collect::<Vec<_>>(),
+        ["y"]
+    );
+}
+
 /// A large payload goes on a stream link behind a header of its own, not copied; a small one,
 /// and any on a datagram link, goes as one buffer. Either way the bytes on the wire are
 /// those of the whole message, and the peer receives the payload.
@@ -529,4 +624,22 @@ fn large_payloads_go_on_stream_links_without_a_copy() {
             );
         }
     }
+}
+
+#[test]
+fn traceroute_to_an_unknown_node_names_this_node_as_the_reporter() {
+    let now = Instant::now();
+    let mut n = node("self", 1, now);
+    let id = n.traceroute(now, "nosuch").unwrap();
+    let (_, events) = drain(&mut n);
+    let hops: Vec<&PingResult> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TraceHop { id: i, result, .. } if *i == id => Some(result),
+            _ => None,
+        })
+        .collect();
+    let last = hops.last().unwrap();
+    assert_eq!(last.from.as_ref().map(|f| f.as_str()), Some("self"));
+    assert_eq!(last.error.as_deref(), Some("no route to node"));
 }

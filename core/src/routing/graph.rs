@@ -13,7 +13,8 @@ use super::fastkey::{FastHasher, pack_bytes};
 use super::pool::Pool;
 use crate::id::NodeId;
 
-/// Index of a node name in the graph; names are interned once and never forgotten (as in Go).
+/// Index of a node name in the graph. Names are interned once; they are forgotten only by
+/// [`Graph::retain`], which gives the survivors new indexes.
 pub(crate) type Ix = u32;
 
 /// The high word of the key of a name of 16 bytes or more (never that of a packed name,
@@ -84,6 +85,17 @@ impl Meta {
         };
         Some((word(0)?, word(4)?))
     }
+}
+
+/// What [`Graph::retain`] keeps of a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The name, its `(epoch, sequence)`, its edges and their wire text.
+    Whole,
+    /// The name only: no longer a key, nothing known about it.
+    NameOnly,
+    /// Nothing.
+    Drop,
 }
 
 /// Directed edges `u -> v` with costs, as each node advertises them, plus a reverse index so
@@ -410,6 +422,61 @@ impl Graph {
         self.incoming.get(v as usize)
     }
 
+    /// How many nodes have advertised their connections (the entries of [`Graph::to_map`]).
+    pub fn known_count(&self) -> usize {
+        (0..self.names.len())
+            .filter(|&i| self.is_key(i as Ix))
+            .count()
+    }
+
+    /// The wire text recorded by [`Graph::set_read_from`] for `u`, if any.
+    fn text(&self, u: Ix) -> Option<&[u8]> {
+        let m = self.meta.get(u as usize)?;
+        match m.spilled() {
+            Some((at, len)) => self.spans.get(at..at + len),
+            None if m.text_len == NO_TEXT => None,
+            None => m.text.get(..m.text_len as usize),
+        }
+    }
+
+    /// Rebuilds the graph with the names `keep` does not drop, in their order, and returns
+    /// where each old index went (`Ix::MAX`: dropped). Edges of a name kept whole must point
+    /// at kept names only; edges to dropped ones are left out. O(names + edges): for the
+    /// rare sweep that forgets nodes, not for the path of every update.
+    pub(crate) fn retain(&mut self, keep: impl Fn(Ix) -> Keep) -> Vec<Ix> {
+        let mut g = Self::default();
+        let mut remap = vec![Ix::MAX; self.names.len()];
+        for (i, name) in self.names.iter().enumerate() {
+            if keep(i as Ix) != Keep::Drop
+                && let Some(slot) = remap.get_mut(i)
+            {
+                *slot = g.intern(name.as_str().as_bytes(), || name.clone());
+            }
+        }
+        let mut edges = Vec::new();
+        for (old, &new) in remap.iter().enumerate() {
+            let u = old as Ix;
+            if new == Ix::MAX || keep(u) != Keep::Whole {
+                continue;
+            }
+            if let Some(known) = self.known(u) {
+                g.set_known(new, known);
+            }
+            if let Some(list) = self.edges(u) {
+                // Indexes keep their order, so the list stays sorted.
+                edges.clear();
+                edges.extend(list.iter().filter_map(|&(v, c)| {
+                    let v = *remap.get(v as usize)?;
+                    (v != Ix::MAX).then_some((v, c))
+                }));
+                g.replace_edges(new, &edges);
+                g.set_read_from(new, self.text(u));
+            }
+        }
+        *self = g;
+        remap
+    }
+
     /// The whole database by name, for status output.
     pub fn to_map(&self) -> BTreeMap<NodeId, BTreeMap<NodeId, f64>> {
         let mut out = BTreeMap::new();
@@ -482,6 +549,42 @@ mod tests {
         assert_eq!(g.edges(a), Some(&[][..]));
         assert!(g.is_key(a));
         assert_eq!(g.listing(c), &[] as &[Ix]);
+    }
+
+    #[test]
+    fn retain_renumbers_and_strips() {
+        let mut g = Graph::default();
+        let [me, a, b, c, d] = ["me", "a", "b", "c", "d"].map(|n| g.ix(&id(n)));
+        g.set_edge(me, a, 1.0);
+        g.set_edge(a, me, 1.0);
+        g.set_edge(a, b, 2.0);
+        g.set_known(a, (1, 2));
+        g.set_read_from(a, Some(b"{\"b\":2,\"me\":1}"));
+        // b forgotten but listed by a: kept as a name; c a key forgotten; d a bare name.
+        assert!(g.replace_edges(b, &[(c, 1.0)]));
+        g.set_known(b, (3, 4));
+        g.set_known(c, (5, 6));
+        assert!(g.replace_edges(c, &[(b, 1.0), (d, 1.0)]));
+        let remap = g.retain(|i| match i {
+            i if i == b => Keep::NameOnly,
+            i if i == c || i == d => Keep::Drop,
+            _ => Keep::Whole,
+        });
+        assert_eq!(remap, vec![0, 1, 2, Ix::MAX, Ix::MAX]);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.find(b"c"), None);
+        assert_eq!(g.find(b"d"), None);
+        let (a, b) = (g.find(b"a").unwrap(), g.find(b"b").unwrap());
+        assert_eq!(g.known(a), Some((1, 2)));
+        assert_eq!(g.known(b), None);
+        assert!(!g.is_key(b));
+        assert_eq!(g.edges(a), Some(&[(0, 1.0), (b, 2.0)][..]));
+        assert_eq!(g.listing(b), &[a]);
+        assert_eq!(g.listing(0), &[a]);
+        assert!(g.read_from(a, b"{\"b\":2,\"me\":1}"));
+        let map = g.to_map();
+        assert_eq!(map.len(), 2);
+        assert!(!map.contains_key("b"));
     }
 
     #[test]

@@ -7,13 +7,15 @@ mod seen;
 mod spf;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 pub use graph::Graph;
+use graph::{Ix, Keep};
 /// Index of a node name in a router's graph.
-pub(crate) type NameIx = graph::Ix;
+pub(crate) type NameIx = Ix;
 pub(crate) use seen::SeenUpdates;
 
-use crate::id::NodeId;
+use crate::id::{LinkId, NodeId};
 use crate::wire::{RouteUpdate, RouteView};
 
 /// What processing a routing update from another node did (§5.3 steps 4 and 5).
@@ -28,6 +30,32 @@ pub enum Applied {
         /// Its connections differ from what we had, so routes need recomputing.
         changed: bool,
     },
+    /// From a node we do not know, and the link it came through has taught us as many
+    /// names as it may ([`Source::room`]): dropped, and not forwarded.
+    Refused,
+}
+
+/// The link an update came through, and how many names it may still teach us: what one
+/// peer can make a node hold is bounded (`Config::max_nodes_per_link`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    /// The link.
+    pub(crate) link: LinkId,
+    /// Names it may still add, as origins or in connections.
+    pub(crate) room: u32,
+    /// Names it added.
+    pub(crate) added: u32,
+    /// Names it would have added but had no room for.
+    pub(crate) refused: u32,
+}
+
+/// What [`Router::sweep`] forgot.
+#[derive(Debug, Default)]
+pub(crate) struct Forgotten {
+    /// The nodes no longer known as destinations (unreachable for the whole forget time).
+    pub(crate) nodes: Vec<NodeId>,
+    /// Every name dropped from the database, with the link that taught it (if one did).
+    pub(crate) names: Vec<(NodeId, Option<LinkId>)>,
 }
 
 /// What routing needs to read from an update, whether decoded ([`RouteUpdate`]) or read in
@@ -98,15 +126,20 @@ impl Update for RouteView<'_> {
 #[derive(Debug)]
 pub struct Router {
     graph: Graph,
-    me: graph::Ix,
+    me: Ix,
     table: BTreeMap<NodeId, NodeId>,
     /// `hops[dest]`: the first hop of the current table, by index.
-    hops: Vec<Option<graph::Ix>>,
+    hops: Vec<Option<Ix>>,
     /// Destinations whose first hop the last `recompute` changed.
-    changed: Vec<graph::Ix>,
-    edges: Vec<(graph::Ix, f64)>,
+    changed: Vec<Ix>,
+    edges: Vec<(Ix, f64)>,
     /// Scratch: who loses an edge.
-    stale: Vec<graph::Ix>,
+    stale: Vec<Ix>,
+    /// By index: the link through which the name was first learned (`None`: learned
+    /// locally, this node and its peers).
+    via: Vec<Option<LinkId>>,
+    /// By index: since when a destination has had no route, as seen by the last sweep.
+    gone: Vec<Option<Instant>>,
 }
 
 impl Router {
@@ -122,7 +155,32 @@ impl Router {
             changed: Vec::new(),
             edges: Vec::new(),
             stale: Vec::new(),
+            via: Vec::new(),
+            gone: Vec::new(),
         }
+    }
+
+    /// Interns a name from the wire on behalf of `src`: a name not yet known takes one unit
+    /// of its room, and with none left is refused (`None`, as an invalid ID is).
+    fn learn(&mut self, name: &[u8], src: &mut Source) -> Option<Ix> {
+        if let Some(ix) = self.graph.find(name) {
+            return Some(ix);
+        }
+        if src.room == 0 {
+            src.refused += 1;
+            return None;
+        }
+        let ix = self.graph.ix_str(name)?;
+        src.room -= 1;
+        src.added += 1;
+        let i = ix as usize;
+        if self.via.len() <= i {
+            self.via.resize(i + 1, None);
+        }
+        if let Some(v) = self.via.get_mut(i) {
+            *v = Some(src.link);
+        }
+        Some(ix)
     }
 
     /// The link-state database.
@@ -161,15 +219,36 @@ impl Router {
         self.apply_at(ri, ix)
     }
 
-    /// Like [`Router::apply`], for the origin the update names; `None` (and nothing done)
-    /// if that is not a valid node ID.
-    pub(crate) fn apply_update(&mut self, u: &impl Update) -> Option<(Applied, &NodeId)> {
-        let ix = self.graph.ix_str(u.node_id())?;
-        let applied = self.apply_at(u, ix);
-        Some((applied, self.graph.name(ix)?))
+    /// Like [`Router::apply`], for the origin the update names, which must be a valid node
+    /// ID (`None`, and nothing done, otherwise). New names, the origin's and those in its
+    /// connections, come out of `src`'s room.
+    pub(crate) fn apply_update(&mut self, u: &impl Update, src: &mut Source) -> Option<Applied> {
+        let ix = match self.graph.find(u.node_id()) {
+            Some(ix) => ix,
+            // A duplicate notice about a node we do not know changes nothing here (§5.3
+            // step 4); it is still forwarded.
+            None if u.suspected_duplicate() != 0 => {
+                NodeId::from_wire(std::str::from_utf8(u.node_id()).ok()?).ok()?;
+                return Some(Applied::Fresh {
+                    new_node: false,
+                    changed: false,
+                });
+            }
+            None => match self.learn(u.node_id(), src) {
+                Some(ix) => ix,
+                None if src.refused > 0 => return Some(Applied::Refused),
+                None => return None,
+            },
+        };
+        Some(self.apply_from(u, ix, Some(src)))
     }
 
-    fn apply_at(&mut self, u: &impl Update, ix: graph::Ix) -> Applied {
+    fn apply_at(&mut self, u: &impl Update, ix: Ix) -> Applied {
+        self.apply_from(u, ix, None)
+    }
+
+    /// [`Router::apply_at`], new names in the connections taken from `src` if given.
+    fn apply_from(&mut self, u: &impl Update, ix: Ix, src: Option<&mut Source>) -> Applied {
         let (epoch, sequence) = (u.epoch(), u.sequence());
         if u.suspected_duplicate() != 0 {
             // Another node named `origin`'s instance with this epoch as a duplicate: take the
@@ -196,8 +275,9 @@ impl Router {
         let text = u.connections_text();
         // The same wire text as last time: the same connections, nothing to look up.
         let changed = !text.is_some_and(|t| self.graph.read_from(ix, t)) && {
-            let changed = self.replace_connections(u, ix);
-            self.graph.set_read_from(ix, text);
+            let (changed, whole) = self.replace_connections(u, ix, src);
+            // Names left out for want of room: the same text again must be read again.
+            self.graph.set_read_from(ix, text.filter(|_| whole));
             changed
         };
         Applied::Fresh {
@@ -206,16 +286,28 @@ impl Router {
         }
     }
 
-    /// Sets the edges out of `ix` to the update's connections; returns whether they changed.
-    fn replace_connections(&mut self, u: &impl Update, ix: graph::Ix) -> bool {
+    /// Sets the edges out of `ix` to the update's connections; returns whether they changed,
+    /// and whether every name had room (in `src`, when given).
+    fn replace_connections(
+        &mut self,
+        u: &impl Update,
+        ix: Ix,
+        mut src: Option<&mut Source>,
+    ) -> (bool, bool) {
         let mut edges = std::mem::take(&mut self.edges);
         edges.clear();
+        let refused = src.as_ref().map_or(0, |s| s.refused);
         u.for_each_connection(|name, cost| {
-            // Names that are not valid node IDs are left out.
-            if let Some(v) = self.graph.ix_str(name) {
+            // Names that are not valid node IDs (or for which there is no room) are left out.
+            let v = match src.as_deref_mut() {
+                Some(src) => self.learn(name, src),
+                None => self.graph.ix_str(name),
+            };
+            if let Some(v) = v {
                 edges.push((v, cost));
             }
         });
+        let whole = src.is_none_or(|s| s.refused == refused);
         // By index; of a name listed twice the last counts (the sort is stable).
         edges.sort_by_key(|e| e.0);
         edges.dedup_by(|later, kept| {
@@ -244,7 +336,7 @@ impl Router {
             }
             self.stale = stale;
         }
-        changed
+        (changed, whole)
     }
 
     /// Recomputes the routing table; returns whether it changed.
@@ -258,8 +350,13 @@ impl Router {
                     continue;
                 }
                 *old = *new;
-                let d = dest as graph::Ix;
+                let d = dest as Ix;
                 self.changed.push(d);
+                if new.is_some()
+                    && let Some(g) = self.gone.get_mut(dest)
+                {
+                    *g = None;
+                }
                 let Some(name) = self.graph.name(d) else {
                     continue;
                 };
@@ -289,13 +386,112 @@ impl Router {
     }
 
     /// The destinations whose first hop the last [`Router::recompute`] changed.
-    pub(crate) fn changed(&self) -> &[graph::Ix] {
+    pub(crate) fn changed(&self) -> &[Ix] {
         &self.changed
     }
 
     /// The first hop towards `dest`, by index.
-    pub(crate) fn hop(&self, dest: graph::Ix) -> Option<graph::Ix> {
+    pub(crate) fn hop(&self, dest: Ix) -> Option<Ix> {
         self.hops.get(dest as usize).copied().flatten()
+    }
+
+    /// Forgets what no route reaches any more (Go keeps it forever).
+    ///
+    /// A destination without a route is marked at the first sweep that sees it so (a route
+    /// found since clears the mark); once marked for `after`, the node is forgotten: its
+    /// `(epoch, sequence)` and connections go, and its name too unless a node still known
+    /// lists it. Names that are no destination and that no known node lists go at once: they
+    /// hold nothing. A forgotten node that comes back is new again: its next update is
+    /// accepted whatever its sequence, and asks for our own update, as for any new node.
+    /// Call every fraction of `after`; then call [`Router::recompute`].
+    pub(crate) fn sweep(&mut self, now: Instant, after: Duration) -> Forgotten {
+        let n = self.graph.len();
+        self.gone.resize(n, None);
+        self.via.resize(n, None);
+        let mut forget = vec![false; n];
+        for (i, f) in forget.iter_mut().enumerate() {
+            let u = i as Ix;
+            if u == self.me || !self.graph.is_key(u) {
+                continue;
+            }
+            let Some(g) = self.gone.get_mut(i) else {
+                continue;
+            };
+            if self.hops.get(i).copied().flatten().is_some() {
+                *g = None;
+                continue;
+            }
+            let since = *g.get_or_insert(now);
+            *f = now.saturating_duration_since(since) >= after;
+        }
+        let mut listed = vec![false; n];
+        for (i, _) in forget.iter().enumerate().filter(|(_, f)| !**f) {
+            for &(v, _) in self.graph.edges(i as Ix).unwrap_or_default() {
+                if let Some(l) = listed.get_mut(v as usize) {
+                    *l = true;
+                }
+            }
+        }
+        let decisions: Vec<Keep> = (0..n)
+            .map(|i| {
+                let u = i as Ix;
+                let forgotten = forget.get(i).copied().unwrap_or(false);
+                if u == self.me || (self.graph.is_key(u) && !forgotten) {
+                    Keep::Whole
+                } else if listed.get(i).copied().unwrap_or(false) {
+                    Keep::NameOnly
+                } else {
+                    Keep::Drop
+                }
+            })
+            .collect();
+        let mut out = Forgotten::default();
+        for (i, &k) in decisions.iter().enumerate() {
+            let Some(name) = self.graph.name(i as Ix) else {
+                continue;
+            };
+            if forget.get(i).copied().unwrap_or(false) {
+                out.nodes.push(name.clone());
+            }
+            if k == Keep::Drop {
+                out.names
+                    .push((name.clone(), self.via.get(i).copied().flatten()));
+            }
+        }
+        if out.nodes.is_empty() && out.names.is_empty() {
+            return out;
+        }
+        let remap = self
+            .graph
+            .retain(|u| decisions.get(u as usize).copied().unwrap_or(Keep::Drop));
+        let len = self.graph.len();
+        let (mut via, mut gone, mut hops) = (vec![None; len], vec![None; len], vec![None; len]);
+        for (old, &to) in remap.iter().enumerate() {
+            let to = to as usize;
+            if let Some(v) = via.get_mut(to) {
+                *v = self.via.get(old).copied().flatten();
+            }
+            // A node kept as a name only is no destination: nothing to wait for.
+            if let Some(g) = gone.get_mut(to)
+                && decisions.get(old) == Some(&Keep::Whole)
+            {
+                *g = self.gone.get(old).copied().flatten();
+            }
+            if let Some(h) = hops.get_mut(to) {
+                *h = self
+                    .hops
+                    .get(old)
+                    .copied()
+                    .flatten()
+                    .and_then(|h| remap.get(h as usize).copied())
+                    .filter(|&h| h != Ix::MAX);
+            }
+        }
+        (self.via, self.gone) = (via, gone);
+        self.hops = hops;
+        self.me = remap.get(self.me as usize).copied().unwrap_or(0);
+        self.changed.clear();
+        out
     }
 }
 
@@ -393,9 +589,10 @@ mod tests {
                 }
                 let enc = u.encode().unwrap();
                 let view = RouteView::parse(&enc.message()[1..]).unwrap();
-                let ra = a.apply_update(&view).map(|(x, n)| (x, n.clone()));
+                let mut src = Source { link: LinkId(1), room: u32::MAX, added: 0, refused: 0 };
+                let ra = a.apply_update(&view, &mut src);
                 let rb = b.apply(u, &id(&u.node_id));
-                prop_assert_eq!(ra, Some((rb, id(&u.node_id))));
+                prop_assert_eq!(ra, Some(rb));
                 prop_assert_eq!(a.graph().to_map(), b.graph().to_map());
                 prop_assert_eq!(a.recompute(), b.recompute());
                 prop_assert_eq!(a.table(), b.table());

@@ -8,7 +8,7 @@ use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::sockopt::prepare_link_socket;
+use super::sockopt::{prepare_link_socket, widen_backlog};
 use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::run_stream;
@@ -20,6 +20,7 @@ pub async fn tcp_listen(
     spec: ListenSpec,
 ) -> std::io::Result<(SocketAddr, Task<()>)> {
     let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
+    widen_backlog(&listener);
     let local = listener.local_addr()?;
     let node = node.clone();
     let task = node.clone().spawn(async move {

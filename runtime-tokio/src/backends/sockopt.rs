@@ -30,6 +30,20 @@ fn bound_send_buffer(sock: &impl AsRawFd) {
 #[cfg(not(target_os = "linux"))]
 fn bound_send_buffer(_: &impl AsRawFd) {}
 
+/// Widens a bound listener's accept queue to [`receptor_core::config::LISTEN_BACKLOG`]
+/// (capped by the kernel): a second `listen` on a listening socket only changes its backlog.
+/// On failure the queue stays as it was (128), which works, only with longer waits in a burst.
+#[cfg(target_os = "linux")]
+pub(crate) fn widen_backlog(listener: &impl AsRawFd) {
+    // SAFETY: `listen` takes a descriptor and an int; the descriptor is a bound socket.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), receptor_core::config::LISTEN_BACKLOG);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn widen_backlog(_: &impl AsRawFd) {}
+
 /// The round trip the kernel measured for a connected TCP socket: right after the handshake,
 /// the handshake's own. `None` if the kernel cannot tell.
 #[cfg(target_os = "linux")]
@@ -74,6 +88,44 @@ mod tests {
         };
         assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
         usize::try_from(v).unwrap()
+    }
+
+    /// A listening socket's accept-queue bound: Linux reports it in `tcpi_sacked`.
+    fn backlog(sock: &impl AsRawFd) -> u32 {
+        let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+        let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: `info` is valid for writes of `len` bytes, and the kernel writes at most `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: plain integers, zeroed and then filled by the kernel.
+        unsafe { info.assume_init() }.tcpi_sacked
+    }
+
+    /// Go's queue: as long as the kernel allows (somaxconn), not the standard library's 128.
+    fn assert_widened(listener: &impl AsRawFd) {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let want = somaxconn.min(receptor_core::config::LISTEN_BACKLOG as u32);
+        assert_eq!(backlog(listener), 128.min(want));
+        widen_backlog(listener);
+        assert_eq!(backlog(listener), want);
+    }
+
+    #[tokio::test]
+    async fn listeners_get_gos_accept_queue() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        assert_widened(&listener);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
-use super::sockopt::prepare_link_socket;
+use super::sockopt::{prepare_link_socket, widen_backlog};
 use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
 use crate::NodeHandle;
 use crate::link::run_stream;
@@ -32,7 +32,9 @@ pub async fn tcp_listen(
 /// [`ws_serve`](super::ws_serve). It is shared so that `reload` can hand it from one accept
 /// loop to the next (new link options) without ever closing it.
 pub async fn tcp_bind(bind: &str, port: u16) -> std::io::Result<Arc<TcpListener>> {
-    Ok(Arc::new(TcpListener::bind(bind_addr(bind, port)).await?))
+    let listener = TcpListener::bind(bind_addr(bind, port)).await?;
+    widen_backlog(&listener);
+    Ok(Arc::new(listener))
 }
 
 /// Accepts sessions on a bound listener until the node stops. Aborting the returned task ends

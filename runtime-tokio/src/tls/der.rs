@@ -214,27 +214,37 @@ pub(crate) fn san_other_names(cert_der: &[u8], type_id: &[u8]) -> Result<Vec<Str
         if !value.is_universal(TAG_OCTET_STRING) {
             return Err(DerError("extension value is not an OCTET STRING"));
         }
-        let mut san = value.contents;
-        let mut general_names = read_sequence(&mut san, "subjectAltName is not a SEQUENCE")?;
-        while !general_names.is_empty() {
-            let name = read_tlv(&mut general_names)?;
-            if name.number != 0 {
-                continue;
-            }
-            if name.class != CLASS_CONTEXT || !name.constructed {
-                return Err(DerError("malformed otherName"));
-            }
-            let mut other = name.contents;
-            let id = read_tlv(&mut other)?;
-            if !id.is_universal(TAG_OID) {
-                return Err(DerError("otherName type-id is not an OID"));
-            }
-            // Go decodes the value into an untagged RawValue, so any tag is accepted here.
-            let wrapper = read_tlv(&mut other)?;
-            if id.contents == type_id {
-                let mut inner = wrapper.contents;
-                names.push(decode_string(&read_tlv(&mut inner)?)?);
-            }
+        names.extend(san_value_other_names(value.contents, type_id)?);
+    }
+    Ok(names)
+}
+
+/// [`san_other_names`] for the value of one subjectAltName extension (the content of its
+/// OCTET STRING), as found in a certificate or a certificate request.
+pub(crate) fn san_value_other_names(
+    mut san: &[u8],
+    type_id: &[u8],
+) -> Result<Vec<String>, DerError> {
+    let mut names = Vec::new();
+    let mut general_names = read_sequence(&mut san, "subjectAltName is not a SEQUENCE")?;
+    while !general_names.is_empty() {
+        let name = read_tlv(&mut general_names)?;
+        if name.number != 0 {
+            continue;
+        }
+        if name.class != CLASS_CONTEXT || !name.constructed {
+            return Err(DerError("malformed otherName"));
+        }
+        let mut other = name.contents;
+        let id = read_tlv(&mut other)?;
+        if !id.is_universal(TAG_OID) {
+            return Err(DerError("otherName type-id is not an OID"));
+        }
+        // Go decodes the value into an untagged RawValue, so any tag is accepted here.
+        let wrapper = read_tlv(&mut other)?;
+        if id.contents == type_id {
+            let mut inner = wrapper.contents;
+            names.push(decode_string(&read_tlv(&mut inner)?)?);
         }
     }
     Ok(names)

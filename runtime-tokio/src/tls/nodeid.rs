@@ -29,6 +29,15 @@ pub fn node_ids_in_cert(cert_der: &[u8]) -> Result<Vec<String>, TlsError> {
     Ok(der::san_other_names(cert_der, RECEPTOR_NODE_ID_OID_DER)?)
 }
 
+/// Returns every Receptor node ID in the value of a subjectAltName extension (the content
+/// of its OCTET STRING), in order: the form a certificate request carries them in.
+pub fn node_ids_in_san(san_value: &[u8]) -> Result<Vec<String>, TlsError> {
+    Ok(der::san_value_other_names(
+        san_value,
+        RECEPTOR_NODE_ID_OID_DER,
+    )?)
+}
+
 /// Checks that a certificate carries `expected` as a Receptor node ID.
 ///
 /// The error displays Go's text (`x509: certificate is valid for Receptor node ID ...`).
@@ -171,6 +180,9 @@ mod tests {
         ]);
         let cert = cert_with_san(&names);
         assert_eq!(node_ids_in_cert(&cert).unwrap(), ["foobar", "n2"]);
+        let mut san = vec![0x30, names.len() as u8];
+        san.extend_from_slice(&names);
+        assert_eq!(node_ids_in_san(&san).unwrap(), ["foobar", "n2"]);
         let err = check_cert_node_id(&cert, "n3").unwrap_err();
         assert_eq!(
             err.to_string(),
