@@ -231,6 +231,15 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                     match ctx.work.submit(&req, sock.is_unix()) {
                         Ok(unit) => {
                             let unit_id = unit.id().to_owned();
+                            debug!(
+                                "[{unit_id}] submitted on the control service: work type {}{}",
+                                req.work_type,
+                                if req.node.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", to run on {}", req.node)
+                                }
+                            );
                             payload = Some(unit);
                             Reply::WorkUnitCreated { unit_id }
                         }
@@ -246,6 +255,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                     .results(&unit_id, start_pos, &signature, sock.is_unix())
                 {
                     Ok(stream) => {
+                        debug!("[{unit_id}] results streamed from byte {start_pos}");
                         results = Some(stream);
                         Reply::WorkResults { unit_id }
                     }

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         }
         // Started by a node as a unit's supervisor (`--command-runner`).
         Command::Run(cfg) if cfg.command_runner.is_some() => {
-            logging::init(cfg.log_level);
+            logging::init(cfg.log_level, cfg.trace);
             let code = cfg.command_runner.as_ref().map_or(0, runner::run);
             return ExitCode::from(code as u8);
         }
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         cert => return cert_outcome(run_cert_command(&cert)),
     };
     keep_freed_memory();
-    logging::init(cfg.log_level);
+    logging::init(cfg.log_level, cfg.trace);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

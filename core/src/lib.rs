@@ -61,6 +61,11 @@ pub mod stream;
 pub mod wire;
 pub mod work;
 
+/// The `tracing` target of packet traces (Go's `trace` entity): a TRACE event for each data
+/// message this node sends, receives or forwards, worded as Go's. Off unless a subscriber
+/// enables this target, and then only the enabled events look names up.
+pub const PACKET_TRACE: &str = "receptor_packet_trace";
+
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 

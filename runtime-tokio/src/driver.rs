@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use receptor_core::{AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, Transmit};
+use receptor_core::{
+    AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, NodeId, Transmit,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -77,8 +79,8 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// A link as the node task knows it: its frame queue, close signal, peer address and
-/// handshake flag.
+/// A link as the node task knows it: its frame queue, close signal, peer (backend and
+/// address, as `tcp 127.0.0.1:2222`) and handshake flag.
 type LinkEntry = (
     mpsc::Sender<Transmit>,
     Option<oneshot::Sender<()>>,
@@ -93,6 +95,11 @@ struct Driver {
     links: BTreeMap<LinkId, LinkEntry>,
     apps: Apps<TokioChannels>,
     dropped_frames: u64,
+    /// Links that went down since the last flush, with their peers: the node's `PeerDown`
+    /// for them comes after the entry left `links`, and the log names the peer.
+    just_down: Vec<(LinkId, String)>,
+    /// The routing table as last logged (destination -> next hop).
+    logged_routes: BTreeMap<NodeId, NodeId>,
 }
 
 pub(crate) async fn run(
@@ -108,6 +115,8 @@ pub(crate) async fn run(
         links: BTreeMap::new(),
         apps: Apps::default(),
         dropped_frames: 0,
+        just_down: Vec::new(),
+        logged_routes: BTreeMap::new(),
     };
     let mut reason = None;
     'run: loop {
@@ -197,7 +206,10 @@ impl Driver {
                 self.node.handle_input(now, Input::Received { link, data });
             }
             ToNode::LinkDown { link } => {
-                self.links.remove(&link);
+                if let Some((_, _, peer, _)) = self.links.remove(&link) {
+                    debug!(%link, %peer, "link down");
+                    self.just_down.push((link, peer));
+                }
                 self.node.handle_input(now, Input::LinkDown { link });
             }
         }
@@ -230,6 +242,41 @@ impl Driver {
             if !self.streams.pump(&mut self.node, now()) {
                 return None;
             }
+        }
+    }
+
+    /// The backend and address of `link`, also just after it went down.
+    fn peer_of(&self, link: LinkId) -> &str {
+        self.links
+            .get(&link)
+            .map(|(_, _, p, _)| p)
+            .or_else(|| {
+                self.just_down
+                    .iter()
+                    .find(|(l, _)| *l == link)
+                    .map(|(_, p)| p)
+            })
+            .map_or("", String::as_str)
+    }
+
+    /// Logs what changed in the routing table since it was last logged: one line per change
+    /// of routes, naming each destination gained or moved with its next hop, and each lost.
+    fn log_routes(&mut self) {
+        let routes = self.node.routes();
+        let mut changes = Vec::new();
+        for (dest, hop) in routes {
+            if self.logged_routes.get(dest) != Some(hop) {
+                changes.push(format!("{dest} via {hop}"));
+            }
+        }
+        for dest in self.logged_routes.keys() {
+            if !routes.contains_key(dest) {
+                changes.push(format!("{dest} unreachable"));
+            }
+        }
+        if !changes.is_empty() {
+            info!("Routing table changed: {}", changes.join(", "));
+            self.logged_routes = routes.clone();
         }
     }
 
@@ -276,17 +323,19 @@ impl Driver {
                     }
                 }
                 Event::PeerDown { link, node } => {
-                    info!(%link, "Connection to {node} lost");
+                    info!("Connection to {node} lost ({})", self.peer_of(link));
                 }
                 Event::PeerUp { link, node } => {
                     if let Some((_, _, _, established)) = self.links.get(&link) {
                         established.store(true, Ordering::Relaxed);
                     }
-                    info!(%link, "Connection established with {node}");
+                    // Go's words, with the backend and address after them.
+                    info!(
+                        "Connection established with {node} ({})",
+                        self.peer_of(link)
+                    );
                 }
-                Event::RoutesChanged => {
-                    debug!(routes = ?self.node.routes(), "routing table changed");
-                }
+                Event::RoutesChanged => self.log_routes(),
                 Event::Shutdown { reason } => {
                     warn!("{reason}");
                     stop = Some(reason);
@@ -297,6 +346,7 @@ impl Driver {
                 }
             }
         }
+        self.just_down.clear();
         stop
     }
 }

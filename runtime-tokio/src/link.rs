@@ -54,9 +54,11 @@ impl Drop for DownGuard {
 }
 
 /// Registers a new link with the node; returns its frame receiver and close signal.
+/// `backend` (`tcp`, `ws`, `udp`) and `peer` (its address) name the link in the node's logs.
 async fn register(
     node: &NodeHandle,
     config: Arc<LinkConfig>,
+    backend: &str,
     peer: &str,
 ) -> Option<(DownGuard, mpsc::Receiver<Transmit>, oneshot::Receiver<()>)> {
     let link = node.new_link();
@@ -71,7 +73,7 @@ async fn register(
             close,
             established: established.clone(),
         },
-        peer: peer.to_owned(),
+        peer: format!("{backend} {peer}"),
     };
     node.inbound.send(up).await.ok()?;
     let guard = DownGuard {
@@ -87,7 +89,7 @@ pub(crate) async fn run_stream<S>(node: &NodeHandle, stream: S, config: Arc<Link
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, "tcp", peer).await else {
         return;
     };
     let link = guard.link;
@@ -223,7 +225,7 @@ pub(crate) async fn run_websocket<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, "ws", peer).await else {
         return;
     };
     let link = guard.link;
@@ -269,7 +271,7 @@ pub(crate) async fn run_connected_udp(
     config: Arc<LinkConfig>,
     peer: &str,
 ) {
-    let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
+    let Some((guard, mut frames, mut close)) = register(node, config, "udp", peer).await else {
         return;
     };
     let link = guard.link;
@@ -312,7 +314,7 @@ pub(crate) async fn run_udp_session(
     mut incoming: mpsc::Receiver<Bytes>,
 ) {
     let peer = remote.to_string();
-    let Some((guard, mut frames, mut close)) = register(&node, config, &peer).await else {
+    let Some((guard, mut frames, mut close)) = register(&node, config, "udp", &peer).await else {
         return;
     };
     let link = guard.link;

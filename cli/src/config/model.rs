@@ -23,7 +23,7 @@ pub struct Config {
     pub log_level: LogLevel,
     /// `local-only` was given: run the null backend so the node lives without peers.
     pub local_only: bool,
-    /// `trace` was given (accepted, no effect in Go).
+    /// `trace` was given: data messages sent, received and forwarded are logged, as Go does.
     pub trace: bool,
     /// `tls-server` entities, in order. A repeated name: the later one wins, as in Go.
     pub tls_servers: Vec<TlsServerCfg>,

@@ -80,7 +80,8 @@ impl DirWatch {
 
     /// Something happened in the directory watched as `wd`; `gone` when the watch ended (the
     /// directory was deleted).
-    fn event(&self, wd: i32, gone: bool) {
+    /// `status`: the status file changed, so the unit's state is read (and a change logged).
+    fn event(&self, wd: i32, gone: bool, status: bool) {
         let unit = {
             let mut units = lock(&self.units);
             if gone {
@@ -90,6 +91,9 @@ impl DirWatch {
             }
         };
         if let Some(u) = unit.and_then(|w| w.upgrade()) {
+            if status && !gone {
+                let _ = u.status();
+            }
             u.touch();
         }
     }
@@ -145,14 +149,17 @@ mod linux {
                     let gone = ev.events().contains(ReadFlags::IGNORED);
                     // Only the files waiters care about: every status read writes
                     // `status.lock`, and waking on that would wake its readers again.
-                    let relevant = ev
-                        .file_name()
-                        .is_none_or(|n| matches!(n.to_bytes(), b"status" | b"stdout"));
+                    let name = ev.file_name().map(|n| n.to_bytes());
+                    let relevant = name.is_none_or(|n| matches!(n, b"status" | b"stdout"));
                     if !relevant {
                         continue;
                     }
-                    if gone || last != Some(ev.wd()) {
-                        watch.event(ev.wd(), gone);
+                    // A new status file (written, or renamed into place); not its deletion
+                    // by a release, where reading it would leave a lock file in the way.
+                    let status = name == Some(b"status".as_slice())
+                        && !ev.events().contains(ReadFlags::DELETE);
+                    if gone || status || last != Some(ev.wd()) {
+                        watch.event(ev.wd(), gone, status);
                     }
                     last = Some(ev.wd());
                 }

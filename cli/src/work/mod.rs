@@ -36,14 +36,14 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use receptor_core::control::{UnitStatus, WorkSubmit};
+use receptor_core::control::{UnitStatus, WorkSubmit, state_name};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::{
     ExtraData, STATE_FAILED, STATE_PENDING, StatusRecord, command_params, generate_unit_id,
     is_safe_unit_id,
 };
 use tokio::sync::watch;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 pub use client::Mesh;
 pub use results::ResultsStream;
@@ -172,12 +172,28 @@ impl Unit {
     /// The status, refreshed from the status file (which the supervisor keeps writing).
     pub fn status(&self) -> StatusRecord {
         let mut rec = lock(&self.status);
+        let before = rec.state;
         if !self.is_released()
             && let Err(e) = statusfile::load(&self.dir, &mut rec)
         {
             debug!("[{}] reading status: {e}", self.id);
         }
+        self.log_state_change(before, &rec);
         rec.clone()
+    }
+
+    /// Tells the operator (Info) that the unit changed state, whoever changed it: this node,
+    /// its command runner (seen when the status file is read), or the remote node.
+    fn log_state_change(&self, before: i64, now: &StatusRecord) {
+        if before != now.state {
+            info!(
+                "[{}] state {} -> {}: {}",
+                self.id,
+                state_name(before),
+                state_name(now.state),
+                now.detail
+            );
+        }
     }
 
     /// The status as `work status` / `work list` report it.
@@ -192,7 +208,9 @@ impl Unit {
     /// Go's `UpdateFullStatus`: read-modify-write of the status file; errors are logged.
     fn update(&self, change: impl FnOnce(&mut StatusRecord)) -> Result<(), String> {
         let mut rec = lock(&self.status);
+        let before = rec.state;
         let r = statusfile::update(&self.dir, &mut rec, change);
+        self.log_state_change(before, &rec);
         drop(rec);
         self.touch();
         if let Err(e) = &r {
@@ -611,7 +629,7 @@ impl Workceptor {
         for u in units {
             let st = u.status();
             *counts
-                .entry((st.work_type, receptor_core::control::state_name(st.state)))
+                .entry((st.work_type, state_name(st.state)))
                 .or_insert(0) += 1;
         }
         counts

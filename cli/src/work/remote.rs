@@ -281,6 +281,10 @@ impl Workceptor {
         let red = data(unit);
         let node = &red.remote_node;
         let sig = self.signature_for(&red)?;
+        debug!(
+            "[{}] submitting work type {} to {node}",
+            unit.id, red.remote_work_type
+        );
         let line = submit_command(
             &red.remote_params,
             node,
@@ -302,6 +306,10 @@ impl Workceptor {
             ));
         };
         let remote_id = remote_id.to_owned();
+        debug!(
+            "[{}] {node} created unit {remote_id}; sending stdin",
+            unit.id
+        );
         unit.update(|r| {
             if let Some(d) = r.remote_mut() {
                 d.remote_unit_id.clone_from(&remote_id);
@@ -348,6 +356,10 @@ impl Workceptor {
         let node = &red.remote_node;
         let sig = self.signature_for(&red)?;
         let sub = if release { "release" } else { "cancel" };
+        debug!(
+            "[{}] asking {node} to {sub} unit {}",
+            unit.id, red.remote_unit_id
+        );
         conn.send(&unit_command(sub, &red.remote_unit_id, sig.as_deref()))
             .await
             .map_err(|e| format!("write error sending to {node}: {e}"))?;
@@ -445,6 +457,18 @@ impl Workceptor {
                 .unwrap_or_default()
                 .to_owned();
             let size = st.get("StdoutSize").and_then(Value::as_i64).unwrap_or(0);
+            if last
+                .as_ref()
+                .is_none_or(|l| *l != (state, detail.clone(), size))
+            {
+                debug!(
+                    "[{}] status of {} on {}: {} ({detail}), {size} bytes of stdout",
+                    unit.id,
+                    red.remote_unit_id,
+                    red.remote_node,
+                    receptor_core::control::state_name(state)
+                );
+            }
             if !unit.is_released() {
                 unit.update_basic(state, detail.clone(), Some(size));
             }
@@ -531,6 +555,10 @@ impl Workceptor {
                     return;
                 }
             };
+            debug!(
+                "[{}] fetching results of {} from {} at byte {local}",
+                unit.id, red.remote_unit_id, red.remote_node
+            );
             let cmd = results_command(&red.remote_unit_id, local, sig.as_deref());
             if let Err(e) = conn.send(&cmd).await {
                 warn!("Write error sending to {}: {e}", red.remote_node);

@@ -1,12 +1,13 @@
 //! The data plane: firewall, local delivery, forwarding, unreachable notices (netceptor.md §6).
 
 use bytes::Bytes;
-use tracing::debug;
+use tracing::{debug, trace};
 
 use super::{Event, Node, SendError};
+use crate::PACKET_TRACE;
 use crate::config::LinkKind;
 use crate::firewall::{FirewallAction, evaluate};
-use crate::id::{Addr, NodeId, ServiceName};
+use crate::id::{Addr, LinkId, NodeId, ServiceName};
 use crate::link::LinkState;
 use crate::wire::{
     DATA_HEADER_LEN, DataHeader, MAX_MESSAGE_LEN, PROBLEM_EXPIRED, PROBLEM_FIREWALL,
@@ -63,11 +64,13 @@ impl Node {
             from_service,
             to_service,
         };
+        trace!(target: PACKET_TRACE, "--- Sending data length {} from {}:{} to {}:{}",
+            payload.len(), self.id, from_service.to_string_lossy(), to, to_service.to_string_lossy());
         self.route(Datagram { header, payload }, true)
     }
 
-    /// A data message arrived on an established session.
-    pub(super) fn received_data(&mut self, header: DataHeader, payload: Bytes) {
+    /// A data message arrived on an established session, on `link`.
+    pub(super) fn received_data(&mut self, link: LinkId, header: DataHeader, payload: Bytes) {
         // Go drops data whose node hashes it cannot name, even in transit.
         if !self.names.contains_key(&header.from_node) || !self.names.contains_key(&header.to_node)
         {
@@ -75,6 +78,9 @@ impl Node {
             debug!(node = %self.id, "data message with unknown node hash dropped");
             return;
         }
+        trace!(target: PACKET_TRACE, "--- Received data length {} from {}:{} to {}:{} via {}",
+            payload.len(), self.name_of(header.from_node), header.from_service.to_string_lossy(),
+            self.name_of(header.to_node), header.to_service.to_string_lossy(), self.peer_name(link));
         // Errors only concern local senders.
         let _ = self.route(Datagram { header, payload }, false);
     }
@@ -86,6 +92,14 @@ impl Node {
             .get(&hash)
             .cloned()
             .unwrap_or_else(|| self.id.clone())
+    }
+
+    /// The node at the other end of `link`, for packet traces.
+    fn peer_name(&self, link: LinkId) -> &str {
+        self.links
+            .get(&link)
+            .and_then(|l| l.remote.as_ref())
+            .map_or("", |r| r.as_str())
     }
 
     /// The path every data message takes, local or in transit (§6.2).
@@ -138,6 +152,8 @@ impl Node {
             };
         };
         d.header.hops_to_live -= 1;
+        trace!(target: PACKET_TRACE, "    Forwarding data length {} via {}",
+            d.payload.len(), l.remote.as_ref().map_or("", |r| r.as_str()));
         let size = DATA_HEADER_LEN + d.payload.len();
         let framed = if l.config.kind == LinkKind::Stream && d.payload.len() >= SEND_AS_IS {
             d.header

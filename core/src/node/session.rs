@@ -188,7 +188,7 @@ impl Node {
                     match crate::wire::DataHeader::decode(&msg) {
                         Ok(header) => {
                             let payload = msg.slice(crate::wire::DATA_HEADER_LEN..);
-                            self.received_data(header, payload);
+                            self.received_data(link, header, payload);
                         }
                         Err(e) => {
                             self.stats.malformed += 1;
@@ -241,7 +241,7 @@ impl Node {
                 self.received_ad(link, ad, raw);
             }
             (LinkState::Established, Message::Data { header, payload }) => {
-                self.received_data(header, payload);
+                self.received_data(link, header, payload);
             }
             (LinkState::Established, Message::Unknown(ty)) => {
                 debug!(node = %self.id, %link, ty, "unknown message type ignored");
