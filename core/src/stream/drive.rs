@@ -70,11 +70,7 @@ impl Streams {
                                 // Go's listener waits for this byte before it hands the stream on.
                                 let _ = c.conn.send_stream(s).write(&[0]);
                                 c.stream = Some(s);
-                                c.state = State::Open;
-                                c.deadline = None;
-                                if !c.app_closed {
-                                    self.events.push_back(StreamEvent::Connected { stream: id });
-                                }
+                                c.state = State::Confirming;
                             }
                         } else {
                             c.state = State::AwaitStream;
@@ -128,6 +124,15 @@ impl Streams {
                         self.events.push_back(StreamEvent::Finished { stream: id });
                     }
                     _ => {}
+                }
+            }
+            if c.state == State::Confirming && c.conn.stats().frame_rx.handshake_done > 0 {
+                c.state = State::Open;
+                c.deadline = None;
+                if !c.app_closed {
+                    self.events.push_back(StreamEvent::Connected { stream: id });
+                    // What the server sent with its confirmation.
+                    self.events.push_back(StreamEvent::Readable { stream: id });
                 }
             }
             if drained {

@@ -33,7 +33,7 @@ pub enum StreamFailure {
     AcceptTimeout,
     /// The TLS handshake failed: `by_peer` when the other side refused it (its reason, as it
     /// sent it), else we refused the other side.
-    #[error("{}TLS handshake failed: {reason}", if *by_peer { "the peer's " } else { "" })]
+    #[error("TLS handshake {}: {reason}", if *by_peer { "refused by the peer" } else { "failed" })]
     Tls {
         /// The other side refused the handshake.
         by_peer: bool,

@@ -159,6 +159,10 @@ pub enum Read {
 enum State {
     /// QUIC handshake in progress.
     Handshake,
+    /// Client: our side of the handshake is done and the stream started, but the server has
+    /// not confirmed it yet (HANDSHAKE_DONE). A server that refuses our certificate says so
+    /// only now, so the application hears `Connected` after this.
+    Confirming,
     /// Server: handshake done, waiting for the client's stream.
     AwaitStream,
     /// Server: stream open, waiting for its first byte.
@@ -538,7 +542,7 @@ impl Streams {
             }
             if c.deadline.is_some_and(|d| d <= now) {
                 c.deadline = None;
-                let (reason, failure) = if c.state == State::Handshake && c.client {
+                let (reason, failure) = if c.client {
                     (
                         "handshake timeout",
                         StreamFailure::HandshakeTimeout(HANDSHAKE_TIMEOUT),
