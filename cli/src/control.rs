@@ -414,7 +414,10 @@ async fn connect(
         node
     };
     let (cfg, sni) = client_for(&ctx.tls, tls, target, me)?;
-    ctx.node.dial(target, service, cfg, &sni).await
+    ctx.node
+        .dial(target, service, cfg, &sni)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Copies bytes both ways between the control connection and a mesh stream until both

@@ -304,15 +304,12 @@ impl Driver {
                         .handle_datagram(now, service, from, payload);
                 }
                 Event::Unreachable {
-                    service, notice, ..
+                    service,
+                    reporter,
+                    notice,
                 } if self.streams.owns(service) => {
                     let s = &mut self.streams.streams;
-                    s.handle_unreachable(
-                        service,
-                        &notice.to_node,
-                        &notice.to_service,
-                        &notice.problem,
-                    );
+                    s.handle_unreachable(service, &reporter, &notice);
                 }
                 Event::CloseLink { link, reason } => {
                     if let Some((_, close, peer, _)) = self.links.get_mut(&link) {

@@ -18,4 +18,4 @@ pub use rustls;
 pub use driver::SERVICE_QUEUE;
 pub use handle::{Metrics, NodeGone, NodeHandle, spawn_node};
 pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
-pub use stream::{MeshStream, StreamListener};
+pub use stream::{DialFailure, MeshStream, StreamListener};

@@ -14,10 +14,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
-use receptor_core::stream::{ServerTls, StreamEvent, StreamHandle, Streams};
+use receptor_core::stream::{ServerTls, StreamEvent, StreamFailure, StreamHandle, Streams};
 use receptor_core::{Addr, Advertise, Node, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::{info, warn};
 
 use crate::NodeHandle;
 use crate::driver::Command;
@@ -37,7 +38,7 @@ pub(crate) enum StreamCommand {
         service: String,
         tls: receptor_core::stream::quinn_proto::ClientConfig,
         server_name: String,
-        reply: oneshot::Sender<Result<MeshStream, String>>,
+        reply: oneshot::Sender<Result<MeshStream, DialFailure>>,
     },
     Listen {
         service: String,
@@ -52,6 +53,43 @@ pub(crate) enum StreamCommand {
 }
 
 type Chunk = Result<Bytes, String>;
+
+/// Why a mesh stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialFailure {
+    /// Nothing was sent: the address is invalid, or the dial could not start.
+    #[error("{0}")]
+    Invalid(String),
+    /// The connection failed before the stream opened.
+    #[error(transparent)]
+    Failed(#[from] StreamFailure),
+    /// The peer closed the connection normally before the stream opened.
+    #[error("connection closed")]
+    Closed,
+    /// The node is not running any more.
+    #[error("the node has stopped")]
+    NodeStopped,
+}
+
+impl DialFailure {
+    /// Whether a new attempt would fail the same way (see [`StreamFailure::is_lasting`]).
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            Self::Failed(f) => f.is_lasting(),
+            Self::Invalid(_) => true,
+            Self::Closed | Self::NodeStopped => false,
+        }
+    }
+
+    /// The stream failure underneath, if the connection got that far.
+    pub fn failure(&self) -> Option<&StreamFailure> {
+        match self {
+            Self::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
 
 /// How the node task reaches one [`MeshStream`]: its read queue, pause flag and credit.
 struct TokioEnd {
@@ -91,12 +129,20 @@ impl AppEnd for TokioEnd {
     }
 }
 
+/// A dial in progress: whom to answer, the service bound for it, and its target.
+type Dialing = (
+    oneshot::Sender<Result<MeshStream, DialFailure>>,
+    ServiceName,
+    Option<Addr>,
+);
+
 /// The stream half of the node task.
 pub(crate) struct StreamSide {
     pub(crate) streams: Streams,
     services: BTreeSet<ServiceName>,
     listeners: BTreeMap<ServiceName, mpsc::Sender<MeshStream>>,
-    dials: BTreeMap<StreamHandle, (oneshot::Sender<Result<MeshStream, String>>, ServiceName)>,
+    /// Dials in progress: whom to answer, the service bound for the dial, and the target.
+    dials: BTreeMap<StreamHandle, Dialing>,
     open: AppStreams<TokioEnd>,
     /// Weak, so the node task still ends when every handle to it is gone.
     commands: mpsc::WeakSender<Command>,
@@ -146,9 +192,10 @@ impl StreamSide {
                 ) {
                     Ok((id, local)) => {
                         self.services.insert(local);
-                        self.dials.insert(id, (reply, local));
+                        let remote = self.streams.remote(id).cloned();
+                        self.dials.insert(id, (reply, local, remote));
                     }
-                    Err(e) => drop(reply.send(Err(e))),
+                    Err(e) => drop(reply.send(Err(DialFailure::Invalid(e)))),
                 }
             }
             StreamCommand::Listen {
@@ -185,8 +232,8 @@ impl StreamSide {
     /// The node is stopping: every stream fails, every waiting writer wakes up.
     pub(crate) fn shut_down(&mut self) {
         self.open.shut_down("the node has stopped");
-        for (_, (reply, _)) in std::mem::take(&mut self.dials) {
-            let _ = reply.send(Err("the node has stopped".to_owned()));
+        for (_, (reply, _, _)) in std::mem::take(&mut self.dials) {
+            let _ = reply.send(Err(DialFailure::NodeStopped));
         }
         self.listeners.clear();
     }
@@ -204,8 +251,7 @@ impl StreamSide {
             moved = true;
             match ev {
                 StreamEvent::Connected { stream } => {
-                    if let Some((reply, local)) = self.dials.remove(&stream) {
-                        let remote = self.streams.remote(stream).cloned();
+                    if let Some((reply, local, remote)) = self.dials.remove(&stream) {
                         match self.open_stream(stream, Some(local), remote) {
                             Some(s) => {
                                 if let Err(Ok(s)) = reply.send(Ok(s)) {
@@ -232,12 +278,26 @@ impl StreamSide {
                     }
                 }
                 StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
-                    if let Some((reply, local)) = self.dials.remove(&stream) {
-                        let _ =
-                            reply.send(Err(error.unwrap_or_else(|| "connection closed".into())));
+                    if let Some((reply, local, remote)) = self.dials.remove(&stream) {
+                        let why = error.map_or(DialFailure::Closed, DialFailure::Failed);
+                        match remote {
+                            Some(to) if why.is_lasting() => {
+                                warn!("mesh stream to {to} failed: {why}");
+                            }
+                            Some(to) => info!("mesh stream to {to} failed: {why}"),
+                            None => info!("mesh stream failed: {why}"),
+                        }
+                        let _ = reply.send(Err(why));
                         self.services.remove(&local);
                         node.unlisten(now, local);
                     }
+                }
+                StreamEvent::Refused {
+                    service,
+                    remote,
+                    failure,
+                } => {
+                    warn!("refused a mesh stream from {remote} to service {service}: {failure}");
                 }
                 ev => {
                     let gone = self.open.handle_event(&mut self.streams, now, &ev);
@@ -515,7 +575,7 @@ impl NodeHandle {
         service: &str,
         tls: receptor_core::stream::quinn_proto::ClientConfig,
         server_name: &str,
-    ) -> Result<MeshStream, String> {
+    ) -> Result<MeshStream, DialFailure> {
         let (reply, rx) = oneshot::channel();
         let cmd = StreamCommand::Dial {
             node: node.to_owned(),
@@ -527,8 +587,8 @@ impl NodeHandle {
         self.commands
             .send(Command::Stream(cmd))
             .await
-            .map_err(|_| "the node has stopped".to_owned())?;
-        rx.await.map_err(|_| "the node has stopped".to_owned())?
+            .map_err(|_| DialFailure::NodeStopped)?;
+        rx.await.map_err(|_| DialFailure::NodeStopped)?
     }
 
     /// Listens for streams on `service`, optionally advertising it.

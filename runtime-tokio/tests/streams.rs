@@ -3,22 +3,46 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use receptor_core::stream::{ServerTls, client_config, server_config};
+use receptor_core::firewall::FirewallRule;
+use receptor_core::stream::{
+    HANDSHAKE_TIMEOUT, ServerTls, StreamFailure, client_config, server_config,
+};
+use receptor_core::wire::Problem;
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
 use receptor_tokio::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen};
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
-use receptor_tokio::{MeshStream, NodeHandle, spawn_node};
+use receptor_tokio::{DialFailure, MeshStream, NodeHandle, spawn_node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn node(id: &str) -> NodeHandle {
+    node_with(id, Vec::new())
+}
+
+fn node_with(id: &str, firewall: Vec<FirewallRule>) -> NodeHandle {
     let wall = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
-    spawn_node(Arc::new(Config::new(NodeId::new(id).unwrap(), 7, wall))).unwrap()
+    let mut config = Config::new(NodeId::new(id).unwrap(), 7, wall);
+    config.firewall = firewall;
+    spawn_node(Arc::new(config)).unwrap()
+}
+
+/// A firewall rule from its YAML fields.
+fn rule(fields: &[(&str, &str)]) -> FirewallRule {
+    let map = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    FirewallRule::parse(&map).unwrap()
 }
 
 async fn line() -> (NodeHandle, NodeHandle, NodeHandle) {
-    let (a, b, c) = (node("a"), node("b"), node("c"));
+    line_through(node("b")).await
+}
+
+/// a -tcp- `b` -tcp- c, once a and c have routes to each other.
+async fn line_through(b: NodeHandle) -> (NodeHandle, NodeHandle, NodeHandle) {
+    let (a, c) = (node("a"), node("c"));
     let link = Arc::new(LinkConfig::new(LinkKind::Stream));
     for (dialer, listener) in [(&a, &b), (&c, &b)] {
         let spec = ListenSpec {
@@ -54,7 +78,7 @@ fn insecure_server() -> ServerTls {
     ServerTls::Fixed(server_config((*tls).clone()).unwrap())
 }
 
-async fn dial(from: &NodeHandle, to: &str, svc: &str) -> Result<MeshStream, String> {
+async fn dial(from: &NodeHandle, to: &str, svc: &str) -> Result<MeshStream, DialFailure> {
     let tls = client_config((*insecure_client_config().unwrap()).clone()).unwrap();
     from.dial(to, svc, tls, from.id().as_str()).await
 }
@@ -115,7 +139,73 @@ async fn dial_to_closed_service_fails_fast() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(r.unwrap_err().contains("service unknown"));
+    match r.unwrap_err() {
+        DialFailure::Failed(StreamFailure::Unreachable { reporter, problem }) => {
+            assert_eq!((reporter.as_str(), problem), ("c", Problem::ServiceUnknown));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A firewall on the way that rejects the dialer's packets fails the dial at once, naming
+/// the node whose firewall it was; the dial leaves nothing bound behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_rejected_by_a_firewall_fails_at_once() {
+    let b = node_with(
+        "b",
+        vec![rule(&[
+            ("action", "reject"),
+            ("fromnode", "a"),
+            ("tonode", "c"),
+        ])],
+    );
+    let (a, _b, c) = line_through(b).await;
+    let _l = c
+        .listen_stream("echo", insecure_server(), None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = dial(&a, "c", "echo").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    match &e {
+        DialFailure::Failed(StreamFailure::Unreachable { reporter, problem }) => {
+            assert_eq!((reporter.as_str(), problem), ("b", &Problem::Firewall));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.is_lasting());
+    assert_eq!(e.to_string(), "blocked by firewall (reported by node b)");
+}
+
+/// A firewall that drops the packets: the dial fails when its handshake times out, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_dropped_by_a_firewall_times_out() {
+    let b = node_with(
+        "b",
+        vec![rule(&[
+            ("action", "drop"),
+            ("fromnode", "a"),
+            ("tonode", "c"),
+        ])],
+    );
+    let (a, _b, c) = line_through(b).await;
+    let _l = c
+        .listen_stream("echo", insecure_server(), None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = dial(&a, "c", "echo").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took >= HANDSHAKE_TIMEOUT && took < HANDSHAKE_TIMEOUT + Duration::from_secs(5));
+    assert_eq!(
+        e,
+        DialFailure::Failed(StreamFailure::HandshakeTimeout(HANDSHAKE_TIMEOUT))
+    );
+    assert!(!e.is_lasting());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

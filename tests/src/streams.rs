@@ -30,7 +30,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use receptor_core::stream::{IDLE_TIMEOUT, Read, ServerTls, StreamEvent, StreamHandle, Streams};
+use receptor_core::stream::{
+    IDLE_TIMEOUT, Read, ServerTls, StreamEvent, StreamFailure, StreamHandle, Streams,
+};
 use receptor_core::wire::UnreachableNotice;
 use receptor_core::{Addr, Event, ListenError, NodeId, ServiceName};
 
@@ -74,7 +76,9 @@ pub enum StreamEnd {
     Closed,
     /// The connection ended without this end closing it: the peer closed it normally
     /// (`None`), or it failed (idle timeout, refused, reset...).
-    Lost(Option<String>),
+    Lost(Option<StreamFailure>),
+    /// The dial could not start at all.
+    NotStarted(String),
     /// The node crashed.
     Crashed,
 }
@@ -135,7 +139,10 @@ impl StreamReport {
     pub fn failed(&self) -> bool {
         self.read_error.is_some()
             || self.write_error.is_some()
-            || matches!(self.end, Some(StreamEnd::Lost(Some(_))))
+            || matches!(
+                self.end,
+                Some(StreamEnd::Lost(Some(_)) | StreamEnd::NotStarted(_))
+            )
     }
 }
 
@@ -230,6 +237,7 @@ enum Inbound {
     },
     Unreachable {
         service: ServiceName,
+        reporter: NodeId,
         notice: UnreachableNotice,
     },
 }
@@ -338,8 +346,14 @@ impl StreamWorld {
                 payload,
             }),
             Event::Unreachable {
-                service, notice, ..
-            } => l.inbox.push_back(Inbound::Unreachable { service, notice }),
+                service,
+                reporter,
+                notice,
+            } => l.inbox.push_back(Inbound::Unreachable {
+                service,
+                reporter,
+                notice,
+            }),
             other => return Some(other),
         }
         if !l.wake_pending {
@@ -506,14 +520,13 @@ impl StreamWorld {
                     self.shape.u64(payload.len() as u64);
                     l.streams.handle_datagram(now, service, from, payload);
                 }
-                Inbound::Unreachable { service, notice } => {
+                Inbound::Unreachable {
+                    service,
+                    reporter,
+                    notice,
+                } => {
                     self.stats.unreachable += 1;
-                    l.streams.handle_unreachable(
-                        service,
-                        &notice.to_node,
-                        &notice.to_service,
-                        &notice.problem,
-                    );
+                    l.streams.handle_unreachable(service, &reporter, &notice);
                 }
             }
         }
@@ -854,7 +867,7 @@ impl Sim {
                 h
             }
             Err(e) => {
-                report.end = Some(StreamEnd::Lost(Some(e.to_string())));
+                report.end = Some(StreamEnd::NotStarted(e.to_string()));
                 report.ended_at = Some(at);
                 StreamHandle(u64::MAX)
             }

@@ -8,6 +8,10 @@ mod common;
 use std::collections::VecDeque;
 
 use common::{converge, ms, secs, sim_of};
+use receptor_core::NodeId;
+use receptor_core::firewall::FirewallRule;
+use receptor_core::stream::{HANDSHAKE_TIMEOUT, StreamFailure};
+use receptor_core::wire::Problem;
 use receptor_tests::{
     LinkModel, Sim, SimStream, StreamApp, StreamEnd, Topology, fnv, fnv_start, pattern,
     seed_from_env,
@@ -60,7 +64,9 @@ fn ended_cleanly(sim: &Sim, s: SimStream) -> bool {
         let r = sim.stream(x);
         let clean = match &r.end {
             Some(StreamEnd::Closed | StreamEnd::Lost(None)) => true,
-            Some(StreamEnd::Lost(Some(why))) => why == "service unknown",
+            Some(StreamEnd::Lost(Some(StreamFailure::Unreachable { problem, .. }))) => {
+                *problem == Problem::ServiceUnknown
+            }
             _ => false,
         };
         r.eof && r.read_error.is_none() && r.write_error.is_none() && clean
@@ -371,7 +377,7 @@ fn long_partition_fails_both_ends_cleanly() {
         assert!(r.read_error.is_some(), "{r}");
         assert!(!r.eof, "{r}");
         assert!(
-            matches!(&r.end, Some(StreamEnd::Lost(Some(why))) if why.contains("timed out")),
+            r.end == Some(StreamEnd::Lost(Some(StreamFailure::IdleTimeout))),
             "{r}"
         );
         let after = r.ended_at.unwrap() - cut;
@@ -450,6 +456,14 @@ fn crash_on_a_random_mesh_path() {
 
 // ---- setup failures ----
 
+/// How a stream ends when `node` answers that nothing listens on its service.
+fn unknown_at(node: &str) -> StreamEnd {
+    StreamEnd::Lost(Some(StreamFailure::Unreachable {
+        reporter: NodeId::new(node).unwrap(),
+        problem: Problem::ServiceUnknown,
+    }))
+}
+
 /// A dial to a service nobody listens on fails at once: the far node's `service unknown`
 /// ends the connection attempt, and the dial's service is unbound again.
 #[test]
@@ -459,13 +473,44 @@ fn dial_to_an_unbound_service_fails_fast() {
     let s = sim.stream_echo("n0", "n3", "nobody", 1000);
     finish(&mut sim, &[s], secs(2));
     let r = sim.stream(s);
-    assert_eq!(
-        r.end,
-        Some(StreamEnd::Lost(Some("service unknown".into()))),
-        "{r}"
-    );
+    assert_eq!(r.end, Some(unknown_at("n3")), "{r}");
     assert_eq!(r.opened_at, None);
     check_quiet(&mut sim, &[]);
+}
+
+/// A dial whose packets a firewall on the way rejects fails at once, naming that node and
+/// the firewall (Go waits for its 15 s handshake timeout), and leaves nothing behind.
+#[test]
+fn dial_rejected_by_a_firewall_fails_at_once() {
+    let mut sim = Sim::new(seed_from_env(116));
+    sim.add_node("n0");
+    sim.add_node_with("n1", |c| {
+        let rule = [("action", "reject"), ("fromnode", "n0"), ("tonode", "n2")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        c.firewall = vec![FirewallRule::parse(&rule).unwrap()];
+    });
+    sim.add_node("n2");
+    sim.connect("n0", "n1", LinkModel::stream());
+    sim.connect("n1", "n2", LinkModel::stream());
+    converge(&mut sim, secs(10));
+    sim.stream_listen("n2", "echo", StreamApp::Echo).unwrap();
+    let start = sim.now();
+    let s = sim.stream_echo("n0", "n2", "echo", 1000);
+    finish(&mut sim, &[s], secs(2));
+    let r = sim.stream(s);
+    assert_eq!(
+        r.end,
+        Some(StreamEnd::Lost(Some(StreamFailure::Unreachable {
+            reporter: NodeId::new("n1").unwrap(),
+            problem: Problem::Firewall,
+        }))),
+        "{r}"
+    );
+    assert!(r.ended_at.unwrap() - start < secs(1), "{r}");
+    assert_eq!(r.opened_at, None);
+    check_quiet(&mut sim, &[("n2", 1)]);
 }
 
 /// A dial whose handshake cannot get through (the path is cut) fails after the 15 s
@@ -482,7 +527,9 @@ fn dial_across_a_partition_times_out() {
     let r = sim.stream(s);
     assert_eq!(
         r.end,
-        Some(StreamEnd::Lost(Some("handshake timeout".into()))),
+        Some(StreamEnd::Lost(Some(StreamFailure::HandshakeTimeout(
+            HANDSHAKE_TIMEOUT
+        )))),
         "{r}"
     );
     assert!(r.ended_at.unwrap() - start >= secs(15), "{r}");
@@ -513,11 +560,7 @@ fn acceptor_crash_and_restart_fails_the_stream() {
     let back = sim.now();
     finish(&mut sim, &[s], secs(25));
     let r = sim.stream(s);
-    assert_eq!(
-        r.end,
-        Some(StreamEnd::Lost(Some("service unknown".into()))),
-        "{r}"
-    );
+    assert_eq!(r.end, Some(unknown_at("n3")), "{r}");
     assert!(r.read_error.is_some() && r.read < BIG, "{r}");
     assert!(r.ended_at.unwrap() - back < secs(25), "{r}");
     check_quiet(&mut sim, &[]);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use receptor_core::stream::quinn_proto::ClientConfig;
 use receptor_core::{Advertise, ServiceName};
-use receptor_tokio::{MeshStream, NodeHandle};
+use receptor_tokio::{DialFailure, MeshStream, NodeHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
@@ -112,7 +112,7 @@ impl MeshDialer {
         })
     }
 
-    async fn dial(&self) -> Result<MeshStream, String> {
+    async fn dial(&self) -> Result<MeshStream, DialFailure> {
         self.node
             .dial(
                 &self.remote_node,

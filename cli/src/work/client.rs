@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use receptor_tokio::{MeshStream, NodeHandle};
+use receptor_tokio::{DialFailure, MeshStream, NodeHandle};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::run::TlsConfigs;
@@ -36,27 +36,42 @@ impl std::fmt::Debug for Mesh {
 }
 
 /// Why a connection attempt failed.
-#[derive(Debug, Clone)]
-pub struct ConnectError {
-    /// Go-like text.
-    pub text: String,
-    /// The TLS handshake failed (Go looks for `CRYPTO_ERROR`): retrying will not help.
-    pub tls: bool,
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
-    }
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// The mesh stream could not be opened.
+    #[error(transparent)]
+    Dial(#[from] DialFailure),
+    /// This node has no route to the other one (checked before dialing).
+    #[error("no route to node")]
+    NoRoute,
+    /// The handshake did not complete in time.
+    #[error("timeout: handshake did not complete in time")]
+    Timeout,
+    /// Anything else (a TLS config that cannot be used, a bad greeting, this node stopping).
+    #[error("{0}")]
+    Other(String),
 }
 
 impl ConnectError {
-    fn new(text: impl Into<String>) -> Self {
-        let text = text.into();
-        let tls = text.contains("cryptographic handshake")
-            || text.contains("CRYPTO_ERROR")
-            || text.contains("peer certificate");
-        Self { text, tls }
+    /// The TLS handshake failed (Go looks for `CRYPTO_ERROR`): retrying will not help.
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.failure(),
+            Some(receptor_core::stream::StreamFailure::Tls { .. })
+        )
+    }
+
+    /// A new attempt would fail the same way (TLS refused, a firewall rejecting the packets).
+    pub fn is_lasting(&self) -> bool {
+        matches!(self, Self::Dial(d) if d.is_lasting())
+    }
+
+    /// The stream failure underneath, if the dial got that far.
+    pub fn failure(&self) -> Option<&receptor_core::stream::StreamFailure> {
+        match self {
+            Self::Dial(d) => d.failure(),
+            _ => None,
+        }
     }
 }
 
@@ -122,28 +137,27 @@ impl Mesh {
     pub async fn connect(&self, node: &str, tls_client: &str) -> Result<Client, ConnectError> {
         let me = self.node.id().as_str();
         let (cfg, sni) =
-            client_for(&self.tls, Some(tls_client), node, me).map_err(ConnectError::new)?;
+            client_for(&self.tls, Some(tls_client), node, me).map_err(ConnectError::Other)?;
         if node != me {
             let st = self
                 .node
                 .status()
                 .await
-                .map_err(|_| ConnectError::new("the node has stopped"))?;
+                .map_err(|_| ConnectError::Dial(DialFailure::NodeStopped))?;
             if !st.routes.iter().any(|(dest, _)| dest.as_str() == node) {
-                return Err(ConnectError::new("no route to node"));
+                return Err(ConnectError::NoRoute);
             }
         }
         let stream = tokio::time::timeout(DIAL_TIMEOUT, self.node.dial(node, "control", cfg, &sni))
             .await
-            .map_err(|_| ConnectError::new("timeout: handshake did not complete in time"))?
-            .map_err(ConnectError::new)?;
+            .map_err(|_| ConnectError::Timeout)??;
         let mut client = Client::new(stream);
         let hello = tokio::time::timeout(GREETING_TIMEOUT, client.read_line())
             .await
-            .map_err(|_| ConnectError::new("context deadline exceeded"))?
-            .map_err(|e| ConnectError::new(e.to_string()))?;
+            .map_err(|_| ConnectError::Other("context deadline exceeded".into()))?
+            .map_err(|e| ConnectError::Other(e.to_string()))?;
         if !hello.contains(node) {
-            return Err(ConnectError::new(format!(
+            return Err(ConnectError::Other(format!(
                 "while expecting node ID {node}, got message: {}",
                 hello.trim_end_matches('\n')
             )));
@@ -177,10 +191,18 @@ mod tests {
     }
 
     #[test]
-    fn tls_failures_are_recognised() {
-        assert!(
-            ConnectError::new("aborted by peer: the cryptographic handshake failed: error 42").tls
-        );
-        assert!(!ConnectError::new("no route to node").tls);
+    fn lasting_failures_are_recognised() {
+        use receptor_core::stream::StreamFailure;
+        let tls = ConnectError::Dial(DialFailure::Failed(StreamFailure::Tls {
+            by_peer: true,
+            reason: "error 42".into(),
+        }));
+        assert!(tls.is_tls() && tls.is_lasting());
+        let firewall = ConnectError::Dial(DialFailure::Failed(StreamFailure::Unreachable {
+            reporter: receptor_core::NodeId::new("B").unwrap(),
+            problem: receptor_core::wire::Problem::Firewall,
+        }));
+        assert!(!firewall.is_tls() && firewall.is_lasting());
+        assert!(!ConnectError::NoRoute.is_lasting());
     }
 }

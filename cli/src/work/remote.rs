@@ -49,6 +49,7 @@ use tracing::{debug, error, info, warn};
 
 use super::client::{Client, ConnectError};
 use super::{Unit, Workceptor, lock};
+use receptor_core::stream::StreamFailure;
 
 /// Longest pause between status polls, and between stdout checks (Go: 1 s).
 const POLL: Duration = Duration::from_secs(1);
@@ -209,9 +210,7 @@ impl Workceptor {
 
     /// One connection attempt to the unit's node.
     async fn connect_once(&self, red: &RemoteExtraData) -> Result<Client, ConnectError> {
-        let mesh = self
-            .mesh()
-            .map_err(|text| ConnectError { text, tls: false })?;
+        let mesh = self.mesh().map_err(ConnectError::Other)?;
         mesh.connect(&red.remote_node, &red.tls_client).await
     }
 
@@ -229,23 +228,9 @@ impl Workceptor {
                     return Some(c);
                 }
                 Err(e) => {
-                    info!(
-                        "Connection to {} failed with error: {}",
-                        red.remote_node, e.text
-                    );
-                    if e.tls {
-                        let mut give_up = false;
-                        let _ = unit.update(|r| {
-                            r.detail =
-                                format!("TLS error connecting to remote service: {}", e.text);
-                            if !r.remote().is_some_and(|d| d.remote_started) {
-                                give_up = true;
-                                r.state = STATE_FAILED;
-                            }
-                        });
-                        if give_up {
-                            return None;
-                        }
+                    info!("Connection to {} failed with error: {e}", red.remote_node);
+                    if gave_up(unit, &red.remote_node, &e) {
+                        return None;
                     }
                     let since = *lock(&unit.unreachable_since).get_or_insert_with(Instant::now);
                     if unreachable_limit
@@ -717,6 +702,36 @@ fn job_running(unit: &Unit) -> bool {
     lock(&unit.job).as_ref().is_some_and(|j| !j.is_finished())
 }
 
+/// Fails a unit not started on the other node yet when connecting failed in a way that
+/// retrying will not mend: TLS refused, a firewall on the way rejecting the packets, or a
+/// handshake left unanswered although a route exists (a firewall dropping them). A TLS
+/// failure names itself in the unit's Detail even when the unit runs already (as Go's
+/// does). Returns whether the unit is Failed now.
+fn gave_up(unit: &Unit, node: &str, e: &ConnectError) -> bool {
+    let detail = if e.is_tls() {
+        format!("TLS error connecting to remote service: {e}")
+    } else if e.is_lasting() || matches!(e.failure(), Some(StreamFailure::HandshakeTimeout(_))) {
+        format!("Cannot reach remote node {node}: {e}")
+    } else {
+        return false;
+    };
+    let mut give_up = false;
+    let _ = unit.update(|r| {
+        let started = r.remote().is_some_and(|d| d.remote_started);
+        if !started {
+            give_up = true;
+            r.state = STATE_FAILED;
+        }
+        if !started || e.is_tls() {
+            r.detail = detail;
+        }
+    });
+    if give_up {
+        warn!("[{}] {}", unit.id, unit.status().detail);
+    }
+    give_up
+}
+
 /// Go's `Start`: one connection attempt while the submitter waits, then the rest in the
 /// background. Returns whether the start is pending (`Job Submitted`: not connected yet).
 pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool, String> {
@@ -730,11 +745,11 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
     // The attempt ends when the unit's ttl does; the background job then fails it.
     let attempt = w.connect_once(&red);
     let first = match red.expiration {
-        None => attempt.await.map_err(|e| e.text),
+        None => attempt.await,
         Some(at) => tokio::time::timeout(until(at), attempt)
             .await
-            .map_err(|_| "expired".to_owned())
-            .and_then(|r| r.map_err(|e| e.text)),
+            .map_err(|_| ConnectError::Other("expired".to_owned()))
+            .and_then(|r| r),
     };
     match first {
         Ok(conn) => {
@@ -745,6 +760,9 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
         }
         Err(e) => {
             debug!("[{}] connecting to {}: {e}", unit.id, red.remote_node);
+            if gave_up(unit, &red.remote_node, &e) {
+                return Ok(true);
+            }
             lock(&unit.unreachable_since).get_or_insert_with(Instant::now);
             spawn_job(unit, w.clone().start_job(unit.clone()));
             Ok(true)
@@ -801,7 +819,7 @@ pub(super) async fn cancel_or_release(
     let red = data(unit);
     if release && force {
         let attempt = async {
-            let mut conn = w.connect_once(&red).await.map_err(|e| e.text)?;
+            let mut conn = w.connect_once(&red).await.map_err(|e| e.to_string())?;
             w.cancel_remote(unit, &mut conn, true).await
         };
         if let Err(e) = attempt.await {

@@ -182,8 +182,10 @@ impl<A: AppEnd> AppStreams<A> {
             StreamEvent::Closed { stream, error } => {
                 let e = self.open.get_mut(stream)?;
                 e.conn_gone = true;
-                e.app
-                    .fail_writes(error.as_deref().unwrap_or("mesh stream closed"));
+                match error {
+                    Some(f) => e.app.fail_writes(&f.to_string()),
+                    None => e.app.fail_writes("mesh stream closed"),
+                }
                 // What the connection left is read first, then its end or its error, as far
                 // as the reader has room; the rest as it makes room.
                 self.fill(s, now, *stream);

@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use quinn_proto::{Dir, Event, StreamEvent as QStreamEvent, VarInt};
 
-use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamHandle, Streams};
+use super::{CLOSE_SETUP, OutDatagram, State, StreamEvent, StreamFailure, StreamHandle, Streams};
 
 /// Packets at least this large leave in the buffer quinn wrote them into, without a copy.
 const HAND_OVER: usize = 4096;
@@ -70,11 +70,7 @@ impl Streams {
                                 // Go's listener waits for this byte before it hands the stream on.
                                 let _ = c.conn.send_stream(s).write(&[0]);
                                 c.stream = Some(s);
-                                c.state = State::Open;
-                                c.deadline = None;
-                                if !c.app_closed {
-                                    self.events.push_back(StreamEvent::Connected { stream: id });
-                                }
+                                c.state = State::Confirming;
                             }
                         } else {
                             c.state = State::AwaitStream;
@@ -84,8 +80,17 @@ impl Streams {
                         }
                     }
                     Event::ConnectionLost { reason } => {
-                        let error = normal_or(&reason);
-                        if !c.app_closed {
+                        let error = StreamFailure::from_lost(&reason);
+                        if !c.client && !c.announced && !c.app_closed {
+                            // A listener's connection that never reached the application.
+                            if let Some(failure) = error.clone() {
+                                self.events.push_back(StreamEvent::Refused {
+                                    service: c.service,
+                                    remote: c.remote.clone(),
+                                    failure,
+                                });
+                            }
+                        } else if !c.app_closed {
                             // What arrived before the close stays readable: a peer closes
                             // once QUIC acknowledged its data, not once we read it.
                             let (tail, fin) = Self::take_tail(c);
@@ -119,6 +124,15 @@ impl Streams {
                         self.events.push_back(StreamEvent::Finished { stream: id });
                     }
                     _ => {}
+                }
+            }
+            if c.state == State::Confirming && c.conn.stats().frame_rx.handshake_done > 0 {
+                c.state = State::Open;
+                c.deadline = None;
+                if !c.app_closed {
+                    self.events.push_back(StreamEvent::Connected { stream: id });
+                    // What the server sent with its confirmation.
+                    self.events.push_back(StreamEvent::Readable { stream: id });
                 }
             }
             if drained {
@@ -202,7 +216,7 @@ impl Streams {
     /// passed). Quinn reports no `ConnectionLost` for a close of ours, so the application
     /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
     /// stream never announced stays unknown to the application.
-    pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<String>) {
+    pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -215,14 +229,32 @@ impl Streams {
             self.leftovers.insert(id, (tail, fin || error.is_none()));
             self.events
                 .push_back(StreamEvent::Closed { stream: id, error });
+        } else if let Some(failure) = error {
+            self.events.push_back(StreamEvent::Refused {
+                service: c.service,
+                remote: c.remote.clone(),
+                failure,
+            });
         }
     }
 
     /// Drops a connection's state and tells the application if it did not close it itself.
-    pub(super) fn remove(&mut self, id: StreamHandle, error: Option<String>) {
-        if self.conns.get(&id).is_some_and(|c| !c.app_closed) {
-            self.events
-                .push_back(StreamEvent::Closed { stream: id, error });
+    pub(super) fn remove(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
+        match self.conns.get(&id) {
+            Some(c) if !c.app_closed && (c.client || c.announced) => {
+                self.events
+                    .push_back(StreamEvent::Closed { stream: id, error });
+            }
+            Some(c) if !c.app_closed => {
+                if let Some(failure) = error {
+                    self.events.push_back(StreamEvent::Refused {
+                        service: c.service,
+                        remote: c.remote.clone(),
+                        failure,
+                    });
+                }
+            }
+            _ => {}
         }
         self.forget(id);
     }
@@ -262,15 +294,5 @@ impl Streams {
                 self.endpoints.remove(&c.service);
             }
         }
-    }
-}
-
-/// `None` for a normal close (application code 0 from either side), else the reason.
-fn normal_or(reason: &quinn_proto::ConnectionError) -> Option<String> {
-    use quinn_proto::ConnectionError as E;
-    match reason {
-        E::ApplicationClosed(c) if c.error_code == VarInt::from_u32(super::CLOSE_NORMAL) => None,
-        E::LocallyClosed => None,
-        other => Some(other.to_string()),
     }
 }

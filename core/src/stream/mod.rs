@@ -9,6 +9,7 @@
 mod addr;
 pub mod app;
 mod config;
+mod failure;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,8 +28,9 @@ pub use config::{
 };
 
 use crate::id::{Addr, NodeId, ServiceName};
-use crate::wire::PROBLEM_SERVICE_UNKNOWN;
+use crate::wire::{Problem, UnreachableNotice};
 use addr::AddrMap;
+pub use failure::StreamFailure;
 
 /// The QUIC implementation underneath, for building client and server configs.
 pub use quinn_proto;
@@ -107,7 +109,18 @@ pub enum StreamEvent {
         /// The stream.
         stream: StreamHandle,
         /// Why, when it was not a normal close.
-        error: Option<String>,
+        error: Option<StreamFailure>,
+    },
+    /// A listener's connection failed before it was accepted (TLS refused either way, no
+    /// stream opened in time, a bad first byte): nothing reaches the application, but the
+    /// node should say why.
+    Refused {
+        /// The listening service.
+        service: ServiceName,
+        /// The dialer.
+        remote: Addr,
+        /// Why.
+        failure: StreamFailure,
     },
 }
 
@@ -146,6 +159,10 @@ pub enum Read {
 enum State {
     /// QUIC handshake in progress.
     Handshake,
+    /// Client: our side of the handshake is done and the stream started, but the server has
+    /// not confirmed it yet (HANDSHAKE_DONE). A server that refuses our certificate says so
+    /// only now, so the application hears `Connected` after this.
+    Confirming,
     /// Server: handshake done, waiting for the client's stream.
     AwaitStream,
     /// Server: stream open, waiting for its first byte.
@@ -404,6 +421,14 @@ impl Streams {
         };
         let Some(cfg) = cfg else {
             e.ep.ignore(incoming);
+            self.events.push_back(StreamEvent::Refused {
+                service: local,
+                remote: from,
+                failure: StreamFailure::Tls {
+                    by_peer: false,
+                    reason: "no TLS config for the client's node ID".into(),
+                },
+            });
             return;
         };
         self.buf.clear();
@@ -435,6 +460,11 @@ impl Streams {
             }
             Err(err) => {
                 debug!(error = %err.cause, "refused incoming QUIC connection");
+                self.events.push_back(StreamEvent::Refused {
+                    service: local,
+                    remote: from.clone(),
+                    failure: StreamFailure::Transport(err.cause.to_string()),
+                });
                 if let Some(t) = err.response {
                     let payload =
                         Bytes::copy_from_slice(self.buf.get(..t.size).unwrap_or_default());
@@ -448,16 +478,18 @@ impl Streams {
         }
     }
 
-    /// An unreachable notice for a local stream service: `service unknown` for a peer's
-    /// address ends its connections at once (Go does the same, §8.6).
+    /// An unreachable notice from `reporter` for a local stream service. One that names a
+    /// peer's address ends its connections at once: `service unknown` as Go does (§8.6), and
+    /// also `blocked by firewall` and `message expired`, after which no packet of the
+    /// connection would get through either (Go waits for its timeouts then).
     pub fn handle_unreachable(
         &mut self,
         local: ServiceName,
-        to_node: &str,
-        to_service: &str,
-        problem: &str,
+        reporter: &NodeId,
+        notice: &UnreachableNotice,
     ) {
-        if problem != PROBLEM_SERVICE_UNKNOWN {
+        let problem = Problem::from_text(&notice.problem);
+        if matches!(problem, Problem::Other(_)) {
             return;
         }
         let dead: Vec<StreamHandle> = self
@@ -465,13 +497,17 @@ impl Streams {
             .iter()
             .filter(|(_, c)| {
                 c.service == local
-                    && c.remote.node.as_str() == to_node
-                    && c.remote.service.to_string() == to_service
+                    && c.remote.node.as_str() == notice.to_node
+                    && c.remote.service.to_string() == notice.to_service
             })
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            self.remove(id, Some(PROBLEM_SERVICE_UNKNOWN.to_owned()));
+            let failure = StreamFailure::Unreachable {
+                reporter: reporter.clone(),
+                problem: problem.clone(),
+            };
+            self.remove(id, Some(failure));
         }
     }
 
@@ -506,10 +542,13 @@ impl Streams {
             }
             if c.deadline.is_some_and(|d| d <= now) {
                 c.deadline = None;
-                let reason = if c.state == State::Handshake && c.client {
-                    "handshake timeout"
+                let (reason, failure) = if c.client {
+                    (
+                        "handshake timeout",
+                        StreamFailure::HandshakeTimeout(HANDSHAKE_TIMEOUT),
+                    )
                 } else {
-                    "Accept Timeout"
+                    ("Accept Timeout", StreamFailure::AcceptTimeout)
                 };
                 if !c.conn.is_closed() {
                     c.conn.close(
@@ -517,7 +556,7 @@ impl Streams {
                         VarInt::from_u32(CLOSE_SETUP),
                         Bytes::from_static(reason.as_bytes()),
                     );
-                    closed = Some(Some(reason.to_owned()));
+                    closed = Some(Some(failure));
                 }
             }
             if let Some(error) = closed {

@@ -22,7 +22,9 @@ pub(crate) use route_fast::{RouteHead, RouteView};
 pub use time::{
     UnixNanos, format_rfc3339_nano, format_rfc3339_nano_in, parse_rfc3339, parse_rfc3339_zoned,
 };
-pub use unreach::{PROBLEM_EXPIRED, PROBLEM_FIREWALL, PROBLEM_SERVICE_UNKNOWN, UnreachableNotice};
+pub use unreach::{
+    PROBLEM_EXPIRED, PROBLEM_FIREWALL, PROBLEM_SERVICE_UNKNOWN, Problem, UnreachableNotice,
+};
 
 /// Type byte of a data message.
 pub const MSG_DATA: u8 = 0;

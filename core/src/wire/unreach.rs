@@ -29,6 +29,47 @@ pub const PROBLEM_EXPIRED: &str = "message expired";
 /// Problem string: a firewall rule rejected the message.
 pub const PROBLEM_FIREWALL: &str = "blocked by firewall";
 
+/// An unreachable notice's problem, typed. Go sends one of three texts; any other is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Problem {
+    /// No listener on the destination service.
+    ServiceUnknown,
+    /// Hops-to-live ran out on the way.
+    Expired,
+    /// A firewall rule on the way rejected the message.
+    Firewall,
+    /// A problem text no known node sends.
+    Other(String),
+}
+
+impl Problem {
+    /// The problem a notice's text names.
+    pub fn from_text(text: &str) -> Self {
+        match text {
+            PROBLEM_SERVICE_UNKNOWN => Self::ServiceUnknown,
+            PROBLEM_EXPIRED => Self::Expired,
+            PROBLEM_FIREWALL => Self::Firewall,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Go's text for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ServiceUnknown => PROBLEM_SERVICE_UNKNOWN,
+            Self::Expired => PROBLEM_EXPIRED,
+            Self::Firewall => PROBLEM_FIREWALL,
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl UnreachableNotice {
     /// The JSON payload, as Go marshals it.
     pub fn encode(&self) -> String {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
 use receptor_core::stream::{StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, Event, Node, ServiceName};
+use tracing::warn;
 
 use super::mesh::MeshStream;
 use super::shared::Shared;
@@ -90,14 +91,11 @@ impl StreamSide {
                 None
             }
             Event::Unreachable {
-                service, notice, ..
+                service,
+                reporter,
+                notice,
             } if self.services.contains(&service) => {
-                self.streams.handle_unreachable(
-                    service,
-                    &notice.to_node,
-                    &notice.to_service,
-                    &notice.problem,
-                );
+                self.streams.handle_unreachable(service, &reporter, &notice);
                 None
             }
             ev => Some(ev),
@@ -257,11 +255,18 @@ impl StreamSide {
             }
             StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
                 if let Some((reply, local)) = self.dials.remove(&stream) {
-                    let why = error.unwrap_or_else(|| "connection closed".into());
+                    let why = error.map_or_else(|| "connection closed".into(), |e| e.to_string());
                     let _ = reply.try_send(Err(why));
                     self.services.remove(&local);
                     node.unlisten(now, local);
                 }
+            }
+            StreamEvent::Refused {
+                service,
+                remote,
+                failure,
+            } => {
+                warn!("refused a mesh stream from {remote} to service {service}: {failure}");
             }
             ev => {
                 let gone = self.open.handle_event(&mut self.streams, now, &ev);

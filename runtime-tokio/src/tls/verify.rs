@@ -18,12 +18,18 @@ use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{CertificateError, DistinguishedName, Error, OtherError, RootCertStore};
 
 use super::files::{Fingerprint, pins_match};
+use super::insecure::chain_has_insecure_cn;
 use super::nodeid::check_cert_node_id;
 
 /// Go's RVF message for a leaf that matches no pinned fingerprint.
 #[derive(Debug, thiserror::Error)]
 #[error("RVF failed: presented certificate does not match any pinned fingerprint")]
 struct PinMismatch;
+
+/// A TLS dial met a mesh service that runs without TLS (insecure mode).
+#[derive(Debug, thiserror::Error)]
+#[error("the service does not use TLS (it presented the insecure mode's self-signed certificate)")]
+struct PlainService;
 
 /// Carries a Go-style message through `rustls::OtherError`, whose `Display` prints the
 /// inner error's `Debug` form: this `Debug` prints the message itself.
@@ -140,14 +146,21 @@ impl ServerCertVerifier for ReceptorServerVerifier {
             }
             ServerIdentity::NodeId(node) => {
                 // Go: InsecureSkipVerify plus RVF only (pins, chain with serverAuth, node ID).
-                check_pins(&self.pins, end_entity)?;
-                verify_server_cert_signed_by_trust_anchor(
-                    &parsed,
-                    &self.roots,
-                    intermediates,
-                    now,
-                    self.algs.all,
-                )?;
+                let checked = check_pins(&self.pins, end_entity).and_then(|()| {
+                    verify_server_cert_signed_by_trust_anchor(
+                        &parsed,
+                        &self.roots,
+                        intermediates,
+                        now,
+                        self.algs.all,
+                    )
+                });
+                // A service without TLS presents the insecure mode's self-signed certificate:
+                // say that, rather than that its issuer is unknown.
+                if checked.is_err() && chain_has_insecure_cn(std::iter::once(end_entity)) {
+                    return Err(other(PlainService));
+                }
+                checked?;
                 check_node_id(end_entity, Some(node))?;
             }
         }
