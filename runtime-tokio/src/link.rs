@@ -14,8 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::NodeHandle;
 use crate::driver::{LINK_QUEUE, LinkTx, ToNode};
@@ -117,7 +118,13 @@ where
         let spare = buf.capacity() - buf.len();
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(e) => {
+                    if let Some(why) = crate::tls::explain_session_error(&e) {
+                        warn!(%link, %peer, "TLS session failed: {why}");
+                    }
+                    break;
+                }
                 Ok(n) => {
                     if n == spare {
                         size = READ_BUF;
@@ -239,6 +246,12 @@ pub(crate) async fn run_websocket<S>(
                     if node.inbound.send(ToNode::Received { link, data }).await.is_err() {
                         break;
                     }
+                }
+                Some(Err(WsError::Io(e))) => {
+                    if let Some(why) = crate::tls::explain_session_error(&e) {
+                        warn!(%link, %peer, "TLS session failed: {why}");
+                    }
+                    break;
                 }
                 Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}

@@ -13,7 +13,7 @@ use super::sockopt::{prepare_link_socket, widen_backlog};
 use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link};
 use crate::NodeHandle;
 use crate::link::run_stream;
-use crate::tls::server_name_for_host;
+use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
 
 /// Go's TLS dial timeout.
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -85,7 +85,10 @@ pub fn tcp_serve(
                             let link = session_link(&link, tls.get_ref().1.peer_certificates());
                             run_stream(&node, tls, link, &peer).await;
                         }
-                        Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
+                        Ok(Err(e)) => {
+                            let why = explain_handshake_error(&e, HandshakeSide::Server);
+                            warn!("TLS handshake with {peer} failed: {why}");
+                        }
                         Err(_) => warn!("TLS handshake with {peer} timed out"),
                     },
                 }
@@ -115,7 +118,10 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                     let tls = tokio::time::timeout(TLS_TIMEOUT, conn.connect(name, sock))
                         .await
                         .map_err(|_| "TLS handshake timed out".to_owned())?
-                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                        .map_err(|e| {
+                            let why = explain_handshake_error(&e, HandshakeSide::Client);
+                            format!("TLS handshake failed: {why}")
+                        })?;
                     let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
                     run_stream(&node, tls, link, &spec.address).await;
                 }

@@ -18,7 +18,7 @@ use super::sockopt::prepare_link_socket;
 use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
-use crate::tls::server_name_for_host;
+use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
 
 /// Go's `ReadHeaderTimeout` (and a bound on the TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,7 +107,10 @@ pub fn ws_serve(
                                 let link = session_link(&spec.listen.link, chain);
                                 upgrade(&node, tls, &spec, link, &peer).await;
                             }
-                            Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
+                            Ok(Err(e)) => {
+                                let why = explain_handshake_error(&e, HandshakeSide::Server);
+                                warn!("TLS handshake with {peer} failed: {why}");
+                            }
                             Err(_) => warn!("TLS handshake with {peer} timed out"),
                         }
                     }
@@ -214,7 +217,10 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                 let tls = TlsConnector::from(cfg)
                     .connect(name, sock)
                     .await
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                    .map_err(|e| {
+                        let why = explain_handshake_error(&e, HandshakeSide::Client);
+                        format!("TLS handshake failed: {why}")
+                    })?;
                 let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
                 let (ws, _) = tokio_tungstenite::client_async(req, tls)
                     .await
