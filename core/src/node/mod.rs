@@ -34,6 +34,7 @@ pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceE
 
 /// Something the network or the runtime did to the node.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Input {
     /// A backend session opened (dialed or accepted). The node starts its handshake on it.
     LinkUp {
@@ -48,6 +49,7 @@ pub enum Input {
         /// The session.
         link: LinkId,
         /// The bytes.
+        #[cfg_attr(feature = "fuzzing", arbitrary(with = crate::fuzzing::arbitrary_bytes))]
         data: Bytes,
     },
     /// The session ended (closed by the peer, an IO error, or after `Event::CloseLink`).

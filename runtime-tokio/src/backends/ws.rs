@@ -12,7 +12,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
+
+use receptor_core::wire::MAX_MESSAGE_LEN;
 
 use super::sockopt::prepare_link_socket;
 use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, tcp_bind};
@@ -22,6 +25,23 @@ use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
 
 /// Go's `ReadHeaderTimeout` (and a bound on the TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read buffer of a WebSocket session. tungstenite allocates it up front and zero-fills it
+/// on the first read (its default, 128 KiB, is 250 MiB across 2000 idle sessions); a larger
+/// message still arrives whole, in more reads.
+const WS_READ_BUF: usize = 16 * 1024;
+
+/// tungstenite's settings for every session, accepted or dialed: one netceptor message per
+/// WebSocket message, so nothing larger than [`MAX_MESSAGE_LEN`] (what a stream frame's
+/// length prefix can say, and what every sender keeps to) is valid. A larger message or
+/// frame is refused as soon as its header says so, and the session closed, instead of being
+/// buffered (tungstenite's defaults: 64 MiB messages of 16 MiB frames).
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUF)
+        .max_message_size(Some(MAX_MESSAGE_LEN))
+        .max_frame_size(Some(MAX_MESSAGE_LEN))
+}
 
 /// Go ServeMux matching: `/` matches everything, `/x/` matches the subtree, `/x` exactly.
 fn path_matches(pattern: &str, path: &str) -> bool {
@@ -141,7 +161,8 @@ async fn upgrade<S>(
         }
         Ok(resp)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async(stream, check);
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(ws)) => run_websocket(node, ws, link, peer).await,
         Ok(Err(e)) => debug!("websocket upgrade from {peer} refused: {e}"),
@@ -222,14 +243,16 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                         format!("TLS handshake failed: {why}")
                     })?;
                 let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
-                let (ws, _) = tokio_tungstenite::client_async(req, tls)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (ws, _) =
+                    tokio_tungstenite::client_async_with_config(req, tls, Some(ws_config()))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 run_websocket(&node, ws, link, &spec.url).await;
             } else {
-                let (ws, _) = tokio_tungstenite::client_async(req, sock)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (ws, _) =
+                    tokio_tungstenite::client_async_with_config(req, sock, Some(ws_config()))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 run_websocket(&node, ws, spec.link.clone(), &spec.url).await;
             }
             Ok(())
