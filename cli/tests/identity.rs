@@ -91,6 +91,14 @@ fn bound_server_refuses_wrong_and_missing_node_ids_with_the_reason_in_both_logs(
         "node-ID mismatch: the peer announced node ID B but its certificate is for node ID M";
     wait_log(&s, mismatch);
     wait_log(&b, mismatch);
+    // The refused dialer counts it as a failed dial, so it backs off instead of retrying
+    // every second.
+    wait_log(
+        &b,
+        &format!(
+            "connection to localhost:{port} failed: the session closed before its handshake completed"
+        ),
+    );
     // A certificate with no node-ID SAN at all.
     let c = peer("C", &n_crt, &n_key);
     let no_id = "no node ID in certificate: the peer announced node ID C";

@@ -36,7 +36,8 @@ const WRITE_BATCH: usize = 64;
 struct DownGuard {
     node: NodeHandle,
     link: receptor_core::LinkId,
-    /// Set by the node task when the session completes its handshake.
+    /// Set by the node task when the session completes its handshake; cleared when either
+    /// side refuses the session.
     established: Arc<AtomicBool>,
 }
 
@@ -83,13 +84,19 @@ async fn register(
     Some((guard, frames_rx, close_rx))
 }
 
-/// Runs a byte-stream session (TCP, TLS) until either side ends it.
-pub(crate) async fn run_stream<S>(node: &NodeHandle, stream: S, config: Arc<LinkConfig>, peer: &str)
+/// Runs a byte-stream session (TCP, TLS) until either side ends it. Returns whether it
+/// completed its handshake (a dialer backs off further after a session that did not).
+pub(crate) async fn run_stream<S>(
+    node: &NodeHandle,
+    stream: S,
+    config: Arc<LinkConfig>,
+    peer: &str,
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
-        return;
+        return false;
     };
     let link = guard.link;
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -160,8 +167,10 @@ where
         }
     }
     debug!(%link, %peer, "stream link ended");
+    let established = guard.established.load(Ordering::Relaxed);
     drop(guard);
     let _ = writer.await;
+    established
 }
 
 /// Writes every frame of `batch` with gathered writes, emptying it.
@@ -221,17 +230,19 @@ fn frames_room(buf: &[u8]) -> usize {
     }
 }
 
-/// Runs a WebSocket session: one netceptor message per binary message.
+/// Runs a WebSocket session: one netceptor message per binary message. Returns whether it
+/// completed its handshake.
 pub(crate) async fn run_websocket<S>(
     node: &NodeHandle,
     ws: WebSocketStream<S>,
     config: Arc<LinkConfig>,
     peer: &str,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some((guard, mut frames, mut close)) = register(node, config, peer).await else {
-        return;
+        return false;
     };
     let link = guard.link;
     let (mut sink, mut stream) = ws.split();
@@ -271,8 +282,10 @@ pub(crate) async fn run_websocket<S>(
         }
     }
     debug!(%link, %peer, "websocket link ended");
+    let established = guard.established.load(Ordering::Relaxed);
     drop(guard);
     let _ = writer.await;
+    established
 }
 
 /// Runs a connected-UDP session (udp-peer): one message per datagram.

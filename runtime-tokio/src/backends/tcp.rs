@@ -10,7 +10,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 use super::sockopt::{prepare_link_socket, widen_backlog};
-use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link};
+use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link, session_result};
 use crate::NodeHandle;
 use crate::link::run_stream;
 use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
@@ -79,7 +79,9 @@ pub fn tcp_serve(
             sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
-                    None => run_stream(&node, sock, link, &peer).await,
+                    None => {
+                        run_stream(&node, sock, link, &peer).await;
+                    }
                     Some(acc) => match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
                         Ok(Ok(tls)) => {
                             let link = session_link(&link, tls.get_ref().1.peer_certificates());
@@ -109,7 +111,7 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                 .await
                 .map_err(|e| e.to_string())?;
             prepare_link_socket(&sock);
-            match &spec.tls {
+            let established = match &spec.tls {
                 None => run_stream(&node, sock, spec.link.clone(), &spec.address).await,
                 Some(cfg) => {
                     let name = server_name_for_host(host_of(&spec.address))
@@ -123,10 +125,10 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                             format!("TLS handshake failed: {why}")
                         })?;
                     let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
-                    run_stream(&node, tls, link, &spec.address).await;
+                    run_stream(&node, tls, link, &spec.address).await
                 }
-            }
-            Ok(())
+            };
+            session_result(established)
         }
     }))
 }
