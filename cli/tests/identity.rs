@@ -326,3 +326,54 @@ fn backend_tls_failures_name_their_cause_on_both_ends() {
     wait_log(&s, "the client does not speak TLS");
     drop((p, s));
 }
+
+/// A listener moved by `reload` from a tls-server without `bindnodeid` to one with it drops
+/// the session of a peer whose certificate is for another node, and refuses it from then on;
+/// moved back, the peer joins again.
+#[test]
+fn reload_moves_a_listener_onto_a_binding_tls_server() {
+    let dir = TempDir::new("bindreload");
+    let ca = Ca::new("mesh CA");
+    let ca_file = ca.write(&dir, "ca.crt");
+    let (s_crt, s_key) = ca.issue(&dir, "S", &["S"]);
+    let (m_crt, m_key) = ca.issue(&dir, "M", &["M"]);
+    let port = free_port();
+    let tls_servers = format!(
+        "- tls-server:\n    name: plain\n    cert: {s_crt}\n    key: {s_key}\n    requireclientcert: true\n    \
+         clientcas: {ca_file}\n\
+         - tls-server:\n    name: bound\n    cert: {s_crt}\n    key: {s_key}\n    requireclientcert: true\n    \
+         clientcas: {ca_file}\n    bindnodeid: true\n"
+    );
+    let with = |tls: &str| {
+        node_yaml(
+            &dir,
+            "S",
+            &format!(
+                "{tls_servers}- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n    tls: {tls}\n"
+            ),
+        )
+    };
+    let s = start_yaml(&dir, "S", &with("plain"));
+    let s_sock = dir.path("S.sock");
+    wait_for_path(&s_sock, Duration::from_secs(5));
+    let b_items = client_tls(&m_crt, &m_key, &ca_file, false) + &tcp_peer(port);
+    let b = start_yaml(&dir, "B", &node_yaml(&dir, "B", &b_items));
+    eventually(Duration::from_secs(10), "S to accept B", || {
+        connected(&s_sock, "B")
+    });
+    let reload = |tls: &str| {
+        std::fs::write(dir.path("S.yml"), with(tls)).unwrap();
+        let o = receptorctl(&s_sock, &["reload"]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    };
+    reload("bound");
+    let why = "node-ID mismatch: the peer announced node ID B but its certificate is for node ID M";
+    wait_log(&s, why);
+    wait_log(&b, why);
+    assert!(!connected(&s_sock, "B"));
+    reload("plain");
+    eventually(Duration::from_secs(30), "S to accept B again", || {
+        connected(&s_sock, "B")
+    });
+    drop((b, s));
+}
