@@ -49,11 +49,16 @@ fn connected(sock: &Path, peer: &str) -> bool {
 }
 
 fn wait_log(p: &Proc, text: &str) {
-    eventually(
-        Duration::from_secs(10),
-        &format!("{} to log {text:?}", p.name),
-        || p.log_text().contains(text),
-    );
+    let start = std::time::Instant::now();
+    while !p.log_text().contains(text) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} never logged {text:?}; its log:\n{}",
+            p.name,
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -86,6 +91,14 @@ fn bound_server_refuses_wrong_and_missing_node_ids_with_the_reason_in_both_logs(
         "node-ID mismatch: the peer announced node ID B but its certificate is for node ID M";
     wait_log(&s, mismatch);
     wait_log(&b, mismatch);
+    // The refused dialer counts it as a failed dial, so it backs off instead of retrying
+    // every second.
+    wait_log(
+        &b,
+        &format!(
+            "connection to localhost:{port} failed: the session closed before its handshake completed"
+        ),
+    );
     // A certificate with no node-ID SAN at all.
     let c = peer("C", &n_crt, &n_key);
     let no_id = "no node ID in certificate: the peer announced node ID C";
@@ -263,4 +276,104 @@ fn bindnodeid_in_every_config_form() {
         "bindnodeid=true",
     ]);
     assert!(c3.tls_servers[0].bind_node_id);
+}
+
+/// Backend TLS failures say what failed, on both ends: a client that does not trust the
+/// server's CA, a server that does not trust the client's, and a plain peer dialing a TLS
+/// listener.
+#[test]
+fn backend_tls_failures_name_their_cause_on_both_ends() {
+    let dir = TempDir::new("tlswhy");
+    let ca = Ca::new("mesh CA");
+    let other = Ca::new("someone else's CA");
+    let ca_file = ca.write(&dir, "ca.crt");
+    let other_file = other.write(&dir, "other.crt");
+    let (s_crt, s_key) = ca.issue(&dir, "S", &["S"]);
+    let (w_crt, w_key) = ca.issue(&dir, "W", &["W"]);
+    let port = free_port();
+    let server = server_tls(&s_crt, &s_key, &ca_file, false) + &tcp_listener(port);
+    let s = start_yaml(&dir, "S", &node_yaml(&dir, "S", &server));
+    wait_for_path(&dir.path("S.sock"), Duration::from_secs(5));
+    // W trusts another CA than the one that signed S's certificate.
+    let w_items = client_tls(&w_crt, &w_key, &other_file, false) + &tcp_peer(port);
+    let w = start_yaml(&dir, "W", &node_yaml(&dir, "W", &w_items));
+    wait_log(
+        &w,
+        "the server's certificate is not signed by a CA this node trusts (rootcas)",
+    );
+    wait_log(
+        &s,
+        "the client does not trust the CA that signed this node's certificate",
+    );
+    drop(w);
+    // N trusts S's CA, but its own certificate is from another CA. With TLS 1.3 it learns
+    // that only after its handshake, from the server's alert.
+    let (n_crt, n_key) = other.issue(&dir, "N", &["N"]);
+    let n_items = client_tls(&n_crt, &n_key, &ca_file, false) + &tcp_peer(port);
+    let n = start_yaml(&dir, "N", &node_yaml(&dir, "N", &n_items));
+    wait_log(
+        &s,
+        "the client's certificate is not signed by a CA this node trusts (clientcas)",
+    );
+    wait_log(
+        &n,
+        "the peer does not trust the CA that signed this node's certificate",
+    );
+    drop(n);
+    // P dials without TLS.
+    let p_items = format!("- tcp-peer:\n    address: 127.0.0.1:{port}\n");
+    let p = start_yaml(&dir, "P", &node_yaml(&dir, "P", &p_items));
+    wait_log(&s, "the client does not speak TLS");
+    drop((p, s));
+}
+
+/// A listener moved by `reload` from a tls-server without `bindnodeid` to one with it drops
+/// the session of a peer whose certificate is for another node, and refuses it from then on;
+/// moved back, the peer joins again.
+#[test]
+fn reload_moves_a_listener_onto_a_binding_tls_server() {
+    let dir = TempDir::new("bindreload");
+    let ca = Ca::new("mesh CA");
+    let ca_file = ca.write(&dir, "ca.crt");
+    let (s_crt, s_key) = ca.issue(&dir, "S", &["S"]);
+    let (m_crt, m_key) = ca.issue(&dir, "M", &["M"]);
+    let port = free_port();
+    let tls_servers = format!(
+        "- tls-server:\n    name: plain\n    cert: {s_crt}\n    key: {s_key}\n    requireclientcert: true\n    \
+         clientcas: {ca_file}\n\
+         - tls-server:\n    name: bound\n    cert: {s_crt}\n    key: {s_key}\n    requireclientcert: true\n    \
+         clientcas: {ca_file}\n    bindnodeid: true\n"
+    );
+    let with = |tls: &str| {
+        node_yaml(
+            &dir,
+            "S",
+            &format!(
+                "{tls_servers}- tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n    tls: {tls}\n"
+            ),
+        )
+    };
+    let s = start_yaml(&dir, "S", &with("plain"));
+    let s_sock = dir.path("S.sock");
+    wait_for_path(&s_sock, Duration::from_secs(5));
+    let b_items = client_tls(&m_crt, &m_key, &ca_file, false) + &tcp_peer(port);
+    let b = start_yaml(&dir, "B", &node_yaml(&dir, "B", &b_items));
+    eventually(Duration::from_secs(10), "S to accept B", || {
+        connected(&s_sock, "B")
+    });
+    let reload = |tls: &str| {
+        std::fs::write(dir.path("S.yml"), with(tls)).unwrap();
+        let o = receptorctl(&s_sock, &["reload"]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    };
+    reload("bound");
+    let why = "node-ID mismatch: the peer announced node ID B but its certificate is for node ID M";
+    wait_log(&s, why);
+    wait_log(&b, why);
+    assert!(!connected(&s_sock, "B"));
+    reload("plain");
+    eventually(Duration::from_secs(30), "S to accept B again", || {
+        connected(&s_sock, "B")
+    });
+    drop((b, s));
 }

@@ -327,7 +327,8 @@ fn list_status_cancel_release() {
         fds() <= before
     });
 
-    // Release removes the directory and the unit; releasing again (or an unknown unit) is fine.
+    // Release removes the directory and the unit. Releasing it again, or an unknown unit, is
+    // Go's error; force-release of an unknown unit succeeds quietly (Go issue #758).
     assert!(n.unit_dir(&id).is_dir());
     let o = receptorctl(&n.sock, &["work", "release", &id]);
     assert!(o.status.success());
@@ -335,14 +336,36 @@ fn list_status_cancel_release() {
     assert!(!n.unit_dir(&id).exists());
     let o = receptorctl(&n.sock, &["work", "list"]);
     assert_eq!(stdout(&o).trim(), "{}");
-    let o = receptorctl(&n.sock, &["work", "release", &id, "NoSuchID"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("(NoSuchID, released)"));
     let mut raw = control_w(&n.sock);
+    assert_eq!(
+        raw.line(&format!("work release {id}")),
+        format!("ERROR: unknown work unit {id}\n")
+    );
+    raw = control_w(&n.sock);
     assert_eq!(
         raw.line("work force-release gone"),
         "{\"released\":\"gone\"}\n"
     );
+    // IDs that could never name a unit are refused as such, forced or not, and nothing
+    // outside the data directory is touched.
+    let outside = dir.path("A");
+    std::fs::create_dir_all(&outside).unwrap();
+    for bad in ["../A", "..", ".", "a/b"] {
+        for op in ["release", "force-release"] {
+            raw = control_w(&n.sock);
+            let reply = raw.line(&format!("work {op} {bad}"));
+            assert_eq!(
+                reply,
+                format!(
+                    "ERROR: invalid work unit ID {bad:?}: a unit ID is one path component (not \
+                     empty, . or .., no / or NUL)\n"
+                ),
+                "work {op} {bad}"
+            );
+        }
+    }
+    assert!(outside.is_dir());
+    raw = control_w(&n.sock);
 
     // Release of a running unit cancels it first.
     let id2 = submit(&n.sock, &["sleep", "--no-payload", "30"]);

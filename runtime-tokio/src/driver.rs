@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use receptor_core::{
-    AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, NodeId, Transmit,
+    AppCommand, Apps, Channels, CloseReason, Event, Input, LinkConfig, LinkId, Node, NodeId,
+    Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -312,8 +313,18 @@ impl Driver {
                     s.handle_unreachable(service, &reporter, &notice);
                 }
                 Event::CloseLink { link, reason } => {
-                    if let Some((_, close, peer, _)) = self.links.get_mut(&link) {
+                    if let Some((_, close, peer, established)) = self.links.get_mut(&link) {
                         info!(%link, %peer, ?reason, "closing connection");
+                        // A session refused by either side counts as never established, so
+                        // its dialer backs off: the same peer would be refused again.
+                        if matches!(
+                            reason,
+                            CloseReason::Rejected(_)
+                                | CloseReason::PeerRejected(_)
+                                | CloseReason::Identity(_)
+                        ) {
+                            established.store(false, Ordering::Relaxed);
+                        }
                         if let Some(c) = close.take() {
                             let _ = c.send(());
                         }

@@ -15,8 +15,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::NodeHandle;
 use crate::driver::{LINK_QUEUE, LinkTx, ToNode};
@@ -35,7 +36,8 @@ const WRITE_BATCH: usize = 64;
 struct DownGuard {
     node: NodeHandle,
     link: receptor_core::LinkId,
-    /// Set by the node task when the session completes its handshake.
+    /// Set by the node task when the session completes its handshake; cleared when either
+    /// side refuses the session.
     established: Arc<AtomicBool>,
 }
 
@@ -84,13 +86,19 @@ async fn register(
     Some((guard, frames_rx, close_rx))
 }
 
-/// Runs a byte-stream session (TCP, TLS) until either side ends it.
-pub(crate) async fn run_stream<S>(node: &NodeHandle, stream: S, config: Arc<LinkConfig>, peer: &str)
+/// Runs a byte-stream session (TCP, TLS) until either side ends it. Returns whether it
+/// completed its handshake (a dialer backs off further after a session that did not).
+pub(crate) async fn run_stream<S>(
+    node: &NodeHandle,
+    stream: S,
+    config: Arc<LinkConfig>,
+    peer: &str,
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let Some((guard, mut frames, mut close)) = register(node, config, "tcp", peer).await else {
-        return;
+        return false;
     };
     let link = guard.link;
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -130,7 +138,13 @@ where
         let spare = buf.capacity() - buf.len();
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(e) => {
+                    if let Some(why) = crate::tls::explain_session_error(&e) {
+                        warn!(%link, %peer, "TLS session failed: {why}");
+                    }
+                    break;
+                }
                 Ok(n) => {
                     if n == spare && guard.established.load(Ordering::Relaxed) {
                         size = READ_BUF;
@@ -155,8 +169,10 @@ where
         }
     }
     debug!(%link, %peer, "stream link ended");
+    let established = guard.established.load(Ordering::Relaxed);
     drop(guard);
     let _ = writer.await;
+    established
 }
 
 /// Writes every frame of `batch` with gathered writes, emptying it.
@@ -216,17 +232,19 @@ fn frames_room(buf: &[u8]) -> usize {
     }
 }
 
-/// Runs a WebSocket session: one netceptor message per binary message.
+/// Runs a WebSocket session: one netceptor message per binary message. Returns whether it
+/// completed its handshake.
 pub(crate) async fn run_websocket<S>(
     node: &NodeHandle,
     ws: WebSocketStream<S>,
     config: Arc<LinkConfig>,
     peer: &str,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some((guard, mut frames, mut close)) = register(node, config, "ws", peer).await else {
-        return;
+        return false;
     };
     let link = guard.link;
     let (mut sink, mut stream) = ws.split();
@@ -253,6 +271,12 @@ pub(crate) async fn run_websocket<S>(
                         break;
                     }
                 }
+                Some(Err(WsError::Io(e))) => {
+                    if let Some(why) = crate::tls::explain_session_error(&e) {
+                        warn!(%link, %peer, "TLS session failed: {why}");
+                    }
+                    break;
+                }
                 Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
@@ -260,8 +284,10 @@ pub(crate) async fn run_websocket<S>(
         }
     }
     debug!(%link, %peer, "websocket link ended");
+    let established = guard.established.load(Ordering::Relaxed);
     drop(guard);
     let _ = writer.await;
+    established
 }
 
 /// Runs a connected-UDP session (udp-peer): one message per datagram.

@@ -688,7 +688,10 @@ impl Workceptor {
     }
 
     /// `work release` / `work force-release`: cancels the unit and deletes its directory.
-    /// Releasing a unit that does not exist (any more) succeeds, unlike Go.
+    ///
+    /// An ID that could never name a unit (empty, `.`, `..`, with `/` or NUL) is refused as
+    /// such. A unit that does not exist (any more) is Go's `unknown work unit` for `release`;
+    /// `force-release` of it succeeds quietly (Go issue #758), so cleanup can be repeated.
     pub async fn release(
         self: &Arc<Self>,
         unit_id: &str,
@@ -696,8 +699,18 @@ impl Workceptor {
         force: bool,
         conn_is_unix: bool,
     ) -> Result<bool, String> {
+        if !is_safe_unit_id(unit_id) {
+            return Err(format!(
+                "invalid work unit ID {unit_id:?}: a unit ID is one path component (not empty, \
+                 . or .., no / or NUL)"
+            ));
+        }
         let Some(unit) = self.find(unit_id) else {
-            return Ok(false);
+            return if force {
+                Ok(false)
+            } else {
+                Err(format!("unknown work unit {unit_id}"))
+            };
         };
         self.check_unit_signature(&unit, signature, conn_is_unix)?;
         if let UnitKind::Remote = unit.kind {

@@ -122,6 +122,17 @@ pub(crate) fn session_link(
     Arc::new(own)
 }
 
+/// A dialer's verdict on a session that ran: one refused or abandoned before its handshake
+/// completed counts as a failed dial, so the redial backs off instead of retrying every
+/// second (a peer refused for its identity would be refused again).
+pub(crate) fn session_result(established: bool) -> Result<(), String> {
+    if established {
+        Ok(())
+    } else {
+        Err("the session closed before its handshake completed".to_owned())
+    }
+}
+
 /// `host:port` for binding, with IPv6 hosts bracketed.
 pub(crate) fn bind_addr(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {

@@ -10,10 +10,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 use super::sockopt::{prepare_link_socket, widen_backlog};
-use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link};
+use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link, session_result};
 use crate::NodeHandle;
 use crate::link::run_stream;
-use crate::tls::server_name_for_host;
+use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
 
 /// Go's TLS dial timeout.
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -79,13 +79,18 @@ pub fn tcp_serve(
             sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
-                    None => run_stream(&node, sock, link, &peer).await,
+                    None => {
+                        run_stream(&node, sock, link, &peer).await;
+                    }
                     Some(acc) => match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
                         Ok(Ok(tls)) => {
                             let link = session_link(&link, tls.get_ref().1.peer_certificates());
                             run_stream(&node, tls, link, &peer).await;
                         }
-                        Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
+                        Ok(Err(e)) => {
+                            let why = explain_handshake_error(&e, HandshakeSide::Server);
+                            warn!("TLS handshake with {peer} failed: {why}");
+                        }
                         Err(_) => warn!("TLS handshake with {peer} timed out"),
                     },
                 }
@@ -106,7 +111,7 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                 .await
                 .map_err(|e| e.to_string())?;
             prepare_link_socket(&sock);
-            match &spec.tls {
+            let established = match &spec.tls {
                 None => run_stream(&node, sock, spec.link.clone(), &spec.address).await,
                 Some(cfg) => {
                     let name = server_name_for_host(host_of(&spec.address))
@@ -115,12 +120,15 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                     let tls = tokio::time::timeout(TLS_TIMEOUT, conn.connect(name, sock))
                         .await
                         .map_err(|_| "TLS handshake timed out".to_owned())?
-                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                        .map_err(|e| {
+                            let why = explain_handshake_error(&e, HandshakeSide::Client);
+                            format!("TLS handshake failed: {why}")
+                        })?;
                     let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
-                    run_stream(&node, tls, link, &spec.address).await;
+                    run_stream(&node, tls, link, &spec.address).await
                 }
-            }
-            Ok(())
+            };
+            session_result(established)
         }
     }))
 }

@@ -18,10 +18,10 @@ use tracing::{debug, warn};
 use receptor_core::wire::MAX_MESSAGE_LEN;
 
 use super::sockopt::prepare_link_socket;
-use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, tcp_bind};
+use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, session_result, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
-use crate::tls::server_name_for_host;
+use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
 
 /// Go's `ReadHeaderTimeout` (and a bound on the TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,7 +127,10 @@ pub fn ws_serve(
                                 let link = session_link(&spec.listen.link, chain);
                                 upgrade(&node, tls, &spec, link, &peer).await;
                             }
-                            Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
+                            Ok(Err(e)) => {
+                                let why = explain_handshake_error(&e, HandshakeSide::Server);
+                                warn!("TLS handshake with {peer} failed: {why}");
+                            }
                             Err(_) => warn!("TLS handshake with {peer} timed out"),
                         }
                     }
@@ -161,7 +164,9 @@ async fn upgrade<S>(
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(ws)) => run_websocket(node, ws, link, peer).await,
+        Ok(Ok(ws)) => {
+            run_websocket(node, ws, link, peer).await;
+        }
         Ok(Err(e)) => debug!("websocket upgrade from {peer} refused: {e}"),
         Err(_) => debug!("websocket upgrade from {peer} timed out"),
     }
@@ -229,27 +234,30 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                     .await
                     .map_err(|e| e.to_string())?;
             prepare_link_socket(&sock);
-            if secure {
+            let established = if secure {
                 let cfg = spec.tls.clone().ok_or("wss:// needs a tls-client config")?;
                 let name = server_name_for_host(&host).map_err(|e| e.to_string())?;
                 let tls = TlsConnector::from(cfg)
                     .connect(name, sock)
                     .await
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                    .map_err(|e| {
+                        let why = explain_handshake_error(&e, HandshakeSide::Client);
+                        format!("TLS handshake failed: {why}")
+                    })?;
                 let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(req, tls, Some(ws_config()))
                         .await
                         .map_err(|e| e.to_string())?;
-                run_websocket(&node, ws, link, &spec.url).await;
+                run_websocket(&node, ws, link, &spec.url).await
             } else {
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(req, sock, Some(ws_config()))
                         .await
                         .map_err(|e| e.to_string())?;
-                run_websocket(&node, ws, spec.link.clone(), &spec.url).await;
-            }
-            Ok(())
+                run_websocket(&node, ws, spec.link.clone(), &spec.url).await
+            };
+            session_result(established)
         }
     }))
 }

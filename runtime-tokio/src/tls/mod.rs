@@ -42,6 +42,7 @@ macro_rules! check_signatures_with_algs {
 mod config;
 mod der;
 mod error;
+mod explain;
 mod files;
 pub mod insecure;
 mod nodeid;
@@ -55,6 +56,7 @@ pub use config::{
 };
 pub use der::DerError;
 pub use error::{CertNameError, TlsError};
+pub use explain::{HandshakeSide, explain_handshake_error, explain_session_error};
 pub use files::{Fingerprint, system_roots};
 pub use nodeid::{
     RECEPTOR_NODE_ID_OID, RECEPTOR_NODE_ID_OID_ARCS, check_cert_node_id, check_own_cert_names,
