@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use receptor_core::LinkConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -17,7 +18,7 @@ use tracing::{debug, warn};
 use receptor_core::wire::MAX_MESSAGE_LEN;
 
 use super::sockopt::prepare_link_socket;
-use super::{WsDialSpec, WsListenSpec, redial_loop, tcp_bind};
+use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
 use crate::tls::server_name_for_host;
@@ -119,10 +120,17 @@ pub fn ws_serve(
             sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
-                    None => upgrade(&node, sock, &spec, &peer).await,
+                    None => {
+                        let link = spec.listen.link.clone();
+                        upgrade(&node, sock, &spec, link, &peer).await;
+                    }
                     Some(acc) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
-                            Ok(Ok(tls)) => upgrade(&node, tls, &spec, &peer).await,
+                            Ok(Ok(tls)) => {
+                                let chain = tls.get_ref().1.peer_certificates();
+                                let link = session_link(&spec.listen.link, chain);
+                                upgrade(&node, tls, &spec, link, &peer).await;
+                            }
                             Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
                             Err(_) => warn!("TLS handshake with {peer} timed out"),
                         }
@@ -133,8 +141,13 @@ pub fn ws_serve(
     })
 }
 
-async fn upgrade<S>(node: &NodeHandle, stream: S, spec: &WsListenSpec, peer: &str)
-where
+async fn upgrade<S>(
+    node: &NodeHandle,
+    stream: S,
+    spec: &WsListenSpec,
+    link: Arc<LinkConfig>,
+    peer: &str,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let path = spec.path.clone();
@@ -152,7 +165,7 @@ where
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(ws)) => run_websocket(node, ws, spec.listen.link.clone(), peer).await,
+        Ok(Ok(ws)) => run_websocket(node, ws, link, peer).await,
         Ok(Err(e)) => debug!("websocket upgrade from {peer} refused: {e}"),
         Err(_) => debug!("websocket upgrade from {peer} timed out"),
     }
@@ -227,11 +240,12 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                     .connect(name, sock)
                     .await
                     .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(req, tls, Some(ws_config()))
                         .await
                         .map_err(|e| e.to_string())?;
-                run_websocket(&node, ws, spec.link.clone(), &spec.url).await;
+                run_websocket(&node, ws, link, &spec.url).await;
             } else {
                 let (ws, _) =
                     tokio_tungstenite::client_async_with_config(req, sock, Some(ws_config()))
