@@ -55,7 +55,13 @@ pub fn tcp_serve(
         let mut sessions = JoinSet::new();
         let mut failures = 0u32;
         loop {
-            let (sock, remote) = match listener.accept().await {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                // A finished session's task keeps its memory (its future's state: buffers,
+                // TLS) until it is joined: reap each as it ends, not at the next accept.
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let (sock, remote) = match accepted {
                 Ok(x) => {
                     failures = 0;
                     x
@@ -71,7 +77,6 @@ pub fn tcp_serve(
             if node.inbound.is_closed() {
                 return;
             }
-            while sessions.try_join_next().is_some() {}
             prepare_link_socket(&sock);
             let node = node.clone();
             let link = spec.link.clone();

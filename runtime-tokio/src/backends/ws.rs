@@ -101,14 +101,18 @@ pub fn ws_serve(
         let acceptor = spec.listen.tls.clone().map(TlsAcceptor::from);
         let mut sessions = JoinSet::new();
         loop {
-            let Ok((sock, remote)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                // Finished sessions are reaped as they end (see `tcp_serve`).
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let Ok((sock, remote)) = accepted else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             if node.inbound.is_closed() {
                 return;
             }
-            while sessions.try_join_next().is_some() {}
             prepare_link_socket(&sock);
             let node = node.clone();
             let spec = spec.clone();
