@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use receptor_core::{AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, Transmit};
@@ -24,6 +25,9 @@ pub const SERVICE_QUEUE: usize = 256;
 pub(crate) struct LinkTx {
     pub(crate) frames: mpsc::Sender<Transmit>,
     pub(crate) close: oneshot::Sender<()>,
+    /// Set once the session completes its handshake: until then its reader holds at most
+    /// one message's worth of buffer.
+    pub(crate) established: Arc<AtomicBool>,
 }
 
 pub(crate) enum ToNode {
@@ -73,8 +77,14 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// A link as the node task knows it: its frame queue, close signal and peer address.
-type LinkEntry = (mpsc::Sender<Transmit>, Option<oneshot::Sender<()>>, String);
+/// A link as the node task knows it: its frame queue, close signal, peer address and
+/// handshake flag.
+type LinkEntry = (
+    mpsc::Sender<Transmit>,
+    Option<oneshot::Sender<()>>,
+    String,
+    Arc<AtomicBool>,
+);
 
 /// State the node task keeps beside the node.
 struct Driver {
@@ -160,7 +170,7 @@ pub(crate) async fn run(
     }
     d.streams.shut_down();
     // Dropping the link senders ends every writer; the readers are told to stop.
-    for (_, (_, close, _)) in std::mem::take(&mut d.links) {
+    for (_, (_, close, _, _)) in std::mem::take(&mut d.links) {
         if let Some(c) = close {
             let _ = c.send(());
         }
@@ -179,7 +189,8 @@ impl Driver {
                 peer,
             } => {
                 debug!(%link, %peer, "link up");
-                self.links.insert(link, (tx.frames, Some(tx.close), peer));
+                self.links
+                    .insert(link, (tx.frames, Some(tx.close), peer, tx.established));
                 self.node.handle_input(now, Input::LinkUp { link, config });
             }
             ToNode::Received { link, data } => {
@@ -226,7 +237,7 @@ impl Driver {
     fn flush_node(&mut self) -> Option<String> {
         let now = now();
         while let Some(t) = self.node.poll_transmit() {
-            if let Some((tx, _, _)) = self.links.get(&t.link)
+            if let Some((tx, _, _, _)) = self.links.get(&t.link)
                 && tx.try_send(t).is_err()
             {
                 // A full queue means a peer that does not keep up: drop, as a lossy link would.
@@ -257,7 +268,7 @@ impl Driver {
                     );
                 }
                 Event::CloseLink { link, reason } => {
-                    if let Some((_, close, peer)) = self.links.get_mut(&link) {
+                    if let Some((_, close, peer, _)) = self.links.get_mut(&link) {
                         info!(%link, %peer, ?reason, "closing connection");
                         if let Some(c) = close.take() {
                             let _ = c.send(());
@@ -268,6 +279,9 @@ impl Driver {
                     info!(%link, "Connection to {node} lost");
                 }
                 Event::PeerUp { link, node } => {
+                    if let Some((_, _, _, established)) = self.links.get(&link) {
+                        established.store(true, Ordering::Relaxed);
+                    }
                     info!(%link, "Connection established with {node}");
                 }
                 Event::RoutesChanged => {

@@ -27,7 +27,8 @@ impl Write for Replay<'_> {
 
 /// A `ws-listener` connection that sent `data` (after a first byte choosing the listener's
 /// path): the upgrade request through tungstenite's handshake with our path and origin
-/// checks, then, if it was accepted, every frame until the stream fails or ends.
+/// checks and our session settings, then, if it was accepted, every frame until the stream
+/// fails or ends. No message may be larger than a netceptor message.
 pub fn ws_upgrade(data: &[u8]) {
     let Some((&which, input)) = data.split_first() else {
         return;
@@ -38,12 +39,17 @@ pub fn ws_upgrade(data: &[u8]) {
                  resp: tungstenite::handshake::server::Response| {
         crate::backends::check_upgrade(path, req, resp)
     };
-    let Ok(mut ws) = tungstenite::accept_hdr(Replay { input }, check) else {
+    let config = Some(crate::backends::ws_config());
+    let Ok(mut ws) = tungstenite::accept_hdr_with_config(Replay { input }, check, config) else {
         return;
     };
     let mut n = 0usize;
-    while ws.read().is_ok() {
+    while let Ok(m) = ws.read() {
         n += 1;
         assert!(n <= input.len(), "more messages than bytes");
+        assert!(
+            m.len() <= receptor_core::wire::MAX_MESSAGE_LEN,
+            "oversized message"
+        );
     }
 }

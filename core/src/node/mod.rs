@@ -121,8 +121,12 @@ fn queue(transmits: &mut VecDeque<Transmit>, stats: &mut NodeStats, t: Transmit)
 pub enum CloseReason {
     /// We rejected the peer (a reject message was queued first).
     Rejected(String),
-    /// The peer sent a reject.
-    PeerRejected,
+    /// The peer sent a reject, with the reason it gave (ours give one for identity refusals;
+    /// Go's never do).
+    PeerRejected(Option<String>),
+    /// We refused the peer under node-ID binding (`bindnodeid`); a reject naming the reason
+    /// was queued first.
+    Identity(crate::identity::IdentityError),
     /// The peer never completed the handshake.
     HandshakeTimeout,
     /// Nothing arrived within the idle timeout.
