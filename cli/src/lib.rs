@@ -7,6 +7,8 @@ pub mod backends;
 pub mod certs;
 pub mod config;
 pub mod control;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod run;

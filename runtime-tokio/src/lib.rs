@@ -7,6 +7,8 @@
 
 pub mod backends;
 mod driver;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod handle;
 mod link;
 mod stream;

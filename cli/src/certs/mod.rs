@@ -199,3 +199,27 @@ pub fn sign_req(
     let cert = x509::sign(&req, &ca_cert, &ca_key, validity)?;
     pem::save(Path::new(&cfg.out_cert), pem::CERTIFICATE, &cert)
 }
+
+/// Everything the certificate commands read from files, applied to `data` as a file's
+/// contents (for fuzzing): PEM blocks and what each holds, a request's names and its
+/// prompt, and a subjectAltName value.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_untrusted(data: &[u8]) {
+    if let Ok(items) = pem::parse(data) {
+        for item in items {
+            if let pem::Item::Request(der) = item
+                && let Ok(req) = request::Request::parse(&der)
+            {
+                let _ = req.describe();
+                let _ = req.names.san_types();
+            }
+        }
+    }
+    if let Ok(req) = request::Request::parse(data) {
+        let _ = req.describe();
+    }
+    if let Ok(names) = names::Names::from_san(data) {
+        let _ = names.describe();
+        let _ = names.san_types();
+    }
+}

@@ -47,7 +47,12 @@ pub(super) enum Want {
 /// Reads every block of a PEM file, checking each parses (Go's `LoadFromPEMFile`).
 pub(super) fn load(path: &Path) -> Result<Vec<Item>, CertError> {
     let data = std::fs::read(path).map_err(|e| CertError::Io(go_path_error("open", path, &e)))?;
-    let blocks = ::pem::parse_many(&data).map_err(|_| CertError::Pem)?;
+    parse(&data)
+}
+
+/// Reads every block of a PEM file's contents, checking each parses.
+pub(super) fn parse(data: &[u8]) -> Result<Vec<Item>, CertError> {
+    let blocks = ::pem::parse_many(data).map_err(|_| CertError::Pem)?;
     if blocks.is_empty() {
         return Err(CertError::Pem);
     }

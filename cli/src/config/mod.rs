@@ -109,6 +109,20 @@ impl Parser {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        self.parse_args_reading(args, &mut read_config_file)
+    }
+
+    /// [`Parser::parse_args`] with `--config` files read by `read` (a path to its text, or an
+    /// error already worded for the user) instead of from the file system.
+    pub fn parse_args_reading<I, S>(
+        &self,
+        args: I,
+        read: &mut dyn FnMut(&str) -> Result<String, ConfigError>,
+    ) -> Result<Command, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         // Go drops every `--config-v2` before parsing anything else.
         let format = if args.iter().any(|a| a == "--config-v2") {
@@ -119,7 +133,7 @@ impl Parser {
         };
         let mut v2_seen = false;
         let outcome = cmdline::parse(&args, &mut |path: &str, prior: &[RawEntity]| {
-            let text = read_config_file(path)?;
+            let text = read(path)?;
             let (raws, v2) = yaml::entities_from_text(&text, path, prior, format)
                 .map_err(|e| e.prefixed("error loading config file: "))?;
             v2_seen |= v2;

@@ -5,6 +5,9 @@ mod tcp;
 mod udp;
 mod ws;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use ws::{check_upgrade, ws_config};
+
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;

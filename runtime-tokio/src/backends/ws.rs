@@ -70,6 +70,23 @@ fn origin_ok(req: &Request) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
+/// The listener's checks of an upgrade request for `path` (tungstenite's handshake callback).
+// The callback's signature is tungstenite's; its error type is what it is.
+#[allow(clippy::result_large_err)]
+pub(crate) fn check_upgrade(
+    path: &str,
+    req: &Request,
+    resp: Response,
+) -> Result<Response, ErrorResponse> {
+    if !path_matches(path, req.uri().path()) {
+        return Err(refuse(StatusCode::NOT_FOUND));
+    }
+    if !origin_ok(req) {
+        return Err(refuse(StatusCode::FORBIDDEN));
+    }
+    Ok(resp)
+}
+
 fn refuse(status: StatusCode) -> ErrorResponse {
     let mut r = ErrorResponse::new(Some(status.canonical_reason().unwrap_or("").to_owned()));
     *r.status_mut() = status;
@@ -156,15 +173,7 @@ async fn upgrade<S>(
     let path = spec.path.clone();
     // The handshake callback's signature is tungstenite's; its error type is what it is.
     #[allow(clippy::result_large_err)]
-    let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if !path_matches(&path, req.uri().path()) {
-            return Err(refuse(StatusCode::NOT_FOUND));
-        }
-        if !origin_ok(req) {
-            return Err(refuse(StatusCode::FORBIDDEN));
-        }
-        Ok(resp)
-    };
+    let check = move |req: &Request, resp: Response| check_upgrade(&path, req, resp);
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
