@@ -30,7 +30,7 @@ pub(crate) mod statusfile;
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,9 @@ pub struct Unit {
     job: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Since when a remote unit's node could not be reached (`None` while it can).
     unreachable_since: Mutex<Option<Instant>>,
+    /// Handshakes in a row that a remote unit's node left unanswered although a route
+    /// existed (reset by any other outcome).
+    unanswered: AtomicU8,
     /// Bumped whenever the unit may have changed (status, stdout, released); waiters
     /// subscribe.
     changes: watch::Sender<u64>,
@@ -129,6 +132,7 @@ impl Unit {
             released: AtomicBool::new(false),
             job: Mutex::new(None),
             unreachable_since: Mutex::new(None),
+            unanswered: AtomicU8::new(0),
             changes: watch::Sender::new(0),
             watched: AtomicBool::new(false),
         }

@@ -34,6 +34,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -225,6 +226,7 @@ impl Workceptor {
             match self.connect_once(&red).await {
                 Ok(c) => {
                     *lock(&unit.unreachable_since) = None;
+                    unit.unanswered.store(0, Ordering::Relaxed);
                     return Some(c);
                 }
                 Err(e) => {
@@ -702,15 +704,28 @@ fn job_running(unit: &Unit) -> bool {
     lock(&unit.job).as_ref().is_some_and(|j| !j.is_finished())
 }
 
+/// Whether this is the second handshake in a row that went unanswered although a route
+/// existed: a firewall on the way drops the packets. One silence is not enough: a node that
+/// has just come back learns a route to us only with our next routing update (up to 10 s,
+/// as Go), and drops our handshake until then.
+fn unanswered_twice(unit: &Unit, e: &ConnectError) -> bool {
+    if matches!(e.failure(), Some(StreamFailure::HandshakeTimeout(_))) {
+        unit.unanswered.fetch_add(1, Ordering::Relaxed) >= 1
+    } else {
+        unit.unanswered.store(0, Ordering::Relaxed);
+        false
+    }
+}
+
 /// Fails a unit not started on the other node yet when connecting failed in a way that
-/// retrying will not mend: TLS refused, a firewall on the way rejecting the packets, or a
-/// handshake left unanswered although a route exists (a firewall dropping them). A TLS
+/// retrying will not mend: TLS refused, a firewall on the way rejecting the packets, or
+/// handshakes left unanswered although a route exists (a firewall dropping them). A TLS
 /// failure names itself in the unit's Detail even when the unit runs already (as Go's
 /// does). Returns whether the unit is Failed now.
 fn gave_up(unit: &Unit, node: &str, e: &ConnectError) -> bool {
     let detail = if e.is_tls() {
         format!("TLS error connecting to remote service: {e}")
-    } else if e.is_lasting() || matches!(e.failure(), Some(StreamFailure::HandshakeTimeout(_))) {
+    } else if e.is_lasting() || unanswered_twice(unit, e) {
         format!("Cannot reach remote node {node}: {e}")
     } else {
         return false;
