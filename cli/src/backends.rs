@@ -112,19 +112,19 @@ impl Backend {
 
     /// Everything this backend needs to run, checked before anything changes.
     fn spec(&self, tls: &TlsConfigs) -> Result<Spec, String> {
-        let listen = |l: &ListenerCfg, kind, tls| -> Result<ListenSpec, String> {
+        let listen = |l: &ListenerCfg, kind, (tls, bind)| -> Result<ListenSpec, String> {
             Ok(ListenSpec {
                 bind: l.bind_addr.clone(),
                 port: l.port,
-                link: link_config(kind, l.cost, &l.node_cost, &l.allowed_peers)?,
+                link: link_config(kind, l.cost, &l.node_cost, &l.allowed_peers, bind)?,
                 tls,
             })
         };
-        let dial = |p: &PeerCfg, kind, tls| -> Result<DialSpec, String> {
+        let dial = |p: &PeerCfg, kind, (tls, bind)| -> Result<DialSpec, String> {
             Ok(DialSpec {
                 address: p.address.clone(),
                 redial: p.redial,
-                link: link_config(kind, p.cost, &BTreeMap::new(), &p.allowed_peers)?,
+                link: link_config(kind, p.cost, &BTreeMap::new(), &p.allowed_peers, bind)?,
                 tls,
             })
         };
@@ -138,7 +138,7 @@ impl Backend {
                 ))
             }
             Self::UdpListener(l) => {
-                let spec = listen(l, LinkKind::Datagram, None)?;
+                let spec = listen(l, LinkKind::Datagram, (None, false))?;
                 Spec::Listen(Listen::new(spec, Proto::Udp, None))
             }
             Self::WsListener(w) => {
@@ -150,7 +150,7 @@ impl Backend {
                 let t = client_tls(tls, &p.tls, &[])?;
                 Spec::Dial(Dial::Tcp(dial(p, LinkKind::Stream, t)?))
             }
-            Self::UdpPeer(p) => Spec::Dial(Dial::Udp(dial(p, LinkKind::Datagram, None)?)),
+            Self::UdpPeer(p) => Spec::Dial(Dial::Udp(dial(p, LinkKind::Datagram, (None, false))?)),
             Self::WsPeer(w) => {
                 let t = client_tls(tls, &w.peer.tls, &[ALPN_HTTP11])?;
                 let d = dial(&w.peer, LinkKind::Message, t)?;
@@ -410,8 +410,10 @@ fn link_config(
     cost: f64,
     node_cost: &BTreeMap<String, f64>,
     allowed: &Option<Vec<String>>,
+    bind_node_id: bool,
 ) -> Result<Arc<LinkConfig>, String> {
     let mut l = LinkConfig::new(kind);
+    l.bind_node_id = bind_node_id;
     l.cost(cost).map_err(|e| e.to_string())?;
     for (n, c) in node_cost {
         let n = NodeId::new(n).map_err(|e| format!("nodecost: {e}"))?;
@@ -427,30 +429,39 @@ fn link_config(
     Ok(Arc::new(l))
 }
 
+/// A backend's TLS: the rustls config, and whether it binds node IDs (`bindnodeid`).
+type BackendTls<C> = (Option<Arc<C>>, bool);
+
 fn server_tls(
     tls: &TlsConfigs,
     name: &Option<String>,
     alpn: &[&[u8]],
-) -> Result<Option<Arc<receptor_tokio::rustls::ServerConfig>>, String> {
-    let Some(name) = name else { return Ok(None) };
+) -> Result<BackendTls<receptor_tokio::rustls::ServerConfig>, String> {
+    let Some(name) = name else {
+        return Ok((None, false));
+    };
     let s = tls
         .servers
         .get(name)
         .ok_or_else(|| format!("unknown TLS config {name}"))?;
-    s.backend_config(alpn).map(Some).map_err(|e| e.to_string())
+    let config = s.backend_config(alpn).map_err(|e| e.to_string())?;
+    Ok((Some(config), s.bind_node_id()))
 }
 
 fn client_tls(
     tls: &TlsConfigs,
     name: &Option<String>,
     alpn: &[&[u8]],
-) -> Result<Option<Arc<receptor_tokio::rustls::ClientConfig>>, String> {
-    let Some(name) = name else { return Ok(None) };
+) -> Result<BackendTls<receptor_tokio::rustls::ClientConfig>, String> {
+    let Some(name) = name else {
+        return Ok((None, false));
+    };
     let c = tls
         .clients
         .get(name)
         .ok_or_else(|| format!("unknown TLS config {name}"))?;
-    c.backend_config(alpn).map(Some).map_err(|e| e.to_string())
+    let config = c.backend_config(alpn).map_err(|e| e.to_string())?;
+    Ok((Some(config), c.bind_node_id()))
 }
 
 #[cfg(test)]

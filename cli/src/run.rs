@@ -43,6 +43,7 @@ fn load_tls(cfg: &Config) -> Result<TlsConfigs, String> {
             pinned_client_cert: s.pinned_client_cert.iter().map(|f| hex(f)).collect(),
             skip_receptor_names_check: s.skip_receptor_names_check,
             min_tls13: s.min_tls13,
+            bind_node_id: s.bind_node_id,
         };
         let loaded = TlsServer::load(&params, id).map_err(|e| e.to_string())?;
         servers.insert(s.name.clone(), loaded);
@@ -58,6 +59,7 @@ fn load_tls(cfg: &Config) -> Result<TlsConfigs, String> {
             pinned_server_cert: c.pinned_server_cert.iter().map(|f| hex(f)).collect(),
             skip_receptor_names_check: c.skip_receptor_names_check,
             min_tls13: c.min_tls13,
+            bind_node_id: c.bind_node_id,
         };
         let loaded = TlsClient::load(&params, id).map_err(|e| e.to_string())?;
         clients.insert(c.name.clone(), loaded);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::firewall::FirewallRule;
 use crate::id::NodeId;
+use crate::identity::PeerCert;
 
 /// A configuration value the core refuses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,6 +44,12 @@ pub struct LinkConfig {
     pub node_cost: BTreeMap<NodeId, f64>,
     /// If set, only these peers are accepted; others are rejected.
     pub allowed_peers: Option<BTreeSet<NodeId>>,
+    /// `bindnodeid` on the backend's TLS config (not in Go): the peer must announce a node ID
+    /// that its TLS certificate carries ([`crate::identity::check_peer`]).
+    pub bind_node_id: bool,
+    /// Per session: what the TLS handshake showed of the peer's certificate. The runtime sets
+    /// it on the session's copy of the options when `bind_node_id` is on.
+    pub peer_cert: Option<PeerCert>,
 }
 
 impl LinkConfig {
@@ -53,6 +60,8 @@ impl LinkConfig {
             cost: 1.0,
             node_cost: BTreeMap::new(),
             allowed_peers: None,
+            bind_node_id: false,
+            peer_cert: None,
         }
     }
 

@@ -16,6 +16,55 @@ use crate::id::{LinkId, NodeId};
 use crate::node::{Input, Node};
 use crate::wire::{Deframer, Message, RouteUpdate};
 
+mod control;
+mod work;
+
+pub use control::control_session;
+pub use work::{jwt, remote_reply, work_status};
+
+/// [`Input::Received`]'s bytes for `arbitrary`: a length-prefixed byte string.
+pub(crate) fn arbitrary_bytes(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Bytes> {
+    Ok(Bytes::from(<Vec<u8> as arbitrary::Arbitrary>::arbitrary(
+        u,
+    )?))
+}
+
+/// One of four link IDs, so that generated input sequences keep meeting the same links.
+impl<'a> arbitrary::Arbitrary<'a> for LinkId {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self(u64::from(u.int_in_range(0u8..=3)?)))
+    }
+}
+
+/// A link of any kind, with a valid cost (as the runtimes' config checks guarantee), some
+/// per-peer costs and an optional allow list drawn from the harness's node names.
+impl<'a> arbitrary::Arbitrary<'a> for LinkConfig {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let kind = *u.choose(&[LinkKind::Stream, LinkKind::Datagram, LinkKind::Message])?;
+        let mut cfg = LinkConfig::new(kind);
+        cfg.cost = f64::from(u.int_in_range(1u8..=255)?) / 2.0;
+        for _ in 0..u.int_in_range(0u8..=2)? {
+            let cost = f64::from(u.int_in_range(1u8..=255)?) / 2.0;
+            if let Ok(id) = NodeId::new(u.choose(&NAMES)?) {
+                cfg.node_cost.insert(id, cost);
+            }
+        }
+        if u.arbitrary()? {
+            let mut peers = std::collections::BTreeSet::new();
+            for _ in 0..u.int_in_range(0u8..=2)? {
+                if let Ok(id) = NodeId::new(u.choose(&NAMES)?) {
+                    peers.insert(id);
+                }
+            }
+            cfg.allowed_peers = Some(peers);
+        }
+        Ok(cfg)
+    }
+}
+
+/// Node names the structured harnesses draw from, so that generated messages meet each other.
+const NAMES: [&str; 6] = ["fuzz", "a", "b", "c", "d", "localhost"];
+
 /// Deframes arbitrary bytes split at arbitrary points; checks the buffer bound.
 pub fn deframer(data: &[u8]) {
     let mut d = Deframer::new();
@@ -99,7 +148,6 @@ impl Cursor<'_> {
     }
 
     fn name(&mut self) -> String {
-        const NAMES: [&str; 6] = ["fuzz", "a", "b", "c", "d", "localhost"];
         NAMES[usize::from(self.byte().unwrap_or(0)) % NAMES.len()].to_owned()
     }
 }
@@ -112,8 +160,9 @@ fn received(node: &mut Node, now: Instant, link: LinkId, data: Bytes) {
 }
 
 /// Feeds a whole node a sequence of inputs drawn from `data`: links coming and going, time
-/// passing, raw bytes, and well-formed routing updates, data messages and adverts built from
-/// the fuzz bytes (so established sessions and forwarding are reached), checking its bounds.
+/// passing, raw bytes, well-formed routing updates, data messages and adverts built from
+/// the fuzz bytes (so established sessions and forwarding are reached), and runs of
+/// `arbitrary` [`Input`]s (any link kind and options, in any order), checking its bounds.
 #[allow(clippy::disallowed_methods)] // the harness, not the core, picks the start instant
 pub fn node_inputs(data: &[u8]) {
     use crate::id::{ServiceName, name_hash};
@@ -214,6 +263,19 @@ pub fn node_inputs(data: &[u8]) {
             14 => {
                 let _ = node.ping(now, &c.name());
                 let _ = node.traceroute(now, &c.name());
+            }
+            _ if op & 0x8 != 0 => {
+                let len = usize::from(c.byte().unwrap_or(0));
+                let mut u = arbitrary::Unstructured::new(c.take(len));
+                while let Ok(input) = u.arbitrary::<Input>() {
+                    if let Input::Received { link, data } = &input {
+                        node.warm(std::iter::once((*link, &data[..])));
+                    }
+                    node.handle_input(now, input);
+                    if u.is_empty() {
+                        break;
+                    }
+                }
             }
             _ => {
                 let svc = ServiceName::new("x").unwrap_or_default();

@@ -50,6 +50,7 @@ pub mod config;
 pub mod control;
 pub mod firewall;
 pub mod id;
+pub mod identity;
 mod link;
 mod node;
 mod ping;

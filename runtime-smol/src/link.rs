@@ -17,6 +17,10 @@ use crate::handle::NodeHandle;
 
 /// Bytes read from a stream at most at once.
 const READ_CHUNK: usize = 64 * 1024;
+/// The first read buffer of a stream session: a connection that never sends (half-open, or
+/// a peer that stalls before its handshake) holds this much instead of a zeroed
+/// [`READ_CHUNK`]; the buffer grows to that once a read fills it.
+const FIRST_READ_CHUNK: usize = 8 * 1024;
 /// A fresh read buffer is allocated when less than this is left of the current one.
 const MIN_READ: usize = 4096;
 /// Frames are gathered up to this size before they are written to a stream.
@@ -102,16 +106,21 @@ pub(crate) async fn run_stream<R, W>(
     let writer = node.spawn(write_stream(wr, s.frames));
     // Reads land in one zeroed buffer; each chunk is split off its front and handed on
     // without a copy, and a new buffer is zeroed only once the old one is used up.
-    let mut buf = BytesMut::zeroed(READ_CHUNK);
+    let mut size = FIRST_READ_CHUNK;
+    let mut buf = BytesMut::zeroed(size);
     loop {
         if buf.len() < MIN_READ {
-            buf = BytesMut::zeroed(READ_CHUNK);
+            buf = BytesMut::zeroed(size);
         }
+        let room = buf.len();
         let read = async { Some(rd.read(&mut buf).await) };
         let n = match future::or(closed(&s.close), read).await {
             Some(Ok(n)) if n > 0 => n,
             _ => break,
         };
+        if n == room {
+            size = READ_CHUNK;
+        }
         let data = buf.split_to(n).freeze();
         let msg = ToNode::Received { link: s.link, data };
         if node.inbound.send(msg).await.is_err() {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use receptor_core::{
@@ -26,6 +27,9 @@ pub const SERVICE_QUEUE: usize = 256;
 pub(crate) struct LinkTx {
     pub(crate) frames: mpsc::Sender<Transmit>,
     pub(crate) close: oneshot::Sender<()>,
+    /// Set once the session completes its handshake: until then its reader holds at most
+    /// one message's worth of buffer.
+    pub(crate) established: Arc<AtomicBool>,
 }
 
 pub(crate) enum ToNode {
@@ -75,9 +79,14 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// A link as the node task knows it: its frame queue, close signal and peer (backend and
-/// address, as `tcp 127.0.0.1:2222`).
-type LinkEntry = (mpsc::Sender<Transmit>, Option<oneshot::Sender<()>>, String);
+/// A link as the node task knows it: its frame queue, close signal, peer (backend and
+/// address, as `tcp 127.0.0.1:2222`) and handshake flag.
+type LinkEntry = (
+    mpsc::Sender<Transmit>,
+    Option<oneshot::Sender<()>>,
+    String,
+    Arc<AtomicBool>,
+);
 
 /// State the node task keeps beside the node.
 struct Driver {
@@ -170,7 +179,7 @@ pub(crate) async fn run(
     }
     d.streams.shut_down();
     // Dropping the link senders ends every writer; the readers are told to stop.
-    for (_, (_, close, _)) in std::mem::take(&mut d.links) {
+    for (_, (_, close, _, _)) in std::mem::take(&mut d.links) {
         if let Some(c) = close {
             let _ = c.send(());
         }
@@ -189,14 +198,15 @@ impl Driver {
                 peer,
             } => {
                 debug!(%link, %peer, "link up");
-                self.links.insert(link, (tx.frames, Some(tx.close), peer));
+                self.links
+                    .insert(link, (tx.frames, Some(tx.close), peer, tx.established));
                 self.node.handle_input(now, Input::LinkUp { link, config });
             }
             ToNode::Received { link, data } => {
                 self.node.handle_input(now, Input::Received { link, data });
             }
             ToNode::LinkDown { link } => {
-                if let Some((_, _, peer)) = self.links.remove(&link) {
+                if let Some((_, _, peer, _)) = self.links.remove(&link) {
                     debug!(%link, %peer, "link down");
                     self.just_down.push((link, peer));
                 }
@@ -239,7 +249,7 @@ impl Driver {
     fn peer_of(&self, link: LinkId) -> &str {
         self.links
             .get(&link)
-            .map(|(_, _, p)| p)
+            .map(|(_, _, p, _)| p)
             .or_else(|| {
                 self.just_down
                     .iter()
@@ -274,7 +284,7 @@ impl Driver {
     fn flush_node(&mut self) -> Option<String> {
         let now = now();
         while let Some(t) = self.node.poll_transmit() {
-            if let Some((tx, _, _)) = self.links.get(&t.link)
+            if let Some((tx, _, _, _)) = self.links.get(&t.link)
                 && tx.try_send(t).is_err()
             {
                 // A full queue means a peer that does not keep up: drop, as a lossy link would.
@@ -305,7 +315,7 @@ impl Driver {
                     );
                 }
                 Event::CloseLink { link, reason } => {
-                    if let Some((_, close, peer)) = self.links.get_mut(&link) {
+                    if let Some((_, close, peer, _)) = self.links.get_mut(&link) {
                         info!(%link, %peer, ?reason, "closing connection");
                         if let Some(c) = close.take() {
                             let _ = c.send(());
@@ -316,6 +326,9 @@ impl Driver {
                     info!("Connection to {node} lost ({})", self.peer_of(link));
                 }
                 Event::PeerUp { link, node } => {
+                    if let Some((_, _, _, established)) = self.links.get(&link) {
+                        established.store(true, Ordering::Relaxed);
+                    }
                     // Go's words, with the backend and address after them.
                     info!(
                         "Connection established with {node} ({})",

@@ -2,6 +2,7 @@
 //! node's frames, so that neither direction can block the other.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -22,7 +23,9 @@ use crate::driver::{LINK_QUEUE, LinkTx, ToNode};
 
 /// Read buffer of a busy byte-stream link: a large read takes many frames in one system call.
 const READ_BUF: usize = 256 * 1024;
-/// Read buffer of a byte-stream link until a read fills it.
+/// Read buffer of a byte-stream link until a read fills it, and always before its handshake
+/// completes: all a connection holds then is this buffer and at most one message (a largest
+/// one does not fit in it), however fast its peer sends.
 const READ_BUF_SMALL: usize = 64 * 1024;
 /// Frames one gathered write takes at most (well under the system's IOV_MAX of 1024).
 const WRITE_BATCH: usize = 64;
@@ -32,6 +35,8 @@ const WRITE_BATCH: usize = 64;
 struct DownGuard {
     node: NodeHandle,
     link: receptor_core::LinkId,
+    /// Set by the node task when the session completes its handshake.
+    established: Arc<AtomicBool>,
 }
 
 impl Drop for DownGuard {
@@ -59,16 +64,22 @@ async fn register(
     let link = node.new_link();
     let (frames, frames_rx) = mpsc::channel(LINK_QUEUE);
     let (close, close_rx) = oneshot::channel();
+    let established = Arc::new(AtomicBool::new(false));
     let up = ToNode::LinkUp {
         link,
         config,
-        tx: LinkTx { frames, close },
+        tx: LinkTx {
+            frames,
+            close,
+            established: established.clone(),
+        },
         peer: format!("{backend} {peer}"),
     };
     node.inbound.send(up).await.ok()?;
     let guard = DownGuard {
         node: node.clone(),
         link,
+        established,
     };
     Some((guard, frames_rx, close_rx))
 }
@@ -121,7 +132,7 @@ where
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if n == spare {
+                    if n == spare && guard.established.load(Ordering::Relaxed) {
                         size = READ_BUF;
                     }
                     // Whole frames only: the node's deframer then never has to copy a frame

@@ -160,3 +160,80 @@ async fn garbage_on_listener_drops_only_that_connection() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_message_over_the_largest_frame_is_refused() {
+    use futures_util::{SinkExt, StreamExt};
+    use receptor_core::wire::MAX_MESSAGE_LEN;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (a, b) = (node("a"), node("b"));
+    let spec = WsListenSpec {
+        listen: listen(LinkKind::Message),
+        path: "/".into(),
+    };
+    let (addr_b, _) = ws_listen(&b, spec).await.unwrap();
+    ws_dial(
+        &a,
+        WsDialSpec {
+            url: format!("ws://{addr_b}/"),
+            redial: true,
+            link: link(LinkKind::Message),
+            tls: None,
+            extra_header: None,
+        },
+    );
+    wait_route(&a, "b").await;
+
+    let tcp = tokio::net::TcpStream::connect(addr_b).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr_b}/"), tcp)
+        .await
+        .unwrap();
+    // A data message (lost before the handshake, as in Go) as large as a message can be:
+    // accepted, and the session goes on (b answers a ping sent after it).
+    let mut largest = vec![0u8; MAX_MESSAGE_LEN];
+    largest[1] = 29;
+    ws.send(Message::Binary(largest.into())).await.unwrap();
+    ws.send(Message::Ping(b"after".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Pong(p)) = m {
+                return p.as_ref() == b"after";
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        pong,
+        Ok(true),
+        "b dropped a session after a message of the largest size"
+    );
+
+    // One byte more: refused, and b closes the session.
+    let _ = ws
+        .send(Message::Binary(vec![0u8; MAX_MESSAGE_LEN + 1].into()))
+        .await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        closed,
+        Ok(true),
+        "b kept a session that sent an oversized message"
+    );
+
+    // b is fine: its real link still carries pings.
+    let r = a.ping("b").await.unwrap().unwrap();
+    assert_eq!(r.error, None);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -14,6 +14,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("deframer", fuzzing::deframer),
     ("route_update", fuzzing::route_update_json),
     ("node_inputs", fuzzing::node_inputs),
+    ("control_session", fuzzing::control_session),
+    ("work_status", fuzzing::work_status),
+    ("remote_reply", fuzzing::remote_reply),
+    ("jwt", fuzzing::jwt),
 ];
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -45,7 +49,7 @@ fn corpus_replays_without_panic() {
             total += 1;
         }
     }
-    assert!(total >= 4);
+    assert!(total >= TARGETS.len());
 }
 
 /// Corpus inputs with random bytes flipped, and plain random inputs, seeded.

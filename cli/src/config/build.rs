@@ -377,6 +377,7 @@ fn tls_server(raw: &RawEntity, checks: &mut Checks) -> TlsServerCfg {
         pinned_client_cert: pinned,
         skip_receptor_names_check: raw.bool("skipreceptornamescheck"),
         min_tls13: raw.bool("mintls13"),
+        bind_node_id: raw.bool("bindnodeid"),
     }
 }
 
@@ -408,6 +409,7 @@ fn tls_client(raw: &RawEntity, checks: &mut Checks) -> TlsClientCfg {
         pinned_server_cert: pinned,
         skip_receptor_names_check: raw.bool("skipreceptornamescheck"),
         min_tls13: raw.bool("mintls13"),
+        bind_node_id: raw.bool("bindnodeid"),
     }
 }
 

@@ -321,6 +321,7 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("pinnedclientcert", StrList, "Pinned fingerprint of required client certificate"),
         p("skipreceptornamescheck", Bool, "Skip verifying ReceptorNames OIDs in certificate at startup").def("false"),
         MINTLS13,
+        p("bindnodeid", Bool, "Not in Go: on tcp/ws backends, refuse a client whose certificate does not carry the node ID it announces").def("false"),
     ])
     .supported(),
     EntitySpec::new("tls-client", Resources, "Define a TLS client configuration", &[
@@ -332,6 +333,7 @@ pub static ENTITIES: &[EntitySpec] = &[
         p("pinnedservercert", StrList, "Pinned fingerprint of required server certificate"),
         p("skipreceptornamescheck", Bool, "if true, skip verifying ReceptorNames OIDs in certificate at startup"),
         MINTLS13,
+        p("bindnodeid", Bool, "Not in Go: on tcp/ws backends, refuse a server whose certificate does not carry the node ID it announces").def("false"),
     ])
     .supported(),
     EntitySpec::new("cert-init", Certificates, "Initialize PKI CA", &[

@@ -285,6 +285,9 @@ pub struct TlsServerCfg {
     pub skip_receptor_names_check: bool,
     /// Minimum TLS 1.3 instead of 1.2.
     pub min_tls13: bool,
+    /// `bindnodeid` (not in Go): tcp/ws backends refuse a client whose certificate does not
+    /// carry the node ID it announces.
+    pub bind_node_id: bool,
 }
 
 /// A `tls-client` configuration, referred to by name.
@@ -306,6 +309,9 @@ pub struct TlsClientCfg {
     pub skip_receptor_names_check: bool,
     /// Minimum TLS 1.3 instead of 1.2.
     pub min_tls13: bool,
+    /// `bindnodeid` (not in Go): tcp/ws backends refuse a server whose certificate does not
+    /// carry the node ID it announces.
+    pub bind_node_id: bool,
 }
 
 /// A `control-service` entity (control-and-work.md §1.1).

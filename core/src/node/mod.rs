@@ -34,6 +34,7 @@ pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceE
 
 /// Something the network or the runtime did to the node.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Input {
     /// A backend session opened (dialed or accepted). The node starts its handshake on it.
     LinkUp {
@@ -48,6 +49,7 @@ pub enum Input {
         /// The session.
         link: LinkId,
         /// The bytes.
+        #[cfg_attr(feature = "fuzzing", arbitrary(with = crate::fuzzing::arbitrary_bytes))]
         data: Bytes,
     },
     /// The session ended (closed by the peer, an IO error, or after `Event::CloseLink`).
@@ -119,8 +121,12 @@ fn queue(transmits: &mut VecDeque<Transmit>, stats: &mut NodeStats, t: Transmit)
 pub enum CloseReason {
     /// We rejected the peer (a reject message was queued first).
     Rejected(String),
-    /// The peer sent a reject.
-    PeerRejected,
+    /// The peer sent a reject, with the reason it gave (ours give one for identity refusals;
+    /// Go's never do).
+    PeerRejected(Option<String>),
+    /// We refused the peer under node-ID binding (`bindnodeid`); a reject naming the reason
+    /// was queued first.
+    Identity(crate::identity::IdentityError),
     /// The peer never completed the handshake.
     HandshakeTimeout,
     /// Nothing arrived within the idle timeout.

@@ -134,6 +134,15 @@ impl Node {
         self.events.push_back(Event::CloseLink { link, reason });
     }
 
+    /// Refuses a peer whose certificate does not prove the node ID it announced: a reject
+    /// that names the reason (so the peer's log can say it too), then close.
+    fn refuse_identity(&mut self, link: LinkId, err: crate::identity::IdentityError) {
+        tracing::warn!(node = %self.id, %link, "refusing peer: {err}");
+        self.stats.rejects_sent += 1;
+        self.transmit(link, crate::wire::encode_reject_with(&err.to_string()));
+        self.close_link(link, CloseReason::Identity(err));
+    }
+
     /// Sends a reject, then closes (Go races the two; the reject may not arrive).
     fn reject(&mut self, link: LinkId, why: &str) {
         debug!(node = %self.id, %link, why, "rejecting peer");
@@ -150,6 +159,27 @@ impl Node {
         // Any message, even one we cannot parse, proves the peer alive.
         l.idle_deadline = self.now + self.max_idle;
         let state = l.state;
+        if msg.first() == Some(&crate::wire::MSG_REJECT) {
+            if state != LinkState::Closing {
+                let reason = crate::wire::reject_reason(msg.get(1..).unwrap_or_default());
+                let peer = l
+                    .remote
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), NodeId::to_string);
+                match &reason {
+                    Some(why) => tracing::warn!(
+                        node = %self.id, %link, %peer,
+                        "Received a rejection message from peer: {why:?}"
+                    ),
+                    None => tracing::warn!(
+                        node = %self.id, %link, %peer,
+                        "Received a rejection message from peer."
+                    ),
+                }
+                self.close_link(link, CloseReason::PeerRejected(reason));
+            }
+            return;
+        }
         // Fast paths for the bulk of traffic on an established session: data, and routing
         // updates in canonical form (read in place, most of them dropped as already seen).
         if state == LinkState::Established {
@@ -194,7 +224,8 @@ impl Node {
         };
         match (state, decoded) {
             (LinkState::Closing, _) => {}
-            (_, Message::Reject) => self.close_link(link, CloseReason::PeerRejected),
+            // Handled above, before decoding, for its reason.
+            (_, Message::Reject) => {}
             (LinkState::Handshake { .. }, Message::Route(ri)) => self.handshake_update(link, ri),
             (LinkState::Handshake { .. }, Message::Unknown(ty)) => {
                 self.stats.malformed += 1;
@@ -255,6 +286,14 @@ impl Node {
         };
         if remote == self.id {
             self.reject(link, "it tried to connect using our own node ID");
+            return;
+        }
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        let (bind, cert) = (l.config.bind_node_id, l.config.peer_cert.as_ref());
+        if let Err(e) = crate::identity::check_peer(bind, cert, &remote) {
+            self.refuse_identity(link, e);
             return;
         }
         let Some(l) = self.links.get_mut(&link) else {

@@ -340,10 +340,94 @@ fn allowed_peers_rejects_others() {
     assert!(p.events_b.iter().any(|e| matches!(
         e,
         Event::CloseLink {
-            reason: CloseReason::PeerRejected,
+            reason: CloseReason::PeerRejected(None),
             ..
         }
     )));
+}
+
+/// With `bindnodeid`, a peer whose certificate is for another node is refused, the refusing
+/// side says why, and the refused side learns the reason from the reject.
+#[test]
+fn bound_node_id_refuses_a_certificate_for_another_node_with_the_reason() {
+    use crate::identity::{IdentityError, PeerCert};
+    let bound = |cert: PeerCert| {
+        let mut c = LinkConfig::new(LinkKind::Stream);
+        c.bind_node_id = true;
+        c.peer_cert = Some(cert);
+        c
+    };
+    // b's certificate is for "m".
+    let mut p = Pair::new(
+        bound(PeerCert::NodeIds(vec!["m".into()])),
+        LinkConfig::new(LinkKind::Stream),
+    );
+    p.run(p.now + Duration::from_secs(2));
+    let want = IdentityError::Mismatch {
+        announced: "b".into(),
+        cert_ids: vec!["m".into()],
+    };
+    assert!(
+        p.events_a.iter().any(|e| matches!(e,
+            Event::CloseLink { reason: CloseReason::Identity(got), .. } if *got == want)),
+        "{:?}",
+        p.events_a
+    );
+    let text = want.to_string();
+    assert!(
+        p.events_b.iter().any(|e| matches!(e,
+            Event::CloseLink { reason: CloseReason::PeerRejected(Some(r)), .. } if *r == text)),
+        "{:?}",
+        p.events_b
+    );
+    assert!(p.a.connections().is_empty() && p.b.connections().is_empty());
+
+    // No node-ID SAN at all.
+    let mut p = Pair::new(
+        bound(PeerCert::NodeIds(vec![])),
+        LinkConfig::new(LinkKind::Stream),
+    );
+    p.run(p.now + Duration::from_secs(2));
+    assert!(p.events_a.iter().any(|e| matches!(
+        e,
+        Event::CloseLink {
+            reason: CloseReason::Identity(IdentityError::NoNodeId { .. }),
+            ..
+        }
+    )));
+
+    // The certificate carries the announced ID: established, on both sides.
+    let mut p = Pair::new(
+        bound(PeerCert::NodeIds(vec!["b".into()])),
+        bound(PeerCert::NodeIds(vec!["x".into(), "a".into()])),
+    );
+    p.run(p.now + Duration::from_secs(2));
+    assert!(p.a.connections().contains_key(&NodeId::new("b").unwrap()));
+    assert!(p.b.connections().contains_key(&NodeId::new("a").unwrap()));
+}
+
+#[test]
+fn reject_reasons_round_trip_and_go_rejects_have_none() {
+    use crate::wire::{encode_reject_with, reject_reason};
+    let r = encode_reject_with("node-ID mismatch: \"quoted\" é");
+    let msg = r.message();
+    assert_eq!(msg.first(), Some(&3));
+    assert_eq!(
+        reject_reason(&msg[1..]).as_deref(),
+        Some("node-ID mismatch: \"quoted\" é")
+    );
+    assert_eq!(reject_reason(b"[]"), None);
+    assert_eq!(reject_reason(b""), None);
+    assert_eq!(reject_reason(b"[1]"), None);
+    assert_eq!(reject_reason(b"{\"a\":1}"), None);
+    // Long reasons are cut on a character boundary.
+    let long = "é".repeat(1000);
+    let cut = reject_reason(encode_reject_with(&long).message().get(1..).unwrap()).unwrap();
+    assert!(cut.len() <= crate::identity::MAX_REJECT_REASON && cut.chars().all(|c| c == 'é'));
+    assert_eq!(
+        Message::decode(r.message().to_vec().into()).unwrap(),
+        Message::Reject
+    );
 }
 
 #[test]

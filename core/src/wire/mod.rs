@@ -102,3 +102,39 @@ impl Message {
 pub fn encode_reject() -> Encoded {
     Encoded::reject()
 }
+
+/// A reject message that names its reason: `03` and the JSON list `["reason"]`. Go sends an
+/// empty list and ignores the body of the rejects it receives, so this reaches a Go peer as a
+/// plain reject. The reason is cut to [`MAX_REJECT_REASON`] bytes.
+///
+/// [`MAX_REJECT_REASON`]: crate::identity::MAX_REJECT_REASON
+pub fn encode_reject_with(reason: &str) -> Encoded {
+    let reason = truncate(reason, crate::identity::MAX_REJECT_REASON);
+    let Ok(body) = serde_json::to_vec(&[reason]) else {
+        return Encoded::reject();
+    };
+    let mut msg = Vec::with_capacity(body.len() + 1);
+    msg.push(MSG_REJECT);
+    msg.extend_from_slice(&body);
+    Encoded::from_message(&msg).unwrap_or_else(Encoded::reject)
+}
+
+/// The reason a reject's body names, if it is a JSON list whose first entry is a non-empty
+/// string; cut to [`MAX_REJECT_REASON`] bytes. Go's `[]` gives `None`.
+///
+/// [`MAX_REJECT_REASON`]: crate::identity::MAX_REJECT_REASON
+pub fn reject_reason(body: &[u8]) -> Option<String> {
+    let list: Vec<serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let first = list.first()?.as_str()?;
+    let cut = truncate(first, crate::identity::MAX_REJECT_REASON);
+    (!cut.is_empty()).then(|| cut.to_owned())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}

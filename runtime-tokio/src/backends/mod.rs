@@ -107,6 +107,21 @@ pub(crate) async fn redial_loop<F, Fut>(
     }
 }
 
+/// A session's link options: the backend's, with the peer certificate's node IDs added when
+/// the backend binds node IDs to certificates (`bindnodeid`), so the node can check the ID the
+/// peer announces. `chain` is what the TLS handshake received (`None` on a plain link).
+pub(crate) fn session_link(
+    link: &Arc<LinkConfig>,
+    chain: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+) -> Arc<LinkConfig> {
+    if !link.bind_node_id {
+        return link.clone();
+    }
+    let mut own = LinkConfig::clone(link);
+    own.peer_cert = Some(crate::tls::peer_cert_identity(chain));
+    Arc::new(own)
+}
+
 /// `host:port` for binding, with IPv6 hosts bracketed.
 pub(crate) fn bind_addr(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {

@@ -10,7 +10,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
 use super::sockopt::{prepare_link_socket, widen_backlog};
-use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop};
+use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link};
 use crate::NodeHandle;
 use crate::link::run_stream;
 use crate::tls::server_name_for_host;
@@ -81,7 +81,10 @@ pub fn tcp_serve(
                 match acceptor {
                     None => run_stream(&node, sock, link, &peer).await,
                     Some(acc) => match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
-                        Ok(Ok(tls)) => run_stream(&node, tls, link, &peer).await,
+                        Ok(Ok(tls)) => {
+                            let link = session_link(&link, tls.get_ref().1.peer_certificates());
+                            run_stream(&node, tls, link, &peer).await;
+                        }
                         Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
                         Err(_) => warn!("TLS handshake with {peer} timed out"),
                     },
@@ -113,7 +116,8 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
                         .await
                         .map_err(|_| "TLS handshake timed out".to_owned())?
                         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                    run_stream(&node, tls, spec.link.clone(), &spec.address).await;
+                    let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
+                    run_stream(&node, tls, link, &spec.address).await;
                 }
             }
             Ok(())

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use receptor_core::LinkConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -11,16 +12,36 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
 
+use receptor_core::wire::MAX_MESSAGE_LEN;
+
 use super::sockopt::prepare_link_socket;
-use super::{WsDialSpec, WsListenSpec, redial_loop, tcp_bind};
+use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
 use crate::tls::server_name_for_host;
 
 /// Go's `ReadHeaderTimeout` (and a bound on the TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read buffer of a WebSocket session. tungstenite allocates it up front and zero-fills it
+/// on the first read (its default, 128 KiB, is 250 MiB across 2000 idle sessions); a larger
+/// message still arrives whole, in more reads.
+const WS_READ_BUF: usize = 16 * 1024;
+
+/// tungstenite's settings for every session, accepted or dialed: one netceptor message per
+/// WebSocket message, so nothing larger than [`MAX_MESSAGE_LEN`] (what a stream frame's
+/// length prefix can say, and what every sender keeps to) is valid. A larger message or
+/// frame is refused as soon as its header says so, and the session closed, instead of being
+/// buffered (tungstenite's defaults: 64 MiB messages of 16 MiB frames).
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUF)
+        .max_message_size(Some(MAX_MESSAGE_LEN))
+        .max_frame_size(Some(MAX_MESSAGE_LEN))
+}
 
 /// Go ServeMux matching: `/` matches everything, `/x/` matches the subtree, `/x` exactly.
 fn path_matches(pattern: &str, path: &str) -> bool {
@@ -95,10 +116,17 @@ pub fn ws_serve(
             sessions.spawn(async move {
                 let peer = remote.to_string();
                 match acceptor {
-                    None => upgrade(&node, sock, &spec, &peer).await,
+                    None => {
+                        let link = spec.listen.link.clone();
+                        upgrade(&node, sock, &spec, link, &peer).await;
+                    }
                     Some(acc) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
-                            Ok(Ok(tls)) => upgrade(&node, tls, &spec, &peer).await,
+                            Ok(Ok(tls)) => {
+                                let chain = tls.get_ref().1.peer_certificates();
+                                let link = session_link(&spec.listen.link, chain);
+                                upgrade(&node, tls, &spec, link, &peer).await;
+                            }
                             Ok(Err(e)) => warn!("TLS handshake with {peer} failed: {e}"),
                             Err(_) => warn!("TLS handshake with {peer} timed out"),
                         }
@@ -109,8 +137,13 @@ pub fn ws_serve(
     })
 }
 
-async fn upgrade<S>(node: &NodeHandle, stream: S, spec: &WsListenSpec, peer: &str)
-where
+async fn upgrade<S>(
+    node: &NodeHandle,
+    stream: S,
+    spec: &WsListenSpec,
+    link: Arc<LinkConfig>,
+    peer: &str,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let path = spec.path.clone();
@@ -125,9 +158,10 @@ where
         }
         Ok(resp)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async(stream, check);
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(ws)) => run_websocket(node, ws, spec.listen.link.clone(), peer).await,
+        Ok(Ok(ws)) => run_websocket(node, ws, link, peer).await,
         Ok(Err(e)) => debug!("websocket upgrade from {peer} refused: {e}"),
         Err(_) => debug!("websocket upgrade from {peer} timed out"),
     }
@@ -202,14 +236,17 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> JoinHandle<()> {
                     .connect(name, sock)
                     .await
                     .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                let (ws, _) = tokio_tungstenite::client_async(req, tls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                run_websocket(&node, ws, spec.link.clone(), &spec.url).await;
+                let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
+                let (ws, _) =
+                    tokio_tungstenite::client_async_with_config(req, tls, Some(ws_config()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                run_websocket(&node, ws, link, &spec.url).await;
             } else {
-                let (ws, _) = tokio_tungstenite::client_async(req, sock)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (ws, _) =
+                    tokio_tungstenite::client_async_with_config(req, sock, Some(ws_config()))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 run_websocket(&node, ws, spec.link.clone(), &spec.url).await;
             }
             Ok(())

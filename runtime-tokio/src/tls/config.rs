@@ -48,6 +48,9 @@ pub struct TlsServerParams {
     pub skip_receptor_names_check: bool,
     /// `mintls13`: TLS 1.3 only, with default key-exchange groups.
     pub min_tls13: bool,
+    /// `bindnodeid` (not in Go): on tcp/ws backends, a client must announce a node ID its
+    /// certificate carries. Needs client certificates (`requireclientcert` or `clientcas`).
+    pub bind_node_id: bool,
 }
 
 /// Parameters of a `tls-client` entry, as plain data.
@@ -69,6 +72,9 @@ pub struct TlsClientParams {
     pub skip_receptor_names_check: bool,
     /// `mintls13`: TLS 1.3 only, with default key-exchange groups.
     pub min_tls13: bool,
+    /// `bindnodeid` (not in Go): on tcp/ws backends, the server must announce a node ID its
+    /// certificate carries. Refused with `insecureskipverify`, which leaves nothing proven.
+    pub bind_node_id: bool,
 }
 
 /// How a `tls-server` treats client certificates (Go's `tls.ClientAuthType` choice).
@@ -168,6 +174,7 @@ pub struct TlsServer {
     client_roots: Arc<RootCertStore>,
     pins: Arc<[Fingerprint]>,
     min_tls13: bool,
+    bind_node_id: bool,
 }
 
 impl TlsServer {
@@ -190,6 +197,12 @@ impl TlsServer {
             (ClientAuthMode::Require, None) => Arc::new(files::system_roots()),
             (_, None) => Arc::new(RootCertStore::empty()),
         };
+        if params.bind_node_id && client_auth == ClientAuthMode::None {
+            return Err(TlsError::BindNeedsVerifiedCert {
+                section: params.name.clone(),
+                why: "it needs client certificates: set requireclientcert or clientcas",
+            });
+        }
         // Decoded (and validated) even when unused, as in Go.
         let pins = Fingerprint::parse_all(&params.pinned_client_cert)?.into();
         Ok(Self {
@@ -199,12 +212,18 @@ impl TlsServer {
             client_roots,
             pins,
             min_tls13: params.min_tls13,
+            bind_node_id: params.bind_node_id,
         })
     }
 
     /// The entry's `name`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `bindnodeid`: backends using this config bind a client's node ID to its certificate.
+    pub fn bind_node_id(&self) -> bool {
+        self.bind_node_id
     }
 
     /// How client certificates are treated.
@@ -304,6 +323,7 @@ pub struct TlsClient {
     insecure_skip_verify: bool,
     pins: Arc<[Fingerprint]>,
     min_tls13: bool,
+    bind_node_id: bool,
 }
 
 impl TlsClient {
@@ -333,6 +353,12 @@ impl TlsClient {
             (None, true) => Arc::new(RootCertStore::empty()),
         };
         let pins = Fingerprint::parse_all(&params.pinned_server_cert)?.into();
+        if params.bind_node_id && params.insecure_skip_verify {
+            return Err(TlsError::BindNeedsVerifiedCert {
+                section: params.name.clone(),
+                why: "insecureskipverify accepts any certificate, which proves no node ID",
+            });
+        }
         Ok(Self {
             name: params.name.clone(),
             key,
@@ -340,12 +366,18 @@ impl TlsClient {
             insecure_skip_verify: params.insecure_skip_verify,
             pins,
             min_tls13: params.min_tls13,
+            bind_node_id: params.bind_node_id,
         })
     }
 
     /// The entry's `name`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `bindnodeid`: backends using this config bind the server's node ID to its certificate.
+    pub fn bind_node_id(&self) -> bool {
+        self.bind_node_id
     }
 
     /// A client config for dialing a tcp/ws backend (or any plain TLS server).

@@ -92,6 +92,14 @@ pub enum TlsError {
         /// Certificate file.
         path: PathBuf,
     },
+    /// `bindnodeid` is set where no certificate would be verified to bind to.
+    #[error("tls config {section}: bindnodeid cannot work here: {why}")]
+    BindNeedsVerifiedCert {
+        /// Name of the tls-server / tls-client entry.
+        section: String,
+        /// What is missing.
+        why: &'static str,
+    },
     /// A certificate could not be decoded far enough to read its names.
     #[error("failed to parse certificate: {0}")]
     CertParse(#[from] DerError),

@@ -58,7 +58,7 @@ pub use error::{CertNameError, TlsError};
 pub use files::{Fingerprint, system_roots};
 pub use nodeid::{
     RECEPTOR_NODE_ID_OID, RECEPTOR_NODE_ID_OID_ARCS, check_cert_node_id, check_own_cert_names,
-    check_peer_node_id, node_ids_in_cert, node_ids_in_san,
+    check_peer_node_id, node_ids_in_cert, node_ids_in_san, peer_cert_identity,
 };
 
 /// The `ServerName` to dial a backend with: the host part of its address (an IP literal,

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use receptor_core::identity::PeerCert;
 use rustls::pki_types::CertificateDer;
 
 use super::der;
@@ -70,6 +71,18 @@ pub fn check_peer_node_id(
             expected_node: expected.to_owned(),
         }
         .into()),
+    }
+}
+
+/// What a peer's presented chain (from a completed, verified handshake) proves for node-ID
+/// binding (`bindnodeid`): the Receptor node IDs of its leaf.
+pub fn peer_cert_identity(peer_chain: Option<&[CertificateDer<'_>]>) -> PeerCert {
+    match peer_chain.and_then(|c| c.first()) {
+        None => PeerCert::Absent,
+        Some(leaf) => match node_ids_in_cert(leaf) {
+            Ok(ids) => PeerCert::NodeIds(ids),
+            Err(e) => PeerCert::Unreadable(e.to_string()),
+        },
     }
 }
 
@@ -215,5 +228,23 @@ mod tests {
         assert!(check_peer_node_id(Some(&[cert]), "other").is_err());
         assert!(check_peer_node_id(None, "foobar").is_err());
         assert!(check_peer_node_id(Some(&[]), "foobar").is_err());
+    }
+
+    #[test]
+    fn peer_identity_for_binding() {
+        let cert = CertificateDer::from(cert_with_san(FOOBAR));
+        assert_eq!(
+            peer_cert_identity(Some(std::slice::from_ref(&cert))),
+            PeerCert::NodeIds(vec!["foobar".into()])
+        );
+        let bare = CertificateDer::from(cert_with_san(&[0x82, 0x01, b'h']));
+        assert_eq!(peer_cert_identity(Some(&[bare])), PeerCert::NodeIds(vec![]));
+        assert_eq!(peer_cert_identity(None), PeerCert::Absent);
+        assert_eq!(peer_cert_identity(Some(&[])), PeerCert::Absent);
+        let broken = CertificateDer::from(cert_with_san(&[0x80, 0x01, 0x00]));
+        assert!(matches!(
+            peer_cert_identity(Some(&[broken])),
+            PeerCert::Unreadable(_)
+        ));
     }
 }
