@@ -92,7 +92,7 @@ impl DirWatch {
         };
         if let Some(u) = unit.and_then(|w| w.upgrade()) {
             if status && !gone {
-                let _ = u.status();
+                u.refresh_from_watch();
             }
             u.touch();
         }

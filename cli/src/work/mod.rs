@@ -186,6 +186,16 @@ impl Unit {
         rec.clone()
     }
 
+    /// Reads the status file after the directory watcher saw it replaced, so that a state
+    /// change made by the command runner is logged when it happens.
+    fn refresh_from_watch(&self) {
+        let mut rec = lock(&self.status);
+        let before = rec.state;
+        if !self.is_released() && statusfile::load_existing(&self.dir, &mut rec).is_ok() {
+            self.log_state_change(before, &rec);
+        }
+    }
+
     /// Tells the operator (Info) that the unit changed state, whoever changed it: this node,
     /// its command runner (seen when the status file is read), or the remote node.
     fn log_state_change(&self, before: i64, now: &StatusRecord) {

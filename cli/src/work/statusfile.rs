@@ -34,11 +34,16 @@ pub(crate) fn go_errno_text(e: &std::io::Error) -> String {
 /// Takes the exclusive lock on `<dir>/status.lock` (created 0600, truncated); released when
 /// the returned file is dropped.
 fn lock(dir: &Path) -> Result<File, String> {
+    lock_with(dir, true)
+}
+
+/// [`lock`], creating `status.lock` only if `create`.
+fn lock_with(dir: &Path, create: bool) -> Result<File, String> {
     let path = dir.join("status.lock");
     let f = OpenOptions::new()
-        .create(true)
+        .create(create)
         .write(true)
-        .truncate(true)
+        .truncate(create)
         .mode(0o600)
         .open(&path)
         .map_err(|e| go_path_error("open", &path, &e))?;
@@ -56,6 +61,17 @@ fn read_all(f: &mut File, path: &Path) -> Result<Vec<u8>, String> {
 /// Go's `StatusFileData.Load`: reads the file over `rec`. A missing or empty file is an error.
 pub(crate) fn load(dir: &Path, rec: &mut StatusRecord) -> Result<(), String> {
     let _lock = lock(dir)?;
+    let path = dir.join("status");
+    let mut f = File::open(&path).map_err(|e| go_path_error("open", &path, &e))?;
+    let data = read_all(&mut f, &path)?;
+    rec.merge_json(&data).map_err(|e| e.to_string())
+}
+
+/// [`load`] that creates nothing: an error if the lock file is gone. For readers that are not
+/// asked to read (the directory watcher), which must not put a file back into a directory
+/// being removed by a release.
+pub(crate) fn load_existing(dir: &Path, rec: &mut StatusRecord) -> Result<(), String> {
+    let _lock = lock_with(dir, false)?;
     let path = dir.join("status");
     let mut f = File::open(&path).map_err(|e| go_path_error("open", &path, &e))?;
     let data = read_all(&mut f, &path)?;
