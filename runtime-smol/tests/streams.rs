@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use async_io::Timer;
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use receptor_core::stream::{ServerTls, client_config, server_config};
+use receptor_core::stream::{DialFailure, ServerTls, StreamFailure, client_config, server_config};
+use receptor_core::wire::Problem;
 use receptor_core::{Config, LinkKind};
 use receptor_smol::backends::{tcp_dial, tcp_listen, udp_dial, udp_listen};
 mod common;
@@ -46,7 +47,7 @@ fn insecure_server() -> ServerTls {
     ServerTls::Fixed(server_config((*tls).clone()).unwrap())
 }
 
-async fn dial(from: &NodeHandle, to: &str, svc: &str) -> Result<MeshStream, String> {
+async fn dial(from: &NodeHandle, to: &str, svc: &str) -> Result<MeshStream, DialFailure> {
     let tls = client_config((*insecure_client_config().unwrap()).clone()).unwrap();
     from.dial(to, svc, tls, from.id().as_str()).await
 }
@@ -163,7 +164,12 @@ fn dial_to_unbound_service_fails_fast() {
             "took {:?}",
             started.elapsed()
         );
-        assert!(err.contains("service unknown"), "{err}");
+        match err {
+            DialFailure::Failed(StreamFailure::Unreachable { reporter, problem }) => {
+                assert_eq!((reporter.as_str(), problem), ("c", Problem::ServiceUnknown));
+            }
+            other => panic!("{other:?}"),
+        }
     });
 }
 

@@ -19,5 +19,6 @@ pub use rustls;
 
 pub use driver::SERVICE_QUEUE;
 pub use handle::{Metrics, NodeGone, NodeHandle, spawn_node};
+pub use receptor_core::stream::DialFailure;
 pub use receptor_core::{MeshStatus, ServiceEvent, TraceEvent};
-pub use stream::{DialFailure, MeshStream, StreamListener};
+pub use stream::{MeshStream, StreamListener};

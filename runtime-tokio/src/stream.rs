@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
-use receptor_core::stream::{ServerTls, StreamEvent, StreamFailure, StreamHandle, Streams};
+use receptor_core::stream::{DialFailure, ServerTls, StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, Advertise, Node, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -53,43 +53,6 @@ pub(crate) enum StreamCommand {
 }
 
 type Chunk = Result<Bytes, String>;
-
-/// Why a mesh stream could not be opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DialFailure {
-    /// Nothing was sent: the address is invalid, or the dial could not start.
-    #[error("{0}")]
-    Invalid(String),
-    /// The connection failed before the stream opened.
-    #[error(transparent)]
-    Failed(#[from] StreamFailure),
-    /// The peer closed the connection normally before the stream opened.
-    #[error("connection closed")]
-    Closed,
-    /// The node is not running any more.
-    #[error("the node has stopped")]
-    NodeStopped,
-}
-
-impl DialFailure {
-    /// Whether a new attempt would fail the same way (see [`StreamFailure::is_lasting`]).
-    pub fn is_lasting(&self) -> bool {
-        match self {
-            Self::Failed(f) => f.is_lasting(),
-            Self::Invalid(_) => true,
-            Self::Closed | Self::NodeStopped => false,
-        }
-    }
-
-    /// The stream failure underneath, if the connection got that far.
-    pub fn failure(&self) -> Option<&StreamFailure> {
-        match self {
-            Self::Failed(f) => Some(f),
-            _ => None,
-        }
-    }
-}
 
 /// How the node task reaches one [`MeshStream`]: its read queue, pause flag and credit.
 struct TokioEnd {

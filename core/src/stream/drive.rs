@@ -126,7 +126,7 @@ impl Streams {
                     _ => {}
                 }
             }
-            if c.state == State::Confirming && c.conn.stats().frame_rx.handshake_done > 0 {
+            if c.state == State::Confirming && confirmed(&c.conn) {
                 c.state = State::Open;
                 c.deadline = None;
                 if !c.app_closed {
@@ -295,4 +295,11 @@ impl Streams {
             }
         }
     }
+}
+
+/// Whether the server has accepted the client: it confirmed the handshake (HANDSHAKE_DONE),
+/// or it sent stream data, which it does only on a connection it accepted.
+fn confirmed(conn: &quinn_proto::Connection) -> bool {
+    let rx = conn.stats().frame_rx;
+    rx.handshake_done > 0 || rx.stream > 0
 }

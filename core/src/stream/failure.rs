@@ -101,6 +101,43 @@ impl StreamFailure {
     }
 }
 
+/// Why a mesh stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialFailure {
+    /// Nothing was sent: the address is invalid, or the dial could not start.
+    #[error("{0}")]
+    Invalid(String),
+    /// The connection failed before the stream opened.
+    #[error(transparent)]
+    Failed(#[from] StreamFailure),
+    /// The peer closed the connection normally before the stream opened.
+    #[error("connection closed")]
+    Closed,
+    /// The node is not running any more.
+    #[error("the node has stopped")]
+    NodeStopped,
+}
+
+impl DialFailure {
+    /// Whether a new attempt would fail the same way (see [`StreamFailure::is_lasting`]).
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            Self::Failed(f) => f.is_lasting(),
+            Self::Invalid(_) => true,
+            Self::Closed | Self::NodeStopped => false,
+        }
+    }
+
+    /// The stream failure underneath, if the connection got that far.
+    pub fn failure(&self) -> Option<&StreamFailure> {
+        match self {
+            Self::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 /// QUIC carries TLS alerts as transport codes 0x100-0x1ff.
 fn is_crypto(code: TransportErrorCode) -> bool {
     (0x100..0x200).contains(&u64::from(code))

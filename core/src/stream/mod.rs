@@ -30,7 +30,7 @@ pub use config::{
 use crate::id::{Addr, NodeId, ServiceName};
 use crate::wire::{Problem, UnreachableNotice};
 use addr::AddrMap;
-pub use failure::StreamFailure;
+pub use failure::{DialFailure, StreamFailure};
 
 /// The QUIC implementation underneath, for building client and server configs.
 pub use quinn_proto;

@@ -18,7 +18,7 @@ use async_channel::{Receiver, Sender, TrySendError};
 use async_executor::Executor;
 use bytes::Bytes;
 use receptor_core::stream::quinn_proto::ClientConfig;
-use receptor_core::stream::{ServerTls, StreamHandle};
+use receptor_core::stream::{DialFailure, ServerTls, StreamHandle};
 use receptor_core::{Advertise, ServiceName};
 
 use crate::apps::Command;
@@ -37,7 +37,7 @@ pub(crate) enum StreamCommand {
         service: String,
         tls: ClientConfig,
         server_name: String,
-        reply: Sender<Result<MeshStream, String>>,
+        reply: Sender<Result<MeshStream, DialFailure>>,
     },
     Listen {
         service: String,
@@ -116,7 +116,7 @@ impl NodeHandle {
         service: &str,
         tls: ClientConfig,
         server_name: &str,
-    ) -> Result<MeshStream, String> {
+    ) -> Result<MeshStream, DialFailure> {
         let (reply, rx) = async_channel::bounded(1);
         let cmd = StreamCommand::Dial {
             node: node.to_owned(),
@@ -125,7 +125,9 @@ impl NodeHandle {
             server_name: server_name.to_owned(),
             reply,
         };
-        self.stream_call(cmd, rx).await
+        let sent = self.commands.send(Command::Stream(cmd)).await;
+        sent.map_err(|_| DialFailure::NodeStopped)?;
+        rx.recv().await.map_err(|_| DialFailure::NodeStopped)?
     }
 
     /// Listens for streams on `service`, optionally advertising it.

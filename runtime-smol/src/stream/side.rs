@@ -9,7 +9,7 @@ use async_channel::{Sender, WeakSender};
 use async_executor::Executor;
 use bytes::Bytes;
 use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
-use receptor_core::stream::{StreamEvent, StreamHandle, Streams};
+use receptor_core::stream::{DialFailure, StreamEvent, StreamHandle, Streams};
 use receptor_core::{Addr, Event, Node, ServiceName};
 use tracing::warn;
 
@@ -46,7 +46,7 @@ impl AppEnd for SmolEnd {
     }
 }
 
-type DialReply = Sender<Result<MeshStream, String>>;
+type DialReply = Sender<Result<MeshStream, DialFailure>>;
 
 /// The stream half of the node task.
 pub(crate) struct StreamSide {
@@ -147,7 +147,7 @@ impl StreamSide {
                         self.services.insert(local);
                         self.dials.insert(id, (reply, local));
                     }
-                    Err(e) => drop(reply.try_send(Err(e))),
+                    Err(e) => drop(reply.try_send(Err(DialFailure::Invalid(e)))),
                 }
             }
             StreamCommand::Listen {
@@ -255,7 +255,7 @@ impl StreamSide {
             }
             StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
                 if let Some((reply, local)) = self.dials.remove(&stream) {
-                    let why = error.map_or_else(|| "connection closed".into(), |e| e.to_string());
+                    let why = error.map_or(DialFailure::Closed, DialFailure::Failed);
                     let _ = reply.try_send(Err(why));
                     self.services.remove(&local);
                     node.unlisten(now, local);
