@@ -87,17 +87,26 @@ pub fn tcp_serve(
                     None => {
                         run_stream(&node, sock, link, &peer).await;
                     }
-                    Some(acc) => match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
-                        Ok(Ok(tls)) => {
-                            let link = session_link(&link, tls.get_ref().1.peer_certificates());
-                            run_stream(&node, tls, link, &peer).await;
-                        }
-                        Ok(Err(e)) => {
-                            let why = explain_handshake_error(&e, HandshakeSide::Server);
-                            warn!("TLS handshake with {peer} failed: {why}");
-                        }
-                        Err(_) => warn!("TLS handshake with {peer} timed out"),
-                    },
+                    // Boxed: a task is as large as its largest state, and the TLS one (the
+                    // handshake, then a TLS session) would double what every plain
+                    // connection holds, silent ones included.
+                    Some(acc) => {
+                        Box::pin(async move {
+                            match tokio::time::timeout(TLS_TIMEOUT, acc.accept(sock)).await {
+                                Ok(Ok(tls)) => {
+                                    let link =
+                                        session_link(&link, tls.get_ref().1.peer_certificates());
+                                    run_stream(&node, tls, link, &peer).await;
+                                }
+                                Ok(Err(e)) => {
+                                    let why = explain_handshake_error(&e, HandshakeSide::Server);
+                                    warn!("TLS handshake with {peer} failed: {why}");
+                                }
+                                Err(_) => warn!("TLS handshake with {peer} timed out"),
+                            }
+                        })
+                        .await
+                    }
                 }
             });
         }

@@ -141,19 +141,23 @@ pub fn ws_serve(
                         let link = spec.listen.link.clone();
                         upgrade(&node, sock, &spec, link, &peer).await;
                     }
+                    // Boxed, as in `tcp_serve`: plain sessions do not carry the TLS state.
                     Some(acc) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
-                            Ok(Ok(tls)) => {
-                                let chain = tls.get_ref().1.peer_certificates();
-                                let link = session_link(&spec.listen.link, chain);
-                                upgrade(&node, tls, &spec, link, &peer).await;
+                        Box::pin(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
+                                Ok(Ok(tls)) => {
+                                    let chain = tls.get_ref().1.peer_certificates();
+                                    let link = session_link(&spec.listen.link, chain);
+                                    upgrade(&node, tls, &spec, link, &peer).await;
+                                }
+                                Ok(Err(e)) => {
+                                    let why = explain_handshake_error(&e, HandshakeSide::Server);
+                                    warn!("TLS handshake with {peer} failed: {why}");
+                                }
+                                Err(_) => warn!("TLS handshake with {peer} timed out"),
                             }
-                            Ok(Err(e)) => {
-                                let why = explain_handshake_error(&e, HandshakeSide::Server);
-                                warn!("TLS handshake with {peer} failed: {why}");
-                            }
-                            Err(_) => warn!("TLS handshake with {peer} timed out"),
-                        }
+                        })
+                        .await
                     }
                 }
             });
