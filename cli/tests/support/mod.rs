@@ -176,12 +176,21 @@ pub fn status_json(sock: &Path) -> serde_json::Value {
 }
 
 /// Polls `cond` until it holds or `within` passes.
-pub fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn eventually(within: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(wait_until(within, cond), "timed out waiting for {what}");
+}
+
+/// Polls `cond` every 50 ms until it holds (true) or `within` passes (false), for callers
+/// that fail with more to say (logs).
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        if start.elapsed() >= within {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 /// Configs of the line mesh A -tcp- B -tcp- C in `dir`: one data dir `dir/data`, control
