@@ -264,10 +264,11 @@ impl Workceptor {
     }
 
     /// Go's `startRemoteUnit` on an open connection: submit, payload, half-close, reply.
-    async fn send_submit(&self, unit: &Unit, mut conn: Client) -> Result<(), String> {
+    async fn send_submit(&self, unit: &Unit, mut conn: Client) -> Result<(), SubmitError> {
+        use SubmitError::{Cut, Final, Unconfirmed};
         let red = data(unit);
         let node = &red.remote_node;
-        let sig = self.signature_for(&red)?;
+        let sig = self.signature_for(&red).map_err(Final)?;
         debug!(
             "[{}] submitting work type {} to {node}",
             unit.id, red.remote_work_type
@@ -281,16 +282,16 @@ impl Workceptor {
         );
         conn.send(&line)
             .await
-            .map_err(|e| format!("write error sending to {node}: {e}"))?;
+            .map_err(|e| Cut(format!("write error sending to {node}: {e}")))?;
         let reply = conn
             .read_line()
             .await
-            .map_err(|e| format!("read error reading from {node}: {e}"))?;
+            .map_err(|e| Cut(format!("read error reading from {node}: {e}")))?;
         let Some(remote_id) = submitted_unit_id(&reply) else {
-            return Err(format!(
+            return Err(Final(format!(
                 "could not parse response: {}",
                 reply.trim_end_matches('\n')
-            ));
+            )));
         };
         let remote_id = remote_id.to_owned();
         debug!(
@@ -301,32 +302,29 @@ impl Workceptor {
             if let Some(d) = r.remote_mut() {
                 d.remote_unit_id.clone_from(&remote_id);
             }
-        })?;
+        })
+        .map_err(Final)?;
         let mut stdin = tokio::fs::File::open(unit.stdin_path())
             .await
-            .map_err(|e| format!("error opening stdin file: {e}"))?;
+            .map_err(|e| Final(format!("error opening stdin file: {e}")))?;
         conn.send_from(&mut stdin)
             .await
-            .map_err(|e| format!("error sending stdin file: {e}"))?;
+            .map_err(|e| Cut(format!("error sending stdin file: {e}")))?;
         conn.half_close()
             .await
-            .map_err(|e| format!("error closing stdin file: {e}"))?;
+            .map_err(|e| Cut(format!("error closing stdin file: {e}")))?;
         let reply = conn
             .read_line()
             .await
-            .map_err(|e| format!("read error reading from {node}: {e}"))?;
+            .map_err(|e| Unconfirmed(format!("read error reading from {node}: {e}")))?;
         if let Some(i) = reply.find("ERROR: ") {
             let msg = reply
                 .get(i + 7..)
                 .unwrap_or_default()
                 .trim_end_matches(['\n', '\r']);
-            return Err(format!("error from remote: {msg}"));
+            return Err(Final(format!("error from remote: {msg}")));
         }
-        unit.update(|r| {
-            if let Some(d) = r.remote_mut() {
-                d.remote_started = true;
-            }
-        })?;
+        mark_started(unit).map_err(Final)?;
         info!("[{}] started as unit {remote_id} on {node}", unit.id);
         Ok(())
     }
@@ -613,16 +611,31 @@ impl Workceptor {
     /// The background part of a start: connect (retrying), submit, monitor.
     async fn start_job(self: Arc<Self>, unit: Arc<Unit>) {
         let started = async {
-            let Some(conn) = self.connection(&unit, true).await else {
-                return false;
-            };
-            match self.send_submit(&unit, conn).await {
-                Ok(()) => true,
-                Err(e) => {
-                    // Go only logs this and leaves the unit Pending for good.
-                    error!("Error running action function: {e}");
-                    unit.update_basic(STATE_FAILED, format!("Error starting worker: {e}"), Some(0));
-                    false
+            loop {
+                let Some(conn) = self.connection(&unit, true).await else {
+                    return false;
+                };
+                match self.send_submit(&unit, conn).await {
+                    Ok(()) => return true,
+                    Err(SubmitError::Cut(e)) => {
+                        // Go leaves the unit Pending for good. The other node's unit, if
+                        // it made one, fails reading its input: submitting again is safe.
+                        info!("[{}] submit cut off ({e}); submitting again", unit.id);
+                        tokio::time::sleep(RETRY_FIRST).await;
+                    }
+                    Err(SubmitError::Unconfirmed(e)) => {
+                        info!(
+                            "[{}] no answer after the payload ({e}); following it",
+                            unit.id
+                        );
+                        return mark_started(&unit).is_ok();
+                    }
+                    Err(SubmitError::Final(e)) => {
+                        error!("Error running action function: {e}");
+                        let detail = format!("Error starting worker: {e}");
+                        unit.update_basic(STATE_FAILED, detail, Some(0));
+                        return false;
+                    }
                 }
             }
         };
@@ -769,7 +782,19 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
     match first {
         Ok(conn) => {
             *lock(&unit.unreachable_since) = None;
-            w.send_submit(unit, conn).await?;
+            match w.send_submit(unit, conn).await {
+                Ok(()) => {}
+                Err(SubmitError::Cut(e)) => {
+                    debug!("[{}] submit to {} cut off: {e}", unit.id, red.remote_node);
+                    spawn_job(unit, w.clone().start_job(unit.clone()));
+                    return Ok(true);
+                }
+                Err(SubmitError::Unconfirmed(e)) => {
+                    debug!("[{}] no answer from {}: {e}", unit.id, red.remote_node);
+                    mark_started(unit)?;
+                }
+                Err(SubmitError::Final(e)) => return Err(e),
+            }
             spawn_monitor(w, unit);
             Ok(false)
         }
@@ -783,6 +808,32 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
             Ok(true)
         }
     }
+}
+
+/// Why a submit to the other node did not complete.
+#[derive(Debug, thiserror::Error)]
+enum SubmitError {
+    /// The connection broke before the other node had the whole payload: its unit, if it
+    /// made one, fails reading its input and never runs, so submitting again is safe.
+    #[error("{0}")]
+    Cut(String),
+    /// The connection broke after the whole payload was sent: the other node's unit may be
+    /// running, so it is followed rather than submitted again.
+    #[error("{0}")]
+    Unconfirmed(String),
+    /// The other node refused the unit, or a local step failed: retrying will not mend it.
+    #[error("{0}")]
+    Final(String),
+}
+
+/// Records that the other node has the unit (from here on it is followed, not submitted).
+fn mark_started(unit: &Unit) -> Result<(), String> {
+    unit.update(|r| {
+        if let Some(d) = r.remote_mut() {
+            d.remote_started = true;
+        }
+    })
+    .map(|_| ())
 }
 
 /// Go's `Restart` for a remote unit found on disk.
