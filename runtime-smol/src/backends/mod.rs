@@ -6,7 +6,6 @@
 //! run until the node stops. Cancelling a backend ends its sessions cleanly (the node sees
 //! the links go down).
 
-mod sockopt;
 mod tcp;
 mod udp;
 

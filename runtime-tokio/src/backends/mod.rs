@@ -1,6 +1,5 @@
 //! Backends: the listeners and dialers that make links (netceptor.md §2).
 
-mod sockopt;
 mod tcp;
 mod udp;
 mod ws;
