@@ -235,11 +235,28 @@ impl Config {
         self.max_idle = d;
         Ok(self)
     }
+
+    /// The seed of the stream layer's randomness ([`crate::stream::Streams::new`]): drawn
+    /// from [`Config::rng_seed`] and the node ID, so it differs from the node's own stream of
+    /// numbers and between nodes even when every node is given the same seed.
+    pub fn stream_rng_seed(&self) -> u64 {
+        self.rng_seed.rotate_left(17) ^ self.node_id.hash()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_seeds_differ_between_nodes_with_one_seed() {
+        let config = |id| Config::new(NodeId::new(id).unwrap(), 7, Duration::ZERO);
+        let (a, b) = (config("a"), config("b"));
+        assert_ne!(a.stream_rng_seed(), b.stream_rng_seed());
+        // Not the node's own seed either (the node seeds with `rng_seed ^ hash`).
+        assert_ne!(a.stream_rng_seed(), a.rng_seed ^ a.node_id.hash());
+        assert_eq!(a.stream_rng_seed(), config("a").stream_rng_seed());
+    }
 
     #[test]
     fn only_short_measured_paths_get_a_bounded_send_buffer() {
