@@ -45,6 +45,41 @@ impl Backoff {
     }
 }
 
+/// A dialer's redial policy: after each attempt, logs how it ended and says whether to dial
+/// again and after how long. The runtime owns the sockets, the timer and the randomness.
+#[derive(Debug, Clone)]
+pub struct Redial {
+    what: String,
+    redial: bool,
+    backoff: Backoff,
+}
+
+impl Redial {
+    /// The policy of a dialer to `what` (its address, for the log); `redial` false dials once.
+    pub fn new(what: String, redial: bool) -> Self {
+        Self {
+            what,
+            redial,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// An attempt ended: `Ok` when a session ran and ended (the backoff starts again), `Err`
+    /// with why the dial failed. Returns the delay before the next attempt, or `None` when
+    /// the dialer is done. `random` is any random u64 (see [`Backoff::next_delay`]).
+    pub fn after_attempt(&mut self, result: Result<(), String>, random: u64) -> Option<Duration> {
+        let what = &self.what;
+        match result {
+            Ok(()) => {
+                self.backoff.reset();
+                tracing::info!("connection to {what} closed");
+            }
+            Err(e) => tracing::warn!("connection to {what} failed: {e}"),
+        }
+        self.redial.then(|| self.backoff.next_delay(random))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +96,24 @@ mod tests {
         let mut ours = Backoff::default();
         assert_eq!(ours.next_delay(0), Duration::from_secs(1));
         assert_eq!(ours.next_delay(0), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn redial_backs_off_on_failures_and_starts_again_after_a_session() {
+        let failed = || Err("refused".to_owned());
+        let mut r = Redial::new("peer:1".into(), true);
+        assert_eq!(r.after_attempt(failed(), 0), Some(Duration::from_secs(1)));
+        assert_eq!(
+            r.after_attempt(failed(), 0),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(r.after_attempt(Ok(()), 0), Some(Duration::from_secs(1)));
+        assert_eq!(
+            r.after_attempt(failed(), 0),
+            Some(Duration::from_millis(1500))
+        );
+        let mut once = Redial::new("peer:1".into(), false);
+        assert_eq!(once.after_attempt(failed(), 0), None);
+        assert_eq!(once.after_attempt(Ok(()), 0), None);
     }
 }

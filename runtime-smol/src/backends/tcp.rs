@@ -8,9 +8,10 @@ use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
+use super::{DialSpec, ListenSpec, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::run_stream;
+use receptor_core::config::bind_addr;
 use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
 
 /// Binds a TCP listener and accepts sessions until the node stops. Returns the bound address

@@ -9,10 +9,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
-use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link, session_result};
+use super::{DialSpec, ListenSpec, host_of, redial_loop, session_link, session_result};
 use crate::NodeHandle;
 use crate::link::run_stream;
 use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
+use receptor_core::config::bind_addr;
 use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
 
 /// Go's TLS dial timeout.
