@@ -45,6 +45,27 @@ impl Backoff {
     }
 }
 
+/// The pause after a listener's accept fails (out of file descriptors and the like), so that
+/// it backs off instead of spinning: 20 ms, doubling with each failure in a row up to
+/// 10.24 s; an accepted connection starts it again.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    /// A connection was accepted.
+    pub fn accepted(&mut self) {
+        self.failures = 0;
+    }
+
+    /// An accept failed: how long to wait before the next.
+    pub fn failed(&mut self) -> Duration {
+        self.failures = (self.failures + 1).min(10);
+        Duration::from_millis(10 << self.failures)
+    }
+}
+
 /// A dialer's redial policy: after each attempt, logs how it ended and says whether to dial
 /// again and after how long. The runtime owns the sockets, the timer and the randomness.
 #[derive(Debug, Clone)]
@@ -115,5 +136,19 @@ mod tests {
         let mut once = Redial::new("peer:1".into(), false);
         assert_eq!(once.after_attempt(failed(), 0), None);
         assert_eq!(once.after_attempt(Ok(()), 0), None);
+    }
+
+    #[test]
+    fn accept_failures_double_the_pause_up_to_a_bound() {
+        let mut b = AcceptBackoff::default();
+        let ms: Vec<u128> = (0..12).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(
+            ms,
+            [
+                20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 10240, 10240
+            ]
+        );
+        b.accepted();
+        assert_eq!(b.failed(), Duration::from_millis(20));
     }
 }
