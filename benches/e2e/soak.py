@@ -177,6 +177,9 @@ def main():
             s = states.get(u)
             if s == 3:
                 failed += 1
+                if failed <= 5:
+                    detail = command(sock_a, f"work status {u}").get("Detail")
+                    print(f"  unit {u} failed: {detail}")
                 continue
             if s != 2:
                 stuck += 1

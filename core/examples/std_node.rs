@@ -70,6 +70,10 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let args = parse(std::env::args().skip(1)).unwrap_or_else(|e| {
         eprintln!("{e}\n{USAGE}");
         std::process::exit(2);
@@ -94,7 +98,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = channel();
     let ids = Arc::new(AtomicU64::new(0));
     for addr in &args.listen {
-        let listener = TcpListener::bind(addr)?;
+        let listener = TcpListener::bind(addr).map_err(|e| format!("--tcp-listen {addr}: {e}"))?;
         println!("listening on {}", listener.local_addr()?);
         let (tx, ids) = (tx.clone(), ids.clone());
         thread::spawn(move || accept(listener, &tx, &ids));
@@ -201,7 +205,11 @@ fn drive(mut node: Node, rx: &Receiver<Msg>) {
                         .iter()
                         .map(|(dest, hop)| format!("{dest} via {hop}"))
                         .collect();
-                    println!("routes: {}", routes.join(", "));
+                    if routes.is_empty() {
+                        println!("routes: none");
+                    } else {
+                        println!("routes: {}", routes.join(", "));
+                    }
                 }
                 Event::Shutdown { reason } => {
                     eprintln!("{reason}");

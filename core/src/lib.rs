@@ -6,6 +6,9 @@
 //!
 //! # Driving a node
 //!
+//! `examples/std_node.rs` is a whole node driven this way with std::net sockets and threads,
+//! no async runtime: `cargo run -p receptor-core --example std_node -- --help`.
+//!
 //! After any mutation (`handle_input` or a command), drain [`Node::poll_transmit`] and
 //! [`Node::poll_event`] until both return `None`, then read [`Node::poll_timeout`] and wait
 //! until that instant or the next input, whichever comes first.
