@@ -99,6 +99,15 @@ pub const MAX_ADVERT_LEN: usize = 16 * 1024;
 /// a longer ID are dropped as malformed.
 pub const MAX_UPDATE_ID_LEN: usize = 64;
 
+/// `host:port` to bind a listener to, with an IPv6 host bracketed (`::1` gives `[::1]:port`).
+pub fn bind_addr(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Round trips up to this long make a short path for [`tcp_send_buffer`]: loopback, a LAN.
 pub const SHORT_PATH_RTT: Duration = Duration::from_micros(500);
 /// The send buffer a link's TCP connection asks for on a short path. Linux doubles it for its
@@ -235,11 +244,37 @@ impl Config {
         self.max_idle = d;
         Ok(self)
     }
+
+    /// The seed of the stream layer's randomness ([`crate::stream::Streams::new`]): drawn
+    /// from [`Config::rng_seed`] and the node ID, so it differs from the node's own stream of
+    /// numbers and between nodes even when every node is given the same seed.
+    pub fn stream_rng_seed(&self) -> u64 {
+        self.rng_seed.rotate_left(17) ^ self.node_id.hash()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_addresses_bracket_ipv6_hosts_once() {
+        assert_eq!(bind_addr("0.0.0.0", 7), "0.0.0.0:7");
+        assert_eq!(bind_addr("localhost", 0), "localhost:0");
+        assert_eq!(bind_addr("::1", 7), "[::1]:7");
+        assert_eq!(bind_addr("[::1]", 7), "[::1]:7");
+        assert_eq!(bind_addr("", 7), ":7");
+    }
+
+    #[test]
+    fn stream_seeds_differ_between_nodes_with_one_seed() {
+        let config = |id| Config::new(NodeId::new(id).unwrap(), 7, Duration::ZERO);
+        let (a, b) = (config("a"), config("b"));
+        assert_ne!(a.stream_rng_seed(), b.stream_rng_seed());
+        // Not the node's own seed either (the node seeds with `rng_seed ^ hash`).
+        assert_ne!(a.stream_rng_seed(), a.rng_seed ^ a.node_id.hash());
+        assert_eq!(a.stream_rng_seed(), config("a").stream_rng_seed());
+    }
 
     #[test]
     fn only_short_measured_paths_get_a_bounded_send_buffer() {

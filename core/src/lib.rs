@@ -35,7 +35,9 @@
 //!     node.handle_input(Instant::now(), Input::Timeout);
 //! }
 //! ```
-#![forbid(unsafe_code)]
+// Unsafe only in the socket calls of feature `os`, which the sans-IO node never uses.
+#![cfg_attr(not(feature = "os"), forbid(unsafe_code))]
+#![cfg_attr(feature = "os", deny(unsafe_code))]
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -56,6 +58,8 @@ pub mod id;
 pub mod identity;
 mod link;
 mod node;
+#[cfg(feature = "os")]
+pub mod os;
 mod ping;
 pub mod routing;
 mod services;

@@ -77,8 +77,7 @@ pub fn spawn_node_on(
     config: Arc<Config>,
 ) -> Result<NodeHandle, receptor_core::ConfigError> {
     let id = config.node_id.clone();
-    // The stream layer's randomness, distinct per node even when every seed is the same.
-    let seed = config.rng_seed.rotate_left(17) ^ id.hash();
+    let seed = config.stream_rng_seed();
     let node = Node::new(config, driver::now())?;
     let (commands, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
     let (inbound, in_rx) = async_channel::bounded(INBOUND_QUEUE);

@@ -44,7 +44,7 @@ pub struct NodeHandle {
 /// Starts the node task on the current tokio runtime.
 pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::ConfigError> {
     let id = config.node_id.clone();
-    let seed = config.rng_seed.rotate_left(17) ^ id.hash();
+    let seed = config.stream_rng_seed();
     let node = Node::new(config, now())?;
     let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);

@@ -6,19 +6,17 @@
 //! run until the node stops. Cancelling a backend ends its sessions cleanly (the node sees
 //! the links go down).
 
-mod sockopt;
 mod tcp;
 mod udp;
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use async_io::Timer;
 use futures_lite::future;
 use receptor_core::LinkConfig;
-use receptor_core::backoff::Backoff;
-use tracing::{info, warn};
+use receptor_core::backoff::Redial;
+use receptor_core::os::random_u64;
 
 pub use tcp::{tcp_dial, tcp_listen};
 pub use udp::{udp_dial, udp_listen};
@@ -47,13 +45,6 @@ pub struct DialSpec {
     pub link: Arc<LinkConfig>,
 }
 
-/// Some randomness for the backoff jitter, from the OS-seeded std hasher keys.
-fn random_u64() -> u64 {
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
 /// Runs `f` until it ends or the node stops, whichever comes first (`None` then; checked
 /// first, so a busy socket cannot keep a backend running).
 pub(crate) async fn until_stopped<T>(node: &NodeHandle, f: impl Future<Output = T>) -> Option<T> {
@@ -75,33 +66,16 @@ pub(crate) async fn redial_loop<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut backoff = Backoff::default();
+    let mut policy = Redial::new(what, redial);
     loop {
         let Some(result) = until_stopped(&node, attempt()).await else {
             return;
         };
-        match result {
-            Ok(()) => {
-                backoff.reset();
-                info!("connection to {what} closed");
-            }
-            Err(e) => warn!("connection to {what} failed: {e}"),
-        }
-        if !redial {
+        let Some(delay) = policy.after_attempt(result, random_u64()) else {
             return;
-        }
-        let delay = backoff.next_delay(random_u64());
+        };
         if until_stopped(&node, Timer::after(delay)).await.is_none() {
             return;
         }
-    }
-}
-
-/// `host:port` for binding, with IPv6 hosts bracketed.
-pub(crate) fn bind_addr(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }

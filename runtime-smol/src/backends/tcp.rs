@@ -1,17 +1,18 @@
 //! `tcp-listener` / `tcp-peer`: 2-byte length framing inside (done by the core). No TLS yet.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use async_executor::Task;
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::sockopt::{prepare_link_socket, widen_backlog};
-use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
+use super::{DialSpec, ListenSpec, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::run_stream;
+use receptor_core::backoff::AcceptBackoff;
+use receptor_core::config::bind_addr;
+use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
 
 /// Binds a TCP listener and accepts sessions until the node stops. Returns the bound address
 /// and the accept loop's task (dropping it stops accepting; sessions already up go on).
@@ -24,18 +25,17 @@ pub async fn tcp_listen(
     let local = listener.local_addr()?;
     let node = node.clone();
     let task = node.clone().spawn(async move {
-        let mut failures = 0u32;
+        let mut pause = AcceptBackoff::default();
         while let Some(accepted) = until_stopped(&node, listener.accept()).await {
             let (sock, remote) = match accepted {
                 Ok(x) => {
-                    failures = 0;
+                    pause.accepted();
                     x
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    failures = (failures + 1).min(10);
                     warn!("tcp accept on {local}: {e}");
-                    Timer::after(Duration::from_millis(10 << failures)).await;
+                    Timer::after(pause.failed()).await;
                     continue;
                 }
             };

@@ -9,9 +9,10 @@ use async_net::UdpSocket;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{DialSpec, ListenSpec, bind_addr, redial_loop, until_stopped};
+use super::{DialSpec, ListenSpec, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::{run_connected_udp, run_udp_session};
+use receptor_core::config::bind_addr;
 
 /// Datagrams queued per UDP session before further ones are dropped.
 const SESSION_QUEUE: usize = 256;

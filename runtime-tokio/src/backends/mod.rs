@@ -1,6 +1,5 @@
 //! Backends: the listeners and dialers that make links (netceptor.md §2).
 
-mod sockopt;
 mod tcp;
 mod udp;
 mod ws;
@@ -9,13 +8,11 @@ mod ws;
 pub(crate) use ws::{check_upgrade, ws_config};
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use receptor_core::LinkConfig;
-use receptor_core::backoff::Backoff;
-use tracing::{info, warn};
+use receptor_core::backoff::Redial;
+use receptor_core::os::random_u64;
 
 pub use tcp::{tcp_bind, tcp_dial, tcp_listen, tcp_serve};
 pub use udp::{udp_bind, udp_dial, udp_listen, udp_serve};
@@ -73,12 +70,6 @@ pub struct WsDialSpec {
     pub extra_header: Option<String>,
 }
 
-fn random_u64() -> u64 {
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
 /// Dials until the node stops: `attempt` returns `Ok` when a session ran and ended, `Err`
 /// when the dial failed. Go's backoff, reset after every successful dial.
 pub(crate) async fn redial_loop<F, Fut>(
@@ -90,22 +81,18 @@ pub(crate) async fn redial_loop<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut backoff = Backoff::default();
+    let mut policy = Redial::new(what, redial);
     loop {
         if node.inbound.is_closed() {
             return;
         }
-        match attempt().await {
-            Ok(()) => {
-                backoff.reset();
-                info!("connection to {what} closed");
-            }
-            Err(e) => warn!("connection to {what} failed: {e}"),
-        }
-        if !redial || node.inbound.is_closed() {
+        let result = attempt().await;
+        let Some(delay) = policy.after_attempt(result, random_u64()) else {
+            return;
+        };
+        if node.inbound.is_closed() {
             return;
         }
-        let delay: Duration = backoff.next_delay(random_u64());
         tokio::time::sleep(delay).await;
     }
 }
@@ -133,15 +120,6 @@ pub(crate) fn session_result(established: bool) -> Result<(), String> {
         Ok(())
     } else {
         Err("the session closed before its handshake completed".to_owned())
-    }
-}
-
-/// `host:port` for binding, with IPv6 hosts bracketed.
-pub(crate) fn bind_addr(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 

@@ -9,11 +9,13 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
-use super::sockopt::{prepare_link_socket, widen_backlog};
-use super::{DialSpec, ListenSpec, bind_addr, host_of, redial_loop, session_link, session_result};
+use super::{DialSpec, ListenSpec, host_of, redial_loop, session_link, session_result};
 use crate::NodeHandle;
 use crate::link::run_stream;
 use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
+use receptor_core::backoff::AcceptBackoff;
+use receptor_core::config::bind_addr;
+use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
 
 /// Go's TLS dial timeout.
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,7 +55,7 @@ pub fn tcp_serve(
     tokio::spawn(async move {
         let acceptor = spec.tls.clone().map(TlsAcceptor::from);
         let mut sessions = JoinSet::new();
-        let mut failures = 0u32;
+        let mut pause = AcceptBackoff::default();
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -63,14 +65,13 @@ pub fn tcp_serve(
             };
             let (sock, remote) = match accepted {
                 Ok(x) => {
-                    failures = 0;
+                    pause.accepted();
                     x
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    failures = (failures + 1).min(10);
                     warn!("tcp accept on {local}: {e}");
-                    tokio::time::sleep(Duration::from_millis(10 << failures)).await;
+                    tokio::time::sleep(pause.failed()).await;
                     continue;
                 }
             };

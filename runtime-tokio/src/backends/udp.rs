@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::{DialSpec, ListenSpec, bind_addr, redial_loop};
+use super::{DialSpec, ListenSpec, redial_loop};
 use crate::NodeHandle;
 use crate::link::{run_connected_udp, run_udp_session};
+use receptor_core::config::bind_addr;
 
 /// Datagrams queued per UDP session before further ones are dropped.
 const SESSION_QUEUE: usize = 256;

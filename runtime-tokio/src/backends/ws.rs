@@ -17,11 +17,11 @@ use tracing::{debug, warn};
 
 use receptor_core::wire::MAX_MESSAGE_LEN;
 
-use super::sockopt::prepare_link_socket;
 use super::{WsDialSpec, WsListenSpec, redial_loop, session_link, session_result, tcp_bind};
 use crate::NodeHandle;
 use crate::link::run_websocket;
 use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
+use receptor_core::os::sockopt::prepare_link_socket;
 
 /// Go's `ReadHeaderTimeout` (and a bound on the TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

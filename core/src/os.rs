@@ -1,0 +1,17 @@
+//! What both runtimes take from the operating system around the node (feature `os`, which
+//! only the runtimes enable): socket options and randomness. Not part of the sans-IO node:
+//! nothing in the core calls these; the policies they serve live in [`crate::config`] and
+//! [`crate::backoff`].
+#![allow(unsafe_code)]
+
+pub mod sockopt;
+
+use std::hash::{BuildHasher, Hasher};
+
+/// Some randomness (for the backoff jitter), from the OS-seeded keys of the standard
+/// library's hasher.
+pub fn random_u64() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
