@@ -1,6 +1,6 @@
 """Shared by the end-to-end benchmark scripts: free ports, `receptor` node processes with a
 control socket in a temp dir, and /proc readings of their memory and CPU."""
-import json, os, socket, subprocess, time
+import json, os, socket, subprocess, sys, time
 
 
 def free_port():
@@ -79,3 +79,17 @@ class Node:
             self.p.wait(5)
         except subprocess.TimeoutExpired:
             self.p.kill()
+
+
+def receptor_control():
+    """receptorctl's client class; re-runs the calling script under the repo's .venv when the
+    current Python lacks receptorctl (the scripts are run as `python3 benches/e2e/X.py`)."""
+    try:
+        from receptorctl.socket_interface import ReceptorControl
+        return ReceptorControl
+    except ImportError:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        py = os.path.join(root, ".venv", "bin", "python")
+        if os.path.exists(py) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.dirname(os.path.dirname(py))):
+            os.execv(py, [py] + sys.argv)
+        raise

@@ -22,15 +22,9 @@ import argparse, concurrent.futures, os, shutil, signal, subprocess, sys, tempfi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from e2e_nodes import free_port  # noqa: E402 (beside this script)
+from e2e_nodes import free_port, receptor_control  # noqa: E402 (beside this script)
 
-try:
-    from receptorctl.socket_interface import ReceptorControl
-except ImportError:
-    venv = os.path.join(ROOT, ".venv")
-    if os.path.exists(os.path.join(venv, "bin/python")) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
-        os.execv(os.path.join(venv, "bin/python"), [os.path.join(venv, "bin/python")] + sys.argv)
-    raise
+ReceptorControl = receptor_control()
 
 
 class Line:

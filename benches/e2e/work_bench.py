@@ -26,15 +26,9 @@ import subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from e2e_nodes import cpu_seconds, free_port  # noqa: E402 (beside this script)
+from e2e_nodes import cpu_seconds, free_port, receptor_control  # noqa: E402 (beside this script)
 
-try:
-    from receptorctl.socket_interface import ReceptorControl
-except ImportError:
-    venv = os.path.join(ROOT, ".venv")
-    if os.path.exists(os.path.join(venv, "bin/python")) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
-        os.execv(os.path.join(venv, "bin/python"), [os.path.join(venv, "bin/python")] + sys.argv)
-    raise
+ReceptorControl = receptor_control()
 
 
 def node_cpu(pids):
