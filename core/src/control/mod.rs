@@ -35,6 +35,9 @@ mod reply;
 mod session;
 mod work;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use work::NON_PARAMS;
+
 pub use command::{Command, ParseError, parse_line};
 pub use duration::{go_duration_nanos, go_duration_string};
 pub use line::{LineEvent, LineReader, MAX_LINE_LEN};

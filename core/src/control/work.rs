@@ -107,7 +107,7 @@ pub struct WorkSubmit {
 }
 
 /// Keys of a JSON submit that are not work params.
-const NON_PARAMS: [&str; 8] = [
+pub(crate) const NON_PARAMS: [&str; 8] = [
     "command",
     "subcommand",
     "node",

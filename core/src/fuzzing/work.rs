@@ -42,19 +42,6 @@ pub fn work_status(data: &[u8]) {
     }
 }
 
-/// Keys of a submit line that are not work params (they would not come back as params).
-const NOT_PARAMS: [&str; 9] = [
-    "command",
-    "subcommand",
-    "node",
-    "worktype",
-    "tlsclient",
-    "ttl",
-    "signwork",
-    "signature",
-    "params",
-];
-
 /// The remote-unit protocol from both ends: the control lines a node sends for a remote unit
 /// (built from fuzz-chosen names, params and signatures) must parse on the other node to the
 /// same request, and the unit ID found in a reply line must be what Go's regex finds.
@@ -79,7 +66,9 @@ pub fn remote_reply(data: &[u8]) {
     let mut params = u
         .arbitrary::<BTreeMap<String, String>>()
         .unwrap_or_default();
-    params.retain(|k, _| !NOT_PARAMS.contains(&k.as_str()));
+    // Keys that are not work params would not come back as params; nor would `params`,
+    // whose value holds the free-form ones.
+    params.retain(|k, _| k != "params" && !crate::control::NON_PARAMS.contains(&k.as_str()));
     let sig = sig.filter(|s| !s.is_empty());
 
     let submit = remote::submit_command(&params, &node, &work_type, &tls, sig.as_deref());
