@@ -39,6 +39,7 @@
 mod check;
 mod control;
 mod drive;
+pub mod fuzz_replay;
 mod link;
 pub mod pair;
 mod queue;
