@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use receptor_core::control::ControlReply;
 use receptor_tokio::{DialFailure, MeshStream, NodeHandle};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -156,7 +157,11 @@ impl Mesh {
             .await
             .map_err(|_| ConnectError::Other("context deadline exceeded".into()))?
             .map_err(|e| ConnectError::Other(e.to_string()))?;
-        if !hello.contains(node) {
+        let greeted = matches!(
+            ControlReply::decode(&hello),
+            Ok(ControlReply::Greeting { node_id }) if node_id == node
+        );
+        if !greeted {
             return Err(ConnectError::Other(format!(
                 "while expecting node ID {node}, got message: {}",
                 hello.trim_end_matches('\n')

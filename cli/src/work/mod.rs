@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use receptor_core::control::{UnitStatus, WorkSubmit, state_name};
+use receptor_core::control::{ErrorReply, UnitStatus, WorkSubmit, state_name};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::{
     ExtraData, STATE_FAILED, STATE_PENDING, StatusRecord, command_params, generate_unit_id,
@@ -456,8 +456,7 @@ impl Workceptor {
     }
 
     fn find_or_err(self: &Arc<Self>, id: &str) -> Result<Arc<Unit>, String> {
-        self.find(id)
-            .ok_or_else(|| format!("unknown work unit {id}"))
+        self.find(id).ok_or_else(|| unknown_unit(id))
     }
 
     /// Go's `processSignature`: a signature is needed for a `remote` unit that signs its
@@ -607,7 +606,7 @@ impl Workceptor {
     /// the start is pending (`Job Submitted`: a remote node not reached yet).
     pub async fn start(self: &Arc<Self>, unit: &Arc<Unit>) -> Result<bool, String> {
         if unit.is_released() {
-            return Err(format!("unknown work unit {}", unit.id));
+            return Err(unknown_unit(&unit.id));
         }
         unit.update_basic(STATE_PENDING, "Starting Worker", Some(0));
         let r = match &unit.kind {
@@ -670,7 +669,7 @@ impl Workceptor {
         let until = tokio::time::Instant::now() + wait.min(STATUS_WAIT_MAX);
         loop {
             if unit.is_released() {
-                return Err(format!("unknown work unit {unit_id}"));
+                return Err(unknown_unit(unit_id));
             }
             let st = unit.reply_status();
             if st.state != known_state || st.detail != known_detail {
@@ -723,7 +722,7 @@ impl Workceptor {
             return if force {
                 Ok(false)
             } else {
-                Err(format!("unknown work unit {unit_id}"))
+                Err(unknown_unit(unit_id))
             };
         };
         self.check_unit_signature(&unit, signature, conn_is_unix)?;
@@ -829,4 +828,12 @@ fn random_seed() -> [u8; 32] {
         chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
     }
     seed
+}
+
+/// Go's `unknown work unit <id>`, worded by the reply codec its readers decode it with.
+fn unknown_unit(unit_id: &str) -> String {
+    ErrorReply::UnknownUnit {
+        unit_id: unit_id.to_owned(),
+    }
+    .to_string()
 }

@@ -39,13 +39,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receptor_core::backoff::Backoff;
-use receptor_core::control::go_duration_string;
+use receptor_core::control::{ControlReply, ErrorReply, go_duration_string};
 use receptor_core::work::remote::{
-    RemoteExtraData, expired_detail, results_command, status_command, submit_command,
-    submitted_unit_id, unit_command,
+    RemoteExtraData, expired_detail, results_command, status_command, submit_command, unit_command,
 };
-use receptor_core::work::{STATE_CANCELED, STATE_FAILED, STATE_PENDING, StatusRecord, is_complete};
-use serde_json::Value;
+use receptor_core::work::{STATE_CANCELED, STATE_FAILED, StatusRecord, is_complete};
 use tracing::{debug, error, info, warn};
 
 use super::client::{Client, ConnectError};
@@ -200,7 +198,7 @@ impl Workceptor {
         unit: &Unit,
         red: &RemoteExtraData,
         release: bool,
-    ) -> Result<Result<bool, String>, ConnectError> {
+    ) -> Result<Result<bool, CancelError>, ConnectError> {
         let mut conn = self.session(red).await?;
         let r = self.cancel_remote(unit, &mut conn, release).await;
         if r.is_ok() {
@@ -287,13 +285,13 @@ impl Workceptor {
             .read_line()
             .await
             .map_err(|e| Cut(format!("read error reading from {node}: {e}")))?;
-        let Some(remote_id) = submitted_unit_id(&reply) else {
+        let Ok(ControlReply::WorkUnitCreated { unit_id: remote_id }) = ControlReply::decode(&reply)
+        else {
             return Err(Final(format!(
                 "could not parse response: {}",
                 reply.trim_end_matches('\n')
             )));
         };
-        let remote_id = remote_id.to_owned();
         debug!(
             "[{}] {node} created unit {remote_id}; sending stdin",
             unit.id
@@ -317,12 +315,8 @@ impl Workceptor {
             .read_line()
             .await
             .map_err(|e| Unconfirmed(format!("read error reading from {node}: {e}")))?;
-        if let Some(i) = reply.find("ERROR: ") {
-            let msg = reply
-                .get(i + 7..)
-                .unwrap_or_default()
-                .trim_end_matches(['\n', '\r']);
-            return Err(Final(format!("error from remote: {msg}")));
+        if let Ok(ControlReply::Error(e)) = ControlReply::decode(&reply) {
+            return Err(Final(format!("error from remote: {e}")));
         }
         mark_started(unit).map_err(Final)?;
         info!("[{}] started as unit {remote_id} on {node}", unit.id);
@@ -336,10 +330,10 @@ impl Workceptor {
         unit: &Unit,
         conn: &mut Client,
         release: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, CancelError> {
         let red = data(unit);
         let node = &red.remote_node;
-        let sig = self.signature_for(&red)?;
+        let sig = self.signature_for(&red).map_err(CancelError::Final)?;
         let sub = if release { "release" } else { "cancel" };
         debug!(
             "[{}] asking {node} to {sub} unit {}",
@@ -347,20 +341,27 @@ impl Workceptor {
         );
         conn.send(&unit_command(sub, &red.remote_unit_id, sig.as_deref()))
             .await
-            .map_err(|e| format!("write error sending to {node}: {e}"))?;
+            .map_err(|e| CancelError::Cut(format!("write error sending to {node}: {e}")))?;
         let reply = conn
             .read_line()
             .await
-            .map_err(|e| format!("read error reading from {node}: {e}"))?;
-        if let Some(rest) = reply.strip_prefix("ERROR") {
+            .map_err(|e| CancelError::Cut(format!("read error reading from {node}: {e}")))?;
+        match ControlReply::decode(&reply) {
             // Released there already (or never known): nothing left to release (Go #758).
-            if release && rest.contains("unknown work unit") {
-                return Ok(false);
-            }
-            let msg = rest.get(1..).unwrap_or_default().trim();
-            return Err(format!("error cancelling remote unit: {msg}"));
+            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if release => Ok(false),
+            Ok(ControlReply::Error(e)) => Err(CancelError::Final(format!(
+                "error cancelling remote unit: {e}"
+            ))),
+            Ok(
+                ControlReply::WorkCancelled { pending, .. }
+                | ControlReply::WorkReleased { pending, .. },
+            ) => Ok(pending),
+            Ok(other) => Err(CancelError::Final(format!(
+                "unexpected reply to {sub}: {}",
+                other.encode().trim_end()
+            ))),
+            Err(e) => Err(CancelError::Final(e.to_string())),
         }
-        Ok(reply.contains("pending"))
     }
 
     /// Go's status poller. Ends when the other node no longer knows the unit (returning
@@ -410,8 +411,9 @@ impl Workceptor {
                     continue;
                 }
             };
-            if let Some(rest) = line.strip_prefix("ERROR") {
-                if rest.contains("unknown work unit") {
+            let status = match ControlReply::decode(&line) {
+                Ok(ControlReply::WorkStatus(s)) => s,
+                Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
                     if let Some(c) = conn.take() {
                         self.pool.put(&red, c);
                     }
@@ -425,23 +427,20 @@ impl Workceptor {
                     }
                     return true;
                 }
-                error!("Remote error: {}", rest.get(1..).unwrap_or_default().trim());
-                return false;
-            }
-            let Ok(Value::Object(st)) = serde_json::from_str::<Value>(&line) else {
-                error!("Error unmarshalling JSON: {}", line.trim_end());
-                return false;
+                Ok(ControlReply::Error(e)) => {
+                    error!("Remote error: {e}");
+                    return false;
+                }
+                Ok(other) => {
+                    error!("Not a status reply: {}", other.encode().trim_end());
+                    return false;
+                }
+                Err(e) => {
+                    error!("Error reading status reply: {e}");
+                    return false;
+                }
             };
-            let state = st
-                .get("State")
-                .and_then(Value::as_i64)
-                .unwrap_or(STATE_PENDING);
-            let detail = st
-                .get("Detail")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let size = st.get("StdoutSize").and_then(Value::as_i64).unwrap_or(0);
+            let (state, detail, size) = (status.state, status.detail, status.stdout_size);
             if last
                 .as_ref()
                 .is_none_or(|l| *l != (state, detail.clone(), size))
@@ -550,7 +549,11 @@ impl Workceptor {
                 continue;
             }
             match conn.read_line().await {
-                Ok(l) if l.contains("Streaming results") => {}
+                Ok(l)
+                    if matches!(
+                        ControlReply::decode(&l),
+                        Ok(ControlReply::StreamingResults { .. })
+                    ) => {}
                 Ok(l) => {
                     warn!(
                         "Remote node {} did not stream results: {}",
@@ -680,11 +683,11 @@ impl Workceptor {
                     self.monitor(&unit).await;
                     return;
                 }
-                Err(e) if e.starts_with("write error") || e.starts_with("read error") => {
+                Err(CancelError::Cut(e)) => {
                     debug!("[{}] {e}; retrying", unit.id);
                     tokio::time::sleep(RETRY_FIRST).await;
                 }
-                Err(e) => {
+                Err(CancelError::Final(e)) => {
                     error!("Error running action function: {e}");
                     return;
                 }
@@ -826,6 +829,17 @@ enum SubmitError {
     Final(String),
 }
 
+/// Why a cancel or release did not reach the other node's unit.
+#[derive(Debug, thiserror::Error)]
+enum CancelError {
+    /// The connection broke: asking again may get through.
+    #[error("{0}")]
+    Cut(String),
+    /// The other node refused, or answered something else: asking again will not mend it.
+    #[error("{0}")]
+    Final(String),
+}
+
 /// Records that the other node has the unit (from here on it is followed, not submitted).
 fn mark_started(unit: &Unit) -> Result<(), String> {
     unit.update(|r| {
@@ -885,7 +899,10 @@ pub(super) async fn cancel_or_release(
     let red = data(unit);
     if release && force {
         let attempt = async {
-            let mut conn = w.connect_once(&red).await.map_err(|e| e.to_string())?;
+            let mut conn = w
+                .connect_once(&red)
+                .await
+                .map_err(|e| CancelError::Cut(e.to_string()))?;
             w.cancel_remote(unit, &mut conn, true).await
         };
         if let Err(e) = attempt.await {
@@ -901,7 +918,7 @@ pub(super) async fn cancel_or_release(
                 Err(e) => {
                     // The unit is still there: keep following it.
                     spawn_monitor(w, unit);
-                    return Err(e);
+                    return Err(e.to_string());
                 }
             };
             if !release {
