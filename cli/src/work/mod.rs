@@ -30,9 +30,9 @@ pub(crate) mod statusfile;
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -100,11 +100,6 @@ pub struct Unit {
     /// A remote unit's task: starting, monitoring, or telling the other node to cancel or
     /// release.
     job: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Since when a remote unit's node could not be reached (`None` while it can).
-    unreachable_since: Mutex<Option<Instant>>,
-    /// Handshakes in a row that a remote unit's node left unanswered although a route
-    /// existed (reset by any other outcome).
-    unanswered: AtomicU8,
     /// Bumped whenever the unit may have changed (status, stdout, released); waiters
     /// subscribe.
     changes: watch::Sender<u64>,
@@ -131,8 +126,6 @@ impl Unit {
             supervisor: Mutex::new(None),
             released: AtomicBool::new(false),
             job: Mutex::new(None),
-            unreachable_since: Mutex::new(None),
-            unanswered: AtomicU8::new(0),
             changes: watch::Sender::new(0),
             watched: AtomicBool::new(false),
         }
@@ -275,8 +268,6 @@ pub struct Workceptor {
     /// Change notification for unit directories (made on first use; `None` if there is
     /// none).
     dirwatch: OnceLock<Option<Arc<dirwatch::DirWatch>>>,
-    /// Idle control sessions to other nodes, for remote units.
-    pool: remote::Pool,
 }
 
 impl Workceptor {
@@ -320,7 +311,6 @@ impl Workceptor {
             keys: Keys::default(),
             unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
             dirwatch: OnceLock::new(),
-            pool: remote::Pool::default(),
         })
     }
 

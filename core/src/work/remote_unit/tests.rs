@@ -698,3 +698,16 @@ fn resume_rules() {
     let c = t.dialed();
     assert!(t.open(c).contains("\"subcommand\":\"release\""));
 }
+
+#[test]
+fn lasting_connect_failures_are_recognised() {
+    let tls = ConnectFailure::Dial(DialFailure::Failed(StreamFailure::Tls {
+        by_peer: true,
+        reason: "error 42".into(),
+    }));
+    assert!(tls.is_tls() && tls.is_lasting());
+    assert!(!firewall().is_tls() && firewall().is_lasting());
+    assert!(!silence().is_lasting());
+    assert!(!ConnectFailure::NoRoute.is_lasting());
+    assert_eq!(ConnectFailure::NoRoute.to_string(), "no route to node");
+}
