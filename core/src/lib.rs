@@ -65,6 +65,8 @@ pub mod routing;
 mod services;
 pub mod stats;
 pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 pub mod work;
 

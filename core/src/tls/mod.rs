@@ -1,4 +1,8 @@
-//! TLS for the tokio runtime, matching Go receptor's semantics.
+//! TLS as Go receptor does it, for any runtime (feature `tls`): node IDs in certificates,
+//! certificate checks, rustls configs built from PEM bytes, the insecure mesh-stream mode, and
+//! what a failed handshake means. Nothing here reads a file or touches a socket: configs are
+//! loaded through a [`PemSource`] (the runtimes' reads files: `os::tls`, feature `os`), and
+//! the runtimes run the handshakes.
 //!
 //! * Backends (tcp/ws, and plain TLS listeners such as the control service's `tcptls`):
 //!   [`TlsServer::backend_config`] / [`TlsClient::backend_config`], netceptor spec §2.5.
@@ -43,9 +47,10 @@ mod config;
 mod der;
 mod error;
 mod explain;
-mod files;
+mod fingerprint;
 pub mod insecure;
 mod nodeid;
+mod pem;
 mod verify;
 
 use rustls::pki_types::{InvalidDnsNameError, ServerName};
@@ -57,10 +62,14 @@ pub use config::{
 pub use der::DerError;
 pub use error::{CertNameError, TlsError};
 pub use explain::{HandshakeSide, explain_handshake_error, explain_session_error};
-pub use files::{Fingerprint, system_roots};
+pub use fingerprint::Fingerprint;
 pub use nodeid::{
-    RECEPTOR_NODE_ID_OID, RECEPTOR_NODE_ID_OID_ARCS, check_cert_node_id, check_own_cert_names,
+    RECEPTOR_NODE_ID_OID, RECEPTOR_NODE_ID_OID_ARCS, check_cert_node_id, check_leaf_names,
     check_peer_node_id, node_ids_in_cert, node_ids_in_san, peer_cert_identity,
+};
+pub use pem::{
+    PemMemory, PemSource, add_pem_bundle, ca_store_from_pem, cert_chain_from_pem,
+    certified_key_from_pem, private_key_from_pem,
 };
 
 /// The `ServerName` to dial a backend with: the host part of its address (an IP literal,
