@@ -84,11 +84,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bind: bind.clone(),
         port,
         link: link(kind),
+        tls: None,
     };
     let dial = |address: String, kind| DialSpec {
         address,
         redial: true,
         link: link(kind),
+        tls: None,
     };
     let mut backends = Vec::new();
     for port in args.tcp_listen {

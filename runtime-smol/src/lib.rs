@@ -1,5 +1,6 @@
 //! Drives a [`receptor_core::Node`] over real sockets with smol's parts (async-io,
-//! async-net, async-executor): TCP and UDP backends, and a [`NodeHandle`] for applications
+//! async-net, async-executor): TCP (with TLS, through futures-rustls and the core's
+//! [`receptor_core::tls`], re-exported as [`tls`]) and UDP backends, and a [`NodeHandle`] for applications
 //! (status, ping, traceroute, datagram services, and mesh streams: [`MeshStream`] over
 //! QUIC, with [`NodeHandle::dial`] and [`NodeHandle::listen_stream`]). The surface mirrors
 //! `receptor-tokio`.
@@ -14,7 +15,7 @@
 //! Backends return their [`Task`]: dropping it cancels the backend (tokio's `JoinHandle`
 //! detaches instead), so keep it or call `detach()`.
 //!
-//! Not here yet: TLS and WebSocket backends (use `receptor-tokio` for those).
+//! Not here yet: WebSocket backends (use `receptor-tokio` for those).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -27,7 +28,7 @@
 //! let node = receptor_smol::spawn_node(Arc::new(config))?;
 //! let link = Arc::new(LinkConfig::new(LinkKind::Stream));
 //! let address = "127.0.0.1:2222".to_owned();
-//! tcp_dial(&node, DialSpec { address, redial: true, link }).detach();
+//! tcp_dial(&node, DialSpec { address, redial: true, link, tls: None }).detach();
 //! async_io::block_on(async {
 //!     let reply = node.ping("bar").await?;
 //!     println!("{reply:?}");
@@ -43,6 +44,10 @@ mod driver;
 mod handle;
 mod link;
 mod stream;
+pub mod tls;
+
+/// The rustls the TLS configs of [`backends`] are built with.
+pub use rustls;
 
 /// The executor and task types this crate spawns with and returns.
 pub use async_executor::{Executor, Task};

@@ -30,6 +30,7 @@ pub fn listen_spec(kind: LinkKind) -> ListenSpec {
         bind: "127.0.0.1".into(),
         port: 0,
         link: link(kind),
+        tls: None,
     }
 }
 
@@ -39,6 +40,7 @@ pub fn dial_spec(addr: SocketAddr, kind: LinkKind) -> DialSpec {
         address: addr.to_string(),
         redial: true,
         link: link(kind),
+        tls: None,
     }
 }
 
