@@ -69,6 +69,8 @@ pub mod stream;
 pub mod tls;
 pub mod wire;
 pub mod work;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 /// The `tracing` target of packet traces (Go's `trace` entity): a TRACE event for each data
 /// message this node sends, receives or forwards, worded as Go's. Off unless a subscriber

@@ -1,9 +1,9 @@
 //! Drives a [`receptor_core::Node`] over real sockets with smol's parts (async-io,
-//! async-net, async-executor): TCP (with TLS, through futures-rustls and the core's
-//! [`receptor_core::tls`], re-exported as [`tls`]) and UDP backends, and a [`NodeHandle`] for applications
-//! (status, ping, traceroute, datagram services, and mesh streams: [`MeshStream`] over
-//! QUIC, with [`NodeHandle::dial`] and [`NodeHandle::listen_stream`]). The surface mirrors
-//! `receptor-tokio`.
+//! async-net, async-executor): TCP, WebSocket (ws and wss) and UDP backends, TLS through
+//! futures-rustls with the core's configs and node-ID rules ([`receptor_core::tls`],
+//! re-exported as [`tls`]), and a [`NodeHandle`] for applications (status, ping, traceroute,
+//! datagram services, and mesh streams: [`MeshStream`] over QUIC, with [`NodeHandle::dial`]
+//! and [`NodeHandle::listen_stream`]). The surface mirrors `receptor-tokio`.
 //!
 //! One task owns the node; per-link reader and writer tasks talk to it through bounded
 //! channels, so a slow peer never blocks the node: frames for a link whose queue is full are
@@ -14,8 +14,6 @@
 //!
 //! Backends return their [`Task`]: dropping it cancels the backend (tokio's `JoinHandle`
 //! detaches instead), so keep it or call `detach()`.
-//!
-//! Not here yet: WebSocket backends (use `receptor-tokio` for those).
 //!
 //! ```no_run
 //! use std::sync::Arc;

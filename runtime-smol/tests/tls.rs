@@ -2,164 +2,20 @@
 //! authentication and `bindnodeid`, smol to tokio both ways, and refusals (a server signed by
 //! a CA the dialer does not trust; a client whose certificate lacks the node ID it announces).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose as Eku, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use receptor_core::{LinkConfig, LinkKind};
 use receptor_smol::backends::{DialError, DialSpec, ListenSpec, tcp_connect, tcp_dial, tcp_listen};
 use receptor_smol::spawn_node;
-use receptor_smol::tls::{
-    RECEPTOR_NODE_ID_OID_ARCS, TlsClient, TlsClientParams, TlsServer, TlsServerParams,
-};
 // Each test binary uses a part of it.
 #[allow(dead_code)]
 mod common;
 use common::{config_seeded, wait_route, within};
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "receptor-smol-tls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(cn: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
-    }
-
-    /// Writes `<name>.crt` / `<name>.key`: a leaf for `node_ids`, valid for 127.0.0.1 and
-    /// localhost, as Receptor's `cert-signreq` makes them.
-    fn leaf(&self, dir: &TempDir, name: &str, node_ids: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![Eku::ServerAuth, Eku::ClientAuth];
-        params.subject_alt_names = vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        ];
-        for id in node_ids {
-            params.subject_alt_names.push(SanType::OtherName((
-                RECEPTOR_NODE_ID_OID_ARCS.to_vec(),
-                (*id).into(),
-            )));
-        }
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (
-            dir.write(&format!("{name}.crt"), &cert.pem()),
-            dir.write(&format!("{name}.key"), &key.serialize_pem()),
-        )
-    }
-}
-
-/// A CA, another CA nobody here trusts, and their files.
-struct Pki {
-    dir: TempDir,
-    ca: Ca,
-    ca_file: PathBuf,
-    other_file: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = TempDir::new();
-        let ca = Ca::new("receptor test CA");
-        let other = Ca::new("someone else's CA");
-        Self {
-            ca_file: dir.write("ca.crt", &ca.cert.pem()),
-            other_file: dir.write("other.crt", &other.cert.pem()),
-            dir,
-            ca,
-        }
-    }
-
-    /// A mutual-TLS server config for `node` (certificate signed by our CA; clients must
-    /// present one signed by it).
-    fn server(&self, node: &str, bind: bool) -> Arc<rustls::ServerConfig> {
-        let (cert, key) = self.ca.leaf(&self.dir, &format!("{node}-server"), &[node]);
-        let params = TlsServerParams {
-            name: "srv".into(),
-            cert,
-            key,
-            require_client_cert: true,
-            client_cas: Some(self.ca_file.clone()),
-            bind_node_id: bind,
-            ..Default::default()
-        };
-        TlsServer::load(&params, node)
-            .unwrap()
-            .backend_config(&[])
-            .unwrap()
-    }
-
-    /// A client config for `node` presenting a certificate for `cert_ids` (signed by `by`),
-    /// trusting `roots`.
-    fn client(
-        &self,
-        node: &str,
-        cert_ids: &[&str],
-        by: &Ca,
-        roots: &Path,
-    ) -> Arc<rustls::ClientConfig> {
-        let (cert, key) = by.leaf(&self.dir, &format!("{node}-client"), cert_ids);
-        let params = TlsClientParams {
-            name: "cli".into(),
-            cert: Some(cert),
-            key: Some(key),
-            root_cas: Some(roots.to_owned()),
-            skip_receptor_names_check: true,
-            ..Default::default()
-        };
-        TlsClient::load(&params, node)
-            .unwrap()
-            .backend_config(&[])
-            .unwrap()
-    }
-}
+#[allow(dead_code)]
+mod pki;
+use pki::Pki;
 
 fn link(bind: bool) -> Arc<LinkConfig> {
     let mut l = LinkConfig::new(LinkKind::Stream);
@@ -190,8 +46,8 @@ fn dial_tls(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, bind: bool) -> Dia
 #[test]
 fn smol_to_smol_with_mutual_tls_and_bound_node_ids() {
     let pki = Pki::new();
-    let server = pki.server("s1", true);
-    let client = pki.client("s2", &["s2"], &pki.ca, &pki.ca_file);
+    let server = pki.server("s1", true, &[]);
+    let client = pki.client("s2", &["s2"], &pki.ca, &pki.ca_file, &[]);
     async_io::block_on(within(30, "smol TLS pair", async {
         let s1 = spawn_node(config_seeded("s1", 1)).unwrap();
         let s2 = spawn_node(config_seeded("s2", 2)).unwrap();
@@ -212,8 +68,8 @@ fn smol_to_smol_with_mutual_tls_and_bound_node_ids() {
 #[test]
 fn untrusted_server_ca_is_refused_with_a_typed_error() {
     let pki = Pki::new();
-    let server = pki.server("s1", false);
-    let client = pki.client("s2", &["s2"], &pki.ca, &pki.other_file);
+    let server = pki.server("s1", false, &[]);
+    let client = pki.client("s2", &["s2"], &pki.ca, &pki.other_file, &[]);
     async_io::block_on(within(30, "refused dial", async {
         let s1 = spawn_node(config_seeded("s1", 1)).unwrap();
         let s2 = spawn_node(config_seeded("s2", 2)).unwrap();
@@ -249,9 +105,9 @@ fn untrusted_server_ca_is_refused_with_a_typed_error() {
 #[test]
 fn bound_listener_refuses_a_node_id_its_certificate_lacks() {
     let pki = Pki::new();
-    let server = pki.server("s1", true);
+    let server = pki.server("s1", true, &[]);
     // s2 announces "s2" with a certificate for "m".
-    let client = pki.client("s2", &["m"], &pki.ca, &pki.ca_file);
+    let client = pki.client("s2", &["m"], &pki.ca, &pki.ca_file, &[]);
     async_io::block_on(within(30, "bound refusal", async {
         let s1 = spawn_node(config_seeded("s1", 1)).unwrap();
         let s2 = spawn_node(config_seeded("s2", 2)).unwrap();
@@ -281,11 +137,11 @@ fn smol_and_tokio_over_mutual_tls() {
         bind: "127.0.0.1".into(),
         port: 0,
         link: link(true),
-        tls: Some(pki.server("t1", true)),
+        tls: Some(pki.server("t1", true, &[])),
     };
     let (t1_addr, _t1_listener) = rt.block_on(tb::tcp_listen(&t1, t1_spec)).unwrap();
-    let s_client = pki.client("s", &["s"], &pki.ca, &pki.ca_file);
-    let s_server = pki.server("s", true);
+    let s_client = pki.client("s", &["s"], &pki.ca, &pki.ca_file, &[]);
+    let s_server = pki.server("s", true, &[]);
     async_io::block_on(within(30, "smol side", async {
         let dialer = tcp_dial(&s, dial_tls(t1_addr, s_client, true));
         let (s_addr, listener) = tcp_listen(&s, listen_tls(s_server, true)).await.unwrap();
@@ -294,7 +150,7 @@ fn smol_and_tokio_over_mutual_tls() {
             address: s_addr.to_string(),
             redial: true,
             link: link(true),
-            tls: Some(pki.client("t2", &["t2"], &pki.ca, &pki.ca_file)),
+            tls: Some(pki.client("t2", &["t2"], &pki.ca, &pki.ca_file, &[])),
         };
         // Spawned on `rt` (entered above).
         let _t2_dialer = tb::tcp_dial(&t2, t2_spec);

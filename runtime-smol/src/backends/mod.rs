@@ -1,5 +1,5 @@
 //! Backends: the listeners and dialers that make links (netceptor.md §2): TCP (with or
-//! without TLS) and UDP. The names and specs are `receptor-tokio`'s.
+//! without TLS), WebSocket (ws and wss) and UDP. The names and specs are `receptor-tokio`'s.
 //!
 //! TLS configs come from the core's [`receptor_core::tls`] (`TlsServer::backend_config`,
 //! `TlsClient::backend_config`, re-exported as [`crate::tls`]), with the same node-ID rules as
@@ -14,6 +14,7 @@
 
 mod tcp;
 mod udp;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use receptor_core::os::random_u64;
 
 pub use tcp::{tcp_connect, tcp_dial, tcp_listen};
 pub use udp::{udp_dial, udp_listen};
+pub use ws::{ws_connect, ws_dial, ws_listen};
 
 use crate::handle::NodeHandle;
 
@@ -39,7 +41,8 @@ pub struct ListenSpec {
     pub port: u16,
     /// Link options for every session it accepts.
     pub link: Arc<LinkConfig>,
-    /// TLS (TCP only): a server config, e.g. from `TlsServer::backend_config(&[])`.
+    /// TLS (TCP and WebSocket): a server config, e.g. from `TlsServer::backend_config(&[])`
+    /// (WebSocket: `backend_config(&[ALPN_HTTP11])`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -55,6 +58,30 @@ pub struct DialSpec {
     /// TLS (TCP only): a client config, e.g. from `TlsClient::backend_config(&[])`. The server
     /// certificate must be valid for the host part of `address`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A WebSocket listener.
+#[derive(Clone)]
+pub struct WsListenSpec {
+    /// Where and how to listen (`tls` makes it wss).
+    pub listen: ListenSpec,
+    /// The upgrade path (default `/`, which matches every path, as Go's ServeMux).
+    pub path: String,
+}
+
+/// A WebSocket dialer.
+#[derive(Clone)]
+pub struct WsDialSpec {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Dial again after a failure or a closed session.
+    pub redial: bool,
+    /// Link options.
+    pub link: Arc<LinkConfig>,
+    /// TLS for `wss://`: a client config, e.g. from `TlsClient::backend_config(&[ALPN_HTTP11])`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Extra header `Name:value`, split at the first colon.
+    pub extra_header: Option<String>,
 }
 
 /// Why a dial made no session.
@@ -75,6 +102,15 @@ pub enum DialError {
     /// The TLS handshake failed; its text says which side refused what.
     #[error(transparent)]
     Handshake(#[from] receptor_core::tls::HandshakeError),
+    /// A `ws://` / `wss://` URL or extra header that cannot be dialed.
+    #[error(transparent)]
+    Url(#[from] receptor_core::ws::WsUrlError),
+    /// A `wss://` URL without a TLS config.
+    #[error("wss:// needs a tls-client config")]
+    NoTlsConfig,
+    /// The WebSocket upgrade failed (refused by the listener, or not a WebSocket server).
+    #[error("websocket upgrade failed: {0}")]
+    Upgrade(#[source] Box<async_tungstenite::tungstenite::Error>),
     /// The TLS handshake did not finish in time.
     #[error("TLS handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),

@@ -5,7 +5,7 @@ mod udp;
 mod ws;
 
 #[cfg(feature = "fuzzing")]
-pub(crate) use ws::{check_upgrade, ws_config};
+pub(crate) use receptor_core::ws::{check_upgrade, ws_config};
 
 use std::future::Future;
 use std::sync::Arc;
