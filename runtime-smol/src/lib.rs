@@ -2,8 +2,11 @@
 //! async-net, async-executor): TCP, WebSocket (ws and wss) and UDP backends, TLS through
 //! futures-rustls with the core's configs and node-ID rules ([`receptor_core::tls`],
 //! re-exported as [`tls`]), and a [`NodeHandle`] for applications (status, ping, traceroute,
-//! datagram services, and mesh streams: [`MeshStream`] over QUIC, with [`NodeHandle::dial`]
-//! and [`NodeHandle::listen_stream`]). The surface mirrors `receptor-tokio`.
+//! datagram services, [`NodeHandle::disconnect_all`], and mesh streams: [`MeshStream`] over
+//! QUIC, with [`NodeHandle::dial`] and [`NodeHandle::listen_stream`]). The surface mirrors
+//! `receptor-tokio`: the same backend names and specs (`tcp_listen`, `tcp_dial`,
+//! `ws_listen`, `ws_dial`, `udp_listen`, `udp_dial`), plus `tcp_connect` / `ws_connect` for a
+//! single dial that returns a typed [`backends::DialError`].
 //!
 //! One task owns the node; per-link reader and writer tasks talk to it through bounded
 //! channels, so a slow peer never blocks the node: frames for a link whose queue is full are
