@@ -1,9 +1,10 @@
 //! What both runtimes take from the operating system around the node (feature `os`, which
-//! only the runtimes enable): socket options and randomness. Not part of the sans-IO node:
+//! only the runtimes enable): socket options, randomness and host facts. Not part of the sans-IO node:
 //! nothing in the core calls these; the policies they serve live in [`crate::config`] and
 //! [`crate::backoff`].
 #![allow(unsafe_code)]
 
+pub mod host;
 pub mod sockopt;
 
 use std::hash::{BuildHasher, Hasher};
