@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use receptor_core::control::{
-    Action, Connection, ReloadError, Reply, StatusSnapshot, Step, TraceHops, WorkRequest,
-    connect_target, failed_ping, ping_reply,
+    Action, BRIDGE_HOLD, Connection, ReloadError, Reply, StatusSnapshot, Step, TraceHops,
+    WorkRequest, connect_target, failed_ping, ping_reply,
 };
 use receptor_core::os::host::host_info;
 use receptor_tokio::NodeHandle;
@@ -82,9 +82,6 @@ impl ControlConn for tokio::net::TcpStream {}
 impl ControlConn for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {}
 
 impl ControlConn for receptor_tokio::MeshStream {}
-
-/// How long `connect` holds the remote side's first bytes after `Connecting` (see run_bridge).
-const BRIDGE_HOLD: Duration = Duration::from_millis(100);
 
 /// Go's TLS handshake deadline for the TCP control listener.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -418,9 +415,6 @@ async fn run_bridge<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = sw.shutdown().await;
     };
     let down = async {
-        // receptorctl reads the `Connecting` line through a buffered file and then selects on
-        // the raw socket: bytes that arrive with that line are lost in its buffer. Go's
-        // remote greeting comes a round trip later by construction; ours could come at once.
         tokio::time::sleep(BRIDGE_HOLD).await;
         let _ = tokio::io::copy(&mut sr, &mut cw).await;
         let _ = cw.shutdown().await;

@@ -14,6 +14,9 @@
 //! Backends return their [`Task`]: dropping it cancels the backend (tokio's `JoinHandle`
 //! detaches instead), so keep it or call `detach()`.
 //!
+//! [`control::serve_control_unix`] serves the control protocol (`receptorctl`'s status, ping,
+//! traceroute and connect) on a unix socket.
+//!
 //! Not here yet: TLS and WebSocket backends (use `receptor-tokio` for those).
 //!
 //! ```no_run
@@ -39,6 +42,7 @@
 
 mod apps;
 pub mod backends;
+pub mod control;
 mod driver;
 mod handle;
 mod link;

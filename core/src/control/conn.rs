@@ -10,6 +10,12 @@ use super::reply::{ConnectionStatus, HostInfo, StatusSnapshot};
 use super::session::{Action, CompleteError, Phase, Reply, Session};
 use crate::{MeshStatus, PingResult, SendError, TraceEvent};
 
+/// How long a `connect` bridge holds the remote side's first bytes after `Connecting`:
+/// receptorctl reads that line through a buffered file and then selects on the raw socket, so
+/// bytes that arrive with the line are lost in its buffer. Go's remote greeting comes a round
+/// trip later by construction; ours could come at once.
+pub const BRIDGE_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the runtime does next for a [`Connection`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
