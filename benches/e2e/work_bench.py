@@ -217,15 +217,19 @@ def seq_scenario(n, lib_run, node_pids, submitter_pid):
         out = lib_run("seq", b"", 65536)
         return out == SEQ_OUTPUT
     c = [node_cpu([p]) for p in node_pids]
+    own = [cpu_seconds(p) for p in node_pids]
     t = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(n) as ex:
         ok = list(ex.map(one, range(n)))
     secs = time.perf_counter() - t
     per_node = [(node_cpu([p]) - c0) / n * 1000 for p, c0 in zip(node_pids, c)]
+    # The node process alone, without its supervisors and commands.
+    per_node_own = [(cpu_seconds(p) - c0) / n * 1000 for p, c0 in zip(node_pids, own)]
     return {
         f"seq_{n}_concurrent_units_per_s": round(n / secs, 2),
         f"seq_{n}_node_cpu_ms_per_unit": round(sum(per_node), 1),
         f"seq_{n}_node_cpu_ms_per_unit_by_node": {k: round(v, 1) for k, v in zip("ABC", per_node)},
+        f"seq_{n}_node_process_cpu_ms_per_unit": {k: round(v, 1) for k, v in zip("ABC", per_node_own)},
         f"seq_{n}_outputs_exact": sum(ok),
         "submitter_peak_rss_kib": peak_rss_kib(submitter_pid),
     }
