@@ -1,7 +1,7 @@
 //! A mesh of both runtimes in separate processes: the tokio `receptor` in the middle, two smol
 //! nodes (`runtime-smol/examples/node.rs`) joining it. The real receptorctl on one smol
 //! node's control socket pings the other smol node through the tokio node, and traceroute
-//! lists the three hops.
+//! lists the three hops; `connect` reaches the other smol node's control service.
 //!
 //! The test lives here, beside the `receptor` binary it needs (`CARGO_BIN_EXE_receptor`); the
 //! smol example is built by [`example_bin`] with the cargo running the test.
@@ -55,7 +55,13 @@ fn smol_nodes_reach_each_other_through_a_tokio_node() {
         "s1",
         &["--tcp-peer", &peer, "--control", s1_sock.to_str().unwrap()],
     );
-    let s2 = start_smol(&dir, &smol, "s2", &["--tcp-peer", &peer]);
+    let s2_sock = dir.path("s2.sock");
+    let s2 = start_smol(
+        &dir,
+        &smol,
+        "s2",
+        &["--tcp-peer", &peer, "--control", s2_sock.to_str().unwrap()],
+    );
     let procs = [&hub, &s1, &s2];
 
     wait_for_path(&s1_sock, WAIT);
@@ -81,4 +87,36 @@ fn smol_nodes_reach_each_other_through_a_tokio_node() {
     for (line, hop) in lines.iter().zip(["0: s1 in ", "1: hub in ", "2: s2 in "]) {
         assert!(line.starts_with(hop), "{out}");
     }
+
+    // `connect`: s1's control session bridged to s2's control service over a mesh stream.
+    let advertised = wait_until(WAIT, || {
+        let ads = status_json(&s1_sock)["Advertisements"].clone();
+        let ads = ads.as_array().cloned().unwrap_or_default();
+        ads.iter()
+            .any(|a| a["NodeID"] == "s2" && a["Service"] == "control" && a["ConnType"] == 1)
+    });
+    assert!(
+        advertised,
+        "s2's control service never advertised{}",
+        logs(&procs)
+    );
+    let got = connect_raw(&s1_sock, "connect s2 control \nstatus\n");
+    assert!(
+        got.starts_with("Receptor Control, node s1\nConnecting\nReceptor Control, node s2\n"),
+        "{got}{}",
+        logs(&procs)
+    );
+    assert!(got.contains("\"NodeID\":\"s2\""), "{got}");
+}
+
+/// Sends `text` on a raw control connection, ends the client's side and reads to the end.
+fn connect_raw(sock: &Path, text: &str) -> String {
+    use std::io::{Read, Write};
+    let mut raw = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    raw.write_all(text.as_bytes()).unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    let _ = raw.read_to_string(&mut got);
+    got
 }

@@ -1,6 +1,7 @@
 //! A mesh node on smol, from the command line. It logs its connections, echoes datagrams
 //! sent to its `echo` service (logging each), can ping another node every 5 s, and with
-//! `--control SOCKET` answers `receptorctl` (status, ping, traceroute, connect) there.
+//! `--control SOCKET` answers `receptorctl` (status, ping, traceroute, connect) there and as
+//! the mesh service `control`.
 //!
 //! ```text
 //! cargo run -p receptor-smol --example node -- --id a --tcp-listen 7323 --control /tmp/a.sock
@@ -19,12 +20,12 @@ use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
-use receptor_core::stream::client_config;
+use receptor_core::stream::{ServerTls, client_config, server_config};
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
 use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
-use receptor_smol::control::{ConnectTls, ControlOptions, serve_control_unix};
+use receptor_smol::control::{ConnectTls, ControlOptions, serve_control_mesh, serve_control_unix};
 use receptor_smol::{ServiceEvent, spawn_node};
-use receptor_tokio::tls::insecure::insecure_client_config;
+use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 use tracing::{info, warn};
 
 const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
@@ -125,9 +126,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 connect_tls: Some(insecure_connect()),
             };
-            let task = serve_control_unix(&node, path, options)?;
+            let unix = serve_control_unix(&node, path, options.clone())?;
             info!("control service on {}", path.display());
-            Some(task)
+            // As Go nodes do, also as the mesh service `control` (plain: ConnType 1).
+            let tls = insecure_server_config(std::time::SystemTime::now())?;
+            let server = ServerTls::Fixed(server_config((*tls).clone())?);
+            let mesh = serve_control_mesh(&node, "control", server, 1, options).await?;
+            Some((unix, mesh))
         }
         None => None,
     };
@@ -171,7 +176,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `connect` dials plain (ConnType 1) mesh streams: this node has no `tls-client` configs.
-/// (The insecure config comes from receptor-tokio until the TLS code lives in the core.)
+/// (The insecure configs come from receptor-tokio until the TLS code lives in the core.)
 fn insecure_connect() -> ConnectTls {
     Arc::new(|name, _target| {
         if let Some(name) = name {

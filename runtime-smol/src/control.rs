@@ -1,6 +1,6 @@
-//! The control service (what `receptorctl` talks to) on a unix socket: a small I/O loop around
-//! [`receptor_core::control::Connection`], performing `status`, `ping`, `traceroute` and
-//! `connect` through the [`NodeHandle`].
+//! The control service (what `receptorctl` talks to) on a unix socket or as a mesh stream
+//! service: a small I/O loop around [`receptor_core::control::Connection`], performing
+//! `status`, `ping`, `traceroute` and `connect` through the [`NodeHandle`].
 //!
 //! `reload` and `work` belong to the full `receptor` node (configuration files, work units);
 //! here they answer with an error line and the session goes on.
@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
-use async_net::unix::{UnixListener, UnixStream};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use async_net::unix::UnixListener;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use receptor_core::Advertise;
 use receptor_core::control::{
     Action, BRIDGE_HOLD, Connection, Reply, StatusSnapshot, Step, TraceHops, connect_target,
     failed_ping, ping_reply,
 };
 use receptor_core::os::host::host_info;
+use receptor_core::stream::ServerTls;
 use receptor_core::stream::quinn_proto::ClientConfig;
 use tracing::{debug, warn};
 
@@ -99,8 +101,37 @@ pub fn serve_control_unix(
     }))
 }
 
+/// Serves the control protocol as the mesh stream service `service` (Go nodes call theirs
+/// `control`), advertised as a "Control Service" with `conn_type` (1: `tls` is the insecure
+/// mode, 2: user TLS), until the returned task is dropped or the node stops.
+pub async fn serve_control_mesh(
+    node: &NodeHandle,
+    service: &str,
+    tls: ServerTls,
+    conn_type: u8,
+    options: ControlOptions,
+) -> Result<Task<()>, String> {
+    let advertise = Advertise {
+        conn_type,
+        tags: [("type".to_owned(), "Control Service".to_owned())].into(),
+        work_commands: None,
+    };
+    let listener = node.listen_stream(service, tls, Some(advertise)).await?;
+    let node2 = node.clone();
+    Ok(node.spawn(async move {
+        while let Some(stream) = listener.accept().await {
+            node2
+                .spawn(session(stream, node2.clone(), options.clone()))
+                .detach();
+        }
+    }))
+}
+
 /// Runs one control session to its end.
-async fn session(mut sock: UnixStream, node: NodeHandle, options: ControlOptions) {
+async fn session<S>(mut sock: S, node: NodeHandle, options: ControlOptions)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut conn = Connection::new(node.id().as_str());
     let mut bridge: Option<MeshStream> = None;
     let mut buf = vec![0u8; 4096];
@@ -212,10 +243,12 @@ async fn connect(
 /// Copies bytes both ways between the control connection and a mesh stream until both
 /// directions end: the client's EOF finishes the stream's writing side, the stream's EOF
 /// shuts down the connection's.
-async fn bridge_streams(sock: UnixStream, stream: MeshStream, kept: &[u8], client_eof: bool) {
+async fn bridge_streams<S>(sock: S, stream: MeshStream, kept: &[u8], client_eof: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (mut sr, mut sw) = futures_lite::io::split(stream);
-    let mut cr = sock.clone();
-    let mut cw = sock;
+    let (mut cr, mut cw) = futures_lite::io::split(sock);
     let up = async {
         let sent = kept.is_empty() || sw.write_all(kept).await.is_ok();
         if sent && !client_eof {

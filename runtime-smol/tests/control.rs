@@ -9,7 +9,9 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use receptor_core::LinkKind;
 use receptor_core::stream::{ServerTls, client_config, server_config};
 use receptor_smol::backends::{tcp_dial, tcp_listen};
-use receptor_smol::control::{ConnectTls, ControlError, ControlOptions, serve_control_unix};
+use receptor_smol::control::{
+    ConnectTls, ControlError, ControlOptions, serve_control_mesh, serve_control_unix,
+};
 use receptor_smol::{NodeHandle, Task, spawn_node};
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 
@@ -106,4 +108,46 @@ fn receptorctl_status_ping_traceroute_and_connect() {
         got,
         "Receptor Control, node a\nConnecting\nHELLO OVER THE MESH"
     );
+
+    // c's control service as a mesh service: `connect c control` reaches c's own session.
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    let server = ServerTls::Fixed(server_config((*tls).clone()).unwrap());
+    let options = ControlOptions::default();
+    let _mesh_control =
+        async_io::block_on(serve_control_mesh(&c, "control", server, 1, options)).unwrap();
+    let mut raw = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    raw.write_all(b"connect c control \nping a\n").unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    raw.read_to_string(&mut got).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 4, "{got}");
+    assert_eq!(
+        lines[..3],
+        [
+            "Receptor Control, node a",
+            "Connecting",
+            "Receptor Control, node c"
+        ]
+    );
+    assert!(lines[3].contains("\"From\":\"a\""), "{got}");
+    // It is advertised as Go advertises its control services.
+    let advertised = async {
+        loop {
+            let ads = a.status().await.unwrap().advertisements;
+            if ads.iter().any(|ad| {
+                let tags = ad.tags.as_ref();
+                ad.node_id == "c"
+                    && ad.service == "control"
+                    && ad.conn_type == 1
+                    && tags.and_then(|t| t.get("type")).map(String::as_str)
+                        == Some("Control Service")
+            }) {
+                break;
+            }
+            async_io::Timer::after(Duration::from_millis(50)).await;
+        }
+    };
+    async_io::block_on(within(15, "c's control advert at a", advertised));
 }
