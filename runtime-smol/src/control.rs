@@ -57,8 +57,8 @@ pub enum ControlError {
 }
 
 /// Serves the control protocol on the unix socket `path` until the returned task is dropped
-/// or the node stops. A stale socket file (nothing listening) is replaced; a live one is an
-/// error.
+/// or the node stops, then removes the socket file. A stale socket file (nothing listening)
+/// is replaced; a live one is an error.
 pub fn serve_control_unix(
     node: &NodeHandle,
     path: &Path,
@@ -76,8 +76,10 @@ pub fn serve_control_unix(
         std::fs::remove_file(path).map_err(io_err)?;
     }
     let listener = UnixListener::bind(path).map_err(io_err)?;
+    let file = SocketFile(path.to_owned());
     let node2 = node.clone();
     Ok(node.spawn(async move {
+        let _file = file;
         let stopped = node2.clone();
         let accept = async {
             loop {
@@ -99,6 +101,15 @@ pub fn serve_control_unix(
         })
         .await;
     }))
+}
+
+/// Removes the socket file when the service ends.
+struct SocketFile(std::path::PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Serves the control protocol as the mesh stream service `service` (Go nodes call theirs

@@ -50,7 +50,7 @@ fn receptorctl_status_ping_traceroute_and_connect() {
         version: "0.0-test".into(),
         connect_tls: Some(insecure_connect()),
     };
-    let _control = serve_control_unix(&a, &sock, options.clone()).unwrap();
+    let control = serve_control_unix(&a, &sock, options.clone()).unwrap();
     // A live socket is not taken over.
     assert!(matches!(
         serve_control_unix(&a, &sock, options),
@@ -150,4 +150,13 @@ fn receptorctl_status_ping_traceroute_and_connect() {
         }
     };
     async_io::block_on(within(15, "c's control advert at a", advertised));
+
+    // The service ends with its task, and takes its socket file along.
+    drop(control);
+    let gone = async {
+        while sock.exists() {
+            async_io::Timer::after(Duration::from_millis(20)).await;
+        }
+    };
+    async_io::block_on(within(5, "socket file removal", gone));
 }
