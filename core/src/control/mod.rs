@@ -27,6 +27,7 @@
 //! ```
 
 mod command;
+mod conn;
 mod duration;
 mod gofmt;
 mod json;
@@ -39,6 +40,7 @@ mod work;
 pub(crate) use work::NON_PARAMS;
 
 pub use command::{Command, ParseError, parse_line};
+pub use conn::{BRIDGE_HOLD, Connection, Step, TraceHops, connect_target, failed_ping, ping_reply};
 pub use duration::{go_duration_nanos, go_duration_string};
 pub use line::{LineEvent, LineReader, MAX_LINE_LEN};
 pub use reply::{
