@@ -25,7 +25,7 @@ use crate::apps::Command;
 use crate::handle::NodeHandle;
 
 pub use mesh::MeshStream;
-pub(crate) use side::StreamSide;
+pub(crate) use side::{SmolPorts, StreamSide, command};
 
 /// Streams queued on a listener before further ones are refused.
 const ACCEPT_QUEUE: usize = 64;
