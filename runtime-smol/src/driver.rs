@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::apps::{Command, SmolChannels};
 use receptor_core::stream::side::Output;
 
-use crate::stream::{self, StreamSide};
+use crate::stream::StreamSide;
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
 pub(crate) const LINK_QUEUE: usize = 512;
@@ -131,9 +131,7 @@ pub(crate) async fn run(
                 // Streams first, then the node (the core's shutdown order).
                 d.streams.close(now());
             }
-            Wake::Command(Some(Command::Stream(c))) => {
-                stream::command(&mut d.streams, &mut node, now(), c);
-            }
+            Wake::Command(Some(Command::Stream(c))) => d.streams.command(&mut node, now(), c),
             Wake::Command(Some(Command::App(c))) => d.apps.command(&mut node, now(), c),
             Wake::Timeout => d.streams.handle_timeout(&mut node, now()),
         }

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use receptor_core::stream::side::Output;
 
-use crate::stream::{self, StreamCommand, StreamSide};
+use crate::stream::{StreamCommand, StreamSide};
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
 pub(crate) const LINK_QUEUE: usize = 512;
@@ -221,7 +221,7 @@ impl Driver {
         match cmd {
             Command::App(c) => self.apps.command(&mut self.node, now, c),
             Command::DisconnectAll => self.node.disconnect_all(now),
-            Command::Stream(c) => stream::command(&mut self.streams, &mut self.node, now, c),
+            Command::Stream(c) => self.streams.command(&mut self.node, now, c),
             Command::Metrics(reply) => {
                 let _ = reply.send(crate::handle::Metrics {
                     node: self.node.metrics(),

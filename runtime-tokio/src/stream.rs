@@ -9,18 +9,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use receptor_core::stream::app::AppEnd;
 use receptor_core::stream::side::{self, StreamPorts};
 use receptor_core::stream::{DialFailure, ServerTls, StreamHandle};
-use receptor_core::{Addr, Advertise, Node, ServiceName};
+use receptor_core::{Addr, Advertise, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::NodeHandle;
-use crate::driver::Command;
+use crate::driver::{Command, TokioChannels};
 
 /// Bytes a writer may have queued in the node task beyond what QUIC has taken.
 const WRITE_CREDIT: usize = 1 << 20;
@@ -31,25 +30,8 @@ const READ_QUEUE: usize = 32;
 /// Streams queued on a listener before further ones are refused.
 const ACCEPT_QUEUE: usize = 64;
 
-pub(crate) enum StreamCommand {
-    Dial {
-        node: String,
-        service: String,
-        tls: receptor_core::stream::quinn_proto::ClientConfig,
-        server_name: String,
-        reply: oneshot::Sender<Result<MeshStream, DialFailure>>,
-    },
-    Listen {
-        service: String,
-        tls: ServerTls,
-        advertise: Option<Advertise>,
-        reply: oneshot::Sender<Result<StreamListener, String>>,
-    },
-    Write(StreamHandle, Bytes),
-    Shutdown(StreamHandle),
-    Resume(StreamHandle),
-    Drop(StreamHandle),
-}
+/// What handles and streams ask of the node task's stream side.
+pub(crate) type StreamCommand = side::StreamCommand<TokioPorts>;
 
 type Chunk = Result<Bytes, String>;
 
@@ -132,9 +114,9 @@ impl TokioPorts {
 }
 
 impl StreamPorts for TokioPorts {
+    type Channels = TokioChannels;
     type End = TokioEnd;
     type Stream = MeshStream;
-    type DialReply = oneshot::Sender<Result<MeshStream, DialFailure>>;
     type Accept = mpsc::Sender<MeshStream>;
 
     fn open(&mut self, id: StreamHandle, remote: Option<&Addr>) -> Option<(TokioEnd, MeshStream)> {
@@ -165,11 +147,6 @@ impl StreamPorts for TokioPorts {
         Some((end, stream))
     }
 
-    fn answer(&mut self, reply: Self::DialReply, outcome: Result<MeshStream, DialFailure>) {
-        // A dialer that gave up drops the stream, which closes it.
-        let _ = reply.send(outcome);
-    }
-
     fn offer(&mut self, accept: &Self::Accept, stream: MeshStream) -> bool {
         accept.try_send(stream).is_ok()
     }
@@ -177,38 +154,6 @@ impl StreamPorts for TokioPorts {
 
 /// The stream half of the node task: the core's glue with tokio's ports.
 pub(crate) type StreamSide = side::StreamSide<TokioPorts>;
-
-/// Carries out a handle's or a stream's request.
-pub(crate) fn command(side: &mut StreamSide, node: &mut Node, now: Instant, cmd: StreamCommand) {
-    match cmd {
-        StreamCommand::Dial {
-            node: to,
-            service,
-            tls,
-            server_name,
-            reply,
-        } => {
-            side.dial(node, now, &to, &service, tls, &server_name, reply);
-        }
-        StreamCommand::Listen {
-            service,
-            tls,
-            advertise,
-            reply,
-        } => {
-            let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-            let r = side
-                .listen(node, now, &service, tls, advertise, tx)
-                .map(|service| StreamListener { service, rx })
-                .map_err(|e| e.to_string());
-            let _ = reply.send(r);
-        }
-        StreamCommand::Write(id, data) => side.write(now, id, data),
-        StreamCommand::Shutdown(id) => side.finish(now, id),
-        StreamCommand::Resume(id) => side.resume(node, now, id),
-        StreamCommand::Drop(id) => side.dropped(node, now, id),
-    }
-}
 
 type Pending = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
@@ -486,16 +431,22 @@ impl NodeHandle {
         advertise: Option<Advertise>,
     ) -> Result<StreamListener, String> {
         let (reply, rx) = oneshot::channel();
+        let (accept, accepted) = mpsc::channel(ACCEPT_QUEUE);
         let cmd = StreamCommand::Listen {
             service: service.to_owned(),
             tls,
             advertise,
+            accept,
             reply,
         };
-        self.commands
-            .send(Command::Stream(cmd))
-            .await
-            .map_err(|_| "the node has stopped".to_owned())?;
-        rx.await.map_err(|_| "the node has stopped".to_owned())?
+        let gone = "the node has stopped";
+        let sent = self.commands.send(Command::Stream(cmd)).await;
+        sent.map_err(|_| gone.to_owned())?;
+        let bound = rx.await.map_err(|_| gone.to_owned())?;
+        let service = bound.map_err(|e| e.to_string())?;
+        Ok(StreamListener {
+            service,
+            rx: accepted,
+        })
     }
 }

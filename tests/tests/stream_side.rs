@@ -3,7 +3,7 @@
 //! (a stream the application side cannot take; the shutdown order) and the writer's
 //! acknowledgement.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,12 +44,24 @@ impl AppEnd for End {
     }
 }
 
+struct Channels;
+
+impl receptor_core::Channels for Channels {
+    type Reply<T> = mpsc::Sender<T>;
+    type Feed<T> = mpsc::Sender<T>;
+    fn reply<T>(tx: mpsc::Sender<T>, value: T) {
+        let _ = tx.send(value);
+    }
+    fn feed<T>(tx: &mpsc::Sender<T>, value: T) {
+        let _ = tx.send(value);
+    }
+}
+
 #[derive(Default)]
 struct Ports {
     /// The application side is going away: no stream can be handed over.
     refuse: bool,
     seen: Vec<(StreamHandle, Arc<Mutex<Seen>>)>,
-    answers: Vec<Result<StreamHandle, DialFailure>>,
     accepted: Vec<StreamHandle>,
 }
 
@@ -66,9 +78,9 @@ impl Ports {
 }
 
 impl StreamPorts for Ports {
+    type Channels = Channels;
     type End = End;
     type Stream = StreamHandle;
-    type DialReply = ();
     type Accept = ();
 
     fn open(
@@ -82,9 +94,6 @@ impl StreamPorts for Ports {
         let seen = Arc::new(Mutex::new(Seen::default()));
         self.seen.push((stream, seen.clone()));
         Some((End(seen), stream))
-    }
-    fn answer(&mut self, (): (), outcome: Result<StreamHandle, DialFailure>) {
-        self.answers.push(outcome);
     }
     fn offer(&mut self, (): &(), stream: StreamHandle) -> bool {
         self.accepted.push(stream);
@@ -187,20 +196,24 @@ fn run(a: &mut Side, b: &mut Side, now: &mut Instant, for_: Duration) {
     }
 }
 
+type Answer = Result<StreamHandle, DialFailure>;
+
 /// a and b with routes to each other; b listens on `svc`; a dials it.
-fn dialed(a_refuses: bool) -> (Side, Side, Instant, Option<StreamHandle>) {
+fn dialed(a_refuses: bool) -> (Side, Side, Instant, Option<StreamHandle>, Vec<Answer>) {
     let mut now = Instant::now();
     let (mut a, mut b) = (Side::new("a", now), Side::new("b", now));
     run(&mut a, &mut b, &mut now, Duration::from_secs(2));
     assert!(a.node.routes().contains_key("b"), "no route");
     let (server, client) = stream_tls(3);
+    let tls = ServerTls::Fixed(server);
     b.side
-        .listen(&mut b.node, now, "svc", ServerTls::Fixed(server), None, ())
+        .listen(&mut b.node, now, "svc", tls, None, ())
         .unwrap();
     a.side.ports_mut().refuse = a_refuses;
-    let id = a.side.dial(&mut a.node, now, "b", "svc", client, "x", ());
+    let (tx, rx) = mpsc::channel();
+    let id = a.side.dial(&mut a.node, now, "b", "svc", client, "x", tx);
     run(&mut a, &mut b, &mut now, Duration::from_secs(1));
-    (a, b, now, id)
+    (a, b, now, id, rx.try_iter().collect())
 }
 
 /// A dial that completes when the application side can no longer take the stream (tokio
@@ -208,9 +221,9 @@ fn dialed(a_refuses: bool) -> (Side, Side, Instant, Option<StreamHandle>) {
 /// the dial's ephemeral service is released at once, not left bound on the node.
 #[test]
 fn a_stream_nobody_can_take_is_closed_and_its_service_released() {
-    let (mut a, mut b, mut now, id) = dialed(true);
+    let (mut a, mut b, mut now, id, answers) = dialed(true);
     assert!(id.is_some());
-    assert_eq!(a.side.ports().answers, vec![Err(DialFailure::NodeStopped)]);
+    assert_eq!(answers, vec![Err(DialFailure::NodeStopped)]);
     assert_eq!(a.side.services(), 0, "the dial's service stayed bound");
     run(&mut a, &mut b, &mut now, Duration::from_secs(1));
     assert!(a.side.streams().is_empty(), "a still holds the connection");
@@ -224,9 +237,9 @@ fn a_stream_nobody_can_take_is_closed_and_its_service_released() {
 /// the peer's stream ends at once rather than at its idle timeout.
 #[test]
 fn shutdown_closes_streams_before_the_node() {
-    let (mut a, mut b, now, _) = dialed(false);
-    let Ok(sa) = a.side.ports().answers[0] else {
-        panic!("{:?}", a.side.ports().answers);
+    let (mut a, mut b, now, _, answers) = dialed(false);
+    let [Ok(sa)] = answers[..] else {
+        panic!("{answers:?}");
     };
     let sb = b.side.ports().accepted[0];
     a.side.close(now);
@@ -261,9 +274,9 @@ fn shutdown_closes_streams_before_the_node() {
 /// before it finished.
 #[test]
 fn writer_hears_when_everything_is_acknowledged() {
-    let (mut a, mut b, mut now, _) = dialed(false);
-    let Ok(sa) = a.side.ports().answers[0] else {
-        panic!("{:?}", a.side.ports().answers);
+    let (mut a, mut b, mut now, _, answers) = dialed(false);
+    let [Ok(sa)] = answers[..] else {
+        panic!("{answers:?}");
     };
     a.side.write(now, sa, Bytes::from_static(b"payload"));
     run(&mut a, &mut b, &mut now, Duration::from_secs(1));

@@ -24,17 +24,17 @@ use tracing::{info, warn};
 use super::app::{self, AppEnd, AppStreams, Forgotten};
 use super::{DialFailure, OutDatagram, ServerTls, StreamEvent, StreamHandle, Streams};
 use crate::id::{Addr, ServiceName};
-use crate::{Advertise, Event, Input, ListenError, Node, Transmit};
+use crate::{Advertise, Channels, Event, Input, ListenError, Node, Transmit};
 
 /// What the application ends of streams are, and how they reach the application: the
 /// runtime's channels.
 pub trait StreamPorts {
+    /// How answers reach applications (the channels the runtime's [`Apps`](crate::Apps) use).
+    type Channels: Channels;
     /// The node task's end of one open stream.
     type End: AppEnd;
     /// The application's end of one open stream.
     type Stream;
-    /// Where a dial's outcome goes.
-    type DialReply;
     /// Where a listener's accepted streams go.
     type Accept;
 
@@ -46,12 +46,56 @@ pub trait StreamPorts {
         remote: Option<&Addr>,
     ) -> Option<(Self::End, Self::Stream)>;
 
-    /// Answers a dial. A dialer that gave up drops the stream, which closes it.
-    fn answer(&mut self, reply: Self::DialReply, outcome: Result<Self::Stream, DialFailure>);
-
     /// Offers an accepted stream to its listener without waiting; `false` when the listener
     /// cannot take it (full, or gone): the stream is then refused.
     fn offer(&mut self, accept: &Self::Accept, stream: Self::Stream) -> bool;
+}
+
+/// Where a dial's outcome goes. A dialer that gave up drops the stream, which closes it.
+pub type DialReply<P> = <<P as StreamPorts>::Channels as Channels>::Reply<
+    Result<<P as StreamPorts>::Stream, DialFailure>,
+>;
+
+/// Where a stream listener's outcome goes.
+pub type ListenReply<P> =
+    <<P as StreamPorts>::Channels as Channels>::Reply<Result<ServiceName, ListenError>>;
+
+/// A request from an application (or one of its streams) to the node's stream side.
+pub enum StreamCommand<P: StreamPorts> {
+    /// Open a stream to `service` on `node` (`localhost` is this node).
+    Dial {
+        /// The node.
+        node: String,
+        /// The service.
+        service: String,
+        /// QUIC client TLS (the insecure config for ConnType 1 services, a user config for 2).
+        tls: ClientConfig,
+        /// The TLS server name.
+        server_name: String,
+        /// The outcome.
+        reply: DialReply<P>,
+    },
+    /// Listen for streams on `service`.
+    Listen {
+        /// The service.
+        service: String,
+        /// QUIC server TLS.
+        tls: ServerTls,
+        /// What to advertise, if anything.
+        advertise: Option<Advertise>,
+        /// Where accepted streams go.
+        accept: P::Accept,
+        /// The bound service, or why not.
+        reply: ListenReply<P>,
+    },
+    /// Bytes the writer took credit for.
+    Write(StreamHandle, Bytes),
+    /// The writer is done (FIN); reading goes on.
+    Shutdown(StreamHandle),
+    /// The reader drained its queue: read from QUIC again.
+    Resume(StreamHandle),
+    /// The application let go of the stream.
+    Drop(StreamHandle),
 }
 
 /// What the drain loop hands the runtime.
@@ -87,7 +131,7 @@ pub struct StreamSide<P: StreamPorts> {
     services: BTreeSet<ServiceName>,
     listeners: BTreeMap<ServiceName, P::Accept>,
     /// Dials in progress: whom to answer, the service bound for the dial, and the target.
-    dials: BTreeMap<StreamHandle, (P::DialReply, ServiceName, Option<Addr>)>,
+    dials: BTreeMap<StreamHandle, (DialReply<P>, ServiceName, Option<Addr>)>,
     open: AppStreams<P::End>,
     ports: P,
     closing: Closing,
@@ -205,7 +249,7 @@ impl<P: StreamPorts> StreamSide<P> {
         service: &str,
         tls: ClientConfig,
         server_name: &str,
-        reply: P::DialReply,
+        reply: DialReply<P>,
     ) -> Option<StreamHandle> {
         match app::dial(node, &mut self.streams, now, to, service, tls, server_name) {
             Ok((id, local)) => {
@@ -215,7 +259,7 @@ impl<P: StreamPorts> StreamSide<P> {
                 Some(id)
             }
             Err(e) => {
-                self.ports.answer(reply, Err(DialFailure::Invalid(e)));
+                P::Channels::reply(reply, Err(DialFailure::Invalid(e)));
                 None
             }
         }
@@ -237,6 +281,35 @@ impl<P: StreamPorts> StreamSide<P> {
         self.streams.listen(name, tls);
         self.listeners.insert(name, accept);
         Ok(name)
+    }
+
+    /// Carries out an application's request.
+    pub fn command(&mut self, node: &mut Node, now: Instant, cmd: StreamCommand<P>) {
+        match cmd {
+            StreamCommand::Dial {
+                node: to,
+                service,
+                tls,
+                server_name,
+                reply,
+            } => {
+                self.dial(node, now, &to, &service, tls, &server_name, reply);
+            }
+            StreamCommand::Listen {
+                service,
+                tls,
+                advertise,
+                accept,
+                reply,
+            } => {
+                let r = self.listen(node, now, &service, tls, advertise, accept);
+                P::Channels::reply(reply, r);
+            }
+            StreamCommand::Write(id, data) => self.write(now, id, data),
+            StreamCommand::Shutdown(id) => self.finish(now, id),
+            StreamCommand::Resume(id) => self.resume(node, now, id),
+            StreamCommand::Drop(id) => self.dropped(node, now, id),
+        }
     }
 
     /// The application wrote `data` (it holds credit for it).
@@ -281,7 +354,7 @@ impl<P: StreamPorts> StreamSide<P> {
     pub fn shut_down(&mut self) {
         self.open.shut_down("the node has stopped");
         for (_, (reply, _, _)) in std::mem::take(&mut self.dials) {
-            self.ports.answer(reply, Err(DialFailure::NodeStopped));
+            P::Channels::reply(reply, Err(DialFailure::NodeStopped));
         }
         self.listeners.clear();
     }
@@ -390,13 +463,13 @@ impl<P: StreamPorts> StreamSide<P> {
                 match self.ports.open(stream, remote.as_ref()) {
                     Some((end, s)) => {
                         self.open.insert(stream, end, Some(local));
-                        self.ports.answer(reply, Ok(s));
+                        P::Channels::reply(reply, Ok(s));
                     }
                     None => {
                         // Nobody will use it: close it, and its dial's service goes too.
                         self.streams.close(now, stream);
                         self.release(node, now, local);
-                        self.ports.answer(reply, Err(DialFailure::NodeStopped));
+                        P::Channels::reply(reply, Err(DialFailure::NodeStopped));
                     }
                 }
             }
@@ -432,7 +505,7 @@ impl<P: StreamPorts> StreamSide<P> {
                     None => info!("mesh stream failed: {why}"),
                 }
                 self.release(node, now, local);
-                self.ports.answer(reply, Err(why));
+                P::Channels::reply(reply, Err(why));
             }
             StreamEvent::Refused {
                 service,

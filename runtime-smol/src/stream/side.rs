@@ -2,20 +2,19 @@
 //! task makes the application's ends of streams and hands them over.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_channel::{Sender, WeakSender};
 use async_executor::Executor;
 use bytes::Bytes;
+use receptor_core::Addr;
+use receptor_core::stream::StreamHandle;
 use receptor_core::stream::app::AppEnd;
 use receptor_core::stream::side::{self, StreamPorts};
-use receptor_core::stream::{DialFailure, StreamHandle};
-use receptor_core::{Addr, Node};
 
+use super::Mailbox;
 use super::mesh::MeshStream;
 use super::shared::Shared;
-use super::{ACCEPT_QUEUE, Mailbox, NODE_GONE, StreamCommand, StreamListener};
-use crate::apps::Command;
+use crate::apps::{Command, SmolChannels};
 
 /// Bytes a writer may have handed to the node task beyond what QUIC has taken.
 const WRITE_CREDIT: usize = 1 << 20;
@@ -63,9 +62,9 @@ impl SmolPorts {
 }
 
 impl StreamPorts for SmolPorts {
+    type Channels = SmolChannels;
     type End = SmolEnd;
     type Stream = MeshStream;
-    type DialReply = Sender<Result<MeshStream, DialFailure>>;
     type Accept = Sender<MeshStream>;
 
     /// `None` when the node is on its way out (no handle left to keep its queue open).
@@ -80,11 +79,6 @@ impl StreamPorts for SmolPorts {
         Some((SmolEnd(shared), stream))
     }
 
-    fn answer(&mut self, reply: Self::DialReply, outcome: Result<MeshStream, DialFailure>) {
-        // A dialer that gave up drops the stream, which closes it.
-        let _ = reply.try_send(outcome);
-    }
-
     fn offer(&mut self, accept: &Self::Accept, stream: MeshStream) -> bool {
         accept.try_send(stream).is_ok()
     }
@@ -92,43 +86,3 @@ impl StreamPorts for SmolPorts {
 
 /// The stream half of the node task: the core's glue with smol's ports.
 pub(crate) type StreamSide = side::StreamSide<SmolPorts>;
-
-/// Carries out a handle's or a stream's request.
-pub(crate) fn command(side: &mut StreamSide, node: &mut Node, now: Instant, cmd: StreamCommand) {
-    match cmd {
-        StreamCommand::Dial {
-            node: to,
-            service,
-            tls,
-            server_name,
-            reply,
-        } => {
-            side.dial(node, now, &to, &service, tls, &server_name, reply);
-        }
-        StreamCommand::Listen {
-            service,
-            tls,
-            advertise,
-            reply,
-        } => {
-            let r = match side.ports().commands.upgrade() {
-                None => Err(NODE_GONE.to_owned()),
-                Some(keep) => {
-                    let (tx, rx) = async_channel::bounded(ACCEPT_QUEUE);
-                    side.listen(node, now, &service, tls, advertise, tx)
-                        .map(|service| StreamListener {
-                            service,
-                            rx,
-                            _node: keep,
-                        })
-                        .map_err(|e| e.to_string())
-                }
-            };
-            let _ = reply.try_send(r);
-        }
-        StreamCommand::Write(id, data) => side.write(now, id, data),
-        StreamCommand::Shutdown(id) => side.finish(now, id),
-        StreamCommand::Resume(id) => side.resume(node, now, id),
-        StreamCommand::Drop(id) => side.dropped(node, now, id),
-    }
-}
