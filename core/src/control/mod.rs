@@ -28,6 +28,7 @@
 
 mod client_reply;
 mod command;
+mod conn;
 mod duration;
 mod gofmt;
 mod json;
@@ -41,6 +42,7 @@ pub(crate) use work::NON_PARAMS;
 
 pub use client_reply::{ControlReply, ErrorReply, ReplyDecodeError};
 pub use command::{Command, ParseError, parse_line};
+pub use conn::{BRIDGE_HOLD, Connection, Step, TraceHops, connect_target, failed_ping, ping_reply};
 pub use duration::{go_duration_nanos, go_duration_string};
 pub use line::{LineEvent, LineReader, MAX_LINE_LEN};
 pub use reply::{
