@@ -61,6 +61,10 @@ impl RemoteUnit {
         let Some(c) = self.conns.get(&id) else {
             return;
         };
+        if c.reused {
+            self.redial_fresh(now, id);
+            return;
+        }
         let (purpose, stage) = (c.purpose, c.stage);
         self.close(id);
         match (self.phase, stage) {

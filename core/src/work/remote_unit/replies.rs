@@ -13,10 +13,13 @@ use crate::work::remote::{results_command, submit_command, unit_command};
 
 impl RemoteUnit {
     /// The greeting came: the connection is up; ask what it is for.
-    pub(super) fn greeted(&mut self, now: Instant, id: ConnId, purpose: Purpose) {
-        self.unreachable_since = None;
-        self.unanswered = 0;
-        self.backoff.reset();
+    /// `fresh`: a new connection (proof the node is reachable), not a reused session.
+    pub(super) fn greeted(&mut self, now: Instant, id: ConnId, purpose: Purpose, fresh: bool) {
+        if fresh {
+            self.unreachable_since = None;
+            self.unanswered = 0;
+            self.backoff.reset();
+        }
         let sig = self.signature.clone();
         let sig = sig.as_deref();
         let d = &self.data;
@@ -60,9 +63,13 @@ impl RemoteUnit {
     }
 
     pub(super) fn line(&mut self, now: Instant, id: ConnId, line: &str) {
-        let Some(c) = self.conns.get(&id) else {
+        let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if std::mem::take(&mut c.reused) {
+            // It answers: an ordinary connection from here on.
+            c.deadline = None;
+        }
         let (purpose, stage) = (c.purpose, c.stage);
         let reply = ControlReply::decode(line);
         match stage {
@@ -71,7 +78,7 @@ impl RemoteUnit {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.deadline = None;
                     }
-                    self.greeted(now, id, purpose);
+                    self.greeted(now, id, purpose, true);
                 }
                 _ => {
                     self.close(id);
@@ -164,6 +171,7 @@ impl RemoteUnit {
         let st = match reply {
             Ok(ControlReply::WorkStatus(st)) => st,
             Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
+                self.set_idle(id);
                 if self.phase == RemotePhase::AwaitGone {
                     self.forget();
                 } else {
@@ -240,6 +248,8 @@ impl RemoteUnit {
         let RemotePhase::Cancel { release, force } = self.phase else {
             return;
         };
+        // Answered: the session is free for what comes next.
+        self.set_idle(id);
         match reply {
             Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if release => {
                 // Released there already, or never known (Go #758).
@@ -249,19 +259,15 @@ impl RemoteUnit {
             Ok(ControlReply::WorkReleased { pending, .. }) if release => {
                 self.answer(Ok(false));
                 if pending && !force {
-                    self.close(id);
                     self.phase = RemotePhase::AwaitGone;
                     self.poll_interval = self.config.poll_fast;
-                    self.dial(Purpose::Control, now);
+                    self.poll_now(now);
                 } else {
                     self.forget();
                 }
             }
             Ok(ControlReply::WorkCancelled { .. }) if !release => {
                 self.answer(Ok(false));
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.stage = Stage::Idle;
-                }
                 self.phase = RemotePhase::Follow;
                 self.poll_now(now);
                 self.maybe_results(now);
