@@ -425,6 +425,9 @@ async fn connection(
     if events.send(up).await.is_err() {
         return;
     }
+    // The payload counts as delivered only once the other node acknowledged all of it: a
+    // cut after the half-close but before that must be a cut (submit again), not a start.
+    let mut acked = Some(stream.acked());
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
         let mut buf = BytesMut::with_capacity(CHUNK);
@@ -457,7 +460,10 @@ async fn connection(
                     Ok(()) => wr.flush().await,
                     Err(e) => Err(e),
                 },
-                Write::Payload => send_payload(&stdin, &mut wr).await,
+                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
+                    (Ok(()), Some(acked)) => acked.await,
+                    (r, _) => r,
+                },
             };
             if let Err(e) = r {
                 debug!("write error sending to {node}: {e}");

@@ -105,7 +105,10 @@ impl RemoteUnit {
                     line.trim_end_matches('\n')
                 )),
             },
-            Stage::AwaitStarted => {
+            // The other node answers only after reading the end of the payload, so a reply
+            // that comes before the runtime saw its half-close acknowledged (the other node
+            // may close at once, before its acknowledgement goes out) tells the same.
+            Stage::SendingPayload | Stage::AwaitStarted => {
                 if let Ok(ControlReply::Error(e)) = reply {
                     self.submit_refused(format!("error from remote: {e}"));
                 } else {

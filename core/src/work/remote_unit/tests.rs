@@ -767,3 +767,26 @@ fn lasting_connect_failures_are_recognised() {
     assert!(!ConnectFailure::NoRoute.is_lasting());
     assert_eq!(ConnectFailure::NoRoute.to_string(), "no route to node");
 }
+
+#[test]
+fn the_final_reply_may_come_before_the_half_close_is_acknowledged() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.open(c);
+    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.drain();
+    // The reply arrives, then the stream ends without the acknowledgement.
+    t.feed(
+        c,
+        &ControlReply::WorkStarted {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    t.u.handle_stream_ended(t.now, c);
+    t.drain();
+    assert_eq!(t.answers(), vec![Ok(false)]);
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert!(t.u.data().remote_started);
+}
