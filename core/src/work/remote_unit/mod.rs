@@ -770,4 +770,6 @@ mod replies;
 pub use failures::ConnectFailure;
 
 #[cfg(test)]
+mod against_session;
+#[cfg(test)]
 mod tests;
