@@ -163,6 +163,7 @@ impl Job {
         let config = RemoteUnitConfig {
             unreachable_timeout: w.unreachable_timeout,
             rng_seed: lock(&w.rng).next_u64(),
+            label: unit.id.clone(),
             ..RemoteUnitConfig::default()
         };
         let now = now();

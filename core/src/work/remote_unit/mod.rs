@@ -74,6 +74,8 @@ pub struct RemoteUnitConfig {
     pub reused_reply_timeout: Duration,
     /// Seeds the backoff jitter.
     pub rng_seed: u64,
+    /// Written in brackets before the unit's log lines: the local unit ID.
+    pub label: String,
 }
 
 impl Default for RemoteUnitConfig {
@@ -90,6 +92,7 @@ impl Default for RemoteUnitConfig {
             unreachable_timeout: Some(Duration::from_secs(300)),
             reused_reply_timeout: Duration::from_secs(2),
             rng_seed: 0,
+            label: String::new(),
         }
     }
 }
@@ -452,7 +455,11 @@ impl RemoteUnit {
             }
             let Some(end) = c.buf.iter().position(|b| *b == b'\n') else {
                 if c.buf.len() > MAX_LINE {
-                    warn!("reply line too long from {}", self.data.remote_node);
+                    warn!(
+                        "[{}] reply line too long from {}",
+                        self.tag(),
+                        self.data.remote_node
+                    );
                     self.lost(now, conn);
                 }
                 return;
@@ -488,7 +495,7 @@ impl RemoteUnit {
         {
             let detail = detail.clone();
             self.expiry = None;
-            warn!("remote unit for {} expired", self.data.remote_node);
+            warn!("[{}] {detail}", self.tag());
             self.fail(detail, 0);
             self.answer(Ok(true));
             return;
@@ -515,14 +522,19 @@ impl RemoteUnit {
                 }
                 Stage::AwaitStatus { .. } => {
                     debug!(
-                        "no status reply from {}: reconnecting",
+                        "[{}] no status reply from {}: reconnecting",
+                        self.tag(),
                         self.data.remote_node
                     );
                     self.lost(now, id);
                 }
                 Stage::Streaming => {
                     if self.more_output_there() {
-                        debug!("results stream from {} stalled", self.data.remote_node);
+                        debug!(
+                            "[{}] results stream from {} stalled",
+                            self.tag(),
+                            self.data.remote_node
+                        );
                         self.lost(now, id);
                     } else if let Some(c) = self.conns.get_mut(&id) {
                         c.deadline = None;
@@ -625,6 +637,11 @@ impl RemoteUnit {
         }
     }
 
+    /// The local unit ID, for log lines.
+    fn tag(&self) -> &str {
+        &self.config.label
+    }
+
     /// `id` has nothing asked and nothing outstanding.
     fn set_idle(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get_mut(&id) {
@@ -638,7 +655,11 @@ impl RemoteUnit {
         let Some(purpose) = self.conns.get(&id).map(|c| c.purpose) else {
             return;
         };
-        debug!("idle session to {} is dead", self.data.remote_node);
+        debug!(
+            "[{}] idle session to {} is dead",
+            self.tag(),
+            self.data.remote_node
+        );
         self.close(id);
         if self.phase != RemotePhase::Done {
             self.dial(purpose, now);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::ConnectFailure;
 use super::{ConnId, Purpose, RemoteOutput, RemotePhase, RemoteUnit, Seen, Stage};
@@ -26,8 +26,8 @@ impl RemoteUnit {
         match (purpose, self.phase) {
             (Purpose::Control, RemotePhase::Submit) => {
                 debug!(
-                    "submitting work type {} to {}",
-                    d.remote_work_type, d.remote_node
+                    "[{}] submitting work type {} to {}",
+                    self.config.label, d.remote_work_type, d.remote_node
                 );
                 let line = submit_command(
                     &d.remote_params,
@@ -40,6 +40,10 @@ impl RemoteUnit {
             }
             (Purpose::Control, RemotePhase::Cancel { release, .. }) => {
                 let sub = if release { "release" } else { "cancel" };
+                debug!(
+                    "[{}] asking {} to {sub} unit {}",
+                    self.config.label, d.remote_node, d.remote_unit_id
+                );
                 let line = unit_command(sub, &d.remote_unit_id, sig);
                 self.send(id, line, Stage::AwaitCancel, None);
             }
@@ -52,8 +56,8 @@ impl RemoteUnit {
             }
             (Purpose::Results, RemotePhase::Follow) => {
                 debug!(
-                    "fetching results of {} from {} at byte {}",
-                    d.remote_unit_id, d.remote_node, self.local_size
+                    "[{}] fetching results of {} from {} at byte {}",
+                    self.config.label, d.remote_unit_id, d.remote_node, self.local_size
                 );
                 let line = results_command(&d.remote_unit_id, self.local_size, sig);
                 self.send(id, line, Stage::AwaitStreaming, None);
@@ -91,7 +95,11 @@ impl RemoteUnit {
             },
             Stage::AwaitCreated => match reply {
                 Ok(ControlReply::WorkUnitCreated { unit_id }) => {
-                    debug!("{} created unit {unit_id}", self.data.remote_node);
+                    debug!(
+                        "[{}] {} created unit {unit_id}; sending stdin",
+                        self.tag(),
+                        self.data.remote_node
+                    );
                     self.data.remote_unit_id = unit_id;
                     self.out
                         .push_back(RemoteOutput::SaveRemote(self.data.clone()));
@@ -127,7 +135,8 @@ impl RemoteUnit {
                     self.stall_deadline();
                 } else {
                     warn!(
-                        "remote node {} did not stream results: {}",
+                        "[{}] remote node {} did not stream results: {}",
+                        self.tag(),
                         self.data.remote_node,
                         line.trim_end()
                     );
@@ -138,7 +147,8 @@ impl RemoteUnit {
                 }
             }
             _ => debug!(
-                "unexpected line from {}: {}",
+                "[{}] unexpected line from {}: {}",
+                self.tag(),
                 self.data.remote_node,
                 line.trim_end()
             ),
@@ -147,15 +157,17 @@ impl RemoteUnit {
 
     /// The other node refused the unit, or answered nonsense: retrying will not mend it.
     pub(super) fn submit_refused(&mut self, e: String) {
-        warn!("submitting to {}: {e}", self.data.remote_node);
+        error!("[{}] Error running action function: {e}", self.tag());
         self.answer(Err(e.clone()));
         self.fail(format!("Error starting worker: {e}"), 0);
     }
 
     pub(super) fn started(&mut self, now: Instant) {
         info!(
-            "started as unit {} on {}",
-            self.data.remote_unit_id, self.data.remote_node
+            "[{}] started as unit {} on {}",
+            self.tag(),
+            self.data.remote_unit_id,
+            self.data.remote_node
         );
         self.data.remote_started = true;
         self.out
@@ -179,8 +191,10 @@ impl RemoteUnit {
                     self.forget();
                 } else {
                     debug!(
-                        "work unit {} on node {} is gone",
-                        self.data.remote_unit_id, self.data.remote_node
+                        "[{}] work unit {} on node {} is gone",
+                        self.tag(),
+                        self.data.remote_unit_id,
+                        self.data.remote_node
                     );
                     self.fail("Remote work unit is gone".into(), self.local_size);
                 }
@@ -189,7 +203,8 @@ impl RemoteUnit {
             other => {
                 // As Go: a status that cannot be read ends the following.
                 warn!(
-                    "status of {} unreadable: {other:?}",
+                    "[{}] status of {} unreadable: {other:?}",
+                    self.tag(),
                     self.data.remote_unit_id
                 );
                 self.finish();
@@ -225,6 +240,15 @@ impl RemoteUnit {
             return;
         }
         if self.seen.as_ref() != Some(&new) {
+            debug!(
+                "[{}] status of {} on {}: {} ({}), {} bytes of stdout",
+                self.tag(),
+                self.data.remote_unit_id,
+                self.data.remote_node,
+                crate::control::state_name(new.state),
+                new.detail,
+                new.size
+            );
             self.set_status(new.state, new.detail.clone(), Some(new.size));
         }
         self.remote_size = new.size;
@@ -281,7 +305,7 @@ impl RemoteUnit {
                     Ok(r) => format!("unexpected reply: {}", r.encode().trim_end()),
                     Err(e) => e.to_string(),
                 };
-                warn!("{e}");
+                warn!("[{}] {e}", self.tag());
                 self.answer(Err(e));
                 if force {
                     self.forget();
