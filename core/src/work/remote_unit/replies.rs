@@ -140,9 +140,11 @@ impl RemoteUnit {
                         self.data.remote_node,
                         line.trim_end()
                     );
-                    // Perhaps the unit is gone there: the status poll finds out.
+                    // Perhaps the unit is gone there: the status poll finds out. Asked again
+                    // after that and a pause, so a refusing node is not asked in a loop.
                     self.close(id);
                     self.results_wait_news = true;
+                    self.results_retry = Some(now + self.config.poll);
                     self.poll_now(now);
                 }
             }

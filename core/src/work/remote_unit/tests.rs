@@ -790,3 +790,32 @@ fn the_final_reply_may_come_before_the_half_close_is_acknowledged() {
     assert_eq!(t.u.phase(), RemotePhase::Follow);
     assert!(t.u.data().remote_started);
 }
+
+#[test]
+fn refused_results_are_asked_again_after_a_pause() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, res) = following(&mut t);
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 5);
+    t.drain();
+    t.feed(
+        res,
+        &ControlReply::Error(ErrorReply::Other("stdout file gone".into())),
+    );
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(res)), "{out:?}");
+    // The status is asked at once; the results only a second later.
+    assert!(
+        out.iter().any(|o| matches!(o,
+            RemoteOutput::SendLine(c, l) if *c == ctl && l.contains("\"subcommand\":\"status\""))),
+        "{out:?}"
+    );
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 5);
+    assert!(
+        !t.drain().iter().any(|o| matches!(o, RemoteOutput::Dial(_))),
+        "asked again at once"
+    );
+    t.advance(Duration::from_secs(1));
+    let res = t.dialed();
+    assert!(t.open(res).contains("\"startpos\":0"));
+}
