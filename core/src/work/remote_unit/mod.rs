@@ -793,4 +793,6 @@ pub use failures::ConnectFailure;
 #[cfg(test)]
 mod against_session;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod tests;
