@@ -132,11 +132,8 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    use std::hash::{BuildHasher, Hasher};
     let wall = SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
+    let seed = receptor_core::os::random_u64();
     let node = spawn_node(Arc::new(Config::new(NodeId::new(&args.id)?, seed, wall)))?;
 
     let bind = args.bind.clone().unwrap_or_else(|| "0.0.0.0".into());
