@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use receptor_core::{LinkConfig, LinkKind};
 use receptor_smol::backends::{DialError, DialSpec, ListenSpec, tcp_connect, tcp_dial, tcp_listen};
@@ -12,7 +11,7 @@ use receptor_smol::spawn_node;
 // Each test binary uses a part of it.
 #[allow(dead_code)]
 mod common;
-use common::{config_seeded, wait_route, within};
+use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
 mod pki;
 use pki::Pki;
@@ -163,12 +162,7 @@ fn smol_and_tokio_over_mutual_tls() {
         dialer.detach();
     }));
     let r = rt.block_on(async {
-        for _ in 0..200 {
-            if t1.status().await.unwrap().routes.contains_key("t2") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        tokio_wait_route(&t1, "t2").await;
         t1.ping("t2").await.unwrap().unwrap()
     });
     assert_eq!(r.error, None, "t1 -> t2 through s");

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_net::TcpListener;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +16,7 @@ use receptor_smol::tls::ALPN_HTTP11;
 // Each test binary uses a part of it.
 #[allow(dead_code)]
 mod common;
-use common::{config_seeded, wait_route, within};
+use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
 mod pki;
 use pki::Pki;
@@ -49,17 +48,6 @@ fn dial(url: String, tls: Option<Arc<rustls::ClientConfig>>, header: Option<&str
         tls,
         extra_header: header.map(str::to_owned),
     }
-}
-
-/// Waits (up to 5 s) on the tokio side until `n` has a route to `to`.
-async fn tokio_wait_route(n: &receptor_tokio::NodeHandle, to: &str) {
-    for _ in 0..200 {
-        if n.status().await.unwrap().routes.contains_key(to) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{} never got a route to {to}", n.id());
 }
 
 /// tokio t1 listens on ws `/mesh` and smol s dials it (with an extra header); s listens on

@@ -12,6 +12,7 @@
 //! run until the node stops. Cancelling a backend ends its sessions cleanly (the node sees
 //! the links go down).
 
+mod accept;
 mod tcp;
 mod udp;
 mod ws;
