@@ -14,7 +14,7 @@ use receptor_core::{
 
 use crate::apps::{Command, SmolChannels};
 use crate::driver::{self, COMMAND_QUEUE, INBOUND_QUEUE, ToNode};
-use crate::stream::StreamSide;
+use crate::stream::{SmolPorts, StreamSide};
 
 /// Datagrams queued per local service before further ones are dropped.
 pub const SERVICE_QUEUE: usize = 256;
@@ -83,7 +83,7 @@ pub fn spawn_node_on(
     let (inbound, in_rx) = async_channel::bounded(INBOUND_QUEUE);
     let (done_tx, done) = async_channel::bounded(1);
     let reason = Arc::new(OnceLock::new());
-    let streams = StreamSide::new(seed, &commands, executor.clone());
+    let streams = StreamSide::new(seed, SmolPorts::new(&commands, executor.clone()));
     let task = driver::run(node, streams, cmd_rx, in_rx, reason.clone(), done_tx);
     executor.spawn(task).detach();
     Ok(NodeHandle {

@@ -18,6 +18,9 @@
 //! Backends return their [`Task`]: dropping it cancels the backend (tokio's `JoinHandle`
 //! detaches instead), so keep it or call `detach()`.
 //!
+//! [`control::serve_control_unix`] serves the control protocol (`receptorctl`'s status, ping,
+//! traceroute and connect) on a unix socket.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
@@ -41,6 +44,7 @@
 
 mod apps;
 pub mod backends;
+pub mod control;
 mod driver;
 mod handle;
 mod link;

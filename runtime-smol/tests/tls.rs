@@ -8,8 +8,6 @@ use std::sync::Arc;
 use receptor_core::{LinkConfig, LinkKind};
 use receptor_smol::backends::{DialError, DialSpec, ListenSpec, tcp_connect, tcp_dial, tcp_listen};
 use receptor_smol::spawn_node;
-// Each test binary uses a part of it.
-#[allow(dead_code)]
 mod common;
 use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
@@ -155,6 +153,10 @@ fn smol_and_tokio_over_mutual_tls() {
         let _t2_dialer = tb::tcp_dial(&t2, t2_spec);
         wait_route(&s, "t1").await;
         wait_route(&s, "t2").await;
+        // A node answers a ping along its own routes: the tokio nodes need theirs too (the
+        // `rt` entered above runs their timers).
+        tokio_wait_route(&t1, "s").await;
+        tokio_wait_route(&t2, "s").await;
         for to in ["t1", "t2"] {
             let r = s.ping(to).await.unwrap().unwrap();
             assert_eq!(r.error, None, "s -> {to}");
@@ -163,6 +165,7 @@ fn smol_and_tokio_over_mutual_tls() {
     }));
     let r = rt.block_on(async {
         tokio_wait_route(&t1, "t2").await;
+        tokio_wait_route(&t2, "t1").await;
         t1.ping("t2").await.unwrap().unwrap()
     });
     assert_eq!(r.error, None, "t1 -> t2 through s");

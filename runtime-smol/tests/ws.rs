@@ -13,8 +13,6 @@ use receptor_smol::backends::{
 };
 use receptor_smol::spawn_node;
 use receptor_smol::tls::ALPN_HTTP11;
-// Each test binary uses a part of it.
-#[allow(dead_code)]
 mod common;
 use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
@@ -87,6 +85,10 @@ fn smol_ws_and_tokio_ws_both_ways() {
         let _t2_dialer = tb::ws_dial(&t2, t2_spec);
         wait_route(&s, "t1").await;
         wait_route(&s, "t2").await;
+        // A node answers a ping along its own routes: the tokio nodes need theirs too (the
+        // `rt` entered above runs their timers).
+        tokio_wait_route(&t1, "s").await;
+        tokio_wait_route(&t2, "s").await;
         for to in ["t1", "t2"] {
             let r = s.ping(to).await.unwrap().unwrap();
             assert_eq!(r.error, None, "s -> {to}");
@@ -95,6 +97,7 @@ fn smol_ws_and_tokio_ws_both_ways() {
     }));
     let r = rt.block_on(async {
         tokio_wait_route(&t1, "t2").await;
+        tokio_wait_route(&t2, "t1").await;
         t1.ping("t2").await.unwrap().unwrap()
     });
     assert_eq!(r.error, None, "t1 -> t2 through s");
@@ -198,6 +201,7 @@ fn wss_with_mutual_tls_among_smol_and_tokio() {
         wait_route(&s1, "s2").await;
         wait_route(&s1, "t").await;
         wait_route(&s2, "t").await;
+        tokio_wait_route(&t, "s2").await;
         let r = s2.ping("t").await.unwrap().unwrap();
         assert_eq!(r.error, None);
         assert_eq!(r.from.unwrap().as_str(), "t");

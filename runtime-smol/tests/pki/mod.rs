@@ -3,38 +3,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use receptor_smol::tls::{TlsClient, TlsClientParams, TlsServer, TlsServerParams};
+
+use crate::common::TempDir;
 pub use receptor_tests::pki::Ca;
 use receptor_tests::pki::both;
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "receptor-smol-tls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `contents` to `name` in `dir`; returns its path.
+fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path(name);
+    std::fs::write(&path, contents).unwrap();
+    path
 }
 
 /// A CA, another CA nobody here trusts, and their files.
@@ -47,12 +27,12 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Self {
-        let dir = TempDir::new();
+        let dir = TempDir::new("tls");
         let ca = Ca::new("receptor test CA");
         let other = Ca::new("someone else's CA");
         Self {
-            ca_file: dir.write("ca.crt", &ca.cert_pem()),
-            other_file: dir.write("other.crt", &other.cert_pem()),
+            ca_file: write(&dir, "ca.crt", &ca.cert_pem()),
+            other_file: write(&dir, "other.crt", &other.cert_pem()),
             dir,
             ca,
         }
@@ -62,8 +42,8 @@ impl Pki {
     fn leaf(&self, by: &Ca, name: &str, node_ids: &[&str]) -> (PathBuf, PathBuf) {
         let leaf = by.leaf(node_ids, both());
         (
-            self.dir.write(&format!("{name}.crt"), &leaf.cert_pem()),
-            self.dir.write(&format!("{name}.key"), &leaf.key_pem()),
+            write(&self.dir, &format!("{name}.crt"), &leaf.cert_pem()),
+            write(&self.dir, &format!("{name}.key"), &leaf.key_pem()),
         )
     }
 
