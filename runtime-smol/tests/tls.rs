@@ -109,10 +109,12 @@ fn bound_listener_refuses_a_node_id_its_certificate_lacks() {
         let s1 = spawn_node(config_seeded("s1", 1)).unwrap();
         let s2 = spawn_node(config_seeded("s2", 2)).unwrap();
         let (addr, _listener) = tcp_listen(&s1, listen_tls(server, true)).await.unwrap();
-        // The session is made (the certificate is valid), then the node ends it.
-        tcp_connect(&s2, &dial_tls(addr, client, false))
+        // The session is made (the certificate is valid), then the node refuses it before
+        // its handshake completes.
+        let err = tcp_connect(&s2, &dial_tls(addr, client, false))
             .await
-            .unwrap();
+            .unwrap_err();
+        assert!(matches!(err, DialError::NotEstablished), "{err}");
         assert!(!s1.status().await.unwrap().routes.contains_key("s2"));
         s1.shutdown().await;
         s2.shutdown().await;

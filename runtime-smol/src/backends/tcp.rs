@@ -13,7 +13,7 @@ use receptor_core::tls::{server_name_for_address, session_link};
 use tracing::debug;
 
 use super::accept::{accept_loop, tls_accept, tls_connect};
-use super::{DialError, DialSpec, ListenSpec, redial_loop};
+use super::{DialError, DialSpec, ListenSpec, redial_loop, session_result};
 use crate::handle::NodeHandle;
 use crate::link::run_stream;
 
@@ -35,7 +35,9 @@ pub async fn tcp_listen(
         let acceptor = acceptor.clone();
         async move {
             match acceptor {
-                None => run_stream(&node, sock.clone(), sock, link, &peer).await,
+                None => {
+                    run_stream(&node, sock.clone(), sock, link, &peer).await;
+                }
                 // Boxed: the TLS state would otherwise enlarge every plain session's task.
                 Some(acc) => {
                     Box::pin(async {
@@ -69,15 +71,16 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> Task<()> {
 }
 
 /// One dial of [`tcp_dial`] without the redial: connects (and runs the TLS handshake, if
-/// `spec.tls`), then runs the session until it ends. `Err` when no session was made.
+/// `spec.tls`), then runs the session until it ends. `Err` when no session was made, or it
+/// ended before its handshake completed ([`DialError::NotEstablished`]).
 pub async fn tcp_connect(node: &NodeHandle, spec: &DialSpec) -> Result<(), DialError> {
     let sock = TcpStream::connect(spec.address.as_str())
         .await
         .map_err(DialError::Connect)?;
     prepare_link_socket(&sock);
     let Some(cfg) = &spec.tls else {
-        run_stream(node, sock.clone(), sock, spec.link.clone(), &spec.address).await;
-        return Ok(());
+        let established = run_stream(node, sock.clone(), sock, spec.link.clone(), &spec.address);
+        return session_result(established.await);
     };
     let name = server_name_for_address(&spec.address).map_err(|source| DialError::ServerName {
         address: spec.address.clone(),
@@ -86,6 +89,5 @@ pub async fn tcp_connect(node: &NodeHandle, spec: &DialSpec) -> Result<(), DialE
     let tls = tls_connect(cfg.clone(), name, sock, TLS_TIMEOUT).await?;
     let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
     let (rd, wr) = futures_lite::io::split(tls);
-    run_stream(node, rd, wr, link, &spec.address).await;
-    Ok(())
+    session_result(run_stream(node, rd, wr, link, &spec.address).await)
 }

@@ -20,7 +20,9 @@ use receptor_core::ws::{check_upgrade, client_request, ws_config};
 use tracing::debug;
 
 use super::accept::{accept_loop, tls_accept, tls_connect};
-use super::{DialError, WsDialSpec, WsListenSpec, redial_loop, timeout, until_stopped};
+use super::{
+    DialError, WsDialSpec, WsListenSpec, redial_loop, session_result, timeout, until_stopped,
+};
 use crate::handle::NodeHandle;
 use crate::link::run_websocket;
 
@@ -79,7 +81,9 @@ where
         async_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config()));
     match until_stopped(node, timeout(HANDSHAKE_TIMEOUT, handshake)).await {
         None => {}
-        Some(Some(Ok(ws))) => run_websocket(node, ws, link, peer).await,
+        Some(Some(Ok(ws))) => {
+            run_websocket(node, ws, link, peer).await;
+        }
         Some(Some(Err(e))) => debug!("websocket upgrade from {peer} refused: {e}"),
         Some(None) => debug!("websocket upgrade from {peer} timed out"),
     }
@@ -99,7 +103,7 @@ pub fn ws_dial(node: &NodeHandle, spec: WsDialSpec) -> Task<()> {
 
 /// One dial of [`ws_dial`] without the redial: connects, runs the TLS handshake for
 /// `wss://`, upgrades (with the `Origin` and extra header), then runs the session until it
-/// ends. `Err` when no session was made.
+/// ends. `Err` when no session was made, or it ended before its handshake completed.
 pub async fn ws_connect(node: &NodeHandle, spec: &WsDialSpec) -> Result<(), DialError> {
     let (target, req) = client_request(&spec.url, spec.extra_header.as_deref())?;
     let tls = match (target.secure, &spec.tls) {
@@ -115,8 +119,7 @@ pub async fn ws_connect(node: &NodeHandle, spec: &WsDialSpec) -> Result<(), Dial
         let (ws, _) = async_tungstenite::client_async_with_config(req, sock, Some(ws_config()))
             .await
             .map_err(|e| DialError::Upgrade(Box::new(e)))?;
-        run_websocket(node, ws, spec.link.clone(), &spec.url).await;
-        return Ok(());
+        return session_result(run_websocket(node, ws, spec.link.clone(), &spec.url).await);
     };
     let name = server_name_for_host(&target.host).map_err(|source| DialError::ServerName {
         address: spec.url.clone(),
@@ -127,6 +130,5 @@ pub async fn ws_connect(node: &NodeHandle, spec: &WsDialSpec) -> Result<(), Dial
     let (ws, _) = async_tungstenite::client_async_with_config(req, tls, Some(ws_config()))
         .await
         .map_err(|e| DialError::Upgrade(Box::new(e)))?;
-    run_websocket(node, ws, link, &spec.url).await;
-    Ok(())
+    session_result(run_websocket(node, ws, link, &spec.url).await)
 }
