@@ -67,6 +67,17 @@ pub async fn wait_route(n: &NodeHandle, to: &str) {
     panic!("{} never got a route to {to}", n.id());
 }
 
+/// Waits (up to 5 s) on the tokio side until `n` has a route to `to`.
+pub async fn tokio_wait_route(n: &receptor_tokio::NodeHandle, to: &str) {
+    for _ in 0..200 {
+        if n.status().await.unwrap().routes.contains_key(to) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} never got a route to {to}", n.id());
+}
+
 /// A temp directory removed on drop (control sockets live there).
 pub struct TempDir(pub std::path::PathBuf);
 
