@@ -44,6 +44,7 @@ mod link;
 pub mod pair;
 mod queue;
 mod sim;
+mod stream_app;
 mod stream_tls;
 mod streams;
 mod topology;

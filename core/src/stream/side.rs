@@ -238,8 +238,9 @@ impl<P: StreamPorts> StreamSide<P> {
     // ---- commands ----
 
     /// Dials `service` on `to` (`localhost` is this node) from a fresh ephemeral service; the
-    /// outcome goes to `reply` once the stream opens or fails. Returns the stream, or `None`
-    /// when the dial could not start (`reply` has its answer then).
+    /// outcome goes to `reply` once the stream opens or fails. Returns the stream and the
+    /// service it dials from, or `None` when the dial could not start (`reply` has its
+    /// answer then).
     #[allow(clippy::too_many_arguments)]
     pub fn dial(
         &mut self,
@@ -250,13 +251,13 @@ impl<P: StreamPorts> StreamSide<P> {
         tls: ClientConfig,
         server_name: &str,
         reply: DialReply<P>,
-    ) -> Option<StreamHandle> {
+    ) -> Option<(StreamHandle, ServiceName)> {
         match app::dial(node, &mut self.streams, now, to, service, tls, server_name) {
             Ok((id, local)) => {
                 self.services.insert(local);
                 let remote = self.streams.remote(id).cloned();
                 self.dials.insert(id, (reply, local, remote));
-                Some(id)
+                Some((id, local))
             }
             Err(e) => {
                 P::Channels::reply(reply, Err(DialFailure::Invalid(e)));
