@@ -133,6 +133,7 @@ pub(crate) async fn run(
             }
             Wake::Command(Some(Command::Stream(c))) => d.streams.command(&mut node, now(), c),
             Wake::Command(Some(Command::App(c))) => d.apps.command(&mut node, now(), c),
+            Wake::Command(Some(Command::DisconnectAll)) => node.disconnect_all(now()),
             Wake::Timeout => d.streams.handle_timeout(&mut node, now()),
         }
     };

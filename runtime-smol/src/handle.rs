@@ -204,6 +204,12 @@ impl NodeHandle {
         .unwrap_or(Err(SendError::ShutDown))
     }
 
+    /// Closes every link; the node keeps running, and dialers with `redial` dial again (Go's
+    /// `reload` drops all backends this way before starting them anew).
+    pub async fn disconnect_all(&self) {
+        let _ = self.commands.send(Command::DisconnectAll).await;
+    }
+
     /// Asks the node to stop; every link closes.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
