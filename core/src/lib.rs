@@ -67,6 +67,7 @@ pub mod stats;
 pub mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod udp;
 pub mod wire;
 pub mod work;
 #[cfg(feature = "ws")]

@@ -420,6 +420,12 @@ impl<P: StreamPorts> StreamSide<P> {
                 continue;
             }
             if let Closing::Streams { until } = self.closing {
+                // A close QUIC paced goes out once its timer is due, also when the driver
+                // woke for something else.
+                if self.streams.poll_timeout().is_some_and(|t| t <= now) {
+                    self.streams.handle_timeout(now);
+                    continue;
+                }
                 // Once the streams' closes are queued on the links (nothing of theirs is due
                 // before the grace ends), the node may close the links.
                 if now >= until || self.streams.poll_timeout().is_none_or(|t| t > until) {
