@@ -86,6 +86,6 @@ pub use id::{Addr, InvalidId, LinkId, NodeId, ServiceName};
 pub use node::{
     Advertise, AppCommand, Apps, Channels, CloseReason, ConnectionCounts, Event, Input, LinkKind,
     ListenError, MeshStatus, Node, NodeMetrics, PingId, PingResult, SendError, ServiceEvent,
-    TraceEvent, Transmit,
+    TraceEvent, Transmit, Unanswered,
 };
 pub use stats::NodeStats;
