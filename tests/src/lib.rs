@@ -48,6 +48,8 @@ mod sim;
 mod stream_app;
 mod streams;
 mod topology;
+mod work_exec;
+mod work_sim;
 
 pub use check::Wrong;
 pub use link::{DirState, LinkModel};
@@ -57,6 +59,7 @@ pub use streams::{
     pattern, stream_tls,
 };
 pub use topology::Topology;
+pub use work_sim::{UnitsReport, remote_units_trace, run_remote_units};
 
 /// The seed for a randomised test: `SIM_SEED` from the environment if set, else `default`.
 /// Prints it, so a failing test's output says how to replay it.
