@@ -110,6 +110,8 @@ pub(crate) struct Executor {
     seen: usize,
     /// Longest output of a unit.
     max_len: usize,
+    /// `work results` asked from a later offset than 0 (resumed copies).
+    pub(crate) resumed_results: u64,
 }
 
 impl Executor {
@@ -123,6 +125,7 @@ impl Executor {
             served: Vec::new(),
             seen: 0,
             max_len,
+            resumed_results: 0,
         }
     }
 
@@ -272,6 +275,7 @@ impl Executor {
                     return unknown(&unit_id);
                 }
                 let from = usize::try_from(start_pos).unwrap_or(0);
+                self.resumed_results += u64::from(from > 0);
                 self.served[i].results = Some((unit_id.clone(), from));
                 Answer::Now(Reply::WorkResults { unit_id })
             }

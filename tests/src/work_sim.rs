@@ -1,5 +1,6 @@
 //! Remote units across the simulated mesh (issue 13, item 3): node A submits units to node
-//! C through B (line A - B - C) under packet loss, partitions of A-B and B-C, and crashes
+//! C through B (line A - B - C; in a quarter of the seeds also a costlier second path
+//! A - D - C) under packet loss, partitions of A-B and B-C, and crashes
 //! with restarts of B and of A, all drawn from one seed.
 //!
 //! Each unit on A is the core's [`RemoteUnit`] machine, driven as the cli drives it: its
@@ -29,19 +30,20 @@ use receptor_core::stream::DialFailure;
 use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
-use receptor_core::work::{
-    RemoteExtraData, STATE_FAILED, STATE_PENDING, STATE_SUCCEEDED, is_complete,
-};
+use receptor_core::work::{RemoteExtraData, STATE_FAILED, STATE_PENDING};
 
 use crate::check::{TraceHash, mix64};
 use crate::streams::{SimStream, StreamApp};
 use crate::work_exec::{Executor, WORK_TYPE};
+use crate::work_report::UnitsReport;
 use crate::{LinkModel, Sim};
 
 /// The submitting, relaying and executing nodes.
 const A: &str = "A";
-const B: &str = "B";
+pub(crate) const B: &str = "B";
 const C: &str = "C";
+/// The relay of the second path, in some seeds.
+const D: &str = "D";
 
 /// Faults happen within this much virtual time after the first submit.
 const FAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -51,8 +53,8 @@ const SETTLE: Duration = Duration::from_secs(600);
 /// The run's trace: every line is hashed; the lines are kept for a failure's report.
 #[derive(Debug, Default)]
 pub(crate) struct Trace {
-    hash: TraceHash,
-    lines: Vec<String>,
+    pub(crate) hash: TraceHash,
+    pub(crate) lines: Vec<String>,
 }
 
 impl Trace {
@@ -71,60 +73,26 @@ impl Trace {
 
 /// A fault of the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub(crate) enum Fault {
     Partition(&'static str, &'static str),
     Heal(&'static str, &'static str),
     Crash(&'static str),
     Restart(&'static str),
 }
 
-/// What a run did, for the checks and the figures.
-#[derive(Debug, Clone, Default)]
-pub struct UnitsReport {
-    /// The seed.
-    pub seed: u64,
-    /// Units submitted on A.
-    pub units: usize,
-    /// Units Succeeded on A with C's output byte for byte.
-    pub succeeded: usize,
-    /// Details of the units Failed on A (none of them had started on C).
-    pub failed: Vec<String>,
-    /// Units C ran that no unit on A followed (a submit whose start A never learnt, before
-    /// it submitted again or failed the unit).
-    pub orphans: usize,
-    /// Output bytes that arrived on A.
-    pub bytes: u64,
-    /// Packet loss on A-B and B-C (probabilities).
-    pub loss: [f64; 2],
-    /// Partitions injected.
-    pub partitions: usize,
-    /// Crashes (each followed by a restart) of B.
-    pub crashes_b: usize,
-    /// Crashes (each followed by a restart) of A.
-    pub crashes_a: usize,
-    /// Mesh streams dialled by A's machines.
-    pub dials: u64,
-    /// QUIC packets sent.
-    pub packets: u64,
-    /// Virtual time when every unit was terminal on both sides.
-    pub virtual_time: Duration,
-    /// Hash of the trace: equal for equal seeds.
-    pub trace_hash: u64,
-}
-
 /// One unit on A: its "disk" (what survives a crash) and, while A runs, its machine.
-struct AUnit {
-    id: String,
-    submit_at: u64,
-    payload: Bytes,
-    submitted: bool,
+pub(crate) struct AUnit {
+    pub(crate) id: String,
+    pub(crate) submit_at: u64,
+    pub(crate) payload: Bytes,
+    pub(crate) submitted: bool,
     /// The machine has nothing more to do (or could not be resumed).
-    finished: bool,
-    data: RemoteExtraData,
-    state: i64,
-    detail: String,
-    stdout_size: i64,
-    output: Vec<u8>,
+    pub(crate) finished: bool,
+    pub(crate) data: RemoteExtraData,
+    pub(crate) state: i64,
+    pub(crate) detail: String,
+    pub(crate) stdout_size: i64,
+    pub(crate) output: Vec<u8>,
     m: Option<RemoteUnit>,
     conns: BTreeMap<ConnId, AConn>,
 }
@@ -136,17 +104,24 @@ struct AConn {
     acking: bool,
 }
 
-struct World {
-    seed: u64,
-    sim: Sim,
-    exec: Executor,
-    units: Vec<AUnit>,
-    faults: Vec<(u64, Fault)>,
-    next_fault: usize,
-    trace: Trace,
-    incarnation_a: u64,
-    dials: u64,
-    loss: [f64; 2],
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    pub(crate) sim: Sim,
+    pub(crate) exec: Executor,
+    pub(crate) units: Vec<AUnit>,
+    pub(crate) faults: Vec<(u64, Fault)>,
+    pub(crate) next_fault: usize,
+    pub(crate) trace: Trace,
+    pub(crate) incarnation_a: u64,
+    pub(crate) dials: u64,
+    /// Connections of A's machines that broke (not a clean end of stream).
+    pub(crate) cuts: u64,
+    /// Open connections A's machines gave up on (no reply in time, stalled output).
+    pub(crate) abandoned: u64,
+    /// Machines made anew from A's disk and resumed after a restart of A.
+    pub(crate) resumes: u64,
+    pub(crate) loss: [f64; 2],
+    pub(crate) second_path: bool,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -176,6 +151,14 @@ impl World {
         };
         let loss_bc = bc.loss;
         sim.connect(B, C, bc);
+        // A quarter of the seeds have a second, costlier path A - D - C to fail over to
+        // (drawn apart, so the other seeds keep their runs).
+        let second_path = mix64(seed ^ 0x0064_7061_7468).is_multiple_of(4);
+        if second_path {
+            sim.add_node(D);
+            sim.connect(A, D, LinkModel::datagram().cost(3.0));
+            sim.connect(D, C, LinkModel::datagram().cost(3.0));
+        }
         let exec = Executor::new(C, seed, 48 * 1024);
         let mut w = Self {
             seed,
@@ -187,11 +170,17 @@ impl World {
             trace: Trace::default(),
             incarnation_a: 0,
             dials: 0,
+            cuts: 0,
+            abandoned: 0,
+            resumes: 0,
             loss: [loss_ab, loss_bc],
+            second_path,
         };
         w.trace.log(
             &w.sim,
-            format_args!("seed {seed}: loss A-B {loss_ab}, B-C {loss_bc}"),
+            format_args!(
+                "seed {seed}: loss A-B {loss_ab}, B-C {loss_bc}, second path {second_path}"
+            ),
         );
         // Units from 1 s on, faults within the window after that.
         let t0 = ns(Duration::from_secs(1));
@@ -220,13 +209,15 @@ impl World {
         }
         let window = ns(FAULT_WINDOW);
         let mut faults = Vec::new();
+        // Partitions and crashes of B up to 45 s: beyond QUIC's 30 s idle timeout, so some
+        // connections die under the machines, and others live through.
         for (a, b) in [(A, B), (B, C)] {
             for _ in 0..pick(&mut rng, 0, 3) {
                 let at = t0 + pick(&mut rng, 0, window);
                 let len = pick(
                     &mut rng,
                     ns(Duration::from_secs(1)),
-                    ns(Duration::from_secs(25)),
+                    ns(Duration::from_secs(45)),
                 );
                 faults.push((at, Fault::Partition(a, b)));
                 faults.push((at + len, Fault::Heal(a, b)));
@@ -238,7 +229,7 @@ impl World {
                 let len = pick(
                     &mut rng,
                     ns(Duration::from_millis(200)),
-                    ns(Duration::from_secs(15)),
+                    ns(Duration::from_secs(if node == B { 45 } else { 15 })),
                 );
                 faults.push((at, Fault::Crash(node)));
                 faults.push((at + len, Fault::Restart(node)));
@@ -338,7 +329,10 @@ impl World {
             now,
         );
         match m.resume(now) {
-            Ok(()) => u.m = Some(m),
+            Ok(()) => {
+                u.m = Some(m);
+                self.resumes += 1;
+            }
             Err(e) => {
                 u.state = STATE_FAILED;
                 u.detail = format!("Failed to restart: {e}");
@@ -426,6 +420,8 @@ impl World {
                 }
                 RemoteOutput::Close(c) | RemoteOutput::Park(c) => {
                     if let Some(conn) = u.conns.remove(&c) {
+                        let open = self.sim.stream(conn.stream).end.is_none();
+                        self.abandoned += u64::from(open && !m.is_done());
                         self.sim.stream_drop(conn.stream);
                     }
                 }
@@ -516,6 +512,9 @@ impl World {
             if r.eof || r.read_error.is_some() || r.end.is_some() {
                 moved = true;
                 let why = format!("{:?} {:?}", r.read_error, r.end);
+                if !r.eof {
+                    self.cuts += 1;
+                }
                 self.trace.log(
                     &self.sim,
                     format_args!("{} conn {} ended: {why}", u.id, c.0),
@@ -587,79 +586,6 @@ impl World {
                 (None, None) => return Err("nothing left to happen".into()),
             }
         }
-    }
-
-    /// The end-of-run checks; the figures.
-    fn check(&self) -> Result<UnitsReport, String> {
-        let mut r = UnitsReport {
-            seed: self.seed,
-            units: self.units.len(),
-            virtual_time: self.sim.now(),
-            dials: self.dials,
-            loss: self.loss,
-            packets: self.sim.stream_stats().sent,
-            ..UnitsReport::default()
-        };
-        let mut followed = Vec::new();
-        for u in &self.units {
-            if !is_complete(u.state) {
-                return Err(format!("{}: state {} on A ({})", u.id, u.state, u.detail));
-            }
-            r.bytes += u.output.len() as u64;
-            if u.state == STATE_FAILED {
-                if u.data.remote_started {
-                    return Err(format!(
-                        "{}: failed after it started there: {}",
-                        u.id, u.detail
-                    ));
-                }
-                r.failed.push(u.detail.clone());
-                continue;
-            }
-            let id = &u.data.remote_unit_id;
-            let Some(x) = self.exec.units.get(id) else {
-                return Err(format!("{}: succeeded as {id:?}, unknown on C", u.id));
-            };
-            if x.state != STATE_SUCCEEDED {
-                return Err(format!(
-                    "{}: succeeded here, {} on C ({})",
-                    u.id, x.state, x.detail
-                ));
-            }
-            if x.payload != u.payload {
-                return Err(format!("{}: payload on C is not the one submitted", u.id));
-            }
-            if u.output != x.output || x.output.len() != x.len {
-                let at = u.output.iter().zip(&x.output).position(|(a, b)| a != b);
-                return Err(format!(
-                    "{}: output {} bytes here, {} on C ({} planned), first difference at {at:?}",
-                    u.id,
-                    u.output.len(),
-                    x.output.len(),
-                    x.len
-                ));
-            }
-            followed.push(id.clone());
-            r.succeeded += 1;
-        }
-        r.orphans = self
-            .exec
-            .units
-            .iter()
-            .filter(|(id, x)| x.state == STATE_SUCCEEDED && !followed.contains(id))
-            .count();
-        for (_, f) in &self.faults {
-            match f {
-                Fault::Partition(..) => r.partitions += 1,
-                Fault::Crash(n) if *n == B => r.crashes_b += 1,
-                Fault::Crash(_) => r.crashes_a += 1,
-                _ => {}
-            }
-        }
-        let mut h = self.trace.hash;
-        h.u64(self.sim.stream_shape_hash());
-        r.trace_hash = h.finish();
-        Ok(r)
     }
 }
 

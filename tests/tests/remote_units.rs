@@ -57,17 +57,22 @@ fn figures(reports: &[UnitsReport], wall: std::time::Duration) {
     eprintln!(
         "{} seeds in {wall:.1?}: {units} units, {succeeded} succeeded byte-exact ({} bytes), \
          {} failed before starting there {reasons:?}, {} orphans ran on C; faults: {} lossy \
-         links, {} partitions, {} crashes of B, {} crashes of A; {} dials, {} QUIC packets, \
-         {vt:.0?} virtual time",
+         links, {} seeds with a second path, {} partitions, {} crashes of B, {} crashes of A; {} dials, {} connections cut under the machines, {} given up by them, {} machines resumed after A's \
+         restart, {} results resumed from an offset; {} QUIC packets, {vt:.0?} virtual time",
         reports.len(),
         sum(|r| r.bytes),
         units - succeeded,
         sum(|r| r.orphans as u64),
         sum(|r| r.loss.iter().filter(|l| **l > 0.0).count() as u64),
+        sum(|r| u64::from(r.second_path)),
         sum(|r| r.partitions as u64),
         sum(|r| r.crashes_b as u64),
         sum(|r| r.crashes_a as u64),
         sum(|r| r.dials),
+        sum(|r| r.cuts),
+        sum(|r| r.abandoned),
+        sum(|r| r.resumes),
+        sum(|r| r.resumed_results),
         sum(|r| r.packets),
     );
 }
