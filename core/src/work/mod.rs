@@ -14,6 +14,9 @@
 //! * [`remote`]: the `ExtraData` of a `remote` unit and the control lines sent to the node
 //!   that runs it;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
+//! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, ttl expiry,
+//!   restart after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
+//!   out, with each work type's rules behind [`WorkType`];
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
 //!
@@ -30,6 +33,7 @@
 //! );
 //! ```
 
+mod engine;
 mod id;
 pub mod jwt;
 mod params;
@@ -37,8 +41,10 @@ mod procstate;
 pub mod remote;
 mod shlex;
 mod status;
+mod worker;
 
 pub use crate::control::state_name;
+pub use engine::{Effect, Engine, Expiry, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
@@ -48,3 +54,4 @@ pub use status::{
     CommandExtraData, ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING,
     STATE_SUCCEEDED, StatusDecodeError, StatusRecord, is_complete,
 };
+pub use worker::{CancelOutcome, Restart, WorkType};
