@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use receptor_core::work::{
-    ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, is_complete,
+    CancelOutcome, ExtraData, STATE_FAILED, STATE_PENDING, STATE_RUNNING, is_complete,
 };
 use rustix::process::Signal;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::runner::process_exit;
+use super::worker::CommandType;
 use super::{RunnerSpec, Unit, lock, proc};
 
 /// How often a supervisor this process did not start is checked for.
@@ -24,15 +25,13 @@ const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 /// Starts the supervisor for `unit` in a new process group (so a terminal's Ctrl-C or a
 /// signal to receptor's group does not reach it; Go uses a new session) and records its PID.
-pub(super) fn start(unit: &Arc<Unit>, runner: &RunnerSpec) -> Result<(), String> {
+pub(super) fn start(unit: &Arc<Unit>, ty: &CommandType, runner: &RunnerSpec) -> Result<(), String> {
     unit.update_basic(STATE_PENDING, "Launching command runner", Some(0));
     let rec = unit.status();
-    let (command, params) = match (&unit.kind, &rec.extra_data) {
-        (super::UnitKind::Command(ct), Some(ExtraData::Command(c))) => {
-            (ct.command.clone(), c.params.clone())
-        }
-        (super::UnitKind::Command(ct), _) => (ct.command.clone(), ct.base_params.clone()),
-        (super::UnitKind::Remote | super::UnitKind::Unknown, _) => return Ok(()),
+    let command = ty.command.clone();
+    let params = match &rec.extra_data {
+        Some(ExtraData::Command(c)) => c.params.clone(),
+        _ => ty.base_params.clone(),
     };
     let spawned = tokio::process::Command::new(&runner.exe)
         .args([
@@ -96,18 +95,10 @@ fn supervisor_gone(unit: &Unit, exit: Option<String>) {
     });
 }
 
-/// Go's `Restart` for a command unit found on disk: complete units stay; Pending ones failed
-/// (`Pending at restart`); running ones are followed through their status file, with the
-/// supervisor watched by PID.
-pub(super) fn restart(unit: &Arc<Unit>) {
+/// Follows a command unit found on disk that may still run (the engine applied Go's
+/// `Restart` rules first): through its status file, with the supervisor watched by PID.
+pub(super) fn reattach(unit: &Arc<Unit>) {
     let rec = unit.status();
-    if is_complete(rec.state) {
-        return;
-    }
-    if rec.state == STATE_PENDING {
-        unit.update_basic(STATE_FAILED, "Pending at restart", Some(unit.stdout_size()));
-        return;
-    }
     let Some(pid) = rec.command_pid() else {
         return;
     };
@@ -135,18 +126,27 @@ pub(super) fn restart(unit: &Arc<Unit>) {
     });
 }
 
-/// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit, then Canceled. A unit whose
-/// supervisor is gone is left as it is, and so is a complete one whose supervisor has not
-/// exited yet (it has written the final state and is about to; Go would interrupt it and
-/// turn Succeeded into Canceled, a window that a prompt `work release` after `work results`
-/// now meets).
-pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
+/// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit ([`CancelOutcome::Stopped`]:
+/// the engine makes the unit Canceled). A unit whose supervisor is gone is left as it is, and
+/// so is a complete one whose supervisor has not exited yet (it has written the final state
+/// and is about to; Go would interrupt it and turn Succeeded into Canceled, a window that a
+/// prompt `work release` after `work results` now meets).
+pub(super) async fn cancel(unit: &Arc<Unit>) -> CancelOutcome {
+    match stop(unit).await {
+        Ok(true) => CancelOutcome::Stopped,
+        Ok(false) => CancelOutcome::NotRunning,
+        Err(e) => CancelOutcome::Failed(e),
+    }
+}
+
+/// Stops the supervisor; whether one was running.
+async fn stop(unit: &Arc<Unit>) -> Result<bool, String> {
     let rec = unit.status();
     let Some(pid) = rec.command_pid() else {
-        return Ok(());
+        return Ok(false);
     };
     if is_complete(rec.state) {
-        return Ok(());
+        return Ok(false);
     }
     let watcher = lock(&unit.supervisor).clone();
     let alive = match &watcher {
@@ -154,7 +154,7 @@ pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
         None => proc::supervisor_alive(pid, &unit.dir),
     };
     if !alive {
-        return Ok(());
+        return Ok(false);
     }
     proc::signal(pid, Signal::INT)?;
     if !wait_gone(unit, pid, watcher.clone(), CANCEL_GRACE).await {
@@ -165,8 +165,7 @@ pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
         proc::signal(pid, Signal::KILL)?;
         wait_gone(unit, pid, watcher, Duration::from_secs(5)).await;
     }
-    unit.update_basic(STATE_CANCELED, "Canceled", None);
-    Ok(())
+    Ok(true)
 }
 
 /// Waits up to `within` for the supervisor to exit; whether it did.

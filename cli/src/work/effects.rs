@@ -1,0 +1,160 @@
+//! Carrying out the engine's effects on this node: status writes, the unit's worker (start,
+//! re-attach, cancel, stop), removing unit directories (retried when the engine says so),
+//! forgetting units, and the timer that feeds the engine the time for ttl expiry.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use receptor_core::work::{Effect, WorkError};
+use tracing::debug;
+
+use super::{Unit, Workceptor, statusfile};
+
+impl Workceptor {
+    /// Carries out the engine's `effects` for `unit`, feeding each worker's answer back, and
+    /// returns the answer to the control request.
+    pub(super) async fn run(
+        self: &Arc<Self>,
+        unit: &Arc<Unit>,
+        effects: Vec<Effect>,
+    ) -> Result<bool, String> {
+        let mut queue = VecDeque::from(effects);
+        let mut reply = Ok(false);
+        while let Some(effect) = queue.pop_front() {
+            let more = match effect {
+                Effect::StartWorker { unit: id } => {
+                    let r = unit.worker.start(self, unit).await;
+                    self.engine().handle_start_result(&id, r)
+                }
+                Effect::CancelWorker { unit: id, release } => {
+                    let outcome = unit.worker.cancel(self, unit, release).await;
+                    self.engine().handle_cancel_result(&id, release, outcome)
+                }
+                Effect::RemoveDir {
+                    unit: id,
+                    force,
+                    tries_left,
+                    not_before,
+                } => {
+                    if let Some(at) = not_before {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    let r = match std::fs::remove_dir_all(&unit.dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            Err(statusfile::go_path_error("unlinkat", &unit.dir, &e))
+                        }
+                        _ => Ok(()),
+                    };
+                    self.engine()
+                        .handle_remove_result(Instant::now(), &id, force, tries_left, r)
+                }
+                Effect::Reply(r) => {
+                    reply = r.map_err(|e| e.to_string());
+                    Vec::new()
+                }
+                other => self.apply(unit, other),
+            };
+            queue.extend(more);
+        }
+        reply
+    }
+
+    /// Carries out effects that need no waiting (status writes, re-attaching, forgetting).
+    pub(super) fn apply_sync(self: &Arc<Self>, unit: &Arc<Unit>, effects: Vec<Effect>) {
+        let mut queue = VecDeque::from(effects);
+        while let Some(effect) = queue.pop_front() {
+            queue.extend(self.apply(unit, effect));
+        }
+    }
+
+    /// One effect that needs no waiting; what the engine says next.
+    fn apply(self: &Arc<Self>, unit: &Arc<Unit>, effect: Effect) -> Vec<Effect> {
+        match effect {
+            Effect::SetStatus {
+                state,
+                detail,
+                stdout,
+                ..
+            } => unit.set_status(state, detail, stdout),
+            Effect::ReattachWorker { unit: id } => {
+                let r = unit.worker.reattach(self, unit);
+                return self.engine().handle_reattach_result(&id, r);
+            }
+            Effect::StopWorker { .. } => {}
+            Effect::Forget { .. } => self.forget_unit(unit),
+            other => debug!("[{}] effect {other:?} needs the async driver", unit.id),
+        }
+        Vec::new()
+    }
+
+    /// Starts the task that expires units whose ttl passes (once).
+    pub(super) fn arm_timer(self: &Arc<Self>) {
+        if self.timer_started.set(()).is_ok() {
+            tokio::spawn(expiry_timer(Arc::downgrade(self)));
+        }
+        self.timer.notify_one();
+    }
+}
+
+/// The answer in effects that need no unit (a force-release of a unit that is gone).
+pub(super) fn reply_of(effects: Vec<Effect>) -> Result<bool, String> {
+    effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply(r) => Some(r.map_err(|e: WorkError| e.to_string())),
+            _ => None,
+        })
+        .unwrap_or(Ok(false))
+}
+
+/// Time left until `at` (Unix nanoseconds); zero once past.
+pub(super) fn until_wall(at: i128) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+    Duration::from_nanos(u64::try_from((at - now).max(0)).unwrap_or(u64::MAX))
+}
+
+/// Feeds the engine the time until the workceptor is gone: units whose ttl passed fail.
+async fn expiry_timer(w: Weak<Workceptor>) {
+    loop {
+        let Some(work) = w.upgrade() else { return };
+        let next = work.engine().poll_timeout();
+        let woken = work.timer.notified();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = woken => {}
+                }
+            }
+            None => woken.await,
+        }
+        // What the workers wrote meanwhile (a remote unit that got going) counts.
+        let units: Vec<Arc<Unit>> = work.engine().units().map(|(_, u)| u.clone()).collect();
+        for u in &units {
+            let rec = u.status();
+            let started = u.worker.started(&rec);
+            work.engine().handle_status(&u.id, rec.state, started);
+        }
+        let mut due = Vec::new();
+        {
+            let mut engine = work.engine();
+            engine.handle_timeout(Instant::now());
+            while let Some(e) = engine.poll_effect() {
+                due.push(e);
+            }
+        }
+        for e in due {
+            let id = match &e {
+                Effect::SetStatus { unit, .. } | Effect::StopWorker { unit } => unit.clone(),
+                _ => continue,
+            };
+            let unit = work.engine().get(&id).cloned();
+            if let Some(u) = unit {
+                work.apply_sync(&u, vec![e]);
+            }
+        }
+    }
+}
