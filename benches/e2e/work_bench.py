@@ -16,7 +16,14 @@ reads results in 256-byte lines) and the lib (large reads). The big output is ra
 (without newlines) that must come back exactly: the cli's stdout is the output followed by
 the `(<id>, released)` line that `--rm` prints, and nothing else.
 
+Then (issue 13's target scenario) `--seq-units` units (200) at once, each running `seq 1 20000`
+(108 894 bytes of output), submitted through the lib in one process with one thread per unit;
+every output is checked. Figures: units per second, node CPU per unit (all three nodes with
+their commands), and the peak RSS (VmHWM) of A, the submitting node. `--only-seq` runs this
+scenario alone.
+
 Usage: python3 benches/e2e/work_bench.py [--local] [--units N] [--mib N] [--receptor PATH]
+       [--seq-units N] [--only-seq]
 Needs `cargo build --release -p receptor-cli` and .venv/bin/receptorctl (made by .ci/run);
 re-runs itself with .venv/bin/python to import receptorctl. Binds only 127.0.0.1 and a temp
 dir; stops every process it starts.
@@ -44,6 +51,8 @@ def main():
     ap.add_argument("--units", type=int, default=30)
     ap.add_argument("--concurrent", type=int, default=50)
     ap.add_argument("--mib", type=int, default=100)
+    ap.add_argument("--seq-units", type=int, default=200)
+    ap.add_argument("--only-seq", action="store_true")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="receptor-workbench-")
     procs = []
@@ -56,7 +65,8 @@ def main():
         digest = hashlib.sha256(data).hexdigest()
         ports = [free_port(), free_port()]
         work = ["--work-command", "worktype=echo", "command=cat",
-                "--work-command", "worktype=big", "command=cat", f"params={data_path}"]
+                "--work-command", "worktype=big", "command=cat", f"params={data_path}",
+                "--work-command", "worktype=seq", "command=seq", "params=1 20000"]
         names = ["A", "B", "C"]
         for i, n in enumerate(names):
             args = [a.receptor, "--node", f"id={n}", "datadir=" + os.path.join(tmp, "data"),
@@ -136,6 +146,11 @@ def main():
 
         res = {"where": "local" if a.local else "remote (A -tcp- B -tcp- C, units on C)"}
         lib_one(-1)  # warm up: the first dial sets up the path
+        if a.seq_units:
+            res.update(seq_scenario(a.seq_units, lib_run, node_pids, procs[0].pid))
+        if a.only_seq:
+            print(json.dumps(res, indent=1))
+            return 0
         lat = []
         for i in range(a.units):
             t = time.perf_counter()
@@ -183,6 +198,41 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+SEQ_OUTPUT = "".join(f"{i}\n" for i in range(1, 20001)).encode()
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def seq_scenario(n, lib_run, node_pids, submitter_pid):
+    """n units of `seq 1 20000` at once, each output checked."""
+    def one(i):
+        out = lib_run("seq", b"", 65536)
+        return out == SEQ_OUTPUT
+    c = [node_cpu([p]) for p in node_pids]
+    own = [cpu_seconds(p) for p in node_pids]
+    t = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        ok = list(ex.map(one, range(n)))
+    secs = time.perf_counter() - t
+    per_node = [(node_cpu([p]) - c0) / n * 1000 for p, c0 in zip(node_pids, c)]
+    # The node process alone, without its supervisors and commands.
+    per_node_own = [(cpu_seconds(p) - c0) / n * 1000 for p, c0 in zip(node_pids, own)]
+    return {
+        f"seq_{n}_concurrent_units_per_s": round(n / secs, 2),
+        f"seq_{n}_node_cpu_ms_per_unit": round(sum(per_node), 1),
+        f"seq_{n}_node_cpu_ms_per_unit_by_node": {k: round(v, 1) for k, v in zip("ABC", per_node)},
+        f"seq_{n}_node_process_cpu_ms_per_unit": {k: round(v, 1) for k, v in zip("ABC", per_node_own)},
+        f"seq_{n}_outputs_exact": sum(ok),
+        "submitter_peak_rss_kib": peak_rss_kib(submitter_pid),
+    }
 
 
 if __name__ == "__main__":
