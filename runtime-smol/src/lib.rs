@@ -14,6 +14,9 @@
 //! Backends return their [`Task`]: dropping it cancels the backend (tokio's `JoinHandle`
 //! detaches instead), so keep it or call `detach()`.
 //!
+//! [`work::Work`] runs units of work (command work types) through core's unit lifecycle
+//! engine, as the `receptor` binary does under tokio.
+//!
 //! Not here yet: TLS and WebSocket backends (use `receptor-tokio` for those).
 //!
 //! ```no_run
@@ -43,6 +46,7 @@ mod driver;
 mod handle;
 mod link;
 mod stream;
+pub mod work;
 
 /// The executor and task types this crate spawns with and returns.
 pub use async_executor::{Executor, Task};
