@@ -3,7 +3,7 @@
 //! forgetting units, and the timer that feeds the engine the time for ttl expiry.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use receptor_core::work::{Effect, WorkError};
@@ -91,7 +91,7 @@ impl Workceptor {
     /// Starts the task that expires units whose ttl passes (once).
     pub(super) fn arm_timer(self: &Arc<Self>) {
         if self.timer_started.set(()).is_ok() {
-            tokio::spawn(expiry_timer(Arc::downgrade(self)));
+            tokio::spawn(expiry_timer(self.clone()));
         }
         self.timer.notify_one();
     }
@@ -116,10 +116,9 @@ pub(super) fn until_wall(at: i128) -> Duration {
     Duration::from_nanos(u64::try_from((at - now).max(0)).unwrap_or(u64::MAX))
 }
 
-/// Feeds the engine the time until the workceptor is gone: units whose ttl passed fail.
-async fn expiry_timer(w: Weak<Workceptor>) {
+/// Feeds the engine the time, for as long as the node runs: units whose ttl passed fail.
+async fn expiry_timer(work: Arc<Workceptor>) {
     loop {
-        let Some(work) = w.upgrade() else { return };
         let next = work.engine().poll_timeout();
         let woken = work.timer.notified();
         match next {
@@ -132,7 +131,7 @@ async fn expiry_timer(w: Weak<Workceptor>) {
             None => woken.await,
         }
         // What the workers wrote meanwhile (a remote unit that got going) counts.
-        let units: Vec<Arc<Unit>> = work.engine().units().map(|(_, u)| u.clone()).collect();
+        let units: Vec<Arc<Unit>> = work.engine().expiring().map(|(_, u)| u.clone()).collect();
         for u in &units {
             let rec = u.status();
             let started = u.worker.started(&rec);

@@ -557,9 +557,10 @@ impl Workceptor {
                 detail: receptor_core::work::remote::expired_detail(at, 0),
             });
         let timed = expiry.is_some();
+        let work_type = unit.status().work_type;
         let effects = self
             .engine()
-            .create(&unit.id, unit.clone(), &unit.status().work_type, expiry)
+            .create(&unit.id, unit.clone(), &work_type, expiry)
             .map_err(|e| e.to_string())?;
         if timed {
             self.arm_timer();

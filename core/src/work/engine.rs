@@ -206,6 +206,15 @@ impl<T> Engine<T> {
         self.units.get(id).map(|e| e.work_type.as_str())
     }
 
+    /// The units whose ttl still runs (not started, not complete): those whose status the
+    /// driver should report ([`Engine::handle_status`]) before [`Engine::handle_timeout`].
+    pub fn expiring(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.units
+            .iter()
+            .filter(|(_, e)| e.expiry.is_some() && !e.started && !is_complete(e.state))
+            .map(|(id, e)| (id.as_str(), &e.handle))
+    }
+
     /// A fresh unit ID from `rng`, not naming a known unit nor anything `taken` reports
     /// (a directory left on disk).
     pub fn new_unit_id<R: RngCore + ?Sized>(

@@ -320,6 +320,8 @@ fn ttl_expiry_of_units_not_started() {
     e.create("done", 3, "remote", Some(expiry("done"))).unwrap();
     e.create("none", 4, "remote", None).unwrap();
     assert_eq!(e.poll_timeout(), Some(t0 + ttl));
+    let armed: Vec<&str> = e.expiring().map(|(id, _)| id).collect();
+    assert_eq!(armed, ["done", "late", "ok"]);
     // "ok" reached its node (the start answered, not pending); "done" ended anyway.
     assert_eq!(
         e.handle_start_result("ok", Ok(false)),
@@ -352,6 +354,7 @@ fn ttl_expiry_of_units_not_started() {
     );
     assert_eq!(e.poll_effect(), None);
     assert_eq!(e.poll_timeout(), None);
+    assert_eq!(e.expiring().count(), 0);
     assert_eq!(e.state("late"), Some(STATE_FAILED));
     assert_eq!(e.state("ok"), Some(STATE_PENDING));
     // Time going backwards changes nothing.
