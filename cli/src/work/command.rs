@@ -6,16 +6,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use receptor_core::work::{
-    CancelOutcome, ExtraData, STATE_FAILED, STATE_PENDING, STATE_RUNNING, is_complete,
-};
+use receptor_core::work::{CancelOutcome, ExtraData, STATE_FAILED, STATE_PENDING, is_complete};
 use rustix::process::Signal;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::runner::process_exit;
 use super::worker::CommandType;
-use super::{RunnerSpec, Unit, lock, proc};
+use super::{RunnerSpec, Unit, Workceptor, lock, proc};
 
 /// How often a supervisor this process did not start is checked for.
 const ADOPTED_POLL: Duration = Duration::from_secs(1);
@@ -25,7 +23,12 @@ const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 /// Starts the supervisor for `unit` in a new process group (so a terminal's Ctrl-C or a
 /// signal to receptor's group does not reach it; Go uses a new session) and records its PID.
-pub(super) fn start(unit: &Arc<Unit>, ty: &CommandType, runner: &RunnerSpec) -> Result<(), String> {
+pub(super) fn start(
+    w: &Arc<Workceptor>,
+    unit: &Arc<Unit>,
+    ty: &CommandType,
+    runner: &RunnerSpec,
+) -> Result<(), String> {
     unit.update_basic(STATE_PENDING, "Launching command runner", Some(0));
     let rec = unit.status();
     let command = ty.command.clone();
@@ -65,46 +68,41 @@ pub(super) fn start(unit: &Arc<Unit>, ty: &CommandType, runner: &RunnerSpec) -> 
     });
     let (tx, rx) = watch::channel(false);
     *lock(&unit.supervisor) = Some(rx);
-    let unit = unit.clone();
+    let (w, unit) = (w.clone(), unit.clone());
     tokio::spawn(async move {
         let exit = child.wait().await.ok().map(process_exit);
-        supervisor_gone(&unit, exit.map(|e| e.to_string()));
+        supervisor_gone(&w, &unit, exit.map(|e| e.to_string()));
         let _ = tx.send(true);
     });
     Ok(())
 }
 
 /// The supervisor exited: `ExtraData` becomes `null` (as in Go). A supervisor that died
-/// without writing a final state (killed from outside) leaves its unit Failed, not Running
-/// forever as in Go.
-fn supervisor_gone(unit: &Unit, exit: Option<String>) {
+/// without writing a final state (killed from outside) leaves its unit Failed (the engine's
+/// rule), not Running forever as in Go. It writes its final state before it exits, so the
+/// status read here is the last one.
+fn supervisor_gone(w: &Arc<Workceptor>, unit: &Arc<Unit>, exit: Option<String>) {
     if unit.is_released() {
         return;
     }
-    let size = unit.stdout_size();
-    let _ = unit.update(|r| {
-        r.extra_data = None;
-        if r.state == STATE_PENDING || r.state == STATE_RUNNING {
-            let how = exit.as_deref().unwrap_or("unknown status");
-            r.set_basic(
-                STATE_FAILED,
-                format!("Command runner exited unexpectedly ({how})"),
-                Some(size),
-            );
-        }
-    });
+    let _ = unit.update(|r| r.extra_data = None);
+    let state = unit.status().state;
+    let how = exit.as_deref().unwrap_or("unknown status");
+    let detail = format!("Command runner exited unexpectedly ({how})");
+    let effects = w.engine().handle_worker_gone(&unit.id, state, detail);
+    w.apply_sync(unit, effects);
 }
 
 /// Follows a command unit found on disk that may still run (the engine applied Go's
 /// `Restart` rules first): through its status file, with the supervisor watched by PID.
-pub(super) fn reattach(unit: &Arc<Unit>) {
+pub(super) fn reattach(w: &Arc<Workceptor>, unit: &Arc<Unit>) {
     let rec = unit.status();
     let Some(pid) = rec.command_pid() else {
         return;
     };
     if !proc::supervisor_alive(pid, &unit.dir) {
         // It finished (or died) while receptor was down.
-        supervisor_gone(unit, None);
+        supervisor_gone(w, unit, None);
         return;
     }
     info!(
@@ -113,7 +111,7 @@ pub(super) fn reattach(unit: &Arc<Unit>) {
     );
     let (tx, rx) = watch::channel(false);
     *lock(&unit.supervisor) = Some(rx);
-    let unit = unit.clone();
+    let (w, unit) = (w.clone(), unit.clone());
     tokio::spawn(async move {
         while proc::supervisor_alive(pid, &unit.dir) {
             if unit.is_released() {
@@ -121,7 +119,7 @@ pub(super) fn reattach(unit: &Arc<Unit>) {
             }
             tokio::time::sleep(ADOPTED_POLL).await;
         }
-        supervisor_gone(&unit, None);
+        supervisor_gone(&w, &unit, None);
         let _ = tx.send(true);
     });
 }

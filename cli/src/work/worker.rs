@@ -104,14 +104,14 @@ impl Worker for CommandWorker {
 
     fn start<'a>(
         &'a self,
-        _: &'a Arc<Workceptor>,
+        w: &'a Arc<Workceptor>,
         unit: &'a Arc<Unit>,
     ) -> BoxFuture<'a, Result<bool, String>> {
-        Box::pin(async move { command::start(unit, &self.ty, &self.runner).map(|()| false) })
+        Box::pin(async move { command::start(w, unit, &self.ty, &self.runner).map(|()| false) })
     }
 
-    fn reattach(&self, _: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<(), String> {
-        command::reattach(unit);
+    fn reattach(&self, w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<(), String> {
+        command::reattach(w, unit);
         Ok(())
     }
 

@@ -27,7 +27,9 @@ use rand_core::RngCore;
 use tracing::{error, warn};
 
 use super::worker::{CancelOutcome, Restart, WorkType};
-use super::{STATE_CANCELED, STATE_FAILED, STATE_PENDING, StatusRecord, generate_unit_id};
+use super::{
+    STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, StatusRecord, generate_unit_id,
+};
 use super::{is_complete, is_safe_unit_id};
 
 /// How often a release tries to remove a unit's directory (Go: 3).
@@ -414,6 +416,19 @@ impl<T> Engine<T> {
                 )]
             }
         }
+    }
+
+    /// The worker's work ended without recording a final state (a command runner killed from
+    /// outside, or one that ended while the node was down): a unit the fresh `state` shows
+    /// still Pending or Running fails with `detail` (Go leaves it Running for good); any other
+    /// stays as it is.
+    pub fn handle_worker_gone(&mut self, id: &str, state: i64, detail: String) -> Vec<Effect> {
+        self.set_state(id, state);
+        if state != STATE_PENDING && state != STATE_RUNNING {
+            return Vec::new();
+        }
+        self.set_state(id, STATE_FAILED);
+        vec![set(id, STATE_FAILED, detail, StdoutSize::Current)]
     }
 
     /// The unit's status as the driver read it (the worker writes it too): its state, and

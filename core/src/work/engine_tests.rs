@@ -395,3 +395,25 @@ fn unit_ids_avoid_known_units_and_taken_names() {
     assert_eq!(seen[1], third);
     assert!(third != first && third.len() == crate::work::UNIT_ID_LEN);
 }
+
+#[test]
+fn a_worker_gone_fails_only_unfinished_units() {
+    let mut e = engine_with("u");
+    let detail = || "Command runner exited unexpectedly (signal: killed)".to_owned();
+    for done in [STATE_SUCCEEDED, STATE_FAILED, STATE_CANCELED] {
+        assert!(e.handle_worker_gone("u", done, detail()).is_empty());
+        assert_eq!(e.state("u"), Some(done));
+    }
+    for live in [STATE_PENDING, STATE_RUNNING] {
+        assert_eq!(
+            e.handle_worker_gone("u", live, detail()),
+            [status(
+                "u",
+                STATE_FAILED,
+                "Command runner exited unexpectedly (signal: killed)",
+                StdoutSize::Current
+            )]
+        );
+        assert_eq!(e.state("u"), Some(STATE_FAILED));
+    }
+}
