@@ -7,13 +7,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BytesMut};
-use receptor_core::PingResult;
+use bytes::Bytes;
 use receptor_core::control::{
-    Action, ConnectionStatus, HostInfo, Phase, ReloadError, Reply, Session, StatusSnapshot,
-    WorkRequest,
+    Action, BRIDGE_HOLD, Connection, ReloadError, Reply, StatusSnapshot, Step, TraceHops,
+    WorkRequest, connect_target, failed_ping, ping_reply,
 };
-use receptor_tokio::{NodeHandle, TraceEvent};
+use receptor_core::os::host::host_info;
+use receptor_tokio::NodeHandle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
@@ -82,9 +82,6 @@ impl ControlConn for tokio::net::TcpStream {}
 impl ControlConn for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {}
 
 impl ControlConn for receptor_tokio::MeshStream {}
-
-/// How long `connect` holds the remote side's first bytes after `Connecting` (see run_bridge).
-const BRIDGE_HOLD: Duration = Duration::from_millis(100);
 
 /// Go's TLS handshake deadline for the TCP control listener.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -204,103 +201,85 @@ pub async fn serve_mesh(
 /// Runs one control session to its end.
 async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
     let _counted = crate::metrics::CONTROL_SESSIONS.start();
-    let mut s = Session::new(ctx.node.id().as_str());
-    let mut input = BytesMut::with_capacity(4096);
-    let mut eof = false;
+    let mut conn = Connection::new(ctx.node.id().as_str());
     let mut bridge = None;
     let mut payload: Option<Arc<Unit>> = None;
     let mut results: Option<ResultsStream> = None;
+    let mut buf = vec![0u8; 4096];
     loop {
-        while let Some(out) = s.poll_output() {
-            if sock.write_all(&out).await.is_err() {
-                return;
-            }
-        }
-        if let Some(action) = s.poll_action() {
-            let reply = match action {
-                Action::Connect { node, service, tls } => {
-                    match connect(&ctx, &node, &service, tls.as_deref()).await {
-                        Ok(stream) => {
-                            bridge = Some(stream);
-                            Reply::Connected
-                        }
-                        Err(e) => Reply::Error(e),
-                    }
-                }
-                Action::Work(WorkRequest::Submit(req)) => {
-                    match ctx.work.submit(&req, sock.is_unix()) {
-                        Ok(unit) => {
-                            let unit_id = unit.id().to_owned();
-                            debug!(
-                                "[{unit_id}] submitted on the control service: work type {}{}",
-                                req.work_type,
-                                if req.node.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(", to run on {}", req.node)
-                                }
-                            );
-                            payload = Some(unit);
-                            Reply::WorkUnitCreated { unit_id }
-                        }
-                        Err(e) => Reply::Error(e),
-                    }
-                }
-                Action::Work(WorkRequest::Results {
-                    unit_id,
-                    start_pos,
-                    signature,
-                }) => match ctx
-                    .work
-                    .results(&unit_id, start_pos, &signature, sock.is_unix())
-                {
-                    Ok(stream) => {
-                        debug!("[{unit_id}] results streamed from byte {start_pos}");
-                        results = Some(stream);
-                        Reply::WorkResults { unit_id }
-                    }
-                    Err(e) => Reply::Error(e),
-                },
-                Action::Work(req) => work_reply(&ctx.work, req, sock.is_unix()).await,
-                other => perform(&ctx, other).await,
-            };
-            if s.complete(reply).is_err() {
-                return;
-            }
-            continue;
-        }
-        match s.phase() {
-            Phase::Reading => {
-                if !input.is_empty() {
-                    let used = s.handle_bytes(&input);
-                    input.advance(used);
-                    if used > 0 {
-                        continue;
-                    }
-                }
-                if eof {
-                    break;
-                }
-                match sock.read_buf(&mut input).await {
-                    Ok(0) => {
-                        eof = true;
-                        s.handle_eof();
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            }
-            Phase::Payload => {
-                let Some(unit) = payload.take() else { return };
-                let reply = receive_payload(&mut sock, &mut input, eof, &unit, &ctx.work).await;
-                eof = true;
-                if s.complete(reply).is_err() {
+        match conn.poll_step() {
+            Step::Write(out) => {
+                if sock.write_all(&out).await.is_err() {
                     return;
                 }
             }
-            Phase::Switched => {
+            Step::Perform(action) => {
+                let reply = match action {
+                    Action::Connect { node, service, tls } => {
+                        match connect(&ctx, &node, &service, tls.as_deref()).await {
+                            Ok(stream) => {
+                                bridge = Some(stream);
+                                Reply::Connected
+                            }
+                            Err(e) => Reply::Error(e),
+                        }
+                    }
+                    Action::Work(WorkRequest::Submit(req)) => {
+                        match ctx.work.submit(&req, sock.is_unix()) {
+                            Ok(unit) => {
+                                let unit_id = unit.id().to_owned();
+                                debug!(
+                                    "[{unit_id}] submitted on the control service: work type {}{}",
+                                    req.work_type,
+                                    if req.node.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(", to run on {}", req.node)
+                                    }
+                                );
+                                payload = Some(unit);
+                                Reply::WorkUnitCreated { unit_id }
+                            }
+                            Err(e) => Reply::Error(e),
+                        }
+                    }
+                    Action::Work(WorkRequest::Results {
+                        unit_id,
+                        start_pos,
+                        signature,
+                    }) => match ctx
+                        .work
+                        .results(&unit_id, start_pos, &signature, sock.is_unix())
+                    {
+                        Ok(stream) => {
+                            debug!("[{unit_id}] results streamed from byte {start_pos}");
+                            results = Some(stream);
+                            Reply::WorkResults { unit_id }
+                        }
+                        Err(e) => Reply::Error(e),
+                    },
+                    Action::Work(req) => work_reply(&ctx.work, req, sock.is_unix()).await,
+                    other => perform(&ctx, other).await,
+                };
+                if conn.complete(reply).is_err() {
+                    return;
+                }
+            }
+            Step::Read => match sock.read(&mut buf).await {
+                Ok(0) => conn.received_eof(),
+                Ok(n) => conn.received(buf.get(..n).unwrap_or_default()),
+                Err(_) => return,
+            },
+            Step::Payload { kept, eof } => {
+                let Some(unit) = payload.take() else { return };
+                let reply = receive_payload(&mut sock, &kept, eof, &unit, &ctx.work).await;
+                if conn.complete(reply).is_err() {
+                    return;
+                }
+            }
+            Step::Switched { kept, eof } => {
                 if let Some(stream) = bridge.take() {
-                    run_bridge(sock, stream, input, eof).await;
+                    run_bridge(sock, stream, kept, eof).await;
                     return;
                 }
                 if let Some(stream) = results.take() {
@@ -308,7 +287,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                 }
                 break;
             }
-            Phase::Finished | Phase::Awaiting => break,
+            Step::Close => break,
         }
     }
     let _ = sock.flush().await;
@@ -319,7 +298,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
 /// past the command line) goes to the unit's `stdin`; then the worker starts.
 async fn receive_payload<S: ControlConn>(
     sock: &mut S,
-    input: &mut BytesMut,
+    kept: &[u8],
     eof: bool,
     unit: &Arc<Unit>,
     work: &Arc<Workceptor>,
@@ -331,8 +310,7 @@ async fn receive_payload<S: ControlConn>(
             .open(&path)
             .await
             .map_err(|e| e.to_string())?;
-        file.write_all(input).await.map_err(|e| e.to_string())?;
-        input.clear();
+        file.write_all(kept).await.map_err(|e| e.to_string())?;
         if !eof {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -408,11 +386,7 @@ async fn connect(
     tls: Option<&str>,
 ) -> Result<receptor_tokio::MeshStream, String> {
     let me = ctx.node.id().as_str();
-    let target = if node.eq_ignore_ascii_case("localhost") {
-        me
-    } else {
-        node
-    };
+    let target = connect_target(node, me);
     let (cfg, sni) = client_for(&ctx.tls, tls, target, me)?;
     ctx.node
         .dial(target, service, cfg, &sni)
@@ -426,7 +400,7 @@ async fn connect(
 async fn run_bridge<S: AsyncRead + AsyncWrite + Unpin>(
     sock: S,
     stream: receptor_tokio::MeshStream,
-    kept: BytesMut,
+    kept: Bytes,
     client_eof: bool,
 ) {
     let (mut cr, mut cw) = tokio::io::split(sock);
@@ -441,9 +415,6 @@ async fn run_bridge<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = sw.shutdown().await;
     };
     let down = async {
-        // receptorctl reads the `Connecting` line through a buffered file and then selects on
-        // the raw socket: bytes that arrive with that line are lost in its buffer. Go's
-        // remote greeting comes a round trip later by construction; ours could come at once.
         tokio::time::sleep(BRIDGE_HOLD).await;
         let _ = tokio::io::copy(&mut sr, &mut cw).await;
         let _ = cw.shutdown().await;
@@ -453,12 +424,21 @@ async fn run_bridge<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn perform(ctx: &ControlContext, action: Action) -> Reply {
     match action {
-        Action::Status { .. } => match snapshot(ctx).await {
-            Some(s) => Reply::Status(Box::new(s)),
-            None => Reply::Error("node is shutting down".into()),
+        Action::Status { .. } => match ctx.node.status().await {
+            Ok(st) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i128);
+                let host = host_info(now, ctx.work.work_commands(), ctx.version.clone());
+                Reply::Status(Box::new(StatusSnapshot::from_mesh_status(st, host)))
+            }
+            Err(_) => Reply::Error("node is shutting down".into()),
         },
-        Action::Ping { target } => Reply::Ping(ping(ctx, &target).await),
-        Action::Traceroute { target } => Reply::Traceroute(traceroute(ctx, &target).await),
+        Action::Ping { target } => match ctx.node.ping(&target).await {
+            Ok(sent) => ping_reply(sent),
+            Err(e) => Reply::Ping(failed_ping(e.to_string())),
+        },
+        Action::Traceroute { target } => traceroute(ctx, &target).await,
         Action::Reload => Reply::Reload((ctx.reload)().await),
         Action::Connect { .. } => {
             Reply::Error("connect: mesh streams are not supported yet".into())
@@ -467,94 +447,15 @@ async fn perform(ctx: &ControlContext, action: Action) -> Reply {
     }
 }
 
-fn failed(error: String) -> PingResult {
-    PingResult {
-        from: None,
-        rtt: Duration::ZERO,
-        error: Some(error),
-    }
-}
-
-/// Go reports a ping that could not be sent by its bare reason.
-fn send_error_text(e: &receptor_core::SendError) -> String {
-    match e {
-        receptor_core::SendError::NoRoute(_) => "no route to node".to_owned(),
-        other => other.to_string(),
-    }
-}
-
-async fn ping(ctx: &ControlContext, target: &str) -> PingResult {
-    match ctx.node.ping(target).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => failed(send_error_text(&e)),
-        Err(e) => failed(e.to_string()),
-    }
-}
-
-async fn traceroute(ctx: &ControlContext, target: &str) -> Vec<PingResult> {
-    let mut hops = Vec::new();
+async fn traceroute(ctx: &ControlContext, target: &str) -> Reply {
     let Ok(mut rx) = ctx.node.traceroute(target).await else {
-        return vec![failed("node is shutting down".into())];
+        return Reply::Traceroute(vec![failed_ping("node is shutting down")]);
     };
+    let mut hops = TraceHops::default();
     while let Some(ev) = rx.recv().await {
-        match ev {
-            TraceEvent::Hop(_, r) => hops.push(r),
-            TraceEvent::Done => break,
+        if !hops.push(ev) {
+            break;
         }
     }
-    hops
-}
-
-async fn snapshot(ctx: &ControlContext) -> Option<StatusSnapshot> {
-    let st = ctx.node.status().await.ok()?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as i128;
-    Some(StatusSnapshot {
-        node_id: st.node_id.to_string(),
-        connections: st
-            .connections
-            .into_iter()
-            .map(|(n, cost)| ConnectionStatus {
-                node_id: n.to_string(),
-                cost,
-            })
-            .collect(),
-        routing_table: st
-            .routes
-            .into_iter()
-            .map(|(d, h)| (d.to_string(), h.to_string()))
-            .collect(),
-        known_connection_costs: st
-            .known_connection_costs
-            .into_iter()
-            .map(|(a, m)| {
-                (
-                    a.to_string(),
-                    m.into_iter().map(|(b, c)| (b.to_string(), c)).collect(),
-                )
-            })
-            .collect(),
-        advertisements: st.advertisements,
-        host: HostInfo {
-            now,
-            utc_offset: 0,
-            work_commands: ctx.work.work_commands(),
-            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-            memory_mib: memory_mib(),
-            version: ctx.version.clone(),
-        },
-    })
-}
-
-/// Total physical memory in MiB, from /proc/meminfo (0 if unknown).
-fn memory_mib() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
-        return 0;
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
+    hops.into_reply()
 }

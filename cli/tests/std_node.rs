@@ -13,39 +13,8 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Builds the example with the cargo running this test, into this test's target directory,
-/// and returns its path.
 fn std_node_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/<profile>/deps/std_node-<hash>
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let target = profile_dir.parent().unwrap();
-    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-        "debug" => "dev",
-        other => other,
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "receptor-core",
-            "--example",
-            "std_node",
-        ])
-        .args(["--profile", profile])
-        .arg("--target-dir")
-        .arg(target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "building the std_node example failed: {}",
-        stderr(&out)
-    );
-    profile_dir.join("examples").join("std_node")
+    example_bin("receptor-core", "std_node")
 }
 
 fn start_std_node(dir: &TempDir, bin: &PathBuf, args: &[&str]) -> Proc {

@@ -65,8 +65,12 @@ pub mod routing;
 mod services;
 pub mod stats;
 pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 pub mod work;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 /// The `tracing` target of packet traces (Go's `trace` entity): a TRACE event for each data
 /// message this node sends, receives or forwards, worded as Go's. Off unless a subscriber

@@ -1,26 +1,36 @@
 //! A mesh node on smol, from the command line. It logs its connections, echoes datagrams
-//! sent to its `echo` service (logging each), and can ping another node every 5 s.
+//! sent to its `echo` service (logging each), can ping another node every 5 s, and with
+//! `--control SOCKET` answers `receptorctl` (status, ping, traceroute, connect) there and as
+//! the mesh service `control`.
 //!
 //! ```text
-//! cargo run -p receptor-smol --example node -- --id a --tcp-listen 7323
+//! cargo run -p receptor-smol --example node -- --id a --tcp-listen 7323 --control /tmp/a.sock
 //! cargo run -p receptor-smol --example node -- --id b --tcp-peer 127.0.0.1:7323 --ping a
+//! receptorctl --socket /tmp/a.sock traceroute b
 //! ```
+//!
+//! Listeners bind every address, as the `receptor` binary's do; `--bind` picks one.
 //!
 //! The core answers pings itself and tells the runtime nothing about them, so answered
 //! pings cannot be logged here; the pinging side logs every round trip.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
+use receptor_core::stream::{ServerTls, client_config, server_config};
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
 use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
+use receptor_smol::control::{ConnectTls, ControlOptions, serve_control_mesh, serve_control_unix};
 use receptor_smol::{ServiceEvent, spawn_node};
+use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 use tracing::{info, warn};
 
 const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
-[--udp-listen PORT] [--udp-peer HOST:PORT] [--ping NODE]   (listen/peer flags repeat)";
+[--udp-listen PORT] [--udp-peer HOST:PORT] [--control SOCKET] [--ping NODE]   \
+(listen/peer flags repeat)";
 
 #[derive(Default)]
 struct Args {
@@ -30,6 +40,7 @@ struct Args {
     tcp_peer: Vec<String>,
     udp_listen: Vec<u16>,
     udp_peer: Vec<String>,
+    control: Option<PathBuf>,
     ping: Option<String>,
 }
 
@@ -45,6 +56,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--tcp-peer" => a.tcp_peer.push(value()?),
             "--udp-listen" => a.udp_listen.push(port(value()?)?),
             "--udp-peer" => a.udp_peer.push(value()?),
+            "--control" => a.control = Some(value()?.into()),
             "--ping" => a.ping = Some(value()?),
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -84,11 +96,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bind: bind.clone(),
         port,
         link: link(kind),
+        tls: None,
     };
     let dial = |address: String, kind| DialSpec {
         address,
         redial: true,
         link: link(kind),
+        tls: None,
     };
     let mut backends = Vec::new();
     for port in args.tcp_listen {
@@ -107,6 +121,23 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for peer in args.udp_peer {
         backends.push(udp_dial(&node, dial(peer, LinkKind::Datagram)));
     }
+
+    let _control = match &args.control {
+        Some(path) => {
+            let options = ControlOptions {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                connect_tls: Some(insecure_connect()),
+            };
+            let unix = serve_control_unix(&node, path, options.clone())?;
+            info!("control service on {}", path.display());
+            // As Go nodes do, also as the mesh service `control` (plain: ConnType 1).
+            let tls = insecure_server_config(std::time::SystemTime::now())?;
+            let server = ServerTls::Fixed(server_config((*tls).clone())?);
+            let mesh = serve_control_mesh(&node, "control", server, 1, options).await?;
+            Some((unix, mesh))
+        }
+        None => None,
+    };
 
     let (echo, datagrams) = node.listen(Some("echo"), None).await?;
     let echoer = async {
@@ -144,4 +175,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     future::or(echoer, pinger).await;
     drop(backends);
     Ok(())
+}
+
+/// `connect` dials plain (ConnType 1) mesh streams: this node has no `tls-client` configs.
+/// (The insecure configs come from receptor-tokio until the TLS code lives in the core.)
+fn insecure_connect() -> ConnectTls {
+    Arc::new(|name, _target| {
+        if let Some(name) = name {
+            return Err(format!("unknown TLS config {name}"));
+        }
+        let tls = insecure_client_config().map_err(|e| e.to_string())?;
+        let quic = client_config((*tls).clone()).map_err(|e| e.to_string())?;
+        Ok((quic, "netceptor".to_owned()))
+    })
 }

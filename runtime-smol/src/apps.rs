@@ -29,6 +29,8 @@ impl Channels for SmolChannels {
 pub(crate) enum Command {
     /// For the core's application bookkeeping.
     App(AppCommand<SmolChannels>),
+    /// Close every link; the node keeps running.
+    DisconnectAll,
     Shutdown,
     /// For the stream side of the node task.
     Stream(StreamCommand),

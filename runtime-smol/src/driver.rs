@@ -12,6 +12,8 @@ use receptor_core::{Apps, Event, Input, LinkConfig, LinkId, Node, Transmit};
 use tracing::{debug, info, warn};
 
 use crate::apps::{Command, SmolChannels};
+use receptor_core::stream::side::Output;
+
 use crate::stream::StreamSide;
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
@@ -87,22 +89,36 @@ pub(crate) async fn run(
         if let Some(r) = d.flush(&mut node) {
             break r;
         }
+        if d.streams.is_closed() {
+            break String::new();
+        }
+        // Once stopping, only links and timers move (the streams' closes go out).
+        let closing = d.streams.is_closing();
         // Due timers first, so that a busy link cannot hold back route updates and
         // keepalives (smol has no cooperative budget to break up a stream of ready inputs).
-        let deadline = [node.poll_timeout(), d.streams.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = d.streams.poll_timeout(&node);
         if deadline.is_some_and(|at| at <= now()) {
-            d.timeout(&mut node);
+            d.streams.handle_timeout(&mut node, now());
             continue;
         }
         let timer = deadline.map_or_else(Timer::never, Timer::at);
         // Inputs and commands by a fair coin when both are ready: neither starves the other.
         let wake = future::or(
-            future::race(async { Wake::Inbound(inbound.recv().await.ok()) }, async {
-                Wake::Command(commands.recv().await.ok())
-            }),
+            future::race(
+                async {
+                    match inbound.recv().await {
+                        Err(_) if closing => future::pending().await,
+                        r => Wake::Inbound(r.ok()),
+                    }
+                },
+                async {
+                    if closing {
+                        future::pending().await
+                    } else {
+                        Wake::Command(commands.recv().await.ok())
+                    }
+                },
+            ),
             async {
                 timer.await;
                 Wake::Timeout
@@ -112,16 +128,13 @@ pub(crate) async fn run(
         match wake {
             Wake::Inbound(Some(m)) => d.inbound(&mut node, m),
             Wake::Command(Some(Command::Shutdown) | None) | Wake::Inbound(None) => {
-                // Streams' peers are told while there are still routes to them.
-                d.streams.close_all(now());
-                let _ = d.flush(&mut node);
-                node.close(now());
-                let _ = d.flush(&mut node);
-                break String::new();
+                // Streams first, then the node (the core's shutdown order).
+                d.streams.close(now());
             }
             Wake::Command(Some(Command::Stream(c))) => d.streams.command(&mut node, now(), c),
             Wake::Command(Some(Command::App(c))) => d.apps.command(&mut node, now(), c),
-            Wake::Timeout => d.timeout(&mut node),
+            Wake::Command(Some(Command::DisconnectAll)) => node.disconnect_all(now()),
+            Wake::Timeout => d.streams.handle_timeout(&mut node, now()),
         }
     };
     // Dropping the frame senders ends every writer; the readers are told to stop.
@@ -134,7 +147,15 @@ pub(crate) async fn run(
         let dropped = d.dropped_frames;
         debug!(dropped, "frames dropped on full link queues");
     }
+    d.streams.shut_down();
     let _ = reason.set(stop);
+}
+
+impl Drop for Driver {
+    /// The node task ended, or was dropped: every stream fails, pending dials learn it.
+    fn drop(&mut self) {
+        self.streams.shut_down();
+    }
 }
 
 impl Driver {
@@ -158,66 +179,52 @@ impl Driver {
         node.handle_input(now(), input);
     }
 
-    /// Runs the node's and the streams' due timers.
-    fn timeout(&mut self, node: &mut Node) {
-        let now = now();
-        if node.poll_timeout().is_some_and(|at| at <= now) {
-            node.handle_input(now, Input::Timeout);
-        }
-        self.streams.handle_timeout(now);
-    }
-
-    /// Drains the node's and the streams' outputs, each feeding the other, until both are
-    /// quiet; returns a reason if the node stopped on its own.
+    /// Drains the node's and the streams' outputs (the core's drain loop); returns a reason
+    /// if the node stopped on its own.
     fn flush(&mut self, node: &mut Node) -> Option<String> {
-        loop {
-            if let Some(stop) = self.flush_node(node) {
-                return Some(stop);
-            }
-            if !self.streams.pump(node, now()) {
-                return None;
-            }
-        }
-    }
-
-    /// Drains the node's own outputs once.
-    fn flush_node(&mut self, node: &mut Node) -> Option<String> {
-        while let Some(t) = node.poll_transmit() {
-            // Never wait on a link: a full queue means a peer that does not keep up, so
-            // drop the frame, as a lossy link would.
-            if let Some(l) = self.links.get(&t.link)
-                && l.frames.try_send(t).is_err()
-            {
-                self.dropped_frames += 1;
-            }
-        }
+        let now = now();
         let mut stop = None;
-        while let Some(ev) = node.poll_event() {
-            match ev {
-                Event::CloseLink { link, reason } => {
-                    // The frames already queued (a reject, say) are written before it closes.
-                    if let Some(l) = self.links.get_mut(&link) {
-                        info!(%link, peer = %l.peer, ?reason, "closing connection");
-                        if let Some(c) = l.close.take() {
-                            let _ = c.try_send(());
-                        }
+        while let Some(out) = self.streams.poll_output(node, now) {
+            match out {
+                // Never wait on a link: a full queue means a peer that does not keep up, so
+                // drop the frame, as a lossy link would.
+                Output::Transmit(t) => {
+                    if let Some(l) = self.links.get(&t.link)
+                        && l.frames.try_send(t).is_err()
+                    {
+                        self.dropped_frames += 1;
                     }
                 }
-                Event::PeerUp { link, node } => info!(%link, "Connection established with {node}"),
-                Event::PeerDown { link, node } => info!(%link, "Connection to {node} lost"),
-                Event::RoutesChanged => debug!(routes = ?node.routes(), "routing table changed"),
-                Event::Shutdown { reason } => {
-                    warn!("{reason}");
-                    stop = Some(reason);
-                }
-                ev => {
-                    if let Some(ev) = self.streams.event(now(), ev) {
-                        // Link and routing events are all handled above.
-                        let _ = self.apps.event(ev);
-                    }
-                }
+                Output::Event(ev) => stop = self.event(node, ev).or(stop),
             }
         }
         stop
+    }
+
+    /// A node event the stream side passed on; returns a reason if the node stopped.
+    fn event(&mut self, node: &Node, ev: Event) -> Option<String> {
+        match ev {
+            Event::CloseLink { link, reason } => {
+                // The frames already queued (a reject, say) are written before it closes.
+                if let Some(l) = self.links.get_mut(&link) {
+                    info!(%link, peer = %l.peer, ?reason, "closing connection");
+                    if let Some(c) = l.close.take() {
+                        let _ = c.try_send(());
+                    }
+                }
+            }
+            Event::PeerUp { link, node } => info!(%link, "Connection established with {node}"),
+            Event::PeerDown { link, node } => info!(%link, "Connection to {node} lost"),
+            Event::RoutesChanged => debug!(routes = ?node.routes(), "routing table changed"),
+            Event::Shutdown { reason } => {
+                warn!("{reason}");
+                return Some(reason);
+            }
+            ev => {
+                // Link and routing events are all handled above.
+                let _ = self.apps.event(ev);
+            }
+        }
+        None
     }
 }

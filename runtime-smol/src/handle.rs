@@ -14,7 +14,7 @@ use receptor_core::{
 
 use crate::apps::{Command, SmolChannels};
 use crate::driver::{self, COMMAND_QUEUE, INBOUND_QUEUE, ToNode};
-use crate::stream::StreamSide;
+use crate::stream::{SmolPorts, StreamSide};
 
 /// Datagrams queued per local service before further ones are dropped.
 pub const SERVICE_QUEUE: usize = 256;
@@ -83,7 +83,7 @@ pub fn spawn_node_on(
     let (inbound, in_rx) = async_channel::bounded(INBOUND_QUEUE);
     let (done_tx, done) = async_channel::bounded(1);
     let reason = Arc::new(OnceLock::new());
-    let streams = StreamSide::new(seed, &commands, executor.clone());
+    let streams = StreamSide::new(seed, SmolPorts::new(&commands, executor.clone()));
     let task = driver::run(node, streams, cmd_rx, in_rx, reason.clone(), done_tx);
     executor.spawn(task).detach();
     Ok(NodeHandle {
@@ -202,6 +202,12 @@ impl NodeHandle {
         })
         .await
         .unwrap_or(Err(SendError::ShutDown))
+    }
+
+    /// Closes every link; the node keeps running, and dialers with `redial` dial again (Go's
+    /// `reload` drops all backends this way before starting them anew).
+    pub async fn disconnect_all(&self) {
+        let _ = self.commands.send(Command::DisconnectAll).await;
     }
 
     /// Asks the node to stop; every link closes.

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, TrySendError};
 use async_net::UdpSocket;
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use bytes::{Bytes, BytesMut};
-use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use futures_lite::{StreamExt, future};
+use receptor_core::tls::explain_session_error;
 use receptor_core::{LinkConfig, LinkId, Transmit};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::driver::{LINK_QUEUE, LinkEntry, ToNode};
 use crate::handle::NodeHandle;
@@ -89,7 +92,7 @@ async fn closed<T>(close: &Receiver<()>) -> Option<T> {
     None
 }
 
-/// Runs a byte-stream session (TCP) until either side ends it.
+/// Runs a byte-stream session (TCP, TLS) until either side ends it.
 pub(crate) async fn run_stream<R, W>(
     node: &NodeHandle,
     mut rd: R,
@@ -116,6 +119,13 @@ pub(crate) async fn run_stream<R, W>(
         let read = async { Some(rd.read(&mut buf).await) };
         let n = match future::or(closed(&s.close), read).await {
             Some(Ok(n)) if n > 0 => n,
+            Some(Err(e)) => {
+                // With TLS 1.3 a client learns only now that the server refused its certificate.
+                if let Some(why) = explain_session_error(&e) {
+                    warn!(link = %s.link, %peer, "TLS session failed: {why}");
+                }
+                break;
+            }
             _ => break,
         };
         if n == room {
@@ -156,6 +166,53 @@ async fn write_stream<W: AsyncWrite + Unpin>(wr: W, frames: Receiver<Transmit>) 
 async fn write_one<W: AsyncWrite + Unpin>(wr: &mut W, t: &Transmit) -> std::io::Result<()> {
     wr.write_all(&t.frame).await?;
     wr.write_all(&t.tail).await
+}
+
+/// Runs a WebSocket session (ws, wss): one netceptor message per binary message.
+pub(crate) async fn run_websocket<S>(
+    node: &NodeHandle,
+    ws: WebSocketStream<S>,
+    config: Arc<LinkConfig>,
+    peer: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(s) = register(node, config, peer).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    let frames = s.frames;
+    let writer = node.spawn(async move {
+        while let Ok(t) = frames.recv().await {
+            if sink.send(WsMessage::Binary(t.into_bytes())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close(None).await;
+    });
+    loop {
+        let next = async { Some(stream.next().await) };
+        let data = match future::or(closed(&s.close), next).await {
+            Some(Some(Ok(WsMessage::Binary(data)))) => data,
+            // Go's session accepts text messages as data too.
+            Some(Some(Ok(WsMessage::Text(t)))) => Bytes::copy_from_slice(t.as_bytes()),
+            Some(Some(Err(WsError::Io(e)))) => {
+                if let Some(why) = explain_session_error(&e) {
+                    warn!(link = %s.link, %peer, "TLS session failed: {why}");
+                }
+                break;
+            }
+            Some(Some(Ok(WsMessage::Close(_)) | Err(_)) | None) | None => break,
+            Some(Some(Ok(_))) => continue,
+        };
+        let msg = ToNode::Received { link: s.link, data };
+        if node.inbound.send(msg).await.is_err() {
+            break;
+        }
+    }
+    debug!(link = %s.link, %peer, "websocket link ended");
+    drop(s.down);
+    writer.await;
 }
 
 /// Runs a connected-UDP session (udp-peer): one message per datagram.

@@ -9,7 +9,7 @@ use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use bytes::Bytes;
 use receptor_core::{Config, LinkKind, ServiceName};
-use receptor_smol::backends::{tcp_dial, tcp_listen, udp_dial, udp_listen};
+use receptor_smol::backends::{DialSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
 mod common;
 use common::{config_seeded, dial_spec as dial, link, listen_spec as listen, wait_route, within};
 
@@ -127,6 +127,39 @@ fn dropping_a_dialer_takes_its_link_down() {
         wait_no_route(&b, "a").await;
         a.shutdown().await;
         b.shutdown().await;
+    }));
+}
+
+/// `disconnect_all` closes every link of a node that keeps running: a peer it dialed once is
+/// gone for good, one that redials comes back.
+#[test]
+fn disconnect_all_closes_links_and_the_node_runs_on() {
+    async_io::block_on(within(30, "disconnect all", async {
+        let (a, b, c) = (
+            spawn_node(config("a")).unwrap(),
+            spawn_node(config("b")).unwrap(),
+            spawn_node(config("c")).unwrap(),
+        );
+        let (addr_a, _listen_a) = tcp_listen(&a, listen(LinkKind::Stream)).await.unwrap();
+        let (addr_b, _listen_b) = tcp_listen(&b, listen(LinkKind::Stream)).await.unwrap();
+        let once = DialSpec {
+            redial: false,
+            ..dial(addr_b, LinkKind::Stream)
+        };
+        let _a_to_b = tcp_dial(&a, once);
+        let _c_to_a = tcp_dial(&c, dial(addr_a, LinkKind::Stream));
+        wait_route(&b, "c").await;
+        wait_route(&c, "b").await;
+        a.disconnect_all().await;
+        wait_no_route(&b, "a").await;
+        wait_no_route(&a, "b").await;
+        assert!(!a.status().await.unwrap().connections.contains_key("b"));
+        wait_route(&c, "a").await;
+        let r = c.ping("a").await.unwrap().unwrap();
+        assert_eq!(r.error, None, "c -> a after the redial");
+        for n in [a, b, c] {
+            n.shutdown().await;
+        }
     }));
 }
 

@@ -13,6 +13,8 @@ use receptor_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use receptor_core::stream::side::Output;
+
 use crate::stream::{StreamCommand, StreamSide};
 
 /// Frames queued per link before the node drops further ones (the peer is too slow).
@@ -120,15 +122,16 @@ pub(crate) async fn run(
         logged_routes: BTreeMap::new(),
     };
     let mut reason = None;
-    'run: loop {
+    loop {
         if let Some(r) = d.flush() {
             reason = Some(r);
             break;
         }
-        let deadline = [d.node.poll_timeout(), d.streams.streams.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        if d.streams.is_closed() {
+            break;
+        }
+        let closing = d.streams.is_closing();
+        let deadline = d.streams.poll_timeout(&d.node);
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -149,15 +152,16 @@ pub(crate) async fn run(
                 }
                 None => break,
             },
-            cmd = commands.recv() => {
+            // Once stopping, only links and timers move (the streams' closes go out).
+            cmd = commands.recv(), if !closing => {
                 let mut cmd = cmd;
                 let mut n = 0;
                 loop {
                     match cmd {
                         Some(Command::Shutdown) | None => {
-                            d.node.close(now());
-                            let _ = d.flush();
-                            break 'run;
+                            // Streams first, then the node (the core's shutdown order).
+                            d.streams.close(now());
+                            break;
                         }
                         Some(c) => d.command(c),
                     }
@@ -171,11 +175,7 @@ pub(crate) async fn run(
                     }
                 }
             }
-            () = sleep => {
-                let now = now();
-                d.node.handle_input(now, Input::Timeout);
-                d.streams.streams.handle_timeout(now);
-            }
+            () = sleep => d.streams.handle_timeout(&mut d.node, now()),
         }
     }
     d.streams.shut_down();
@@ -225,7 +225,7 @@ impl Driver {
             Command::Metrics(reply) => {
                 let _ = reply.send(crate::handle::Metrics {
                     node: self.node.metrics(),
-                    mesh_streams: self.streams.streams.len() as u64,
+                    mesh_streams: self.streams.streams().len() as u64,
                     frames_dropped_queue_full: self.dropped_frames,
                 });
             }
@@ -233,17 +233,23 @@ impl Driver {
         }
     }
 
-    /// Drains the node's outputs; returns a reason if the node stopped on its own.
+    /// Drains the node's and the streams' outputs (the core's drain loop); returns a reason
+    /// if the node stopped on its own.
     fn flush(&mut self) -> Option<String> {
-        loop {
-            let stop = self.flush_node();
-            if stop.is_some() {
-                return stop;
-            }
-            if !self.streams.pump(&mut self.node, now()) {
-                return None;
+        let now = now();
+        let mut stop = None;
+        while let Some(out) = self.streams.poll_output(&mut self.node, now) {
+            match out {
+                Output::Transmit(t) => self.transmit(t),
+                Output::Event(ev) => {
+                    if let Some(r) = self.event(ev) {
+                        stop = Some(r);
+                    }
+                }
             }
         }
+        self.just_down.clear();
+        stop
     }
 
     /// The backend and address of `link`, also just after it went down.
@@ -281,80 +287,59 @@ impl Driver {
         }
     }
 
-    /// Drains the node's own outputs once.
-    fn flush_node(&mut self) -> Option<String> {
-        let now = now();
-        while let Some(t) = self.node.poll_transmit() {
-            if let Some((tx, _, _, _)) = self.links.get(&t.link)
-                && tx.try_send(t).is_err()
-            {
-                // A full queue means a peer that does not keep up: drop, as a lossy link would.
-                self.dropped_frames += 1;
-            }
+    fn transmit(&mut self, t: Transmit) {
+        if let Some((tx, _, _, _)) = self.links.get(&t.link)
+            && tx.try_send(t).is_err()
+        {
+            // A full queue means a peer that does not keep up: drop, as a lossy link would.
+            self.dropped_frames += 1;
         }
-        let mut stop = None;
-        while let Some(ev) = self.node.poll_event() {
-            match ev {
-                Event::Datagram {
-                    service,
-                    from,
-                    payload,
-                } if self.streams.owns(service) => {
-                    self.streams
-                        .streams
-                        .handle_datagram(now, service, from, payload);
-                }
-                Event::Unreachable {
-                    service,
-                    reporter,
-                    notice,
-                } if self.streams.owns(service) => {
-                    let s = &mut self.streams.streams;
-                    s.handle_unreachable(service, &reporter, &notice);
-                }
-                Event::CloseLink { link, reason } => {
-                    if let Some((_, close, peer, established)) = self.links.get_mut(&link) {
-                        info!(%link, %peer, ?reason, "closing connection");
-                        // A session refused by either side counts as never established, so
-                        // its dialer backs off: the same peer would be refused again.
-                        if matches!(
-                            reason,
-                            CloseReason::Rejected(_)
-                                | CloseReason::PeerRejected(_)
-                                | CloseReason::Identity(_)
-                        ) {
-                            established.store(false, Ordering::Relaxed);
-                        }
-                        if let Some(c) = close.take() {
-                            let _ = c.send(());
-                        }
+    }
+
+    /// A node event the stream side passed on; returns a reason if the node stopped.
+    fn event(&mut self, ev: Event) -> Option<String> {
+        match ev {
+            Event::CloseLink { link, reason } => {
+                if let Some((_, close, peer, established)) = self.links.get_mut(&link) {
+                    info!(%link, %peer, ?reason, "closing connection");
+                    // A session refused by either side counts as never established, so
+                    // its dialer backs off: the same peer would be refused again.
+                    if matches!(
+                        reason,
+                        CloseReason::Rejected(_)
+                            | CloseReason::PeerRejected(_)
+                            | CloseReason::Identity(_)
+                    ) {
+                        established.store(false, Ordering::Relaxed);
+                    }
+                    if let Some(c) = close.take() {
+                        let _ = c.send(());
                     }
                 }
-                Event::PeerDown { link, node } => {
-                    info!("Connection to {node} lost ({})", self.peer_of(link));
+            }
+            Event::PeerDown { link, node } => {
+                info!("Connection to {node} lost ({})", self.peer_of(link));
+            }
+            Event::PeerUp { link, node } => {
+                if let Some((_, _, _, established)) = self.links.get(&link) {
+                    established.store(true, Ordering::Relaxed);
                 }
-                Event::PeerUp { link, node } => {
-                    if let Some((_, _, _, established)) = self.links.get(&link) {
-                        established.store(true, Ordering::Relaxed);
-                    }
-                    // Go's words, with the backend and address after them.
-                    info!(
-                        "Connection established with {node} ({})",
-                        self.peer_of(link)
-                    );
-                }
-                Event::RoutesChanged => self.log_routes(),
-                Event::Shutdown { reason } => {
-                    warn!("{reason}");
-                    stop = Some(reason);
-                }
-                ev => {
-                    // Link and routing events are all handled above.
-                    let _ = self.apps.event(ev);
-                }
+                // Go's words, with the backend and address after them.
+                info!(
+                    "Connection established with {node} ({})",
+                    self.peer_of(link)
+                );
+            }
+            Event::RoutesChanged => self.log_routes(),
+            Event::Shutdown { reason } => {
+                warn!("{reason}");
+                return Some(reason);
+            }
+            ev => {
+                // Link and routing events are all handled above.
+                let _ = self.apps.event(ev);
             }
         }
-        self.just_down.clear();
-        stop
+        None
     }
 }

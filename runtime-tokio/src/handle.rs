@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::driver::{
     COMMAND_QUEUE, Command, INBOUND_QUEUE, SERVICE_QUEUE, ToNode, TokioChannels, now, run,
 };
-use crate::stream::StreamSide;
+use crate::stream::{StreamSide, TokioPorts};
 
 /// The node has stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +49,7 @@ pub fn spawn_node(config: Arc<Config>) -> Result<NodeHandle, receptor_core::Conf
     let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (inbound, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (stop_tx, stopped) = watch::channel(None);
-    let streams = StreamSide::new(seed, commands.downgrade());
+    let streams = StreamSide::new(seed, TokioPorts::new(commands.downgrade()));
     tokio::spawn(run(node, streams, cmd_rx, in_rx, stop_tx));
     Ok(NodeHandle {
         id,

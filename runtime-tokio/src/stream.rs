@@ -3,25 +3,23 @@
 //! when QUIC has taken the bytes, and the node task reads from QUIC only while the reader's
 //! queue has room, so a slow reader slows the writer and no buffer grows without bound.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use receptor_core::stream::app::{self, AppEnd, AppStreams, Forgotten};
-use receptor_core::stream::{DialFailure, ServerTls, StreamEvent, StreamHandle, Streams};
-use receptor_core::{Addr, Advertise, Node, ServiceName};
+use receptor_core::stream::app::AppEnd;
+use receptor_core::stream::side::{self, StreamPorts};
+use receptor_core::stream::{DialFailure, ServerTls, StreamHandle};
+use receptor_core::{Addr, Advertise, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tracing::{info, warn};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::NodeHandle;
-use crate::driver::Command;
+use crate::driver::{Command, TokioChannels};
 
 /// Bytes a writer may have queued in the node task beyond what QUIC has taken.
 const WRITE_CREDIT: usize = 1 << 20;
@@ -32,33 +30,26 @@ const READ_QUEUE: usize = 32;
 /// Streams queued on a listener before further ones are refused.
 const ACCEPT_QUEUE: usize = 64;
 
-pub(crate) enum StreamCommand {
-    Dial {
-        node: String,
-        service: String,
-        tls: receptor_core::stream::quinn_proto::ClientConfig,
-        server_name: String,
-        reply: oneshot::Sender<Result<MeshStream, DialFailure>>,
-    },
-    Listen {
-        service: String,
-        tls: ServerTls,
-        advertise: Option<Advertise>,
-        reply: oneshot::Sender<Result<StreamListener, String>>,
-    },
-    Write(StreamHandle, Bytes),
-    Shutdown(StreamHandle),
-    Resume(StreamHandle),
-    Drop(StreamHandle),
-}
+/// What handles and streams ask of the node task's stream side.
+pub(crate) type StreamCommand = side::StreamCommand<TokioPorts>;
 
 type Chunk = Result<Bytes, String>;
 
-/// How the node task reaches one [`MeshStream`]: its read queue, pause flag and credit.
-struct TokioEnd {
+/// Whether everything a stream wrote, FIN included, was acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    Waiting,
+    Acked,
+    Failed,
+}
+
+/// How the node task reaches one [`MeshStream`]: its read queue, pause flag, credit and
+/// acknowledgement.
+pub(crate) struct TokioEnd {
     to_app: mpsc::Sender<Chunk>,
     paused: Arc<AtomicBool>,
     credit: Arc<Semaphore>,
+    ack: watch::Sender<Ack>,
 }
 
 impl AppEnd for TokioEnd {
@@ -89,229 +80,80 @@ impl AppEnd for TokioEnd {
 
     fn fail_writes(&mut self, _why: &str) {
         self.credit.close();
+        self.settle(Ack::Failed);
+    }
+
+    fn acked(&mut self) {
+        self.settle(Ack::Acked);
     }
 }
 
-/// A dial in progress: whom to answer, the service bound for it, and its target.
-type Dialing = (
-    oneshot::Sender<Result<MeshStream, DialFailure>>,
-    ServiceName,
-    Option<Addr>,
-);
+impl TokioEnd {
+    /// The first outcome of the writing side wins.
+    fn settle(&self, to: Ack) {
+        self.ack.send_if_modified(|a| {
+            let fresh = *a == Ack::Waiting;
+            if fresh {
+                *a = to;
+            }
+            fresh
+        });
+    }
+}
 
-/// The stream half of the node task.
-pub(crate) struct StreamSide {
-    pub(crate) streams: Streams,
-    services: BTreeSet<ServiceName>,
-    listeners: BTreeMap<ServiceName, mpsc::Sender<MeshStream>>,
-    /// Dials in progress: whom to answer, the service bound for the dial, and the target.
-    dials: BTreeMap<StreamHandle, Dialing>,
-    open: AppStreams<TokioEnd>,
+/// tokio's side of the core's stream glue: bounded channels to streams and listeners.
+pub(crate) struct TokioPorts {
     /// Weak, so the node task still ends when every handle to it is gone.
     commands: mpsc::WeakSender<Command>,
 }
 
-impl StreamSide {
-    pub(crate) fn new(seed: u64, commands: mpsc::WeakSender<Command>) -> Self {
-        Self {
-            streams: Streams::new(seed),
-            services: BTreeSet::new(),
-            listeners: BTreeMap::new(),
-            dials: BTreeMap::new(),
-            open: AppStreams::default(),
-            commands,
-        }
+impl TokioPorts {
+    pub(crate) fn new(commands: mpsc::WeakSender<Command>) -> Self {
+        Self { commands }
     }
+}
 
-    /// Whether datagrams for `service` belong to the stream layer.
-    pub(crate) fn owns(&self, service: ServiceName) -> bool {
-        self.services.contains(&service)
-    }
+impl StreamPorts for TokioPorts {
+    type Channels = TokioChannels;
+    type End = TokioEnd;
+    type Stream = MeshStream;
+    type Accept = mpsc::Sender<MeshStream>;
 
-    fn unbind(&mut self, node: &mut Node, now: Instant, gone: Option<Forgotten>) {
-        if let Some(local) = gone.and_then(|g| g.local) {
-            self.services.remove(&local);
-            node.unlisten(now, local);
-        }
-    }
-
-    pub(crate) fn command(&mut self, node: &mut Node, now: Instant, cmd: StreamCommand) {
-        match cmd {
-            StreamCommand::Dial {
-                node: to,
-                service,
-                tls,
-                server_name,
-                reply,
-            } => {
-                match app::dial(
-                    node,
-                    &mut self.streams,
-                    now,
-                    &to,
-                    &service,
-                    tls,
-                    &server_name,
-                ) {
-                    Ok((id, local)) => {
-                        self.services.insert(local);
-                        let remote = self.streams.remote(id).cloned();
-                        self.dials.insert(id, (reply, local, remote));
-                    }
-                    Err(e) => drop(reply.send(Err(DialFailure::Invalid(e)))),
-                }
-            }
-            StreamCommand::Listen {
-                service,
-                tls,
-                advertise,
-                reply,
-            } => {
-                let r = node
-                    .listen(now, Some(&service), advertise)
-                    .map_err(|e| e.to_string())
-                    .map(|name| {
-                        self.services.insert(name);
-                        self.streams.listen(name, tls);
-                        let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-                        self.listeners.insert(name, tx);
-                        StreamListener { service: name, rx }
-                    });
-                let _ = reply.send(r);
-            }
-            StreamCommand::Write(id, data) => self.open.write(&mut self.streams, now, id, data),
-            StreamCommand::Shutdown(id) => self.open.shutdown(&mut self.streams, now, id),
-            StreamCommand::Resume(id) => {
-                let gone = self.open.resume(&mut self.streams, now, id);
-                self.unbind(node, now, gone);
-            }
-            StreamCommand::Drop(id) => {
-                let gone = self.open.dropped(&mut self.streams, now, id);
-                self.unbind(node, now, gone);
-            }
-        }
-    }
-
-    /// The node is stopping: every stream fails, every waiting writer wakes up.
-    pub(crate) fn shut_down(&mut self) {
-        self.open.shut_down("the node has stopped");
-        for (_, (reply, _, _)) in std::mem::take(&mut self.dials) {
-            let _ = reply.send(Err(DialFailure::NodeStopped));
-        }
-        self.listeners.clear();
-    }
-
-    /// Moves QUIC packets into the node and stream events to the application. Returns whether
-    /// anything moved (the caller loops until quiet).
-    pub(crate) fn pump(&mut self, node: &mut Node, now: Instant) -> bool {
-        let mut moved = false;
-        // A reader's request to resume can be lost to a full command queue; the node task is
-        // busy then, so it comes here soon and finds the room itself.
-        for gone in self.open.retry_paused(&mut self.streams, now) {
-            self.unbind(node, now, Some(gone));
-        }
-        while let Some(ev) = self.streams.poll_event() {
-            moved = true;
-            match ev {
-                StreamEvent::Connected { stream } => {
-                    if let Some((reply, local, remote)) = self.dials.remove(&stream) {
-                        match self.open_stream(stream, Some(local), remote) {
-                            Some(s) => {
-                                if let Err(Ok(s)) = reply.send(Ok(s)) {
-                                    drop(s);
-                                }
-                            }
-                            None => self.streams.close(now, stream),
-                        }
-                    }
-                }
-                StreamEvent::Accepted {
-                    stream,
-                    service,
-                    remote,
-                } => {
-                    let s = self.open_stream(stream, None, Some(remote));
-                    let taken = match (s, self.listeners.get(&service)) {
-                        (Some(s), Some(l)) => l.try_send(s).is_ok(),
-                        _ => false,
-                    };
-                    if !taken {
-                        self.streams.close(now, stream);
-                        self.open.remove(stream);
-                    }
-                }
-                StreamEvent::Closed { stream, error } if self.dials.contains_key(&stream) => {
-                    if let Some((reply, local, remote)) = self.dials.remove(&stream) {
-                        let why = error.map_or(DialFailure::Closed, DialFailure::Failed);
-                        match remote {
-                            Some(to) if why.is_lasting() => {
-                                warn!("mesh stream to {to} failed: {why}");
-                            }
-                            Some(to) => info!("mesh stream to {to} failed: {why}"),
-                            None => info!("mesh stream failed: {why}"),
-                        }
-                        let _ = reply.send(Err(why));
-                        self.services.remove(&local);
-                        node.unlisten(now, local);
-                    }
-                }
-                StreamEvent::Refused {
-                    service,
-                    remote,
-                    failure,
-                } => {
-                    warn!("refused a mesh stream from {remote} to service {service}: {failure}");
-                }
-                ev => {
-                    let gone = self.open.handle_event(&mut self.streams, now, &ev);
-                    self.unbind(node, now, gone);
-                }
-            }
-        }
-        while let Some(d) = self.streams.poll_datagram() {
-            moved = true;
-            // A lost packet is QUIC's to recover; no route now may be a route soon.
-            let _ = node.send(
-                now,
-                d.from,
-                d.to.node.as_str(),
-                d.to.service,
-                d.payload,
-                None,
-            );
-        }
-        moved
-    }
-
-    fn open_stream(
-        &mut self,
-        id: StreamHandle,
-        local: Option<ServiceName>,
-        remote: Option<Addr>,
-    ) -> Option<MeshStream> {
+    fn open(&mut self, id: StreamHandle, remote: Option<&Addr>) -> Option<(TokioEnd, MeshStream)> {
         let commands = self.commands.upgrade()?;
         let (to_app, rx) = mpsc::channel(READ_QUEUE);
         let paused = Arc::new(AtomicBool::new(false));
         let credit = Arc::new(Semaphore::new(WRITE_CREDIT));
+        let (ack, ack_rx) = watch::channel(Ack::Waiting);
         let end = TokioEnd {
             to_app,
             paused: paused.clone(),
             credit: credit.clone(),
+            ack,
         };
-        self.open.insert(id, end, local);
-        Some(MeshStream {
+        let stream = MeshStream {
             id,
-            remote,
+            remote: remote.cloned(),
             commands,
             rx,
             read_buf: Bytes::new(),
             paused,
             credit,
+            ack: ack_rx,
             writing: None,
             shutting: None,
-        })
+            shut: false,
+        };
+        Some((end, stream))
+    }
+
+    fn offer(&mut self, accept: &Self::Accept, stream: MeshStream) -> bool {
+        accept.try_send(stream).is_ok()
     }
 }
+
+/// The stream half of the node task: the core's glue with tokio's ports.
+pub(crate) type StreamSide = side::StreamSide<TokioPorts>;
 
 type Pending = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
@@ -325,8 +167,11 @@ pub struct MeshStream {
     read_buf: Bytes,
     paused: Arc<AtomicBool>,
     credit: Arc<Semaphore>,
+    ack: watch::Receiver<Ack>,
     writing: Option<(Pending, usize)>,
     shutting: Option<Pending>,
+    /// The shutdown was handed to the node task.
+    shut: bool,
 }
 
 impl std::fmt::Debug for MeshStream {
@@ -408,6 +253,23 @@ impl MeshStream {
         self.writing = Some((fut, n));
     }
 
+    /// Finishes the writing side, as `shutdown` does, then waits until the peer has
+    /// acknowledged everything written, FIN included: only then has the whole payload
+    /// arrived at the peer's node. Fails when the stream failed or closed first (a cut link,
+    /// the peer gone), so a cut after the half-close is not mistaken for a delivery.
+    /// Reading goes on meanwhile, on another task if need be (`tokio::io::split`).
+    pub async fn finish_acked(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_shutdown(cx)).await?;
+        let mut ack = self.ack.clone();
+        match ack.wait_for(|a| *a != Ack::Waiting).await.map(|a| *a) {
+            Ok(Ack::Acked) => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "mesh stream ended before the peer acknowledged everything written",
+            )),
+        }
+    }
+
     /// The node task stopped reading because our queue was full: there is room now.
     fn resume_if_paused(&self) {
         if self.paused.swap(false, Ordering::AcqRel) {
@@ -480,6 +342,9 @@ impl AsyncWrite for MeshStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.shut {
+            return Poll::Ready(Ok(()));
+        }
         if this.shutting.is_none() {
             let (commands, id) = (this.commands.clone(), this.id);
             this.shutting = Some(Box::pin(async move {
@@ -489,10 +354,14 @@ impl AsyncWrite for MeshStream {
                     .map_err(|_| closed())
             }));
         }
-        match this.shutting.as_mut() {
-            Some(f) => f.as_mut().poll(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        let r = match this.shutting.as_mut() {
+            Some(f) => std::task::ready!(f.as_mut().poll(cx)),
+            None => Ok(()),
+        };
+        // A finished future must not be polled again: a second shutdown is done at once.
+        this.shutting = None;
+        this.shut = r.is_ok();
+        Poll::Ready(r)
     }
 }
 
@@ -562,16 +431,22 @@ impl NodeHandle {
         advertise: Option<Advertise>,
     ) -> Result<StreamListener, String> {
         let (reply, rx) = oneshot::channel();
+        let (accept, accepted) = mpsc::channel(ACCEPT_QUEUE);
         let cmd = StreamCommand::Listen {
             service: service.to_owned(),
             tls,
             advertise,
+            accept,
             reply,
         };
-        self.commands
-            .send(Command::Stream(cmd))
-            .await
-            .map_err(|_| "the node has stopped".to_owned())?;
-        rx.await.map_err(|_| "the node has stopped".to_owned())?
+        let gone = "the node has stopped";
+        let sent = self.commands.send(Command::Stream(cmd)).await;
+        sent.map_err(|_| gone.to_owned())?;
+        let bound = rx.await.map_err(|_| gone.to_owned())?;
+        let service = bound.map_err(|e| e.to_string())?;
+        Ok(StreamListener {
+            service,
+            rx: accepted,
+        })
     }
 }

@@ -9,7 +9,7 @@ use receptor_core::stream::{
 };
 use receptor_core::wire::Problem;
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
-use receptor_tokio::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen};
+use receptor_tokio::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 use receptor_tokio::{DialFailure, MeshStream, NodeHandle, spawn_node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -308,4 +308,76 @@ async fn bytes_api_echo_without_copies() {
     assert!(!sending && !shutting && send.is_empty());
     assert_eq!(got.len(), data.len());
     assert!(got == data, "echoed bytes differ");
+}
+
+/// `finish_acked` returns once the peer has acknowledged everything written, FIN included;
+/// when the peer goes away first it fails (at once: a stopping node closes its streams
+/// before its links), so a cut after a half-close is not taken for a delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_acked_waits_for_the_peer_and_fails_without_it() {
+    let (a, _b, c) = line().await;
+    let mut l = c
+        .listen_stream("sink", insecure_server(), None)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(mut s) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let _ = s.read_to_end(&mut all).await;
+                let _ = tx.send(all.len()).await;
+            });
+        }
+    });
+    let mut s = dial(&a, "c", "sink").await.unwrap();
+    s.write_all(&vec![7u8; 300_000]).await.unwrap();
+    s.finish_acked().await.unwrap();
+    assert_eq!(rx.recv().await, Some(300_000));
+    // A second half-close is harmless.
+    s.shutdown().await.unwrap();
+
+    // The peer stops (over UDP: a TCP link closed with unread data can be reset, and the
+    // reset discards what it carried last).
+    let (d, e) = (node("d"), node("e"));
+    let link = Arc::new(LinkConfig::new(LinkKind::Datagram));
+    let spec = ListenSpec {
+        bind: "127.0.0.1".into(),
+        port: 0,
+        link: link.clone(),
+        tls: None,
+    };
+    let (addr, _) = udp_listen(&e, spec).await.unwrap();
+    let spec = DialSpec {
+        address: addr.to_string(),
+        redial: true,
+        link,
+        tls: None,
+    };
+    udp_dial(&d, spec);
+    let mut l = e
+        .listen_stream("sink", insecure_server(), None)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(mut s) = l.accept().await {
+            tokio::spawn(async move { while s.read(&mut [0u8; 1024]).await.unwrap_or(0) > 0 {} });
+        }
+    });
+    let mut s = loop {
+        match dial(&d, "e", "sink").await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    e.shutdown().await;
+    e.stopped().await;
+    let r = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = s.write_all(b"lost").await;
+        s.finish_acked().await
+    })
+    .await
+    .expect("finish_acked waited for an idle timeout");
+    assert!(r.is_err(), "{r:?}");
 }

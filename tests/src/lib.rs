@@ -44,16 +44,15 @@ mod link;
 pub mod pair;
 mod queue;
 mod sim;
-mod stream_tls;
 mod streams;
 mod topology;
 
 pub use check::Wrong;
 pub use link::{DirState, LinkModel};
 pub use sim::{Recorded, Sim, SimStats, Stuck};
-pub use stream_tls::stream_tls;
 pub use streams::{
-    SimStream, StreamApp, StreamEnd, StreamReport, StreamRole, StreamStats, fnv, fnv_start, pattern,
+    SimStream, StreamApp, StreamEnd, StreamReport, StreamRole, StreamStats, fnv, fnv_start,
+    pattern, stream_tls,
 };
 pub use topology::Topology;
 

@@ -18,6 +18,11 @@
 //! full. Both close as the runtimes do: only the side that reads the last FIN closes at once,
 //! the other lingers until the peer closes (or the idle timeout).
 //!
+//! TLS: the insecure mesh-stream mode of the runtimes ([`receptor_core::tls::insecure`]: a
+//! self-signed certificate with a known CommonName, accepted by that name), with one
+//! certificate per simulation made from an Ed25519 key derived from its seed. Ed25519
+//! signatures are deterministic and of fixed size, so handshakes have the same sizes every run.
+//!
 //! Determinism: the simulator stays seeded and ordered, and quinn's endpoint RNG and the TLS
 //! certificate derive from the seed, but rustls draws key shares and nonces from the OS, and
 //! quinn draws connection IDs and token keys from it too. Stream runs are therefore
@@ -27,18 +32,85 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use receptor_core::stream::quinn_proto::{ClientConfig, ServerConfig};
 use receptor_core::stream::{
     IDLE_TIMEOUT, Read, ServerTls, StreamEvent, StreamFailure, StreamHandle, Streams,
+    client_config, server_config,
+};
+use receptor_core::tls::insecure::{
+    insecure_cert_for_key, insecure_client_config, insecure_server_config_with,
 };
 use receptor_core::wire::UnreachableNotice;
 use receptor_core::{Addr, Event, ListenError, NodeId, ServiceName};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::check::{TraceHash, mix64};
 use crate::sim::{Sim, SimEvent, Stuck};
-use crate::stream_tls::{SERVER_NAME, SimTls};
+
+/// The server name every simulated dial presents (the insecure mode ignores it).
+const SERVER_NAME: &str = "receptor-sim";
+
+/// The QUIC configs of one simulation.
+struct SimTls {
+    server: Arc<ServerConfig>,
+    client: ClientConfig,
+}
+
+impl fmt::Debug for SimTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SimTls")
+    }
+}
+
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed prefix, then the 32 bytes.
+fn ed25519_pkcs8(seed: [u8; 32]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    der
+}
+
+impl SimTls {
+    /// Configs for the simulation seeded with `seed`: the insecure mode's, with a certificate
+    /// whose key comes from the seed, dated from a fixed instant (the mode ignores dates).
+    ///
+    /// # Panics
+    /// If rustls or rcgen refuse what is built here (a bug, not a runtime condition).
+    fn new(seed: u64) -> Self {
+        let mut key_seed = [0u8; 32];
+        for (i, chunk) in key_seed.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&mix64(seed ^ mix64(0x7715 + i as u64)).to_le_bytes());
+        }
+        let pkcs8 = PrivatePkcs8KeyDer::from(ed25519_pkcs8(key_seed));
+        let dated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let cert = insecure_cert_for_key(dated, &pkcs8).expect("insecure-mode certificate");
+        let server = insecure_server_config_with(cert, PrivateKeyDer::Pkcs8(pkcs8))
+            .expect("insecure server config");
+        let mut server = rustls::ServerConfig::clone(&server);
+        // No session tickets and no resumption: every handshake is a full one, the same every run.
+        server.send_tls13_tickets = 0;
+        let client = insecure_client_config().expect("insecure client config");
+        let mut client = rustls::ClientConfig::clone(&client);
+        client.resumption = rustls::client::Resumption::disabled();
+        Self {
+            server: server_config(server).expect("QUIC server config"),
+            client: client_config(client).expect("QUIC client config"),
+        }
+    }
+}
+
+/// The QUIC server and client configs the simulator's streams use with seed `seed`, for
+/// tests that drive [`receptor_core::stream::Streams`] by hand.
+pub fn stream_tls(seed: u64) -> (Arc<ServerConfig>, ClientConfig) {
+    let t = SimTls::new(seed);
+    (t.server, t.client)
+}
 
 /// Largest chunk an application reads or writes at once.
 const CHUNK: usize = 64 * 1024;

@@ -36,13 +36,13 @@ mod worker;
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use receptor_core::control::{UnitStatus, WorkSubmit, state_name};
+use receptor_core::control::{ErrorReply, UnitStatus, WorkSubmit, state_name};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::{Engine, Expiry, StatusRecord, StdoutSize, is_safe_unit_id};
 use tokio::sync::{Notify, watch};
@@ -82,11 +82,6 @@ pub struct Unit {
     /// A remote unit's task: starting, monitoring, or telling the other node to cancel or
     /// release.
     job: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Since when a remote unit's node could not be reached (`None` while it can).
-    unreachable_since: Mutex<Option<Instant>>,
-    /// Handshakes in a row that a remote unit's node left unanswered although a route
-    /// existed (reset by any other outcome).
-    unanswered: AtomicU8,
     /// Bumped whenever the unit may have changed (status, stdout, released); waiters
     /// subscribe.
     changes: watch::Sender<u64>,
@@ -118,8 +113,6 @@ impl Unit {
             supervisor: Mutex::new(None),
             released: AtomicBool::new(false),
             job: Mutex::new(None),
-            unreachable_since: Mutex::new(None),
-            unanswered: AtomicU8::new(0),
             changes: watch::Sender::new(0),
             watched: AtomicBool::new(false),
         }
@@ -272,8 +265,6 @@ pub struct Workceptor {
     /// Change notification for unit directories (made on first use; `None` if there is
     /// none).
     dirwatch: OnceLock<Option<Arc<dirwatch::DirWatch>>>,
-    /// Idle control sessions to other nodes, for remote units.
-    pool: remote::Pool,
 }
 
 impl Workceptor {
@@ -320,7 +311,6 @@ impl Workceptor {
             keys: Keys::default(),
             unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
             dirwatch: OnceLock::new(),
-            pool: remote::Pool::default(),
         })
     }
 
@@ -466,8 +456,7 @@ impl Workceptor {
     }
 
     fn find_or_err(self: &Arc<Self>, id: &str) -> Result<Arc<Unit>, String> {
-        self.find(id)
-            .ok_or_else(|| format!("unknown work unit {id}"))
+        self.find(id).ok_or_else(|| unknown_unit(id))
     }
 
     /// Go's `processSignature`: a signature is needed for a `remote` unit that signs its
@@ -599,7 +588,7 @@ impl Workceptor {
     /// the start is pending (`Job Submitted`: a remote node not reached yet).
     pub async fn start(self: &Arc<Self>, unit: &Arc<Unit>) -> Result<bool, String> {
         if unit.is_released() {
-            return Err(format!("unknown work unit {}", unit.id));
+            return Err(unknown_unit(&unit.id));
         }
         let effects = self.engine().start(&unit.id).map_err(|e| e.to_string())?;
         self.run(unit, effects).await
@@ -654,7 +643,7 @@ impl Workceptor {
         let until = tokio::time::Instant::now() + wait.min(STATUS_WAIT_MAX);
         loop {
             if unit.is_released() {
-                return Err(format!("unknown work unit {unit_id}"));
+                return Err(unknown_unit(unit_id));
             }
             let st = unit.reply_status();
             if st.state != known_state || st.detail != known_detail {
@@ -778,4 +767,12 @@ fn random_seed() -> [u8; 32] {
         chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
     }
     seed
+}
+
+/// Go's `unknown work unit <id>`, worded by the reply codec its readers decode it with.
+fn unknown_unit(unit_id: &str) -> String {
+    ErrorReply::UnknownUnit {
+        unit_id: unit_id.to_owned(),
+    }
+    .to_string()
 }

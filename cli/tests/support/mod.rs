@@ -80,6 +80,35 @@ pub fn receptor_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_receptor"))
 }
 
+/// Builds `package`'s example `name` with the cargo running this test, into this test's
+/// target directory and profile, and returns its path. (A workspace `cargo test` has built it
+/// already, and then this is quick; a narrower run, `-p receptor-cli`, has not.)
+pub fn example_bin(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let target = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--example", name])
+        .args(["--profile", profile])
+        .arg("--target-dir")
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the {name} example of {package} failed: {}",
+        stderr(&out)
+    );
+    profile_dir.join("examples").join(name)
+}
+
 /// Starts `receptor -c <dir>/<name>.yml` with the given YAML, logging to `<name>.log`.
 pub fn start_yaml(dir: &TempDir, name: &str, yaml: &str) -> Proc {
     let cfg = dir.path(&format!("{name}.yml"));

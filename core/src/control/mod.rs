@@ -26,7 +26,9 @@
 //! assert_eq!(s.handle_bytes(&input[used..]), 7); // the kept bytes: the next command
 //! ```
 
+mod client_reply;
 mod command;
+mod conn;
 mod duration;
 mod gofmt;
 mod json;
@@ -38,7 +40,9 @@ mod work;
 #[cfg(feature = "fuzzing")]
 pub(crate) use work::NON_PARAMS;
 
+pub use client_reply::{ControlReply, ErrorReply, ReplyDecodeError};
 pub use command::{Command, ParseError, parse_line};
+pub use conn::{BRIDGE_HOLD, Connection, Step, TraceHops, connect_target, failed_ping, ping_reply};
 pub use duration::{go_duration_nanos, go_duration_string};
 pub use line::{LineEvent, LineReader, MAX_LINE_LEN};
 pub use reply::{

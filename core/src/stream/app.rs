@@ -27,6 +27,9 @@ pub trait AppEnd {
     fn add_credit(&mut self, n: usize);
     /// Writes fail from now on.
     fn fail_writes(&mut self, why: &str);
+    /// The peer acknowledged everything written, FIN included: a half-closed stream's data
+    /// has arrived (comes before any `fail_writes` of a normal end).
+    fn acked(&mut self) {}
 }
 
 /// A stream whose state is gone: the runtime unbinds `local` (a dial's ephemeral service).
@@ -93,6 +96,11 @@ impl<A: AppEnd> AppStreams<A> {
     pub fn remove(&mut self, stream: StreamHandle) -> Option<A> {
         self.paused.remove(&stream);
         self.open.remove(&stream).map(|e| e.app)
+    }
+
+    /// The application's end of a tracked stream.
+    pub fn app_mut(&mut self, stream: StreamHandle) -> Option<&mut A> {
+        self.open.get_mut(&stream).map(|e| &mut e.app)
     }
 
     /// The streams tracked.
@@ -176,7 +184,9 @@ impl<A: AppEnd> AppStreams<A> {
                 None
             }
             StreamEvent::Finished { stream } => {
-                self.open.get_mut(stream)?.acked = true;
+                let e = self.open.get_mut(stream)?;
+                e.acked = true;
+                e.app.acked();
                 self.maybe_close(s, now, *stream, false)
             }
             StreamEvent::Closed { stream, error } => {

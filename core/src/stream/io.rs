@@ -151,4 +151,13 @@ impl Streams {
         }
         self.drive(now, id);
     }
+
+    /// Closes every connection, streams not yet accepted or opened included (the node is
+    /// stopping). No further events come for any.
+    pub fn close_all(&mut self, now: Instant) {
+        let ids: Vec<StreamHandle> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(now, id);
+        }
+    }
 }

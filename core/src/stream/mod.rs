@@ -10,6 +10,7 @@ mod addr;
 pub mod app;
 mod config;
 mod failure;
+pub mod side;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;

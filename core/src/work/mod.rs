@@ -39,6 +39,7 @@ pub mod jwt;
 mod params;
 mod procstate;
 pub mod remote;
+pub mod remote_unit;
 mod shlex;
 mod status;
 mod worker;

@@ -1,5 +1,11 @@
-//! Backends: the listeners and dialers that make links (netceptor.md §2). TCP and UDP only;
-//! TLS and WebSocket live in `receptor-tokio` for now.
+//! Backends: the listeners and dialers that make links (netceptor.md §2): TCP (with or
+//! without TLS), WebSocket (ws and wss) and UDP. The names and specs are `receptor-tokio`'s.
+//!
+//! TLS configs come from the core's [`receptor_core::tls`] (`TlsServer::backend_config`,
+//! `TlsClient::backend_config`, re-exported as [`crate::tls`]), with the same node-ID rules as
+//! the tokio runtime: a server with client CAs verifies the client's certificate, a client
+//! verifies the server's name or IP and pins, and with `bindnodeid` the node ID a peer
+//! announces must be in its verified certificate.
 //!
 //! Each function returns the backend's [`Task`](async_executor::Task). Unlike a tokio
 //! `JoinHandle`, dropping a `Task` cancels it: keep it, or call `detach()` to let the backend
@@ -8,9 +14,11 @@
 
 mod tcp;
 mod udp;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
@@ -18,8 +26,9 @@ use receptor_core::LinkConfig;
 use receptor_core::backoff::Redial;
 use receptor_core::os::random_u64;
 
-pub use tcp::{tcp_dial, tcp_listen};
+pub use tcp::{tcp_connect, tcp_dial, tcp_listen};
 pub use udp::{udp_dial, udp_listen};
+pub use ws::{ws_connect, ws_dial, ws_listen};
 
 use crate::handle::NodeHandle;
 
@@ -32,6 +41,9 @@ pub struct ListenSpec {
     pub port: u16,
     /// Link options for every session it accepts.
     pub link: Arc<LinkConfig>,
+    /// TLS (TCP and WebSocket): a server config, e.g. from `TlsServer::backend_config(&[])`
+    /// (WebSocket: `backend_config(&[ALPN_HTTP11])`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A TCP or UDP dialer.
@@ -43,6 +55,68 @@ pub struct DialSpec {
     pub redial: bool,
     /// Link options.
     pub link: Arc<LinkConfig>,
+    /// TLS (TCP only): a client config, e.g. from `TlsClient::backend_config(&[])`. The server
+    /// certificate must be valid for the host part of `address`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A WebSocket listener.
+#[derive(Clone)]
+pub struct WsListenSpec {
+    /// Where and how to listen (`tls` makes it wss).
+    pub listen: ListenSpec,
+    /// The upgrade path (default `/`, which matches every path, as Go's ServeMux).
+    pub path: String,
+}
+
+/// A WebSocket dialer.
+#[derive(Clone)]
+pub struct WsDialSpec {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Dial again after a failure or a closed session.
+    pub redial: bool,
+    /// Link options.
+    pub link: Arc<LinkConfig>,
+    /// TLS for `wss://`: a client config, e.g. from `TlsClient::backend_config(&[ALPN_HTTP11])`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Extra header `Name:value`, split at the first colon.
+    pub extra_header: Option<String>,
+}
+
+/// Why a dial made no session.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The connection could not be made.
+    #[error("connect failed: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The address's host cannot name a TLS server (neither an IP nor a DNS name).
+    #[error("bad TLS server name in {address}: {source}")]
+    ServerName {
+        /// The address dialed.
+        address: String,
+        /// Why its host part is no server name.
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The TLS handshake failed; its text says which side refused what.
+    #[error(transparent)]
+    Handshake(#[from] receptor_core::tls::HandshakeError),
+    /// A `ws://` / `wss://` URL or extra header that cannot be dialed.
+    #[error(transparent)]
+    Url(#[from] receptor_core::ws::WsUrlError),
+    /// A `wss://` URL without a TLS config.
+    #[error("wss:// needs a tls-client config")]
+    NoTlsConfig,
+    /// The WebSocket upgrade failed (refused by the listener, or not a WebSocket server).
+    #[error("websocket upgrade failed: {0}")]
+    Upgrade(#[source] Box<async_tungstenite::tungstenite::Error>),
+    /// The TLS handshake did not finish in time.
+    #[error("TLS handshake timed out after {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The node stopped during the dial.
+    #[error("the node has stopped")]
+    NodeGone,
 }
 
 /// Runs `f` until it ends or the node stops, whichever comes first (`None` then; checked
@@ -53,6 +127,15 @@ pub(crate) async fn until_stopped<T>(node: &NodeHandle, f: impl Future<Output = 
         None
     };
     future::or(stopped, async { Some(f.await) }).await
+}
+
+/// Runs `f` for at most `limit` (`None` when it takes longer).
+pub(crate) async fn timeout<T>(limit: Duration, f: impl Future<Output = T>) -> Option<T> {
+    let late = async {
+        Timer::after(limit).await;
+        None
+    };
+    future::or(async { Some(f.await) }, late).await
 }
 
 /// Dials until the node stops (a session or dial in progress is then cancelled): `attempt` returns `Ok` when a session ran and ended, `Err`

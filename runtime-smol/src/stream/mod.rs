@@ -16,44 +16,21 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, Sender, TrySendError};
 use async_executor::Executor;
-use bytes::Bytes;
 use receptor_core::stream::quinn_proto::ClientConfig;
-use receptor_core::stream::{DialFailure, ServerTls, StreamHandle};
+use receptor_core::stream::{DialFailure, ServerTls};
 use receptor_core::{Advertise, ServiceName};
 
 use crate::apps::Command;
 use crate::handle::NodeHandle;
 
 pub use mesh::MeshStream;
-pub(crate) use side::StreamSide;
+pub(crate) use side::{SmolPorts, StreamSide};
 
 /// Streams queued on a listener before further ones are refused.
 const ACCEPT_QUEUE: usize = 64;
 
 /// What handles and streams ask of the node task's stream side.
-pub(crate) enum StreamCommand {
-    Dial {
-        node: String,
-        service: String,
-        tls: ClientConfig,
-        server_name: String,
-        reply: Sender<Result<MeshStream, DialFailure>>,
-    },
-    Listen {
-        service: String,
-        tls: ServerTls,
-        advertise: Option<Advertise>,
-        reply: Sender<Result<StreamListener, String>>,
-    },
-    /// Bytes the writer took credit for.
-    Write(StreamHandle, Bytes),
-    /// The writer is done (FIN); reading goes on.
-    Shutdown(StreamHandle),
-    /// The reader drained its queue: read from QUIC again.
-    Resume(StreamHandle),
-    /// The stream was dropped.
-    Drop(StreamHandle),
-}
+pub(crate) type StreamCommand = receptor_core::stream::side::StreamCommand<SmolPorts>;
 
 /// How a stream reaches the node task from where it cannot wait (`Drop`, a reader's resume):
 /// `try_send`, or when the command queue is full, a task that waits for room. Each such
@@ -138,22 +115,21 @@ impl NodeHandle {
         advertise: Option<Advertise>,
     ) -> Result<StreamListener, String> {
         let (reply, rx) = async_channel::bounded(1);
+        let (accept, accepted) = async_channel::bounded(ACCEPT_QUEUE);
         let cmd = StreamCommand::Listen {
             service: service.to_owned(),
             tls,
             advertise,
+            accept,
             reply,
         };
-        self.stream_call(cmd, rx).await
-    }
-
-    async fn stream_call<T>(
-        &self,
-        cmd: StreamCommand,
-        rx: Receiver<Result<T, String>>,
-    ) -> Result<T, String> {
         let sent = self.commands.send(Command::Stream(cmd)).await;
         sent.map_err(|_| NODE_GONE.to_owned())?;
-        rx.recv().await.map_err(|_| NODE_GONE.to_owned())?
+        let bound = rx.recv().await.map_err(|_| NODE_GONE.to_owned())?;
+        Ok(StreamListener {
+            service: bound.map_err(|e| e.to_string())?,
+            rx: accepted,
+            _node: self.commands.clone(),
+        })
     }
 }

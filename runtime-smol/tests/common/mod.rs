@@ -1,5 +1,7 @@
-//! Set-up shared by the smol integration tests: configs, link specs on 127.0.0.1, and waits
-//! that fail the test instead of hanging it.
+//! Set-up shared by the smol integration tests: configs, link specs on 127.0.0.1, waits
+//! that fail the test instead of hanging it, temp dirs, and the real receptorctl.
+
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub fn listen_spec(kind: LinkKind) -> ListenSpec {
         bind: "127.0.0.1".into(),
         port: 0,
         link: link(kind),
+        tls: None,
     }
 }
 
@@ -39,6 +42,7 @@ pub fn dial_spec(addr: SocketAddr, kind: LinkKind) -> DialSpec {
         address: addr.to_string(),
         redial: true,
         link: link(kind),
+        tls: None,
     }
 }
 
@@ -60,4 +64,55 @@ pub async fn wait_route(n: &NodeHandle, to: &str) {
         Timer::after(Duration::from_millis(25)).await;
     }
     panic!("{} never got a route to {to}", n.id());
+}
+
+/// A temp directory removed on drop (control sockets live there).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "receptor-smol-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the real `receptorctl` (`$RECEPTORCTL`, else the workspace's `.venv`) on a control
+/// socket; returns whether it succeeded and its stdout and stderr.
+pub fn receptorctl(sock: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let bin = std::env::var_os("RECEPTORCTL").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/receptorctl"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        bin.exists(),
+        "receptorctl not found at {}: run `bash .ci/run` (it installs it) or set RECEPTORCTL",
+        bin.display()
+    );
+    let o = std::process::Command::new(&bin)
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (o.status.success(), text(&o.stdout), text(&o.stderr))
 }

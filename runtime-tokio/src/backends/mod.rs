@@ -5,7 +5,7 @@ mod udp;
 mod ws;
 
 #[cfg(feature = "fuzzing")]
-pub(crate) use ws::{check_upgrade, ws_config};
+pub(crate) use receptor_core::ws::{check_upgrade, ws_config};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,20 +97,7 @@ pub(crate) async fn redial_loop<F, Fut>(
     }
 }
 
-/// A session's link options: the backend's, with the peer certificate's node IDs added when
-/// the backend binds node IDs to certificates (`bindnodeid`), so the node can check the ID the
-/// peer announces. `chain` is what the TLS handshake received (`None` on a plain link).
-pub(crate) fn session_link(
-    link: &Arc<LinkConfig>,
-    chain: Option<&[rustls::pki_types::CertificateDer<'_>]>,
-) -> Arc<LinkConfig> {
-    if !link.bind_node_id {
-        return link.clone();
-    }
-    let mut own = LinkConfig::clone(link);
-    own.peer_cert = Some(crate::tls::peer_cert_identity(chain));
-    Arc::new(own)
-}
+pub(crate) use receptor_core::tls::session_link;
 
 /// A dialer's verdict on a session that ran: one refused or abandoned before its handshake
 /// completed counts as a failed dial, so the redial backs off instead of retrying every
@@ -121,10 +108,4 @@ pub(crate) fn session_result(established: bool) -> Result<(), String> {
     } else {
         Err("the session closed before its handshake completed".to_owned())
     }
-}
-
-/// The host part of `host:port` (brackets removed), for TLS server names.
-pub(crate) fn host_of(address: &str) -> &str {
-    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
 }

@@ -9,10 +9,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
-use super::{DialSpec, ListenSpec, host_of, redial_loop, session_link, session_result};
+use super::{DialSpec, ListenSpec, redial_loop, session_link, session_result};
 use crate::NodeHandle;
 use crate::link::run_stream;
-use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_host};
+use crate::tls::{HandshakeSide, explain_handshake_error, server_name_for_address};
 use receptor_core::backoff::AcceptBackoff;
 use receptor_core::config::bind_addr;
 use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
@@ -129,7 +129,7 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> JoinHandle<()> {
             let established = match &spec.tls {
                 None => run_stream(&node, sock, spec.link.clone(), &spec.address).await,
                 Some(cfg) => {
-                    let name = server_name_for_host(host_of(&spec.address))
+                    let name = server_name_for_address(&spec.address)
                         .map_err(|e| format!("bad TLS server name: {e}"))?;
                     let conn = TlsConnector::from(cfg.clone());
                     let tls = tokio::time::timeout(TLS_TIMEOUT, conn.connect(name, sock))

@@ -27,6 +27,32 @@ impl HandshakeSide {
     }
 }
 
+/// A failed TLS handshake, as the side that ran it sees it. Its text names the cause in words
+/// an operator can act on ([`explain_handshake_error`]); [`Self::tls`] gives rustls's error.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS handshake failed: {}", explain_handshake_error(.source, *.side))]
+pub struct HandshakeError {
+    /// Which end ran the handshake.
+    pub side: HandshakeSide,
+    /// The error the handshake ended with.
+    #[source]
+    pub source: io::Error,
+}
+
+impl HandshakeError {
+    /// The error of `side`'s handshake.
+    pub fn new(side: HandshakeSide, source: io::Error) -> Self {
+        Self { side, source }
+    }
+
+    /// rustls's error, when the TLS layer (not the socket) ended the handshake.
+    pub fn tls(&self) -> Option<&Error> {
+        self.source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Error>())
+    }
+}
+
 /// The cause of a failed handshake as this side can tell it, followed by rustls's error in
 /// parentheses. For an error that is not from the TLS layer, its text alone.
 pub fn explain_handshake_error(err: &io::Error, side: HandshakeSide) -> String {

@@ -49,6 +49,25 @@ pub fn generate_insecure_cert(
     now: SystemTime,
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
     let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = insecure_cert_for(now, &key_pair)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
+    Ok((cert, key))
+}
+
+/// The insecure-mode certificate (as [`generate_insecure_cert`] makes it) for a given PKCS#8
+/// key of any type rcgen signs with. With a fixed key and `now`, and a key type whose
+/// signatures are deterministic (Ed25519), the same bytes every time: what a simulation needs.
+pub fn insecure_cert_for_key(
+    now: SystemTime,
+    key: &PrivatePkcs8KeyDer<'_>,
+) -> Result<CertificateDer<'static>, TlsError> {
+    insecure_cert_for(now, &rcgen::KeyPair::try_from(key)?)
+}
+
+fn insecure_cert_for(
+    now: SystemTime,
+    key_pair: &rcgen::KeyPair,
+) -> Result<CertificateDer<'static>, TlsError> {
     let mut params = rcgen::CertificateParams::default();
     params.serial_number = Some(rcgen::SerialNumber::from(1u64));
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -58,9 +77,7 @@ pub fn generate_insecure_cert(
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     params.not_before = epoch + since_epoch(now.checked_sub(BACKDATE).unwrap_or(UNIX_EPOCH));
     params.not_after = epoch + since_epoch(now.checked_add(LIFETIME).unwrap_or(now));
-    let cert = params.self_signed(&key_pair)?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-    Ok((cert.der().clone(), key))
+    Ok(params.self_signed(key_pair)?.der().clone())
 }
 
 /// A mesh-stream server config for the insecure mode, with a fresh certificate generated
@@ -68,6 +85,15 @@ pub fn generate_insecure_cert(
 /// certificate requested, SNI ignored, default key-exchange groups (as in Go).
 pub fn insecure_server_config(now: SystemTime) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert, key) = generate_insecure_cert(now)?;
+    insecure_server_config_with(cert, key)
+}
+
+/// [`insecure_server_config`] with a given certificate (see [`insecure_cert_for_key`]) and
+/// its key.
+pub fn insecure_server_config_with(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(go_ordered_provider()))
         .with_protocol_versions(&[&TLS13])?
         .with_no_client_auth()

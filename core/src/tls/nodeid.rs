@@ -6,12 +6,11 @@
 
 use std::path::Path;
 
-use receptor_core::identity::PeerCert;
+use crate::identity::PeerCert;
 use rustls::pki_types::CertificateDer;
 
 use super::der;
 use super::error::{CertNameError, TlsError};
-use super::files;
 
 /// Dotted form of the otherName type-id that marks a Receptor node ID.
 pub const RECEPTOR_NODE_ID_OID: &str = "1.3.6.1.4.1.2312.19.1";
@@ -86,29 +85,10 @@ pub fn peer_cert_identity(peer_chain: Option<&[CertificateDer<'_>]>) -> PeerCert
     }
 }
 
-/// Go's startup check: unless `skip` (`skipreceptornamescheck`), the node's own certificate
-/// must carry `node_id`. Only the first certificate in `cert_path` (the leaf) is examined.
-///
-/// `section` is the name of the `tls-server` / `tls-client` entry, quoted in the error.
-pub fn check_own_cert_names(
-    section: &str,
-    cert_path: &Path,
-    node_id: &str,
-    skip: bool,
-) -> Result<(), TlsError> {
-    if skip {
-        return Ok(());
-    }
-    let chain = files::load_cert_chain("cert", cert_path)?;
-    let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
-        param: "cert",
-        path: cert_path.to_owned(),
-    })?;
-    check_leaf_names(section, cert_path, leaf, node_id)
-}
-
-/// The startup check on an already-loaded leaf.
-pub(crate) fn check_leaf_names(
+/// Go's startup check on the node's own, already parsed, leaf certificate: it must carry
+/// `node_id`. `section` (the `tls-server` / `tls-client` entry) and `cert_path` are quoted in
+/// the error.
+pub fn check_leaf_names(
     section: &str,
     cert_path: &Path,
     leaf: &CertificateDer<'_>,

@@ -17,7 +17,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{CertificateError, DistinguishedName, Error, OtherError, RootCertStore};
 
-use super::files::{Fingerprint, pins_match};
+use super::fingerprint::{Fingerprint, pins_match};
 use super::insecure::chain_has_insecure_cn;
 use super::nodeid::check_cert_node_id;
 

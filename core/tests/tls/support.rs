@@ -11,10 +11,10 @@ pub(crate) use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose as Eku, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
 };
-pub(crate) use receptor_tokio::tls::insecure::{self, INSECURE_COMMON_NAME};
-pub(crate) use receptor_tokio::tls::{
-    self, ALPN_HTTP11, ALPN_NETCEPTOR, ClientAuthMode, Fingerprint, RECEPTOR_NODE_ID_OID_ARCS,
-    TlsClient, TlsClientParams, TlsError, TlsServer, TlsServerParams,
+pub(crate) use receptor_core::tls::insecure::{self, INSECURE_COMMON_NAME};
+pub(crate) use receptor_core::tls::{
+    self, ALPN_HTTP11, ALPN_NETCEPTOR, ClientAuthMode, Fingerprint, PemMemory,
+    RECEPTOR_NODE_ID_OID_ARCS, TlsClient, TlsClientParams, TlsError, TlsServer, TlsServerParams,
 };
 pub(crate) use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 pub(crate) use rustls::{

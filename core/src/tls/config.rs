@@ -1,8 +1,9 @@
 //! `tls-server` / `tls-client` parameters and the rustls configs built from them
 //! (netceptor spec §2.5 and §8.3, control spec §4.2; Go `pkg/netceptor/tlsconfig.go`).
 //!
-//! Loading ([`TlsServer::load`], [`TlsClient::load`]) happens once at startup, like Go's
-//! `Prepare`: files are read, the node-ID check runs, fingerprints are decoded. Configs are
+//! Loading ([`TlsServer::from_source`], [`TlsClient::from_source`]; the runtimes' `load` reads
+//! the files) happens once at startup, like Go's `Prepare`: the PEM files are parsed, the
+//! node-ID check runs, fingerprints are decoded. Configs are
 //! then derived per use, like Go's `GetClientTLSConfig` / stream listener setup:
 //! backends (tcp/ws) verify DNS names, mesh streams (QUIC) verify Receptor node IDs.
 
@@ -18,8 +19,9 @@ use rustls::version::{TLS12, TLS13};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
 use super::error::TlsError;
-use super::files::{self, Fingerprint};
+use super::fingerprint::Fingerprint;
 use super::nodeid;
+use super::pem::{self, PemSource};
 use super::verify::{
     AcceptAnyServerCert, ReceptorClientVerifier, ReceptorServerVerifier, ServerIdentity,
 };
@@ -178,10 +180,15 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
-    /// Reads the certificate, key and CA files, and runs Go's startup check that the
-    /// certificate carries `node_id` (unless `skip_receptor_names_check`).
-    pub fn load(params: &TlsServerParams, node_id: &str) -> Result<Self, TlsError> {
-        let key = files::load_certified_key(&params.cert, &params.key)?;
+    /// Parses the certificate, key and CA files that `source` holds for `params`, and runs
+    /// Go's startup check that the certificate carries `node_id` (unless
+    /// `skip_receptor_names_check`).
+    pub fn from_source(
+        params: &TlsServerParams,
+        node_id: &str,
+        source: &mut dyn PemSource,
+    ) -> Result<Self, TlsError> {
+        let key = pem::load_certified_key(source, &params.cert, &params.key)?;
         if !params.skip_receptor_names_check {
             let leaf = key.end_entity_cert()?;
             nodeid::check_leaf_names(&params.name, &params.cert, leaf, node_id)?;
@@ -193,8 +200,8 @@ impl TlsServer {
             (false, None) => ClientAuthMode::None,
         };
         let client_roots = match (client_auth, client_cas) {
-            (_, Some(path)) => Arc::new(files::load_ca_file("clientcas", path)?),
-            (ClientAuthMode::Require, None) => Arc::new(files::system_roots()),
+            (_, Some(path)) => Arc::new(pem::load_ca(source, "clientcas", path)?),
+            (ClientAuthMode::Require, None) => Arc::new(source.system_roots()),
             (_, None) => Arc::new(RootCertStore::empty()),
         };
         if params.bind_node_id && client_auth == ClientAuthMode::None {
@@ -327,13 +334,18 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// Reads the optional certificate/key and the CA file, and runs Go's startup check that
-    /// a configured certificate carries `node_id` (unless `skip_receptor_names_check`).
-    pub fn load(params: &TlsClientParams, node_id: &str) -> Result<Self, TlsError> {
+    /// Parses the optional certificate/key and the CA file that `source` holds for `params`,
+    /// and runs Go's startup check that a configured certificate carries `node_id` (unless
+    /// `skip_receptor_names_check`).
+    pub fn from_source(
+        params: &TlsClientParams,
+        node_id: &str,
+        source: &mut dyn PemSource,
+    ) -> Result<Self, TlsError> {
         let key = match (set(params.cert.as_ref()), set(params.key.as_ref())) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
-                let certified = files::load_certified_key(cert, key)?;
+                let certified = pem::load_certified_key(source, cert, key)?;
                 if !params.skip_receptor_names_check {
                     nodeid::check_leaf_names(
                         &params.name,
@@ -348,8 +360,8 @@ impl TlsClient {
         };
         let root_cas = set(params.root_cas.as_ref());
         let roots = match (root_cas, params.insecure_skip_verify) {
-            (Some(path), _) => Arc::new(files::load_ca_file("rootcas", path)?),
-            (None, false) => Arc::new(files::system_roots()),
+            (Some(path), _) => Arc::new(pem::load_ca(source, "rootcas", path)?),
+            (None, false) => Arc::new(source.system_roots()),
             (None, true) => Arc::new(RootCertStore::empty()),
         };
         let pins = Fingerprint::parse_all(&params.pinned_server_cert)?.into();

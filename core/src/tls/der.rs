@@ -296,7 +296,7 @@ fn decode_bmp(bytes: &[u8]) -> Result<String, DerError> {
     }
     let mut units: Vec<u16> = bytes
         .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .filter_map(|c| c.try_into().ok().map(u16::from_be_bytes))
         .collect();
     if units.last() == Some(&0) {
         units.pop();

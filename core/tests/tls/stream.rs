@@ -85,6 +85,52 @@ fn stream_server_binds_client_cert_to_remote_node() {
 // ---------------------------------------------------------------------------------------
 // Startup node-ID check and loading errors
 
+/// Configs built from PEM bytes held in memory (no file read) verify node IDs as the ones
+/// loaded from files do; a path the source lacks fails as an unreadable file.
+#[test]
+fn configs_from_memory() {
+    let w = World::new();
+    let mut mem = PemMemory::new();
+    mem.insert("s.crt", w.server.cert.pem())
+        .insert("s.key", w.server.key.serialize_pem())
+        .insert("ca.crt", w.ca_issuer.cert.pem());
+    let params = TlsServerParams {
+        name: "srv".into(),
+        cert: "s.crt".into(),
+        key: "s.key".into(),
+        ..Default::default()
+    };
+    let server = TlsServer::from_source(&params, "server-node", &mut mem).unwrap();
+    let client_params = TlsClientParams {
+        name: "cli".into(),
+        root_cas: Some("ca.crt".into()),
+        ..Default::default()
+    };
+    let client = TlsClient::from_source(&client_params, "anyone", &mut mem).unwrap();
+    let done = handshake(
+        client.stream_config("server-node").unwrap(),
+        server.stream_config().unwrap(),
+        "ignored",
+    )
+    .unwrap();
+    assert_eq!(done.client.alpn_protocol(), Some(ALPN_NETCEPTOR));
+    let err = handshake(
+        client.stream_config("elsewhere").unwrap(),
+        server.stream_config().unwrap(),
+        "ignored",
+    )
+    .unwrap_err();
+    assert!(err.contains("not elsewhere"), "{err}");
+    let missing = TlsServerParams {
+        key: "absent.key".into(),
+        ..params
+    };
+    assert!(matches!(
+        TlsServer::from_source(&missing, "server-node", &mut mem),
+        Err(TlsError::ReadFile { param: "key", .. })
+    ));
+}
+
 #[test]
 fn startup_check_requires_own_node_id() {
     let w = World::new();
@@ -115,10 +161,11 @@ fn startup_check_requires_own_node_id() {
         "anyone",
     )
     .unwrap();
-    tls::check_own_cert_names("srv", &w.server_cert, "server-node", false).unwrap();
-    tls::check_own_cert_names("srv", &w.server_cert, "nope", true).unwrap();
+    receptor_core::os::tls::check_own_cert_names("srv", &w.server_cert, "server-node", false)
+        .unwrap();
+    receptor_core::os::tls::check_own_cert_names("srv", &w.server_cert, "nope", true).unwrap();
     assert!(matches!(
-        tls::check_own_cert_names("srv", &w.server_cert, "nope", false),
+        receptor_core::os::tls::check_own_cert_names("srv", &w.server_cert, "nope", false),
         Err(TlsError::NodeIdNotInCert { .. })
     ));
 }

@@ -1,0 +1,706 @@
+//! One remote unit as seen from the node that submitted it (control-and-work.md §2.6): a
+//! sans-IO state machine that speaks the control protocol to the executing node's `control`
+//! service over mesh streams, which the runtime opens, reads and writes for it.
+//!
+//! The unit goes through these phases:
+//!
+//! * **submit**: dial, check the greeting, `work submit`, read the unit ID, send the payload
+//!   (the unit's stdin, by the runtime), half-close, read the final reply. A stream cut before
+//!   the half-close was acknowledged is submitted again (the other node's unit, if it made
+//!   one, fails reading its input and never runs); one cut after it is followed instead (the
+//!   unit may be running there);
+//! * **follow**: two streams. One asks `work status` over and over, with the long-poll
+//!   extension ([`crate::control::StatusWait`]) that our nodes hold until State or Detail
+//!   change; Go answers at once, and the next poll then waits out the rest of an interval
+//!   that starts at 250 ms and doubles up to 1 s while nothing changes. The other asks
+//!   `work results` from the local output size and appends what streams in; after any break
+//!   it asks again from the new local size, so no byte is lost or doubled. The unit is done
+//!   when it is complete there (or Canceled there after a local cancel) with all its output
+//!   here;
+//! * **cancel / release**: sent until the other node hears it; a cancelled unit is followed
+//!   on, a released one forgotten once the other node no longer knows it.
+//!
+//! Connection failures are retried with [`Backoff`] (1 s growing ×1.5 up to 20 s). A unit not
+//! started there fails at once when retrying cannot help: TLS refused, a firewall rejecting
+//! the packets, or a second handshake in a row left unanswered although a route existed (a
+//! firewall dropping them; one silence is not enough, as a node that has just come back
+//! drops our handshake until our next routing update reaches it). Beyond Go, a unit whose
+//! node stays unreachable for longer than [`RemoteUnitConfig::unreachable_timeout`] fails.
+//!
+//! Polling order (as [`crate::Node`]): after any `handle_*` call or command, drain
+//! [`RemoteUnit::poll_output`], then wait until [`RemoteUnit::poll_timeout`] or the next
+//! input. The runtime carries out the outputs of one connection in order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use tracing::{debug, warn};
+
+use super::remote::{RemoteExtraData, status_command};
+use super::status::{STATE_CANCELED, STATE_FAILED, is_complete};
+use crate::backoff::Backoff;
+
+/// Longest reply line read before the connection is given up.
+const MAX_LINE: usize = 1 << 20;
+
+/// Timings of a remote unit; [`Default`] gives the runtime's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUnitConfig {
+    /// First retry delay after a failed connection (grows ×1.5).
+    pub retry_first: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How long a dial and the greeting may take together.
+    pub connect_timeout: Duration,
+    /// How long our nodes hold a status poll while nothing changes.
+    pub status_wait: Duration,
+    /// How long a status reply may take beyond [`Self::status_wait`] before the connection is
+    /// given up as broken.
+    pub status_reply_timeout: Duration,
+    /// Longest pause between status polls to a node that answers at once (Go: 1 s).
+    pub poll: Duration,
+    /// Pause between status polls after a change; doubles up to [`Self::poll`].
+    pub poll_fast: Duration,
+    /// How long a results stream may stay silent while the other node reports more output.
+    pub results_stall: Duration,
+    /// Fail a unit whose node stayed unreachable this long (`None`: wait forever, as Go).
+    pub unreachable_timeout: Option<Duration>,
+    /// Seeds the backoff jitter.
+    pub rng_seed: u64,
+}
+
+impl Default for RemoteUnitConfig {
+    fn default() -> Self {
+        Self {
+            retry_first: Duration::from_secs(1),
+            retry_max: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(25),
+            status_wait: Duration::from_secs(1),
+            status_reply_timeout: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+            poll_fast: Duration::from_millis(250),
+            results_stall: Duration::from_secs(5),
+            unreachable_timeout: Some(Duration::from_secs(300)),
+            rng_seed: 0,
+        }
+    }
+}
+
+/// Names one connection of the unit, from [`RemoteOutput::Dial`] to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// What the runtime must do for the unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteOutput {
+    /// Open a mesh stream to the unit's node's `control` service (TLS config
+    /// [`RemoteExtraData::tls_client`]); answer with [`RemoteUnit::handle_connected`] or
+    /// [`RemoteUnit::handle_connect_failed`]. Deliver every byte read with
+    /// [`RemoteUnit::handle_bytes`] and the stream's end with [`RemoteUnit::handle_stream_ended`].
+    Dial(ConnId),
+    /// Write this line.
+    SendLine(ConnId, String),
+    /// Write the unit's stdin file, then half-close; report with
+    /// [`RemoteUnit::handle_half_closed`] once the other side has it all.
+    SendPayload(ConnId),
+    /// Close the stream; report nothing more about it.
+    Close(ConnId),
+    /// Append output to the local `stdout`; `offset` is where it starts (the local size).
+    AppendOutput {
+        /// The local size before these bytes.
+        offset: i64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Store the unit's remote data (its ID there, started, cancelled, released).
+    SaveRemote(RemoteExtraData),
+    /// Set the unit's State and Detail, and its stdout size unless `None`.
+    SetStatus {
+        /// One of the `STATE_*` numbers.
+        state: i64,
+        /// Detail.
+        detail: String,
+        /// Stdout size, or leave it.
+        stdout_size: Option<i64>,
+    },
+    /// Set only the Detail.
+    SetDetail(String),
+    /// The answer to the command ([`RemoteUnit::start`], [`RemoteUnit::cancel`]) the local
+    /// client waits for: `Ok(pending)`, where `pending`
+    /// says the other node has not heard yet (`Job Submitted`, `cancel pending`).
+    Answer(Result<bool, String>),
+    /// The unit is released: delete it here.
+    Forget,
+}
+
+/// Where the unit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemotePhase {
+    /// Created, nothing asked yet.
+    Idle,
+    /// Submitting to the other node.
+    Submit,
+    /// Started there: following status and output.
+    Follow,
+    /// Sending a cancel (`release` false) or a release until the other node hears it.
+    Cancel {
+        /// A release rather than a cancel.
+        release: bool,
+        /// One attempt only (force-release).
+        force: bool,
+    },
+    /// Released there with `release pending`: polling until the other node forgets it.
+    AwaitGone,
+    /// Nothing more to do (terminal here with all output, failed, or forgotten).
+    Done,
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Submit, status polls, cancel, release.
+    Control,
+    /// One `work results` stream.
+    Results,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Dialing,
+    Greeting,
+    AwaitCreated,
+    SendingPayload,
+    AwaitStarted,
+    /// Between status polls (or parked while the unit is finished).
+    Idle,
+    AwaitStatus {
+        sent: Instant,
+    },
+    AwaitCancel,
+    AwaitStreaming,
+    Streaming,
+}
+
+#[derive(Debug)]
+struct Conn {
+    purpose: Purpose,
+    stage: Stage,
+    buf: Vec<u8>,
+    deadline: Option<Instant>,
+}
+
+/// The last status read from the other node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    state: i64,
+    detail: String,
+    size: i64,
+}
+
+/// A remote unit, from the submitting node's side. See the [module docs](self).
+#[derive(Debug)]
+pub struct RemoteUnit {
+    config: RemoteUnitConfig,
+    data: RemoteExtraData,
+    /// State as stored here (the last status read, or what this machine set).
+    state: i64,
+    /// Stdout size the other node reported last.
+    remote_size: i64,
+    /// Bytes of output here.
+    local_size: i64,
+    phase: RemotePhase,
+    seen: Option<Seen>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: u64,
+    out: VecDeque<RemoteOutput>,
+    answer_owed: bool,
+    signature: Option<String>,
+    backoff: Backoff,
+    rng: ChaCha8Rng,
+    /// When to dial the control connection again.
+    control_retry: Option<Instant>,
+    /// When to dial the results connection again.
+    results_retry: Option<Instant>,
+    /// When to send the next status poll.
+    poll_at: Option<Instant>,
+    poll_interval: Duration,
+    /// A results stream ended or was refused: the next one waits for a status reply.
+    results_wait_news: bool,
+    last_output: Instant,
+    unreachable_since: Option<Instant>,
+    unanswered: u32,
+    /// An unstarted unit fails then with this Detail (`ttl`).
+    expiry: Option<(Instant, String)>,
+}
+
+impl RemoteUnit {
+    /// A unit with its remote data, its stored State and stdout size (as reported), and the
+    /// bytes of output already here.
+    pub fn new(
+        data: RemoteExtraData,
+        state: i64,
+        stdout_size: i64,
+        local_size: i64,
+        config: RemoteUnitConfig,
+        now: Instant,
+    ) -> Self {
+        let seed = config.rng_seed;
+        let backoff = Backoff::new(config.retry_first, config.retry_max);
+        let poll_interval = config.poll_fast;
+        Self {
+            config,
+            data,
+            state,
+            local_size,
+            remote_size: stdout_size,
+            phase: RemotePhase::Idle,
+            seen: None,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            out: VecDeque::new(),
+            answer_owed: false,
+            signature: None,
+            backoff,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            control_retry: None,
+            results_retry: None,
+            poll_at: None,
+            poll_interval,
+            results_wait_news: false,
+            last_output: now,
+            unreachable_since: None,
+            unanswered: 0,
+            expiry: None,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Where the unit stands.
+    pub fn phase(&self) -> RemotePhase {
+        self.phase
+    }
+
+    /// The remote data as this machine knows it.
+    pub fn data(&self) -> &RemoteExtraData {
+        &self.data
+    }
+
+    /// Bytes of output here.
+    pub fn local_size(&self) -> i64 {
+        self.local_size
+    }
+
+    /// Whether the machine has nothing more to do.
+    pub fn is_done(&self) -> bool {
+        self.phase == RemotePhase::Done
+    }
+
+    // ---- commands ----
+
+    /// The signature to put on commands (a fresh token when the unit signs its work).
+    pub fn set_signature(&mut self, signature: Option<String>) {
+        self.signature = signature;
+    }
+
+    /// An unstarted unit fails at `at` with `detail` (its `ttl`).
+    pub fn set_expiry(&mut self, at: Instant, detail: String) {
+        self.expiry = Some((at, detail));
+    }
+
+    /// Go's `Start`: submits the unit. Answers `Ok(false)` once the other node started it,
+    /// `Ok(true)` when the first attempt could not complete (it goes on in the background),
+    /// or an error.
+    pub fn start(&mut self, now: Instant) {
+        self.answer_owed = true;
+        if self.data.remote_started {
+            self.answer(Err("unit was already started".into()));
+            return;
+        }
+        if self.phase != RemotePhase::Idle {
+            self.answer(Err("start or monitor process already running".into()));
+            return;
+        }
+        self.phase = RemotePhase::Submit;
+        self.dial(Purpose::Control, now);
+    }
+
+    /// Go's `Restart`: resumes a unit found on disk. Errors for a unit that had not started
+    /// there (unless it is complete).
+    pub fn resume(&mut self, now: Instant) -> Result<(), String> {
+        if !self.data.remote_started {
+            if is_complete(self.state) {
+                self.phase = RemotePhase::Done;
+                return Ok(());
+            }
+            return Err("remote work had not previously started".into());
+        }
+        if self.data.local_released || self.data.local_cancelled {
+            self.phase = RemotePhase::Cancel {
+                release: self.data.local_released,
+                force: false,
+            };
+            self.dial(Purpose::Control, now);
+        } else {
+            self.follow(now);
+        }
+        Ok(())
+    }
+
+    /// Go's `Cancel` (`release` false) and `Release` / force-release. Answers `Ok(true)` when
+    /// the other node could not be told at once (it is told later).
+    pub fn cancel(&mut self, now: Instant, release: bool, force: bool) {
+        self.answer_owed = true;
+        self.data.local_cancelled = true;
+        self.data.local_released |= release;
+        self.out
+            .push_back(RemoteOutput::SaveRemote(self.data.clone()));
+        self.close_all();
+        self.poll_at = None;
+        self.control_retry = None;
+        self.results_retry = None;
+        if !self.data.remote_started {
+            self.answer(Ok(false));
+            if release {
+                self.forget();
+            } else {
+                self.set_status(STATE_FAILED, "Locally Cancelled".into(), Some(0));
+                self.phase = RemotePhase::Done;
+            }
+            return;
+        }
+        self.phase = RemotePhase::Cancel { release, force };
+        self.backoff.reset();
+        self.dial(Purpose::Control, now);
+    }
+
+    // ---- inputs ----
+
+    /// The stream `conn` is open.
+    pub fn handle_connected(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.stage == Stage::Dialing
+        {
+            c.stage = Stage::Greeting;
+        }
+    }
+
+    /// Opening `conn` failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, why: ConnectFailure) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.connect_failed(c.purpose, &why, now);
+        }
+    }
+
+    /// Bytes read from `conn`.
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.stage == Stage::Streaming {
+            self.append(now, Bytes::copy_from_slice(data));
+            return;
+        }
+        c.buf.extend_from_slice(data);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.stage == Stage::Streaming {
+                let rest = std::mem::take(&mut c.buf);
+                if !rest.is_empty() {
+                    self.append(now, Bytes::from(rest));
+                }
+                return;
+            }
+            let Some(end) = c.buf.iter().position(|b| *b == b'\n') else {
+                if c.buf.len() > MAX_LINE {
+                    warn!("reply line too long from {}", self.data.remote_node);
+                    self.lost(now, conn);
+                }
+                return;
+            };
+            let line: Vec<u8> = c.buf.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            self.line(now, conn, &line);
+        }
+    }
+
+    /// The runtime wrote the payload and half-closed `conn`, and the other side has it all.
+    pub fn handle_half_closed(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.stage == Stage::SendingPayload
+        {
+            c.stage = Stage::AwaitStarted;
+        }
+    }
+
+    /// `conn` ended: end of stream, or a read or write error.
+    pub fn handle_stream_ended(&mut self, now: Instant, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.lost(now, conn);
+        }
+    }
+
+    /// Time passed; safe to call early.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((at, detail)) = &self.expiry
+            && now >= *at
+            && !self.data.remote_started
+            && matches!(self.phase, RemotePhase::Submit | RemotePhase::Idle)
+        {
+            let detail = detail.clone();
+            self.expiry = None;
+            warn!("remote unit for {} expired", self.data.remote_node);
+            self.fail(detail, 0);
+            self.answer(Ok(true));
+            return;
+        }
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            match c.stage {
+                Stage::Dialing | Stage::Greeting => {
+                    let purpose = c.purpose;
+                    self.close(id);
+                    self.connect_failed(purpose, &ConnectFailure::Timeout, now);
+                }
+                Stage::AwaitStatus { .. } => {
+                    debug!(
+                        "no status reply from {}: reconnecting",
+                        self.data.remote_node
+                    );
+                    self.lost(now, id);
+                }
+                Stage::Streaming => {
+                    if self.more_output_there() {
+                        debug!("results stream from {} stalled", self.data.remote_node);
+                        self.lost(now, id);
+                    } else if let Some(c) = self.conns.get_mut(&id) {
+                        c.deadline = None;
+                    }
+                }
+                _ => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.deadline = None;
+                    }
+                }
+            }
+        }
+        if self.control_retry.is_some_and(|t| now >= t) {
+            self.control_retry = None;
+            if !self.has(Purpose::Control) && self.phase != RemotePhase::Done {
+                self.dial(Purpose::Control, now);
+            }
+        }
+        if self.results_retry.is_some_and(|t| now >= t) {
+            self.results_retry = None;
+            self.maybe_results(now);
+        }
+        if self.poll_at.is_some_and(|t| now >= t) {
+            self.poll_at = None;
+            self.poll_now(now);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next thing for the runtime to do.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<RemoteOutput> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.values().filter_map(|c| c.deadline);
+        let expiry = self
+            .expiry
+            .as_ref()
+            .filter(|_| !self.data.remote_started && self.phase != RemotePhase::Done)
+            .map(|(at, _)| *at);
+        [self.control_retry, self.results_retry, self.poll_at, expiry]
+            .into_iter()
+            .flatten()
+            .chain(conns)
+            .min()
+    }
+
+    // ---- inside ----
+
+    fn answer(&mut self, r: Result<bool, String>) {
+        if std::mem::take(&mut self.answer_owed) {
+            self.out.push_back(RemoteOutput::Answer(r));
+        }
+    }
+
+    fn has(&self, purpose: Purpose) -> bool {
+        self.conns.values().any(|c| c.purpose == purpose)
+    }
+
+    fn dial(&mut self, purpose: Purpose, now: Instant) {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                purpose,
+                stage: Stage::Dialing,
+                buf: Vec::new(),
+                deadline: Some(now + self.config.connect_timeout),
+            },
+        );
+        self.out.push_back(RemoteOutput::Dial(id));
+    }
+
+    fn close(&mut self, id: ConnId) {
+        if self.conns.remove(&id).is_some() {
+            self.out.push_back(RemoteOutput::Close(id));
+        }
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    fn send(&mut self, id: ConnId, line: String, stage: Stage, deadline: Option<Instant>) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stage = stage;
+            c.deadline = deadline;
+            self.out.push_back(RemoteOutput::SendLine(id, line));
+        }
+    }
+
+    fn set_status(&mut self, state: i64, detail: String, stdout_size: Option<i64>) {
+        self.state = state;
+        self.out.push_back(RemoteOutput::SetStatus {
+            state,
+            detail,
+            stdout_size,
+        });
+    }
+
+    fn fail(&mut self, detail: String, size: i64) {
+        self.set_status(STATE_FAILED, detail, Some(size));
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.close_all();
+        self.phase = RemotePhase::Done;
+        self.poll_at = None;
+        self.control_retry = None;
+        self.results_retry = None;
+    }
+
+    fn forget(&mut self) {
+        self.finish();
+        self.out.push_back(RemoteOutput::Forget);
+    }
+
+    /// The unit will not change any more there.
+    fn finished(&self) -> bool {
+        is_complete(self.state) || (self.state == STATE_CANCELED && self.data.local_cancelled)
+    }
+
+    fn remote_size(&self) -> i64 {
+        self.remote_size
+    }
+
+    fn copied_all(&self) -> bool {
+        self.finished() && self.local_size >= self.remote_size()
+    }
+
+    fn more_output_there(&self) -> bool {
+        self.remote_size() > self.local_size
+    }
+
+    fn follow(&mut self, now: Instant) {
+        self.phase = RemotePhase::Follow;
+        if self.copied_all() {
+            self.finish();
+            return;
+        }
+        if !self.has(Purpose::Control) && self.control_retry.is_none() {
+            self.dial(Purpose::Control, now);
+        }
+        self.maybe_results(now);
+    }
+
+    /// Opens a results stream if output may still come and none is open or waiting.
+    fn maybe_results(&mut self, now: Instant) {
+        let wanted = self.phase == RemotePhase::Follow
+            && !self.has(Purpose::Results)
+            && self.results_retry.is_none()
+            && !self.results_wait_news
+            && (!self.finished() || self.more_output_there());
+        if wanted {
+            self.dial(Purpose::Results, now);
+        }
+    }
+
+    /// Sends a status poll now on the control connection, or dials one.
+    fn poll_now(&mut self, now: Instant) {
+        if !matches!(self.phase, RemotePhase::Follow | RemotePhase::AwaitGone) {
+            return;
+        }
+        let idle = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.purpose == Purpose::Control)
+            .map(|(id, c)| (*id, c.stage));
+        match idle {
+            Some((id, Stage::Idle)) => self.send_status(id, now),
+            Some(_) => {}
+            None if self.control_retry.is_none() => self.dial(Purpose::Control, now),
+            None => {}
+        }
+    }
+
+    /// The next poll on `id`: at once, or after `pause`.
+    fn poll_later(&mut self, now: Instant, id: ConnId, pause: Duration) {
+        if pause.is_zero() {
+            self.send_status(id, now);
+        } else {
+            self.poll_at = Some(now + pause);
+        }
+    }
+
+    fn send_status(&mut self, id: ConnId, now: Instant) {
+        self.poll_at = None;
+        let millis = u64::try_from(self.config.status_wait.as_millis()).unwrap_or(u64::MAX);
+        let line = {
+            let wait = self
+                .seen
+                .as_ref()
+                .filter(|_| self.phase == RemotePhase::Follow)
+                .map(|s| (s.state, s.detail.as_str(), millis));
+            status_command(&self.data.remote_unit_id, wait)
+        };
+        let deadline = now + self.config.status_reply_timeout + self.config.status_wait;
+        self.send(id, line, Stage::AwaitStatus { sent: now }, Some(deadline));
+    }
+}
+
+mod failures;
+mod replies;
+
+pub use failures::ConnectFailure;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,713 @@
+//! The remote-unit machine against a scripted peer: every reply is what our control service
+//! (or Go's) writes, through the shared codec.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::NodeId;
+use crate::control::{ControlReply, ErrorReply, UnitStatus};
+use crate::stream::{DialFailure, StreamFailure};
+use crate::wire::Problem;
+use crate::work::{STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED};
+
+const ID: &str = "Rem0te01";
+
+fn data() -> RemoteExtraData {
+    RemoteExtraData {
+        remote_node: "C".into(),
+        remote_work_type: "echo".into(),
+        remote_params: BTreeMap::from([("params".into(), "x".into())]),
+        ..RemoteExtraData::default()
+    }
+}
+
+fn started_data() -> RemoteExtraData {
+    RemoteExtraData {
+        remote_unit_id: ID.into(),
+        remote_started: true,
+        ..data()
+    }
+}
+
+fn cfg() -> RemoteUnitConfig {
+    RemoteUnitConfig {
+        unreachable_timeout: Some(Duration::from_secs(30)),
+        ..RemoteUnitConfig::default()
+    }
+}
+
+/// The machine, the test's clock, and everything it output so far.
+struct T {
+    u: RemoteUnit,
+    now: Instant,
+    out: Vec<RemoteOutput>,
+}
+
+impl T {
+    fn new(data: RemoteExtraData, state: i64, size: i64, local: i64) -> Self {
+        let now = Instant::now();
+        Self {
+            u: RemoteUnit::new(data, state, size, local, cfg(), now),
+            now,
+            out: Vec::new(),
+        }
+    }
+
+    /// Outputs since the last call.
+    fn drain(&mut self) -> Vec<RemoteOutput> {
+        let mut v = Vec::new();
+        while let Some(o) = self.u.poll_output() {
+            v.push(o);
+        }
+        self.out.extend(v.iter().cloned());
+        v
+    }
+
+    /// The one dial among the new outputs.
+    fn dialed(&mut self) -> ConnId {
+        let dials: Vec<ConnId> = self
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                RemoteOutput::Dial(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dials.len(), 1, "{:?}", self.out);
+        dials[0]
+    }
+
+    /// Connects `c` and greets as node C; returns the line the machine sends then.
+    fn open(&mut self, c: ConnId) -> String {
+        self.u.handle_connected(self.now, c);
+        self.feed(
+            c,
+            &ControlReply::Greeting {
+                node_id: "C".into(),
+            },
+        );
+        self.sent(c)
+    }
+
+    fn feed(&mut self, c: ConnId, r: &ControlReply) {
+        self.u.handle_bytes(self.now, c, r.encode().as_bytes());
+    }
+
+    /// The one line sent on `c` among the new outputs.
+    fn sent(&mut self, c: ConnId) -> String {
+        let lines: Vec<String> = self
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                RemoteOutput::SendLine(x, l) if x == c => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{:?}", self.out);
+        lines[0].clone()
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.u.handle_timeout(self.now);
+    }
+
+    /// Jumps to the machine's next timer.
+    fn wake(&mut self) {
+        let t = self.u.poll_timeout().expect("a timer");
+        self.now = self.now.max(t);
+        self.u.handle_timeout(self.now);
+    }
+
+    fn status(&mut self, c: ConnId, state: i64, detail: &str, size: i64) {
+        self.feed(
+            c,
+            &ControlReply::WorkStatus(UnitStatus {
+                state,
+                detail: detail.into(),
+                stdout_size: size,
+                work_type: "echo".into(),
+                extra_data: None,
+            }),
+        );
+    }
+
+    fn answers(&self) -> Vec<Result<bool, String>> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                RemoteOutput::Answer(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_status(&self) -> Option<(i64, String)> {
+        self.out.iter().rev().find_map(|o| match o {
+            RemoteOutput::SetStatus { state, detail, .. } => Some((*state, detail.clone())),
+            _ => None,
+        })
+    }
+
+    fn output(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        for o in &self.out {
+            if let RemoteOutput::AppendOutput { offset, data } = o {
+                assert_eq!(*offset as usize, v.len(), "appended at the wrong offset");
+                v.extend_from_slice(data);
+            }
+        }
+        v
+    }
+}
+
+fn firewall() -> ConnectFailure {
+    ConnectFailure::Dial(DialFailure::Failed(StreamFailure::Unreachable {
+        reporter: NodeId::new("B").unwrap(),
+        problem: Problem::Firewall,
+    }))
+}
+
+fn silence() -> ConnectFailure {
+    ConnectFailure::Dial(DialFailure::Failed(StreamFailure::HandshakeTimeout(
+        Duration::from_secs(15),
+    )))
+}
+
+/// Submits over a fresh connection up to the final reply; returns the connection.
+fn submit(t: &mut T) -> ConnId {
+    let c = t.dialed();
+    let line = t.open(c);
+    assert!(line.contains("\"subcommand\":\"submit\"") && line.contains("\"node\":\"C\""));
+    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::SendPayload(c)), "{out:?}");
+    assert!(matches!(&out[0], RemoteOutput::SaveRemote(d) if d.remote_unit_id == ID));
+    t.u.handle_half_closed(t.now, c);
+    c
+}
+
+/// The two connections of a started unit: (control, results), both greeted.
+fn following(t: &mut T) -> (ConnId, ConnId) {
+    let dials: Vec<ConnId> = t
+        .drain()
+        .into_iter()
+        .filter_map(|o| match o {
+            RemoteOutput::Dial(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials.len(), 2, "{:?}", t.out);
+    let first = t.open(dials[0]);
+    assert!(first.contains("\"subcommand\":\"status\""), "{first}");
+    assert!(
+        !first.contains("waitms"),
+        "first poll answers at once: {first}"
+    );
+    let results = t.open(dials[1]);
+    assert!(results.contains("\"subcommand\":\"results\""), "{results}");
+    (dials[0], dials[1])
+}
+
+#[test]
+fn submit_follow_and_copy_all_output() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = submit(&mut t);
+    t.feed(
+        c,
+        &ControlReply::WorkStarted {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(c)), "{out:?}");
+    assert_eq!(t.answers(), vec![Ok(false)]);
+    assert!(
+        t.out
+            .iter()
+            .any(|o| matches!(o, RemoteOutput::SaveRemote(d) if d.remote_started))
+    );
+    let dials: Vec<ConnId> = out
+        .iter()
+        .filter_map(|o| match o {
+            RemoteOutput::Dial(c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    let (ctl, res) = (dials[0], dials[1]);
+    assert!(t.open(ctl).contains("\"subcommand\":\"status\""));
+    assert!(t.open(res).contains("\"startpos\":0"));
+    t.status(ctl, STATE_RUNNING, "Running: PID 7", 0);
+    // The next poll is a long poll carrying what is known.
+    let line = t.sent(ctl);
+    assert!(
+        line.contains("\"waitdetail\":\"Running: PID 7\",\"waitms\":1000,\"waitstate\":1"),
+        "{line}"
+    );
+    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.u.handle_bytes(t.now, res, b"hello ");
+    t.u.handle_bytes(t.now, res, b"world\n");
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 12);
+    let out = t.drain();
+    // Complete there with all output here: both streams are closed.
+    assert!(t.u.is_done());
+    assert!(out.contains(&RemoteOutput::Close(res)), "{out:?}");
+    assert_eq!(t.output(), b"hello world\n");
+    assert_eq!(
+        t.last_status(),
+        Some((STATE_SUCCEEDED, "exit status 0".into()))
+    );
+    assert!(t.out.contains(&RemoteOutput::Close(ctl)));
+    assert_eq!(t.u.poll_timeout(), None);
+}
+
+#[test]
+fn results_line_and_output_in_one_read() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, res) = following(&mut t);
+    let mut bytes = ControlReply::StreamingResults { unit_id: ID.into() }
+        .encode()
+        .into_bytes();
+    bytes.extend_from_slice(b"abc\nde");
+    t.u.handle_bytes(t.now, res, &bytes);
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 6);
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(t.output(), b"abc\nde");
+}
+
+#[test]
+fn a_cut_before_the_payload_submits_again_after_it_follows() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.open(c);
+    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.u.handle_stream_ended(t.now, c);
+    t.drain();
+    assert_eq!(
+        t.answers(),
+        vec![Ok(true)],
+        "the submitter hears Job Submitted"
+    );
+    assert_eq!(t.u.phase(), RemotePhase::Submit);
+    t.wake();
+    let c = submit(&mut t);
+    // Cut after the payload: the unit may be running there, so it is followed.
+    t.u.handle_stream_ended(t.now, c);
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert!(t.u.data().remote_started);
+    following(&mut t);
+}
+
+#[test]
+fn a_refused_submit_fails() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = submit(&mut t);
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::Other("could not verify signature".into())),
+    );
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(
+        t.answers(),
+        vec![Err("error from remote: could not verify signature".into())]
+    );
+    assert_eq!(
+        t.last_status(),
+        Some((
+            STATE_FAILED,
+            "Error starting worker: error from remote: could not verify signature".into()
+        ))
+    );
+}
+
+#[test]
+fn a_firewall_reject_fails_at_once() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, firewall());
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(
+        t.last_status(),
+        Some((
+            STATE_FAILED,
+            "Cannot reach remote node C: blocked by firewall (reported by node B)".into()
+        ))
+    );
+    assert_eq!(t.answers(), vec![Ok(true)]);
+}
+
+#[test]
+fn the_second_unanswered_handshake_in_a_row_fails() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, silence());
+    assert!(!t.u.is_done(), "one silence is not enough");
+    t.wake();
+    let c = t.dialed();
+    // Another kind of failure in between starts the count again.
+    t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+    t.wake();
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, silence());
+    assert!(!t.u.is_done());
+    t.wake();
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, silence());
+    t.drain();
+    assert!(t.u.is_done());
+    let (state, detail) = t.last_status().unwrap();
+    assert_eq!(state, STATE_FAILED);
+    assert!(
+        detail.starts_with("Cannot reach remote node C: handshake timeout"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn tls_failure_names_itself_and_a_started_unit_keeps_trying() {
+    let tls = ConnectFailure::Dial(DialFailure::Failed(StreamFailure::Tls {
+        by_peer: true,
+        reason: "bad certificate".into(),
+    }));
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let dials: Vec<ConnId> = t
+        .drain()
+        .into_iter()
+        .filter_map(|o| match o {
+            RemoteOutput::Dial(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    t.u.handle_connect_failed(t.now, dials[0], tls.clone());
+    t.drain();
+    assert!(!t.u.is_done());
+    assert!(t.out.iter().any(|o| matches!(o,
+        RemoteOutput::SetDetail(d) if d.starts_with("TLS error connecting to remote service: "))));
+    // Unstarted: it fails.
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, tls);
+    t.drain();
+    assert!(t.u.is_done());
+}
+
+#[test]
+fn retries_back_off_and_the_unreachable_timeout_fails_the_unit() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let start = t.now;
+    let mut delays = Vec::new();
+    let mut last = t.now;
+    while !t.u.is_done() {
+        let c = t.dialed();
+        t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+        t.drain();
+        if t.u.is_done() {
+            break;
+        }
+        t.wake();
+        delays.push(t.now - last);
+        last = t.now;
+    }
+    // 1 s growing ×1.5 (less up to 10 % jitter).
+    assert!(delays[0] <= Duration::from_secs(1) && delays[0] >= Duration::from_millis(900));
+    assert!(delays[2] > delays[1] && delays[1] > delays[0], "{delays:?}");
+    assert!(t.now - start >= Duration::from_secs(30));
+    assert_eq!(
+        t.last_status(),
+        Some((STATE_FAILED, "Remote node C was unreachable for 30s".into()))
+    );
+}
+
+#[test]
+fn same_seed_same_trace() {
+    let run = || {
+        let mut t = T::new(data(), STATE_PENDING, 0, 0);
+        t.u.start(t.now);
+        let start = t.now;
+        let mut times = Vec::new();
+        for _ in 0..6 {
+            let c = t.dialed();
+            t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+            t.wake();
+            times.push(t.now - start);
+        }
+        times
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn a_stalled_results_stream_resumes_from_the_local_size() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, res) = following(&mut t);
+    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.u.handle_bytes(t.now, res, b"12345");
+    t.status(ctl, STATE_RUNNING, "Running", 10);
+    t.sent(ctl);
+    // Nothing more arrives although 10 bytes exist there.
+    t.advance(Duration::from_secs(5));
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(res)), "{out:?}");
+    // The stream is asked for again once the status has been read.
+    t.status(ctl, STATE_RUNNING, "Running", 10);
+    let res = t.dialed();
+    let line = t.open(res);
+    assert!(line.contains("\"startpos\":5"), "{line}");
+    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.u.handle_bytes(t.now, res, b"67890");
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 10);
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(t.output(), b"1234567890");
+}
+
+#[test]
+fn go_status_replies_are_paced() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, _res) = following(&mut t);
+    t.status(ctl, STATE_RUNNING, "Running", 0);
+    t.sent(ctl);
+    // Go answers the long poll at once with nothing new: the next poll waits.
+    t.status(ctl, STATE_RUNNING, "Running", 0);
+    assert!(t.drain().is_empty());
+    let at = t.u.poll_timeout().unwrap();
+    assert_eq!(at - t.now, Duration::from_millis(250));
+    t.wake();
+    t.sent(ctl);
+    t.status(ctl, STATE_RUNNING, "Running", 0);
+    assert_eq!(
+        t.u.poll_timeout().unwrap() - t.now,
+        Duration::from_millis(500)
+    );
+    // A silent node: the poll is given up and the connection dialled again.
+    t.wake();
+    t.sent(ctl);
+    t.advance(Duration::from_secs(6));
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(ctl)), "{out:?}");
+    assert!(out.iter().any(|o| matches!(o, RemoteOutput::Dial(_))));
+}
+
+#[test]
+fn a_unit_gone_there_fails_here() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, _) = following(&mut t);
+    t.feed(
+        ctl,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(
+        t.last_status(),
+        Some((STATE_FAILED, "Remote work unit is gone".into()))
+    );
+}
+
+#[test]
+fn cancel_is_sent_then_followed_to_canceled() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    following(&mut t);
+    t.u.cancel(t.now, false, false);
+    let c = t.dialed();
+    assert!(
+        t.out
+            .iter()
+            .any(|o| matches!(o, RemoteOutput::SaveRemote(d) if d.local_cancelled))
+    );
+    // The first attempt is cut: the canceller hears "pending", it is sent again.
+    t.u.handle_stream_ended(t.now, c);
+    t.drain();
+    assert_eq!(t.answers(), vec![Ok(true)]);
+    t.wake();
+    let c = t.dialed();
+    let line = t.open(c);
+    assert!(line.contains("\"subcommand\":\"cancel\""), "{line}");
+    t.feed(
+        c,
+        &ControlReply::WorkCancelled {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    t.sent(c);
+    t.status(c, STATE_CANCELED, "Canceled", 0);
+    t.drain();
+    assert!(t.u.is_done(), "Canceled there after a cancel here is final");
+}
+
+#[test]
+fn release_pending_waits_until_the_other_node_forgets() {
+    let mut t = T::new(started_data(), STATE_SUCCEEDED, 0, 0);
+    t.u.cancel(t.now, true, false);
+    let c = t.dialed();
+    let line = t.open(c);
+    assert!(line.contains("\"subcommand\":\"release\""), "{line}");
+    t.feed(
+        c,
+        &ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: true,
+        },
+    );
+    assert_eq!(t.u.phase(), RemotePhase::AwaitGone);
+    let c = t.dialed();
+    let line = t.open(c);
+    assert!(
+        !line.contains("waitms"),
+        "Go-style polls while awaiting: {line}"
+    );
+    t.status(c, STATE_SUCCEEDED, "exit status 0", 0);
+    t.sent(c);
+    // Nothing new: the next poll waits (Go's pacing).
+    t.status(c, STATE_SUCCEEDED, "exit status 0", 0);
+    assert!(t.drain().is_empty());
+    t.wake();
+    t.sent(c);
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Forget));
+    assert!(t.u.is_done());
+    assert_eq!(t.answers(), vec![Ok(false)]);
+}
+
+#[test]
+fn release_of_a_unit_unknown_there_succeeds() {
+    let mut t = T::new(started_data(), STATE_SUCCEEDED, 0, 0);
+    t.u.cancel(t.now, true, false);
+    let c = t.dialed();
+    t.open(c);
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Forget));
+}
+
+#[test]
+fn force_release_tries_once() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.cancel(t.now, true, true);
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Forget));
+    assert_eq!(t.answers(), vec![Ok(false)]);
+}
+
+#[test]
+fn cancel_before_start_fails_locally() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.cancel(t.now, false, false);
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Close(c)));
+    assert_eq!(
+        t.last_status(),
+        Some((STATE_FAILED, "Locally Cancelled".into()))
+    );
+    assert!(t.u.is_done());
+}
+
+#[test]
+fn an_unstarted_unit_expires() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.set_expiry(
+        t.now + Duration::from_secs(3),
+        "Work unit expired on X".into(),
+    );
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+    t.advance(Duration::from_secs(1));
+    let c = t.dialed();
+    t.u.handle_connect_failed(t.now, c, ConnectFailure::NoRoute);
+    t.advance(Duration::from_secs(2));
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(
+        t.last_status(),
+        Some((STATE_FAILED, "Work unit expired on X".into()))
+    );
+}
+
+#[test]
+fn a_wrong_greeting_is_a_failed_connection() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.u.handle_connected(t.now, c);
+    t.feed(
+        c,
+        &ControlReply::Greeting {
+            node_id: "D".into(),
+        },
+    );
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Close(c)));
+    assert_eq!(t.answers(), vec![Ok(true)]);
+    assert!(t.u.poll_timeout().is_some(), "retried");
+}
+
+#[test]
+fn resume_rules() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    assert!(t.u.resume(t.now).is_err());
+    let mut t = T::new(data(), STATE_FAILED, 0, 0);
+    assert!(t.u.resume(t.now).is_ok());
+    assert!(t.u.is_done());
+    // Complete there with all output here: nothing to do.
+    let mut t = T::new(started_data(), STATE_SUCCEEDED, 4, 4);
+    t.u.resume(t.now).unwrap();
+    assert!(t.u.is_done());
+    // A release not yet heard there is sent again.
+    let mut t = T::new(
+        RemoteExtraData {
+            local_released: true,
+            local_cancelled: true,
+            ..started_data()
+        },
+        STATE_RUNNING,
+        0,
+        0,
+    );
+    t.u.resume(t.now).unwrap();
+    let c = t.dialed();
+    assert!(t.open(c).contains("\"subcommand\":\"release\""));
+}
+
+#[test]
+fn lasting_connect_failures_are_recognised() {
+    let tls = ConnectFailure::Dial(DialFailure::Failed(StreamFailure::Tls {
+        by_peer: true,
+        reason: "error 42".into(),
+    }));
+    assert!(tls.is_tls() && tls.is_lasting());
+    assert!(!firewall().is_tls() && firewall().is_lasting());
+    assert!(!silence().is_lasting());
+    assert!(!ConnectFailure::NoRoute.is_lasting());
+    assert_eq!(ConnectFailure::NoRoute.to_string(), "no route to node");
+}

@@ -1,0 +1,7 @@
+//! TLS for the tokio runtime: the core's runtime-independent [`receptor_core::tls`] (node-ID
+//! checks, configs, the insecure mesh-stream mode, handshake explanations), with loading from
+//! files ([`receptor_core::os::tls`]). Re-exported here so that `receptor_tokio::tls::...`
+//! keeps working.
+
+pub use receptor_core::os::tls::{Files, check_own_cert_names, system_roots};
+pub use receptor_core::tls::*;
