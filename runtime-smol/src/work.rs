@@ -229,7 +229,7 @@ impl Work {
             rec: Mutex::new(StatusRecord::new(work_type, Some(extra))),
             child: Mutex::new(None),
         });
-        let effects = lock(&self.engine).create(&id, unit.clone(), work_type, None)?;
+        let effects = lock(&self.engine).create(&id, unit.clone(), work_type)?;
         self.apply(&unit, effects);
         let effects = lock(&self.engine).start(&id)?;
         self.run(&unit, effects).await?;
@@ -291,7 +291,7 @@ impl Work {
     fn observe(&self, id: &str, unit: &Unit) {
         unit.reap();
         let state = lock(&unit.rec).state;
-        lock(&self.engine).handle_status(id, state, true);
+        lock(&self.engine).handle_status(id, state);
     }
 
     /// Carries out `effects` for `unit`, feeding back each answer; the request's answer.
@@ -368,11 +368,6 @@ impl Work {
                 }
                 Effect::Forget { unit: id } => {
                     lock(&self.engine).forget(&id);
-                }
-                Effect::StopWorker { .. } => {
-                    if let Some(c) = lock(&unit.child).as_mut() {
-                        let _ = c.kill();
-                    }
                 }
                 other => tracing::debug!("effect {other:?} needs the async driver"),
             }

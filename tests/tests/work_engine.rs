@@ -1,7 +1,7 @@
 //! The local unit lifecycle (core's `Engine`) driven by a simulated node: a simulated worker
 //! (processes that run for a while in virtual time and outlive node restarts), a simulated
 //! unit directory per unit (its status record) with removals that fail now and then, and
-//! random submits, starts, cancels, releases, force-releases, ttls and node restarts drawn
+//! random submits, starts, cancels, releases, force-releases and node restarts drawn
 //! from a seed. Every unit must end terminal or released, the table and the "disk" must agree,
 //! and the same seed must give the same trace.
 
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use receptor_core::work::{
-    CancelOutcome, Effect, Engine, Expiry, ExtraData, Restart, STATE_CANCELED, STATE_FAILED,
-    STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, StatusRecord, StdoutSize, WorkType, is_complete,
+    CancelOutcome, Effect, Engine, ExtraData, Restart, STATE_CANCELED, STATE_FAILED, STATE_PENDING,
+    STATE_RUNNING, STATE_SUCCEEDED, StatusRecord, StdoutSize, WorkType, is_complete,
 };
 
 /// Units of the simulated type run a "process" that takes a few virtual seconds.
@@ -94,20 +94,22 @@ impl SimNode {
                     if let Some(rec) = self.disk.get_mut(&unit) {
                         rec.set_basic(STATE_RUNNING, "Running: PID 1", Some(0));
                     }
-                    self.engine.handle_status(&unit, STATE_RUNNING, true);
+                    self.engine.handle_status(&unit, STATE_RUNNING);
                     self.engine.handle_start_result(&unit, Ok(false))
                 }
                 Effect::ReattachWorker { unit } => {
-                    // As the CLI's command worker: a supervisor that ended while the node was
-                    // down leaves a Running unit Failed; nothing else needs following.
-                    let alive = self.procs.contains_key(&unit);
-                    if let Some(rec) = self.disk.get_mut(&unit)
-                        && !alive
-                        && rec.state == STATE_RUNNING
-                    {
-                        rec.set_basic(STATE_FAILED, "Command runner exited unexpectedly", None);
+                    // As the CLI's command worker: a process that ended while the node was
+                    // down without a final state is reported gone; nothing else needs following.
+                    let mut more = self.engine.handle_reattach_result(&unit, Ok(()));
+                    if !self.procs.contains_key(&unit) {
+                        let state = self.disk.get(&unit).map_or(STATE_FAILED, |r| r.state);
+                        more.extend(self.engine.handle_worker_gone(
+                            &unit,
+                            state,
+                            "exited unexpectedly (unknown status)".to_owned(),
+                        ));
                     }
-                    self.engine.handle_reattach_result(&unit, Ok(()))
+                    more
                 }
                 Effect::CancelWorker { unit, release } => {
                     let running = self.procs.remove(&unit).is_some();
@@ -117,10 +119,6 @@ impl SimNode {
                         CancelOutcome::NotRunning
                     };
                     self.engine.handle_cancel_result(&unit, release, outcome)
-                }
-                Effect::StopWorker { unit } => {
-                    self.procs.remove(&unit);
-                    Vec::new()
                 }
                 Effect::RemoveDir {
                     unit,
@@ -159,7 +157,7 @@ impl SimNode {
         reply
     }
 
-    fn submit(&mut self, ttl: Option<Duration>) {
+    fn submit(&mut self) {
         let mut rng = self.rng.clone();
         let disk = &self.disk;
         let id = self
@@ -168,15 +166,11 @@ impl SimNode {
         self.rng = rng;
         let rec = StatusRecord::new("sim", Some(ExtraData::command(0, "")));
         self.disk.insert(id.clone(), rec);
-        let expiry = ttl.map(|t| Expiry {
-            at: self.now + t,
-            detail: format!("expired after {t:?}"),
-        });
-        let effects = self.engine.create(&id, (), "sim", expiry).unwrap();
+        let effects = self.engine.create(&id, (), "sim").unwrap();
         self.run(effects);
         self.log(format!("{id}: submitted"));
         if self.rng.next_u32().is_multiple_of(4) {
-            // A payload that fails to arrive, or one left unstarted (until ttl or restart).
+            // A payload that fails to arrive, or one left unstarted (until a restart).
             if self.rng.next_u32().is_multiple_of(2) {
                 let effects = self.engine.payload_failed(&id, "EOF");
                 self.run(effects);
@@ -201,15 +195,28 @@ impl SimNode {
             if let Some(rec) = self.disk.get_mut(&id) {
                 rec.set_basic(STATE_SUCCEEDED, "exit status 0", Some(12));
             }
-            self.engine.handle_status(&id, STATE_SUCCEEDED, true);
+            self.engine.handle_status(&id, STATE_SUCCEEDED);
             self.log(format!("{id}: exited"));
         }
-        self.engine.handle_timeout(self.now);
-        let mut due = Vec::new();
-        while let Some(e) = self.engine.poll_effect() {
-            due.push(e);
+    }
+
+    /// A process killed from outside: its unit's record stays Running. The node sees it go
+    /// half of the time; otherwise it finds out at its next restart.
+    fn kill_one(&mut self) {
+        let Some(id) = self.procs.keys().next().cloned() else {
+            return;
+        };
+        self.procs.remove(&id);
+        self.log(format!("{id}: killed"));
+        if self.rng.next_u32().is_multiple_of(2) && self.engine.get(&id).is_some() {
+            let state = self.disk.get(&id).map_or(STATE_FAILED, |r| r.state);
+            let effects = self.engine.handle_worker_gone(
+                &id,
+                state,
+                "exited unexpectedly (signal: killed)".to_owned(),
+            );
+            self.run(effects);
         }
-        self.run(due);
     }
 
     fn restart_node(&mut self) {
@@ -230,11 +237,7 @@ impl SimNode {
 
     fn step(&mut self) {
         match self.rng.next_u32() % 10 {
-            0..=2 => {
-                let ttl = (self.rng.next_u32().is_multiple_of(3))
-                    .then(|| Duration::from_secs(u64::from(self.rng.next_u32() % 4)));
-                self.submit(ttl);
-            }
+            0..=2 => self.submit(),
             3 => {
                 if let Some(id) = self.pick() {
                     let effects = self.engine.cancel(&id).unwrap();
@@ -255,6 +258,7 @@ impl SimNode {
                 }
             }
             6 => self.restart_node(),
+            7 => self.kill_one(),
             _ => {
                 let ms = u64::from(self.rng.next_u32() % 3000);
                 self.advance(Duration::from_millis(ms));
@@ -284,9 +288,10 @@ impl SimNode {
         for (id, ()) in self.engine.units() {
             let rec = &self.disk[id];
             let done = is_complete(rec.state) || rec.state == STATE_CANCELED;
-            // Only a unit never started (no payload yet) may still be Pending.
+            // Only a unit never started (no payload yet) may still be Pending, and only one
+            // whose process was killed unnoticed still Running.
             assert!(
-                done || rec.state == STATE_PENDING,
+                done || rec.state == STATE_PENDING || rec.state == STATE_RUNNING,
                 "{id} ended {} {}",
                 rec.state,
                 rec.detail
@@ -328,13 +333,14 @@ fn random_lifecycles_end_well_and_repeat() {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let marks = [
         "status 4 Canceled",
-        "expired after",
         "forgotten",
         "Pending at restart",
         "Error reading input data",
         "Err(\"unlinkat",
         "node restart",
         "exited",
+        "exited unexpectedly (signal: killed)",
+        "exited unexpectedly (unknown status)",
     ];
     for seed in 0..seeds {
         let first = run_seed(seed);
@@ -348,7 +354,7 @@ fn random_lifecycles_end_well_and_repeat() {
         }
         assert_eq!(first, run_seed(seed), "seed {seed} is not repeatable");
     }
-    // Every path was taken (cancel, ttl, release, restart rules, failed removals).
+    // Every path was taken (cancel, release, restart rules, failed removals).
     for m in marks {
         assert!(
             seen.get(m).copied().unwrap_or(0) > 0,
@@ -358,22 +364,13 @@ fn random_lifecycles_end_well_and_repeat() {
 }
 
 #[test]
-fn expiry_and_busy_release_in_one_run() {
+fn a_busy_directory_is_removed_on_the_third_try() {
     let mut node = SimNode::new(1);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let id = node.engine.new_unit_id(&mut rng, |_| false);
     node.disk.insert(id.clone(), StatusRecord::new("sim", None));
-    let at = node.now + Duration::from_secs(2);
-    let x = Expiry {
-        at,
-        detail: "expired".into(),
-    };
-    let effects = node.engine.create(&id, (), "sim", Some(x)).unwrap();
+    let effects = node.engine.create(&id, (), "sim").unwrap();
     node.run(effects);
-    assert_eq!(node.engine.poll_timeout(), Some(at));
-    node.advance(Duration::from_secs(3));
-    assert_eq!(node.disk[&id].state, STATE_FAILED);
-    assert_eq!(node.disk[&id].detail, "expired");
     // Two busy tries, then the third removes it: a second apart each.
     node.busy.insert(id.clone(), 2);
     let before = node.now;

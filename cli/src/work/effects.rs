@@ -1,10 +1,10 @@
 //! Carrying out the engine's effects on this node: status writes, the unit's worker (start,
-//! re-attach, cancel, stop), removing unit directories (retried when the engine says so),
-//! forgetting units, and the timer that feeds the engine the time for ttl expiry.
+//! re-attach, cancel), removing unit directories (retried when the engine says so),
+//! forgetting units.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use receptor_core::work::{Effect, WorkError};
 use tracing::debug;
@@ -81,19 +81,10 @@ impl Workceptor {
                 let r = unit.worker.reattach(self, unit);
                 return self.engine().handle_reattach_result(&id, r);
             }
-            Effect::StopWorker { .. } => {}
             Effect::Forget { .. } => self.forget_unit(unit),
             other => debug!("[{}] effect {other:?} needs the async driver", unit.id),
         }
         Vec::new()
-    }
-
-    /// Starts the task that expires units whose ttl passes (once).
-    pub(super) fn arm_timer(self: &Arc<Self>) {
-        if self.timer_started.set(()).is_ok() {
-            tokio::spawn(expiry_timer(self.clone()));
-        }
-        self.timer.notify_one();
     }
 }
 
@@ -106,54 +97,4 @@ pub(super) fn reply_of(effects: Vec<Effect>) -> Result<bool, String> {
             _ => None,
         })
         .unwrap_or(Ok(false))
-}
-
-/// Time left until `at` (Unix nanoseconds); zero once past.
-pub(super) fn until_wall(at: i128) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
-    Duration::from_nanos(u64::try_from((at - now).max(0)).unwrap_or(u64::MAX))
-}
-
-/// Feeds the engine the time, for as long as the node runs: units whose ttl passed fail.
-async fn expiry_timer(work: Arc<Workceptor>) {
-    loop {
-        let next = work.engine().poll_timeout();
-        let woken = work.timer.notified();
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at.into()) => {}
-                    () = woken => {}
-                }
-            }
-            None => woken.await,
-        }
-        // What the workers wrote meanwhile (a remote unit that got going) counts.
-        let units: Vec<Arc<Unit>> = work.engine().expiring().map(|(_, u)| u.clone()).collect();
-        for u in &units {
-            let rec = u.status();
-            let started = u.worker.started(&rec);
-            work.engine().handle_status(&u.id, rec.state, started);
-        }
-        let mut due = Vec::new();
-        {
-            let mut engine = work.engine();
-            engine.handle_timeout(Instant::now());
-            while let Some(e) = engine.poll_effect() {
-                due.push(e);
-            }
-        }
-        for e in due {
-            let id = match &e {
-                Effect::SetStatus { unit, .. } | Effect::StopWorker { unit } => unit.clone(),
-                _ => continue,
-            };
-            let unit = work.engine().get(&id).cloned();
-            if let Some(u) = unit {
-                work.apply_sync(&u, vec![e]);
-            }
-        }
-    }
 }

@@ -38,18 +38,18 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use receptor_core::control::{ErrorReply, UnitStatus, WorkSubmit, state_name};
 use receptor_core::wire::WorkCommand;
-use receptor_core::work::{Engine, Expiry, StatusRecord, StdoutSize, is_safe_unit_id};
-use tokio::sync::{Notify, watch};
+use receptor_core::work::{Engine, StatusRecord, StdoutSize, is_safe_unit_id};
+use tokio::sync::watch;
 use tracing::{debug, error, info};
 
 pub use client::Mesh;
-use effects::{reply_of, until_wall};
+use effects::reply_of;
 pub use results::ResultsStream;
 pub use signing::{DEFAULT_TOKEN_EXPIRATION, Keys, check_exists};
 pub use worker::CommandType;
@@ -251,10 +251,6 @@ pub struct Workceptor {
     types: Vec<(String, Arc<dyn worker::Worker>)>,
     /// The unit table and lifecycle.
     engine: Mutex<Engine<Arc<Unit>>>,
-    /// Wakes the expiry timer when a unit with a ttl arrives.
-    timer: Notify,
-    /// Whether the expiry timer task runs.
-    timer_started: OnceLock<()>,
     rng: Mutex<ChaCha20Rng>,
     /// The node, for remote units.
     mesh: Option<Mesh>,
@@ -304,8 +300,6 @@ impl Workceptor {
             data_dir: datadir.join(node_id),
             types,
             engine: Mutex::new(Engine::new()),
-            timer: Notify::new(),
-            timer_started: OnceLock::new(),
             rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
             mesh: None,
             keys: Keys::default(),
@@ -537,23 +531,11 @@ impl Workceptor {
 
     /// A new unit is known and takes its payload.
     fn created(self: &Arc<Self>, unit: Arc<Unit>) -> Result<Arc<Unit>, String> {
-        let expiry = unit
-            .status()
-            .remote()
-            .and_then(|r| r.expiration)
-            .map(|at| Expiry {
-                at: Instant::now() + until_wall(at),
-                detail: receptor_core::work::remote::expired_detail(at, 0),
-            });
-        let timed = expiry.is_some();
         let work_type = unit.status().work_type;
         let effects = self
             .engine()
-            .create(&unit.id, unit.clone(), &work_type, expiry)
+            .create(&unit.id, unit.clone(), &work_type)
             .map_err(|e| e.to_string())?;
-        if timed {
-            self.arm_timer();
-        }
         self.watch_unit(&unit);
         let stdin = unit.stdin_path();
         if let Err(e) = create_private(&stdin) {

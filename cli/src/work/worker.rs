@@ -1,7 +1,7 @@
 //! Work types on this node: the OS side of core's [`WorkType`]. Each registered type (by
 //! name, as the configuration's `work-command` entities declare them, plus the built-in
 //! `remote`) is one [`Worker`]; the workceptor drives core's [`Engine`](receptor_core::work::Engine)
-//! and hands its worker effects (start, re-attach, cancel, stop) to the unit's worker.
+//! and hands its worker effects (start, re-attach, cancel) to the unit's worker.
 //! A new work type (Kubernetes pods) is one more implementation of this trait.
 
 use std::future::Future;
@@ -44,9 +44,6 @@ pub(crate) trait Worker: WorkType {
         unit: &'a Arc<Unit>,
         release: Option<bool>,
     ) -> BoxFuture<'a, CancelOutcome>;
-
-    /// Whether `rec` shows the work under way (ends the unit's `ttl`).
-    fn started(&self, rec: &StatusRecord) -> bool;
 
     /// The unit's status as `work status` / `work list` report it.
     fn reply_status(&self, rec: &StatusRecord) -> UnitStatus {
@@ -123,10 +120,6 @@ impl Worker for CommandWorker {
     ) -> BoxFuture<'a, CancelOutcome> {
         Box::pin(command::cancel(unit))
     }
-
-    fn started(&self, _: &StatusRecord) -> bool {
-        true
-    }
 }
 
 /// `remote` units: the work runs on another node, driven over its control service.
@@ -183,10 +176,6 @@ impl Worker for RemoteWorker {
             }
         })
     }
-
-    fn started(&self, rec: &StatusRecord) -> bool {
-        rec.remote().is_some_and(|r| r.remote_started)
-    }
 }
 
 /// Units found on disk whose work type is not registered: listed (with `ExtraData`
@@ -228,10 +217,6 @@ impl Worker for UnknownWorker {
         _: Option<bool>,
     ) -> BoxFuture<'a, CancelOutcome> {
         Box::pin(async { CancelOutcome::NotRunning })
-    }
-
-    fn started(&self, _: &StatusRecord) -> bool {
-        true
     }
 
     fn reply_status(&self, rec: &StatusRecord) -> UnitStatus {

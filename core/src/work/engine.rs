@@ -2,35 +2,39 @@
 //!
 //! [`Engine`] keeps the node's unit table and decides every transition: a new unit waits for
 //! its payload, starts, runs, is cancelled or released (its directory removed, retried as Go
-//! does), expires when its `ttl` passes before its worker got it going, and is picked up
-//! again after a node restart by the rules of its [`WorkType`]. What the node must do about
-//! it comes out as [`Effect`]s (write the status, start / re-attach / cancel / stop the
-//! worker, remove the directory, forget the unit, answer the control request); the driver does
-//! them and reports back through the `handle_*` methods. No clock, no files, no processes:
-//! time is passed in, and the same engine runs under tokio, smol or the simulator.
+//! does), fails when its worker ends without a final state, and is picked up again after a
+//! node restart by the rules of its [`WorkType`]. What the node must do about it comes out as
+//! [`Effect`]s (write the status, start / re-attach / cancel the worker, remove the directory,
+//! forget the unit, answer the control request); the driver does them and reports back
+//! through the `handle_*` methods. No clock, no files, no processes: time is passed in, and
+//! the same engine runs under tokio, smol or the simulator.
+//!
+//! A `ttl` is Go's for remote units only: the remote unit's own machine
+//! ([`RemoteUnit`](super::remote_unit::RemoteUnit)) keeps it, as it knows when the other node
+//! got the work and stops trying then.
 //!
 //! Methods, in quinn's groups: getters (`&self`); commands from the control service
-//! ([`Engine::create`], [`Engine::start`], [`Engine::cancel`], [`Engine::release`], ...),
-//! which return the effects to do at once; `handle_*` for what the driver saw; and
-//! [`Engine::poll_effect`] / [`Engine::poll_timeout`] for what time brings (expiry). After
-//! [`Engine::handle_timeout`], drain `poll_effect` until `None`, then sleep until
-//! `poll_timeout`.
+//! ([`Engine::create`], [`Engine::start`], [`Engine::cancel`], [`Engine::release`], ...) and
+//! `handle_*` for what the driver saw, each returning the effects to do next, in order. The
+//! driver carries them out one by one and feeds each answer back; an [`Effect::Reply`] is the
+//! answer to the control request.
 //!
 //! An operation that spans several effects carries its own state in them (a release's
-//! `force` and remaining tries travel in [`Effect::RemoveDir`]), so concurrent operations on
-//! one unit never mix up their continuations.
+//! `force` and remaining tries travel in [`Effect::RemoveDir`], with the time of the next try),
+//! so concurrent operations on one unit never mix up their continuations, and the engine has
+//! no timers of its own.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 use tracing::{error, warn};
 
+use super::is_safe_unit_id;
 use super::worker::{CancelOutcome, Restart, WorkType};
 use super::{
     STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, StatusRecord, generate_unit_id,
 };
-use super::{is_complete, is_safe_unit_id};
 
 /// How often a release tries to remove a unit's directory (Go: 3).
 pub const REMOVE_TRIES: u8 = 3;
@@ -105,11 +109,6 @@ pub enum Effect {
         /// `Some(force)` when the cancel is the first step of a release.
         release: Option<bool>,
     },
-    /// Stop whatever the worker is still trying for this unit (it expired): no answer.
-    StopWorker {
-        /// The unit.
-        unit: String,
-    },
     /// Remove the unit's directory, not before `not_before`; answer with
     /// [`Engine::handle_remove_result`], passing `force` and `tries_left` back.
     RemoveDir {
@@ -132,31 +131,17 @@ pub enum Effect {
     Reply(Result<bool, WorkError>),
 }
 
-/// When a unit expires: it fails if its worker has not got it going by `at` (the `ttl` of a
-/// remote submit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expiry {
-    /// The deadline.
-    pub at: Instant,
-    /// The Failed detail then (it names the wall-clock time, which the engine does not know).
-    pub detail: String,
-}
-
 #[derive(Debug)]
 struct Entry<T> {
     handle: T,
     work_type: String,
     state: i64,
-    /// The worker has the work going (a remote unit: the other node has it); ends the ttl.
-    started: bool,
-    expiry: Option<Expiry>,
 }
 
 /// The unit table and its lifecycle; `T` is the driver's handle for a unit.
 #[derive(Debug)]
 pub struct Engine<T> {
     units: BTreeMap<String, Entry<T>>,
-    timed: VecDeque<Effect>,
     last_now: Option<Instant>,
 }
 
@@ -164,7 +149,6 @@ impl<T> Default for Engine<T> {
     fn default() -> Self {
         Self {
             units: BTreeMap::new(),
-            timed: VecDeque::new(),
             last_now: None,
         }
     }
@@ -208,15 +192,6 @@ impl<T> Engine<T> {
         self.units.get(id).map(|e| e.work_type.as_str())
     }
 
-    /// The units whose ttl still runs (not started, not complete): those whose status the
-    /// driver should report ([`Engine::handle_status`]) before [`Engine::handle_timeout`].
-    pub fn expiring(&self) -> impl Iterator<Item = (&str, &T)> {
-        self.units
-            .iter()
-            .filter(|(_, e)| e.expiry.is_some() && !e.started && !is_complete(e.state))
-            .map(|(id, e)| (id.as_str(), &e.handle))
-    }
-
     /// A fresh unit ID from `rng`, not naming a known unit nor anything `taken` reports
     /// (a directory left on disk).
     pub fn new_unit_id<R: RngCore + ?Sized>(
@@ -241,7 +216,6 @@ impl<T> Engine<T> {
         id: &str,
         handle: T,
         work_type: &str,
-        expiry: Option<Expiry>,
     ) -> Result<Vec<Effect>, WorkError> {
         if !is_safe_unit_id(id) {
             return Err(WorkError::InvalidId(id.to_owned()));
@@ -255,8 +229,6 @@ impl<T> Engine<T> {
                 handle,
                 work_type: work_type.to_owned(),
                 state: STATE_PENDING,
-                started: false,
-                expiry,
             },
         );
         Ok(vec![set(
@@ -290,8 +262,6 @@ impl<T> Engine<T> {
                 handle,
                 work_type: name,
                 state,
-                started: true,
-                expiry: None,
             },
         );
         let plan = match (rec, work_type) {
@@ -380,12 +350,7 @@ impl<T> Engine<T> {
     /// getting it going, as a remote unit whose node was not reached yet), or the error.
     pub fn handle_start_result(&mut self, id: &str, result: Result<bool, String>) -> Vec<Effect> {
         match result {
-            Ok(pending) => {
-                if !pending && let Some(e) = self.units.get_mut(id) {
-                    e.started = true;
-                }
-                vec![Effect::Reply(Ok(pending))]
-            }
+            Ok(pending) => vec![Effect::Reply(Ok(pending))],
             Err(err) => {
                 self.set_state(id, STATE_FAILED);
                 vec![
@@ -431,13 +396,9 @@ impl<T> Engine<T> {
         vec![set(id, STATE_FAILED, detail, StdoutSize::Current)]
     }
 
-    /// The unit's status as the driver read it (the worker writes it too): its state, and
-    /// whether the worker has the work going (which ends its `ttl`).
-    pub fn handle_status(&mut self, id: &str, state: i64, started: bool) {
-        if let Some(e) = self.units.get_mut(id) {
-            e.state = state;
-            e.started |= started;
-        }
+    /// The unit's state as the driver read it (the worker writes it too).
+    pub fn handle_status(&mut self, id: &str, state: i64) {
+        self.set_state(id, state);
     }
 
     /// How [`Effect::CancelWorker`] went; `release` as it was in the effect.
@@ -513,45 +474,6 @@ impl<T> Engine<T> {
             },
             Effect::Reply(Ok(false)),
         ]
-    }
-
-    /// Time passed: units whose `ttl` ran out before their worker got them going fail (and
-    /// their worker stops trying). Harmless when nothing is due.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clamp(now);
-        for (id, e) in &mut self.units {
-            let due = e.expiry.as_ref().is_some_and(|x| x.at <= now);
-            if !due {
-                continue;
-            }
-            let Some(x) = e.expiry.take() else { continue };
-            if e.started || is_complete(e.state) {
-                continue;
-            }
-            e.state = STATE_FAILED;
-            self.timed
-                .push_back(set(id, STATE_FAILED, x.detail, StdoutSize::Keep));
-            self.timed
-                .push_back(Effect::StopWorker { unit: id.clone() });
-        }
-    }
-
-    // Outputs.
-
-    /// The next effect that time brought ([`Engine::handle_timeout`]).
-    #[must_use]
-    pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.timed.pop_front()
-    }
-
-    /// When to call [`Engine::handle_timeout`] next.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.units
-            .values()
-            .filter(|e| !e.started && !is_complete(e.state))
-            .filter_map(|e| e.expiry.as_ref().map(|x| x.at))
-            .min()
     }
 
     fn set_state(&mut self, id: &str, state: i64) {

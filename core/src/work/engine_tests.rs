@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -26,7 +26,7 @@ fn status(unit: &str, state: i64, detail: &str, stdout: StdoutSize) -> Effect {
 
 fn engine_with(id: &str) -> Engine<u32> {
     let mut e = Engine::new();
-    e.create(id, 7, "echo", None).unwrap();
+    e.create(id, 7, "echo").unwrap();
     e
 }
 
@@ -34,7 +34,7 @@ fn engine_with(id: &str) -> Engine<u32> {
 fn submit_start_and_fail_to_start() {
     let mut e = Engine::new();
     assert_eq!(
-        e.create("u1", 1u32, "echo", None).unwrap(),
+        e.create("u1", 1u32, "echo").unwrap(),
         [status(
             "u1",
             STATE_PENDING,
@@ -45,7 +45,7 @@ fn submit_start_and_fail_to_start() {
     assert_eq!(e.get("u1"), Some(&1));
     assert_eq!(e.work_type("u1"), Some("echo"));
     assert_eq!(
-        e.create("u1", 2, "echo", None),
+        e.create("u1", 2, "echo"),
         Err(WorkError::Duplicate("u1".into()))
     );
     assert_eq!(
@@ -59,7 +59,7 @@ fn submit_start_and_fail_to_start() {
         e.handle_start_result("u1", Ok(false)),
         [Effect::Reply(Ok(false))]
     );
-    e.create("u2", 2, "echo", None).unwrap();
+    e.create("u2", 2, "echo").unwrap();
     assert_eq!(
         e.handle_start_result("u2", Err("fork/exec /x: no such file".into())),
         [
@@ -99,7 +99,7 @@ fn unknown_and_invalid_units() {
     assert_eq!(e.release("nope", true).unwrap(), [Effect::Reply(Ok(false))]);
     for bad in ["", "..", "a/b"] {
         assert_eq!(e.release(bad, true), Err(WorkError::InvalidId(bad.into())));
-        assert!(e.create(bad, 1, "echo", None).is_err());
+        assert!(e.create(bad, 1, "echo").is_err());
     }
 }
 
@@ -306,84 +306,12 @@ fn restart_after_a_node_restart() {
 }
 
 #[test]
-fn ttl_expiry_of_units_not_started() {
-    let t0 = Instant::now();
-    let ttl = Duration::from_secs(10);
-    let expiry = |tag: &str| Expiry {
-        at: t0 + ttl,
-        detail: format!("Work unit expired on {tag}"),
-    };
-    let mut e = Engine::new();
-    e.create("late", 1u32, "remote", Some(expiry("late")))
-        .unwrap();
-    e.create("ok", 2, "remote", Some(expiry("ok"))).unwrap();
-    e.create("done", 3, "remote", Some(expiry("done"))).unwrap();
-    e.create("none", 4, "remote", None).unwrap();
-    assert_eq!(e.poll_timeout(), Some(t0 + ttl));
-    let armed: Vec<&str> = e.expiring().map(|(id, _)| id).collect();
-    assert_eq!(armed, ["done", "late", "ok"]);
-    // "ok" reached its node (the start answered, not pending); "done" ended anyway.
-    assert_eq!(
-        e.handle_start_result("ok", Ok(false)),
-        [Effect::Reply(Ok(false))]
-    );
-    e.handle_status("done", STATE_FAILED, false);
-    // A pending start leaves the ttl running.
-    assert_eq!(
-        e.handle_start_result("late", Ok(true)),
-        [Effect::Reply(Ok(true))]
-    );
-    e.handle_timeout(t0 + ttl / 2);
-    assert_eq!(e.poll_effect(), None);
-    assert_eq!(e.poll_timeout(), Some(t0 + ttl));
-    e.handle_timeout(t0 + ttl);
-    assert_eq!(
-        e.poll_effect(),
-        Some(status(
-            "late",
-            STATE_FAILED,
-            "Work unit expired on late",
-            StdoutSize::Keep
-        ))
-    );
-    assert_eq!(
-        e.poll_effect(),
-        Some(Effect::StopWorker {
-            unit: "late".into()
-        })
-    );
-    assert_eq!(e.poll_effect(), None);
-    assert_eq!(e.poll_timeout(), None);
-    assert_eq!(e.expiring().count(), 0);
-    assert_eq!(e.state("late"), Some(STATE_FAILED));
-    assert_eq!(e.state("ok"), Some(STATE_PENDING));
-    // Time going backwards changes nothing.
-    e.handle_timeout(t0);
-    assert_eq!(e.poll_effect(), None);
-}
-
-#[test]
-fn started_status_ends_the_ttl() {
-    let t0 = Instant::now();
-    let mut e = Engine::new();
-    let x = Expiry {
-        at: t0 + Duration::from_secs(1),
-        detail: "expired".into(),
-    };
-    e.create("u", 1u32, "remote", Some(x)).unwrap();
-    e.handle_status("u", STATE_PENDING, true);
-    assert_eq!(e.poll_timeout(), None);
-    e.handle_timeout(t0 + Duration::from_secs(5));
-    assert_eq!(e.poll_effect(), None);
-}
-
-#[test]
 fn unit_ids_avoid_known_units_and_taken_names() {
     let mut a = ChaCha20Rng::seed_from_u64(3);
     let mut b = ChaCha20Rng::seed_from_u64(3);
     let mut e: Engine<()> = Engine::new();
     let first = e.new_unit_id(&mut a, |_| false);
-    e.create(&first, (), "echo", None).unwrap();
+    e.create(&first, (), "echo").unwrap();
     // The same draws again: the first is known, the second is "on disk", the third is new.
     let mut seen = Vec::new();
     let third = e.new_unit_id(&mut b, |id| {

@@ -14,8 +14,8 @@
 //! * [`remote`]: the `ExtraData` of a `remote` unit and the control lines sent to the node
 //!   that runs it;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
-//! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, ttl expiry,
-//!   restart after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
+//! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
+//!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
 //!   out, with each work type's rules behind [`WorkType`];
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
@@ -45,7 +45,7 @@ mod status;
 mod worker;
 
 pub use crate::control::state_name;
-pub use engine::{Effect, Engine, Expiry, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
+pub use engine::{Effect, Engine, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
