@@ -17,9 +17,11 @@ use crate::node::{Input, Node};
 use crate::wire::{Deframer, Message, RouteUpdate};
 
 mod control;
+mod remote_unit;
 mod work;
 
 pub use control::control_session;
+pub use remote_unit::remote_unit;
 pub use work::{jwt, remote_reply, work_status};
 
 /// [`Input::Received`]'s bytes for `arbitrary`: a length-prefixed byte string.

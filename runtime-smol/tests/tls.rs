@@ -9,8 +9,6 @@ use std::time::Duration;
 use receptor_core::{LinkConfig, LinkKind};
 use receptor_smol::backends::{DialError, DialSpec, ListenSpec, tcp_connect, tcp_dial, tcp_listen};
 use receptor_smol::spawn_node;
-// Each test binary uses a part of it.
-#[allow(dead_code)]
 mod common;
 use common::{config_seeded, wait_route, within};
 #[allow(dead_code)]

@@ -14,8 +14,6 @@ use receptor_smol::backends::{
 };
 use receptor_smol::spawn_node;
 use receptor_smol::tls::ALPN_HTTP11;
-// Each test binary uses a part of it.
-#[allow(dead_code)]
 mod common;
 use common::{config_seeded, wait_route, within};
 #[allow(dead_code)]

@@ -12,6 +12,7 @@ const TARGETS: &[(&str, FuzzTarget)] = &[
     ("control_session", fuzzing::control_session),
     ("work_status", fuzzing::work_status),
     ("remote_reply", fuzzing::remote_reply),
+    ("remote_unit", fuzzing::remote_unit),
     ("jwt", fuzzing::jwt),
 ];
 

@@ -125,7 +125,17 @@ impl Job {
         }
         let (events_tx, events) = mpsc::channel(EVENTS);
         let (tx, rx) = oneshot::channel();
-        let mut job = Self {
+        // Made before any status is stored: a results stream of a unit complete with no
+        // stdout file ends at once, before its output arrives.
+        let path = unit.dir.join("stdout");
+        let stdout = match open_append(&path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                debug!("could not open stdout file {}: {e}", path.display());
+                None
+            }
+        };
+        let job = Self {
             w: w.clone(),
             unit: unit.clone(),
             m,
@@ -135,9 +145,8 @@ impl Job {
             events,
             answer: Some(tx),
             signed_at: None,
-            stdout: None,
+            stdout,
         };
-        job.sign()?;
         Ok((job, rx))
     }
 
@@ -455,6 +464,7 @@ pub(super) async fn start(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<bool,
         return Err("start or monitor process already running".into());
     }
     let (mut job, rx) = Job::new(w, unit)?;
+    job.sign()?;
     job.m.start(now());
     spawn_job(unit, job);
     answer(rx).await
@@ -465,6 +475,7 @@ pub(super) fn restart(w: &Arc<Workceptor>, unit: &Arc<Unit>) -> Result<(), Strin
     let (mut job, _) = Job::new(w, unit)?;
     job.m.resume(now())?;
     if !job.m.is_done() {
+        job.refresh();
         spawn_job(unit, job);
     }
     Ok(())
@@ -481,6 +492,9 @@ pub(super) async fn cancel_or_release(
     stop_job(unit).await;
     let (mut job, rx) = Job::new(w, unit)?;
     job.m.cancel(now(), release, force);
+    if !job.m.is_done() {
+        job.refresh();
+    }
     spawn_job(unit, job);
     answer(rx).await
 }
