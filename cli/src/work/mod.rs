@@ -6,9 +6,11 @@
 //! read the status files, `work results` streams `stdout` ([`Workceptor::results`]), `work
 //! cancel` / `work release` stop and delete units.
 //!
-//! The lifecycle (the unit table, start, cancel, release, ttl expiry, what a node restart
-//! does to each unit) is core's sans-IO [`Engine`]; this module carries out its effects on the
-//! OS and reports back. Each work type is a [`Worker`](worker::Worker), registered by name.
+//! The lifecycle (the unit table, IDs, start, cancel, release, what a node restart does to
+//! each unit, a worker that vanished) is core's sans-IO [`Engine`]; this module carries out
+//! its effects on the OS (`effects`) and reports back. Each work type is a
+//! [`Worker`](worker::Worker), registered by name; a remote unit's protocol is core's
+//! `RemoteUnit`, driven by `remote`.
 //!
 //! Work types are registered from the configuration. `work-command` units run under a
 //! command-runner supervisor process (the `receptor` binary itself with the hidden
