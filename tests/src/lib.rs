@@ -42,6 +42,7 @@ mod drive;
 pub mod fuzz_replay;
 mod link;
 pub mod pair;
+pub mod pki;
 mod queue;
 mod sim;
 mod stream_app;

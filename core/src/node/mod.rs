@@ -137,6 +137,18 @@ pub enum CloseReason {
     Shutdown,
 }
 
+impl CloseReason {
+    /// Whether either side refused the peer (a reject, or node-ID binding): its dialer should
+    /// count the session as never established and back off, since the same peer would be
+    /// refused again.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected(_) | Self::PeerRejected(_) | Self::Identity(_)
+        )
+    }
+}
+
 /// Something the node tells its runtime or application.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
