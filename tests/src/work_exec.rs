@@ -1,22 +1,26 @@
 //! The executing node of the remote-unit scenario (`work_sim.rs`): the core's control
 //! service ([`Connection`], the server side our nodes run) on every mesh stream accepted on
-//! its `control` service, and units run by a simulated worker.
+//! its `control` service, the core's unit lifecycle ([`Engine`]) deciding what becomes of
+//! each unit, and a simulated worker running them.
 //!
-//! The units are the model of `core/src/work/remote_unit/faults.rs` (which is private to
-//! the core's tests): they outlive the connections that made them, as a node keeps its units
-//! on disk; a submit whose payload was not read to its end makes a unit that fails without
-//! running. A started unit writes its output (a pattern from its seed) in chunks at a fixed
-//! pace of virtual time, then succeeds. Status polls with the long-poll extension are held
-//! until the unit's State or Detail change or the wait runs out, as our nodes do.
+//! Units outlive the connections that made them, as a node keeps them on disk (the status
+//! records here); a submit whose payload was not read to its end makes a unit that fails
+//! without running (`Engine::payload_failed`). A started unit writes its output (a pattern
+//! from its seed) in chunks at a fixed pace of virtual time, then succeeds. Status polls
+//! with the long-poll extension are held until the unit's State or Detail change or the wait
+//! runs out, as our nodes do.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
 use receptor_core::NodeId;
 use receptor_core::control::{Action, Connection, Reply, Step, UnitStatus, WorkRequest};
 use receptor_core::work::{
-    STATE_FAILED, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, is_complete,
+    Effect, Engine, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, StdoutSize, WorkError,
+    is_complete,
 };
 
 use crate::Sim;
@@ -104,6 +108,11 @@ enum Answer {
 pub(crate) struct Executor {
     node: NodeId,
     seed: u64,
+    /// The lifecycle: which units exist and what happens to them.
+    engine: Engine<()>,
+    /// Unit IDs.
+    rng: ChaCha8Rng,
+    /// The units' status records and output ("disk"), and the worker's state.
     pub(crate) units: BTreeMap<String, XUnit>,
     served: Vec<Served>,
     /// Streams of the simulation looked at so far for new accepted ones.
@@ -121,6 +130,8 @@ impl Executor {
         Self {
             node: NodeId::new(node).unwrap_or_else(|e| panic!("{node:?}: {e}")),
             seed,
+            engine: Engine::new(),
+            rng: ChaCha8Rng::seed_from_u64(mix64(seed ^ 0x0069_6473)),
             units: BTreeMap::new(),
             served: Vec::new(),
             seen: 0,
@@ -178,11 +189,13 @@ impl Executor {
         });
         // A submit whose connection ended before its payload was whole never runs.
         for id in gone {
-            if let Some(u) = self.units.get_mut(&id)
-                && u.state == STATE_PENDING
+            if self
+                .units
+                .get(&id)
+                .is_some_and(|u| u.state == STATE_PENDING)
             {
-                u.set(STATE_FAILED, "payload incomplete");
-                trace.log(sim, format_args!("C unit {id} failed: payload incomplete"));
+                let effects = self.engine.payload_failed(&id, "the stream ended");
+                self.effects(sim, trace, None, effects);
             }
         }
         moved || self.served.len() != before
@@ -208,6 +221,7 @@ impl Executor {
                 if u.written == u.chunks {
                     u.set(STATE_SUCCEEDED, "Finished");
                     u.next = None;
+                    self.engine.handle_status(id, STATE_SUCCEEDED);
                     trace.log(sim, format_args!("C unit {id} succeeded, {end} bytes"));
                 } else {
                     u.next = Some(at + u.every);
@@ -217,10 +231,14 @@ impl Executor {
         moved
     }
 
-    /// A new unit for a `work submit`: its output plan comes from the seed.
-    fn create(&mut self) -> String {
+    /// A new unit for a `work submit` (the engine's), its output plan from the seed.
+    fn create(&mut self) -> Result<(String, Vec<Effect>), WorkError> {
         let n = self.units.len() as u64;
-        let id = format!("X{n:04}");
+        let units = &self.units;
+        let id = self
+            .engine
+            .new_unit_id(&mut self.rng, |id| units.contains_key(id));
+        let effects = self.engine.create(&id, (), WORK_TYPE)?;
         let r = mix64(self.seed ^ mix64(0x756e_6974 + n));
         let len = 1 + (r % self.max_len as u64) as usize;
         let chunks = 1 + ((r >> 20) % 12) as u32;
@@ -240,19 +258,24 @@ impl Executor {
                 next: None,
             },
         );
-        id
+        Ok((id, effects))
     }
 
-    fn answer(&mut self, sim: &Sim, i: usize, req: WorkRequest) -> Answer {
-        let unknown = |id: &str| Answer::Now(Reply::Error(format!("unknown work unit {id}")));
+    fn answer(&mut self, sim: &Sim, trace: &mut Trace, i: usize, req: WorkRequest) -> Answer {
+        let unknown =
+            |id: &str| Answer::Now(Reply::Error(WorkError::UnknownUnit(id.into()).to_string()));
         match req {
-            WorkRequest::Submit(_) => {
-                let id = self.create();
-                self.served[i].payload_for = Some(id.clone());
-                Answer::Now(Reply::WorkUnitCreated { unit_id: id })
-            }
+            WorkRequest::Submit(_) => match self.create() {
+                Ok((id, effects)) => {
+                    self.effects(sim, trace, None, effects);
+                    self.served[i].payload_for = Some(id.clone());
+                    Answer::Now(Reply::WorkUnitCreated { unit_id: id })
+                }
+                Err(e) => Answer::Now(Reply::Error(e.to_string())),
+            },
             WorkRequest::Status { unit_id, wait, .. } => {
-                let Some(u) = self.units.get(&unit_id) else {
+                let (Some(u), Some(())) = (self.units.get(&unit_id), self.engine.get(&unit_id))
+                else {
                     return unknown(&unit_id);
                 };
                 match wait {
@@ -271,7 +294,7 @@ impl Executor {
             WorkRequest::Results {
                 unit_id, start_pos, ..
             } => {
-                if !self.units.contains_key(&unit_id) {
+                if self.engine.get(&unit_id).is_none() {
                     return unknown(&unit_id);
                 }
                 let from = usize::try_from(start_pos).unwrap_or(0);
@@ -289,27 +312,71 @@ impl Executor {
         }
     }
 
-    /// Starts the unit whose payload is whole, and answers the submit.
+    /// The unit's payload is whole: the engine starts it and answers the submit.
     fn start(&mut self, sim: &Sim, trace: &mut Trace, i: usize, id: String) {
-        let now = sim.now().as_nanos() as u64;
-        if let Some(u) = self.units.get_mut(&id) {
-            u.set(STATE_RUNNING, "Running");
-            u.next = Some(now + u.every);
-            trace.log(
-                sim,
-                format_args!("C unit {id} started, payload {} bytes", u.payload.len()),
-            );
-        }
         self.served[i].payload_for = None;
-        self.complete(
-            sim,
-            trace,
-            i,
-            Reply::WorkStarted {
-                unit_id: id,
-                pending: false,
-            },
-        );
+        match self.engine.start(&id) {
+            Ok(effects) => self.effects(sim, trace, Some((i, &id)), effects),
+            Err(e) => self.complete(sim, trace, i, Reply::Error(e.to_string())),
+        }
+    }
+
+    /// Carries out the engine's effects for `unit`; `reply_to`: the connection (and unit)
+    /// whose request they answer.
+    fn effects(
+        &mut self,
+        sim: &Sim,
+        trace: &mut Trace,
+        reply_to: Option<(usize, &str)>,
+        effects: Vec<Effect>,
+    ) {
+        for e in effects {
+            trace.log(sim, format_args!("C {e:?}"));
+            match e {
+                Effect::SetStatus {
+                    unit,
+                    state,
+                    detail,
+                    stdout,
+                } => {
+                    if let Some(u) = self.units.get_mut(&unit) {
+                        u.set(state, &detail);
+                        if stdout == StdoutSize::Zero {
+                            u.output.clear();
+                        }
+                    }
+                }
+                Effect::StartWorker { unit } => {
+                    // The simulated worker starts at once and runs in virtual time.
+                    let now = sim.now().as_nanos() as u64;
+                    let started = match self.units.get_mut(&unit) {
+                        Some(u) => {
+                            u.set(STATE_RUNNING, "Running");
+                            u.next = Some(now + u.every);
+                            Ok(false)
+                        }
+                        None => Err(format!("no record for {unit}")),
+                    };
+                    let more = self.engine.handle_start_result(&unit, started);
+                    self.effects(sim, trace, reply_to, more);
+                }
+                Effect::Reply(r) => {
+                    let Some((i, unit)) = reply_to else {
+                        continue;
+                    };
+                    let reply = match r {
+                        Ok(pending) => Reply::WorkStarted {
+                            unit_id: unit.to_owned(),
+                            pending,
+                        },
+                        Err(e) => Reply::Error(e.to_string()),
+                    };
+                    self.complete(sim, trace, i, reply);
+                }
+                // Nobody cancels or releases here, and the node never restarts.
+                _ => {}
+            }
+        }
     }
 
     /// Moves connection `i` as far as it goes now.
@@ -391,7 +458,7 @@ impl Executor {
                     }
                     Step::Perform(Action::Work(req)) => {
                         moved = true;
-                        match self.answer(sim, i, req) {
+                        match self.answer(sim, trace, i, req) {
                             Answer::Now(reply) => self.complete(sim, trace, i, reply),
                             Answer::Hold(h) => self.served[i].srv = h,
                         }
