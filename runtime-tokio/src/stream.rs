@@ -259,14 +259,25 @@ impl MeshStream {
     /// the peer gone), so a cut after the half-close is not mistaken for a delivery.
     /// Reading goes on meanwhile, on another task if need be (`tokio::io::split`).
     pub async fn finish_acked(&mut self) -> io::Result<()> {
+        let acked = self.acked();
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_shutdown(cx)).await?;
+        acked.await
+    }
+
+    /// The wait of [`Self::finish_acked`] on its own, for a stream split into halves: made
+    /// before the split, awaited after the writing half's `shutdown`. Resolves once the peer
+    /// has acknowledged everything written, FIN included; fails when the stream failed or
+    /// closed first.
+    pub fn acked(&self) -> impl Future<Output = io::Result<()>> + Send + 'static {
         let mut ack = self.ack.clone();
-        match ack.wait_for(|a| *a != Ack::Waiting).await.map(|a| *a) {
-            Ok(Ack::Acked) => Ok(()),
-            _ => Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "mesh stream ended before the peer acknowledged everything written",
-            )),
+        async move {
+            match ack.wait_for(|a| *a != Ack::Waiting).await.map(|a| *a) {
+                Ok(Ack::Acked) => Ok(()),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "mesh stream ended before the peer acknowledged everything written",
+                )),
+            }
         }
     }
 

@@ -45,6 +45,7 @@ pub mod pair;
 pub mod pki;
 mod queue;
 mod sim;
+mod stream_app;
 mod streams;
 mod topology;
 

@@ -268,6 +268,8 @@ pub struct Workceptor {
     /// Change notification for unit directories (made on first use; `None` if there is
     /// none).
     dirwatch: OnceLock<Option<Arc<dirwatch::DirWatch>>>,
+    /// Idle control sessions to other nodes, for remote units.
+    pool: remote::Pool,
 }
 
 impl Workceptor {
@@ -311,6 +313,7 @@ impl Workceptor {
             keys: Keys::default(),
             unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
             dirwatch: OnceLock::new(),
+            pool: remote::Pool::default(),
         })
     }
 

@@ -8,7 +8,7 @@
 //! after a restart, or a cancel or release. A new job stops the running one first and starts
 //! from the unit's files, where the old one left everything it knew.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,9 +21,10 @@ use receptor_core::work::remote::{RemoteExtraData, expired_detail};
 use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
+use receptor_tokio::MeshStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 use tracing::{debug, error, warn};
 
 use super::client::Mesh;
@@ -38,6 +39,10 @@ const WRITES: usize = 8;
 /// Longest use of one work-signing token before a fresh one is made (tokens last for the
 /// configured lifetime; a fresh one is made at half of it if that is sooner).
 const SIGN_REFRESH: Duration = Duration::from_secs(60);
+/// How long an idle control session to another node is kept for reuse.
+const POOL_IDLE: Duration = Duration::from_secs(10);
+/// Idle control sessions kept per node (and TLS config).
+const POOL_PER_NODE: usize = 8;
 
 /// A unit's remote data as last read (with secrets: the status file keeps them).
 fn data(unit: &Unit) -> RemoteExtraData {
@@ -60,10 +65,59 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Idle control sessions to other nodes, parked by one unit's machine and reused by
+/// another's (every new session is a QUIC handshake over the mesh). Whether a session is
+/// idle, and whether a reused one still answers, is the machine's business.
+#[derive(Default)]
+pub(super) struct Pool {
+    /// By (node, TLS config): sessions with the time they were parked, oldest first.
+    idle: std::sync::Mutex<HashMap<PoolKey, Vec<(MeshStream, Instant)>>>,
+}
+
+/// A node and the TLS config its sessions use.
+type PoolKey = (String, String);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// The most recently parked session to `node` (with `tls`), if one is fresh enough.
+    fn take(&self, node: &str, tls: &str) -> Option<MeshStream> {
+        let mut idle = lock(&self.idle);
+        let key = (node.to_owned(), tls.to_owned());
+        let list = idle.get_mut(&key)?;
+        let found = loop {
+            match list.pop() {
+                Some((s, since)) if since.elapsed() < POOL_IDLE => break Some(s),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        if list.is_empty() {
+            idle.remove(&key);
+        }
+        found
+    }
+
+    fn put(&self, node: String, tls: String, stream: MeshStream) {
+        let mut idle = lock(&self.idle);
+        let list = idle.entry((node, tls)).or_default();
+        list.retain(|(_, since)| since.elapsed() < POOL_IDLE);
+        if list.len() < POOL_PER_NODE {
+            list.push((stream, Instant::now()));
+        }
+    }
+}
+
 /// What a connection task reports to its job.
 #[derive(Debug)]
 enum Event {
     Connected(ConnId),
+    /// A parked session was attached instead of a dial.
+    Reused(ConnId),
     ConnectFailed(ConnId, ConnectFailure),
     Bytes(ConnId, Bytes),
     HalfClosed(ConnId),
@@ -76,6 +130,8 @@ enum Write {
     Line(String),
     /// The unit's stdin file, then a half-close.
     Payload,
+    /// Hand the session to the pool and end.
+    Park,
 }
 
 struct Conn {
@@ -89,7 +145,6 @@ struct Job {
     unit: Arc<Unit>,
     m: RemoteUnit,
     conns: BTreeMap<ConnId, Conn>,
-    tasks: JoinSet<()>,
     events_tx: mpsc::Sender<Event>,
     events: mpsc::Receiver<Event>,
     answer: Option<oneshot::Sender<Result<bool, String>>>,
@@ -108,6 +163,7 @@ impl Job {
         let config = RemoteUnitConfig {
             unreachable_timeout: w.unreachable_timeout,
             rng_seed: lock(&w.rng).next_u64(),
+            label: unit.id.clone(),
             ..RemoteUnitConfig::default()
         };
         let now = now();
@@ -140,7 +196,6 @@ impl Job {
             unit: unit.clone(),
             m,
             conns: BTreeMap::new(),
-            tasks: JoinSet::new(),
             events_tx,
             events,
             answer: Some(tx),
@@ -204,6 +259,7 @@ impl Job {
         let now = now();
         match ev {
             Event::Connected(c) => self.m.handle_connected(now, c),
+            Event::Reused(c) => self.m.handle_reused(now, c),
             Event::ConnectFailed(c, why) => {
                 self.conns.remove(&c);
                 self.m.handle_connect_failed(now, c, why);
@@ -228,6 +284,13 @@ impl Job {
                 RemoteOutput::SendPayload(c) => self.write(c, Write::Payload),
                 RemoteOutput::Close(c) => {
                     if let Some(conn) = self.conns.remove(&c) {
+                        conn.task.abort();
+                    }
+                }
+                RemoteOutput::Park(c) => {
+                    if let Some(conn) = self.conns.remove(&c)
+                        && conn.writes.try_send(Write::Park).is_err()
+                    {
                         conn.task.abort();
                     }
                 }
@@ -264,18 +327,18 @@ impl Job {
     }
 
     fn dial(&mut self, c: ConnId) {
-        while self.tasks.try_join_next().is_some() {}
         let red = self.m.data();
         let (writes, rx) = mpsc::channel(WRITES);
-        let task = self.tasks.spawn(connection(
+        let task = tokio::spawn(connection(
             c,
-            self.w.mesh.clone(),
+            self.w.clone(),
             red.remote_node.clone(),
             red.tls_client.clone(),
             self.unit.stdin_path(),
             rx,
             self.events_tx.clone(),
-        ));
+        ))
+        .abort_handle();
         self.conns.insert(c, Conn { writes, task });
     }
 
@@ -322,33 +385,50 @@ impl Job {
     }
 }
 
-/// One connection: dials, then reads into events and writes what the job asks, until either
-/// side ends (the job aborts it to close it).
+impl Drop for Job {
+    /// A job that ends, or is stopped, closes the connections it has (parked ones live on).
+    fn drop(&mut self) {
+        for conn in self.conns.values() {
+            conn.task.abort();
+        }
+    }
+}
+
+/// One connection: a parked session or a new dial, then reads into events and writes what
+/// the job asks, until either side ends or the job parks it (the job aborts it to close it).
 async fn connection(
     c: ConnId,
-    mesh: Option<Mesh>,
+    w: Arc<Workceptor>,
     node: String,
     tls: String,
     stdin: PathBuf,
     mut writes: mpsc::Receiver<Write>,
     events: mpsc::Sender<Event>,
 ) {
-    let opened = match &mesh {
-        Some(m) => m.open(&node, &tls).await,
-        None => Err(ConnectFailure::Other(
-            "remote work needs a running node".into(),
-        )),
-    };
-    let stream = match opened {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = events.send(Event::ConnectFailed(c, e)).await;
-            return;
+    let (stream, up) = match w.pool.take(&node, &tls) {
+        Some(s) => (s, Event::Reused(c)),
+        None => {
+            let opened = match &w.mesh {
+                Some(m) => m.open(&node, &tls).await,
+                None => Err(ConnectFailure::Other(
+                    "remote work needs a running node".into(),
+                )),
+            };
+            match opened {
+                Ok(s) => (s, Event::Connected(c)),
+                Err(e) => {
+                    let _ = events.send(Event::ConnectFailed(c, e)).await;
+                    return;
+                }
+            }
         }
     };
-    if events.send(Event::Connected(c)).await.is_err() {
+    if events.send(up).await.is_err() {
         return;
     }
+    // The payload counts as delivered only once the other node acknowledged all of it: a
+    // cut after the half-close but before that must be a cut (submit again), not a start.
+    let mut acked = Some(stream.acked());
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
         let mut buf = BytesMut::with_capacity(CHUNK);
@@ -376,25 +456,33 @@ async fn connection(
         while let Some(w) = writes.recv().await {
             let payload = matches!(w, Write::Payload);
             let r = match w {
+                Write::Park => return true,
                 Write::Line(line) => match wr.write_all(line.as_bytes()).await {
                     Ok(()) => wr.flush().await,
                     Err(e) => Err(e),
                 },
-                Write::Payload => send_payload(&stdin, &mut wr).await,
+                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
+                    (Ok(()), Some(acked)) => acked.await,
+                    (r, _) => r,
+                },
             };
             if let Err(e) = r {
                 debug!("write error sending to {node}: {e}");
-                return;
+                return false;
             }
             if payload && events.send(Event::HalfClosed(c)).await.is_err() {
-                return;
+                return false;
             }
         }
-        std::future::pending::<()>().await;
+        std::future::pending::<bool>().await
     };
-    tokio::select! {
-        () = reader => {}
-        () = writer => {}
+    let park = tokio::select! {
+        () = reader => false,
+        park = writer => park,
+    };
+    if park {
+        w.pool.put(node, tls, rd.unsplit(wr));
+        return;
     }
     let _ = events.send(Event::Ended(c)).await;
 }

@@ -48,6 +48,7 @@ pub fn remote_unit(data: &[u8]) {
         };
         let conn = pick(&mut u, &h.open);
         match op {
+            0 if u.arbitrary::<bool>().unwrap_or(false) => m.handle_reused(now, conn),
             0 => m.handle_connected(now, conn),
             1 => {
                 let why = match u.int_in_range(0u8..=4).unwrap_or(0) {
@@ -121,7 +122,7 @@ impl Harness {
                     assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
                 }
                 RemoteOutput::SendPayload(c) => assert!(self.open.contains(&c)),
-                RemoteOutput::Close(c) => {
+                RemoteOutput::Close(c) | RemoteOutput::Park(c) => {
                     assert!(self.open.contains(&c), "closing {c:?}, not open");
                     self.open.retain(|x| *x != c);
                 }

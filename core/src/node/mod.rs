@@ -29,7 +29,7 @@ pub use crate::services::Advertise;
 use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
-pub use apps::{AppCommand, Apps, Channels};
+pub use apps::{AppCommand, Apps, Channels, Unanswered};
 pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.

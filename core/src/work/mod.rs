@@ -13,6 +13,8 @@
 //!   parameters;
 //! * [`remote`]: the `ExtraData` of a `remote` unit and the control lines sent to the node
 //!   that runs it;
+//! * [`remote_unit`]: a remote unit's whole life on the submitting node (submit, follow,
+//!   results, cancel, release, retries and give-ups) as a sans-IO machine the runtime drives;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.

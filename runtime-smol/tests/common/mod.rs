@@ -1,6 +1,7 @@
 //! Set-up shared by the smol integration tests: configs, link specs on 127.0.0.1, waits
 //! that fail the test instead of hanging it, temp dirs, and the real receptorctl.
 
+// Each test binary uses a part of it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

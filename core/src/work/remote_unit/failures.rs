@@ -61,6 +61,10 @@ impl RemoteUnit {
         let Some(c) = self.conns.get(&id) else {
             return;
         };
+        if c.reused {
+            self.redial_fresh(now, id);
+            return;
+        }
         let (purpose, stage) = (c.purpose, c.stage);
         self.close(id);
         match (self.phase, stage) {
@@ -71,7 +75,8 @@ impl RemoteUnit {
             (RemotePhase::Submit, Stage::AwaitStarted) => {
                 // The other node has the whole payload: its unit may be running.
                 info!(
-                    "no answer after the payload from {}; following it",
+                    "[{}] no answer after the payload from {}; following it",
+                    self.tag(),
                     self.data.remote_node
                 );
                 self.started(now);
@@ -79,7 +84,8 @@ impl RemoteUnit {
             (RemotePhase::Submit, _) => {
                 // Cut before the payload was all there: submitting again is safe.
                 info!(
-                    "submit to {} cut off; submitting again",
+                    "[{}] submit to {} cut off; submitting again",
+                    self.tag(),
                     self.data.remote_node
                 );
                 self.answer(Ok(true));
@@ -108,7 +114,7 @@ impl RemoteUnit {
     /// A connection attempt failed: give up, or try again later.
     pub(super) fn connect_failed(&mut self, purpose: Purpose, why: &ConnectFailure, now: Instant) {
         let node = self.data.remote_node.clone();
-        info!("connection to {node} failed with error: {why}");
+        info!("Connection to {node} failed with error: {why}");
         let handshake_timeout = matches!(why.failure(), Some(StreamFailure::HandshakeTimeout(_)));
         let twice = if handshake_timeout {
             self.unanswered += 1;
@@ -132,7 +138,7 @@ impl RemoteUnit {
         };
         if let Some(detail) = detail {
             if !started {
-                warn!("{detail}");
+                warn!("[{}] {detail}", self.tag());
                 self.answer(Ok(true));
                 self.fail(detail, 0);
                 return;
@@ -156,7 +162,7 @@ impl RemoteUnit {
                     "Remote node {node} was unreachable for {}",
                     go_duration_string(limit)
                 );
-                warn!("{detail}");
+                warn!("[{}] {detail}", self.tag());
                 self.fail(detail, self.local_size);
             } else {
                 self.finish();

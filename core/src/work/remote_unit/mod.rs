@@ -68,8 +68,14 @@ pub struct RemoteUnitConfig {
     pub results_stall: Duration,
     /// Fail a unit whose node stayed unreachable this long (`None`: wait forever, as Go).
     pub unreachable_timeout: Option<Duration>,
+    /// How long the first reply on a reused session may take (a session whose node
+    /// restarted meanwhile never answers; QUIC would notice only after its idle timeout),
+    /// beyond [`Self::status_wait`] for a status poll. Then a new connection is dialled.
+    pub reused_reply_timeout: Duration,
     /// Seeds the backoff jitter.
     pub rng_seed: u64,
+    /// Written in brackets before the unit's log lines: the local unit ID.
+    pub label: String,
 }
 
 impl Default for RemoteUnitConfig {
@@ -84,7 +90,9 @@ impl Default for RemoteUnitConfig {
             poll_fast: Duration::from_millis(250),
             results_stall: Duration::from_secs(5),
             unreachable_timeout: Some(Duration::from_secs(300)),
+            reused_reply_timeout: Duration::from_secs(2),
             rng_seed: 0,
+            label: String::new(),
         }
     }
 }
@@ -99,7 +107,9 @@ pub struct ConnId(pub u64);
 pub enum RemoteOutput {
     /// Open a mesh stream to the unit's node's `control` service (TLS config
     /// [`RemoteExtraData::tls_client`]); answer with [`RemoteUnit::handle_connected`] or
-    /// [`RemoteUnit::handle_connect_failed`]. Deliver every byte read with
+    /// [`RemoteUnit::handle_connect_failed`], or attach a session parked by
+    /// [`RemoteOutput::Park`] for the same node and TLS config and answer with
+    /// [`RemoteUnit::handle_reused`]. Deliver every byte read with
     /// [`RemoteUnit::handle_bytes`] and the stream's end with [`RemoteUnit::handle_stream_ended`].
     Dial(ConnId),
     /// Write this line.
@@ -109,6 +119,10 @@ pub enum RemoteOutput {
     SendPayload(ConnId),
     /// Close the stream; report nothing more about it.
     Close(ConnId),
+    /// The stream is a greeted control session with nothing asked and nothing to read: keep
+    /// it for another unit's [`RemoteOutput::Dial`] to the same node (or close it). Report
+    /// nothing more about it.
+    Park(ConnId),
     /// Append output to the local `stdout`; `offset` is where it starts (the local size).
     AppendOutput {
         /// The local size before these bytes.
@@ -191,6 +205,8 @@ struct Conn {
     stage: Stage,
     buf: Vec<u8>,
     deadline: Option<Instant>,
+    /// A parked session given to this unit: no reply read on it yet.
+    reused: bool,
 }
 
 /// The last status read from the other node.
@@ -389,6 +405,26 @@ impl RemoteUnit {
         }
     }
 
+    /// The runtime attached a parked session to `conn` (instead of dialing).
+    pub fn handle_reused(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.stage != Stage::Dialing {
+            return;
+        }
+        c.reused = true;
+        let purpose = c.purpose;
+        self.greeted(now, conn, purpose, false);
+        let mut within = self.config.reused_reply_timeout;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if matches!(c.stage, Stage::AwaitStatus { .. }) {
+                within += self.config.status_wait;
+            }
+            c.deadline = Some(now + within);
+        }
+    }
+
     /// Opening `conn` failed.
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, why: ConnectFailure) {
         if let Some(c) = self.conns.remove(&conn) {
@@ -419,7 +455,11 @@ impl RemoteUnit {
             }
             let Some(end) = c.buf.iter().position(|b| *b == b'\n') else {
                 if c.buf.len() > MAX_LINE {
-                    warn!("reply line too long from {}", self.data.remote_node);
+                    warn!(
+                        "[{}] reply line too long from {}",
+                        self.tag(),
+                        self.data.remote_node
+                    );
                     self.lost(now, conn);
                 }
                 return;
@@ -455,7 +495,7 @@ impl RemoteUnit {
         {
             let detail = detail.clone();
             self.expiry = None;
-            warn!("remote unit for {} expired", self.data.remote_node);
+            warn!("[{}] {detail}", self.tag());
             self.fail(detail, 0);
             self.answer(Ok(true));
             return;
@@ -470,6 +510,10 @@ impl RemoteUnit {
             let Some(c) = self.conns.get(&id) else {
                 continue;
             };
+            if c.reused {
+                self.redial_fresh(now, id);
+                continue;
+            }
             match c.stage {
                 Stage::Dialing | Stage::Greeting => {
                     let purpose = c.purpose;
@@ -478,14 +522,19 @@ impl RemoteUnit {
                 }
                 Stage::AwaitStatus { .. } => {
                     debug!(
-                        "no status reply from {}: reconnecting",
+                        "[{}] no status reply from {}: reconnecting",
+                        self.tag(),
                         self.data.remote_node
                     );
                     self.lost(now, id);
                 }
                 Stage::Streaming => {
                     if self.more_output_there() {
-                        debug!("results stream from {} stalled", self.data.remote_node);
+                        debug!(
+                            "[{}] results stream from {} stalled",
+                            self.tag(),
+                            self.data.remote_node
+                        );
                         self.lost(now, id);
                     } else if let Some(c) = self.conns.get_mut(&id) {
                         c.deadline = None;
@@ -560,6 +609,7 @@ impl RemoteUnit {
                 stage: Stage::Dialing,
                 buf: Vec::new(),
                 deadline: Some(now + self.config.connect_timeout),
+                reused: false,
             },
         );
         self.out.push_back(RemoteOutput::Dial(id));
@@ -571,10 +621,48 @@ impl RemoteUnit {
         }
     }
 
+    /// Ends every connection: idle control sessions are parked for reuse, the rest closed.
     fn close_all(&mut self) {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
-            self.close(id);
+            let idle = self.conns.get(&id).is_some_and(|c| {
+                c.purpose == Purpose::Control && c.stage == Stage::Idle && c.buf.is_empty()
+            });
+            if idle {
+                self.conns.remove(&id);
+                self.out.push_back(RemoteOutput::Park(id));
+            } else {
+                self.close(id);
+            }
+        }
+    }
+
+    /// The local unit ID, for log lines.
+    fn tag(&self) -> &str {
+        &self.config.label
+    }
+
+    /// `id` has nothing asked and nothing outstanding.
+    fn set_idle(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stage = Stage::Idle;
+            c.deadline = None;
+        }
+    }
+
+    /// A reused session failed before its first reply: it was dead, dial a new one.
+    fn redial_fresh(&mut self, now: Instant, id: ConnId) {
+        let Some(purpose) = self.conns.get(&id).map(|c| c.purpose) else {
+            return;
+        };
+        debug!(
+            "[{}] idle session to {} is dead",
+            self.tag(),
+            self.data.remote_node
+        );
+        self.close(id);
+        if self.phase != RemotePhase::Done {
+            self.dial(purpose, now);
         }
     }
 
@@ -702,5 +790,9 @@ mod replies;
 
 pub use failures::ConnectFailure;
 
+#[cfg(test)]
+mod against_session;
+#[cfg(test)]
+mod faults;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::ConnectFailure;
 use super::{ConnId, Purpose, RemoteOutput, RemotePhase, RemoteUnit, Seen, Stage};
@@ -13,18 +13,21 @@ use crate::work::remote::{results_command, submit_command, unit_command};
 
 impl RemoteUnit {
     /// The greeting came: the connection is up; ask what it is for.
-    pub(super) fn greeted(&mut self, now: Instant, id: ConnId, purpose: Purpose) {
-        self.unreachable_since = None;
-        self.unanswered = 0;
-        self.backoff.reset();
+    /// `fresh`: a new connection (proof the node is reachable), not a reused session.
+    pub(super) fn greeted(&mut self, now: Instant, id: ConnId, purpose: Purpose, fresh: bool) {
+        if fresh {
+            self.unreachable_since = None;
+            self.unanswered = 0;
+            self.backoff.reset();
+        }
         let sig = self.signature.clone();
         let sig = sig.as_deref();
         let d = &self.data;
         match (purpose, self.phase) {
             (Purpose::Control, RemotePhase::Submit) => {
                 debug!(
-                    "submitting work type {} to {}",
-                    d.remote_work_type, d.remote_node
+                    "[{}] submitting work type {} to {}",
+                    self.config.label, d.remote_work_type, d.remote_node
                 );
                 let line = submit_command(
                     &d.remote_params,
@@ -37,6 +40,10 @@ impl RemoteUnit {
             }
             (Purpose::Control, RemotePhase::Cancel { release, .. }) => {
                 let sub = if release { "release" } else { "cancel" };
+                debug!(
+                    "[{}] asking {} to {sub} unit {}",
+                    self.config.label, d.remote_node, d.remote_unit_id
+                );
                 let line = unit_command(sub, &d.remote_unit_id, sig);
                 self.send(id, line, Stage::AwaitCancel, None);
             }
@@ -49,8 +56,8 @@ impl RemoteUnit {
             }
             (Purpose::Results, RemotePhase::Follow) => {
                 debug!(
-                    "fetching results of {} from {} at byte {}",
-                    d.remote_unit_id, d.remote_node, self.local_size
+                    "[{}] fetching results of {} from {} at byte {}",
+                    self.config.label, d.remote_unit_id, d.remote_node, self.local_size
                 );
                 let line = results_command(&d.remote_unit_id, self.local_size, sig);
                 self.send(id, line, Stage::AwaitStreaming, None);
@@ -60,9 +67,13 @@ impl RemoteUnit {
     }
 
     pub(super) fn line(&mut self, now: Instant, id: ConnId, line: &str) {
-        let Some(c) = self.conns.get(&id) else {
+        let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if std::mem::take(&mut c.reused) {
+            // It answers: an ordinary connection from here on.
+            c.deadline = None;
+        }
         let (purpose, stage) = (c.purpose, c.stage);
         let reply = ControlReply::decode(line);
         match stage {
@@ -71,7 +82,7 @@ impl RemoteUnit {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.deadline = None;
                     }
-                    self.greeted(now, id, purpose);
+                    self.greeted(now, id, purpose, true);
                 }
                 _ => {
                     self.close(id);
@@ -84,7 +95,11 @@ impl RemoteUnit {
             },
             Stage::AwaitCreated => match reply {
                 Ok(ControlReply::WorkUnitCreated { unit_id }) => {
-                    debug!("{} created unit {unit_id}", self.data.remote_node);
+                    debug!(
+                        "[{}] {} created unit {unit_id}; sending stdin",
+                        self.tag(),
+                        self.data.remote_node
+                    );
                     self.data.remote_unit_id = unit_id;
                     self.out
                         .push_back(RemoteOutput::SaveRemote(self.data.clone()));
@@ -98,7 +113,10 @@ impl RemoteUnit {
                     line.trim_end_matches('\n')
                 )),
             },
-            Stage::AwaitStarted => {
+            // The other node answers only after reading the end of the payload, so a reply
+            // that comes before the runtime saw its half-close acknowledged (the other node
+            // may close at once, before its acknowledgement goes out) tells the same.
+            Stage::SendingPayload | Stage::AwaitStarted => {
                 if let Ok(ControlReply::Error(e)) = reply {
                     self.submit_refused(format!("error from remote: {e}"));
                 } else {
@@ -117,18 +135,22 @@ impl RemoteUnit {
                     self.stall_deadline();
                 } else {
                     warn!(
-                        "remote node {} did not stream results: {}",
+                        "[{}] remote node {} did not stream results: {}",
+                        self.tag(),
                         self.data.remote_node,
                         line.trim_end()
                     );
-                    // Perhaps the unit is gone there: the status poll finds out.
+                    // Perhaps the unit is gone there: the status poll finds out. Asked again
+                    // after that and a pause, so a refusing node is not asked in a loop.
                     self.close(id);
                     self.results_wait_news = true;
+                    self.results_retry = Some(now + self.config.poll);
                     self.poll_now(now);
                 }
             }
             _ => debug!(
-                "unexpected line from {}: {}",
+                "[{}] unexpected line from {}: {}",
+                self.tag(),
                 self.data.remote_node,
                 line.trim_end()
             ),
@@ -137,15 +159,17 @@ impl RemoteUnit {
 
     /// The other node refused the unit, or answered nonsense: retrying will not mend it.
     pub(super) fn submit_refused(&mut self, e: String) {
-        warn!("submitting to {}: {e}", self.data.remote_node);
+        error!("[{}] Error running action function: {e}", self.tag());
         self.answer(Err(e.clone()));
         self.fail(format!("Error starting worker: {e}"), 0);
     }
 
     pub(super) fn started(&mut self, now: Instant) {
         info!(
-            "started as unit {} on {}",
-            self.data.remote_unit_id, self.data.remote_node
+            "[{}] started as unit {} on {}",
+            self.tag(),
+            self.data.remote_unit_id,
+            self.data.remote_node
         );
         self.data.remote_started = true;
         self.out
@@ -164,12 +188,15 @@ impl RemoteUnit {
         let st = match reply {
             Ok(ControlReply::WorkStatus(st)) => st,
             Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
+                self.set_idle(id);
                 if self.phase == RemotePhase::AwaitGone {
                     self.forget();
                 } else {
                     debug!(
-                        "work unit {} on node {} is gone",
-                        self.data.remote_unit_id, self.data.remote_node
+                        "[{}] work unit {} on node {} is gone",
+                        self.tag(),
+                        self.data.remote_unit_id,
+                        self.data.remote_node
                     );
                     self.fail("Remote work unit is gone".into(), self.local_size);
                 }
@@ -178,7 +205,8 @@ impl RemoteUnit {
             other => {
                 // As Go: a status that cannot be read ends the following.
                 warn!(
-                    "status of {} unreadable: {other:?}",
+                    "[{}] status of {} unreadable: {other:?}",
+                    self.tag(),
                     self.data.remote_unit_id
                 );
                 self.finish();
@@ -214,6 +242,15 @@ impl RemoteUnit {
             return;
         }
         if self.seen.as_ref() != Some(&new) {
+            debug!(
+                "[{}] status of {} on {}: {} ({}), {} bytes of stdout",
+                self.tag(),
+                self.data.remote_unit_id,
+                self.data.remote_node,
+                crate::control::state_name(new.state),
+                new.detail,
+                new.size
+            );
             self.set_status(new.state, new.detail.clone(), Some(new.size));
         }
         self.remote_size = new.size;
@@ -240,6 +277,8 @@ impl RemoteUnit {
         let RemotePhase::Cancel { release, force } = self.phase else {
             return;
         };
+        // Answered: the session is free for what comes next.
+        self.set_idle(id);
         match reply {
             Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if release => {
                 // Released there already, or never known (Go #758).
@@ -249,19 +288,15 @@ impl RemoteUnit {
             Ok(ControlReply::WorkReleased { pending, .. }) if release => {
                 self.answer(Ok(false));
                 if pending && !force {
-                    self.close(id);
                     self.phase = RemotePhase::AwaitGone;
                     self.poll_interval = self.config.poll_fast;
-                    self.dial(Purpose::Control, now);
+                    self.poll_now(now);
                 } else {
                     self.forget();
                 }
             }
             Ok(ControlReply::WorkCancelled { .. }) if !release => {
                 self.answer(Ok(false));
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.stage = Stage::Idle;
-                }
                 self.phase = RemotePhase::Follow;
                 self.poll_now(now);
                 self.maybe_results(now);
@@ -272,7 +307,7 @@ impl RemoteUnit {
                     Ok(r) => format!("unexpected reply: {}", r.encode().trim_end()),
                     Err(e) => e.to_string(),
                 };
-                warn!("{e}");
+                warn!("[{}] {e}", self.tag());
                 self.answer(Err(e));
                 if force {
                     self.forget();

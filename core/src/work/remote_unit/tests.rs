@@ -259,7 +259,8 @@ fn submit_follow_and_copy_all_output() {
         t.last_status(),
         Some((STATE_SUCCEEDED, "exit status 0".into()))
     );
-    assert!(t.out.contains(&RemoteOutput::Close(ctl)));
+    // The idle status session is kept for the next unit.
+    assert!(t.out.contains(&RemoteOutput::Park(ctl)), "{:?}", t.out);
     assert_eq!(t.u.poll_timeout(), None);
 }
 
@@ -569,8 +570,9 @@ fn release_pending_waits_until_the_other_node_forgets() {
         },
     );
     assert_eq!(t.u.phase(), RemotePhase::AwaitGone);
-    let c = t.dialed();
-    let line = t.open(c);
+    // Polled on the same session.
+    let line = t.sent(c);
+    assert!(line.contains("\"subcommand\":\"status\""), "{line}");
     assert!(
         !line.contains("waitms"),
         "Go-style polls while awaiting: {line}"
@@ -588,8 +590,62 @@ fn release_pending_waits_until_the_other_node_forgets() {
     );
     t.drain();
     assert!(t.out.contains(&RemoteOutput::Forget));
+    assert!(t.out.contains(&RemoteOutput::Park(c)));
     assert!(t.u.is_done());
     assert_eq!(t.answers(), vec![Ok(false)]);
+}
+
+#[test]
+fn a_reused_session_is_used_and_a_dead_one_replaced() {
+    let mut t = T::new(started_data(), STATE_SUCCEEDED, 0, 0);
+    t.u.cancel(t.now, true, false);
+    let c = t.dialed();
+    t.u.handle_reused(t.now, c);
+    let line = t.sent(c);
+    assert!(line.contains("\"subcommand\":\"release\""), "{line}");
+    // No answer within the reused-session timeout: a new connection, no answer yet.
+    t.advance(Duration::from_secs(2));
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(c)), "{out:?}");
+    assert!(t.answers().is_empty());
+    let c2 = out
+        .iter()
+        .find_map(|o| match o {
+            RemoteOutput::Dial(x) => Some(*x),
+            _ => None,
+        })
+        .expect("a new dial");
+    // A reused session that answers is an ordinary one.
+    t.u.handle_reused(t.now, c2);
+    t.sent(c2);
+    t.feed(
+        c2,
+        &ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    t.drain();
+    assert_eq!(t.answers(), vec![Ok(false)]);
+    assert!(t.out.contains(&RemoteOutput::Forget));
+    assert!(t.out.contains(&RemoteOutput::Park(c2)));
+    // A reused session that ends before answering is replaced too.
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let dials: Vec<ConnId> = t
+        .drain()
+        .into_iter()
+        .filter_map(|o| match o {
+            RemoteOutput::Dial(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    t.u.handle_reused(t.now, dials[0]);
+    t.sent(dials[0]);
+    t.u.handle_stream_ended(t.now, dials[0]);
+    let c = t.dialed();
+    assert!(t.open(c).contains("\"subcommand\":\"status\""));
+    assert!(!t.u.is_done());
 }
 
 #[test]
@@ -710,4 +766,56 @@ fn lasting_connect_failures_are_recognised() {
     assert!(!silence().is_lasting());
     assert!(!ConnectFailure::NoRoute.is_lasting());
     assert_eq!(ConnectFailure::NoRoute.to_string(), "no route to node");
+}
+
+#[test]
+fn the_final_reply_may_come_before_the_half_close_is_acknowledged() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.open(c);
+    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.drain();
+    // The reply arrives, then the stream ends without the acknowledgement.
+    t.feed(
+        c,
+        &ControlReply::WorkStarted {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    t.u.handle_stream_ended(t.now, c);
+    t.drain();
+    assert_eq!(t.answers(), vec![Ok(false)]);
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert!(t.u.data().remote_started);
+}
+
+#[test]
+fn refused_results_are_asked_again_after_a_pause() {
+    let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
+    t.u.resume(t.now).unwrap();
+    let (ctl, res) = following(&mut t);
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 5);
+    t.drain();
+    t.feed(
+        res,
+        &ControlReply::Error(ErrorReply::Other("stdout file gone".into())),
+    );
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::Close(res)), "{out:?}");
+    // The status is asked at once; the results only a second later.
+    assert!(
+        out.iter().any(|o| matches!(o,
+            RemoteOutput::SendLine(c, l) if *c == ctl && l.contains("\"subcommand\":\"status\""))),
+        "{out:?}"
+    );
+    t.status(ctl, STATE_SUCCEEDED, "exit status 0", 5);
+    assert!(
+        !t.drain().iter().any(|o| matches!(o, RemoteOutput::Dial(_))),
+        "asked again at once"
+    );
+    t.advance(Duration::from_secs(1));
+    let res = t.dialed();
+    assert!(t.open(res).contains("\"startpos\":0"));
 }
