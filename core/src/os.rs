@@ -5,7 +5,6 @@
 //! [`crate::backoff`].
 #![allow(unsafe_code)]
 
-pub mod backend;
 pub mod host;
 pub mod sockopt;
 #[cfg(feature = "tls")]

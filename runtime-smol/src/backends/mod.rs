@@ -29,9 +29,9 @@ pub use tcp::{tcp_connect, tcp_dial, tcp_listen};
 pub use udp::{udp_dial, udp_listen};
 pub use ws::{ws_connect, ws_dial, ws_listen};
 
-use crate::handle::NodeHandle;
+pub use receptor_core::backend::{DialSpec, ListenSpec, WsDialSpec, WsListenSpec};
 
-pub use receptor_core::os::backend::{DialSpec, ListenSpec, WsDialSpec, WsListenSpec};
+use crate::handle::NodeHandle;
 
 /// Why a dial made no session.
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,9 @@ pub use tcp::{tcp_bind, tcp_dial, tcp_listen, tcp_serve};
 pub use udp::{udp_bind, udp_dial, udp_listen, udp_serve};
 pub use ws::{ws_dial, ws_listen, ws_serve};
 
-use crate::NodeHandle;
+pub use receptor_core::backend::{DialSpec, ListenSpec, WsDialSpec, WsListenSpec};
 
-pub use receptor_core::os::backend::{DialSpec, ListenSpec, WsDialSpec, WsListenSpec};
+use crate::NodeHandle;
 
 /// Dials until the node stops: `attempt` returns `Ok` when a session ran and ended, `Err`
 /// when the dial failed. Go's backoff, reset after every successful dial.

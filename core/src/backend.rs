@@ -1,11 +1,15 @@
-//! What a backend listens or dials with (netceptor.md §2): the specs both runtimes' `tcp_*`,
-//! `udp_*` and `ws_*` functions take, so an application moves between them unchanged.
+//! What a backend is asked to do (netceptor.md §2): the listener and dialer specs of TCP,
+//! UDP and WebSocket backends, the same for every runtime. The runtimes' backends take them
+//! (`receptor_tokio::backends`, `receptor_smol::backends`).
+//!
+//! TLS configs come from [`crate::tls`] (feature `tls`): `TlsServer::backend_config`,
+//! `TlsClient::backend_config` (WebSocket: with ALPN `http/1.1`).
 
 use std::sync::Arc;
 
 use crate::LinkConfig;
 
-/// A TCP, UDP or WebSocket listener's socket and session options.
+/// A TCP or UDP listener.
 #[derive(Clone)]
 pub struct ListenSpec {
     /// Address to bind, e.g. `0.0.0.0` or `127.0.0.1`.
@@ -14,8 +18,8 @@ pub struct ListenSpec {
     pub port: u16,
     /// Link options for every session it accepts.
     pub link: Arc<LinkConfig>,
-    /// TLS (TCP and WebSocket only), e.g. from `TlsServer::backend_config` (WebSocket:
-    /// with ALPN `http/1.1`).
+    /// TLS (TCP and WebSocket): a server config, e.g. from `TlsServer::backend_config(&[])`
+    /// (WebSocket: `backend_config(&[ALPN_HTTP11])`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -28,8 +32,8 @@ pub struct DialSpec {
     pub redial: bool,
     /// Link options.
     pub link: Arc<LinkConfig>,
-    /// TLS (TCP only), e.g. from `TlsClient::backend_config`: the server's certificate must be
-    /// valid for the host part of `address`.
+    /// TLS (TCP only): a client config, e.g. from `TlsClient::backend_config(&[])`. The server
+    /// certificate must be valid for the host part of `address`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -51,7 +55,7 @@ pub struct WsDialSpec {
     pub redial: bool,
     /// Link options.
     pub link: Arc<LinkConfig>,
-    /// TLS for `wss://`, e.g. from `TlsClient::backend_config` with ALPN `http/1.1`.
+    /// TLS for `wss://`: a client config, e.g. from `TlsClient::backend_config(&[ALPN_HTTP11])`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Extra header `Name:value`, split at the first colon.
     pub extra_header: Option<String>,
