@@ -83,7 +83,7 @@ impl LinkConfig {
 /// The accept-queue length the runtimes ask for on their listeners. The kernel caps it at
 /// `net.core.somaxconn` (4096 by default since Linux 5.4), which is what Go's `net.Listen`
 /// asks for; so this gives the same queue as Go on any system. The standard library (and so
-/// tokio and async-net) asks for 128: during a burst of 2000 connects, the rest wait on SYN
+/// both runtimes' socket crates) asks for 128: during a burst of 2000 connects, the rest wait on SYN
 /// retries, a peer reconnecting among them included.
 pub const LISTEN_BACKLOG: i32 = 65535;
 

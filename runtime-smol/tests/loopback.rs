@@ -12,8 +12,7 @@ use receptor_core::{Config, LinkKind, ServiceName};
 use receptor_smol::backends::{DialSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
 mod common;
 use common::{
-    config_seeded, dial_spec as dial, link, listen_spec as listen, tokio_wait_route, wait_route,
-    within,
+    config_seeded, dial_spec as dial, listen_spec as listen, tokio_wait_route, wait_route, within,
 };
 
 use receptor_smol::{Executor, NodeHandle, ServiceEvent, TraceEvent, spawn_node, spawn_node_on};
@@ -232,22 +231,13 @@ async fn tokio_side(s_tcp: Receiver<SocketAddr>, t2_udp: Sender<SocketAddr>, smo
     use receptor_tokio::backends as tb;
     let node = |id: &str| receptor_tokio::spawn_node(config(id)).unwrap();
     let (t1, t2) = (node("t1"), node("t2"));
-    let spec = tb::ListenSpec {
-        bind: "127.0.0.1".into(),
-        port: 0,
-        link: link(LinkKind::Datagram),
-        tls: None,
-    };
-    let (addr, _) = tb::udp_listen(&t2, spec).await.unwrap();
+    // The specs are the core's, the same for both runtimes.
+    let (addr, _) = tb::udp_listen(&t2, listen(LinkKind::Datagram))
+        .await
+        .unwrap();
     t2_udp.send(addr).await.unwrap();
     let addr = s_tcp.recv().await.unwrap();
-    let spec = DialSpec {
-        address: addr.to_string(),
-        redial: true,
-        link: link(LinkKind::Stream),
-        tls: None,
-    };
-    tb::tcp_dial(&t1, spec);
+    tb::tcp_dial(&t1, dial(addr, LinkKind::Stream));
 
     tokio_wait_route(&t1, "t2").await;
     tokio_wait_route(&t2, "t1").await;

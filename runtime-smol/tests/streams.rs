@@ -14,7 +14,7 @@ use receptor_core::wire::Problem;
 use receptor_core::{Config, LinkKind};
 use receptor_smol::backends::{tcp_dial, tcp_listen, udp_dial, udp_listen};
 mod common;
-use common::{config_seeded, dial_spec, link, listen_spec, wait_route, within};
+use common::{config_seeded, dial_spec, listen_spec, wait_route, within};
 
 use receptor_smol::{Executor, MeshStream, NodeHandle, StreamListener, Task, spawn_node};
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
@@ -294,13 +294,8 @@ async fn tokio_side(
         }
     });
     let addr = s_tcp.recv().await.unwrap();
-    let spec = tb::DialSpec {
-        address: addr.to_string(),
-        redial: true,
-        link: link(LinkKind::Stream),
-        tls: None,
-    };
-    tb::tcp_dial(&t, spec);
+    // The specs are the core's, the same for both runtimes.
+    tb::tcp_dial(&t, dial_spec(addr, LinkKind::Stream));
     for _ in 0..200 {
         if t.status().await.unwrap().routes.contains_key("s") {
             break;

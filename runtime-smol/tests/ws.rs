@@ -58,15 +58,8 @@ fn smol_ws_and_tokio_ws_both_ways() {
     let t1 = receptor_tokio::spawn_node(config_seeded("t1", 1)).unwrap();
     let t2 = receptor_tokio::spawn_node(config_seeded("t2", 2)).unwrap();
     let s = spawn_node(config_seeded("s", 3)).unwrap();
-    let t1_spec = WsListenSpec {
-        listen: ListenSpec {
-            bind: "127.0.0.1".into(),
-            port: 0,
-            link: link(false),
-            tls: None,
-        },
-        path: "/mesh".into(),
-    };
+    // The specs are the core's, the same for both runtimes.
+    let t1_spec = listen("/mesh", None);
     let (t1_addr, _t1_listener) = rt.block_on(tb::ws_listen(&t1, t1_spec)).unwrap();
     async_io::block_on(within(30, "smol side", async {
         let url = format!("ws://{t1_addr}/mesh");
@@ -74,13 +67,7 @@ fn smol_ws_and_tokio_ws_both_ways() {
         let (s_addr, listener) = ws_listen(&s, listen("/", None)).await.unwrap();
         listener.detach();
         dialer.detach();
-        let t2_spec = WsDialSpec {
-            url: format!("ws://{s_addr}/any/path"),
-            redial: true,
-            link: link(false),
-            tls: None,
-            extra_header: None,
-        };
+        let t2_spec = dial(format!("ws://{s_addr}/any/path"), None, None);
         // Spawned on `rt` (entered above).
         let _t2_dialer = tb::ws_dial(&t2, t2_spec);
         wait_route(&s, "t1").await;
@@ -189,13 +176,7 @@ fn wss_with_mutual_tls_among_smol_and_tokio() {
         listener.detach();
         let url = format!("wss://{addr}/");
         ws_dial(&s2, dial(url.clone(), Some(s2_tls), None)).detach();
-        let t_spec = WsDialSpec {
-            url,
-            redial: true,
-            link: link(true),
-            tls: Some(t_tls),
-            extra_header: None,
-        };
+        let t_spec = dial(url, Some(t_tls), None);
         // Spawned on `rt` (entered above).
         let _t_dialer = tb::ws_dial(&t, t_spec);
         wait_route(&s1, "s2").await;

@@ -48,11 +48,14 @@ impl Ca {
     /// Issues a leaf like Receptor's `cert-signreq`: DNS localhost, IP 127.0.0.1, `node_ids`
     /// as Receptor node-ID otherNames, and `ekus`.
     pub fn leaf(&self, node_ids: &[&str], ekus: Vec<Eku>) -> Leaf {
+        self.leaf_named("receptor test leaf", node_ids, ekus)
+    }
+
+    /// [`Self::leaf`] with the subject CommonName `cn`.
+    pub fn leaf_named(&self, cn: &str, node_ids: &[&str], ekus: Vec<Eku>) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "receptor test leaf");
+        params.distinguished_name.push(DnType::CommonName, cn);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = ekus;
         params.subject_alt_names = vec![

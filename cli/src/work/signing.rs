@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use receptor_core::work::jwt::{SigningKey, VerifyingKey};
+use receptor_core::work::jwt::{SigningKey, VerifyError, VerifyingKey};
 
 use super::statusfile::go_path_error;
 
@@ -72,12 +72,9 @@ impl Keys {
         let pem = std::fs::read(path).map_err(|e| load(go_path_error("open", path, &e)))?;
         let key = VerifyingKey::from_pem(&pem).map_err(load)?;
         key.verify(signature, node_id, now().as_secs_f64())
-            .map_err(|e| {
-                if e.starts_with("token audience") {
-                    e
-                } else {
-                    format!("could not verify signature: {e}")
-                }
+            .map_err(|e| match e {
+                VerifyError::Audience => e.to_string(),
+                VerifyError::Token(e) => format!("could not verify signature: {e}"),
             })
     }
 }

@@ -7,7 +7,7 @@
 //! [`Effect`]s (write the status, start / re-attach / cancel the worker, remove the directory,
 //! forget the unit, answer the control request); the driver does them and reports back
 //! through the `handle_*` methods. No clock, no files, no processes: time is passed in, and
-//! the same engine runs under tokio, smol or the simulator.
+//! the same engine runs under either runtime or the simulator.
 //!
 //! A `ttl` is Go's for remote units only: the remote unit's own machine
 //! ([`RemoteUnit`](super::remote_unit::RemoteUnit)) keeps it, as it knows when the other node

@@ -9,8 +9,8 @@
 //! (SubjectPublicKeyInfo). Errors are worded as Go words them where clients may see them.
 //!
 //! ```
-//! # fn main() -> Result<(), String> {
-//! use receptor_core::work::jwt::{SigningKey, VerifyingKey};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use receptor_core::work::jwt::{SigningKey, VerifyError, VerifyingKey};
 //!
 //! # let private_pem = include_bytes!("testdata/sign_a_pkcs8.pem");
 //! # let public_pem = include_bytes!("testdata/sign_a_pub.pem");
@@ -19,8 +19,8 @@
 //! let verifier = VerifyingKey::from_pem(public_pem)?;
 //! verifier.verify(&token, "node2", 1_800_000_000.0)?;
 //! assert_eq!(
-//!     verifier.verify(&token, "node3", 1_800_000_000.0).unwrap_err(),
-//!     "token audience did not match node ID"
+//!     verifier.verify(&token, "node3", 1_800_000_000.0),
+//!     Err(VerifyError::Audience)
 //! );
 //! # Ok(())
 //! # }
@@ -34,6 +34,17 @@ use aws_lc_rs::signature::{self, RsaKeyPair, UnparsedPublicKey};
 use serde_json::Value;
 
 use crate::control::go_duration_string;
+
+/// Why a work-signing token does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not a valid token for this key now: the JWT library's text, as Go words it.
+    #[error("{0}")]
+    Token(String),
+    /// A valid token, for another node.
+    #[error("token audience did not match node ID")]
+    Audience,
+}
 
 /// The header of every token we sign (Go marshals a map: sorted keys).
 const HEADER: &str = r#"{"alg":"RS512","typ":"JWT"}"#;
@@ -108,15 +119,16 @@ impl VerifyingKey {
     }
 
     /// Verifies `token` for this node at `now` (Unix seconds), as Go's `VerifySignature` after
-    /// the key is loaded: the error is the JWT library's text (the caller prefixes
-    /// `could not verify signature: `), or `token audience did not match node ID`.
+    /// the key is loaded: [`VerifyError::Token`] carries the JWT library's text (the caller
+    /// prefixes `could not verify signature: `), [`VerifyError::Audience`] is a valid token
+    /// for another node.
     ///
     /// As in `jwt/v4`, time claims (`exp`, `iat`, `nbf`) are optional and checked before the
     /// signature, and a bad signature is the error reported when both fail.
-    pub fn verify(&self, token: &str, node_id: &str, now: f64) -> Result<(), String> {
-        let claims = self.verify_token(token, now)?;
+    pub fn verify(&self, token: &str, node_id: &str, now: f64) -> Result<(), VerifyError> {
+        let claims = self.verify_token(token, now).map_err(VerifyError::Token)?;
         if !audience_matches(claims.get("aud"), node_id) {
-            return Err("token audience did not match node ID".into());
+            return Err(VerifyError::Audience);
         }
         Ok(())
     }
@@ -426,21 +438,27 @@ mod tests {
             assert_eq!(b64url_decode(parts[2]).unwrap().len(), 256);
             verifier.verify(&token, "C", 1_000.0).unwrap();
             assert_eq!(
-                verifier.verify(&token, "B", 1_000.0).unwrap_err(),
+                verifier
+                    .verify(&token, "B", 1_000.0)
+                    .unwrap_err()
+                    .to_string(),
                 "token audience did not match node ID"
             );
             assert_eq!(
-                verifier.verify(&token, "C", 2_061.5).unwrap_err(),
+                verifier
+                    .verify(&token, "C", 2_061.5)
+                    .unwrap_err()
+                    .to_string(),
                 "token is expired by 1m1.5s"
             );
             let other = VerifyingKey::from_pem(B_PUB).unwrap();
             assert_eq!(
-                other.verify(&token, "C", 1_000.0).unwrap_err(),
+                other.verify(&token, "C", 1_000.0).unwrap_err().to_string(),
                 "crypto/rsa: verification error"
             );
             // Wrong key and expired: the signature error wins, as in jwt/v4.
             assert_eq!(
-                other.verify(&token, "C", 3_000.0).unwrap_err(),
+                other.verify(&token, "C", 3_000.0).unwrap_err().to_string(),
                 "crypto/rsa: verification error"
             );
             // A tampered claim breaks the signature.
@@ -451,7 +469,10 @@ mod tests {
                 parts[2]
             );
             assert_eq!(
-                verifier.verify(&forged, "D", 1_000.0).unwrap_err(),
+                verifier
+                    .verify(&forged, "D", 1_000.0)
+                    .unwrap_err()
+                    .to_string(),
                 "crypto/rsa: verification error"
             );
         }
@@ -461,7 +482,7 @@ mod tests {
     fn malformed_tokens() {
         let v = VerifyingKey::from_pem(A_PUB).unwrap();
         assert_eq!(
-            v.verify("a.b", "C", 0.0).unwrap_err(),
+            v.verify("a.b", "C", 0.0).unwrap_err().to_string(),
             "token contains an invalid number of segments"
         );
         let hs = format!(
@@ -470,7 +491,7 @@ mod tests {
             b64url_encode(b"{}")
         );
         assert_eq!(
-            v.verify(&hs, "C", 0.0).unwrap_err(),
+            v.verify(&hs, "C", 0.0).unwrap_err().to_string(),
             "key is of invalid type"
         );
         let aud_string = format!(
@@ -479,7 +500,7 @@ mod tests {
             b64url_encode(br#"{"aud":"C"}"#)
         );
         assert_eq!(
-            v.verify(&aud_string, "C", 0.0).unwrap_err(),
+            v.verify(&aud_string, "C", 0.0).unwrap_err().to_string(),
             "crypto/rsa: verification error"
         );
         assert!(audience_matches(Some(&Value::String("C".into())), "C"));
