@@ -80,12 +80,31 @@ fn figures(reports: &[UnitsReport], wall: std::time::Duration) {
 #[test]
 fn remote_units_end_terminal_with_exact_output_under_faults() {
     let started = Instant::now();
+    let default =
+        std::env::var_os("SIM_SEED").is_none() && std::env::var_os("REMOTE_UNITS_SEEDS").is_none();
     let reports: Vec<UnitsReport> = seeds(0..6).map(run).collect();
     figures(&reports, started.elapsed());
     assert!(
         reports.iter().any(|r| r.succeeded > 0),
         "no unit succeeded in any seed"
     );
+    if default {
+        // The CI seeds go through every kind of fault and every way of picking up again.
+        let any = |f: fn(&UnitsReport) -> bool| reports.iter().any(f);
+        assert!(any(|r| r.loss.iter().any(|l| *l > 0.0)), "no loss");
+        assert!(any(|r| r.second_path), "no second path");
+        assert!(any(|r| r.partitions > 0), "no partition");
+        assert!(any(|r| r.crashes_b > 0), "no crash of B");
+        assert!(any(|r| r.crashes_a > 0), "no crash of A");
+        assert!(
+            any(|r| r.resumes > 0),
+            "no machine resumed after A's restart"
+        );
+        assert!(
+            any(|r| r.resumed_results > 0),
+            "no results resumed from an offset"
+        );
+    }
 }
 
 #[test]
