@@ -440,10 +440,9 @@ async fn perform(ctx: &ControlContext, action: Action) -> Reply {
         },
         Action::Traceroute { target } => traceroute(ctx, &target).await,
         Action::Reload => Reply::Reload((ctx.reload)().await),
-        Action::Connect { .. } => {
-            Reply::Error("connect: mesh streams are not supported yet".into())
-        }
-        Action::Work(req) => work_reply(&ctx.work, req, false).await,
+        // run_session performs these itself: they keep state (a stream, a unit) or need the
+        // connection's kind.
+        Action::Connect { .. } | Action::Work(_) => Reply::Error("unexpected command".into()),
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use receptor_core::stream::quinn_proto::ClientConfig;
 use receptor_core::stream::{PeerTls, ServerTls, client_config, server_config};
-use receptor_tokio::tls::ClientAuthMode;
 use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
+use receptor_tokio::tls::{ClientAuthMode, stream_server_name};
 
 use crate::run::TlsConfigs;
 
@@ -15,15 +15,6 @@ use crate::run::TlsConfigs;
 pub const CONN_INSECURE: u8 = 1;
 /// ConnType of a stream service with user TLS.
 pub const CONN_TLS: u8 = 2;
-
-/// A server name rustls accepts: Go sends the dialer's (insecure) or no SNI, and our
-/// verifiers never check it, so any valid name will do.
-fn sni(preferred: &str) -> String {
-    match receptor_tokio::rustls::pki_types::ServerName::try_from(preferred) {
-        Ok(_) => preferred.to_owned(),
-        Err(_) => "netceptor".to_owned(),
-    }
-}
 
 /// The client side for dialing `target` with TLS config `name` (`None` or empty: insecure).
 /// Returns the QUIC config and the server name to dial with.
@@ -37,7 +28,7 @@ pub fn client_for(
         None => {
             let c = insecure_client_config().map_err(|e| e.to_string())?;
             let q = client_config((*c).clone()).map_err(|e| e.to_string())?;
-            Ok((q, sni(self_id)))
+            Ok((q, stream_server_name(self_id)))
         }
         Some(n) => {
             let client = tls
@@ -46,7 +37,7 @@ pub fn client_for(
                 .ok_or_else(|| format!("unknown TLS config {n}"))?;
             let c = client.stream_config(target).map_err(|e| e.to_string())?;
             let q = client_config((*c).clone()).map_err(|e| e.to_string())?;
-            Ok((q, sni(target)))
+            Ok((q, stream_server_name(target)))
         }
     }
 }

@@ -1,5 +1,6 @@
-//! A mesh of both runtimes in separate processes: the tokio `receptor` in the middle, two smol
-//! nodes (`runtime-smol/examples/node.rs`) joining it. The real receptorctl on one smol
+//! A mesh of both runtimes in separate processes: the tokio `receptor` in the middle with
+//! mutual TLS on tcp and wss, two smol nodes (`runtime-smol/examples/node.rs`) joining it, one
+//! over tcp+TLS and one over wss, with certificates from one test CA that carry node IDs. The real receptorctl on one smol
 //! node's control socket pings the other smol node through the tokio node, and traceroute
 //! lists the three hops; `connect` reaches the other smol node's control service.
 //!
@@ -12,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use support::certs::Ca;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -35,33 +37,33 @@ fn logs(procs: &[&Proc]) -> String {
 fn smol_nodes_reach_each_other_through_a_tokio_node() {
     let smol = example_bin("receptor-smol", "node");
     let dir = TempDir::new("mixed");
-    let tcp_port = free_port();
-    let hub = start_args(
+    let ca = Ca::new("mixed mesh CA");
+    let ca_file = ca.write(&dir, "ca.crt");
+    let (hub_crt, hub_key) = ca.issue(&dir, "hub", &["hub"]);
+    let (tcp_port, ws_port) = (free_port(), free_port());
+    // Mutual TLS on tcp and wss; each side's node ID bound to its certificate.
+    let hub = start_yaml(
         &dir,
         "hub",
-        &[
-            "--node",
-            "id=hub",
-            "--tcp-listener",
-            "bindaddr=127.0.0.1",
-            &format!("port={tcp_port}"),
-        ],
+        &format!(
+            "- node:\n    id: hub\n- log-level: debug\n\
+             - tls-server:\n    name: srv\n    cert: {hub_crt}\n    key: {hub_key}\n    \
+             requireclientcert: true\n    clientcas: {ca_file}\n    bindnodeid: true\n\
+             - tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {tcp_port}\n    tls: srv\n\
+             - ws-listener:\n    bindaddr: 127.0.0.1\n    port: {ws_port}\n    tls: srv\n"
+        ),
     );
-    let peer = format!("127.0.0.1:{tcp_port}");
-    let s1_sock = dir.path("s1.sock");
-    let s1 = start_smol(
-        &dir,
-        &smol,
-        "s1",
-        &["--tcp-peer", &peer, "--control", s1_sock.to_str().unwrap()],
-    );
-    let s2_sock = dir.path("s2.sock");
-    let s2 = start_smol(
-        &dir,
-        &smol,
-        "s2",
-        &["--tcp-peer", &peer, "--control", s2_sock.to_str().unwrap()],
-    );
+    let smol_node = |id: &str, peer: [&str; 2]| {
+        let (crt, key) = ca.issue(&dir, id, &[id]);
+        let sock = dir.path(&format!("{id}.sock"));
+        let mut flags = vec![peer[0], peer[1], "--tls-cert", &crt, "--tls-key", &key];
+        flags.extend(["--tls-ca", &ca_file, "--control", sock.to_str().unwrap()]);
+        (start_smol(&dir, &smol, id, &flags), sock)
+    };
+    let tcp_peer = format!("127.0.0.1:{tcp_port}");
+    let (s1, s1_sock) = smol_node("s1", ["--tcp-peer", &tcp_peer]);
+    let wss_peer = format!("wss://localhost:{ws_port}/");
+    let (s2, _) = smol_node("s2", ["--ws-peer", &wss_peer]);
     let procs = [&hub, &s1, &s2];
 
     wait_for_path(&s1_sock, WAIT);
@@ -69,6 +71,16 @@ fn smol_nodes_reach_each_other_through_a_tokio_node() {
         status_json(&s1_sock)["RoutingTable"]["s2"] == "hub"
     });
     assert!(routed, "s1 never routed to s2 via hub{}", logs(&procs));
+    // The hub saw both smol nodes over TLS, one of them over WebSocket.
+    let hub_log = hub.log_text();
+    assert!(
+        hub_log.contains("Connection established with s1"),
+        "{hub_log}"
+    );
+    assert!(
+        hub_log.contains("Connection established with s2"),
+        "{hub_log}"
+    );
 
     let o = receptorctl(&s1_sock, &["ping", "s2", "--count", "1"]);
     let out = stdout(&o);

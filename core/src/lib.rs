@@ -67,6 +67,7 @@ pub mod stats;
 pub mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod udp;
 pub mod wire;
 pub mod work;
 #[cfg(feature = "ws")]
@@ -85,6 +86,6 @@ pub use id::{Addr, InvalidId, LinkId, NodeId, ServiceName};
 pub use node::{
     Advertise, AppCommand, Apps, Channels, CloseReason, ConnectionCounts, Event, Input, LinkKind,
     ListenError, MeshStatus, Node, NodeMetrics, PingId, PingResult, SendError, ServiceEvent,
-    TraceEvent, Transmit,
+    TraceEvent, Transmit, Unanswered,
 };
 pub use stats::NodeStats;

@@ -9,6 +9,11 @@
 //! receptorctl --socket /tmp/a.sock traceroute b
 //! ```
 //!
+//! With `--tls-cert`, `--tls-key` and `--tls-ca` (all three), the tcp and ws backends run TLS
+//! with mutual authentication: peers must present a certificate from that CA, and the node ID
+//! a peer announces must be one its certificate carries (ours must carry `--id`). Then
+//! `--ws-listen` serves wss, and `--ws-peer` takes `wss://` URLs.
+//!
 //! Listeners bind every address, as the `receptor` binary's do; `--bind` picks one.
 //!
 //! The core answers pings itself and tells the runtime nothing about them, so answered
@@ -16,21 +21,30 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_io::Timer;
 use futures_lite::future;
-use receptor_core::stream::{ServerTls, client_config, server_config};
+use receptor_core::stream::{ServerTls, server_config};
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
-use receptor_smol::backends::{DialSpec, ListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
-use receptor_smol::control::{ConnectTls, ControlOptions, serve_control_mesh, serve_control_unix};
-use receptor_smol::{ServiceEvent, spawn_node};
-use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
+use receptor_smol::backends::{
+    DialSpec, ListenSpec, WsDialSpec, WsListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen,
+    ws_dial, ws_listen,
+};
+use receptor_smol::control::{ControlOptions, serve_control_mesh, serve_control_unix};
+use receptor_smol::rustls;
+use receptor_smol::tls::insecure::insecure_server_config;
+use receptor_smol::tls::{ALPN_HTTP11, TlsClient, TlsClientParams, TlsServer, TlsServerParams};
+use receptor_smol::{NodeHandle, ServiceEvent, Task, spawn_node};
 use tracing::{info, warn};
 
 const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
-[--udp-listen PORT] [--udp-peer HOST:PORT] [--control SOCKET] [--ping NODE]   \
-(listen/peer flags repeat)";
+[--ws-listen PORT] [--ws-peer URL] [--udp-listen PORT] [--udp-peer HOST:PORT] \
+[--tls-cert F --tls-key F --tls-ca F] [--control SOCKET] [--ping NODE]   \
+(listen and peer flags repeat)";
+
+/// The WebSocket listeners' upgrade path (`/` takes every path, as Go's does).
+const WS_PATH: &str = "/";
 
 #[derive(Default)]
 struct Args {
@@ -38,14 +52,25 @@ struct Args {
     bind: Option<String>,
     tcp_listen: Vec<u16>,
     tcp_peer: Vec<String>,
+    ws_listen: Vec<u16>,
+    ws_peer: Vec<String>,
     udp_listen: Vec<u16>,
     udp_peer: Vec<String>,
+    tls: Option<TlsFiles>,
     control: Option<PathBuf>,
     ping: Option<String>,
 }
 
+/// `--tls-cert`, `--tls-key`, `--tls-ca`.
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut a = Args::default();
+    let (mut cert, mut key, mut ca) = (None, None, None);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         let port = |v: String| v.parse::<u16>().map_err(|e| format!("bad port {v}: {e}"));
@@ -54,8 +79,13 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--bind" => a.bind = Some(value()?),
             "--tcp-listen" => a.tcp_listen.push(port(value()?)?),
             "--tcp-peer" => a.tcp_peer.push(value()?),
+            "--ws-listen" => a.ws_listen.push(port(value()?)?),
+            "--ws-peer" => a.ws_peer.push(value()?),
             "--udp-listen" => a.udp_listen.push(port(value()?)?),
             "--udp-peer" => a.udp_peer.push(value()?),
+            "--tls-cert" => cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => key = Some(PathBuf::from(value()?)),
+            "--tls-ca" => ca = Some(PathBuf::from(value()?)),
             "--control" => a.control = Some(value()?.into()),
             "--ping" => a.ping = Some(value()?),
             _ => return Err(format!("unknown argument {flag}")),
@@ -63,6 +93,25 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if a.id.is_empty() {
         return Err("--id is required".into());
+    }
+    a.tls = match (cert, key, ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+        (None, None, None) => None,
+        _ => return Err("--tls-cert, --tls-key and --tls-ca go together".into()),
+    };
+    for url in &a.ws_peer {
+        let secure = if url.starts_with("wss://") {
+            true
+        } else if url.starts_with("ws://") {
+            false
+        } else {
+            return Err(format!("--ws-peer {url}: not a ws:// or wss:// URL"));
+        };
+        if secure != a.tls.is_some() {
+            return Err(format!(
+                "--ws-peer {url}: wss:// URLs go with --tls-*, ws:// URLs without"
+            ));
+        }
     }
     Ok(a)
 }
@@ -83,55 +132,28 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    use std::hash::{BuildHasher, Hasher};
-    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
+    let wall = SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let seed = receptor_core::os::random_u64();
     let node = spawn_node(Arc::new(Config::new(NodeId::new(&args.id)?, seed, wall)))?;
 
-    let bind = args.bind.unwrap_or_else(|| "0.0.0.0".into());
-    let link = |kind| Arc::new(LinkConfig::new(kind));
-    let listen = |port, kind| ListenSpec {
-        bind: bind.clone(),
-        port,
-        link: link(kind),
-        tls: None,
-    };
-    let dial = |address: String, kind| DialSpec {
-        address,
-        redial: true,
-        link: link(kind),
-        tls: None,
-    };
-    let mut backends = Vec::new();
-    for port in args.tcp_listen {
-        let (addr, task) = tcp_listen(&node, listen(port, LinkKind::Stream)).await?;
-        info!("listening for TCP on {addr}");
-        backends.push(task);
-    }
-    for port in args.udp_listen {
-        let (addr, task) = udp_listen(&node, listen(port, LinkKind::Datagram)).await?;
-        info!("listening for UDP on {addr}");
-        backends.push(task);
-    }
-    for peer in args.tcp_peer {
-        backends.push(tcp_dial(&node, dial(peer, LinkKind::Stream)));
-    }
-    for peer in args.udp_peer {
-        backends.push(udp_dial(&node, dial(peer, LinkKind::Datagram)));
-    }
+    let bind = args.bind.clone().unwrap_or_else(|| "0.0.0.0".into());
+    let tls = args
+        .tls
+        .as_ref()
+        .map(|f| load_tls(f, &args.id))
+        .transpose()?;
+    let backends = start_backends(&node, &bind, &args, tls.as_ref()).await?;
 
     let _control = match &args.control {
         Some(path) => {
             let options = ControlOptions {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-                connect_tls: Some(insecure_connect()),
+                connect_tls: None,
             };
             let unix = serve_control_unix(&node, path, options.clone())?;
             info!("control service on {}", path.display());
             // As Go nodes do, also as the mesh service `control` (plain: ConnType 1).
-            let tls = insecure_server_config(std::time::SystemTime::now())?;
+            let tls = insecure_server_config(SystemTime::now())?;
             let server = ServerTls::Fixed(server_config((*tls).clone())?);
             let mesh = serve_control_mesh(&node, "control", server, 1, options).await?;
             Some((unix, mesh))
@@ -177,15 +199,109 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// `connect` dials plain (ConnType 1) mesh streams: this node has no `tls-client` configs.
-/// (The insecure configs come from receptor-tokio until the TLS code lives in the core.)
-fn insecure_connect() -> ConnectTls {
-    Arc::new(|name, _target| {
-        if let Some(name) = name {
-            return Err(format!("unknown TLS config {name}"));
-        }
-        let tls = insecure_client_config().map_err(|e| e.to_string())?;
-        let quic = client_config((*tls).clone()).map_err(|e| e.to_string())?;
-        Ok((quic, "netceptor".to_owned()))
-    })
+/// The backends' TLS: the server and client configs of the tcp and ws backends.
+struct BackendTls {
+    server: TlsServer,
+    client: TlsClient,
+}
+
+/// Loads `--tls-*`: mutual authentication against the one CA, node IDs bound to certificates
+/// both ways, and Go's startup check that our certificate carries `id`.
+fn load_tls(files: &TlsFiles, id: &str) -> Result<BackendTls, Box<dyn std::error::Error>> {
+    let server = TlsServer::load(
+        &TlsServerParams {
+            name: "tls".into(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            require_client_cert: true,
+            client_cas: Some(files.ca.clone()),
+            bind_node_id: true,
+            ..TlsServerParams::default()
+        },
+        id,
+    )?;
+    let client = TlsClient::load(
+        &TlsClientParams {
+            name: "tls".into(),
+            cert: Some(files.cert.clone()),
+            key: Some(files.key.clone()),
+            root_cas: Some(files.ca.clone()),
+            bind_node_id: true,
+            ..TlsClientParams::default()
+        },
+        id,
+    )?;
+    Ok(BackendTls { server, client })
+}
+
+/// Starts every listener and peer of `args`; dropping the tasks stops them.
+async fn start_backends(
+    node: &NodeHandle,
+    bind: &str,
+    args: &Args,
+    tls: Option<&BackendTls>,
+) -> Result<Vec<Task<()>>, Box<dyn std::error::Error>> {
+    let link = |kind| {
+        let mut l = LinkConfig::new(kind);
+        l.bind_node_id = tls.is_some() && kind != LinkKind::Datagram;
+        Arc::new(l)
+    };
+    let server = |alpn: &[&[u8]]| -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        tls.map(|t| t.server.backend_config(alpn).map_err(|e| e.to_string()))
+            .transpose()
+    };
+    let client = |alpn: &[&[u8]]| -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+        tls.map(|t| t.client.backend_config(alpn).map_err(|e| e.to_string()))
+            .transpose()
+    };
+    let listen = |port, kind, tls| ListenSpec {
+        bind: bind.to_owned(),
+        port,
+        link: link(kind),
+        tls,
+    };
+    let dial = |address: &String, kind, tls| DialSpec {
+        address: address.clone(),
+        redial: true,
+        link: link(kind),
+        tls,
+    };
+    let mut backends = Vec::new();
+    for &port in &args.tcp_listen {
+        let spec = listen(port, LinkKind::Stream, server(&[])?);
+        let (addr, task) = tcp_listen(node, spec).await?;
+        info!("listening for TCP on {addr}");
+        backends.push(task);
+    }
+    for &port in &args.ws_listen {
+        let spec = WsListenSpec {
+            listen: listen(port, LinkKind::Message, server(&[ALPN_HTTP11])?),
+            path: WS_PATH.into(),
+        };
+        let (addr, task) = ws_listen(node, spec).await?;
+        info!("listening for WebSocket on {addr}");
+        backends.push(task);
+    }
+    for &port in &args.udp_listen {
+        let (addr, task) = udp_listen(node, listen(port, LinkKind::Datagram, None)).await?;
+        info!("listening for UDP on {addr}");
+        backends.push(task);
+    }
+    for peer in &args.tcp_peer {
+        backends.push(tcp_dial(node, dial(peer, LinkKind::Stream, client(&[])?)));
+    }
+    for url in &args.ws_peer {
+        let spec = WsDialSpec {
+            url: url.clone(),
+            redial: true,
+            link: link(LinkKind::Message),
+            tls: client(&[ALPN_HTTP11])?,
+            extra_header: None,
+        };
+        backends.push(ws_dial(node, spec));
+    }
+    for peer in &args.udp_peer {
+        backends.push(udp_dial(node, dial(peer, LinkKind::Datagram, None)));
+    }
+    Ok(backends)
 }

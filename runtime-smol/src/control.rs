@@ -19,8 +19,10 @@ use receptor_core::control::{
     failed_ping, ping_reply,
 };
 use receptor_core::os::host::host_info;
-use receptor_core::stream::ServerTls;
 use receptor_core::stream::quinn_proto::ClientConfig;
+use receptor_core::stream::{ServerTls, client_config};
+use receptor_core::tls::insecure::insecure_client_config;
+use receptor_core::tls::stream_server_name;
 use tracing::{debug, warn};
 
 use crate::{MeshStream, NodeHandle, Task};
@@ -36,8 +38,20 @@ pub type ConnectTls =
 pub struct ControlOptions {
     /// The version `status` reports.
     pub version: String,
-    /// TLS for `connect`; without it `connect` answers with an error.
+    /// TLS for `connect`. Without it `connect` dials plain (ConnType 1) streams only, in the
+    /// insecure mode, and a named TLS config is unknown.
     pub connect_tls: Option<ConnectTls>,
+}
+
+/// `connect`'s TLS without [`ControlOptions::connect_tls`]: the insecure mode, named as Go
+/// names it, from this node.
+fn plain_connect_tls(name: Option<&str>, self_id: &str) -> Result<(ClientConfig, String), String> {
+    if let Some(name) = name {
+        return Err(format!("unknown TLS config {name}"));
+    }
+    let tls = insecure_client_config().map_err(|e| e.to_string())?;
+    let quic = client_config((*tls).clone()).map_err(|e| e.to_string())?;
+    Ok((quic, stream_server_name(self_id)))
 }
 
 /// Why a control service could not start.
@@ -239,12 +253,12 @@ async fn connect(
     service: &str,
     tls: Option<&str>,
 ) -> Result<MeshStream, String> {
-    let target = connect_target(to, node.id().as_str());
-    let pick = options
-        .connect_tls
-        .as_ref()
-        .ok_or_else(|| "connect: this control service has no TLS for mesh streams".to_owned())?;
-    let (cfg, server_name) = pick(tls, target)?;
+    let me = node.id().as_str();
+    let target = connect_target(to, me);
+    let (cfg, server_name) = match &options.connect_tls {
+        Some(pick) => pick(tls, target)?,
+        None => plain_connect_tls(tls, me)?,
+    };
     debug!("control connect to {target}:{service}");
     node.dial(target, service, cfg, &server_name)
         .await

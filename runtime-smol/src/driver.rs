@@ -2,6 +2,7 @@
 //! bounded channels, and it never waits on either of them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_channel::{Receiver, Sender};
@@ -52,6 +53,9 @@ pub(crate) struct LinkEntry {
     pub(crate) close: Option<Sender<()>>,
     /// The remote address, for logs.
     pub(crate) peer: String,
+    /// Set when the session completes its handshake, cleared when either side refuses it:
+    /// what the session's dialer learns (a refused dial backs off further).
+    pub(crate) established: Arc<AtomicBool>,
 }
 
 /// State the node task keeps beside the node.
@@ -208,12 +212,20 @@ impl Driver {
                 // The frames already queued (a reject, say) are written before it closes.
                 if let Some(l) = self.links.get_mut(&link) {
                     info!(%link, peer = %l.peer, ?reason, "closing connection");
+                    if reason.is_refusal() {
+                        l.established.store(false, Ordering::Relaxed);
+                    }
                     if let Some(c) = l.close.take() {
                         let _ = c.try_send(());
                     }
                 }
             }
-            Event::PeerUp { link, node } => info!(%link, "Connection established with {node}"),
+            Event::PeerUp { link, node } => {
+                if let Some(l) = self.links.get(&link) {
+                    l.established.store(true, Ordering::Relaxed);
+                }
+                info!(%link, "Connection established with {node}");
+            }
             Event::PeerDown { link, node } => info!(%link, "Connection to {node} lost"),
             Event::RoutesChanged => debug!(routes = ?node.routes(), "routing table changed"),
             Event::Shutdown { reason } => {

@@ -9,7 +9,7 @@ use async_executor::{Executor, Task};
 use bytes::Bytes;
 use receptor_core::{
     Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, PingResult,
-    SendError, ServiceEvent, ServiceName, TraceEvent,
+    SendError, ServiceEvent, ServiceName, TraceEvent, Unanswered,
 };
 
 use crate::apps::{Command, SmolChannels};
@@ -131,6 +131,25 @@ impl NodeHandle {
         rx.recv().await.map_err(|_| NodeGone)
     }
 
+    /// Sends an application request whose answer, if the node stopped first, is
+    /// [`Unanswered::node_stopped`].
+    async fn ask<T: Unanswered>(
+        &self,
+        make: impl FnOnce(Sender<T>) -> AppCommand<SmolChannels>,
+    ) -> T {
+        self.call(make)
+            .await
+            .unwrap_or_else(|NodeGone| T::node_stopped())
+    }
+
+    /// Sends an application request that has no answer.
+    async fn post(&self, cmd: AppCommand<SmolChannels>) -> Result<(), NodeGone> {
+        self.commands
+            .send(Command::App(cmd))
+            .await
+            .map_err(|_| NodeGone)
+    }
+
     /// The node's mesh state.
     pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
         self.call(AppCommand::Status).await
@@ -138,17 +157,13 @@ impl NodeHandle {
 
     /// Pings a node (10 s timeout, as Go).
     pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
-        let target = target.to_owned();
-        self.call(|tx| AppCommand::Ping(target, tx)).await
+        self.call(|tx| AppCommand::ping(target, tx)).await
     }
 
     /// Traceroute to a node: hop events, then `Done`.
     pub async fn traceroute(&self, target: &str) -> Result<Receiver<TraceEvent>, NodeGone> {
         let (tx, rx) = async_channel::bounded(TRACE_QUEUE);
-        self.commands
-            .send(Command::App(AppCommand::Traceroute(target.to_owned(), tx)))
-            .await
-            .map_err(|_| NodeGone)?;
+        self.post(AppCommand::traceroute(target, tx)).await?;
         Ok(rx)
     }
 
@@ -160,28 +175,13 @@ impl NodeHandle {
         advertise: Option<Advertise>,
     ) -> Result<(ServiceName, Receiver<ServiceEvent>), ListenError> {
         let (deliver, rx) = async_channel::bounded(SERVICE_QUEUE);
-        let service = service.map(str::to_owned);
-        let r = self
-            .call(|reply| AppCommand::Listen {
-                service,
-                advertise,
-                deliver,
-                reply,
-            })
-            .await;
-        match r {
-            Ok(Ok(name)) => Ok((name, rx)),
-            Ok(Err(e)) => Err(e),
-            Err(NodeGone) => Err(ListenError::InUse(ServiceName::default())),
-        }
+        let listen = |reply| AppCommand::listen(service, advertise, deliver, reply);
+        Ok((self.ask(listen).await?, rx))
     }
 
     /// Unbinds a service.
     pub async fn unlisten(&self, service: ServiceName) {
-        let _ = self
-            .commands
-            .send(Command::App(AppCommand::Unlisten(service)))
-            .await;
+        let _ = self.post(AppCommand::Unlisten(service)).await;
     }
 
     /// Sends a datagram from a local service.
@@ -192,16 +192,8 @@ impl NodeHandle {
         to_service: ServiceName,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        let to_node = to_node.to_owned();
-        self.call(|reply| AppCommand::Send {
-            from,
-            to_node,
-            to_service,
-            payload,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(SendError::ShutDown))
+        self.ask(|reply| AppCommand::send(from, to_node, to_service, payload, reply))
+            .await
     }
 
     /// Closes every link; the node keeps running, and dialers with `redial` dial again (Go's

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_channel::{Receiver, TrySendError};
 use async_net::UdpSocket;
@@ -37,6 +38,8 @@ struct Session {
     frames: Receiver<Transmit>,
     close: Receiver<()>,
     down: LinkDown,
+    /// Set by the node task when the session completes its handshake (see [`LinkEntry`]).
+    established: Arc<AtomicBool>,
 }
 
 /// Tells the node the session ended when dropped, so a link task that is cancelled (its
@@ -62,10 +65,12 @@ async fn register(node: &NodeHandle, config: Arc<LinkConfig>, peer: &str) -> Opt
     let link = node.new_link();
     let (frames, frames_rx) = async_channel::bounded(LINK_QUEUE);
     let (close, close_rx) = async_channel::bounded(1);
+    let established = Arc::new(AtomicBool::new(false));
     let entry = LinkEntry {
         frames,
         close: Some(close),
         peer: peer.to_owned(),
+        established: established.clone(),
     };
     let up = ToNode::LinkUp {
         link,
@@ -82,6 +87,7 @@ async fn register(node: &NodeHandle, config: Arc<LinkConfig>, peer: &str) -> Opt
         frames: frames_rx,
         close: close_rx,
         down,
+        established,
     })
 }
 
@@ -92,19 +98,21 @@ async fn closed<T>(close: &Receiver<()>) -> Option<T> {
     None
 }
 
-/// Runs a byte-stream session (TCP, TLS) until either side ends it.
+/// Runs a byte-stream session (TCP, TLS) until either side ends it. Returns whether it
+/// completed its handshake (a dialer backs off further after a session that did not).
 pub(crate) async fn run_stream<R, W>(
     node: &NodeHandle,
     mut rd: R,
     wr: W,
     config: Arc<LinkConfig>,
     peer: &str,
-) where
+) -> bool
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let Some(s) = register(node, config, peer).await else {
-        return;
+        return false;
     };
     let writer = node.spawn(write_stream(wr, s.frames));
     // Reads land in one zeroed buffer; each chunk is split off its front and handed on
@@ -138,8 +146,10 @@ pub(crate) async fn run_stream<R, W>(
         }
     }
     debug!(link = %s.link, %peer, "stream link ended");
+    let established = s.established.load(Ordering::Relaxed);
     drop(s.down);
     writer.await;
+    established
 }
 
 /// Writes frames until the node drops the link, gathering whatever is queued into one write.
@@ -168,17 +178,19 @@ async fn write_one<W: AsyncWrite + Unpin>(wr: &mut W, t: &Transmit) -> std::io::
     wr.write_all(&t.tail).await
 }
 
-/// Runs a WebSocket session (ws, wss): one netceptor message per binary message.
+/// Runs a WebSocket session (ws, wss): one netceptor message per binary message. Returns
+/// whether it completed its handshake.
 pub(crate) async fn run_websocket<S>(
     node: &NodeHandle,
     ws: WebSocketStream<S>,
     config: Arc<LinkConfig>,
     peer: &str,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some(s) = register(node, config, peer).await else {
-        return;
+        return false;
     };
     let (mut sink, mut stream) = ws.split();
     let frames = s.frames;
@@ -211,8 +223,10 @@ pub(crate) async fn run_websocket<S>(
         }
     }
     debug!(link = %s.link, %peer, "websocket link ended");
+    let established = s.established.load(Ordering::Relaxed);
     drop(s.down);
     writer.await;
+    established
 }
 
 /// Runs a connected-UDP session (udp-peer): one message per datagram.

@@ -2,18 +2,17 @@
 //! traceroute) and by a raw client (`connect`), on a line a -tcp- b -tcp- c in one process.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use receptor_core::LinkKind;
-use receptor_core::stream::{ServerTls, client_config, server_config};
+use receptor_core::stream::{ServerTls, server_config};
 use receptor_smol::backends::{tcp_dial, tcp_listen};
 use receptor_smol::control::{
-    ConnectTls, ControlError, ControlOptions, serve_control_mesh, serve_control_unix,
+    ControlError, ControlOptions, serve_control_mesh, serve_control_unix,
 };
+use receptor_smol::tls::insecure::insecure_server_config;
 use receptor_smol::{NodeHandle, Task, spawn_node};
-use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
 
 mod common;
 use common::{TempDir, config_seeded, dial_spec, listen_spec, receptorctl, wait_route, within};
@@ -32,15 +31,6 @@ async fn line() -> (NodeHandle, NodeHandle, NodeHandle, Vec<Task<()>>) {
     (a, b, c, tasks)
 }
 
-/// Plain (ConnType 1) mesh streams for `connect`, as a node without TLS configs dials them.
-fn insecure_connect() -> ConnectTls {
-    Arc::new(|_name, _target| {
-        let tls = insecure_client_config().map_err(|e| e.to_string())?;
-        let quic = client_config((*tls).clone()).map_err(|e| e.to_string())?;
-        Ok((quic, "netceptor".to_owned()))
-    })
-}
-
 #[test]
 fn receptorctl_status_ping_traceroute_and_connect() {
     let dir = TempDir::new("ctl");
@@ -48,7 +38,7 @@ fn receptorctl_status_ping_traceroute_and_connect() {
     let (a, _b, c, _tasks) = async_io::block_on(within(20, "mesh", line()));
     let options = ControlOptions {
         version: "0.0-test".into(),
-        connect_tls: Some(insecure_connect()),
+        connect_tls: None,
     };
     let control = serve_control_unix(&a, &sock, options.clone()).unwrap();
     // A live socket is not taken over.

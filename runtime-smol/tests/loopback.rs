@@ -11,7 +11,10 @@ use bytes::Bytes;
 use receptor_core::{Config, LinkKind, ServiceName};
 use receptor_smol::backends::{DialSpec, tcp_dial, tcp_listen, udp_dial, udp_listen};
 mod common;
-use common::{config_seeded, dial_spec as dial, link, listen_spec as listen, wait_route, within};
+use common::{
+    config_seeded, dial_spec as dial, link, listen_spec as listen, tokio_wait_route, wait_route,
+    within,
+};
 
 use receptor_smol::{Executor, NodeHandle, ServiceEvent, TraceEvent, spawn_node, spawn_node_on};
 
@@ -246,17 +249,8 @@ async fn tokio_side(s_tcp: Receiver<SocketAddr>, t2_udp: Sender<SocketAddr>, smo
     };
     tb::tcp_dial(&t1, spec);
 
-    let wait = |n: receptor_tokio::NodeHandle, to: &'static str| async move {
-        for _ in 0..200 {
-            if n.status().await.unwrap().routes.contains_key(to) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} never got a route to {to}", n.id());
-    };
-    wait(t1.clone(), "t2").await;
-    wait(t2.clone(), "t1").await;
+    tokio_wait_route(&t1, "t2").await;
+    tokio_wait_route(&t2, "t1").await;
     // A node answers a ping along its own routes: start when every node has them.
     smol.meet().await;
     for (from, to) in [(&t1, "t2"), (&t2, "t1"), (&t1, "s"), (&t2, "s")] {

@@ -4,13 +4,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use receptor_core::{LinkConfig, LinkKind};
 use receptor_smol::backends::{DialError, DialSpec, ListenSpec, tcp_connect, tcp_dial, tcp_listen};
 use receptor_smol::spawn_node;
 mod common;
-use common::{config_seeded, wait_route, within};
+use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
 mod pki;
 use pki::Pki;
@@ -110,10 +109,12 @@ fn bound_listener_refuses_a_node_id_its_certificate_lacks() {
         let s1 = spawn_node(config_seeded("s1", 1)).unwrap();
         let s2 = spawn_node(config_seeded("s2", 2)).unwrap();
         let (addr, _listener) = tcp_listen(&s1, listen_tls(server, true)).await.unwrap();
-        // The session is made (the certificate is valid), then the node ends it.
-        tcp_connect(&s2, &dial_tls(addr, client, false))
+        // The session is made (the certificate is valid), then the node refuses it before
+        // its handshake completes.
+        let err = tcp_connect(&s2, &dial_tls(addr, client, false))
             .await
-            .unwrap();
+            .unwrap_err();
+        assert!(matches!(err, DialError::NotEstablished), "{err}");
         assert!(!s1.status().await.unwrap().routes.contains_key("s2"));
         s1.shutdown().await;
         s2.shutdown().await;
@@ -154,6 +155,10 @@ fn smol_and_tokio_over_mutual_tls() {
         let _t2_dialer = tb::tcp_dial(&t2, t2_spec);
         wait_route(&s, "t1").await;
         wait_route(&s, "t2").await;
+        // A node answers a ping along its own routes: the tokio nodes need theirs too (the
+        // `rt` entered above runs their timers).
+        tokio_wait_route(&t1, "s").await;
+        tokio_wait_route(&t2, "s").await;
         for to in ["t1", "t2"] {
             let r = s.ping(to).await.unwrap().unwrap();
             assert_eq!(r.error, None, "s -> {to}");
@@ -161,12 +166,8 @@ fn smol_and_tokio_over_mutual_tls() {
         dialer.detach();
     }));
     let r = rt.block_on(async {
-        for _ in 0..200 {
-            if t1.status().await.unwrap().routes.contains_key("t2") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        tokio_wait_route(&t1, "t2").await;
+        tokio_wait_route(&t2, "t1").await;
         t1.ping("t2").await.unwrap().unwrap()
     });
     assert_eq!(r.error, None, "t1 -> t2 through s");

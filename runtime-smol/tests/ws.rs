@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_net::TcpListener;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +14,7 @@ use receptor_smol::backends::{
 use receptor_smol::spawn_node;
 use receptor_smol::tls::ALPN_HTTP11;
 mod common;
-use common::{config_seeded, wait_route, within};
+use common::{config_seeded, tokio_wait_route, wait_route, within};
 #[allow(dead_code)]
 mod pki;
 use pki::Pki;
@@ -47,17 +46,6 @@ fn dial(url: String, tls: Option<Arc<rustls::ClientConfig>>, header: Option<&str
         tls,
         extra_header: header.map(str::to_owned),
     }
-}
-
-/// Waits (up to 5 s) on the tokio side until `n` has a route to `to`.
-async fn tokio_wait_route(n: &receptor_tokio::NodeHandle, to: &str) {
-    for _ in 0..200 {
-        if n.status().await.unwrap().routes.contains_key(to) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{} never got a route to {to}", n.id());
 }
 
 /// tokio t1 listens on ws `/mesh` and smol s dials it (with an extra header); s listens on
@@ -97,6 +85,10 @@ fn smol_ws_and_tokio_ws_both_ways() {
         let _t2_dialer = tb::ws_dial(&t2, t2_spec);
         wait_route(&s, "t1").await;
         wait_route(&s, "t2").await;
+        // A node answers a ping along its own routes: the tokio nodes need theirs too (the
+        // `rt` entered above runs their timers).
+        tokio_wait_route(&t1, "s").await;
+        tokio_wait_route(&t2, "s").await;
         for to in ["t1", "t2"] {
             let r = s.ping(to).await.unwrap().unwrap();
             assert_eq!(r.error, None, "s -> {to}");
@@ -105,6 +97,7 @@ fn smol_ws_and_tokio_ws_both_ways() {
     }));
     let r = rt.block_on(async {
         tokio_wait_route(&t1, "t2").await;
+        tokio_wait_route(&t2, "t1").await;
         t1.ping("t2").await.unwrap().unwrap()
     });
     assert_eq!(r.error, None, "t1 -> t2 through s");
@@ -208,6 +201,7 @@ fn wss_with_mutual_tls_among_smol_and_tokio() {
         wait_route(&s1, "s2").await;
         wait_route(&s1, "t").await;
         wait_route(&s2, "t").await;
+        tokio_wait_route(&t, "s2").await;
         let r = s2.ping("t").await.unwrap().unwrap();
         assert_eq!(r.error, None);
         assert_eq!(r.from.unwrap().as_str(), "t");

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use receptor_core::{
-    AppCommand, Apps, Channels, CloseReason, Event, Input, LinkConfig, LinkId, Node, NodeId,
-    Transmit,
+    AppCommand, Apps, Channels, Event, Input, LinkConfig, LinkId, Node, NodeId, Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -304,12 +303,7 @@ impl Driver {
                     info!(%link, %peer, ?reason, "closing connection");
                     // A session refused by either side counts as never established, so
                     // its dialer backs off: the same peer would be refused again.
-                    if matches!(
-                        reason,
-                        CloseReason::Rejected(_)
-                            | CloseReason::PeerRejected(_)
-                            | CloseReason::Identity(_)
-                    ) {
+                    if reason.is_refusal() {
                         established.store(false, Ordering::Relaxed);
                     }
                     if let Some(c) = close.take() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use receptor_core::{
     Advertise, AppCommand, Config, LinkId, ListenError, MeshStatus, Node, NodeId, NodeMetrics,
-    PingResult, SendError, ServiceEvent, ServiceName, TraceEvent,
+    PingResult, SendError, ServiceEvent, ServiceName, TraceEvent, Unanswered,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -81,6 +81,25 @@ impl NodeHandle {
         rx.await.map_err(|_| NodeGone)
     }
 
+    /// Sends an application request whose answer, if the node stopped first, is
+    /// [`Unanswered::node_stopped`].
+    async fn ask<T: Unanswered>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> AppCommand<TokioChannels>,
+    ) -> T {
+        self.call(make)
+            .await
+            .unwrap_or_else(|NodeGone| T::node_stopped())
+    }
+
+    /// Sends an application request that has no answer.
+    async fn post(&self, cmd: AppCommand<TokioChannels>) -> Result<(), NodeGone> {
+        self.commands
+            .send(Command::App(cmd))
+            .await
+            .map_err(|_| NodeGone)
+    }
+
     /// The node's mesh state.
     pub async fn status(&self) -> Result<MeshStatus, NodeGone> {
         self.call(AppCommand::Status).await
@@ -98,50 +117,31 @@ impl NodeHandle {
 
     /// Pings a node (10 s timeout, as Go).
     pub async fn ping(&self, target: &str) -> Result<Result<PingResult, SendError>, NodeGone> {
-        let target = target.to_owned();
-        self.call(|tx| AppCommand::Ping(target, tx)).await
+        self.call(|tx| AppCommand::ping(target, tx)).await
     }
 
     /// Traceroute to a node: hop events, then `Done`.
     pub async fn traceroute(&self, target: &str) -> Result<mpsc::Receiver<TraceEvent>, NodeGone> {
         let (tx, rx) = mpsc::channel(64);
-        self.commands
-            .send(Command::App(AppCommand::Traceroute(target.to_owned(), tx)))
-            .await
-            .map_err(|_| NodeGone)?;
+        self.post(AppCommand::traceroute(target, tx)).await?;
         Ok(rx)
     }
 
     /// Binds a service (ephemeral when `None`); datagrams and notices for it arrive on the
-    /// returned receiver.
+    /// returned receiver. A stopped node reports `InUse` (the core has no "shut down" case).
     pub async fn listen(
         &self,
         service: Option<&str>,
         advertise: Option<Advertise>,
     ) -> Result<(ServiceName, mpsc::Receiver<ServiceEvent>), ListenError> {
         let (deliver, rx) = mpsc::channel(SERVICE_QUEUE);
-        let service = service.map(str::to_owned);
-        let r = self
-            .call(|reply| AppCommand::Listen {
-                service,
-                advertise,
-                deliver,
-                reply,
-            })
-            .await;
-        match r {
-            Ok(Ok(name)) => Ok((name, rx)),
-            Ok(Err(e)) => Err(e),
-            Err(NodeGone) => Err(ListenError::InUse(ServiceName::default())),
-        }
+        let listen = |reply| AppCommand::listen(service, advertise, deliver, reply);
+        Ok((self.ask(listen).await?, rx))
     }
 
     /// Unbinds a service.
     pub async fn unlisten(&self, service: ServiceName) {
-        let _ = self
-            .commands
-            .send(Command::App(AppCommand::Unlisten(service)))
-            .await;
+        let _ = self.post(AppCommand::Unlisten(service)).await;
     }
 
     /// Sends a datagram from a local service.
@@ -152,16 +152,8 @@ impl NodeHandle {
         to_service: ServiceName,
         payload: Bytes,
     ) -> Result<(), SendError> {
-        let to_node = to_node.to_owned();
-        self.call(|reply| AppCommand::Send {
-            from,
-            to_node,
-            to_service,
-            payload,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(SendError::ShutDown))
+        self.ask(|reply| AppCommand::send(from, to_node, to_service, payload, reply))
+            .await
     }
 
     /// Closes every link; the node keeps running (for `reload`).

@@ -42,8 +42,10 @@ mod drive;
 pub mod fuzz_replay;
 mod link;
 pub mod pair;
+pub mod pki;
 mod queue;
 mod sim;
+mod stream_app;
 mod streams;
 mod topology;
 

@@ -2,21 +2,24 @@
 //! with small applications at both ends.
 //!
 //! A node gets a stream layer on first use ([`Sim::stream_listen`], [`Sim::stream_dial`]).
-//! It is composed with the node as the runtimes do (`receptor-tokio`'s `stream.rs`): the
-//! layer owns some node services (listeners, and one ephemeral service per dial); datagrams
-//! and unreachable notices for those go to the layer instead of the node's event record, and
-//! every QUIC packet it emits is sent with `Node::send`. The layer runs as its own simulated
-//! actor: its inputs wait in an inbox and are handled in a separate step at the same virtual
-//! instant (never inside the node's own drain), and its `poll_timeout` gets its own timer.
+//! It is joined to the node by the same glue as in the runtimes (the core's
+//! [`StreamSide`](receptor_core::stream::side::StreamSide), with the simulator's ports in
+//! `stream_app.rs`): the layer owns some node services (listeners, and one ephemeral
+//! service per dial); datagrams and unreachable notices for those go to the layer instead of
+//! the node's event record, and every QUIC packet it emits is sent with `Node::send`. The
+//! layer runs as its own simulated actor: its inputs wait in an inbox and are handled in a
+//! separate step at the same virtual instant (never inside the node's own drain), and its
+//! `poll_timeout` gets its own timer.
 //!
 //! The applications: a listener is an [`StreamApp::Echo`] (sends everything back, finishes
 //! when the dialer has finished and all is echoed) or a [`StreamApp::Sink`] (reads and
 //! hashes everything, finishes when the dialer has). A dialer writes a deterministic byte
 //! pattern ([`Sim::stream_send`]), then its FIN ([`Sim::stream_finish`]), and checks that an
-//! echo brings back exactly that pattern. Both move data with back-pressure: a writer writes
-//! only what QUIC takes and resumes on `Writable`; an echo stops reading while its buffer is
-//! full. Both close as the runtimes do: only the side that reads the last FIN closes at once,
-//! the other lingers until the peer closes (or the idle timeout).
+//! echo brings back exactly that pattern. Both move data with the runtimes' back-pressure: a
+//! writer hands over only what its credit allows, credit that comes back as QUIC takes the
+//! bytes; an echo stops reading while its buffer is full. The glue closes them as it closes
+//! the runtimes' streams: only the side that reads the last FIN closes at once, the other
+//! lingers until the peer closes (or the idle timeout).
 //!
 //! TLS: the insecure mesh-stream mode of the runtimes ([`receptor_core::tls::insecure`]: a
 //! self-signed certificate with a known CommonName, accepted by that name), with one
@@ -30,26 +33,25 @@
 //! delay drawn, [`Sim::stats`] and [`Sim::stream_shape_hash`]) but not byte for byte: their
 //! [`Sim::trace_hash`] differs between runs. Runs without streams are untouched by all this.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use receptor_core::stream::quinn_proto::{ClientConfig, ServerConfig};
-use receptor_core::stream::{
-    IDLE_TIMEOUT, Read, ServerTls, StreamEvent, StreamFailure, StreamHandle, Streams,
-    client_config, server_config,
-};
+use receptor_core::stream::side::StreamSide;
+use receptor_core::stream::{ServerTls, StreamFailure, StreamHandle, client_config, server_config};
 use receptor_core::tls::insecure::{
     insecure_cert_for_key, insecure_client_config, insecure_server_config_with,
 };
 use receptor_core::wire::UnreachableNotice;
-use receptor_core::{Addr, Event, ListenError, NodeId, ServiceName};
+use receptor_core::{Addr, Event, ListenError, Node, NodeId, ServiceName};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::check::{TraceHash, mix64};
 use crate::sim::{Sim, SimEvent, Stuck};
+use crate::stream_app::{self, Entry, SimPorts, lock};
 
 /// The server name every simulated dial presents (the insecure mode ignores it).
 const SERVER_NAME: &str = "receptor-sim";
@@ -112,8 +114,6 @@ pub fn stream_tls(seed: u64) -> (Arc<ServerConfig>, ClientConfig) {
     (t.server, t.client)
 }
 
-/// Largest chunk an application reads or writes at once.
-const CHUNK: usize = 64 * 1024;
 /// What an echo holds before it stops reading (back-pressure towards the dialer).
 const ECHO_CAP: usize = 256 * 1024;
 /// Timer token of a wake-up for the inbox (timer tokens start at 1).
@@ -316,13 +316,9 @@ enum Inbound {
 
 /// The stream layer of one running node.
 struct Layer {
-    streams: Streams,
-    /// Node services whose datagrams belong to the layer.
-    owned: BTreeSet<ServiceName>,
-    listeners: BTreeMap<ServiceName, StreamApp>,
-    /// Dials' services, unbound once the core has forgotten their endpoint.
-    ephemeral: BTreeSet<ServiceName>,
-    by_handle: BTreeMap<StreamHandle, usize>,
+    side: StreamSide<SimPorts>,
+    /// The stream ends on this node, this incarnation.
+    entries: Vec<usize>,
     inbox: VecDeque<Inbound>,
     wake_pending: bool,
     /// Virtual time of the scheduled timer, and its token.
@@ -330,46 +326,6 @@ struct Layer {
     timer_token: u64,
     /// Timeouts handled at one instant in a row, to catch a timer that never clears.
     spin: (u64, u32),
-}
-
-/// One end of a stream: its report and its application's state.
-struct Entry {
-    report: StreamReport,
-    node: u32,
-    handle: StreamHandle,
-    /// Echo: read, not yet written back.
-    echo: VecDeque<Bytes>,
-    echo_len: usize,
-    /// FIN once everything queued is written.
-    fin_wanted: bool,
-    /// The connection is gone (a `Closed` came); what it left may still be read.
-    conn_gone: bool,
-}
-
-impl Entry {
-    fn writable(&self) -> bool {
-        self.report.opened_at.is_some()
-            && !self.conn_gone
-            && self.report.end.is_none()
-            && self.report.write_error.is_none()
-    }
-
-    fn readable(&self) -> bool {
-        let r = &self.report;
-        let ended_here = matches!(r.end, Some(StreamEnd::Closed | StreamEnd::Crashed));
-        r.opened_at.is_some()
-            && !r.eof
-            && r.read_error.is_none()
-            && !ended_here
-            && (r.role != StreamRole::Acceptor(StreamApp::Echo) || self.echo_len < ECHO_CAP)
-    }
-
-    fn end(&mut self, end: StreamEnd, at: Duration) {
-        if self.report.end.is_none() {
-            self.report.end = Some(end);
-            self.report.ended_at = Some(at);
-        }
-    }
 }
 
 /// Every stream layer and stream of a simulation.
@@ -404,7 +360,7 @@ impl StreamWorld {
         let Some(l) = self.layers.get_mut(&n) else {
             return Some(ev);
         };
-        if !l.owned.contains(&service) {
+        if !l.side.owns(service) {
             return Some(ev);
         }
         match ev {
@@ -442,145 +398,14 @@ impl StreamWorld {
     pub(crate) fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
-}
 
-impl fmt::Debug for StreamWorld {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamWorld")
-            .field("layers", &self.layers.len())
-            .field("streams", &self.entries.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Moves one stream's application as far as it can go now.
-fn service(streams: &mut Streams, e: &mut Entry, now: Instant, at: Duration) {
-    loop {
-        let mut progress = false;
-        if e.writable() {
-            progress |= write_some(streams, e, now);
-        }
-        while e.readable() {
-            match streams.read(now, e.handle, CHUNK) {
-                Ok(Read::Data(b)) => {
-                    progress = true;
-                    took(e, b);
-                }
-                Ok(Read::Blocked) => break,
-                Ok(Read::Eof) => {
-                    progress = true;
-                    e.report.eof = true;
-                    // Echo and sink finish their side once the dialer has finished its.
-                    if e.report.role != StreamRole::Dialer {
-                        e.fin_wanted = true;
-                    }
-                    if e.writable() {
-                        write_some(streams, e, now);
-                    }
-                    maybe_close(streams, e, now, at, true);
-                }
-                Err(err) => {
-                    progress = true;
-                    e.report.read_error = Some(err.to_string());
-                }
-            }
-        }
-        if !progress {
-            return;
-        }
-    }
-}
-
-/// Bytes read: hashed, checked (dialer) or queued to echo.
-fn took(e: &mut Entry, b: Bytes) {
-    let r = &mut e.report;
-    if r.role == StreamRole::Dialer && r.mismatch_at.is_none() {
-        let want = pattern(r.seed, r.read, b.len());
-        if let Some(i) = want.iter().zip(b.iter()).position(|(x, y)| x != y) {
-            r.mismatch_at = Some(r.read + i as u64);
-        }
-    }
-    r.read_hash = fnv(r.read_hash, &b);
-    r.read += b.len() as u64;
-    if r.role == StreamRole::Acceptor(StreamApp::Echo) {
-        e.echo_len += b.len();
-        e.echo.push_back(b);
-    }
-}
-
-/// Writes what QUIC takes now; then the FIN if it is due. Returns whether anything moved.
-fn write_some(streams: &mut Streams, e: &mut Entry, now: Instant) -> bool {
-    let mut progress = false;
-    loop {
-        let chunk = match e.report.role {
-            StreamRole::Dialer if e.report.written < e.report.queued => {
-                let n = (e.report.queued - e.report.written).min(CHUNK as u64) as usize;
-                Bytes::from(pattern(e.report.seed, e.report.written, n))
-            }
-            StreamRole::Acceptor(StreamApp::Echo) => match e.echo.pop_front() {
-                Some(b) => b,
-                None => break,
-            },
-            _ => break,
-        };
-        let n = match streams.write(now, e.handle, &chunk) {
-            Ok(n) => n,
-            Err(err) => {
-                e.report.write_error = Some(err.to_string());
-                return true;
-            }
-        };
-        if n > 0 {
-            progress = true;
-            e.report.written_hash = fnv(e.report.written_hash, &chunk[..n]);
-            e.report.written += n as u64;
-        }
-        if e.report.role == StreamRole::Acceptor(StreamApp::Echo) {
-            e.echo_len -= n;
-            if n < chunk.len() {
-                e.echo.push_front(chunk.slice(n..));
-            }
-        }
-        if n < chunk.len() {
-            // Blocked: `Writable` brings us back.
-            return progress;
-        }
-    }
-    let drained = e.report.written == e.report.queued || e.report.role != StreamRole::Dialer;
-    if e.fin_wanted && !e.report.fin_sent && drained && e.echo.is_empty() {
-        e.report.fin_sent = true;
-        progress = true;
-        if let Err(err) = streams.finish(now, e.handle) {
-            e.report.write_error = Some(err.to_string());
-        }
-    }
-    progress
-}
-
-/// The runtimes' close rule: once both directions are done, the side that read the last FIN
-/// closes at once; the other leaves the close to its peer and lingers up to the idle timeout
-/// (what QUIC acknowledged may not be read by the peer yet, and a close discards it).
-fn maybe_close(streams: &mut Streams, e: &mut Entry, now: Instant, at: Duration, read_last: bool) {
-    let r = &e.report;
-    if e.conn_gone || r.end.is_some() || !(r.fin_sent && r.fin_acked && r.eof) {
-        return;
-    }
-    if read_last {
-        streams.close(now, e.handle);
-        e.end(StreamEnd::Closed, at);
-    } else {
-        streams.close_at(e.handle, now + IDLE_TIMEOUT);
-    }
-}
-
-impl StreamWorld {
     /// Handles the layer's inbox, due timers and events, and runs its applications.
-    fn run(&mut self, n: u32, now: Instant, at: Duration, name: &NodeId) {
+    fn run(&mut self, n: u32, node: &mut Node, now: Instant, at: Duration, name: &NodeId) {
         let Some(l) = self.layers.get_mut(&n) else {
             return;
         };
         while let Some(input) = l.inbox.pop_front() {
-            match input {
+            let ev = match input {
                 Inbound::Datagram {
                     service,
                     from,
@@ -590,7 +415,11 @@ impl StreamWorld {
                     self.shape.u64(at.as_nanos() as u64);
                     self.shape.u64(u64::from(n));
                     self.shape.u64(payload.len() as u64);
-                    l.streams.handle_datagram(now, service, from, payload);
+                    Event::Datagram {
+                        service,
+                        from,
+                        payload,
+                    }
                 }
                 Inbound::Unreachable {
                     service,
@@ -598,34 +427,24 @@ impl StreamWorld {
                     notice,
                 } => {
                     self.stats.unreachable += 1;
-                    l.streams.handle_unreachable(service, &reporter, &notice);
+                    Event::Unreachable {
+                        service,
+                        reporter,
+                        notice,
+                    }
                 }
-            }
-        }
-        if l.streams.poll_timeout().is_some_and(|t| t <= now) {
-            l.streams.handle_timeout(now);
-        }
-        while let Some(ev) = l.streams.poll_event() {
-            let id = match &ev {
-                StreamEvent::Connected { stream }
-                | StreamEvent::Accepted { stream, .. }
-                | StreamEvent::Readable { stream }
-                | StreamEvent::Writable { stream }
-                | StreamEvent::Finished { stream }
-                | StreamEvent::Closed { stream, .. } => *stream,
-                _ => continue,
             };
-            if let StreamEvent::Accepted {
-                stream,
-                service,
-                remote,
-            } = &ev
-            {
-                let Some(&app) = l.listeners.get(service) else {
-                    l.streams.close(now, *stream);
+            let _ = l.side.handle_node_event(now, ev);
+        }
+        l.side.handle_streams_timeout(now);
+        loop {
+            let mut moved = l.side.pump_events(node, now);
+            for ((app, service), opened) in std::mem::take(&mut l.side.ports_mut().accepted) {
+                moved = true;
+                let ix = self.entries.len();
+                let Some(remote) = opened.remote else {
                     continue;
                 };
-                let ix = self.entries.len();
                 // The dialer of this stream: its node and ephemeral service, not yet paired.
                 let peer = self.entries.iter().rposition(|d| {
                     d.report.role == StreamRole::Dialer
@@ -637,39 +456,33 @@ impl StreamWorld {
                     self.entries[p].report.peer = Some(SimStream(ix));
                 }
                 let node = name.clone();
-                let mut r = report(node, StreamRole::Acceptor(app), *service, remote.clone());
+                let mut r = report(node, StreamRole::Acceptor(app), service, remote);
                 r.peer = peer.map(SimStream);
                 r.opened_at = Some(at);
-                self.entries.push(Entry {
-                    report: r,
-                    node: n,
-                    handle: *stream,
-                    echo: VecDeque::new(),
-                    echo_len: 0,
-                    fin_wanted: false,
-                    conn_gone: false,
-                });
-                l.by_handle.insert(*stream, ix);
-            }
-            let Some(&ix) = l.by_handle.get(&id) else {
-                continue;
-            };
-            let e = &mut self.entries[ix];
-            match ev {
-                StreamEvent::Connected { .. } => e.report.opened_at = Some(at),
-                StreamEvent::Finished { .. } => {
-                    e.report.fin_acked = true;
-                    maybe_close(&mut l.streams, e, now, at, false);
+                if app == StreamApp::Echo {
+                    lock(&opened.shared).cap = Some(ECHO_CAP);
                 }
-                StreamEvent::Closed { error, .. } => {
-                    e.conn_gone = true;
-                    e.end(StreamEnd::Lost(error), at);
-                    l.by_handle.remove(&id);
-                }
-                _ => {}
+                let mut e = Entry::new(r, n, opened.handle);
+                e.shared = Some(opened.shared);
+                self.entries.push(e);
+                l.entries.push(ix);
             }
-            service(&mut l.streams, e, now, at);
+            for &ix in &l.entries {
+                moved |= stream_app::service(&mut l.side, node, &mut self.entries[ix], now, at);
+            }
+            if !moved {
+                return;
+            }
         }
+    }
+}
+
+impl fmt::Debug for StreamWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamWorld")
+            .field("layers", &self.layers.len())
+            .field("streams", &self.entries.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -745,56 +558,42 @@ impl Sim {
     /// Runs node `n`'s stream layer now and sends what it has to send.
     fn stream_step(&mut self, n: u32) {
         let (now, at) = (self.instant(), self.now());
-        let name = &self.nodes[n as usize].name;
-        self.stream_world.run(n, now, at, name);
-        // Every stream the application holds is still known to the core, or the core told
-        // the application it ended, or the application closed it itself.
-        let w = &mut self.stream_world;
-        if let Some(l) = w.layers.get_mut(&n) {
-            let entries = &w.entries;
-            l.by_handle.retain(|h, ix| {
-                entries[*ix].report.end != Some(StreamEnd::Closed) || l.streams.remote(*h).is_some()
-            });
-        }
-        if let Some(l) = self.stream_world.layers.get(&n)
-            && let Some((h, &ix)) = l
-                .by_handle
-                .iter()
-                .find(|(h, _)| l.streams.remote(**h).is_none())
+        let sn = &mut self.nodes[n as usize];
+        let Some(node) = sn.node.as_mut() else {
+            return;
+        };
+        self.stream_world.run(n, node, now, at, &sn.name);
+        // Every stream the application holds open is still known to the core, or the core
+        // told the application it ended.
+        let w = &self.stream_world;
+        if let Some(l) = w.layers.get(&n)
+            && let Some(e) = l.entries.iter().map(|&ix| &w.entries[ix]).find(|e| {
+                e.shared.is_some()
+                    && e.report.end.is_none()
+                    && l.side.streams().remote(e.handle).is_none()
+            })
         {
-            let r = &self.stream_world.entries[ix].report;
             self.violation(&format!(
-                "the stream layer of {} dropped {h:?} without a Closed event: {r}",
-                self.nodes[n as usize].name
+                "the stream layer of {} dropped {:?} without a Closed event: {}",
+                self.nodes[n as usize].name, e.handle, e.report
             ));
         }
         self.stream_flush(n);
     }
 
-    /// Sends the layer's packets through its node, unbinds dial services the layer is done
-    /// with, and schedules the layer's timer.
+    /// Sends the layer's packets through its node and schedules the layer's timer.
     fn stream_flush(&mut self, n: u32) {
         let now = self.instant();
         let Some(l) = self.stream_world.layers.get_mut(&n) else {
             return;
         };
         let mut out = Vec::new();
-        while let Some(d) = l.streams.poll_datagram() {
+        while let Some(d) = l.side.poll_datagram() {
             out.push(d);
         }
-        let done: Vec<ServiceName> = l
-            .ephemeral
-            .iter()
-            .copied()
-            .filter(|s| !l.streams.has_service(*s))
-            .collect();
-        for s in &done {
-            l.ephemeral.remove(s);
-            l.owned.remove(s);
-        }
         let timer = l
-            .streams
-            .poll_timeout()
+            .side
+            .poll_streams_timeout()
             .map(|t| self.vtime(t).max(self.now));
         for (i, d) in out.into_iter().enumerate() {
             let w = &mut self.stream_world;
@@ -825,11 +624,6 @@ impl Sim {
                 self.feed(n, None);
             }
         }
-        if let Some(node) = self.nodes[n as usize].node.as_mut() {
-            for s in done {
-                node.unlisten(now, s);
-            }
-        }
         self.feed(n, None);
         let Some(l) = self.stream_world.layers.get_mut(&n) else {
             return;
@@ -845,22 +639,24 @@ impl Sim {
         }
     }
 
-    /// The node's stream layer, made on first use.
-    fn layer(&mut self, n: u32) -> &mut Layer {
+    /// The node's stream layer, made on first use; and the node.
+    fn layer(&mut self, n: u32) -> (&mut Layer, &mut Node) {
         let seed = mix64(self.seed ^ mix64(0x5743 ^ (u64::from(n) << 32)))
             ^ u64::from(self.nodes[n as usize].incarnation);
-        self.stream_world.layers.entry(n).or_insert_with(|| Layer {
-            streams: Streams::new(seed),
-            owned: BTreeSet::new(),
-            listeners: BTreeMap::new(),
-            ephemeral: BTreeSet::new(),
-            by_handle: BTreeMap::new(),
+        let l = self.stream_world.layers.entry(n).or_insert_with(|| Layer {
+            side: StreamSide::new(seed, SimPorts::default()),
+            entries: Vec::new(),
             inbox: VecDeque::new(),
             wake_pending: false,
             timer: None,
             timer_token: 0,
             spin: (0, 0),
-        })
+        });
+        let node = self.nodes[n as usize]
+            .node
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a running node"));
+        (l, node)
     }
 
     fn tls(&mut self) -> &SimTls {
@@ -891,16 +687,10 @@ impl Sim {
     ) -> Result<ServiceName, ListenError> {
         let n = self.running(node);
         let now = self.instant();
-        let name = self.nodes[n as usize]
-            .node
-            .as_mut()
-            .map(|nd| nd.listen(now, Some(service), None))
-            .unwrap_or_else(|| unreachable!())?;
         let tls = ServerTls::Fixed(self.tls().server.clone());
-        let l = self.layer(n);
-        l.streams.listen(name, tls);
-        l.owned.insert(name);
-        l.listeners.insert(name, app);
+        let accept = (app, ServiceName::new(service)?);
+        let (l, nd) = self.layer(n);
+        let name = l.side.listen(nd, now, service, tls, None, accept)?;
         self.feed(n, None);
         Ok(name)
     }
@@ -917,42 +707,20 @@ impl Sim {
             node: NodeId::new(to).unwrap_or_else(|e| panic!("{to:?}: {e}")),
             service: ServiceName::new(service).unwrap_or_else(|e| panic!("{service:?}: {e}")),
         };
-        let local = self.nodes[n as usize]
-            .node
-            .as_mut()
-            .map(|nd| nd.listen(now, None, None))
-            .unwrap_or_else(|| unreachable!())
-            .unwrap_or_else(|e| panic!("ephemeral service on {node}: {e}"));
         let client = self.tls().client.clone();
         let ix = self.stream_world.entries.len();
         let seed = mix64(self.seed ^ mix64(0xd1a1 + ix as u64));
         let name = self.nodes[n as usize].name.clone();
-        let at = self.now();
-        let l = self.layer(n);
-        l.owned.insert(local);
-        l.ephemeral.insert(local);
-        let mut report = report(name, StreamRole::Dialer, local, remote.clone());
+        let (l, nd) = self.layer(n);
+        let (tx, rx) = mpsc::channel();
+        let dialed = l.side.dial(nd, now, to, service, client, SERVER_NAME, tx);
+        let (handle, local) = dialed.unwrap_or((StreamHandle(u64::MAX), ServiceName::default()));
+        l.entries.push(ix);
+        let mut report = report(name, StreamRole::Dialer, local, remote);
         report.seed = seed;
-        let handle = match l.streams.dial(now, local, remote, client, SERVER_NAME) {
-            Ok(h) => {
-                l.by_handle.insert(h, ix);
-                h
-            }
-            Err(e) => {
-                report.end = Some(StreamEnd::NotStarted(e.to_string()));
-                report.ended_at = Some(at);
-                StreamHandle(u64::MAX)
-            }
-        };
-        self.stream_world.entries.push(Entry {
-            report,
-            node: n,
-            handle,
-            echo: VecDeque::new(),
-            echo_len: 0,
-            fin_wanted: false,
-            conn_gone: false,
-        });
+        let mut e = Entry::new(report, n, handle);
+        e.dial = Some(rx);
+        self.stream_world.entries.push(e);
         self.stream_step(n);
         SimStream(ix)
     }
@@ -967,7 +735,7 @@ impl Sim {
         assert!(!e.fin_wanted, "stream already finished");
         e.report.queued += len;
         let n = e.node;
-        self.stream_service(s, n);
+        self.stream_service(n);
     }
 
     /// Finishes the dialer's side once everything queued is written.
@@ -975,17 +743,13 @@ impl Sim {
         let e = &mut self.stream_world.entries[s.0];
         e.fin_wanted = true;
         let n = e.node;
-        self.stream_service(s, n);
+        self.stream_service(n);
     }
 
-    fn stream_service(&mut self, s: SimStream, n: u32) {
-        let (now, at) = (self.instant(), self.now());
-        let w = &mut self.stream_world;
-        let Some(l) = w.layers.get_mut(&n) else {
-            return;
-        };
-        service(&mut l.streams, &mut w.entries[s.0], now, at);
-        self.stream_step(n);
+    fn stream_service(&mut self, n: u32) {
+        if self.stream_world.layers.contains_key(&n) && self.nodes[n as usize].node.is_some() {
+            self.stream_step(n);
+        }
     }
 
     /// Dials an echo and sends it `len` bytes, then the FIN.
@@ -1023,7 +787,7 @@ impl Sim {
         self.stream_world
             .layers
             .get(&n)
-            .map_or(0, |l| l.streams.len())
+            .map_or(0, |l| l.side.streams().len())
     }
 
     /// Services of the node's stream layer still bound on the node (listeners, and dials'
@@ -1033,7 +797,7 @@ impl Sim {
         self.stream_world
             .layers
             .get(&n)
-            .map_or(0, |l| l.owned.len())
+            .map_or(0, |l| l.side.services())
     }
 
     /// Drops every QUIC packet larger than `mtu` bytes (`None`: no limit, the default), as

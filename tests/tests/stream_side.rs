@@ -211,7 +211,8 @@ fn dialed(a_refuses: bool) -> (Side, Side, Instant, Option<StreamHandle>, Vec<An
         .unwrap();
     a.side.ports_mut().refuse = a_refuses;
     let (tx, rx) = mpsc::channel();
-    let id = a.side.dial(&mut a.node, now, "b", "svc", client, "x", tx);
+    let dialed = a.side.dial(&mut a.node, now, "b", "svc", client, "x", tx);
+    let id = dialed.map(|(id, _)| id);
     run(&mut a, &mut b, &mut now, Duration::from_secs(1));
     (a, b, now, id, rx.try_iter().collect())
 }

@@ -82,7 +82,8 @@ pub fn receptor_bin() -> PathBuf {
 
 /// Builds `package`'s example `name` with the cargo running this test, into this test's
 /// target directory and profile, and returns its path. (A workspace `cargo test` has built it
-/// already, and then this is quick; a narrower run, `-p receptor-cli`, has not.)
+/// already, and then this is quick; a narrower run, `-p receptor-cli`, has not.) Examples of
+/// different packages must not share a name.
 pub fn example_bin(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // <target>/<profile>/deps/<test>-<hash>
@@ -92,9 +93,20 @@ pub fn example_bin(package: &str, name: &str) -> PathBuf {
         "debug" => "dev",
         other => other,
     };
+    // A test built with `fuzzing` (cli's only feature) comes from an `--all-features` run, in
+    // CI `cargo test --workspace --all-features`: building the example with the same package
+    // set and features finds every dependency built already (`-p` alone would resolve other
+    // features for receptor-core and receptor-tokio, and build them again).
+    let select: &[&str] = if cfg!(feature = "fuzzing") {
+        &["--workspace", "--all-features"]
+    } else {
+        &["-p", package]
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--example", name])
+        .args(["build", "--quiet"])
+        .args(select)
+        .args(["--example", name])
         .args(["--profile", profile])
         .arg("--target-dir")
         .arg(target)

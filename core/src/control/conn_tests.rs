@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proptest::prelude::*;
+
 use super::*;
 use crate::NodeId;
 use crate::control::{LineReader, WorkRequest};
@@ -196,4 +198,82 @@ fn snapshot_from_mesh_status() {
 fn localhost_is_this_node() {
     assert_eq!(connect_target("LocalHost", "a"), "a");
     assert_eq!(connect_target("b", "a"), "b");
+}
+
+/// What a runtime sees of a connection: every output byte, every action, and at a switch or
+/// payload the client bytes that follow the command line (the kept ones and the unread ones).
+#[derive(Debug, PartialEq)]
+struct Transcript {
+    out: Vec<u8>,
+    actions: Vec<Action>,
+    handed_over: Option<Vec<u8>>,
+}
+
+/// Drives a connection over `input` read `chunk` bytes at a time, answering every action with
+/// an error line, except `connect` and `work submit`, which succeed.
+fn transcript(input: &[u8], chunk: usize) -> Transcript {
+    let mut c = Connection::new("a");
+    let mut rest = input;
+    let mut t = Transcript {
+        out: Vec::new(),
+        actions: Vec::new(),
+        handed_over: None,
+    };
+    for _ in 0..10_000 {
+        match c.poll_step() {
+            Step::Write(b) => t.out.extend_from_slice(&b),
+            Step::Perform(a) => {
+                let reply = match &a {
+                    Action::Connect { .. } => Reply::Connected,
+                    Action::Work(WorkRequest::Submit(_)) => Reply::WorkUnitCreated {
+                        unit_id: "u".into(),
+                    },
+                    other => Reply::Error(format!("{}", format!("{other:?}").len())),
+                };
+                t.actions.push(a);
+                c.complete(reply).unwrap();
+            }
+            Step::Read if rest.is_empty() => c.received_eof(),
+            Step::Read => {
+                let (now, later) = rest.split_at(chunk.min(rest.len()));
+                c.received(now);
+                rest = later;
+            }
+            Step::Payload { kept, .. } => {
+                t.handed_over = Some([&kept[..], rest].concat());
+                c.complete(Reply::WorkStarted {
+                    unit_id: "u".into(),
+                    pending: false,
+                })
+                .unwrap();
+            }
+            Step::Switched { kept, .. } => {
+                t.handed_over = Some([&kept[..], rest].concat());
+                return t;
+            }
+            Step::Close => return t,
+        }
+    }
+    panic!("the connection does not end");
+}
+
+fn client_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just(b"ping b\n".to_vec()),
+        Just(b"status\n".to_vec()),
+        Just(b"{\"command\":\"traceroute\",\"target\":\"c\"}\n".to_vec()),
+        Just(b"connect b control \n".to_vec()),
+        Just(b"work submit localhost echo\n".to_vec()),
+        Just(b"\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..24),
+    ];
+    proptest::collection::vec(line, 0..8).prop_map(|v| v.concat())
+}
+
+proptest! {
+    /// How the client's bytes are split into reads changes nothing a runtime sees.
+    #[test]
+    fn reads_of_any_size_give_the_same_transcript(input in client_bytes(), chunk in 1usize..40) {
+        prop_assert_eq!(transcript(&input, chunk), transcript(&input, input.len().max(1)));
+    }
 }

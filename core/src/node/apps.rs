@@ -66,6 +66,69 @@ pub enum AppCommand<C: Channels> {
     },
 }
 
+impl<C: Channels> AppCommand<C> {
+    /// Ping `target`.
+    pub fn ping(target: &str, reply: C::Reply<Result<PingResult, SendError>>) -> Self {
+        Self::Ping(target.to_owned(), reply)
+    }
+
+    /// Trace the route to `target`.
+    pub fn traceroute(target: &str, hops: C::Feed<TraceEvent>) -> Self {
+        Self::Traceroute(target.to_owned(), hops)
+    }
+
+    /// Bind `service` (ephemeral when `None`).
+    pub fn listen(
+        service: Option<&str>,
+        advertise: Option<Advertise>,
+        deliver: C::Feed<ServiceEvent>,
+        reply: C::Reply<Result<ServiceName, ListenError>>,
+    ) -> Self {
+        Self::Listen {
+            service: service.map(str::to_owned),
+            advertise,
+            deliver,
+            reply,
+        }
+    }
+
+    /// Send `payload` from `from` to `to_node:to_service`.
+    pub fn send(
+        from: ServiceName,
+        to_node: &str,
+        to_service: ServiceName,
+        payload: Bytes,
+        reply: C::Reply<Result<(), SendError>>,
+    ) -> Self {
+        Self::Send {
+            from,
+            to_node: to_node.to_owned(),
+            to_service,
+            payload,
+            reply,
+        }
+    }
+}
+
+/// What an application settles for when the node stopped before answering its request.
+pub trait Unanswered {
+    /// The answer of a stopped node.
+    fn node_stopped() -> Self;
+}
+
+impl Unanswered for Result<ServiceName, ListenError> {
+    /// `InUse`: [`ListenError`] has no "stopped" case.
+    fn node_stopped() -> Self {
+        Err(ListenError::InUse(ServiceName::default()))
+    }
+}
+
+impl Unanswered for Result<(), SendError> {
+    fn node_stopped() -> Self {
+        Err(SendError::ShutDown)
+    }
+}
+
 /// Who waits for what: bound services, pings and traceroutes in flight.
 pub struct Apps<C: Channels> {
     services: BTreeMap<ServiceName, C::Feed<ServiceEvent>>,

@@ -29,7 +29,7 @@ pub use crate::services::Advertise;
 use crate::services::Services;
 use crate::stats::NodeStats;
 use crate::wire::{Encoded, ServiceAdvert, UnixNanos, UnreachableNotice};
-pub use apps::{AppCommand, Apps, Channels};
+pub use apps::{AppCommand, Apps, Channels, Unanswered};
 pub use report::{ConnectionCounts, MeshStatus, NodeMetrics, ServiceEvent, TraceEvent};
 
 /// Something the network or the runtime did to the node.
@@ -135,6 +135,18 @@ pub enum CloseReason {
     Protocol(String),
     /// The node is shutting down.
     Shutdown,
+}
+
+impl CloseReason {
+    /// Whether either side refused the peer (a reject, or node-ID binding): its dialer should
+    /// count the session as never established and back off, since the same peer would be
+    /// refused again.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected(_) | Self::PeerRejected(_) | Self::Identity(_)
+        )
+    }
 }
 
 /// Something the node tells its runtime or application.

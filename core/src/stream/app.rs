@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{IDLE_TIMEOUT, Read, StreamEvent, StreamHandle, Streams};
+use super::{IDLE_TIMEOUT, Read, StreamEvent, StreamFailure, StreamHandle, Streams};
 use crate::id::ServiceName;
 
 /// Largest chunk read from QUIC at once.
@@ -30,6 +30,11 @@ pub trait AppEnd {
     /// The peer acknowledged everything written, FIN included: a half-closed stream's data
     /// has arrived (comes before any `fail_writes` of a normal end).
     fn acked(&mut self) {}
+    /// The connection ended without this end closing it: the peer closed it normally
+    /// (`None`), or it failed. Comes before the `fail_writes` and the reader's end.
+    fn lost(&mut self, _error: Option<&StreamFailure>) {}
+    /// This end closed the connection, both directions being done.
+    fn closed(&mut self) {}
 }
 
 /// A stream whose state is gone: the runtime unbinds `local` (a dial's ephemeral service).
@@ -192,6 +197,7 @@ impl<A: AppEnd> AppStreams<A> {
             StreamEvent::Closed { stream, error } => {
                 let e = self.open.get_mut(stream)?;
                 e.conn_gone = true;
+                e.app.lost(error.as_ref());
                 match error {
                     Some(f) => e.app.fail_writes(&f.to_string()),
                     None => e.app.fail_writes("mesh stream closed"),
@@ -308,6 +314,9 @@ impl<A: AppEnd> AppStreams<A> {
         }
         if e.read_done && read_last_fin {
             s.close(now, stream);
+            if let Some(e) = self.open.get_mut(&stream) {
+                e.app.closed();
+            }
             return self.forget(stream);
         }
         if e.read_done || e.app_gone {

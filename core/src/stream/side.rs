@@ -238,8 +238,9 @@ impl<P: StreamPorts> StreamSide<P> {
     // ---- commands ----
 
     /// Dials `service` on `to` (`localhost` is this node) from a fresh ephemeral service; the
-    /// outcome goes to `reply` once the stream opens or fails. Returns the stream, or `None`
-    /// when the dial could not start (`reply` has its answer then).
+    /// outcome goes to `reply` once the stream opens or fails. Returns the stream and the
+    /// service it dials from, or `None` when the dial could not start (`reply` has its
+    /// answer then).
     #[allow(clippy::too_many_arguments)]
     pub fn dial(
         &mut self,
@@ -250,13 +251,13 @@ impl<P: StreamPorts> StreamSide<P> {
         tls: ClientConfig,
         server_name: &str,
         reply: DialReply<P>,
-    ) -> Option<StreamHandle> {
+    ) -> Option<(StreamHandle, ServiceName)> {
         match app::dial(node, &mut self.streams, now, to, service, tls, server_name) {
             Ok((id, local)) => {
                 self.services.insert(local);
                 let remote = self.streams.remote(id).cloned();
                 self.dials.insert(id, (reply, local, remote));
-                Some(id)
+                Some((id, local))
             }
             Err(e) => {
                 P::Channels::reply(reply, Err(DialFailure::Invalid(e)));
@@ -419,6 +420,12 @@ impl<P: StreamPorts> StreamSide<P> {
                 continue;
             }
             if let Closing::Streams { until } = self.closing {
+                // A close QUIC paced goes out once its timer is due, also when the driver
+                // woke for something else.
+                if self.streams.poll_timeout().is_some_and(|t| t <= now) {
+                    self.streams.handle_timeout(now);
+                    continue;
+                }
                 // Once the streams' closes are queued on the links (nothing of theirs is due
                 // before the grace ends), the node may close the links.
                 if now >= until || self.streams.poll_timeout().is_none_or(|t| t > until) {

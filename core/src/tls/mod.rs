@@ -86,6 +86,16 @@ pub fn server_name_for_host(host: &str) -> Result<ServerName<'static>, InvalidDn
     ServerName::try_from(bare.to_owned())
 }
 
+/// The server name to dial a mesh stream with: `preferred` when rustls accepts it, else
+/// `netceptor`. Go sends the dialer's own node ID (insecure mode) or no SNI, and the stream
+/// verifiers never check it, so any valid name will do.
+pub fn stream_server_name(preferred: &str) -> String {
+    match ServerName::try_from(preferred) {
+        Ok(_) => preferred.to_owned(),
+        Err(_) => "netceptor".to_owned(),
+    }
+}
+
 /// The `ServerName` to dial the backend address `host:port` with (its host part, as
 /// [`server_name_for_host`] takes it).
 pub fn server_name_for_address(address: &str) -> Result<ServerName<'static>, InvalidDnsNameError> {

@@ -1,21 +1,19 @@
-//! Fixtures: temp dirs, rcgen CAs and leaves with Receptor node-ID SANs, and an
+//! Fixtures: temp dirs, files of CAs and leaves with Receptor node-ID SANs (from
+//! `receptor_tests::pki`), and an
 //! in-memory handshake pump between a rustls client and server.
 
-pub(crate) use std::net::{IpAddr, Ipv4Addr};
 pub(crate) use std::path::PathBuf;
 pub(crate) use std::sync::Arc;
 pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) use std::time::{Duration, SystemTime};
 
-pub(crate) use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose as Eku, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
+pub(crate) use rcgen::{CertificateParams, DnType, KeyPair};
 pub(crate) use receptor_core::tls::insecure::{self, INSECURE_COMMON_NAME};
 pub(crate) use receptor_core::tls::{
-    self, ALPN_HTTP11, ALPN_NETCEPTOR, ClientAuthMode, Fingerprint, PemMemory,
-    RECEPTOR_NODE_ID_OID_ARCS, TlsClient, TlsClientParams, TlsError, TlsServer, TlsServerParams,
+    self, ALPN_HTTP11, ALPN_NETCEPTOR, ClientAuthMode, Fingerprint, PemMemory, TlsClient,
+    TlsClientParams, TlsError, TlsServer, TlsServerParams,
 };
+pub(crate) use receptor_tests::pki::{Ca, Eku, Leaf, both};
 pub(crate) use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 pub(crate) use rustls::{
     ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection,
@@ -52,60 +50,6 @@ impl Drop for TempDir {
     }
 }
 
-pub(crate) struct Ca {
-    pub(crate) cert: rcgen::Certificate,
-    pub(crate) key: KeyPair,
-}
-
-impl Ca {
-    pub(crate) fn new(cn: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
-    }
-
-    /// Issues a leaf like Receptor's `cert-signreq`: DNS localhost, IP 127.0.0.1, node IDs.
-    pub(crate) fn leaf(&self, node_ids: &[&str], ekus: Vec<Eku>) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "receptor test leaf");
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = ekus;
-        params.subject_alt_names = vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        ];
-        for id in node_ids {
-            params.subject_alt_names.push(SanType::OtherName((
-                RECEPTOR_NODE_ID_OID_ARCS.to_vec(),
-                (*id).into(),
-            )));
-        }
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf { cert, key }
-    }
-}
-
-pub(crate) struct Leaf {
-    pub(crate) cert: rcgen::Certificate,
-    pub(crate) key: KeyPair,
-}
-
-impl Leaf {
-    pub(crate) fn der(&self) -> &CertificateDer<'static> {
-        self.cert.der()
-    }
-}
-
 /// One test world: a CA, a second unrelated CA, and files for a server and a client leaf.
 pub(crate) struct World {
     pub(crate) dir: TempDir,
@@ -118,10 +62,6 @@ pub(crate) struct World {
     pub(crate) client_cert: PathBuf,
     pub(crate) client_key: PathBuf,
     pub(crate) ca_issuer: Ca,
-}
-
-pub(crate) fn both() -> Vec<Eku> {
-    vec![Eku::ServerAuth, Eku::ClientAuth]
 }
 
 impl World {

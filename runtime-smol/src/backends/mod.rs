@@ -12,6 +12,7 @@
 //! run until the node stops. Cancelling a backend ends its sessions cleanly (the node sees
 //! the links go down).
 
+mod accept;
 mod tcp;
 mod udp;
 mod ws;
@@ -111,6 +112,11 @@ pub enum DialError {
     /// The WebSocket upgrade failed (refused by the listener, or not a WebSocket server).
     #[error("websocket upgrade failed: {0}")]
     Upgrade(#[source] Box<async_tungstenite::tungstenite::Error>),
+    /// The session closed before its handshake completed: refused by either side (a
+    /// reject, node-ID binding), or ended early. The redial backs off further, since the same
+    /// peer would be refused again.
+    #[error("the session closed before its handshake completed")]
+    NotEstablished,
     /// The TLS handshake did not finish in time.
     #[error("TLS handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),
@@ -127,6 +133,16 @@ pub(crate) async fn until_stopped<T>(node: &NodeHandle, f: impl Future<Output = 
         None
     };
     future::or(stopped, async { Some(f.await) }).await
+}
+
+/// A dialer's verdict on a session that ran: one refused or abandoned before its handshake
+/// completed counts as a failed dial.
+pub(crate) fn session_result(established: bool) -> Result<(), DialError> {
+    if established {
+        Ok(())
+    } else {
+        Err(DialError::NotEstablished)
+    }
 }
 
 /// Runs `f` for at most `limit` (`None` when it takes longer).

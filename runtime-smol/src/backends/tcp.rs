@@ -2,23 +2,20 @@
 //! length framing inside (done by the core).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_executor::Task;
-use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
-use futures_rustls::{TlsAcceptor, TlsConnector};
-use receptor_core::LinkConfig;
-use receptor_core::tls::{HandshakeError, HandshakeSide, server_name_for_address, session_link};
-use tracing::{debug, warn};
-
-use super::{DialError, DialSpec, ListenSpec, redial_loop, timeout, until_stopped};
-use crate::handle::NodeHandle;
-use crate::link::run_stream;
-use receptor_core::backoff::AcceptBackoff;
+use futures_rustls::TlsAcceptor;
 use receptor_core::config::bind_addr;
 use receptor_core::os::sockopt::{prepare_link_socket, widen_backlog};
+use receptor_core::tls::{server_name_for_address, session_link};
+use tracing::debug;
+
+use super::accept::{accept_loop, tls_accept, tls_connect};
+use super::{DialError, DialSpec, ListenSpec, redial_loop, session_result};
+use crate::handle::NodeHandle;
+use crate::link::run_stream;
 
 /// Go's TLS dial timeout, and the bound on an accepted session's handshake.
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,67 +29,33 @@ pub async fn tcp_listen(
     let listener = TcpListener::bind(bind_addr(&spec.bind, spec.port)).await?;
     widen_backlog(&listener);
     let local = listener.local_addr()?;
-    let node = node.clone();
     let acceptor = spec.tls.clone().map(TlsAcceptor::from);
-    let task = node.clone().spawn(async move {
-        let mut pause = AcceptBackoff::default();
-        while let Some(accepted) = until_stopped(&node, listener.accept()).await {
-            let (sock, remote) = match accepted {
-                Ok(x) => {
-                    pause.accepted();
-                    x
+    let task = accept_loop(node, listener, local, move |node, sock, peer| {
+        let link = spec.link.clone();
+        let acceptor = acceptor.clone();
+        async move {
+            match acceptor {
+                None => {
+                    run_stream(&node, sock.clone(), sock, link, &peer).await;
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!("tcp accept on {local}: {e}");
-                    Timer::after(pause.failed()).await;
-                    continue;
+                // Boxed: the TLS state would otherwise enlarge every plain session's task.
+                Some(acc) => {
+                    Box::pin(async {
+                        let Some(tls) = tls_accept(&node, acc, sock, TLS_TIMEOUT, &peer).await
+                        else {
+                            return;
+                        };
+                        let link = session_link(&link, tls.get_ref().1.peer_certificates());
+                        let (rd, wr) = futures_lite::io::split(tls);
+                        run_stream(&node, rd, wr, link, &peer).await;
+                    })
+                    .await
                 }
-            };
-            prepare_link_socket(&sock);
-            let link = spec.link.clone();
-            let n = node.clone();
-            let acceptor = acceptor.clone();
-            // Detached: a session outlives the accept loop, and ends when the node stops.
-            node.spawn(async move {
-                let peer = remote.to_string();
-                match acceptor {
-                    None => run_stream(&n, sock.clone(), sock, link, &peer).await,
-                    // Boxed: the TLS state would otherwise enlarge every plain session's task.
-                    Some(acc) => Box::pin(accept_tls(&n, acc, sock, link, &peer)).await,
-                }
-            })
-            .detach();
+            }
         }
     });
     debug!("listening for TCP on {local}");
     Ok((local, task))
-}
-
-/// Runs the server side of a TLS handshake, then the session.
-async fn accept_tls(
-    node: &NodeHandle,
-    acceptor: TlsAcceptor,
-    sock: TcpStream,
-    link: Arc<LinkConfig>,
-    peer: &str,
-) {
-    let tls = match until_stopped(node, timeout(TLS_TIMEOUT, acceptor.accept(sock))).await {
-        None => return,
-        Some(Some(Ok(tls))) => tls,
-        Some(Some(Err(e))) => {
-            let e = HandshakeError::new(HandshakeSide::Server, e);
-            warn!("with {peer}: {e}");
-            return;
-        }
-        Some(None) => {
-            warn!("TLS handshake with {peer} timed out");
-            return;
-        }
-    };
-    let link = session_link(&link, tls.get_ref().1.peer_certificates());
-    let (rd, wr) = futures_lite::io::split(tls);
-    run_stream(node, rd, wr, link, peer).await;
 }
 
 /// Dials a TCP peer, redialing per Go's backoff while `redial` is set. Dropping the returned
@@ -108,27 +71,23 @@ pub fn tcp_dial(node: &NodeHandle, spec: DialSpec) -> Task<()> {
 }
 
 /// One dial of [`tcp_dial`] without the redial: connects (and runs the TLS handshake, if
-/// `spec.tls`), then runs the session until it ends. `Err` when no session was made.
+/// `spec.tls`), then runs the session until it ends. `Err` when no session was made, or it
+/// ended before its handshake completed ([`DialError::NotEstablished`]).
 pub async fn tcp_connect(node: &NodeHandle, spec: &DialSpec) -> Result<(), DialError> {
     let sock = TcpStream::connect(spec.address.as_str())
         .await
         .map_err(DialError::Connect)?;
     prepare_link_socket(&sock);
     let Some(cfg) = &spec.tls else {
-        run_stream(node, sock.clone(), sock, spec.link.clone(), &spec.address).await;
-        return Ok(());
+        let established = run_stream(node, sock.clone(), sock, spec.link.clone(), &spec.address);
+        return session_result(established.await);
     };
     let name = server_name_for_address(&spec.address).map_err(|source| DialError::ServerName {
         address: spec.address.clone(),
         source,
     })?;
-    let connect = TlsConnector::from(cfg.clone()).connect(name, sock);
-    let tls = timeout(TLS_TIMEOUT, connect)
-        .await
-        .ok_or(DialError::HandshakeTimeout(TLS_TIMEOUT))?
-        .map_err(|e| HandshakeError::new(HandshakeSide::Client, e))?;
+    let tls = tls_connect(cfg.clone(), name, sock, TLS_TIMEOUT).await?;
     let link = session_link(&spec.link, tls.get_ref().1.peer_certificates());
     let (rd, wr) = futures_lite::io::split(tls);
-    run_stream(node, rd, wr, link, &spec.address).await;
-    Ok(())
+    session_result(run_stream(node, rd, wr, link, &spec.address).await)
 }

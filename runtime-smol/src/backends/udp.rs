@@ -1,6 +1,5 @@
 //! `udp-listener` / `udp-peer`: one netceptor message per datagram, no framing.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use async_channel::Sender;
@@ -13,11 +12,8 @@ use super::{DialSpec, ListenSpec, redial_loop, until_stopped};
 use crate::handle::NodeHandle;
 use crate::link::{run_connected_udp, run_udp_session};
 use receptor_core::config::bind_addr;
+use receptor_core::udp::{SESSION_QUEUE, Sessions};
 
-/// Datagrams queued per UDP session before further ones are dropped.
-const SESSION_QUEUE: usize = 256;
-/// Most concurrent sessions a UDP listener keeps (one per remote address).
-const MAX_SESSIONS: usize = 4096;
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65536;
 
@@ -31,30 +27,18 @@ pub async fn udp_listen(
     let local = socket.local_addr()?;
     let node = node.clone();
     let task = node.clone().spawn(async move {
-        let mut sessions: HashMap<SocketAddr, Sender<Bytes>> = HashMap::new();
+        let mut sessions = Sessions::default();
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while let Some(r) = until_stopped(&node, socket.recv_from(&mut buf)).await {
             // ICMP errors from earlier sends surface here on some systems: keep going.
             let Ok((n, remote)) = r else { continue };
             let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-            if let Some(tx) = sessions.get(&remote) {
-                if !tx.is_closed() {
-                    let _ = tx.try_send(data);
-                    continue;
-                }
-                // The session ended: this datagram starts a fresh one with a new handshake.
-                sessions.remove(&remote);
-            }
-            if sessions.len() >= MAX_SESSIONS {
-                sessions.retain(|_, tx| !tx.is_closed());
-                if sessions.len() >= MAX_SESSIONS {
-                    debug!("udp listener {local}: too many sessions, dropping {remote}");
-                    continue;
-                }
-            }
-            let (tx, rx) = async_channel::bounded(SESSION_QUEUE);
-            let _ = tx.try_send(data);
-            sessions.insert(remote, tx);
+            let running = |tx: &Sender<Bytes>| !tx.is_closed();
+            let send = |tx: &Sender<Bytes>, d| drop(tx.try_send(d));
+            let start = || async_channel::bounded(SESSION_QUEUE);
+            let Some(rx) = sessions.deliver(remote, data, running, send, start) else {
+                continue;
+            };
             let session =
                 run_udp_session(node.clone(), socket.clone(), remote, spec.link.clone(), rx);
             // Detached, but it ends with the listener: dropping `sessions` closes its input.

@@ -1,6 +1,7 @@
 //! Set-up shared by the smol integration tests: configs, link specs on 127.0.0.1, waits
 //! that fail the test instead of hanging it, temp dirs, and the real receptorctl.
 
+// Each test binary uses a part of it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -62,6 +63,17 @@ pub async fn wait_route(n: &NodeHandle, to: &str) {
             return;
         }
         Timer::after(Duration::from_millis(25)).await;
+    }
+    panic!("{} never got a route to {to}", n.id());
+}
+
+/// Waits (up to 5 s) on the tokio side until `n` has a route to `to`.
+pub async fn tokio_wait_route(n: &receptor_tokio::NodeHandle, to: &str) {
+    for _ in 0..200 {
+        if n.status().await.unwrap().routes.contains_key(to) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{} never got a route to {to}", n.id());
 }

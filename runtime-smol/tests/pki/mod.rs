@@ -1,90 +1,20 @@
-//! Test PKI: a CA (and another nobody trusts) issuing leaves with Receptor node-ID SANs,
-//! written as PEM files and loaded into backend TLS configs the way the runtimes load them.
+//! Test PKI: a CA (and another nobody trusts) from `receptor_tests::pki`, its leaves written
+//! as PEM files and loaded into backend TLS configs the way the runtimes load them.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose as Eku, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use receptor_smol::tls::{
-    RECEPTOR_NODE_ID_OID_ARCS, TlsClient, TlsClientParams, TlsServer, TlsServerParams,
-};
+use receptor_smol::tls::{TlsClient, TlsClientParams, TlsServer, TlsServerParams};
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+use crate::common::TempDir;
+pub use receptor_tests::pki::Ca;
+use receptor_tests::pki::both;
 
-impl TempDir {
-    pub fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "receptor-smol-tls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub struct Ca {
-    pub cert: rcgen::Certificate,
-    pub key: KeyPair,
-}
-
-impl Ca {
-    pub fn new(cn: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
-    }
-
-    /// Writes `<name>.crt` / `<name>.key`: a leaf for `node_ids`, valid for 127.0.0.1 and
-    /// localhost, as Receptor's `cert-signreq` makes them.
-    pub fn leaf(&self, dir: &TempDir, name: &str, node_ids: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![Eku::ServerAuth, Eku::ClientAuth];
-        params.subject_alt_names = vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        ];
-        for id in node_ids {
-            params.subject_alt_names.push(SanType::OtherName((
-                RECEPTOR_NODE_ID_OID_ARCS.to_vec(),
-                (*id).into(),
-            )));
-        }
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (
-            dir.write(&format!("{name}.crt"), &cert.pem()),
-            dir.write(&format!("{name}.key"), &key.serialize_pem()),
-        )
-    }
+/// Writes `contents` to `name` in `dir`; returns its path.
+fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path(name);
+    std::fs::write(&path, contents).unwrap();
+    path
 }
 
 /// A CA, another CA nobody here trusts, and their files.
@@ -97,21 +27,30 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Self {
-        let dir = TempDir::new();
+        let dir = TempDir::new("tls");
         let ca = Ca::new("receptor test CA");
         let other = Ca::new("someone else's CA");
         Self {
-            ca_file: dir.write("ca.crt", &ca.cert.pem()),
-            other_file: dir.write("other.crt", &other.cert.pem()),
+            ca_file: write(&dir, "ca.crt", &ca.cert_pem()),
+            other_file: write(&dir, "other.crt", &other.cert_pem()),
             dir,
             ca,
         }
     }
 
+    /// Writes `<name>.crt` / `<name>.key`: a leaf for `node_ids` signed by `by`.
+    fn leaf(&self, by: &Ca, name: &str, node_ids: &[&str]) -> (PathBuf, PathBuf) {
+        let leaf = by.leaf(node_ids, both());
+        (
+            write(&self.dir, &format!("{name}.crt"), &leaf.cert_pem()),
+            write(&self.dir, &format!("{name}.key"), &leaf.key_pem()),
+        )
+    }
+
     /// A mutual-TLS server config for `node` (certificate signed by our CA; clients must
-    /// present one signed by it).
+    /// present one signed by it), offering `alpn`.
     pub fn server(&self, node: &str, bind: bool, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
-        let (cert, key) = self.ca.leaf(&self.dir, &format!("{node}-server"), &[node]);
+        let (cert, key) = self.leaf(&self.ca, &format!("{node}-server"), &[node]);
         let params = TlsServerParams {
             name: "srv".into(),
             cert,
@@ -128,7 +67,7 @@ impl Pki {
     }
 
     /// A client config for `node` presenting a certificate for `cert_ids` (signed by `by`),
-    /// trusting `roots`.
+    /// trusting `roots`, offering `alpn`.
     pub fn client(
         &self,
         node: &str,
@@ -137,7 +76,7 @@ impl Pki {
         roots: &Path,
         alpn: &[&[u8]],
     ) -> Arc<rustls::ClientConfig> {
-        let (cert, key) = by.leaf(&self.dir, &format!("{node}-client"), cert_ids);
+        let (cert, key) = self.leaf(by, &format!("{node}-client"), cert_ids);
         let params = TlsClientParams {
             name: "cli".into(),
             cert: Some(cert),

@@ -1,6 +1,5 @@
 //! `udp-listener` / `udp-peer`: one netceptor message per datagram, no framing.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,11 +13,7 @@ use super::{DialSpec, ListenSpec, redial_loop};
 use crate::NodeHandle;
 use crate::link::{run_connected_udp, run_udp_session};
 use receptor_core::config::bind_addr;
-
-/// Datagrams queued per UDP session before further ones are dropped.
-const SESSION_QUEUE: usize = 256;
-/// Most concurrent sessions a UDP listener keeps (one per remote address).
-const MAX_SESSIONS: usize = 4096;
+use receptor_core::udp::{SESSION_QUEUE, Sessions};
 
 /// Binds a UDP listener: a session per remote address, created by its first datagram.
 pub async fn udp_listen(
@@ -46,7 +41,7 @@ pub fn udp_serve(node: &NodeHandle, socket: Arc<UdpSocket>, spec: ListenSpec) ->
         .unwrap_or_default();
     debug!("listening for UDP on {local}");
     tokio::spawn(async move {
-        let mut sessions: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
+        let mut sessions = Sessions::default();
         let mut buf = vec![0u8; 65536];
         loop {
             let Ok((n, remote)) = socket.recv_from(&mut buf).await else {
@@ -57,24 +52,12 @@ pub fn udp_serve(node: &NodeHandle, socket: Arc<UdpSocket>, spec: ListenSpec) ->
                 return;
             }
             let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-            if let Some(tx) = sessions.get(&remote) {
-                if !tx.is_closed() {
-                    let _ = tx.try_send(data);
-                    continue;
-                }
-                // The session ended: this datagram starts a fresh one with a new handshake.
-                sessions.remove(&remote);
-            }
-            if sessions.len() >= MAX_SESSIONS {
-                sessions.retain(|_, tx| !tx.is_closed());
-                if sessions.len() >= MAX_SESSIONS {
-                    debug!("udp listener {local}: too many sessions, dropping {remote}");
-                    continue;
-                }
-            }
-            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-            let _ = tx.try_send(data);
-            sessions.insert(remote, tx);
+            let running = |tx: &mpsc::Sender<Bytes>| !tx.is_closed();
+            let send = |tx: &mpsc::Sender<Bytes>, d| drop(tx.try_send(d));
+            let start = || mpsc::channel(SESSION_QUEUE);
+            let Some(rx) = sessions.deliver(remote, data, running, send, start) else {
+                continue;
+            };
             tokio::spawn(run_udp_session(
                 node.clone(),
                 socket.clone(),
