@@ -571,3 +571,58 @@ fn status_long_poll_and_prompt_results() {
     }
     eprintln!("5 followed echo units took {:?}", t.elapsed());
 }
+
+/// A unit's command-runner process group (the runner and its command), killed when dropped so
+/// that a failing test leaves nothing running.
+struct RunnerGroup(i32);
+
+impl RunnerGroup {
+    fn of(status: &Value) -> Self {
+        let pid = status["ExtraData"]["Pid"].as_i64().unwrap();
+        Self(i32::try_from(pid).unwrap())
+    }
+
+    fn kill(&self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for RunnerGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn killed_command_runner_fails_the_unit() {
+    let dir = TempDir::new("work-runner-killed");
+    let mut n = start_node(&dir, "W");
+
+    // Killed while the node follows it: the unit fails at once, naming how it ended.
+    let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
+    let group = RunnerGroup::of(&wait_state(&n.sock, &id, 1, "sleep running"));
+    group.kill();
+    let st = wait_state(&n.sock, &id, 3, "unit failed");
+    assert_eq!(
+        st["Detail"],
+        "Command runner exited unexpectedly (signal: killed)"
+    );
+    assert!(st["ExtraData"].is_null(), "{st}");
+
+    // Killed while the node was down: found out when the node starts again.
+    let id = submit(&n.sock, &["sleep", "--no-payload", "30"]);
+    let group = RunnerGroup::of(&wait_state(&n.sock, &id, 1, "sleep running"));
+    n.proc.kill();
+    group.kill();
+    n.restart(&dir, "W");
+    let st = unit_status(&n.sock, &id);
+    assert_eq!(
+        (st["State"].as_i64(), st["Detail"].as_str()),
+        (
+            Some(3),
+            Some("Command runner exited unexpectedly (unknown status)")
+        )
+    );
+}

@@ -50,6 +50,7 @@
     )
 )]
 
+pub mod backend;
 pub mod backoff;
 pub mod config;
 pub mod control;

@@ -207,6 +207,8 @@ impl Driver {
 
     /// A node event the stream side passed on; returns a reason if the node stopped.
     fn event(&mut self, node: &Node, ev: Event) -> Option<String> {
+        // Answers, datagrams and probe results go to the applications waiting for them.
+        let ev = self.apps.event(ev)?;
         match ev {
             Event::CloseLink { link, reason } => {
                 // The frames already queued (a reject, say) are written before it closes.
@@ -232,10 +234,7 @@ impl Driver {
                 warn!("{reason}");
                 return Some(reason);
             }
-            ev => {
-                // Link and routing events are all handled above.
-                let _ = self.apps.event(ev);
-            }
+            _ => {}
         }
         None
     }

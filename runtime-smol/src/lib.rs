@@ -21,6 +21,9 @@
 //! [`control::serve_control_unix`] serves the control protocol (`receptorctl`'s status, ping,
 //! traceroute and connect) on a unix socket.
 //!
+//! [`work::Work`] runs units of work (command work types) through core's unit lifecycle
+//! engine, as the `receptor` binary does under tokio.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
@@ -50,6 +53,7 @@ mod handle;
 mod link;
 mod stream;
 pub mod tls;
+pub mod work;
 
 /// The rustls the TLS configs of [`backends`] are built with.
 pub use rustls;

@@ -241,7 +241,7 @@ async fn tokio_side(s_tcp: Receiver<SocketAddr>, t2_udp: Sender<SocketAddr>, smo
     let (addr, _) = tb::udp_listen(&t2, spec).await.unwrap();
     t2_udp.send(addr).await.unwrap();
     let addr = s_tcp.recv().await.unwrap();
-    let spec = tb::DialSpec {
+    let spec = DialSpec {
         address: addr.to_string(),
         redial: true,
         link: link(LinkKind::Stream),

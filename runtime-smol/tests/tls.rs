@@ -132,7 +132,7 @@ fn smol_and_tokio_over_mutual_tls() {
     let t1 = receptor_tokio::spawn_node(config_seeded("t1", 1)).unwrap();
     let t2 = receptor_tokio::spawn_node(config_seeded("t2", 2)).unwrap();
     let s = spawn_node(config_seeded("s", 3)).unwrap();
-    let t1_spec = tb::ListenSpec {
+    let t1_spec = ListenSpec {
         bind: "127.0.0.1".into(),
         port: 0,
         link: link(true),
@@ -145,7 +145,7 @@ fn smol_and_tokio_over_mutual_tls() {
         let dialer = tcp_dial(&s, dial_tls(t1_addr, s_client, true));
         let (s_addr, listener) = tcp_listen(&s, listen_tls(s_server, true)).await.unwrap();
         listener.detach();
-        let t2_spec = tb::DialSpec {
+        let t2_spec = DialSpec {
             address: s_addr.to_string(),
             redial: true,
             link: link(true),

@@ -58,8 +58,8 @@ fn smol_ws_and_tokio_ws_both_ways() {
     let t1 = receptor_tokio::spawn_node(config_seeded("t1", 1)).unwrap();
     let t2 = receptor_tokio::spawn_node(config_seeded("t2", 2)).unwrap();
     let s = spawn_node(config_seeded("s", 3)).unwrap();
-    let t1_spec = tb::WsListenSpec {
-        listen: tb::ListenSpec {
+    let t1_spec = WsListenSpec {
+        listen: ListenSpec {
             bind: "127.0.0.1".into(),
             port: 0,
             link: link(false),
@@ -74,7 +74,7 @@ fn smol_ws_and_tokio_ws_both_ways() {
         let (s_addr, listener) = ws_listen(&s, listen("/", None)).await.unwrap();
         listener.detach();
         dialer.detach();
-        let t2_spec = tb::WsDialSpec {
+        let t2_spec = WsDialSpec {
             url: format!("ws://{s_addr}/any/path"),
             redial: true,
             link: link(false),
@@ -189,7 +189,7 @@ fn wss_with_mutual_tls_among_smol_and_tokio() {
         listener.detach();
         let url = format!("wss://{addr}/");
         ws_dial(&s2, dial(url.clone(), Some(s2_tls), None)).detach();
-        let t_spec = tb::WsDialSpec {
+        let t_spec = WsDialSpec {
             url,
             redial: true,
             link: link(true),

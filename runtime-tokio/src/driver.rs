@@ -297,6 +297,8 @@ impl Driver {
 
     /// A node event the stream side passed on; returns a reason if the node stopped.
     fn event(&mut self, ev: Event) -> Option<String> {
+        // Answers, datagrams and probe results go to the applications waiting for them.
+        let ev = self.apps.event(ev)?;
         match ev {
             Event::CloseLink { link, reason } => {
                 if let Some((_, close, peer, established)) = self.links.get_mut(&link) {
@@ -329,10 +331,7 @@ impl Driver {
                 warn!("{reason}");
                 return Some(reason);
             }
-            ev => {
-                // Link and routing events are all handled above.
-                let _ = self.apps.event(ev);
-            }
+            _ => {}
         }
         None
     }

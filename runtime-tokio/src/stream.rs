@@ -420,13 +420,7 @@ impl NodeHandle {
         server_name: &str,
     ) -> Result<MeshStream, DialFailure> {
         let (reply, rx) = oneshot::channel();
-        let cmd = StreamCommand::Dial {
-            node: node.to_owned(),
-            service: service.to_owned(),
-            tls,
-            server_name: server_name.to_owned(),
-            reply,
-        };
+        let cmd = StreamCommand::dial(node, service, tls, server_name, reply);
         self.commands
             .send(Command::Stream(cmd))
             .await
@@ -443,13 +437,7 @@ impl NodeHandle {
     ) -> Result<StreamListener, String> {
         let (reply, rx) = oneshot::channel();
         let (accept, accepted) = mpsc::channel(ACCEPT_QUEUE);
-        let cmd = StreamCommand::Listen {
-            service: service.to_owned(),
-            tls,
-            advertise,
-            accept,
-            reply,
-        };
+        let cmd = StreamCommand::listen(service, tls, advertise, accept, reply);
         let gone = "the node has stopped";
         let sent = self.commands.send(Command::Stream(cmd)).await;
         sent.map_err(|_| gone.to_owned())?;

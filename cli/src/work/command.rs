@@ -6,15 +6,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use receptor_core::work::{
-    ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, is_complete,
-};
+use receptor_core::work::{CancelOutcome, ExtraData, STATE_FAILED, STATE_PENDING, is_complete};
 use rustix::process::Signal;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::runner::process_exit;
-use super::{RunnerSpec, Unit, lock, proc};
+use super::worker::CommandType;
+use super::{RunnerSpec, Unit, Workceptor, lock, proc};
 
 /// How often a supervisor this process did not start is checked for.
 const ADOPTED_POLL: Duration = Duration::from_secs(1);
@@ -24,15 +23,18 @@ const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 /// Starts the supervisor for `unit` in a new process group (so a terminal's Ctrl-C or a
 /// signal to receptor's group does not reach it; Go uses a new session) and records its PID.
-pub(super) fn start(unit: &Arc<Unit>, runner: &RunnerSpec) -> Result<(), String> {
+pub(super) fn start(
+    w: &Arc<Workceptor>,
+    unit: &Arc<Unit>,
+    ty: &CommandType,
+    runner: &RunnerSpec,
+) -> Result<(), String> {
     unit.update_basic(STATE_PENDING, "Launching command runner", Some(0));
     let rec = unit.status();
-    let (command, params) = match (&unit.kind, &rec.extra_data) {
-        (super::UnitKind::Command(ct), Some(ExtraData::Command(c))) => {
-            (ct.command.clone(), c.params.clone())
-        }
-        (super::UnitKind::Command(ct), _) => (ct.command.clone(), ct.base_params.clone()),
-        (super::UnitKind::Remote | super::UnitKind::Unknown, _) => return Ok(()),
+    let command = ty.command.clone();
+    let params = match &rec.extra_data {
+        Some(ExtraData::Command(c)) => c.params.clone(),
+        _ => ty.base_params.clone(),
     };
     let spawned = tokio::process::Command::new(&runner.exe)
         .args([
@@ -66,54 +68,41 @@ pub(super) fn start(unit: &Arc<Unit>, runner: &RunnerSpec) -> Result<(), String>
     });
     let (tx, rx) = watch::channel(false);
     *lock(&unit.supervisor) = Some(rx);
-    let unit = unit.clone();
+    let (w, unit) = (w.clone(), unit.clone());
     tokio::spawn(async move {
         let exit = child.wait().await.ok().map(process_exit);
-        supervisor_gone(&unit, exit.map(|e| e.to_string()));
+        supervisor_gone(&w, &unit, exit.map(|e| e.to_string()));
         let _ = tx.send(true);
     });
     Ok(())
 }
 
 /// The supervisor exited: `ExtraData` becomes `null` (as in Go). A supervisor that died
-/// without writing a final state (killed from outside) leaves its unit Failed, not Running
-/// forever as in Go.
-fn supervisor_gone(unit: &Unit, exit: Option<String>) {
+/// without writing a final state (killed from outside) leaves its unit Failed (the engine's
+/// rule), not Running forever as in Go. It writes its final state before it exits, so the
+/// status read here is the last one.
+fn supervisor_gone(w: &Arc<Workceptor>, unit: &Arc<Unit>, exit: Option<String>) {
     if unit.is_released() {
         return;
     }
-    let size = unit.stdout_size();
-    let _ = unit.update(|r| {
-        r.extra_data = None;
-        if r.state == STATE_PENDING || r.state == STATE_RUNNING {
-            let how = exit.as_deref().unwrap_or("unknown status");
-            r.set_basic(
-                STATE_FAILED,
-                format!("Command runner exited unexpectedly ({how})"),
-                Some(size),
-            );
-        }
-    });
+    let _ = unit.update(|r| r.extra_data = None);
+    let state = unit.status().state;
+    let how = exit.as_deref().unwrap_or("unknown status");
+    let detail = format!("Command runner exited unexpectedly ({how})");
+    let effects = w.engine().handle_worker_gone(&unit.id, state, detail);
+    w.apply_sync(unit, effects);
 }
 
-/// Go's `Restart` for a command unit found on disk: complete units stay; Pending ones failed
-/// (`Pending at restart`); running ones are followed through their status file, with the
-/// supervisor watched by PID.
-pub(super) fn restart(unit: &Arc<Unit>) {
+/// Follows a command unit found on disk that may still run (the engine applied Go's
+/// `Restart` rules first): through its status file, with the supervisor watched by PID.
+pub(super) fn reattach(w: &Arc<Workceptor>, unit: &Arc<Unit>) {
     let rec = unit.status();
-    if is_complete(rec.state) {
-        return;
-    }
-    if rec.state == STATE_PENDING {
-        unit.update_basic(STATE_FAILED, "Pending at restart", Some(unit.stdout_size()));
-        return;
-    }
     let Some(pid) = rec.command_pid() else {
         return;
     };
     if !proc::supervisor_alive(pid, &unit.dir) {
         // It finished (or died) while receptor was down.
-        supervisor_gone(unit, None);
+        supervisor_gone(w, unit, None);
         return;
     }
     info!(
@@ -122,7 +111,7 @@ pub(super) fn restart(unit: &Arc<Unit>) {
     );
     let (tx, rx) = watch::channel(false);
     *lock(&unit.supervisor) = Some(rx);
-    let unit = unit.clone();
+    let (w, unit) = (w.clone(), unit.clone());
     tokio::spawn(async move {
         while proc::supervisor_alive(pid, &unit.dir) {
             if unit.is_released() {
@@ -130,23 +119,32 @@ pub(super) fn restart(unit: &Arc<Unit>) {
             }
             tokio::time::sleep(ADOPTED_POLL).await;
         }
-        supervisor_gone(&unit, None);
+        supervisor_gone(&w, &unit, None);
         let _ = tx.send(true);
     });
 }
 
-/// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit, then Canceled. A unit whose
-/// supervisor is gone is left as it is, and so is a complete one whose supervisor has not
-/// exited yet (it has written the final state and is about to; Go would interrupt it and
-/// turn Succeeded into Canceled, a window that a prompt `work release` after `work results`
-/// now meets).
-pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
+/// Go's `Cancel`: SIGINT to the supervisor, wait for it to exit ([`CancelOutcome::Stopped`]:
+/// the engine makes the unit Canceled). A unit whose supervisor is gone is left as it is, and
+/// so is a complete one whose supervisor has not exited yet (it has written the final state
+/// and is about to; Go would interrupt it and turn Succeeded into Canceled, a window that a
+/// prompt `work release` after `work results` now meets).
+pub(super) async fn cancel(unit: &Arc<Unit>) -> CancelOutcome {
+    match stop(unit).await {
+        Ok(true) => CancelOutcome::Stopped,
+        Ok(false) => CancelOutcome::NotRunning,
+        Err(e) => CancelOutcome::Failed(e),
+    }
+}
+
+/// Stops the supervisor; whether one was running.
+async fn stop(unit: &Arc<Unit>) -> Result<bool, String> {
     let rec = unit.status();
     let Some(pid) = rec.command_pid() else {
-        return Ok(());
+        return Ok(false);
     };
     if is_complete(rec.state) {
-        return Ok(());
+        return Ok(false);
     }
     let watcher = lock(&unit.supervisor).clone();
     let alive = match &watcher {
@@ -154,7 +152,7 @@ pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
         None => proc::supervisor_alive(pid, &unit.dir),
     };
     if !alive {
-        return Ok(());
+        return Ok(false);
     }
     proc::signal(pid, Signal::INT)?;
     if !wait_gone(unit, pid, watcher.clone(), CANCEL_GRACE).await {
@@ -165,8 +163,7 @@ pub(super) async fn cancel(unit: &Arc<Unit>) -> Result<(), String> {
         proc::signal(pid, Signal::KILL)?;
         wait_gone(unit, pid, watcher, Duration::from_secs(5)).await;
     }
-    unit.update_basic(STATE_CANCELED, "Canceled", None);
-    Ok(())
+    Ok(true)
 }
 
 /// Waits up to `within` for the supervisor to exit; whether it did.

@@ -6,6 +6,12 @@
 //! read the status files, `work results` streams `stdout` ([`Workceptor::results`]), `work
 //! cancel` / `work release` stop and delete units.
 //!
+//! The lifecycle (the unit table, IDs, start, cancel, release, what a node restart does to
+//! each unit, a worker that vanished) is core's sans-IO [`Engine`]; this module carries out
+//! its effects on the OS (`effects`) and reports back. Each work type is a
+//! [`Worker`](worker::Worker), registered by name; a remote unit's protocol is core's
+//! `RemoteUnit`, driven by `remote`.
+//!
 //! Work types are registered from the configuration. `work-command` units run under a
 //! command-runner supervisor process (the `receptor` binary itself with the hidden
 //! `--command-runner` entity, see [`runner`]) that survives a receptor restart; on start the
@@ -20,12 +26,14 @@
 mod client;
 mod command;
 mod dirwatch;
+mod effects;
 mod proc;
 mod remote;
 mod results;
 pub mod runner;
 mod signing;
 pub(crate) mod statusfile;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -38,41 +46,17 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use receptor_core::control::{ErrorReply, UnitStatus, WorkSubmit, state_name};
 use receptor_core::wire::WorkCommand;
-use receptor_core::work::{
-    ExtraData, STATE_FAILED, STATE_PENDING, StatusRecord, command_params, generate_unit_id,
-    is_safe_unit_id,
-};
+use receptor_core::work::{Engine, StatusRecord, StdoutSize, is_safe_unit_id};
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 pub use client::Mesh;
+use effects::reply_of;
 pub use results::ResultsStream;
 pub use signing::{DEFAULT_TOKEN_EXPIRATION, Keys, check_exists};
+pub use worker::CommandType;
 
 use crate::config::WorkCommandCfg;
-
-/// A registered `work-command` type.
-#[derive(Debug, Clone)]
-pub struct CommandType {
-    /// The command to run.
-    pub command: String,
-    /// Configured parameters, before any runtime ones.
-    pub base_params: String,
-    /// Whether submitters may add parameters.
-    pub allow_runtime_params: bool,
-    /// Whether submissions from non-Unix connections must be signed.
-    pub verify_signature: bool,
-}
-
-/// What runs a unit. `Remote` units run on another node. Units found on disk whose work type
-/// is not registered are `Unknown`: listed (with `ExtraData` `"Unknown WorkType"`), never
-/// started or cancelled, deleted on release.
-#[derive(Debug, Clone)]
-enum UnitKind {
-    Command(CommandType),
-    Remote,
-    Unknown,
-}
 
 /// How long a remote unit's node may stay unreachable before the unit fails, by default.
 pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -85,12 +69,12 @@ const UNWATCHED_POLL: Duration = Duration::from_millis(250);
 /// Longest wait of a long-polled `work status` (the extension our nodes use among themselves).
 const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
-/// One unit of work.
-#[derive(Debug)]
+/// One unit of work: its handle in the engine's table.
 pub struct Unit {
     id: String,
     dir: PathBuf,
-    kind: UnitKind,
+    /// Its work type's worker.
+    worker: Arc<dyn worker::Worker>,
     /// The record as last read or written; refreshed from the status file when read.
     status: Mutex<StatusRecord>,
     /// For a command unit whose supervisor is running: becomes `true` once it has exited.
@@ -111,17 +95,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl std::fmt::Debug for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unit")
+            .field("id", &self.id)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Unit {
-    fn new(id: String, dir: PathBuf, kind: UnitKind, work_type: &str) -> Self {
-        let extra = match &kind {
-            UnitKind::Command(_) => Some(ExtraData::command(0, "")),
-            UnitKind::Remote => Some(ExtraData::Remote(Default::default())),
-            UnitKind::Unknown => None,
-        };
+    fn new(id: String, dir: PathBuf, worker: Arc<dyn worker::Worker>, work_type: &str) -> Self {
+        let extra = worker.blank_extra();
         Self {
             id,
             dir,
-            kind,
+            worker,
             status: Mutex::new(StatusRecord::new(work_type, extra)),
             supervisor: Mutex::new(None),
             released: AtomicBool::new(false),
@@ -205,11 +194,7 @@ impl Unit {
 
     /// The status as `work status` / `work list` report it.
     fn reply_status(&self) -> UnitStatus {
-        let mut u = self.status().to_unit_status();
-        if matches!(self.kind, UnitKind::Unknown) {
-            u.extra_data = Some("\"Unknown WorkType\"".to_owned());
-        }
-        u
+        self.worker.reply_status(&self.status())
     }
 
     /// Go's `UpdateFullStatus`: read-modify-write of the status file; errors are logged.
@@ -238,6 +223,16 @@ impl Unit {
     fn stdout_size(&self) -> i64 {
         statusfile::stdout_size(&self.dir)
     }
+
+    /// A status write the engine asked for.
+    fn set_status(&self, state: i64, detail: String, stdout: StdoutSize) {
+        let size = match stdout {
+            StdoutSize::Zero => Some(0),
+            StdoutSize::Keep => None,
+            StdoutSize::Current => Some(self.stdout_size()),
+        };
+        self.update_basic(state, detail, size);
+    }
 }
 
 /// Settings for starting command-runner supervisors.
@@ -255,9 +250,9 @@ pub struct Workceptor {
     node_id: String,
     data_dir: PathBuf,
     /// Registered types in registration order (the advertised order).
-    types: Vec<(String, CommandType)>,
-    units: Mutex<BTreeMap<String, Arc<Unit>>>,
-    runner: RunnerSpec,
+    types: Vec<(String, Arc<dyn worker::Worker>)>,
+    /// The unit table and lifecycle.
+    engine: Mutex<Engine<Arc<Unit>>>,
     rng: Mutex<ChaCha20Rng>,
     /// The node, for remote units.
     mesh: Option<Mesh>,
@@ -287,27 +282,28 @@ impl Workceptor {
         } else {
             PathBuf::from(datadir)
         };
-        let mut types: Vec<(String, CommandType)> = Vec::new();
+        let mut types: Vec<(String, Arc<dyn worker::Worker>)> = Vec::new();
         for c in commands {
             if c.work_type == "remote" || types.iter().any(|(t, _)| *t == c.work_type) {
                 return Err(format!("work type {} already registered", c.work_type));
             }
+            let ty = CommandType {
+                command: c.command.clone(),
+                base_params: c.params.clone(),
+                allow_runtime_params: c.allow_runtime_params,
+                verify_signature: c.verify_signature,
+            };
+            let runner = runner.clone();
             types.push((
                 c.work_type.clone(),
-                CommandType {
-                    command: c.command.clone(),
-                    base_params: c.params.clone(),
-                    allow_runtime_params: c.allow_runtime_params,
-                    verify_signature: c.verify_signature,
-                },
+                Arc::new(worker::CommandWorker { ty, runner }),
             ));
         }
         Ok(Self {
             node_id: node_id.to_owned(),
             data_dir: datadir.join(node_id),
             types,
-            units: Mutex::new(BTreeMap::new()),
-            runner,
+            engine: Mutex::new(Engine::new()),
             rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
             mesh: None,
             keys: Keys::default(),
@@ -347,7 +343,7 @@ impl Workceptor {
             .iter()
             .map(|(name, t)| WorkCommand {
                 work_type: name.clone(),
-                secure: t.verify_signature,
+                secure: t.verify_signature(),
             })
             .collect()
     }
@@ -361,14 +357,26 @@ impl Workceptor {
         }
     }
 
-    fn kind_of(&self, work_type: &str) -> UnitKind {
-        if work_type == "remote" {
-            return UnitKind::Remote;
-        }
+    /// The registered (configured) work type `work_type`.
+    fn registered(&self, work_type: &str) -> Option<Arc<dyn worker::Worker>> {
         self.types
             .iter()
             .find(|(t, _)| t == work_type)
-            .map_or(UnitKind::Unknown, |(_, c)| UnitKind::Command(c.clone()))
+            .map(|(_, w)| w.clone())
+    }
+
+    /// The worker for units of `work_type`: a registered one, the built-in `remote`, or
+    /// the one for unknown types.
+    fn worker_of(&self, work_type: &str) -> Arc<dyn worker::Worker> {
+        if work_type == "remote" {
+            return Arc::new(worker::RemoteWorker);
+        }
+        self.registered(work_type)
+            .unwrap_or_else(|| Arc::new(worker::UnknownWorker))
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine<Arc<Unit>>> {
+        lock(&self.engine)
     }
 
     /// Picks up every unit directory not known yet (startup recovery, §2.3): loads its status
@@ -392,58 +400,56 @@ impl Workceptor {
         if !is_safe_unit_id(id) {
             return None;
         }
-        if let Some(u) = lock(&self.units).get(id) {
+        if let Some(u) = self.engine().get(id) {
             return Some(u.clone());
         }
         let dir = self.data_dir.join(id);
         if !dir.is_dir() || !dir.join("status").is_file() {
             return None;
         }
-        // The work type decides the kind; read it with no assumptions first.
+        // The work type decides the worker; read it with no assumptions first.
         let mut probe = StatusRecord::new("", None);
         let _ = statusfile::load(&dir, &mut probe);
+        let worker = self.worker_of(&probe.work_type);
         let unit = Arc::new(Unit::new(
             id.to_owned(),
             dir.clone(),
-            self.kind_of(&probe.work_type),
+            worker.clone(),
             &probe.work_type,
         ));
-        {
+        let loaded = {
             let mut rec = lock(&unit.status);
-            if let Err(e) = statusfile::load(&dir, &mut rec) {
-                drop(rec);
-                warn!("Failed to restart worker {}: {e}", dir.display());
-                unit.update_basic(
-                    STATE_FAILED,
-                    format!("Failed to restart: {e}"),
-                    Some(unit.stdout_size()),
-                );
+            statusfile::load(&dir, &mut rec).map(|()| rec.clone())
+        };
+        let effects = {
+            let mut engine = self.engine();
+            if let Some(u) = engine.get(id) {
+                // Found meanwhile by another lookup.
+                return Some(u.clone());
             }
-        }
-        lock(&self.units).insert(id.to_owned(), unit.clone());
+            let known: Option<&dyn receptor_core::work::WorkType> =
+                if probe.work_type == "remote" || self.registered(&probe.work_type).is_some() {
+                    Some(&*worker)
+                } else {
+                    None
+                };
+            engine.handle_found(
+                id,
+                unit.clone(),
+                loaded.as_ref().map_err(Clone::clone),
+                known,
+            )
+        };
         self.watch_unit(&unit);
-        match &unit.kind {
-            UnitKind::Command(_) => command::restart(&unit),
-            UnitKind::Remote => {
-                if let Err(e) = remote::restart(self, &unit) {
-                    warn!("Failed to restart worker {}: {e}", dir.display());
-                    unit.update_basic(
-                        STATE_FAILED,
-                        format!("Failed to restart: {e}"),
-                        Some(unit.stdout_size()),
-                    );
-                }
-            }
-            UnitKind::Unknown => {}
-        }
+        self.apply_sync(&unit, effects);
         Some(unit)
     }
 
     /// A known unit, or one found on disk (Go's `findUnit` falls back to scanning its
     /// directory).
     pub fn find(self: &Arc<Self>, id: &str) -> Option<Arc<Unit>> {
-        if let Some(u) = lock(&self.units).get(id) {
-            return Some(u.clone());
+        if let Some(u) = self.engine().get(id).cloned() {
+            return Some(u);
         }
         self.scan_unit(id)
     }
@@ -467,7 +473,7 @@ impl Workceptor {
         } else {
             self.types
                 .iter()
-                .any(|(t, c)| t == work_type && c.verify_signature)
+                .any(|(t, c)| t == work_type && c.verify_signature())
         };
         if !needed && !signature.is_empty() {
             return Err("work type did not expect a signature".to_owned());
@@ -503,52 +509,24 @@ impl Workceptor {
         conn_is_unix: bool,
     ) -> Result<Arc<Unit>, String> {
         self.check_signature(&req.work_type, req.sign_work, &req.signature, conn_is_unix)?;
-        if !self.is_local(&req.node) {
-            return self.submit_remote(req);
-        }
-        if !req.ttl.is_empty() {
-            return Err("ttl option is intended for remote work only".to_owned());
-        }
-        let UnitKind::Command(ct) = self.kind_of(&req.work_type) else {
-            return Err(format!("unknown work type {}", req.work_type));
-        };
-        let params = command_params(&ct.base_params, ct.allow_runtime_params, &req.params)
-            .map_err(|e| e.to_string())?;
-        let (id, dir) = self.allocate_dir()?;
-        let unit = Arc::new(Unit::new(
-            id.clone(),
-            dir.clone(),
-            UnitKind::Command(ct),
-            &req.work_type,
-        ));
-        {
-            let mut rec = lock(&unit.status);
-            rec.extra_data = Some(ExtraData::command(0, params));
-            if let Err(e) = statusfile::save(&dir, &rec) {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+        let (worker, work_type) = if self.is_local(&req.node) {
+            if !req.ttl.is_empty() {
+                return Err("ttl option is intended for remote work only".to_owned());
             }
-        }
-        self.created(unit)
-    }
-
-    /// `work submit` to another node: a local `remote` unit.
-    fn submit_remote(self: &Arc<Self>, req: &WorkSubmit) -> Result<Arc<Unit>, String> {
-        let red = remote::new_data(
-            self,
-            &req.node,
-            &req.work_type,
-            &req.tls_client,
-            &req.ttl,
-            req.sign_work,
-            &req.params,
-        )?;
+            let worker = self
+                .registered(&req.work_type)
+                .ok_or_else(|| format!("unknown work type {}", req.work_type))?;
+            (worker, req.work_type.as_str())
+        } else {
+            (self.worker_of("remote"), "remote")
+        };
+        let rec = worker.new_record(self, req)?;
         let (id, dir) = self.allocate_dir()?;
-        let unit = Arc::new(Unit::new(id, dir.clone(), UnitKind::Remote, "remote"));
+        let unit = Arc::new(Unit::new(id, dir.clone(), worker, work_type));
         {
-            let mut rec = lock(&unit.status);
-            *rec = remote::new_record(red);
-            if let Err(e) = statusfile::save(&dir, &rec) {
+            let mut st = lock(&unit.status);
+            *st = rec;
+            if let Err(e) = statusfile::save(&dir, &st) {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -557,42 +535,40 @@ impl Workceptor {
     }
 
     /// A new unit is known and takes its payload.
-    fn created(&self, unit: Arc<Unit>) -> Result<Arc<Unit>, String> {
-        lock(&self.units).insert(unit.id.clone(), unit.clone());
+    fn created(self: &Arc<Self>, unit: Arc<Unit>) -> Result<Arc<Unit>, String> {
+        let work_type = unit.status().work_type;
+        let effects = self
+            .engine()
+            .create(&unit.id, unit.clone(), &work_type)
+            .map_err(|e| e.to_string())?;
         self.watch_unit(&unit);
         let stdin = unit.stdin_path();
         if let Err(e) = create_private(&stdin) {
             return Err(statusfile::go_path_error("open", &stdin, &e));
         }
-        unit.update_basic(STATE_PENDING, "Waiting for Input Data", Some(0));
+        self.apply_sync(&unit, effects);
         Ok(unit)
     }
 
     /// A fresh unit ID and its directory (0700), avoiding known units and existing directories.
     fn allocate_dir(&self) -> Result<(String, PathBuf), String> {
-        let units = lock(&self.units);
-        loop {
-            let id = generate_unit_id(&mut *lock(&self.rng));
-            let dir = self.data_dir.join(&id);
-            if units.contains_key(&id) || std::fs::symlink_metadata(&dir).is_ok() {
-                continue;
-            }
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| statusfile::go_path_error("mkdir", &dir, &e))?;
-            return Ok((id, dir));
-        }
+        let engine = self.engine();
+        let id = engine.new_unit_id(&mut *lock(&self.rng), |id| {
+            std::fs::symlink_metadata(self.data_dir.join(id)).is_ok()
+        });
+        let dir = self.data_dir.join(&id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| statusfile::go_path_error("mkdir", &dir, &e))?;
+        Ok((id, dir))
     }
 
     /// `work submit` failed while reading the payload: the unit fails.
-    pub fn payload_failed(&self, unit: &Unit, err: &str) {
-        unit.update_basic(
-            STATE_FAILED,
-            format!("Error reading input data: {err}"),
-            Some(0),
-        );
+    pub fn payload_failed(self: &Arc<Self>, unit: &Arc<Unit>, err: &str) {
+        let effects = self.engine().payload_failed(&unit.id, err);
+        self.apply_sync(unit, effects);
     }
 
     /// `work submit`, second half: starts the worker once the payload is in. Returns whether
@@ -601,16 +577,8 @@ impl Workceptor {
         if unit.is_released() {
             return Err(unknown_unit(&unit.id));
         }
-        unit.update_basic(STATE_PENDING, "Starting Worker", Some(0));
-        let r = match &unit.kind {
-            UnitKind::Command(_) => command::start(unit, &self.runner).map(|()| false),
-            UnitKind::Remote => remote::start(self, unit).await,
-            UnitKind::Unknown => Ok(false),
-        };
-        if let Err(e) = &r {
-            unit.update_basic(STATE_FAILED, format!("Error starting worker: {e}"), Some(0));
-        }
-        r
+        let effects = self.engine().start(&unit.id).map_err(|e| e.to_string())?;
+        self.run(unit, effects).await
     }
 
     /// `work list`: every known unit, or just `unit_id`.
@@ -620,7 +588,7 @@ impl Workceptor {
     ) -> Result<BTreeMap<String, UnitStatus>, String> {
         let units: Vec<Arc<Unit>> = match unit_id {
             Some(id) => vec![self.find_or_err(id)?],
-            None => lock(&self.units).values().cloned().collect(),
+            None => self.engine().units().map(|(_, u)| u.clone()).collect(),
         };
         Ok(units
             .iter()
@@ -630,7 +598,7 @@ impl Workceptor {
 
     /// How many units there are of each (work type, state name), for metrics.
     pub fn unit_counts(&self) -> BTreeMap<(String, String), u64> {
-        let units: Vec<Arc<Unit>> = lock(&self.units).values().cloned().collect();
+        let units: Vec<Arc<Unit>> = self.engine().units().map(|(_, u)| u.clone()).collect();
         let mut counts = BTreeMap::new();
         for u in units {
             let st = u.status();
@@ -687,10 +655,8 @@ impl Workceptor {
     ) -> Result<bool, String> {
         let unit = self.find_or_err(unit_id)?;
         self.check_unit_signature(&unit, signature, conn_is_unix)?;
-        if let UnitKind::Remote = unit.kind {
-            return remote::cancel_or_release(self, &unit, false, false).await;
-        }
-        cancel_unit(&unit).await.map(|()| false)
+        let effects = self.engine().cancel(unit_id).map_err(|e| e.to_string())?;
+        self.run(&unit, effects).await
     }
 
     /// `work release` / `work force-release`: cancels the unit and deletes its directory.
@@ -705,55 +671,29 @@ impl Workceptor {
         force: bool,
         conn_is_unix: bool,
     ) -> Result<bool, String> {
-        if !is_safe_unit_id(unit_id) {
-            return Err(format!(
-                "invalid work unit ID {unit_id:?}: a unit ID is one path component (not empty, \
-                 . or .., no / or NUL)"
-            ));
-        }
-        let Some(unit) = self.find(unit_id) else {
-            return if force {
-                Ok(false)
-            } else {
-                Err(unknown_unit(unit_id))
-            };
+        let unit = if is_safe_unit_id(unit_id) {
+            self.find(unit_id)
+        } else {
+            None
         };
-        self.check_unit_signature(&unit, signature, conn_is_unix)?;
-        if let UnitKind::Remote = unit.kind {
-            return remote::cancel_or_release(self, &unit, true, force).await;
+        if let Some(u) = &unit {
+            self.check_unit_signature(u, signature, conn_is_unix)?;
         }
-        if let Err(e) = cancel_unit(&unit).await
-            && !force
-        {
-            return Err(e);
+        // Unsafe and unknown IDs are answered by the engine at once.
+        let effects = self
+            .engine()
+            .release(unit_id, force)
+            .map_err(|e| e.to_string())?;
+        match &unit {
+            Some(u) => self.run(u, effects).await,
+            None => reply_of(effects),
         }
-        let mut attempts = 3;
-        loop {
-            match std::fs::remove_dir_all(&unit.dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(_) if force => break,
-                Err(e) => {
-                    attempts -= 1;
-                    if attempts == 0 {
-                        error!("Error removing directory for {unit_id}. No more retries left.");
-                        return Err(statusfile::go_path_error("unlinkat", &unit.dir, &e));
-                    }
-                    warn!(
-                        "Error removing directory for {unit_id}. Retrying {attempts} more times."
-                    );
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-        self.forget_unit(&unit);
-        Ok(false)
     }
 
     /// A released unit (its directory gone) is forgotten: lookups fail, its streams end.
     fn forget_unit(&self, unit: &Unit) {
         unit.released.store(true, Ordering::SeqCst);
-        lock(&self.units).remove(&unit.id);
+        self.engine().forget(&unit.id);
         unit.touch();
     }
 
@@ -775,13 +715,6 @@ impl Unit {
     /// The file the payload goes to.
     pub fn stdin_path(&self) -> PathBuf {
         self.dir.join("stdin")
-    }
-}
-
-async fn cancel_unit(unit: &Arc<Unit>) -> Result<(), String> {
-    match &unit.kind {
-        UnitKind::Command(_) => command::cancel(unit).await,
-        UnitKind::Remote | UnitKind::Unknown => Ok(()),
     }
 }
 

@@ -48,13 +48,23 @@ impl ResultsStream {
         let path = unit.dir.join("stdout");
         // Subscribed before every look at the file, so no change is missed.
         let mut changes = unit.subscribe();
+        // Since when the unit has been complete while its stdout is still missing: a remote
+        // unit's status can say Succeeded before the first output has been copied here.
+        let mut complete_since: Option<Instant> = None;
         let mut file = loop {
             match std::fs::File::open(&path) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if unit.is_released() || is_complete(unit.status().state) {
-                        debug!("[{}] unit completed without producing any stdout", unit.id);
+                    if unit.is_released() {
                         return;
+                    }
+                    let st = unit.status();
+                    if is_complete(st.state) {
+                        let since = *complete_since.get_or_insert_with(Instant::now);
+                        if st.stdout_size <= self.start_pos || since.elapsed() > 3 * STAT_EVERY {
+                            debug!("[{}] unit completed without producing any stdout", unit.id);
+                            return;
+                        }
                     }
                 }
                 Err(e) => {

@@ -137,6 +137,42 @@ pub struct StreamSide<P: StreamPorts> {
     closing: Closing,
 }
 
+impl<P: StreamPorts> StreamCommand<P> {
+    /// Open a stream to `service` on `node`.
+    pub fn dial(
+        node: &str,
+        service: &str,
+        tls: ClientConfig,
+        server_name: &str,
+        reply: DialReply<P>,
+    ) -> Self {
+        Self::Dial {
+            node: node.to_owned(),
+            service: service.to_owned(),
+            tls,
+            server_name: server_name.to_owned(),
+            reply,
+        }
+    }
+
+    /// Listen for streams on `service`.
+    pub fn listen(
+        service: &str,
+        tls: ServerTls,
+        advertise: Option<Advertise>,
+        accept: P::Accept,
+        reply: ListenReply<P>,
+    ) -> Self {
+        Self::Listen {
+            service: service.to_owned(),
+            tls,
+            advertise,
+            accept,
+            reply,
+        }
+    }
+}
+
 impl<P: StreamPorts> std::fmt::Debug for StreamSide<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamSide")

@@ -16,6 +16,9 @@
 //! * [`remote_unit`]: a remote unit's whole life on the submitting node (submit, follow,
 //!   results, cancel, release, retries and give-ups) as a sans-IO machine the runtime drives;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
+//! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
+//!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
+//!   out, with each work type's rules behind [`WorkType`];
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
 //!
@@ -32,6 +35,7 @@
 //! );
 //! ```
 
+mod engine;
 mod id;
 pub mod jwt;
 mod params;
@@ -40,8 +44,10 @@ pub mod remote;
 pub mod remote_unit;
 mod shlex;
 mod status;
+mod worker;
 
 pub use crate::control::state_name;
+pub use engine::{Effect, Engine, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
@@ -51,3 +57,4 @@ pub use status::{
     CommandExtraData, ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING,
     STATE_SUCCEEDED, StatusDecodeError, StatusRecord, is_complete,
 };
+pub use worker::{CancelOutcome, Restart, WorkType};

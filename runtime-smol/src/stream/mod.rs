@@ -95,13 +95,7 @@ impl NodeHandle {
         server_name: &str,
     ) -> Result<MeshStream, DialFailure> {
         let (reply, rx) = async_channel::bounded(1);
-        let cmd = StreamCommand::Dial {
-            node: node.to_owned(),
-            service: service.to_owned(),
-            tls,
-            server_name: server_name.to_owned(),
-            reply,
-        };
+        let cmd = StreamCommand::dial(node, service, tls, server_name, reply);
         let sent = self.commands.send(Command::Stream(cmd)).await;
         sent.map_err(|_| DialFailure::NodeStopped)?;
         rx.recv().await.map_err(|_| DialFailure::NodeStopped)?
@@ -116,13 +110,7 @@ impl NodeHandle {
     ) -> Result<StreamListener, String> {
         let (reply, rx) = async_channel::bounded(1);
         let (accept, accepted) = async_channel::bounded(ACCEPT_QUEUE);
-        let cmd = StreamCommand::Listen {
-            service: service.to_owned(),
-            tls,
-            advertise,
-            accept,
-            reply,
-        };
+        let cmd = StreamCommand::listen(service, tls, advertise, accept, reply);
         let sent = self.commands.send(Command::Stream(cmd)).await;
         sent.map_err(|_| NODE_GONE.to_owned())?;
         let bound = rx.recv().await.map_err(|_| NODE_GONE.to_owned())?;

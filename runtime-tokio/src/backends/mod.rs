@@ -8,9 +8,7 @@ mod ws;
 pub(crate) use receptor_core::ws::{check_upgrade, ws_config};
 
 use std::future::Future;
-use std::sync::Arc;
 
-use receptor_core::LinkConfig;
 use receptor_core::backoff::Redial;
 use receptor_core::os::random_u64;
 
@@ -18,57 +16,9 @@ pub use tcp::{tcp_bind, tcp_dial, tcp_listen, tcp_serve};
 pub use udp::{udp_bind, udp_dial, udp_listen, udp_serve};
 pub use ws::{ws_dial, ws_listen, ws_serve};
 
+pub use receptor_core::backend::{DialSpec, ListenSpec, WsDialSpec, WsListenSpec};
+
 use crate::NodeHandle;
-
-/// A TCP or UDP listener.
-#[derive(Clone)]
-pub struct ListenSpec {
-    /// Address to bind, e.g. `0.0.0.0` or `127.0.0.1`.
-    pub bind: String,
-    /// Port; 0 picks a free one (the bound address is returned).
-    pub port: u16,
-    /// Link options for every session it accepts.
-    pub link: Arc<LinkConfig>,
-    /// TLS (TCP and WebSocket only).
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-/// A TCP or UDP dialer.
-#[derive(Clone)]
-pub struct DialSpec {
-    /// `host:port`.
-    pub address: String,
-    /// Dial again after a failure or a closed session.
-    pub redial: bool,
-    /// Link options.
-    pub link: Arc<LinkConfig>,
-    /// TLS (TCP only).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// A WebSocket listener.
-#[derive(Clone)]
-pub struct WsListenSpec {
-    /// Where and how to listen.
-    pub listen: ListenSpec,
-    /// The upgrade path (default `/`, which matches every path, as Go's ServeMux).
-    pub path: String,
-}
-
-/// A WebSocket dialer.
-#[derive(Clone)]
-pub struct WsDialSpec {
-    /// `ws://` or `wss://` URL.
-    pub url: String,
-    /// Dial again after a failure or a closed session.
-    pub redial: bool,
-    /// Link options.
-    pub link: Arc<LinkConfig>,
-    /// TLS for `wss://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Extra header `Name:value`, split at the first colon.
-    pub extra_header: Option<String>,
-}
 
 /// Dials until the node stops: `attempt` returns `Ok` when a session ran and ended, `Err`
 /// when the dial failed. Go's backoff, reset after every successful dial.
