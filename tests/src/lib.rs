@@ -19,6 +19,9 @@
 //! between small echo and sink applications: [`Sim::stream_listen`], [`Sim::stream_dial`],
 //! [`Sim::stream`]. Such runs repeat in outcome and packet shape but not byte for byte
 //! (TLS draws from the OS); runs without streams are unaffected (see `streams.rs`).
+//! The test can also drive a stream's bytes itself ([`StreamApp::Raw`],
+//! [`Sim::stream_dial_raw`]); that is how [`run_remote_units`] runs the core's remote-unit
+//! machines against its control service across a faulty mesh (issue 13, item 3).
 //!
 //! ```
 //! use std::time::Duration;
@@ -48,6 +51,9 @@ mod sim;
 mod stream_app;
 mod streams;
 mod topology;
+mod work_exec;
+mod work_report;
+mod work_sim;
 
 pub use check::Wrong;
 pub use link::{DirState, LinkModel};
@@ -57,6 +63,8 @@ pub use streams::{
     pattern, stream_tls,
 };
 pub use topology::Topology;
+pub use work_report::UnitsReport;
+pub use work_sim::{remote_units_trace, run_remote_units};
 
 /// The seed for a randomised test: `SIM_SEED` from the environment if set, else `default`.
 /// Prints it, so a failing test's output says how to replay it.

@@ -161,6 +161,21 @@ impl StreamPorts for SimPorts {
     }
 }
 
+/// A stream the test drives itself (a [`StreamApp::Raw`] listener's, or
+/// [`crate::Sim::stream_dial_raw`]'s): what was read waits here for the test, what the test
+/// writes goes out as credit allows.
+#[derive(Debug, Default)]
+pub(crate) struct RawIo {
+    /// Read, not yet taken by the test.
+    pub(crate) inbox: VecDeque<Bytes>,
+    /// Written by the test, not yet handed to the glue.
+    pub(crate) outbox: VecDeque<Bytes>,
+    /// Why the dial failed, as the glue said.
+    pub(crate) dial_failure: Option<DialFailure>,
+    /// The test let go before the dial answered: drop the stream once it opens.
+    pub(crate) drop_wanted: bool,
+}
+
 /// One end of a stream: its report and its application's state.
 pub(crate) struct Entry {
     pub(crate) report: StreamReport,
@@ -176,6 +191,8 @@ pub(crate) struct Entry {
     pub(crate) handed: u64,
     /// FIN once everything queued is handed over.
     pub(crate) fin_wanted: bool,
+    /// Driven by the test rather than by an application here.
+    pub(crate) raw: Option<RawIo>,
 }
 
 impl Entry {
@@ -189,6 +206,7 @@ impl Entry {
             echo: VecDeque::new(),
             handed: 0,
             fin_wanted: false,
+            raw: None,
         }
     }
 
@@ -204,6 +222,7 @@ impl Entry {
         let r = &self.report;
         (r.role == StreamRole::Dialer && self.handed < r.queued)
             || !self.echo.is_empty()
+            || self.raw.as_ref().is_some_and(|raw| !raw.outbox.is_empty())
             || (self.fin_wanted && !r.fin_sent)
     }
 
@@ -226,7 +245,7 @@ impl Entry {
                 None => {
                     r.eof = true;
                     // Echo and sink finish their side once the dialer has finished its.
-                    if r.role != StreamRole::Dialer {
+                    if r.role != StreamRole::Dialer && self.raw.is_none() {
                         self.fin_wanted = true;
                     }
                 }
@@ -256,13 +275,22 @@ impl Entry {
         let mut writes = Vec::new();
         let r = &mut self.report;
         while s.credit > 0 {
-            let chunk = match r.role {
-                StreamRole::Dialer if self.handed < r.queued => {
+            let chunk = match (r.role, self.raw.as_mut()) {
+                (_, Some(raw)) => match raw.outbox.pop_front() {
+                    Some(mut b) => {
+                        if b.len() > s.credit {
+                            raw.outbox.push_front(b.split_off(s.credit));
+                        }
+                        b
+                    }
+                    None => break,
+                },
+                (StreamRole::Dialer, None) if self.handed < r.queued => {
                     let n = (r.queued - self.handed).min(CHUNK as u64) as usize;
                     let n = n.min(s.credit);
                     Bytes::from(pattern(r.seed, self.handed, n))
                 }
-                StreamRole::Acceptor(StreamApp::Echo) => match self.echo.pop_front() {
+                (StreamRole::Acceptor(StreamApp::Echo), None) => match self.echo.pop_front() {
                     Some(mut b) => {
                         if b.len() > s.credit {
                             self.echo.push_front(b.split_off(s.credit));
@@ -279,7 +307,10 @@ impl Entry {
             r.written_hash = fnv(r.written_hash, &chunk);
             writes.push(chunk);
         }
-        let drained = self.handed == r.queued || r.role != StreamRole::Dialer;
+        let drained = match &self.raw {
+            Some(raw) => raw.outbox.is_empty(),
+            None => self.handed == r.queued || r.role != StreamRole::Dialer,
+        };
         let finish = self.fin_wanted && !r.fin_sent && drained && self.echo.is_empty();
         if finish {
             r.fin_sent = true;
@@ -291,7 +322,9 @@ impl Entry {
     /// Bytes read: hashed, checked (dialer) or queued to echo.
     fn took(&mut self, s: &mut EndState, b: Bytes) {
         let r = &mut self.report;
-        if r.role == StreamRole::Dialer && r.mismatch_at.is_none() {
+        if let Some(raw) = &mut self.raw {
+            raw.inbox.push_back(b.clone());
+        } else if r.role == StreamRole::Dialer && r.mismatch_at.is_none() {
             let want = pattern(r.seed, r.read, b.len());
             if let Some(i) = want.iter().zip(b.iter()).position(|(x, y)| x != y) {
                 r.mismatch_at = Some(r.read + i as u64);
@@ -319,13 +352,26 @@ pub(crate) fn service(
         progress = true;
         e.dial = None;
         match answer {
+            Ok(o) if e.raw.as_ref().is_some_and(|r| r.drop_wanted) => {
+                // The test gave up on this dial: let go of the stream at once.
+                side.dropped(node, now, o.handle);
+                e.end(StreamEnd::Closed, at);
+                return true;
+            }
             Ok(o) => {
                 e.report.opened_at = Some(at);
                 e.shared = Some(o.shared);
             }
-            Err(DialFailure::Failed(f)) => e.end(StreamEnd::Lost(Some(f)), at),
-            Err(DialFailure::Closed) => e.end(StreamEnd::Lost(None), at),
-            Err(other) => e.end(StreamEnd::NotStarted(other.to_string()), at),
+            Err(f) => {
+                if let Some(raw) = &mut e.raw {
+                    raw.dial_failure = Some(f.clone());
+                }
+                match f {
+                    DialFailure::Failed(f) => e.end(StreamEnd::Lost(Some(f)), at),
+                    DialFailure::Closed => e.end(StreamEnd::Lost(None), at),
+                    other => e.end(StreamEnd::NotStarted(other.to_string()), at),
+                }
+            }
         }
     }
     let Some(shared) = e.shared.clone() else {

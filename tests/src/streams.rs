@@ -41,7 +41,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use receptor_core::stream::quinn_proto::{ClientConfig, ServerConfig};
 use receptor_core::stream::side::StreamSide;
-use receptor_core::stream::{ServerTls, StreamFailure, StreamHandle, client_config, server_config};
+use receptor_core::stream::{
+    DialFailure, ServerTls, StreamFailure, StreamHandle, client_config, server_config,
+};
 use receptor_core::tls::insecure::{
     insecure_cert_for_key, insecure_client_config, insecure_server_config_with,
 };
@@ -51,7 +53,7 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::check::{TraceHash, mix64};
 use crate::sim::{Sim, SimEvent, Stuck};
-use crate::stream_app::{self, Entry, SimPorts, lock};
+use crate::stream_app::{self, Entry, RawIo, SimPorts, lock};
 
 /// The server name every simulated dial presents (the insecure mode ignores it).
 const SERVER_NAME: &str = "receptor-sim";
@@ -130,6 +132,9 @@ pub enum StreamApp {
     Echo,
     /// Reads and hashes everything; finishes once the dialer finished.
     Sink,
+    /// Nothing here: the test reads ([`Sim::stream_read`]), writes ([`Sim::stream_write`]),
+    /// finishes and drops each accepted stream itself ([`Sim::stream_total`] finds them).
+    Raw,
 }
 
 /// Which end of a stream.
@@ -464,6 +469,9 @@ impl StreamWorld {
                 }
                 let mut e = Entry::new(r, n, opened.handle);
                 e.shared = Some(opened.shared);
+                if app == StreamApp::Raw {
+                    e.raw = Some(RawIo::default());
+                }
                 self.entries.push(e);
                 l.entries.push(ix);
             }
@@ -701,6 +709,20 @@ impl Sim {
     /// # Panics
     /// If the node is not running or a name is not valid.
     pub fn stream_dial(&mut self, node: &str, to: &str, service: &str) -> SimStream {
+        self.dial_stream(node, to, service, false)
+    }
+
+    /// Dials as [`Sim::stream_dial`] a stream the test drives itself, as a [`StreamApp::Raw`]
+    /// listener's: [`Sim::stream_write`], [`Sim::stream_read`], [`Sim::stream_finish`],
+    /// [`Sim::stream_drop`]; a failed dial says why in [`Sim::stream_dial_failure`].
+    ///
+    /// # Panics
+    /// If the node is not running or a name is not valid.
+    pub fn stream_dial_raw(&mut self, node: &str, to: &str, service: &str) -> SimStream {
+        self.dial_stream(node, to, service, true)
+    }
+
+    fn dial_stream(&mut self, node: &str, to: &str, service: &str, raw: bool) -> SimStream {
         let n = self.running(node);
         let now = self.instant();
         let remote = Addr {
@@ -720,6 +742,9 @@ impl Sim {
         report.seed = seed;
         let mut e = Entry::new(report, n, handle);
         e.dial = Some(rx);
+        if raw {
+            e.raw = Some(RawIo::default());
+        }
         self.stream_world.entries.push(e);
         self.stream_step(n);
         SimStream(ix)
@@ -736,6 +761,81 @@ impl Sim {
         e.report.queued += len;
         let n = e.node;
         self.stream_service(n);
+    }
+
+    /// Queues bytes for a raw stream to write (as its credit allows).
+    ///
+    /// # Panics
+    /// If `s` is not a raw stream.
+    pub fn stream_write(&mut self, s: SimStream, data: Bytes) {
+        let e = &mut self.stream_world.entries[s.0];
+        let raw = e
+            .raw
+            .as_mut()
+            .expect("only a raw stream is written by the test");
+        if data.is_empty() || e.fin_wanted || e.report.end.is_some() {
+            return;
+        }
+        raw.outbox.push_back(data);
+        let n = e.node;
+        self.stream_service(n);
+    }
+
+    /// Takes what a raw stream read so far. Whether reading is over is in its report
+    /// (`eof`, `read_error`, `end`).
+    pub fn stream_read(&mut self, s: SimStream) -> Vec<Bytes> {
+        let e = &mut self.stream_world.entries[s.0];
+        e.raw
+            .as_mut()
+            .map_or_else(Vec::new, |r| r.inbox.drain(..).collect())
+    }
+
+    /// Why a raw stream's dial failed, once it has.
+    pub fn stream_dial_failure(&self, s: SimStream) -> Option<&DialFailure> {
+        self.stream_world.entries[s.0]
+            .raw
+            .as_ref()
+            .and_then(|r| r.dial_failure.as_ref())
+    }
+
+    /// The test lets go of a raw stream: the glue closes it (at once if still dialing,
+    /// once it opens). Its report ends as `Closed` unless it had ended already.
+    pub fn stream_drop(&mut self, s: SimStream) {
+        let at = self.now();
+        let now = self.instant();
+        let e = &mut self.stream_world.entries[s.0];
+        let n = e.node;
+        if e.report.end.is_some() {
+            return;
+        }
+        let Some(raw) = e.raw.as_mut() else {
+            return;
+        };
+        if e.shared.is_none() {
+            raw.drop_wanted = true;
+            return;
+        }
+        e.shared = None;
+        e.end(StreamEnd::Closed, at);
+        let handle = e.handle;
+        if let Some(l) = self.stream_world.layers.get_mut(&n)
+            && let Some(node) = self.nodes[n as usize].node.as_mut()
+        {
+            l.side.dropped(node, now, handle);
+            self.stream_step(n);
+        }
+    }
+
+    /// How many stream ends the simulation has made so far: streams are numbered in
+    /// creation order, so the ones made since an earlier count are the new ones.
+    pub fn stream_total(&self) -> usize {
+        self.stream_world.entries.len()
+    }
+
+    /// The `i`-th stream end made (see [`Sim::stream_total`]).
+    pub fn stream_at(&self, i: usize) -> SimStream {
+        assert!(i < self.stream_world.entries.len(), "no stream {i}");
+        SimStream(i)
     }
 
     /// Finishes the dialer's side once everything queued is written.
