@@ -142,7 +142,8 @@ impl RemoteUnit {
             self.unanswered = 0;
             false
         };
-        let started = self.data.remote_started;
+        // A cancel or release goes on trying (it is sent for an unconfirmed unit, too).
+        let started = self.data.remote_started || matches!(self.phase, RemotePhase::Cancel { .. });
         if let RemotePhase::Cancel { force: true, .. } = self.phase {
             self.answer(Ok(false));
             self.forget();

@@ -389,7 +389,8 @@ impl RemoteUnit {
         self.poll_at = None;
         self.control_retry = None;
         self.results_retry = None;
-        if !self.data.remote_started {
+        // A unit whose payload is unconfirmed may run there: the other node is told too.
+        if !self.data.remote_started && self.unconfirmed.take().is_none() {
             self.answer(Ok(false));
             if release {
                 self.forget();

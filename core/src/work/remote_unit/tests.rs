@@ -999,3 +999,34 @@ fn an_unreadable_answer_about_an_unconfirmed_unit_fails_it() {
         matches!(t.last_status(), Some((STATE_FAILED, d)) if d.starts_with("Error starting worker"))
     );
 }
+
+#[test]
+fn a_unit_released_while_its_payload_is_unconfirmed_is_released_there() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, _) = cut_unconfirmed(&mut t);
+    t.u.cancel(t.now, true, false);
+    // It may run there: the release is sent, and retried across a lasting failure.
+    let c2 = t.dialed();
+    assert!(t.out.contains(&RemoteOutput::Close(c)), "{:?}", t.out);
+    assert!(
+        !t.out.contains(&RemoteOutput::Forget),
+        "not forgotten here yet"
+    );
+    let c = c2;
+    t.u.handle_connect_failed(t.now, c, firewall());
+    t.wake();
+    let c = t.dialed();
+    assert_eq!(t.open(c), unit_command("release", ID, None));
+    t.feed(
+        c,
+        &ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Forget));
+    // The cut answered the submit; the failed connection the release (told later).
+    assert_eq!(t.answers(), vec![Ok(true), Ok(true)]);
+    assert_eq!(submits(&t), 1);
+}
