@@ -12,6 +12,7 @@ use crate::ping::PingResult;
 use crate::wire::{
     ServiceAdvert, UnixNanos, WorkCommand, format_rfc3339_nano_in, write_f64, write_str,
 };
+use crate::work::{INPUT_ERROR_DETAIL, STATE_FAILED};
 
 /// The greeting written as soon as a session starts.
 pub fn greeting(node_id: &str) -> String {
@@ -338,6 +339,14 @@ pub struct UnitStatus {
     pub work_type: String,
     /// `ExtraData` already encoded as JSON (Go struct order, secrets removed); `None` is `null`.
     pub extra_data: Option<String>,
+}
+
+impl UnitStatus {
+    /// The unit failed because its `work submit` payload could not be read (the stream
+    /// carrying it broke): it never ran.
+    pub fn failed_reading_input(&self) -> bool {
+        self.state == STATE_FAILED && self.detail.starts_with(INPUT_ERROR_DETAIL)
+    }
 }
 
 /// Go's `WorkStateToString`.

@@ -338,3 +338,18 @@ fn fixed_lines() {
     assert_eq!(error_line("Unknown command"), "ERROR: Unknown command\n");
     assert_eq!(CONNECTING, "Connecting\n");
 }
+
+#[test]
+fn a_unit_failed_reading_its_payload_is_recognised() {
+    let st = |state: i64, detail: &str| UnitStatus {
+        state,
+        detail: detail.into(),
+        ..UnitStatus::default()
+    };
+    // Go's wording, and ours (the one place that writes it).
+    assert!(st(3, "Error reading input data: EOF").failed_reading_input());
+    assert!(st(3, &crate::work::input_error_detail("broken pipe")).failed_reading_input());
+    assert!(!st(3, "exit status 1").failed_reading_input());
+    assert!(!st(0, "Error reading input data: EOF").failed_reading_input());
+    assert!(!st(3, "").failed_reading_input());
+}

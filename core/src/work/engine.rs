@@ -31,6 +31,7 @@ use rand_core::RngCore;
 use tracing::{error, warn};
 
 use super::is_safe_unit_id;
+use super::status::input_error_detail;
 use super::worker::{CancelOutcome, Restart, WorkType};
 use super::{
     STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING, StatusRecord, generate_unit_id,
@@ -290,7 +291,7 @@ impl<T> Engine<T> {
         vec![set(
             id,
             STATE_FAILED,
-            format!("Error reading input data: {err}"),
+            input_error_detail(err),
             StdoutSize::Zero,
         )]
     }

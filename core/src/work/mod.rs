@@ -54,7 +54,8 @@ pub use procstate::{ProcessExit, signal_name};
 pub use remote::RemoteExtraData;
 pub use shlex::{ShlexError, shlex_split};
 pub use status::{
-    CommandExtraData, ExtraData, STATE_CANCELED, STATE_FAILED, STATE_PENDING, STATE_RUNNING,
-    STATE_SUCCEEDED, StatusDecodeError, StatusRecord, is_complete,
+    CommandExtraData, ExtraData, INPUT_ERROR_DETAIL, STATE_CANCELED, STATE_FAILED, STATE_PENDING,
+    STATE_RUNNING, STATE_SUCCEEDED, StatusDecodeError, StatusRecord, input_error_detail,
+    is_complete,
 };
 pub use worker::{CancelOutcome, Restart, WorkType};

@@ -19,6 +19,15 @@ pub const STATE_FAILED: i64 = 3;
 /// Cancelled. **Not** complete: Go's results streams and monitors treat it as still active.
 pub const STATE_CANCELED: i64 = 4;
 
+/// What the Detail of a unit whose `work submit` payload could not be read starts with (Go's
+/// node and ours write `Error reading input data: <error>`).
+pub const INPUT_ERROR_DETAIL: &str = "Error reading input data";
+
+/// The Detail of a unit whose `work submit` payload could not be read.
+pub fn input_error_detail(err: &str) -> String {
+    format!("{INPUT_ERROR_DETAIL}: {err}")
+}
+
 /// Go's `IsComplete`: Succeeded or Failed (Canceled is not complete).
 pub fn is_complete(state: i64) -> bool {
     state == STATE_SUCCEEDED || state == STATE_FAILED

@@ -81,8 +81,27 @@ impl RemoteUnit {
                 );
                 self.started(now);
             }
+            (RemotePhase::Submit, Stage::SendingPayload) => {
+                // The unit exists there and may have its whole payload: ask before
+                // submitting again.
+                info!(
+                    "[{}] submit to {} cut before the payload was acknowledged; asking about unit {}",
+                    self.tag(),
+                    self.data.remote_node,
+                    self.data.remote_unit_id
+                );
+                self.unconfirmed.get_or_insert(now);
+                self.poll_interval = self.config.poll_fast;
+                self.answer(Ok(true));
+                self.control_retry = Some(now + self.config.retry_first);
+            }
+            (RemotePhase::Submit, _) if self.unconfirmed.is_some() => {
+                // The question about the unconfirmed unit was cut: ask again.
+                self.answer(Ok(true));
+                self.control_retry = Some(now + self.config.retry_first);
+            }
             (RemotePhase::Submit, _) => {
-                // Cut before the payload was all there: submitting again is safe.
+                // Cut before the unit ID came: no payload went out, submitting again is safe.
                 info!(
                     "[{}] submit to {} cut off; submitting again",
                     self.tag(),
@@ -123,7 +142,8 @@ impl RemoteUnit {
             self.unanswered = 0;
             false
         };
-        let started = self.data.remote_started;
+        // A cancel or release goes on trying (it is sent for an unconfirmed unit, too).
+        let started = self.data.remote_started || matches!(self.phase, RemotePhase::Cancel { .. });
         if let RemotePhase::Cancel { force: true, .. } = self.phase {
             self.answer(Ok(false));
             self.forget();

@@ -6,9 +6,11 @@
 //!
 //! * **submit**: dial, check the greeting, `work submit`, read the unit ID, send the payload
 //!   (the unit's stdin, by the runtime), half-close, read the final reply. A stream cut before
-//!   the half-close was acknowledged is submitted again (the other node's unit, if it made
-//!   one, fails reading its input and never runs); one cut after it is followed instead (the
-//!   unit may be running there);
+//!   the unit ID came is submitted again. One cut after the half-close was acknowledged is
+//!   followed (the unit may be running there). One cut in between leaves the payload
+//!   unconfirmed: it may have arrived whole although its acknowledgement did not. Then the
+//!   other node is asked the unit's status on a new connection (`unconfirmed.rs`), and only a
+//!   unit that never ran is submitted again, so the work never runs twice there;
 //! * **follow**: two streams. One asks `work status` over and over, with the long-poll
 //!   extension ([`crate::control::StatusWait`]) that our nodes hold until State or Detail
 //!   change; Go answers at once, and the next poll then waits out the rest of an interval
@@ -194,6 +196,10 @@ enum Stage {
     AwaitStatus {
         sent: Instant,
     },
+    /// Asked the status of a unit whose payload is unconfirmed.
+    AwaitCheck,
+    /// Asked to release a unit that could not read its payload.
+    AwaitCheckRelease,
     AwaitCancel,
     AwaitStreaming,
     Streaming,
@@ -251,6 +257,9 @@ pub struct RemoteUnit {
     unanswered: u32,
     /// An unstarted unit fails then with this Detail (`ttl`).
     expiry: Option<(Instant, String)>,
+    /// Since when the payload of `data.remote_unit_id` is unconfirmed: the submit was cut
+    /// after the unit was created there but before its payload was acknowledged.
+    unconfirmed: Option<Instant>,
 }
 
 impl RemoteUnit {
@@ -291,6 +300,7 @@ impl RemoteUnit {
             unreachable_since: None,
             unanswered: 0,
             expiry: None,
+            unconfirmed: None,
         }
     }
 
@@ -379,7 +389,8 @@ impl RemoteUnit {
         self.poll_at = None;
         self.control_retry = None;
         self.results_retry = None;
-        if !self.data.remote_started {
+        // A unit whose payload is unconfirmed may run there: the other node is told too.
+        if !self.data.remote_started && self.unconfirmed.take().is_none() {
             self.answer(Ok(false));
             if release {
                 self.forget();
@@ -519,6 +530,15 @@ impl RemoteUnit {
                     let purpose = c.purpose;
                     self.close(id);
                     self.connect_failed(purpose, &ConnectFailure::Timeout, now);
+                }
+                Stage::AwaitCheck | Stage::AwaitCheckRelease => {
+                    debug!(
+                        "[{}] no answer about unit {} from {}: reconnecting",
+                        self.tag(),
+                        self.data.remote_unit_id,
+                        self.data.remote_node
+                    );
+                    self.lost(now, id);
                 }
                 Stage::AwaitStatus { .. } => {
                     debug!(
@@ -744,6 +764,10 @@ impl RemoteUnit {
 
     /// Sends a status poll now on the control connection, or dials one.
     fn poll_now(&mut self, now: Instant) {
+        if self.phase == RemotePhase::Submit && self.unconfirmed.is_some() {
+            self.check_now(now);
+            return;
+        }
         if !matches!(self.phase, RemotePhase::Follow | RemotePhase::AwaitGone) {
             return;
         }
@@ -787,6 +811,7 @@ impl RemoteUnit {
 
 mod failures;
 mod replies;
+mod unconfirmed;
 
 pub use failures::ConnectFailure;
 

@@ -24,20 +24,10 @@ impl RemoteUnit {
         let sig = sig.as_deref();
         let d = &self.data;
         match (purpose, self.phase) {
-            (Purpose::Control, RemotePhase::Submit) => {
-                debug!(
-                    "[{}] submitting work type {} to {}",
-                    self.config.label, d.remote_work_type, d.remote_node
-                );
-                let line = submit_command(
-                    &d.remote_params,
-                    &d.remote_node,
-                    &d.remote_work_type,
-                    &d.tls_client,
-                    sig,
-                );
-                self.send(id, line, Stage::AwaitCreated, None);
+            (Purpose::Control, RemotePhase::Submit) if self.unconfirmed.is_some() => {
+                self.send_check(now, id);
             }
+            (Purpose::Control, RemotePhase::Submit) => self.send_submit(id),
             (Purpose::Control, RemotePhase::Cancel { release, .. }) => {
                 let sub = if release { "release" } else { "cancel" };
                 debug!(
@@ -64,6 +54,23 @@ impl RemoteUnit {
             }
             _ => self.close(id),
         }
+    }
+
+    /// `work submit` on the greeted control connection `id`.
+    pub(super) fn send_submit(&mut self, id: ConnId) {
+        let d = &self.data;
+        debug!(
+            "[{}] submitting work type {} to {}",
+            self.config.label, d.remote_work_type, d.remote_node
+        );
+        let line = submit_command(
+            &d.remote_params,
+            &d.remote_node,
+            &d.remote_work_type,
+            &d.tls_client,
+            self.signature.as_deref(),
+        );
+        self.send(id, line, Stage::AwaitCreated, None);
     }
 
     pub(super) fn line(&mut self, now: Instant, id: ConnId, line: &str) {
@@ -125,6 +132,8 @@ impl RemoteUnit {
                 }
             }
             Stage::AwaitStatus { sent } => self.status_reply(now, id, sent, reply),
+            Stage::AwaitCheck => self.check_reply(now, id, reply),
+            Stage::AwaitCheckRelease => self.check_release_reply(id, reply),
             Stage::AwaitCancel => self.cancel_reply(now, id, reply),
             Stage::AwaitStreaming => {
                 if let Ok(ControlReply::StreamingResults { .. }) = reply {

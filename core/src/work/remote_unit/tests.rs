@@ -8,6 +8,7 @@ use crate::NodeId;
 use crate::control::{ControlReply, ErrorReply, UnitStatus};
 use crate::stream::{DialFailure, StreamFailure};
 use crate::wire::Problem;
+use crate::work::remote::unit_command;
 use crate::work::{STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED};
 
 const ID: &str = "Rem0te01";
@@ -286,7 +287,7 @@ fn a_cut_before_the_payload_submits_again_after_it_follows() {
     t.u.start(t.now);
     let c = t.dialed();
     t.open(c);
-    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    // Cut before the unit ID came: no payload went out.
     t.u.handle_stream_ended(t.now, c);
     t.drain();
     assert_eq!(
@@ -818,4 +819,214 @@ fn refused_results_are_asked_again_after_a_pause() {
     t.advance(Duration::from_secs(1));
     let res = t.dialed();
     assert!(t.open(res).contains("\"startpos\":0"));
+}
+
+/// Submits up to the unit ID and the payload, then cuts before the acknowledgement; returns
+/// the line sent on the new connection dialled after the retry pause.
+fn cut_unconfirmed(t: &mut T) -> (ConnId, String) {
+    t.u.start(t.now);
+    let c = t.dialed();
+    t.open(c);
+    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    let out = t.drain();
+    assert!(out.contains(&RemoteOutput::SendPayload(c)), "{out:?}");
+    t.u.handle_stream_ended(t.now, c);
+    t.drain();
+    assert_eq!(t.answers(), vec![Ok(true)]);
+    assert_eq!(t.u.phase(), RemotePhase::Submit);
+    assert!(!t.u.data().remote_started);
+    t.wake();
+    let c = t.dialed();
+    let line = t.open(c);
+    (c, line)
+}
+
+fn status_line(unit: &str) -> String {
+    status_command(unit, None)
+}
+
+fn submits(t: &T) -> usize {
+    t.out
+        .iter()
+        .filter(|o| matches!(o, RemoteOutput::SendLine(_, l) if l.contains("\"subcommand\":\"submit\"")))
+        .count()
+}
+
+#[test]
+fn an_unconfirmed_payload_asks_first_and_a_unit_unknown_there_is_submitted_again() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, line) = cut_unconfirmed(&mut t);
+    assert_eq!(line, status_line(ID), "asks, does not submit");
+    assert_eq!(submits(&t), 1);
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    // Nothing ran there: submitted again on the same session.
+    let line = t.sent(c);
+    assert!(line.contains("\"subcommand\":\"submit\""), "{line}");
+    t.feed(
+        c,
+        &ControlReply::WorkUnitCreated {
+            unit_id: "Other001".into(),
+        },
+    );
+    t.u.handle_half_closed(t.now, c);
+    t.feed(
+        c,
+        &ControlReply::WorkStarted {
+            unit_id: "Other001".into(),
+            pending: false,
+        },
+    );
+    t.drain();
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert_eq!(t.u.data().remote_unit_id, "Other001");
+    assert!(t.u.data().remote_started);
+}
+
+#[test]
+fn a_unit_that_could_not_read_its_payload_is_released_then_submitted_again() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, line) = cut_unconfirmed(&mut t);
+    assert_eq!(line, status_line(ID));
+    t.status(c, STATE_FAILED, "Error reading input data: EOF", 0);
+    let line = t.sent(c);
+    assert_eq!(
+        line,
+        unit_command("release", ID, None),
+        "released there first"
+    );
+    assert_eq!(submits(&t), 1);
+    t.feed(
+        c,
+        &ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    let line = t.sent(c);
+    assert!(line.contains("\"subcommand\":\"submit\""), "{line}");
+    assert_eq!(t.u.phase(), RemotePhase::Submit);
+    assert!(!t.u.data().remote_started);
+}
+
+#[test]
+fn a_failure_for_another_reason_means_the_payload_arrived() {
+    for (state, detail) in [
+        (STATE_RUNNING, "Running: PID 7"),
+        (STATE_SUCCEEDED, "exit status 0"),
+        (STATE_FAILED, "exit status 1"),
+        (STATE_CANCELED, "Canceled"),
+    ] {
+        let mut t = T::new(data(), STATE_PENDING, 0, 0);
+        let (c, _) = cut_unconfirmed(&mut t);
+        t.status(c, state, detail, 3);
+        // Followed as a confirmed submit is: status and results streams.
+        following(&mut t);
+        assert!(t.out.contains(&RemoteOutput::Close(c)), "{:?}", t.out);
+        assert_eq!(t.u.phase(), RemotePhase::Follow, "{detail}");
+        assert_eq!(t.u.data().remote_unit_id, ID);
+        assert!(
+            t.out
+                .iter()
+                .any(|o| matches!(o, RemoteOutput::SaveRemote(d) if d.remote_started)),
+            "{detail}: marked started"
+        );
+        assert_eq!(submits(&t), 1, "{detail}: not submitted again");
+    }
+}
+
+#[test]
+fn a_pending_unit_is_asked_again_paced_until_it_is_decided() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, _) = cut_unconfirmed(&mut t);
+    let mut asked = Vec::new();
+    for _ in 0..5 {
+        t.status(c, STATE_PENDING, "Waiting for Input Data", 0);
+        assert!(t.drain().is_empty(), "{:?}", t.out);
+        let before = t.now;
+        t.wake();
+        asked.push(t.now - before);
+        assert_eq!(t.sent(c), status_line(ID));
+    }
+    // Paced as status polls: 250 ms doubling up to 1 s.
+    assert_eq!(
+        asked,
+        [250, 500, 1000, 1000, 1000]
+            .map(Duration::from_millis)
+            .to_vec()
+    );
+    // The question is cut: asked again on a new connection, never submitted.
+    t.u.handle_stream_ended(t.now, c);
+    t.wake();
+    let c = t.dialed();
+    assert_eq!(t.open(c), status_line(ID));
+    t.status(c, STATE_FAILED, "Error reading input data: EOF", 0);
+    assert_eq!(t.sent(c), unit_command("release", ID, None));
+    assert_eq!(submits(&t), 1);
+}
+
+#[test]
+fn a_unit_pending_beyond_the_unreachable_timeout_is_followed() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let cut_at = t.now;
+    let (c, _) = cut_unconfirmed(&mut t);
+    t.status(c, STATE_PENDING, "Job Submitted", 0);
+    t.drain();
+    // cfg(): 30 s. Still Pending then: it had its payload and waits for a start further on.
+    while t.u.phase() == RemotePhase::Submit {
+        assert!(t.now < cut_at + Duration::from_secs(32), "still asking");
+        t.wake();
+        assert_eq!(t.sent(c), status_line(ID));
+        t.status(c, STATE_PENDING, "Job Submitted", 0);
+        t.drain();
+    }
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert!(t.u.data().remote_started);
+    assert_eq!(submits(&t), 1);
+}
+
+#[test]
+fn an_unreadable_answer_about_an_unconfirmed_unit_fails_it() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, _) = cut_unconfirmed(&mut t);
+    t.u.handle_bytes(t.now, c, b"nonsense\n");
+    t.drain();
+    assert!(t.u.is_done());
+    assert_eq!(submits(&t), 1);
+    assert!(
+        matches!(t.last_status(), Some((STATE_FAILED, d)) if d.starts_with("Error starting worker"))
+    );
+}
+
+#[test]
+fn a_unit_released_while_its_payload_is_unconfirmed_is_released_there() {
+    let mut t = T::new(data(), STATE_PENDING, 0, 0);
+    let (c, _) = cut_unconfirmed(&mut t);
+    t.u.cancel(t.now, true, false);
+    // It may run there: the release is sent, and retried across a lasting failure.
+    let c2 = t.dialed();
+    assert!(t.out.contains(&RemoteOutput::Close(c)), "{:?}", t.out);
+    assert!(
+        !t.out.contains(&RemoteOutput::Forget),
+        "not forgotten here yet"
+    );
+    let c = c2;
+    t.u.handle_connect_failed(t.now, c, firewall());
+    t.wake();
+    let c = t.dialed();
+    assert_eq!(t.open(c), unit_command("release", ID, None));
+    t.feed(
+        c,
+        &ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: false,
+        },
+    );
+    t.drain();
+    assert!(t.out.contains(&RemoteOutput::Forget));
+    // The cut answered the submit; the failed connection the release (told later).
+    assert_eq!(t.answers(), vec![Ok(true), Ok(true)]);
+    assert_eq!(submits(&t), 1);
 }
