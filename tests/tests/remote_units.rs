@@ -32,6 +32,19 @@ fn run(seed: u64) -> UnitsReport {
     run_remote_units(seed).unwrap_or_else(|e| panic!("{e}\n(replay with SIM_SEED={seed})"))
 }
 
+/// No work ran on C that A does not follow (a unit failed here while it ran there).
+fn assert_no_orphans(reports: &[UnitsReport]) {
+    let orphans: Vec<(u64, usize)> = reports
+        .iter()
+        .filter(|r| r.orphans > 0)
+        .map(|r| (r.seed, r.orphans))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "(seed, units) that ran on C but are not followed here: {orphans:?}"
+    );
+}
+
 /// Sums and prints the figures of `reports`.
 fn figures(reports: &[UnitsReport], wall: std::time::Duration) {
     let sum = |f: fn(&UnitsReport) -> u64| reports.iter().map(f).sum::<u64>();
@@ -84,6 +97,7 @@ fn remote_units_end_terminal_with_exact_output_under_faults() {
         std::env::var_os("SIM_SEED").is_none() && std::env::var_os("REMOTE_UNITS_SEEDS").is_none();
     let reports: Vec<UnitsReport> = seeds(0..6).map(run).collect();
     figures(&reports, started.elapsed());
+    assert_no_orphans(&reports);
     assert!(
         reports.iter().any(|r| r.succeeded > 0),
         "no unit succeeded in any seed"
@@ -132,4 +146,5 @@ fn sweep() {
     let started = Instant::now();
     let reports: Vec<UnitsReport> = seeds(0..500).map(run).collect();
     figures(&reports, started.elapsed());
+    assert_no_orphans(&reports);
 }

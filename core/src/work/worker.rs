@@ -53,10 +53,13 @@ impl Restart {
 
     /// Go's rule for a `remote` unit: one that the other node never got cannot be resumed
     /// (unless it already ended here), every other one is followed again (its monitor, or the
-    /// cancel or release that had not reached the other node yet).
+    /// cancel or release that had not reached the other node yet). Beyond Go, an unfinished
+    /// unit the other node created (its ID is saved) is resumed too: its machine asks whether
+    /// the work runs there ([`RemoteUnit::resume`](super::remote_unit::RemoteUnit::resume)).
     pub fn for_remote(rec: &StatusRecord) -> Self {
         let started = rec.remote().is_some_and(|r| r.remote_started);
-        if started {
+        let created = rec.remote().is_some_and(|r| !r.remote_unit_id.is_empty());
+        if started || (created && !is_complete(rec.state)) {
             Self::Reattach
         } else if is_complete(rec.state) {
             Self::Keep
@@ -133,6 +136,21 @@ mod tests {
             Restart::for_remote(&rec(STATE_FAILED, remote(false))),
             Restart::Keep
         );
+        // Created there but not confirmed: its machine asks the other node.
+        let created = |state| {
+            rec(
+                state,
+                Some(ExtraData::Remote(RemoteExtraData {
+                    remote_unit_id: "abc".into(),
+                    ..RemoteExtraData::default()
+                })),
+            )
+        };
+        assert_eq!(
+            Restart::for_remote(&created(STATE_PENDING)),
+            Restart::Reattach
+        );
+        assert_eq!(Restart::for_remote(&created(STATE_FAILED)), Restart::Keep);
         for state in [STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED] {
             assert_eq!(
                 Restart::for_remote(&rec(state, remote(true))),

@@ -48,6 +48,9 @@ use crate::backoff::Backoff;
 /// Longest reply line read before the connection is given up.
 const MAX_LINE: usize = 1 << 20;
 
+/// Why a unit the other node never ran cannot be resumed after a restart here.
+const NOT_STARTED: &str = "remote work had not previously started";
+
 /// Timings of a remote unit; [`Default`] gives the runtime's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUnitConfig {
@@ -260,6 +263,9 @@ pub struct RemoteUnit {
     /// Since when the payload of `data.remote_unit_id` is unconfirmed: the submit was cut
     /// after the unit was created there but before its payload was acknowledged.
     unconfirmed: Option<Instant>,
+    /// The unconfirmed unit was resumed after a restart here: its payload is gone, so a unit
+    /// that did not run there fails instead of being submitted again.
+    payload_gone: bool,
 }
 
 impl RemoteUnit {
@@ -301,6 +307,7 @@ impl RemoteUnit {
             unanswered: 0,
             expiry: None,
             unconfirmed: None,
+            payload_gone: false,
         }
     }
 
@@ -356,14 +363,28 @@ impl RemoteUnit {
     }
 
     /// Go's `Restart`: resumes a unit found on disk. Errors for a unit that had not started
-    /// there (unless it is complete).
+    /// there (unless it is complete) and that the other node never created. One it created
+    /// (its ID is saved) may have had its whole payload before the restart cut the submit:
+    /// the other node is asked, as after a cut in the payload (`unconfirmed.rs`), and the
+    /// unit is followed if it ran there, or fails as not started if it did not.
     pub fn resume(&mut self, now: Instant) -> Result<(), String> {
         if !self.data.remote_started {
             if is_complete(self.state) {
                 self.phase = RemotePhase::Done;
                 return Ok(());
             }
-            return Err("remote work had not previously started".into());
+            if self.data.remote_unit_id.is_empty() {
+                return Err(NOT_STARTED.into());
+            }
+            if !(self.data.local_released || self.data.local_cancelled) {
+                self.phase = RemotePhase::Submit;
+                self.unconfirmed = Some(now);
+                self.payload_gone = true;
+                self.poll_interval = self.config.poll_fast;
+                self.dial(Purpose::Control, now);
+                return Ok(());
+            }
+            // A cancel or release sent for an unconfirmed unit: sent again below.
         }
         if self.data.local_released || self.data.local_cancelled {
             self.phase = RemotePhase::Cancel {

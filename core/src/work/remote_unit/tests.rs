@@ -731,8 +731,10 @@ fn a_wrong_greeting_is_a_failed_connection() {
 
 #[test]
 fn resume_rules() {
+    // Not created there (no ID saved): cannot be resumed.
     let mut t = T::new(data(), STATE_PENDING, 0, 0);
     assert!(t.u.resume(t.now).is_err());
+    assert!(t.drain().is_empty());
     let mut t = T::new(data(), STATE_FAILED, 0, 0);
     assert!(t.u.resume(t.now).is_ok());
     assert!(t.u.is_done());
@@ -1029,4 +1031,138 @@ fn a_unit_released_while_its_payload_is_unconfirmed_is_released_there() {
     // The cut answered the submit; the failed connection the release (told later).
     assert_eq!(t.answers(), vec![Ok(true), Ok(true)]);
     assert_eq!(submits(&t), 1);
+}
+
+/// A unit found on disk after a restart here: created there (its ID saved), not started.
+/// Resumes it; returns the connection and the line sent on it once greeted.
+fn resumed_unconfirmed(t: &mut T) -> (ConnId, String) {
+    t.u.resume(t.now).expect("resumed: the other node is asked");
+    assert_eq!(t.u.phase(), RemotePhase::Submit);
+    let c = t.dialed();
+    let line = t.open(c);
+    (c, line)
+}
+
+fn created_data() -> RemoteExtraData {
+    RemoteExtraData {
+        remote_unit_id: ID.into(),
+        ..data()
+    }
+}
+
+fn failed_to_restart(t: &T) -> bool {
+    t.u.is_done()
+        && t.last_status()
+            == Some((
+                STATE_FAILED,
+                "Failed to restart: remote work had not previously started".into(),
+            ))
+}
+
+#[test]
+fn a_resumed_unit_unknown_there_fails_to_restart_without_a_submit() {
+    let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+    let (c, line) = resumed_unconfirmed(&mut t);
+    assert_eq!(line, status_line(ID), "asks about the unit it created");
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    t.drain();
+    assert!(failed_to_restart(&t), "{:?}", t.out);
+    assert_eq!(submits(&t), 0, "the payload is gone: never submitted again");
+    assert!(t.answers().is_empty(), "nobody waits for an answer");
+    assert!(!t.u.data().remote_started);
+}
+
+#[test]
+fn a_resumed_unit_that_could_not_read_its_payload_is_released_there_then_fails() {
+    for reply in [
+        ControlReply::WorkReleased {
+            unit_id: ID.into(),
+            pending: false,
+        },
+        ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    ] {
+        let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+        let (c, _) = resumed_unconfirmed(&mut t);
+        t.status(c, STATE_FAILED, "Error reading input data: EOF", 0);
+        assert_eq!(t.sent(c), unit_command("release", ID, None));
+        assert!(!t.u.is_done(), "fails once the release is heard");
+        t.feed(c, &reply);
+        t.drain();
+        assert!(failed_to_restart(&t), "{reply:?}: {:?}", t.out);
+        assert_eq!(submits(&t), 0);
+        assert!(
+            !t.out.contains(&RemoteOutput::Forget),
+            "kept here as Failed"
+        );
+    }
+}
+
+#[test]
+fn a_resumed_unit_that_ran_there_is_followed_as_started() {
+    for (state, detail) in [
+        (STATE_RUNNING, "Running: PID 7"),
+        (STATE_SUCCEEDED, "exit status 0"),
+        (STATE_FAILED, "exit status 1"),
+        (STATE_CANCELED, "Canceled"),
+    ] {
+        let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+        let (c, _) = resumed_unconfirmed(&mut t);
+        t.status(c, state, detail, 3);
+        following(&mut t);
+        assert_eq!(t.u.phase(), RemotePhase::Follow, "{detail}");
+        assert!(t.u.data().remote_started, "{detail}");
+        assert!(
+            t.out
+                .iter()
+                .any(|o| matches!(o, RemoteOutput::SaveRemote(d) if d.remote_started)),
+            "{detail}: saved as started"
+        );
+        assert_eq!(submits(&t), 0, "{detail}");
+    }
+}
+
+#[test]
+fn a_resumed_pending_unit_is_asked_again_across_a_cut_then_followed() {
+    let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+    let (c, _) = resumed_unconfirmed(&mut t);
+    t.status(c, STATE_PENDING, "Waiting for Input Data", 0);
+    assert!(t.drain().is_empty(), "{:?}", t.out);
+    let before = t.now;
+    t.wake();
+    assert_eq!(t.now - before, Duration::from_millis(250), "paced as polls");
+    assert_eq!(t.sent(c), status_line(ID));
+    // The question is cut: asked again on a new connection.
+    t.u.handle_stream_ended(t.now, c);
+    t.wake();
+    let c = t.dialed();
+    assert_eq!(t.open(c), status_line(ID));
+    t.status(c, STATE_PENDING, "Job Submitted", 0);
+    t.drain();
+    t.wake();
+    assert_eq!(t.sent(c), status_line(ID));
+    t.status(c, STATE_RUNNING, "Running: PID 7", 0);
+    following(&mut t);
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    assert!(t.u.data().remote_started);
+    assert_eq!(submits(&t), 0);
+}
+
+#[test]
+fn a_resumed_unit_cancelled_before_it_was_confirmed_is_cancelled_there() {
+    let mut t = T::new(
+        RemoteExtraData {
+            local_cancelled: true,
+            ..created_data()
+        },
+        STATE_PENDING,
+        0,
+        0,
+    );
+    t.u.resume(t.now).unwrap();
+    let c = t.dialed();
+    assert_eq!(t.open(c), unit_command("cancel", ID, None));
+    assert_eq!(submits(&t), 0);
 }

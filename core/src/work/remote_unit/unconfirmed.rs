@@ -9,12 +9,16 @@
 //!   [`RemoteUnitConfig::unreachable_timeout`](super::RemoteUnitConfig) — a unit still
 //!   Pending then is waiting for a start further on, so it had its payload: follow it;
 //! * anything else: the payload arrived; follow the unit as started.
+//!
+//! A unit resumed after a restart here ([`RemoteUnit::resume`]) is checked the same way, but
+//! its payload is gone: where the rules above submit again, it fails instead, as a unit not
+//! started before the restart does (`Failed to restart`).
 
 use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
-use super::{ConnId, Purpose, RemoteUnit, Stage};
+use super::{ConnId, NOT_STARTED, Purpose, RemoteUnit, Stage};
 use crate::control::{ControlReply, ErrorReply, ReplyDecodeError};
 use crate::work::STATE_PENDING;
 use crate::work::remote::{status_command, unit_command};
@@ -59,6 +63,11 @@ impl RemoteUnit {
         let node = self.data.remote_node.clone();
         let st = match reply {
             Ok(ControlReply::WorkStatus(st)) => st,
+            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if self.payload_gone => {
+                self.set_idle(id);
+                self.restart_failed(&format!("unit {unit} unknown on {node}"));
+                return;
+            }
             Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
                 info!(
                     "[{}] unit {unit} unknown on {node}: submitting again",
@@ -84,7 +93,7 @@ impl RemoteUnit {
         };
         if st.failed_reading_input() {
             info!(
-                "[{}] unit {unit} on {node} never had its payload: releasing it, submitting again",
+                "[{}] unit {unit} on {node} never had its payload: releasing it",
                 self.tag()
             );
             let line = unit_command("release", &unit, self.signature.as_deref());
@@ -135,7 +144,27 @@ impl RemoteUnit {
                 );
             }
         }
+        if self.payload_gone {
+            self.set_idle(id);
+            let why = format!(
+                "unit {} on {} never had its payload",
+                self.data.remote_unit_id, self.data.remote_node
+            );
+            self.restart_failed(&why);
+            return;
+        }
         self.unconfirmed = None;
         self.send_submit(id);
+    }
+
+    /// The unit resumed after a restart here never ran there, and its payload is gone: it
+    /// fails as a unit not started before the restart does.
+    fn restart_failed(&mut self, why: &str) {
+        warn!(
+            "[{}] {why}: cannot submit it again after a restart",
+            self.tag()
+        );
+        self.unconfirmed = None;
+        self.fail(format!("Failed to restart: {NOT_STARTED}"), 0);
     }
 }
