@@ -570,9 +570,76 @@ mod tests {
         );
     }
 
+    /// The case proptest found in 30 000 cases: after n1 joins n3, n3 has two least-cost
+    /// paths, and the in-place and decoded routers break the tie differently.
+    #[test]
+    fn in_place_and_decoded_agree_after_a_suspected_duplicate() {
+        let u = |node: &str, epoch: u64, conns: &[&str], dup: u64| RouteUpdate {
+            node_id: node.into(),
+            update_id: String::new(),
+            epoch,
+            sequence: 0,
+            connections: conns.iter().map(|n| ((*n).to_owned(), 1.0)).collect(),
+            forwarding_node: "p".into(),
+            suspected_duplicate: dup,
+        };
+        let us = [
+            u("n1", 0, &[], 1),
+            u("n3", 2, &[], 0),
+            u("n2", 0, &["n3"], 0),
+            u("n3", 0, &[], 0),
+            u("n1", 0, &["n3"], 0),
+        ];
+        let links = [(1, false), (2, true), (1, true)];
+        let me = id("n0");
+        let (mut a, mut b) = (Router::new(&me), Router::new(&me));
+        for (i, u) in us.iter().enumerate() {
+            if let Some(&(peer, up)) = links.get(i) {
+                let peer = id(&format!("n{peer}"));
+                for r in [&mut a, &mut b] {
+                    if up {
+                        r.link_up(&peer, 1.0)
+                    } else {
+                        r.link_down(&peer)
+                    }
+                }
+            }
+            let enc = u.encode().unwrap();
+            let view = RouteView::parse(&enc.message()[1..]).unwrap();
+            let mut src = Source {
+                link: LinkId(1),
+                room: u32::MAX,
+                added: 0,
+                refused: 0,
+            };
+            let ra = a.apply_update(&view, &mut src);
+            let rb = b.apply(u, &id(&u.node_id));
+            assert_eq!(ra, Some(rb), "update {i}");
+            assert_eq!(a.graph().to_map(), b.graph().to_map(), "update {i}");
+            a.recompute();
+            b.recompute();
+            assert_same_routes(&a, &b);
+        }
+        // n3 is two hops away through n1 or n2 at the same cost: each router kept the one it
+        // had, which is as good.
+        assert_eq!(a.path_costs(), b.path_costs());
+    }
+
+    /// Two routers agree on every route's cost and reachability. The next hop of a
+    /// destination with several least-cost paths is not compared: ties go to the graph's
+    /// index order, which depends on the order nodes were first seen (Go breaks them by map
+    /// order, at random).
+    fn assert_same_routes(a: &Router, b: &Router) {
+        assert_eq!(a.path_costs(), b.path_costs());
+        assert_eq!(
+            a.table().keys().collect::<Vec<_>>(),
+            b.table().keys().collect::<Vec<_>>()
+        );
+    }
+
     proptest! {
         /// Reading updates in place (with the unchanged-text shortcut) and decoding them
-        /// give the same decisions and the same database.
+        /// give the same decisions, the same database and the same route costs.
         #[test]
         fn in_place_and_decoded_updates_agree(us in updates(), links in prop::collection::vec((0usize..6, any::<bool>()), 0..6)) {
             let me = id("n0");
@@ -594,8 +661,10 @@ mod tests {
                 let rb = b.apply(u, &id(&u.node_id));
                 prop_assert_eq!(ra, Some(rb));
                 prop_assert_eq!(a.graph().to_map(), b.graph().to_map());
-                prop_assert_eq!(a.recompute(), b.recompute());
-                prop_assert_eq!(a.table(), b.table());
+                a.recompute();
+                b.recompute();
+                // Next hops of equal-cost paths may differ.
+                assert_same_routes(&a, &b);
             }
         }
     }
