@@ -258,7 +258,8 @@ pub struct RemoteUnit {
     last_output: Instant,
     unreachable_since: Option<Instant>,
     unanswered: u32,
-    /// An unstarted unit fails then with this Detail (`ttl`).
+    /// An unstarted unit fails then with this Detail (`ttl`); not while its payload is
+    /// unconfirmed (it may run there), only once the other node says it never ran.
     expiry: Option<(Instant, String)>,
     /// Since when the payload of `data.remote_unit_id` is unconfirmed: the submit was cut
     /// after the unit was created there but before its payload was acknowledged.
@@ -340,7 +341,8 @@ impl RemoteUnit {
         self.signature = signature;
     }
 
-    /// An unstarted unit fails at `at` with `detail` (its `ttl`).
+    /// An unstarted unit fails at `at` with `detail` (its `ttl`), unless its payload is
+    /// unconfirmed then: it fails once the other node says the unit never ran there.
     pub fn set_expiry(&mut self, at: Instant, detail: String) {
         self.expiry = Some((at, detail));
     }
@@ -522,8 +524,7 @@ impl RemoteUnit {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((at, detail)) = &self.expiry
             && now >= *at
-            && !self.data.remote_started
-            && matches!(self.phase, RemotePhase::Submit | RemotePhase::Idle)
+            && self.expirable()
         {
             let detail = detail.clone();
             self.expiry = None;
@@ -619,7 +620,7 @@ impl RemoteUnit {
         let expiry = self
             .expiry
             .as_ref()
-            .filter(|_| !self.data.remote_started && self.phase != RemotePhase::Done)
+            .filter(|_| self.expirable())
             .map(|(at, _)| *at);
         [self.control_retry, self.results_retry, self.poll_at, expiry]
             .into_iter()
@@ -629,6 +630,13 @@ impl RemoteUnit {
     }
 
     // ---- inside ----
+
+    /// The `ttl` applies: not started there, and not possibly running there either.
+    fn expirable(&self) -> bool {
+        !self.data.remote_started
+            && self.unconfirmed.is_none()
+            && matches!(self.phase, RemotePhase::Submit | RemotePhase::Idle)
+    }
 
     fn answer(&mut self, r: Result<bool, String>) {
         if std::mem::take(&mut self.answer_owed) {

@@ -1166,3 +1166,26 @@ fn a_resumed_unit_cancelled_before_it_was_confirmed_is_cancelled_there() {
     assert_eq!(t.open(c), unit_command("cancel", ID, None));
     assert_eq!(submits(&t), 0);
 }
+
+#[test]
+fn a_ttl_past_does_not_fail_a_unit_that_may_run_there() {
+    let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+    t.u.set_expiry(t.now, "Work unit expired".into());
+    let (c, line) = resumed_unconfirmed(&mut t);
+    assert_eq!(line, status_line(ID));
+    t.advance(Duration::from_secs(1));
+    assert!(!t.u.is_done(), "asked first: {:?}", t.out);
+    t.status(c, STATE_RUNNING, "Running: PID 7", 0);
+    following(&mut t);
+    assert_eq!(t.u.phase(), RemotePhase::Follow);
+    // One that never ran there fails, as it would have without the ttl.
+    let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
+    t.u.set_expiry(t.now, "Work unit expired".into());
+    let (c, _) = resumed_unconfirmed(&mut t);
+    t.feed(
+        c,
+        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+    );
+    t.drain();
+    assert!(failed_to_restart(&t), "{:?}", t.out);
+}
