@@ -1,11 +1,13 @@
 //! What both runtimes take from the operating system around the node (feature `os`, which
-//! only the runtimes enable): socket options, randomness, host facts, and TLS files (with
+//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, and TLS files (with
 //! feature `tls`). Not part of the sans-IO node:
 //! nothing in the core calls these; the policies they serve live in [`crate::config`] and
 //! [`crate::backoff`].
 #![allow(unsafe_code)]
 
 pub mod host;
+#[cfg(unix)]
+pub mod process;
 pub mod sockopt;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -17,10 +17,10 @@
 //! # Ok(()) }
 //! ```
 
+use receptor_core::os::process::process_exit;
 use std::collections::{BTreeMap, VecDeque};
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use receptor_core::work::{
-    CancelOutcome, Effect, Engine, ExtraData, ProcessExit, Restart, STATE_FAILED, STATE_RUNNING,
+    CancelOutcome, Effect, Engine, ExtraData, Restart, STATE_FAILED, STATE_RUNNING,
     STATE_SUCCEEDED, StatusRecord, StdoutSize, WorkError, WorkType, is_complete, shlex_split,
 };
 
@@ -131,17 +131,6 @@ impl Unit {
             Err(e) => self.set(STATE_FAILED, e, size),
         }
         true
-    }
-}
-
-fn process_exit(status: ExitStatus) -> ProcessExit {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ProcessExit::Exited(code),
-        (None, Some(signal)) => ProcessExit::Signaled {
-            signal,
-            core_dumped: status.core_dumped(),
-        },
-        (None, None) => ProcessExit::Exited(-1),
     }
 }
 

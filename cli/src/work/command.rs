@@ -11,9 +11,9 @@ use rustix::process::Signal;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::runner::process_exit;
 use super::worker::CommandType;
 use super::{RunnerSpec, Unit, Workceptor, lock, proc};
+use receptor_core::os::process::process_exit;
 
 /// How often a supervisor this process did not start is checked for.
 const ADOPTED_POLL: Duration = Duration::from_secs(1);

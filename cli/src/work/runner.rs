@@ -13,16 +13,16 @@
 //! see the data at once either way; the output is flushed to disk once, when the command has
 //! exited and before its final state is written, so a recorded final StdoutSize is on disk.
 
+use receptor_core::os::process::process_exit;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use receptor_core::work::{
-    ExtraData, ProcessExit, STATE_FAILED, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED,
-    StatusRecord, shlex_split,
+    ExtraData, STATE_FAILED, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, StatusRecord,
+    shlex_split,
 };
 use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
@@ -194,18 +194,6 @@ async fn killed(
     -1
 }
 
-/// The exit status as Go's `ProcessState` sees it.
-pub(crate) fn process_exit(status: ExitStatus) -> ProcessExit {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ProcessExit::Exited(code),
-        (None, Some(signal)) => ProcessExit::Signaled {
-            signal,
-            core_dumped: status.core_dumped(),
-        },
-        (None, None) => ProcessExit::Exited(-1),
-    }
-}
-
 /// Go's `exec.Command` lookup: a name with a `/` is used as it is; otherwise the first
 /// executable regular file `<dir>/<name>` along `$PATH` (an empty entry is `.`, and a match
 /// that is relative is refused, as Go ≥ 1.19 does).
@@ -255,18 +243,5 @@ mod tests {
             look_path("").unwrap_err(),
             "exec: \"\": executable file not found in $PATH"
         );
-    }
-
-    #[test]
-    fn exit_texts() {
-        assert_eq!(
-            process_exit(ExitStatus::from_raw(3 << 8)).to_string(),
-            "exit status 3"
-        );
-        assert_eq!(
-            process_exit(ExitStatus::from_raw(9)).to_string(),
-            "signal: killed"
-        );
-        assert_eq!(process_exit(ExitStatus::from_raw(0)).exit_code(), 0);
     }
 }
