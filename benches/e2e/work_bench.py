@@ -29,7 +29,7 @@ re-runs itself with .venv/bin/python to import receptorctl. Binds only 127.0.0.1
 dir; stops every process it starts.
 """
 import argparse, concurrent.futures, hashlib, io, json, os, re, shutil, socket, statistics
-import subprocess, sys, tempfile, time
+import resource, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -213,15 +213,22 @@ def peak_rss_kib(pid):
 
 def seq_scenario(n, lib_run, node_pids, submitter_pid):
     """n units of `seq 1 20000` at once, each output checked."""
+    durations = []
+
     def one(i):
+        t0 = time.perf_counter()
         out = lib_run("seq", b"", 65536)
+        durations.append(time.perf_counter() - t0)
         return out == SEQ_OUTPUT
     c = [node_cpu([p]) for p in node_pids]
     own = [cpu_seconds(p) for p in node_pids]
     t = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     with concurrent.futures.ThreadPoolExecutor(n) as ex:
         ok = list(ex.map(one, range(n)))
     secs = time.perf_counter() - t
+    ru2 = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = (ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime) / n * 1000
     per_node = [(node_cpu([p]) - c0) / n * 1000 for p, c0 in zip(node_pids, c)]
     # The node process alone, without its supervisors and commands.
     per_node_own = [(cpu_seconds(p) - c0) / n * 1000 for p, c0 in zip(node_pids, own)]
@@ -231,6 +238,10 @@ def seq_scenario(n, lib_run, node_pids, submitter_pid):
         f"seq_{n}_node_cpu_ms_per_unit_by_node": {k: round(v, 1) for k, v in zip("ABC", per_node)},
         f"seq_{n}_node_process_cpu_ms_per_unit": {k: round(v, 1) for k, v in zip("ABC", per_node_own)},
         f"seq_{n}_outputs_exact": sum(ok),
+        f"seq_{n}_client_cpu_ms_per_unit": round(client_cpu, 1),
+        f"seq_{n}_wall_s": round(secs, 2),
+        f"seq_{n}_unit_seconds_p50_p90_max": [round(x, 2) for x in (
+            statistics.median(durations), sorted(durations)[int(len(durations) * 0.9)], max(durations))],
         "submitter_peak_rss_kib": peak_rss_kib(submitter_pid),
     }
 
