@@ -349,15 +349,7 @@ async fn work_reply(work: &Arc<Workceptor>, req: WorkRequest, is_unix: bool) -> 
             unit_id,
             wait: Some(w),
             ..
-        } => work
-            .status_wait(
-                &unit_id,
-                w.state,
-                &w.detail,
-                Duration::from_millis(w.millis),
-            )
-            .await
-            .map(Reply::WorkStatus),
+        } => work.status_wait(&unit_id, &w).await.map(Reply::WorkStatus),
         WorkRequest::Cancel { unit_id, signature } => work
             .cancel(&unit_id, &signature, is_unix)
             .await

@@ -54,4 +54,4 @@ pub use reply::{
 };
 pub use reply_codec::{ErrorReply, Reply, ReplyDecodeError};
 pub use session::{Action, CompleteError, Phase, Session};
-pub use work::{StatusWait, WorkRequest, WorkSubmit};
+pub use work::{STATUS_WAIT_MAX, StatusWait, WaitStep, WorkRequest, WorkSubmit};
