@@ -149,6 +149,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let options = ControlOptions {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 connect_tls: None,
+                work: None,
             };
             let unix = serve_control_unix(&node, path, options.clone())?;
             info!("control service on {}", path.display());

@@ -5,7 +5,9 @@
 //! [`Work`] runs command work types as child processes of this process (no supervisor process
 //! that outlives it, unlike the `receptor` binary; dropping the `Work` kills them): each unit
 //! lives in `<dir>/<unitid>/` with the files Go uses (`status`, `stdin`, `stdout`), so a node
-//! started again finds its units, and one that was still running then fails.
+//! started again finds its units, and one that was still running then fails. Given to the
+//! control service ([`ControlOptions::work`](crate::control::ControlOptions::work)), it answers
+//! `receptorctl`'s `work` commands.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), receptor_core::work::WorkError> {
@@ -17,128 +19,37 @@
 //! # Ok(()) }
 //! ```
 
-use receptor_core::os::process::process_exit;
+mod results;
+mod unit;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
+use receptor_core::control::UnitStatus;
+use receptor_core::wire::WorkCommand;
 use receptor_core::work::{
-    CancelOutcome, Effect, Engine, ExtraData, Restart, STATE_FAILED, STATE_RUNNING,
-    STATE_SUCCEEDED, StatusRecord, StdoutSize, WorkError, WorkType, is_complete, shlex_split,
+    Effect, Engine, ExtraData, STATE_CANCELED, StatusRecord, StdoutSize, WorkError, WorkType,
+    command_params, is_complete,
 };
 
-/// How often running children are looked at.
-const CHILD_POLL: Duration = Duration::from_millis(20);
+pub use results::ResultsStream;
+pub use unit::CommandWorkType;
+use unit::{CHILD_POLL, Unit, lock};
 
-/// A command work type.
-#[derive(Debug)]
-struct CommandType {
-    command: String,
-    params: String,
-}
-
-impl WorkType for CommandType {
-    fn on_restart(&self, rec: &StatusRecord) -> Restart {
-        Restart::for_process(rec)
-    }
-}
-
-/// One unit: its directory, its record, its child while it runs.
-#[derive(Debug)]
-struct Unit {
-    dir: PathBuf,
-    ty: Option<Arc<CommandType>>,
-    rec: Mutex<StatusRecord>,
-    child: Mutex<Option<Child>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Unit {
-    /// Writes the record to `status` (a new file renamed over the old one, so a reader never
-    /// sees half of it).
-    fn save(&self) -> Result<(), String> {
-        let json = lock(&self.rec).to_json();
-        let tmp = self.dir.join("status.new");
-        std::fs::write(&tmp, json).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, self.dir.join("status")).map_err(|e| e.to_string())
-    }
-
-    fn stdout_size(&self) -> i64 {
-        std::fs::metadata(self.dir.join("stdout"))
-            .map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
-    }
-
-    fn set(&self, state: i64, detail: String, stdout: Option<i64>) {
-        lock(&self.rec).set_basic(state, detail, stdout);
-        if let Err(e) = self.save() {
-            tracing::warn!("writing status in {}: {e}", self.dir.display());
-        }
-    }
-
-    /// Starts the command with `stdin` as its input and `stdout` taking its output.
-    fn spawn(&self) -> Result<(), String> {
-        let Some(ty) = &self.ty else {
-            return Ok(());
-        };
-        let stdin = std::fs::File::open(self.dir.join("stdin")).map_err(|e| e.to_string())?;
-        let stdout = std::fs::File::create(self.dir.join("stdout")).map_err(|e| e.to_string())?;
-        let stderr = stdout.try_clone().map_err(|e| e.to_string())?;
-        let args = shlex_split(&ty.params).map_err(|e| e.to_string())?;
-        let child = Command::new(&ty.command)
-            .args(args)
-            .stdin(Stdio::from(stdin))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .map_err(|e| format!("fork/exec {}: {e}", ty.command))?;
-        let pid = i64::from(child.id());
-        *lock(&self.child) = Some(child);
-        self.set(STATE_RUNNING, format!("Running: PID {pid}"), Some(0));
-        Ok(())
-    }
-
-    /// Records the exit of a child that has ended; whether it had.
-    fn reap(&self) -> bool {
-        let exited = {
-            let mut child = lock(&self.child);
-            match child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(status))) => {
-                    *child = None;
-                    Some(Ok(status))
-                }
-                Some(Err(e)) => {
-                    *child = None;
-                    Some(Err(e.to_string()))
-                }
-                _ => None,
-            }
-        };
-        let Some(exited) = exited else {
-            return false;
-        };
-        let size = Some(self.stdout_size());
-        match exited.map(process_exit) {
-            Ok(exit) if exit.success() => self.set(STATE_SUCCEEDED, exit.to_string(), size),
-            Ok(exit) => self.set(STATE_FAILED, exit.to_string(), size),
-            Err(e) => self.set(STATE_FAILED, e, size),
-        }
-        true
-    }
-}
+/// Longest wait of a long-polled `work status` (as the `receptor` binary's).
+const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// The units of one node, run on smol.
 #[derive(Debug)]
 pub struct Work {
     dir: PathBuf,
-    types: Mutex<BTreeMap<String, Arc<CommandType>>>,
+    /// Registered types in registration order (the advertised order).
+    types: Mutex<Vec<(String, Arc<CommandWorkType>)>>,
     engine: Mutex<Engine<Arc<Unit>>>,
     rng: Mutex<ChaCha8Rng>,
 }
@@ -148,19 +59,51 @@ impl Work {
     pub fn new(dir: PathBuf, seed: u64) -> Self {
         Self {
             dir,
-            types: Mutex::new(BTreeMap::new()),
+            types: Mutex::new(Vec::new()),
             engine: Mutex::new(Engine::new()),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 
-    /// Offers work type `name`: `command` run with `params` (split as a shell would).
+    /// Offers work type `name`: `command` run with `params` (split as a shell would), no
+    /// runtime parameters allowed.
     pub fn register(&self, name: &str, command: &str, params: &str) {
-        let ty = CommandType {
-            command: command.to_owned(),
-            params: params.to_owned(),
-        };
-        lock(&self.types).insert(name.to_owned(), Arc::new(ty));
+        self.register_type(
+            name,
+            CommandWorkType {
+                command: command.to_owned(),
+                params: params.to_owned(),
+                allow_runtime_params: false,
+            },
+        );
+    }
+
+    /// Offers work type `name` (registering a name again replaces its type).
+    pub fn register_type(&self, name: &str, ty: CommandWorkType) {
+        let mut types = lock(&self.types);
+        let ty = Arc::new(ty);
+        match types.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = ty,
+            None => types.push((name.to_owned(), ty)),
+        }
+    }
+
+    fn registered(&self, name: &str) -> Option<Arc<CommandWorkType>> {
+        lock(&self.types)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+    }
+
+    /// The work types to advertise (none needs a signature here).
+    pub fn work_commands(&self) -> Vec<WorkCommand> {
+        lock(&self.types)
+            .iter()
+            .map(|(name, _)| WorkCommand {
+                work_type: name.clone(),
+                secure: false,
+            })
+            .collect()
     }
 
     /// Picks up the units a previous run left in the directory (Go's restart rules).
@@ -178,13 +121,8 @@ impl Work {
             let loaded = std::fs::read(dir.join("status")).map_err(|e| e.to_string());
             let mut rec = StatusRecord::new("", Some(ExtraData::command(0, "")));
             let loaded = loaded.and_then(|d| rec.merge_json(&d).map_err(|e| e.to_string()));
-            let ty = lock(&self.types).get(&rec.work_type).cloned();
-            let unit = Arc::new(Unit {
-                dir,
-                ty: ty.clone(),
-                rec: Mutex::new(rec.clone()),
-                child: Mutex::new(None),
-            });
+            let ty = self.registered(&rec.work_type);
+            let unit = Arc::new(Unit::new(dir, ty.clone(), rec.clone()));
             let effects = lock(&self.engine).handle_found(
                 &id,
                 unit.clone(),
@@ -197,32 +135,65 @@ impl Work {
 
     /// Creates a unit of `work_type` with `payload` as its input and starts it; its ID.
     pub async fn submit(&self, work_type: &str, payload: &[u8]) -> Result<String, WorkError> {
-        let ty = lock(&self.types)
-            .get(work_type)
-            .cloned()
+        let id = self.create(work_type, &BTreeMap::new())?;
+        if let Err(e) = std::fs::write(self.dir.join(&id).join("stdin"), payload) {
+            self.payload_failed(&id, &e.to_string());
+            return Err(WorkError::Worker(e.to_string()));
+        }
+        self.start(&id).await?;
+        Ok(id)
+    }
+
+    /// `work submit`, first half: a unit of `work_type` with the submitted `params` (its
+    /// `params` entry is added to the configured ones where the type allows it) waits for its
+    /// payload in [`Work::stdin_path`]; its ID. Then [`Work::start`] (or
+    /// [`Work::payload_failed`]).
+    pub fn create(
+        &self,
+        work_type: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<String, WorkError> {
+        let ty = self
+            .registered(work_type)
             .ok_or_else(|| WorkError::Worker(format!("unknown work type {work_type}")))?;
+        let params = command_params(&ty.params, ty.allow_runtime_params, params)
+            .map_err(|e| WorkError::Worker(e.to_string()))?;
         let id = {
             let engine = lock(&self.engine);
             engine.new_unit_id(&mut *lock(&self.rng), |id| self.dir.join(id).exists())
         };
         let dir = self.dir.join(&id);
-        let made =
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join("stdin"), payload));
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::File::create(dir.join("stdin")).map(drop));
         if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir);
             return Err(WorkError::Worker(e.to_string()));
         }
-        let extra = ExtraData::command(0, ty.params.clone());
-        let unit = Arc::new(Unit {
-            dir,
-            ty: Some(ty),
-            rec: Mutex::new(StatusRecord::new(work_type, Some(extra))),
-            child: Mutex::new(None),
-        });
+        let rec = StatusRecord::new(work_type, Some(ExtraData::command(0, params)));
+        let unit = Arc::new(Unit::new(dir, Some(ty), rec));
         let effects = lock(&self.engine).create(&id, unit.clone(), work_type)?;
         self.apply(&unit, effects);
-        let effects = lock(&self.engine).start(&id)?;
-        self.run(&unit, effects).await?;
         Ok(id)
+    }
+
+    /// The file a new unit's payload goes to.
+    pub fn stdin_path(&self, id: &str) -> Result<PathBuf, WorkError> {
+        Ok(self.unit(id)?.stdin_path())
+    }
+
+    /// The payload of unit `id` could not be read: it fails.
+    pub fn payload_failed(&self, id: &str, err: &str) {
+        let Ok(unit) = self.unit(id) else { return };
+        let effects = lock(&self.engine).payload_failed(id, err);
+        self.apply(&unit, effects);
+    }
+
+    /// `work submit`, second half: starts unit `id` once its payload is in; whether the start
+    /// is pending (never, for command units).
+    pub async fn start(&self, id: &str) -> Result<bool, WorkError> {
+        let unit = self.unit(id)?;
+        let effects = lock(&self.engine).start(id)?;
+        self.run(&unit, effects).await
     }
 
     /// The status of unit `id`.
@@ -233,10 +204,62 @@ impl Work {
         Some(rec)
     }
 
+    /// `work status`: unit `id` as the reply shows it.
+    pub fn unit_status(&self, id: &str) -> Result<UnitStatus, WorkError> {
+        let unit = self.unit(id)?;
+        self.observe(id, &unit);
+        Ok(unit.reply_status())
+    }
+
+    /// `work status` long-polled (the extension our nodes use among themselves): answers once
+    /// the unit's State or Detail differ from `known_state` / `known_detail`, or once `wait`
+    /// has passed (at most 30 s).
+    pub async fn unit_status_wait(
+        &self,
+        id: &str,
+        known_state: i64,
+        known_detail: &str,
+        wait: Duration,
+    ) -> Result<UnitStatus, WorkError> {
+        let until = Instant::now() + wait.min(STATUS_WAIT_MAX);
+        loop {
+            let st = self.unit_status(id)?;
+            if st.state != known_state || st.detail != known_detail || Instant::now() >= until {
+                return Ok(st);
+            }
+            Timer::after(CHILD_POLL).await;
+        }
+    }
+
+    /// `work list`: every unit, or just `id`.
+    pub fn list(&self, id: Option<&str>) -> Result<BTreeMap<String, UnitStatus>, WorkError> {
+        let ids: Vec<String> = match id {
+            Some(id) => vec![self.unit(id).map(|_| id.to_owned())?],
+            None => lock(&self.engine)
+                .units()
+                .map(|(id, _)| id.to_owned())
+                .collect(),
+        };
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.unit_status(&id).ok().map(|st| (id, st)))
+            .collect())
+    }
+
     /// The output of unit `id` so far.
     pub fn results(&self, id: &str) -> Option<Vec<u8>> {
         let unit = lock(&self.engine).get(id).cloned()?;
-        std::fs::read(unit.dir.join("stdout")).ok()
+        std::fs::read(unit.stdout_path()).ok()
+    }
+
+    /// `work results`: the output of unit `id` from byte `start_pos`, to be streamed.
+    pub fn results_stream(
+        self: &Arc<Self>,
+        id: &str,
+        start_pos: i64,
+    ) -> Result<ResultsStream, WorkError> {
+        self.unit(id)?;
+        Ok(ResultsStream::new(self.clone(), id.to_owned(), start_pos))
     }
 
     /// Waits until unit `id` is complete (Succeeded or Failed) or Canceled; its status.
@@ -245,7 +268,7 @@ impl Work {
             let rec = self
                 .status(id)
                 .ok_or_else(|| WorkError::UnknownUnit(id.to_owned()))?;
-            if is_complete(rec.state) || rec.state == receptor_core::work::STATE_CANCELED {
+            if is_complete(rec.state) || rec.state == STATE_CANCELED {
                 return Ok(rec);
             }
             Timer::after(CHILD_POLL).await;
@@ -294,7 +317,7 @@ impl Work {
                     lock(&self.engine).handle_start_result(&id, r)
                 }
                 Effect::CancelWorker { unit: id, release } => {
-                    let outcome = cancel_child(unit).await;
+                    let outcome = unit.cancel_child().await;
                     lock(&self.engine).handle_cancel_result(&id, release, outcome)
                 }
                 Effect::RemoveDir {
@@ -306,10 +329,7 @@ impl Work {
                     if let Some(at) = not_before {
                         Timer::at(at).await;
                     }
-                    let r = match std::fs::remove_dir_all(&unit.dir) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
-                        _ => Ok(()),
-                    };
+                    let r = unit.remove_dir();
                     lock(&self.engine).handle_remove_result(
                         Instant::now(),
                         &id,
@@ -369,34 +389,7 @@ impl Drop for Work {
     fn drop(&mut self) {
         let engine = lock(&self.engine);
         for (_, unit) in engine.units() {
-            if let Some(mut c) = lock(&unit.child).take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            unit.kill_now();
         }
     }
-}
-
-/// Kills a running child and waits for it.
-async fn cancel_child(unit: &Unit) -> CancelOutcome {
-    let killed = match lock(&unit.child).as_mut() {
-        Some(child) => child.kill().map_err(|e| e.to_string()),
-        None => return CancelOutcome::NotRunning,
-    };
-    if let Err(e) = killed {
-        return CancelOutcome::Failed(e);
-    }
-    while lock(&unit.child).is_some() {
-        let gone = lock(&unit.child)
-            .as_mut()
-            .map_or(Ok(true), |c| c.try_wait().map(|s| s.is_some()));
-        match gone {
-            Ok(true) => *lock(&unit.child) = None,
-            Ok(false) => {
-                Timer::after(CHILD_POLL).await;
-            }
-            Err(e) => return CancelOutcome::Failed(e.to_string()),
-        }
-    }
-    CancelOutcome::Stopped
 }
