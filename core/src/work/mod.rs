@@ -18,7 +18,8 @@
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
 //! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
 //!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
-//!   out, with each work type's rules behind [`WorkType`];
+//!   out, with each work type's rules behind [`WorkType`]; an [`Operation`] carries one
+//!   command's effects through, so a driver only does each effect and reports its [`Outcome`];
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
 //!
@@ -38,6 +39,7 @@
 mod engine;
 mod id;
 pub mod jwt;
+mod operation;
 mod params;
 mod procstate;
 pub mod remote;
@@ -49,6 +51,7 @@ mod worker;
 pub use crate::control::state_name;
 pub use engine::{Effect, Engine, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
+pub use operation::{Operation, Outcome, UnexpectedOutcome};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
 pub use remote::RemoteExtraData;

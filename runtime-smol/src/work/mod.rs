@@ -22,7 +22,7 @@
 mod results;
 mod unit;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,8 +33,8 @@ use rand_core::SeedableRng;
 use receptor_core::control::UnitStatus;
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::{
-    Effect, Engine, ExtraData, STATE_CANCELED, StatusRecord, StdoutSize, WorkError, WorkType,
-    command_params, is_complete,
+    Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
+    WorkError, WorkType, command_params, is_complete,
 };
 
 pub use results::ResultsStream;
@@ -306,80 +306,68 @@ impl Work {
         lock(&self.engine).handle_status(id, state);
     }
 
-    /// Carries out `effects` for `unit`, feeding back each answer; the request's answer.
+    /// Carries out `effects` for `unit` through core's [`Operation`]; the request's answer.
     async fn run(&self, unit: &Arc<Unit>, effects: Vec<Effect>) -> Result<bool, WorkError> {
-        let mut queue = VecDeque::from(effects);
-        let mut reply = Ok(false);
-        while let Some(effect) = queue.pop_front() {
-            let more = match effect {
-                Effect::StartWorker { unit: id } => {
-                    let r = unit.spawn().map(|()| false);
-                    lock(&self.engine).handle_start_result(&id, r)
-                }
-                Effect::CancelWorker { unit: id, release } => {
-                    let outcome = unit.cancel_child().await;
-                    lock(&self.engine).handle_cancel_result(&id, release, outcome)
-                }
-                Effect::RemoveDir {
-                    unit: id,
-                    force,
-                    tries_left,
-                    not_before,
-                } => {
+        let mut op = Operation::new(effects);
+        while let Some(effect) = op.poll_effect() {
+            let outcome = match effect {
+                Effect::StartWorker { .. } => Outcome::Started(unit.spawn().map(|()| false)),
+                Effect::CancelWorker { .. } => Outcome::Cancelled(unit.cancel_child().await),
+                Effect::RemoveDir { not_before, .. } => {
                     if let Some(at) = not_before {
                         Timer::at(at).await;
                     }
-                    let r = unit.remove_dir();
-                    lock(&self.engine).handle_remove_result(
-                        Instant::now(),
-                        &id,
-                        force,
-                        tries_left,
-                        r,
-                    )
+                    Outcome::Removed(unit.remove_dir())
                 }
-                Effect::Reply(r) => {
-                    reply = r;
-                    Vec::new()
-                }
-                other => {
-                    self.apply(unit, vec![other]);
-                    Vec::new()
-                }
+                other => self.do_now(unit, other),
             };
-            queue.extend(more);
+            self.answer(&mut op, outcome);
         }
-        reply
+        op.into_reply()
     }
 
-    /// Effects that need no waiting.
+    /// Carries out effects that need no waiting (those of creating or finding a unit).
     fn apply(&self, unit: &Arc<Unit>, effects: Vec<Effect>) {
-        let mut queue = VecDeque::from(effects);
-        while let Some(effect) = queue.pop_front() {
-            match effect {
-                Effect::SetStatus {
-                    state,
-                    detail,
-                    stdout,
-                    ..
-                } => {
-                    let size = match stdout {
-                        StdoutSize::Zero => Some(0),
-                        StdoutSize::Keep => None,
-                        StdoutSize::Current => Some(unit.stdout_size()),
-                    };
-                    unit.set(state, detail, size);
-                }
-                Effect::ReattachWorker { unit: id } => {
-                    // Its process was the child of an earlier run of this node.
-                    let r = Err("its process ended with the previous run".to_owned());
-                    queue.extend(lock(&self.engine).handle_reattach_result(&id, r));
-                }
-                Effect::Forget { unit: id } => {
-                    lock(&self.engine).forget(&id);
-                }
-                other => tracing::debug!("effect {other:?} needs the async driver"),
+        let mut op = Operation::new(effects);
+        while let Some(effect) = op.poll_effect() {
+            let outcome = self.do_now(unit, effect);
+            self.answer(&mut op, outcome);
+        }
+    }
+
+    /// One effect that needs no waiting; how it went.
+    fn do_now(&self, unit: &Unit, effect: Effect) -> Outcome {
+        match effect {
+            Effect::SetStatus {
+                state,
+                detail,
+                stdout,
+                ..
+            } => {
+                let size = match stdout {
+                    StdoutSize::Zero => Some(0),
+                    StdoutSize::Keep => None,
+                    StdoutSize::Current => Some(unit.stdout_size()),
+                };
+                unit.set(state, detail, size);
+                Outcome::Done
             }
+            // Its process was the child of an earlier run of this node.
+            Effect::ReattachWorker { .. } => {
+                Outcome::Reattached(Err("its process ended with the previous run".to_owned()))
+            }
+            // The engine has dropped it already; its handle goes with the last reference.
+            Effect::Forget { .. } => Outcome::Done,
+            other => {
+                tracing::debug!("effect {other:?} needs the async driver");
+                Outcome::Done
+            }
+        }
+    }
+
+    fn answer(&self, op: &mut Operation, outcome: Outcome) {
+        if let Err(e) = op.handle_outcome(&mut lock(&self.engine), Instant::now(), outcome) {
+            tracing::warn!("{e}");
         }
     }
 }
