@@ -2,9 +2,13 @@
 //! `submit` (payload into the unit's stdin, then start), `list`, `status` (also long-polled),
 //! `results` (streamed), `cancel`, `release`, `force-release`.
 //!
+//! A `work submit` naming another node makes a `remote` unit here (when the [`Work`] has a
+//! node, [`Work::with_node`]) that runs the work there through core's remote-unit machine.
+//!
 //! What `receptor` checks before its engine sees a request, this does too: a `ttl` is for
 //! remote work only, and a signature is refused where no work type here verifies one (this
-//! node has no `work-verification` keys).
+//! node has no `work-verification` keys). Signed remote work and a remote `ttl` are not
+//! offered here.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -39,20 +43,29 @@ pub(super) fn submit(
 ) -> Result<String, String> {
     let work = work_or_err(work)?;
     no_signature(&req.signature)?;
-    if connect_target(&req.node, self_id) != self_id {
-        return Err(format!(
-            "remote work to {}: this node runs local work units only",
-            req.node
-        ));
+    let remote = connect_target(&req.node, self_id) != self_id;
+    let id = if remote {
+        if req.sign_work {
+            return Err("cannot sign work: this node has no work-signing key".to_owned());
+        }
+        if !req.ttl.is_empty() {
+            return Err("ttl: not offered by this node".to_owned());
+        }
+        work.create_remote(&req.node, &req.work_type, &req.params, &req.tls_client)
+    } else {
+        if !req.ttl.is_empty() {
+            return Err("ttl option is intended for remote work only".to_owned());
+        }
+        work.create(&req.work_type, &req.params)
     }
-    if !req.ttl.is_empty() {
-        return Err("ttl option is intended for remote work only".to_owned());
-    }
-    let id = work
-        .create(&req.work_type, &req.params)
-        .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?;
+    let to = if remote {
+        format!(", to run on {}", req.node)
+    } else {
+        String::new()
+    };
     tracing::debug!(
-        "[{id}] submitted on the control service: work type {}",
+        "[{id}] submitted on the control service: work type {}{to}",
         req.work_type
     );
     Ok(id)
@@ -149,12 +162,9 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
             .map_err(|e| e.to_string()),
         WorkRequest::Cancel { unit_id, signature } => match checked(work, &unit_id, &signature) {
             Ok(()) => work
-                .cancel(&unit_id)
+                .cancel_pending(&unit_id)
                 .await
-                .map(|()| Reply::WorkCancelled {
-                    unit_id,
-                    pending: false,
-                })
+                .map(|pending| Reply::WorkCancelled { unit_id, pending })
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         },
@@ -164,12 +174,9 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
             force,
         } => match checked(work, &unit_id, &signature) {
             Ok(()) => work
-                .release(&unit_id, force)
+                .release_pending(&unit_id, force)
                 .await
-                .map(|()| Reply::WorkReleased {
-                    unit_id,
-                    pending: false,
-                })
+                .map(|pending| Reply::WorkReleased { unit_id, pending })
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         },

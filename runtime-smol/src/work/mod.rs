@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod remote;
 mod results;
 mod unit;
 
@@ -32,14 +33,18 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use receptor_core::control::UnitStatus;
 use receptor_core::wire::WorkCommand;
+use receptor_core::work::remote::{RemoteExtraData, is_secret};
 use receptor_core::work::{
     Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
-    WorkError, WorkType, command_params, is_complete,
+    WorkError, command_params, is_complete,
 };
 
 pub use results::ResultsStream;
 pub use unit::CommandWorkType;
-use unit::{CHILD_POLL, Unit, lock};
+use unit::{CHILD_POLL, Kind, Unit, lock};
+
+use crate::NodeHandle;
+use crate::control::ConnectTls;
 
 /// Longest wait of a long-polled `work status` (as the `receptor` binary's).
 const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -50,8 +55,11 @@ pub struct Work {
     dir: PathBuf,
     /// Registered types in registration order (the advertised order).
     types: Mutex<Vec<(String, Arc<CommandWorkType>)>>,
-    engine: Mutex<Engine<Arc<Unit>>>,
+    /// Shared with remote units' jobs, which forget a unit once it is released there.
+    engine: Arc<Mutex<Engine<Arc<Unit>>>>,
     rng: Mutex<ChaCha8Rng>,
+    /// The node, for remote units (`None`: submitting to another node is refused).
+    mesh: Option<remote::Mesh>,
 }
 
 impl Work {
@@ -60,9 +68,19 @@ impl Work {
         Self {
             dir,
             types: Mutex::new(Vec::new()),
-            engine: Mutex::new(Engine::new()),
+            engine: Arc::new(Mutex::new(Engine::new())),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            mesh: None,
         }
+    }
+
+    /// Lets `work submit` name another node: a unit of the built-in type `remote` here runs
+    /// the work there through `node`, over mesh streams to that node's `control` service
+    /// (TLS by `tlsclient` name from `tls`; without it plain streams in the insecure mode).
+    /// Call before [`Work::scan`], which follows such units again.
+    pub fn with_node(mut self, node: NodeHandle, tls: Option<ConnectTls>) -> Self {
+        self.mesh = Some(remote::Mesh { node, tls });
+        self
     }
 
     /// Offers work type `name`: `command` run with `params` (split as a shell would), no
@@ -86,6 +104,14 @@ impl Work {
             Some(slot) => slot.1 = ty,
             None => types.push((name.to_owned(), ty)),
         }
+    }
+
+    /// What units of work type `name` run as.
+    fn kind_of(&self, name: &str) -> Kind {
+        if name == "remote" {
+            return Kind::Remote;
+        }
+        self.registered(name).map_or(Kind::Unknown, Kind::Command)
     }
 
     fn registered(&self, name: &str) -> Option<Arc<CommandWorkType>> {
@@ -121,15 +147,15 @@ impl Work {
             let loaded = std::fs::read(dir.join("status")).map_err(|e| e.to_string());
             let mut rec = StatusRecord::new("", Some(ExtraData::command(0, "")));
             let loaded = loaded.and_then(|d| rec.merge_json(&d).map_err(|e| e.to_string()));
-            let ty = self.registered(&rec.work_type);
-            let unit = Arc::new(Unit::new(dir, ty.clone(), rec.clone()));
+            let kind = self.kind_of(&rec.work_type);
+            let unit = Arc::new(Unit::new(dir, kind.clone(), rec.clone()));
             let effects = lock(&self.engine).handle_found(
                 &id,
                 unit.clone(),
                 loaded.map(|()| &rec),
-                ty.as_deref().map(|t| t as &dyn WorkType),
+                kind.work_type(),
             );
-            self.apply(&unit, effects);
+            self.apply(&id, &unit, effects);
         }
     }
 
@@ -158,6 +184,44 @@ impl Work {
             .ok_or_else(|| WorkError::Worker(format!("unknown work type {work_type}")))?;
         let params = command_params(&ty.params, ty.allow_runtime_params, params)
             .map_err(|e| WorkError::Worker(e.to_string()))?;
+        let rec = StatusRecord::new(work_type, Some(ExtraData::command(0, params)));
+        self.create_unit(Kind::Command(ty), rec)
+    }
+
+    /// `work submit` to another node, first half: a unit of type `remote` here that submits
+    /// `work_type` with `params` to `node` once its payload is in ([`Work::stdin_path`], then
+    /// [`Work::start`]); its ID. `tls_client` names the TLS config of the streams (empty:
+    /// none). Signed work and a `ttl` are not offered here.
+    pub fn create_remote(
+        &self,
+        node: &str,
+        work_type: &str,
+        params: &BTreeMap<String, String>,
+        tls_client: &str,
+    ) -> Result<String, WorkError> {
+        let refuse = |why: String| Err(WorkError::Worker(why));
+        let Some(mesh) = &self.mesh else {
+            return refuse("remote work needs a running node".into());
+        };
+        if !tls_client.is_empty() {
+            mesh.knows_tls(tls_client, node)
+                .map_err(WorkError::Worker)?;
+        } else if params.keys().any(|k| is_secret(k)) {
+            return refuse("cannot send secrets over a non-TLS connection".into());
+        }
+        let red = RemoteExtraData {
+            remote_node: node.to_owned(),
+            remote_work_type: work_type.to_owned(),
+            remote_params: params.clone(),
+            tls_client: tls_client.to_owned(),
+            ..RemoteExtraData::default()
+        };
+        let rec = StatusRecord::new("remote", Some(ExtraData::Remote(red)));
+        self.create_unit(Kind::Remote, rec)
+    }
+
+    /// A new unit with `rec` waits for its payload.
+    fn create_unit(&self, kind: Kind, rec: StatusRecord) -> Result<String, WorkError> {
         let id = {
             let engine = lock(&self.engine);
             engine.new_unit_id(&mut *lock(&self.rng), |id| self.dir.join(id).exists())
@@ -169,10 +233,10 @@ impl Work {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(WorkError::Worker(e.to_string()));
         }
-        let rec = StatusRecord::new(work_type, Some(ExtraData::command(0, params)));
-        let unit = Arc::new(Unit::new(dir, Some(ty), rec));
-        let effects = lock(&self.engine).create(&id, unit.clone(), work_type)?;
-        self.apply(&unit, effects);
+        let work_type = rec.work_type.clone();
+        let unit = Arc::new(Unit::new(dir, kind, rec));
+        let effects = lock(&self.engine).create(&id, unit.clone(), &work_type)?;
+        self.apply(&id, &unit, effects);
         Ok(id)
     }
 
@@ -185,7 +249,7 @@ impl Work {
     pub fn payload_failed(&self, id: &str, err: &str) {
         let Ok(unit) = self.unit(id) else { return };
         let effects = lock(&self.engine).payload_failed(id, err);
-        self.apply(&unit, effects);
+        self.apply(id, &unit, effects);
     }
 
     /// `work submit`, second half: starts unit `id` once its payload is in; whether the start
@@ -193,7 +257,7 @@ impl Work {
     pub async fn start(&self, id: &str) -> Result<bool, WorkError> {
         let unit = self.unit(id)?;
         let effects = lock(&self.engine).start(id)?;
-        self.run(&unit, effects).await
+        self.run(id, &unit, effects).await
     }
 
     /// The status of unit `id`.
@@ -279,16 +343,29 @@ impl Work {
     pub async fn cancel(&self, id: &str) -> Result<(), WorkError> {
         let unit = self.unit(id)?;
         let effects = lock(&self.engine).cancel(id)?;
-        self.run(&unit, effects).await.map(drop)
+        self.run(id, &unit, effects).await.map(drop)
+    }
+
+    /// `work cancel`; whether the other node of a remote unit has not heard yet.
+    pub async fn cancel_pending(&self, id: &str) -> Result<bool, WorkError> {
+        let unit = self.unit(id)?;
+        let effects = lock(&self.engine).cancel(id)?;
+        self.run(id, &unit, effects).await
     }
 
     /// `work release` (`force`: `work force-release`).
     pub async fn release(&self, id: &str, force: bool) -> Result<(), WorkError> {
+        self.release_pending(id, force).await.map(drop)
+    }
+
+    /// `work release` (`force`: `work force-release`); whether the other node of a remote
+    /// unit has not heard yet.
+    pub async fn release_pending(&self, id: &str, force: bool) -> Result<bool, WorkError> {
         let unit = lock(&self.engine).get(id).cloned();
         let effects = lock(&self.engine).release(id, force)?;
         match unit {
-            Some(u) => self.run(&u, effects).await.map(drop),
-            None => Ok(()),
+            Some(u) => self.run(id, &u, effects).await,
+            None => Ok(false),
         }
     }
 
@@ -307,19 +384,30 @@ impl Work {
     }
 
     /// Carries out `effects` for `unit` through core's [`Operation`]; the request's answer.
-    async fn run(&self, unit: &Arc<Unit>, effects: Vec<Effect>) -> Result<bool, WorkError> {
+    async fn run(
+        &self,
+        id: &str,
+        unit: &Arc<Unit>,
+        effects: Vec<Effect>,
+    ) -> Result<bool, WorkError> {
         let mut op = Operation::new(effects);
         while let Some(effect) = op.poll_effect() {
             let outcome = match effect {
-                Effect::StartWorker { .. } => Outcome::Started(unit.spawn().map(|()| false)),
-                Effect::CancelWorker { .. } => Outcome::Cancelled(unit.cancel_child().await),
+                Effect::StartWorker { .. } => Outcome::Started(match unit.kind {
+                    Kind::Remote => remote::start(self, id, unit).await,
+                    _ => unit.spawn().map(|()| false),
+                }),
+                Effect::CancelWorker { release, .. } => Outcome::Cancelled(match unit.kind {
+                    Kind::Remote => remote::cancel(self, id, unit, release).await,
+                    _ => unit.cancel_child().await,
+                }),
                 Effect::RemoveDir { not_before, .. } => {
                     if let Some(at) = not_before {
                         Timer::at(at).await;
                     }
                     Outcome::Removed(unit.remove_dir())
                 }
-                other => self.do_now(unit, other),
+                other => self.do_now(id, unit, other),
             };
             self.answer(&mut op, outcome);
         }
@@ -327,16 +415,16 @@ impl Work {
     }
 
     /// Carries out effects that need no waiting (those of creating or finding a unit).
-    fn apply(&self, unit: &Arc<Unit>, effects: Vec<Effect>) {
+    fn apply(&self, id: &str, unit: &Arc<Unit>, effects: Vec<Effect>) {
         let mut op = Operation::new(effects);
         while let Some(effect) = op.poll_effect() {
-            let outcome = self.do_now(unit, effect);
+            let outcome = self.do_now(id, unit, effect);
             self.answer(&mut op, outcome);
         }
     }
 
     /// One effect that needs no waiting; how it went.
-    fn do_now(&self, unit: &Unit, effect: Effect) -> Outcome {
+    fn do_now(&self, id: &str, unit: &Arc<Unit>, effect: Effect) -> Outcome {
         match effect {
             Effect::SetStatus {
                 state,
@@ -352,10 +440,11 @@ impl Work {
                 unit.set(state, detail, size);
                 Outcome::Done
             }
-            // Its process was the child of an earlier run of this node.
-            Effect::ReattachWorker { .. } => {
-                Outcome::Reattached(Err("its process ended with the previous run".to_owned()))
-            }
+            Effect::ReattachWorker { .. } => Outcome::Reattached(match unit.kind {
+                Kind::Remote => remote::restart(self, id, unit),
+                // Its process was the child of an earlier run of this node.
+                _ => Err("its process ended with the previous run".to_owned()),
+            }),
             // The engine has dropped it already; its handle goes with the last reference.
             Effect::Forget { .. } => Outcome::Done,
             other => {

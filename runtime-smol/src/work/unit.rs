@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_executor::Task;
 use async_io::Timer;
 use receptor_core::control::UnitStatus;
 use receptor_core::os::process::process_exit;
@@ -34,6 +35,38 @@ impl WorkType for CommandWorkType {
     }
 }
 
+/// Go's `remote` work type: the work runs on another node ([`super::remote`]).
+#[derive(Debug)]
+pub(super) struct RemoteType;
+
+impl WorkType for RemoteType {
+    fn on_restart(&self, rec: &StatusRecord) -> Restart {
+        Restart::for_remote(rec)
+    }
+}
+
+/// What a unit runs as.
+#[derive(Debug, Clone)]
+pub(super) enum Kind {
+    /// A registered command type: a child process here.
+    Command(Arc<CommandWorkType>),
+    /// A `remote` unit: a [`super::remote`] job drives it.
+    Remote,
+    /// A type not registered here: listed, never started.
+    Unknown,
+}
+
+impl Kind {
+    /// Its rules, for the engine (`None`: unknown).
+    pub(super) fn work_type(&self) -> Option<&dyn WorkType> {
+        match self {
+            Self::Command(c) => Some(&**c),
+            Self::Remote => Some(&RemoteType),
+            Self::Unknown => None,
+        }
+    }
+}
+
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -42,19 +75,21 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(super) struct Unit {
     pub(super) dir: PathBuf,
-    /// Its registered work type (`None`: unknown here, listed but never started).
-    pub(super) ty: Option<Arc<CommandWorkType>>,
+    pub(super) kind: Kind,
     pub(super) rec: Mutex<StatusRecord>,
     pub(super) child: Mutex<Option<Child>>,
+    /// A remote unit's job (start, follow, cancel or release); dropping it stops it.
+    pub(super) job: Mutex<Option<Task<()>>>,
 }
 
 impl Unit {
-    pub(super) fn new(dir: PathBuf, ty: Option<Arc<CommandWorkType>>, rec: StatusRecord) -> Self {
+    pub(super) fn new(dir: PathBuf, kind: Kind, rec: StatusRecord) -> Self {
         Self {
             dir,
-            ty,
+            kind,
             rec: Mutex::new(rec),
             child: Mutex::new(None),
+            job: Mutex::new(None),
         }
     }
 
@@ -81,7 +116,12 @@ impl Unit {
     }
 
     pub(super) fn set(&self, state: i64, detail: String, stdout: Option<i64>) {
-        lock(&self.rec).set_basic(state, detail, stdout);
+        self.update(|r| r.set_basic(state, detail, stdout));
+    }
+
+    /// Changes the record and writes it (a failed write is logged).
+    pub(super) fn update(&self, change: impl FnOnce(&mut StatusRecord)) {
+        change(&mut lock(&self.rec));
         if let Err(e) = self.save() {
             tracing::warn!("writing status in {}: {e}", self.dir.display());
         }
@@ -90,7 +130,7 @@ impl Unit {
     /// The status as `work status` / `work list` report it.
     pub(super) fn reply_status(&self) -> UnitStatus {
         let mut st = lock(&self.rec).to_unit_status();
-        if self.ty.is_none() {
+        if matches!(self.kind, Kind::Unknown) {
             // Go's rendering of a unit whose work type is not registered.
             st.extra_data = Some("\"Unknown WorkType\"".to_owned());
         }
@@ -100,7 +140,7 @@ impl Unit {
     /// Starts the command with `stdin` as its input and `stdout` taking its output, with the
     /// parameters recorded for this unit.
     pub(super) fn spawn(&self) -> Result<(), String> {
-        let Some(ty) = &self.ty else {
+        let Kind::Command(ty) = &self.kind else {
             return Ok(());
         };
         let params = match &lock(&self.rec).extra_data {
@@ -176,8 +216,10 @@ impl Unit {
         CancelOutcome::Stopped
     }
 
-    /// Kills the child, if any, and waits for it (the node is going away).
+    /// Kills the child, if any, and waits for it, and stops a remote unit's job (the node is
+    /// going away).
     pub(super) fn kill_now(&self) {
+        drop(lock(&self.job).take());
         if let Some(mut c) = lock(&self.child).take() {
             let _ = c.kill();
             let _ = c.wait();
