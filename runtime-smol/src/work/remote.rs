@@ -371,6 +371,9 @@ async fn connection(
     if events.send(Event::Connected(c)).await.is_err() {
         return;
     }
+    // The payload counts as delivered only once the other node acknowledged all of it: a
+    // cut after the half-close but before that must be a cut, not a start.
+    let mut acked = Some(stream.acked());
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let reader = async {
         let mut buf = vec![0u8; CHUNK];
@@ -395,13 +398,14 @@ async fn connection(
                     Ok(()) => wr.flush().await,
                     Err(e) => Err(e),
                 },
-                Write::Payload => send_payload(&stdin, &mut wr).await,
+                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
+                    (Ok(()), Some(acked)) => acked.await,
+                    (r, _) => r,
+                },
             };
             if let Err(e) = r {
                 return debug!("write error sending to {node}: {e}");
             }
-            // The half-close is handed to the node task; a smol mesh stream cannot tell yet
-            // when the other side has acknowledged all of it (the tokio one can).
             if payload && events.send(Event::HalfClosed(c)).await.is_err() {
                 return;
             }
