@@ -1,7 +1,7 @@
 //! A mesh node on smol, from the command line. It logs its connections, echoes datagrams
 //! sent to its `echo` service (logging each), can ping another node every 5 s, and with
-//! `--control SOCKET` answers `receptorctl` (status, ping, traceroute, connect) there and as
-//! the mesh service `control`.
+//! `--control SOCKET` answers `receptorctl` (status, ping, traceroute, connect, work) there
+//! and as the mesh service `control`.
 //!
 //! ```text
 //! cargo run -p receptor-smol --example node -- --id a --tcp-listen 7323 --control /tmp/a.sock
@@ -15,6 +15,17 @@
 //! `--ws-listen` serves wss, and `--ws-peer` takes `wss://` URLs.
 //!
 //! Listeners bind every address, as the `receptor` binary's do; `--bind` picks one.
+//!
+//! With `--control`, `--work-command worktype=NAME command=CMD [params=P]
+//! [allowruntimeparams=true]` (Go's `--work-command` entity, key=value arguments up to the
+//! next flag; repeats) offers command work types, run in `--data-dir DIR/<id>` (default: the
+//! system temp directory's `receptor-smol`), and `work submit --node OTHER` runs work on
+//! another node:
+//!
+//! ```text
+//! node --id a --tcp-listen 7323 --control /tmp/a.sock --work-command worktype=cat command=cat
+//! receptorctl --socket /tmp/a.sock work submit cat -l hello -f
+//! ```
 //!
 //! The core answers pings itself and tells the runtime nothing about them, so answered
 //! pings cannot be logged here; the pinging side logs every round trip.
@@ -35,13 +46,15 @@ use receptor_smol::control::{ControlOptions, serve_control_mesh, serve_control_u
 use receptor_smol::rustls;
 use receptor_smol::tls::insecure::insecure_server_config;
 use receptor_smol::tls::{ALPN_HTTP11, TlsClient, TlsClientParams, TlsServer, TlsServerParams};
+use receptor_smol::work::{CommandWorkType, Work};
 use receptor_smol::{NodeHandle, ServiceEvent, Task, spawn_node};
 use tracing::{info, warn};
 
 const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
 [--ws-listen PORT] [--ws-peer URL] [--udp-listen PORT] [--udp-peer HOST:PORT] \
-[--tls-cert F --tls-key F --tls-ca F] [--control SOCKET] [--ping NODE]   \
-(listen and peer flags repeat)";
+[--tls-cert F --tls-key F --tls-ca F] [--control SOCKET] [--ping NODE] \
+[--data-dir DIR] [--work-command worktype=NAME command=CMD [params=P] [allowruntimeparams=true]]   \
+(listen, peer and work-command flags repeat)";
 
 /// The WebSocket listeners' upgrade path (`/` takes every path, as Go's does).
 const WS_PATH: &str = "/";
@@ -59,6 +72,30 @@ struct Args {
     tls: Option<TlsFiles>,
     control: Option<PathBuf>,
     ping: Option<String>,
+    data_dir: Option<PathBuf>,
+    work_commands: Vec<(String, CommandWorkType)>,
+}
+
+/// The key=value arguments of one `--work-command`.
+fn work_command(pairs: &[String]) -> Result<(String, CommandWorkType), String> {
+    let mut name = String::new();
+    let mut ty = CommandWorkType::default();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--work-command: {pair} is not key=value"))?;
+        match k.to_ascii_lowercase().as_str() {
+            "worktype" => name = v.to_owned(),
+            "command" => ty.command = v.to_owned(),
+            "params" => ty.params = v.to_owned(),
+            "allowruntimeparams" => ty.allow_runtime_params = v == "true",
+            _ => return Err(format!("--work-command: unknown key {k}")),
+        }
+    }
+    if name.is_empty() || ty.command.is_empty() {
+        return Err("--work-command needs worktype= and command=".into());
+    }
+    Ok((name, ty))
 }
 
 /// `--tls-cert`, `--tls-key`, `--tls-ca`.
@@ -68,7 +105,8 @@ struct TlsFiles {
     ca: PathBuf,
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+fn parse(it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut it = it.peekable();
     let mut a = Args::default();
     let (mut cert, mut key, mut ca) = (None, None, None);
     while let Some(flag) = it.next() {
@@ -88,6 +126,14 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--tls-ca" => ca = Some(PathBuf::from(value()?)),
             "--control" => a.control = Some(value()?.into()),
             "--ping" => a.ping = Some(value()?),
+            "--data-dir" => a.data_dir = Some(value()?.into()),
+            "--work-command" => {
+                let mut pairs = Vec::new();
+                while let Some(p) = it.next_if(|p| !p.starts_with("--")) {
+                    pairs.push(p);
+                }
+                a.work_commands.push(work_command(&pairs)?);
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -146,9 +192,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let _control = match &args.control {
         Some(path) => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("receptor-smol"))
+                .join(&args.id);
+            let work =
+                Work::new(dir, receptor_core::os::random_u64()).with_node(node.clone(), None);
+            for (name, ty) in &args.work_commands {
+                work.register_type(name, ty.clone());
+            }
+            work.scan();
             let options = ControlOptions {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 connect_tls: None,
+                work: Some(Arc::new(work)),
             };
             let unix = serve_control_unix(&node, path, options.clone())?;
             info!("control service on {}", path.display());

@@ -19,7 +19,7 @@
 //! detaches instead), so keep it or call `detach()`.
 //!
 //! [`control::serve_control_unix`] serves the control protocol (`receptorctl`'s status, ping,
-//! traceroute and connect) on a unix socket.
+//! traceroute, connect, and with a [`work::Work`] the `work` commands) on a unix socket.
 //!
 //! [`work::Work`] runs units of work (command work types) through core's unit lifecycle
 //! engine, as the `receptor` binary does under tokio.

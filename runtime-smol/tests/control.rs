@@ -39,6 +39,7 @@ fn receptorctl_status_ping_traceroute_and_connect() {
     let options = ControlOptions {
         version: "0.0-test".into(),
         connect_tls: None,
+        work: None,
     };
     let control = serve_control_unix(&a, &sock, options.clone()).unwrap();
     // A live socket is not taken over.

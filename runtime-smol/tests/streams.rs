@@ -117,9 +117,12 @@ fn echo_8_mib_over_two_hops_with_half_close() {
         let s = dial(&a, "c", "echo").await.unwrap();
         assert_eq!(s.remote().unwrap().node.as_str(), "c");
         let data = pattern(8 * 1024 * 1024);
+        let acked = s.acked();
         let got = round_trip(s, data.clone()).await;
         assert_eq!(got.len(), data.len());
         assert!(got == data, "echoed bytes differ");
+        // Everything written, FIN included, was acknowledged by c.
+        within(5, "acknowledgement", acked).await.unwrap();
     });
 }
 
@@ -190,6 +193,7 @@ fn stopping_a_node_ends_its_streams_at_once() {
             let _ = end_tx.send(r).await;
         });
         let mut s = dial(&a, "c", "hold").await.unwrap();
+        let acked = s.acked();
         let mut buf = [0u8; 2];
         s.read_exact(&mut buf).await.unwrap();
         let started = Instant::now();
@@ -202,6 +206,8 @@ fn stopping_a_node_ends_its_streams_at_once() {
         assert_eq!(n, 0);
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(s.write_all(b"more").await.is_err());
+        // Never half-closed, never acknowledged: the wait for it fails rather than hangs.
+        assert!(within(5, "acked", acked).await.is_err());
     });
 }
 

@@ -1,13 +1,12 @@
 //! Carrying out the engine's effects on this node: status writes, the unit's worker (start,
 //! re-attach, cancel), removing unit directories (retried when the engine says so),
-//! forgetting units.
+//! forgetting units. Core's [`Operation`] keeps the queue and feeds each outcome back.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use receptor_core::work::{Effect, WorkError};
-use tracing::debug;
+use receptor_core::work::{Effect, Operation, Outcome, WorkError};
+use tracing::{debug, warn};
 
 use super::{Unit, Workceptor, statusfile};
 
@@ -19,57 +18,42 @@ impl Workceptor {
         unit: &Arc<Unit>,
         effects: Vec<Effect>,
     ) -> Result<bool, String> {
-        let mut queue = VecDeque::from(effects);
-        let mut reply = Ok(false);
-        while let Some(effect) = queue.pop_front() {
-            let more = match effect {
-                Effect::StartWorker { unit: id } => {
-                    let r = unit.worker.start(self, unit).await;
-                    self.engine().handle_start_result(&id, r)
+        let mut op = Operation::new(effects);
+        while let Some(effect) = op.poll_effect() {
+            let outcome = match effect {
+                Effect::StartWorker { .. } => Outcome::Started(unit.worker.start(self, unit).await),
+                Effect::CancelWorker { release, .. } => {
+                    Outcome::Cancelled(unit.worker.cancel(self, unit, release).await)
                 }
-                Effect::CancelWorker { unit: id, release } => {
-                    let outcome = unit.worker.cancel(self, unit, release).await;
-                    self.engine().handle_cancel_result(&id, release, outcome)
-                }
-                Effect::RemoveDir {
-                    unit: id,
-                    force,
-                    tries_left,
-                    not_before,
-                } => {
+                Effect::RemoveDir { not_before, .. } => {
                     if let Some(at) = not_before {
                         tokio::time::sleep_until(at.into()).await;
                     }
-                    let r = match std::fs::remove_dir_all(&unit.dir) {
+                    Outcome::Removed(match std::fs::remove_dir_all(&unit.dir) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                             Err(statusfile::go_path_error("unlinkat", &unit.dir, &e))
                         }
                         _ => Ok(()),
-                    };
-                    self.engine()
-                        .handle_remove_result(Instant::now(), &id, force, tries_left, r)
-                }
-                Effect::Reply(r) => {
-                    reply = r.map_err(|e| e.to_string());
-                    Vec::new()
+                    })
                 }
                 other => self.apply(unit, other),
             };
-            queue.extend(more);
+            self.answer(&mut op, outcome);
         }
-        reply
+        op.into_reply().map_err(|e| e.to_string())
     }
 
     /// Carries out effects that need no waiting (status writes, re-attaching, forgetting).
     pub(super) fn apply_sync(self: &Arc<Self>, unit: &Arc<Unit>, effects: Vec<Effect>) {
-        let mut queue = VecDeque::from(effects);
-        while let Some(effect) = queue.pop_front() {
-            queue.extend(self.apply(unit, effect));
+        let mut op = Operation::new(effects);
+        while let Some(effect) = op.poll_effect() {
+            let outcome = self.apply(unit, effect);
+            self.answer(&mut op, outcome);
         }
     }
 
-    /// One effect that needs no waiting; what the engine says next.
-    fn apply(self: &Arc<Self>, unit: &Arc<Unit>, effect: Effect) -> Vec<Effect> {
+    /// One effect that needs no waiting; how it went.
+    fn apply(self: &Arc<Self>, unit: &Arc<Unit>, effect: Effect) -> Outcome {
         match effect {
             Effect::SetStatus {
                 state,
@@ -77,14 +61,20 @@ impl Workceptor {
                 stdout,
                 ..
             } => unit.set_status(state, detail, stdout),
-            Effect::ReattachWorker { unit: id } => {
-                let r = unit.worker.reattach(self, unit);
-                return self.engine().handle_reattach_result(&id, r);
+            Effect::ReattachWorker { .. } => {
+                return Outcome::Reattached(unit.worker.reattach(self, unit));
             }
             Effect::Forget { .. } => self.forget_unit(unit),
             other => debug!("[{}] effect {other:?} needs the async driver", unit.id),
         }
-        Vec::new()
+        Outcome::Done
+    }
+
+    /// Feeds `outcome` back to the engine.
+    fn answer(&self, op: &mut Operation, outcome: Outcome) {
+        if let Err(e) = op.handle_outcome(&mut self.engine(), Instant::now(), outcome) {
+            warn!("{e}");
+        }
     }
 }
 

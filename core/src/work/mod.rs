@@ -21,7 +21,8 @@
 //! * [`ResultsFollow`]: when a `work results` stream ends;
 //! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
 //!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
-//!   out, with each work type's rules behind [`WorkType`];
+//!   out, with each work type's rules behind [`WorkType`]; an [`Operation`] carries one
+//!   command's effects through, so a driver only does each effect and reports its [`Outcome`];
 //! * [`ProcessExit`]: Go's `ProcessState.String()` (`exit status 3`, `signal: killed`), which
 //!   becomes a finished command unit's `Detail`.
 //!
@@ -42,6 +43,7 @@ mod engine;
 mod id;
 pub mod jwt;
 mod new_remote;
+mod operation;
 mod params;
 mod procstate;
 pub mod remote;
@@ -56,6 +58,7 @@ pub use crate::control::state_name;
 pub use engine::{Effect, Engine, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
 pub use new_remote::{NewRemote, NewRemoteError, new_remote_data};
+pub use operation::{Operation, Outcome, UnexpectedOutcome};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
 pub use remote::RemoteExtraData;

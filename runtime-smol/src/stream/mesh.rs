@@ -76,6 +76,15 @@ impl MeshStream {
         self.remote.as_ref()
     }
 
+    /// Resolves once the peer has acknowledged everything this stream wrote, FIN included
+    /// (so after [`close`](futures_lite::io::AsyncWriteExt::close): all of it arrived there),
+    /// or fails once the writing side ended without that. Take it before splitting the
+    /// stream; it lives on its own.
+    pub fn acked(&self) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let shared = self.shared.clone();
+        std::future::poll_fn(move |cx| shared.poll_acked(cx))
+    }
+
     /// Hands a command to the node task; `written` is what the write reports once it is.
     fn hand_over(
         &mut self,

@@ -35,6 +35,11 @@ struct State {
     /// The writer waiting for credit. `poll_read` and `poll_write` take `&mut self`, so one
     /// reader and one writer wait at most.
     writer: Option<Waker>,
+    /// Whether the peer acknowledged everything written, FIN included (`Some(true)`), or the
+    /// writing side failed first (`Some(false)`).
+    acked: Option<bool>,
+    /// The task waiting for that.
+    ack_waiter: Option<Waker>,
 }
 
 /// The node task's and the stream's common state.
@@ -181,13 +186,43 @@ impl Shared {
     /// No more writes: the waiting writer, and every later one, fails with `why` (the first
     /// reason recorded wins).
     pub(crate) fn fail_writes(&self, why: &str) {
-        let w = {
+        let (w, a) = {
             let mut s = self.lock();
             s.write_error.get_or_insert_with(|| why.to_owned());
-            s.writer.take()
+            s.acked.get_or_insert(false);
+            (s.writer.take(), s.ack_waiter.take())
+        };
+        for w in [w, a].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// The peer acknowledged everything written, FIN included (the first outcome wins).
+    pub(crate) fn acked(&self) {
+        let w = {
+            let mut s = self.lock();
+            s.acked.get_or_insert(true);
+            s.ack_waiter.take()
         };
         if let Some(w) = w {
             w.wake();
+        }
+    }
+
+    /// Waits until the peer acknowledged everything written (`Ok`) or the writing side ended
+    /// without that.
+    pub(crate) fn poll_acked(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.lock();
+        match s.acked {
+            Some(true) => Poll::Ready(Ok(())),
+            Some(false) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "mesh stream ended before the peer acknowledged everything written",
+            ))),
+            None => {
+                s.ack_waiter = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 }

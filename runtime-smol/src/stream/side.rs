@@ -42,6 +42,10 @@ impl AppEnd for SmolEnd {
     fn fail_writes(&mut self, why: &str) {
         self.0.fail_writes(why);
     }
+
+    fn acked(&mut self) {
+        self.0.acked();
+    }
 }
 
 /// smol's side of the glue: bounded `async_channel`s to streams and listeners.

@@ -1,9 +1,12 @@
 //! The control service (what `receptorctl` talks to) on a unix socket or as a mesh stream
 //! service: a small I/O loop around [`receptor_core::control::Connection`], performing
-//! `status`, `ping`, `traceroute` and `connect` through the [`NodeHandle`].
+//! `status`, `ping`, `traceroute` and `connect` through the [`NodeHandle`], and the `work`
+//! commands through the [`Work`] of [`ControlOptions::work`] (`work`).
 //!
-//! `reload` and `work` belong to the full `receptor` node (configuration files, work units);
-//! here they answer with an error line and the session goes on.
+//! `reload` belongs to the full `receptor` node (configuration files), and `work` needs a
+//! [`Work`]; without them they answer with an error line and the session goes on.
+
+mod work;
 
 use std::io;
 use std::path::Path;
@@ -15,8 +18,8 @@ use async_net::unix::UnixListener;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use receptor_core::Advertise;
 use receptor_core::control::{
-    Action, BRIDGE_HOLD, Connection, Reply, StatusSnapshot, Step, TraceHops, connect_target,
-    failed_ping, ping_reply,
+    Action, BRIDGE_HOLD, Connection, Reply, StatusSnapshot, Step, TraceHops, WorkRequest,
+    connect_target, failed_ping, ping_reply,
 };
 use receptor_core::os::host::host_info;
 use receptor_core::stream::quinn_proto::ClientConfig;
@@ -25,6 +28,7 @@ use receptor_core::tls::insecure::insecure_client_config;
 use receptor_core::tls::stream_server_name;
 use tracing::{debug, warn};
 
+use crate::work::{ResultsStream, Work};
 use crate::{MeshStream, NodeHandle, Task};
 
 /// Picks the QUIC client TLS for `connect`: given the `tls-client` name the client asked for
@@ -41,6 +45,8 @@ pub struct ControlOptions {
     /// TLS for `connect`. Without it `connect` dials plain (ConnType 1) streams only, in the
     /// insecure mode, and a named TLS config is unknown.
     pub connect_tls: Option<ConnectTls>,
+    /// The units of work the `work` commands act on (`None`: they are refused).
+    pub work: Option<Arc<Work>>,
 }
 
 /// `connect`'s TLS without [`ControlOptions::connect_tls`]: the insecure mode, named as Go
@@ -136,10 +142,15 @@ pub async fn serve_control_mesh(
     conn_type: u8,
     options: ControlOptions,
 ) -> Result<Task<()>, String> {
+    let work_commands = options
+        .work
+        .as_ref()
+        .map(|w| w.work_commands())
+        .filter(|c| !c.is_empty());
     let advertise = Advertise {
         conn_type,
         tags: [("type".to_owned(), "Control Service".to_owned())].into(),
-        work_commands: None,
+        work_commands,
     };
     let listener = node.listen_stream(service, tls, Some(advertise)).await?;
     let node2 = node.clone();
@@ -159,6 +170,9 @@ where
 {
     let mut conn = Connection::new(node.id().as_str());
     let mut bridge: Option<MeshStream> = None;
+    // The unit a `work submit` made (its payload comes next), the stream `work results` runs.
+    let mut payload: Option<String> = None;
+    let mut results: Option<ResultsStream> = None;
     let mut buf = vec![0u8; 4096];
     loop {
         match conn.poll_step() {
@@ -183,6 +197,43 @@ where
                     return;
                 }
             }
+            Step::Perform(Action::Work(WorkRequest::Submit(req))) => {
+                let reply = match work::submit(options.work.as_ref(), node.id().as_str(), &req) {
+                    Ok(unit_id) => {
+                        payload = Some(unit_id.clone());
+                        Reply::WorkUnitCreated { unit_id }
+                    }
+                    Err(e) => Reply::Error(e.into()),
+                };
+                if conn.complete(reply).is_err() {
+                    return;
+                }
+            }
+            Step::Perform(Action::Work(WorkRequest::Results {
+                unit_id,
+                start_pos,
+                signature,
+            })) => {
+                let reply =
+                    match work::results(options.work.as_ref(), &unit_id, start_pos, &signature) {
+                        Ok(stream) => {
+                            results = Some(stream);
+                            Reply::WorkResults { unit_id }
+                        }
+                        Err(e) => Reply::Error(e.into()),
+                    };
+                if conn.complete(reply).is_err() {
+                    return;
+                }
+            }
+            Step::Perform(Action::Work(req)) => {
+                if conn
+                    .complete(work::reply(options.work.as_ref(), req).await)
+                    .is_err()
+                {
+                    return;
+                }
+            }
             Step::Perform(action) => {
                 if conn
                     .complete(perform(&node, &options, action).await)
@@ -196,13 +247,24 @@ where
                 Ok(n) => conn.received(buf.get(..n).unwrap_or_default()),
                 Err(_) => return,
             },
-            // `work submit` never creates a unit here, so no payload follows.
-            Step::Payload { .. } => return,
+            Step::Payload { kept, eof } => {
+                let (Some(id), Some(w)) = (payload.take(), options.work.as_ref()) else {
+                    return;
+                };
+                let reply = work::receive_payload(&mut sock, &kept, eof, w, &id).await;
+                if conn.complete(reply).is_err() {
+                    return;
+                }
+            }
             Step::Switched { kept, eof } => {
                 if let Some(stream) = bridge.take() {
                     bridge_streams(sock, stream, &kept, eof).await;
+                    return;
                 }
-                return;
+                if let Some(stream) = results.take() {
+                    stream.run(&mut sock).await;
+                }
+                break;
             }
             Step::Close => break,
         }
@@ -217,7 +279,12 @@ async fn perform(node: &NodeHandle, options: &ControlOptions, action: Action) ->
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as i128);
-                let host = host_info(now, Vec::new(), options.version.clone());
+                let work_commands = options
+                    .work
+                    .as_ref()
+                    .map(|w| w.work_commands())
+                    .unwrap_or_default();
+                let host = host_info(now, work_commands, options.version.clone());
                 Reply::Status(Box::new(StatusSnapshot::from_mesh_status(st, host)))
             }
             Err(gone) => Reply::Error(gone.to_string().into()),
@@ -239,9 +306,8 @@ async fn perform(node: &NodeHandle, options: &ControlOptions, action: Action) ->
             hops.into_reply()
         }
         Action::Reload => Reply::Error("reload: this node has no configuration file".into()),
-        Action::Work(_) => Reply::Error("work: this node runs no work units".into()),
-        // Handled by `session`, which keeps the stream.
-        Action::Connect { .. } => Reply::Error("connect: unexpected".into()),
+        // Handled by `session`, which keeps the stream or the unit.
+        Action::Connect { .. } | Action::Work(_) => Reply::Error("unexpected command".into()),
     }
 }
 

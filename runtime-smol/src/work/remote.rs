@@ -1,0 +1,521 @@
+//! Remote units on smol (control-and-work.md §2.6): a unit of the built-in type `remote` here
+//! whose work runs on another node. The protocol, its retries and timeouts are core's
+//! [`RemoteUnit`] machine; this module only drives it: it opens the mesh streams the machine
+//! asks for (to the other node's `control` service) and reports what they read, keeps its
+//! timer, and carries out its outputs on the unit directory (status file, appended `stdout`,
+//! deletion on release), as the `receptor` binary does under tokio.
+//!
+//! One job at a time drives a unit, owning one machine: a start, a follow after a restart, or
+//! a cancel or release. A new job stops the running one first and starts from the unit's
+//! record, where the old one left everything it knew.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use async_executor::Task;
+use async_io::Timer;
+use bytes::Bytes;
+use futures_lite::future;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use rand_core::RngCore;
+use receptor_core::stream::client_config;
+use receptor_core::tls::insecure::insecure_client_config;
+use receptor_core::tls::stream_server_name;
+use receptor_core::work::remote::RemoteExtraData;
+use receptor_core::work::remote_unit::{
+    ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
+};
+use receptor_core::work::{CancelOutcome, Engine};
+use tracing::{debug, error, warn};
+
+use super::Work;
+use super::unit::{Unit, lock};
+use crate::control::ConnectTls;
+use crate::{MeshStream, NodeHandle};
+
+/// Read size of a stream.
+const CHUNK: usize = 64 * 1024;
+/// Events from a unit's connections waiting for its job.
+const EVENTS: usize = 64;
+/// Writes waiting for one connection.
+const WRITES: usize = 8;
+
+/// How this node reaches the nodes remote units run on.
+#[derive(Clone)]
+pub(super) struct Mesh {
+    pub(super) node: NodeHandle,
+    /// TLS for the streams by `tlsclient` name (`None`: plain streams in the insecure mode,
+    /// and no named config).
+    pub(super) tls: Option<ConnectTls>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("node", &self.node.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mesh {
+    /// Whether TLS config `name` can be used.
+    pub(super) fn knows_tls(&self, name: &str, node: &str) -> Result<(), String> {
+        match &self.tls {
+            Some(pick) => pick(Some(name), node).map(drop),
+            None => Err(format!("unknown TLS config {name}")),
+        }
+    }
+
+    /// Dials `control` on `node` (with TLS config `tls_client` when not empty). A node
+    /// without a route is refused at once instead of waiting for the QUIC handshake to time
+    /// out. The greeting is left to the machine.
+    async fn open(&self, node: &str, tls_client: &str) -> Result<MeshStream, ConnectFailure> {
+        let name = (!tls_client.is_empty()).then_some(tls_client);
+        let (cfg, sni) = match (&self.tls, name) {
+            (Some(pick), _) => pick(name, node).map_err(ConnectFailure::Other)?,
+            (None, Some(n)) => {
+                return Err(ConnectFailure::Other(format!("unknown TLS config {n}")));
+            }
+            (None, None) => {
+                let tls =
+                    insecure_client_config().map_err(|e| ConnectFailure::Other(e.to_string()))?;
+                let quic = client_config((*tls).clone())
+                    .map_err(|e| ConnectFailure::Other(e.to_string()))?;
+                (quic, stream_server_name(self.node.id().as_str()))
+            }
+        };
+        if node != self.node.id().as_str() {
+            let st = self
+                .node
+                .status()
+                .await
+                .map_err(|e| ConnectFailure::Other(e.to_string()))?;
+            if !st.routes.keys().any(|dest| dest.as_str() == node) {
+                return Err(ConnectFailure::NoRoute);
+            }
+        }
+        Ok(self.node.dial(node, "control", cfg, &sni).await?)
+    }
+}
+
+/// What a connection task reports to its job.
+#[derive(Debug)]
+enum Event {
+    Connected(ConnId),
+    ConnectFailed(ConnId, ConnectFailure),
+    Bytes(ConnId, Bytes),
+    HalfClosed(ConnId),
+    Ended(ConnId),
+}
+
+/// What a connection task writes.
+#[derive(Debug)]
+enum Write {
+    Line(String),
+    /// The unit's stdin file, then a half-close.
+    Payload,
+}
+
+/// One connection: its writes, and its task (dropping it closes the stream).
+struct Conn {
+    writes: Sender<Write>,
+    _task: Task<()>,
+}
+
+/// One unit's job: its machine, its connections, and the caller waiting for the answer.
+struct Job {
+    id: String,
+    unit: Arc<Unit>,
+    engine: Arc<Mutex<Engine<Arc<Unit>>>>,
+    mesh: Mesh,
+    m: RemoteUnit,
+    conns: BTreeMap<ConnId, Conn>,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    answer: Option<Sender<Result<bool, String>>>,
+    stdout: Option<std::fs::File>,
+}
+
+impl Job {
+    /// A job for `unit` with a machine made from its record, and the receiver of its answer.
+    fn new(
+        w: &Work,
+        id: &str,
+        unit: &Arc<Unit>,
+    ) -> Result<(Self, Receiver<Result<bool, String>>), String> {
+        let mesh = w
+            .mesh
+            .clone()
+            .ok_or_else(|| "remote work needs a running node".to_owned())?;
+        let rec = lock(&unit.rec).clone();
+        let red = rec.remote().cloned().unwrap_or_default();
+        let config = RemoteUnitConfig {
+            rng_seed: lock(&w.rng).next_u64(),
+            label: id.to_owned(),
+            ..RemoteUnitConfig::default()
+        };
+        let m = RemoteUnit::new(
+            red,
+            rec.state,
+            rec.stdout_size,
+            unit.stdout_size(),
+            config,
+            Instant::now(),
+        );
+        let (events_tx, events) = async_channel::bounded(EVENTS);
+        let (tx, rx) = async_channel::bounded(1);
+        // Made before any status is stored: a results stream of a unit complete with no
+        // stdout file ends at once, before its output arrives.
+        let stdout = open_append(&unit.stdout_path())
+            .map_err(|e| debug!("[{id}] could not open its stdout file: {e}"))
+            .ok();
+        let job = Self {
+            id: id.to_owned(),
+            unit: unit.clone(),
+            engine: w.engine.clone(),
+            mesh,
+            m,
+            conns: BTreeMap::new(),
+            events_tx,
+            events,
+            answer: Some(tx),
+            stdout,
+        };
+        Ok((job, rx))
+    }
+
+    /// Runs the machine until it has nothing more to do.
+    async fn run(mut self) {
+        enum Wake {
+            Event(Event),
+            Timeout,
+        }
+        loop {
+            self.apply();
+            if self.m.is_done() {
+                break;
+            }
+            let at = self.m.poll_timeout();
+            let events = &self.events;
+            let wake = future::or(
+                async {
+                    match events.recv().await {
+                        Ok(ev) => Wake::Event(ev),
+                        Err(_) => future::pending().await,
+                    }
+                },
+                async {
+                    match at {
+                        Some(t) => {
+                            Timer::at(t).await;
+                        }
+                        None => future::pending::<()>().await,
+                    }
+                    Wake::Timeout
+                },
+            )
+            .await;
+            match wake {
+                Wake::Event(ev) => self.feed(ev),
+                Wake::Timeout => self.m.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn feed(&mut self, ev: Event) {
+        let now = Instant::now();
+        match ev {
+            Event::Connected(c) => self.m.handle_connected(now, c),
+            Event::ConnectFailed(c, why) => {
+                self.conns.remove(&c);
+                self.m.handle_connect_failed(now, c, why);
+            }
+            Event::Bytes(c, b) => self.m.handle_bytes(now, c, &b),
+            Event::HalfClosed(c) => self.m.handle_half_closed(now, c),
+            Event::Ended(c) => {
+                self.conns.remove(&c);
+                self.m.handle_stream_ended(now, c);
+            }
+        }
+    }
+
+    /// Carries out the machine's outputs; its answer goes out once all of them are done (a
+    /// release is answered after the directory is gone).
+    fn apply(&mut self) {
+        let mut answer = None;
+        while let Some(o) = self.m.poll_output() {
+            match o {
+                RemoteOutput::Dial(c) => self.dial(c),
+                RemoteOutput::SendLine(c, line) => self.write(c, Write::Line(line)),
+                RemoteOutput::SendPayload(c) => self.write(c, Write::Payload),
+                // No pool of idle sessions here: a session offered for reuse is closed.
+                RemoteOutput::Close(c) | RemoteOutput::Park(c) => {
+                    self.conns.remove(&c);
+                }
+                RemoteOutput::AppendOutput { offset, data } => self.append(offset, &data),
+                RemoteOutput::SaveRemote(d) => self.unit.update(|r| {
+                    if let Some(x) = r.remote_mut() {
+                        *x = d;
+                    }
+                }),
+                RemoteOutput::SetStatus {
+                    state,
+                    detail,
+                    stdout_size,
+                } => {
+                    self.unit.set(state, detail, stdout_size);
+                    lock(&self.engine).handle_status(&self.id, state);
+                }
+                RemoteOutput::SetDetail(detail) => self.unit.update(|r| r.detail = detail),
+                RemoteOutput::Answer(a) => answer = Some(a),
+                RemoteOutput::Forget => self.forget(),
+                other => debug!("[{}] ignored {other:?}", self.id),
+            }
+        }
+        if let Some(a) = answer
+            && let Some(tx) = self.answer.take()
+        {
+            let _ = tx.try_send(a);
+        }
+    }
+
+    fn dial(&mut self, c: ConnId) {
+        let red = self.m.data();
+        let (writes, rx) = async_channel::bounded(WRITES);
+        let task = self.mesh.node.spawn(connection(
+            c,
+            self.mesh.clone(),
+            red.remote_node.clone(),
+            red.tls_client.clone(),
+            self.unit.stdin_path(),
+            rx,
+            self.events_tx.clone(),
+        ));
+        self.conns.insert(
+            c,
+            Conn {
+                writes,
+                _task: task,
+            },
+        );
+    }
+
+    fn write(&mut self, c: ConnId, w: Write) {
+        let sent = self
+            .conns
+            .get(&c)
+            .is_some_and(|conn| conn.writes.try_send(w).is_ok());
+        if !sent {
+            // Gone or hopelessly behind: the machine hears the stream ended.
+            self.conns.remove(&c);
+            self.m.handle_stream_ended(Instant::now(), c);
+        }
+    }
+
+    fn append(&mut self, offset: i64, data: &[u8]) {
+        if self.stdout.is_none() {
+            match open_append(&self.unit.stdout_path()) {
+                Ok(f) => self.stdout = Some(f),
+                Err(e) => return error!("[{}] could not open its stdout file: {e}", self.id),
+            }
+        }
+        let Some(f) = self.stdout.as_mut() else {
+            return;
+        };
+        if let Ok(len) = f.metadata().map(|m| m.len())
+            && i64::try_from(len).ok() != Some(offset)
+        {
+            warn!(
+                "[{}] stdout holds {len} bytes, output arrived for byte {offset}",
+                self.id
+            );
+        }
+        if let Err(e) = f.write_all(data) {
+            error!("[{}] could not copy to its stdout file: {e}", self.id);
+        }
+    }
+
+    /// The unit is released there: its directory goes (a failure is only logged, as Go's
+    /// forced release does) and the engine forgets it.
+    fn forget(&mut self) {
+        self.stdout = None;
+        if let Err(e) = self.unit.remove_dir() {
+            error!("Error releasing unit {}: {e}", self.unit.dir.display());
+        }
+        lock(&self.engine).forget(&self.id);
+    }
+}
+
+/// One connection: a dial, then reads into events and writes what the job asks, until
+/// either side ends (the job drops its task to close it).
+async fn connection(
+    c: ConnId,
+    mesh: Mesh,
+    node: String,
+    tls: String,
+    stdin: PathBuf,
+    writes: Receiver<Write>,
+    events: Sender<Event>,
+) {
+    let stream = match mesh.open(&node, &tls).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = events.send(Event::ConnectFailed(c, e)).await;
+            return;
+        }
+    };
+    if events.send(Event::Connected(c)).await.is_err() {
+        return;
+    }
+    // The payload counts as delivered only once the other node acknowledged all of it: a
+    // cut after the half-close but before that must be a cut, not a start.
+    let mut acked = Some(stream.acked());
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let reader = async {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                    if events.send(Event::Bytes(c, data)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => return debug!("read error reading from {node}: {e}"),
+            }
+        }
+    };
+    let writer = async {
+        while let Ok(w) = writes.recv().await {
+            let payload = matches!(w, Write::Payload);
+            let r = match w {
+                Write::Line(line) => match wr.write_all(line.as_bytes()).await {
+                    Ok(()) => wr.flush().await,
+                    Err(e) => Err(e),
+                },
+                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
+                    (Ok(()), Some(acked)) => acked.await,
+                    (r, _) => r,
+                },
+            };
+            if let Err(e) = r {
+                return debug!("write error sending to {node}: {e}");
+            }
+            if payload && events.send(Event::HalfClosed(c)).await.is_err() {
+                return;
+            }
+        }
+        future::pending::<()>().await;
+    };
+    future::or(reader, writer).await;
+    let _ = events.send(Event::Ended(c)).await;
+}
+
+/// Writes the unit's stdin file to the stream, then half-closes it.
+async fn send_payload(
+    stdin: &std::path::Path,
+    wr: &mut (impl futures_lite::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(stdin).inspect_err(|e| {
+        error!("error opening stdin file {}: {e}", stdin.display());
+    })?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file.read(&mut buf)?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        wr.write_all(chunk).await?;
+    }
+    wr.close().await
+}
+
+/// Creates `path` if needed, for appending.
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Runs `job` as the unit's job (the previous one must have been stopped).
+fn spawn_job(unit: &Unit, job: Job) {
+    let node = job.mesh.node.clone();
+    let task = node.spawn(job.run());
+    *lock(&unit.job) = Some(task);
+}
+
+/// Stops the unit's job, if any, and waits until it has stopped.
+async fn stop_job(unit: &Unit) {
+    let job = lock(&unit.job).take();
+    if let Some(job) = job {
+        job.cancel().await;
+    }
+}
+
+fn job_running(unit: &Unit) -> bool {
+    lock(&unit.job).as_ref().is_some_and(|j| !j.is_finished())
+}
+
+/// Waits for a job's answer; a job that ended without one has not reached the other node.
+async fn answer(rx: Receiver<Result<bool, String>>) -> Result<bool, String> {
+    rx.recv().await.unwrap_or(Ok(true))
+}
+
+/// The remote data of a unit as last written.
+fn data(unit: &Unit) -> RemoteExtraData {
+    lock(&unit.rec).remote().cloned().unwrap_or_default()
+}
+
+/// Go's `Start`: submits the unit, answering once the other node started it, or once the
+/// first attempt failed (pending: the job goes on in the background).
+pub(super) async fn start(w: &Work, id: &str, unit: &Arc<Unit>) -> Result<bool, String> {
+    if data(unit).remote_started {
+        return Err("unit was already started".into());
+    }
+    if job_running(unit) {
+        return Err("start or monitor process already running".into());
+    }
+    let (mut job, rx) = Job::new(w, id, unit)?;
+    job.m.start(Instant::now());
+    spawn_job(unit, job);
+    answer(rx).await
+}
+
+/// Go's `Restart` for a remote unit found on disk.
+pub(super) fn restart(w: &Work, id: &str, unit: &Arc<Unit>) -> Result<(), String> {
+    let (mut job, _) = Job::new(w, id, unit)?;
+    job.m.resume(Instant::now())?;
+    if !job.m.is_done() {
+        spawn_job(unit, job);
+    }
+    Ok(())
+}
+
+/// Go's `Cancel` (`release` `None`) and `Release` (`Some(force)`) for a remote unit.
+pub(super) async fn cancel(
+    w: &Work,
+    id: &str,
+    unit: &Arc<Unit>,
+    release: Option<bool>,
+) -> CancelOutcome {
+    stop_job(unit).await;
+    let (mut job, rx) = match Job::new(w, id, unit) {
+        Ok(j) => j,
+        Err(e) => return CancelOutcome::Failed(e),
+    };
+    job.m
+        .cancel(Instant::now(), release.is_some(), release.unwrap_or(false));
+    spawn_job(unit, job);
+    match answer(rx).await {
+        Ok(pending) => CancelOutcome::Handled { pending },
+        Err(e) => CancelOutcome::Failed(e),
+    }
+}

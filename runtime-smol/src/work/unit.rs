@@ -1,0 +1,240 @@
+//! One unit of work on smol: its directory, its status record, its child process while it
+//! runs. The files are Go's (`status`, `stdin`, `stdout`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_executor::Task;
+use async_io::Timer;
+use receptor_core::control::UnitStatus;
+use receptor_core::os::process::process_exit;
+use receptor_core::work::{
+    CancelOutcome, ExtraData, Restart, STATE_FAILED, STATE_RUNNING, STATE_SUCCEEDED, StatusRecord,
+    WorkType, shlex_split,
+};
+
+/// How often a running child is looked at while it is being cancelled.
+pub(super) const CHILD_POLL: Duration = Duration::from_millis(20);
+
+/// A command work type (Go's `work-command`).
+#[derive(Debug, Clone, Default)]
+pub struct CommandWorkType {
+    /// The command to run.
+    pub command: String,
+    /// Its configured parameters (split as a shell would), before any runtime ones.
+    pub params: String,
+    /// Whether submitters may add parameters (`allowruntimeparams`).
+    pub allow_runtime_params: bool,
+}
+
+impl WorkType for CommandWorkType {
+    fn on_restart(&self, rec: &StatusRecord) -> Restart {
+        Restart::for_process(rec)
+    }
+}
+
+/// Go's `remote` work type: the work runs on another node ([`super::remote`]).
+#[derive(Debug)]
+pub(super) struct RemoteType;
+
+impl WorkType for RemoteType {
+    fn on_restart(&self, rec: &StatusRecord) -> Restart {
+        Restart::for_remote(rec)
+    }
+}
+
+/// What a unit runs as.
+#[derive(Debug, Clone)]
+pub(super) enum Kind {
+    /// A registered command type: a child process here.
+    Command(Arc<CommandWorkType>),
+    /// A `remote` unit: a [`super::remote`] job drives it.
+    Remote,
+    /// A type not registered here: listed, never started.
+    Unknown,
+}
+
+impl Kind {
+    /// Its rules, for the engine (`None`: unknown).
+    pub(super) fn work_type(&self) -> Option<&dyn WorkType> {
+        match self {
+            Self::Command(c) => Some(&**c),
+            Self::Remote => Some(&RemoteType),
+            Self::Unknown => None,
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One unit: its directory, its record, its child while it runs.
+#[derive(Debug)]
+pub(super) struct Unit {
+    pub(super) dir: PathBuf,
+    pub(super) kind: Kind,
+    pub(super) rec: Mutex<StatusRecord>,
+    pub(super) child: Mutex<Option<Child>>,
+    /// A remote unit's job (start, follow, cancel or release); dropping it stops it.
+    pub(super) job: Mutex<Option<Task<()>>>,
+}
+
+impl Unit {
+    pub(super) fn new(dir: PathBuf, kind: Kind, rec: StatusRecord) -> Self {
+        Self {
+            dir,
+            kind,
+            rec: Mutex::new(rec),
+            child: Mutex::new(None),
+            job: Mutex::new(None),
+        }
+    }
+
+    /// Writes the record to `status` (a new file renamed over the old one, so a reader never
+    /// sees half of it).
+    fn save(&self) -> Result<(), String> {
+        let json = lock(&self.rec).to_json();
+        let tmp = self.dir.join("status.new");
+        std::fs::write(&tmp, json).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, self.dir.join("status")).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn stdin_path(&self) -> PathBuf {
+        self.dir.join("stdin")
+    }
+
+    pub(super) fn stdout_path(&self) -> PathBuf {
+        self.dir.join("stdout")
+    }
+
+    pub(super) fn stdout_size(&self) -> i64 {
+        std::fs::metadata(self.stdout_path())
+            .map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
+    }
+
+    pub(super) fn set(&self, state: i64, detail: String, stdout: Option<i64>) {
+        self.update(|r| r.set_basic(state, detail, stdout));
+    }
+
+    /// Changes the record and writes it (a failed write is logged).
+    pub(super) fn update(&self, change: impl FnOnce(&mut StatusRecord)) {
+        change(&mut lock(&self.rec));
+        if let Err(e) = self.save() {
+            tracing::warn!("writing status in {}: {e}", self.dir.display());
+        }
+    }
+
+    /// The status as `work status` / `work list` report it.
+    pub(super) fn reply_status(&self) -> UnitStatus {
+        let mut st = lock(&self.rec).to_unit_status();
+        if matches!(self.kind, Kind::Unknown) {
+            // Go's rendering of a unit whose work type is not registered.
+            st.extra_data = Some("\"Unknown WorkType\"".to_owned());
+        }
+        st
+    }
+
+    /// Starts the command with `stdin` as its input and `stdout` taking its output, with the
+    /// parameters recorded for this unit.
+    pub(super) fn spawn(&self) -> Result<(), String> {
+        let Kind::Command(ty) = &self.kind else {
+            return Ok(());
+        };
+        let params = match &lock(&self.rec).extra_data {
+            Some(ExtraData::Command(c)) => c.params.clone(),
+            _ => ty.params.clone(),
+        };
+        let stdin = std::fs::File::open(self.stdin_path()).map_err(|e| e.to_string())?;
+        let stdout = std::fs::File::create(self.stdout_path()).map_err(|e| e.to_string())?;
+        let stderr = stdout.try_clone().map_err(|e| e.to_string())?;
+        let args = shlex_split(&params).map_err(|e| e.to_string())?;
+        let child = Command::new(&ty.command)
+            .args(args)
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .map_err(|e| format!("fork/exec {}: {e}", ty.command))?;
+        let pid = i64::from(child.id());
+        *lock(&self.child) = Some(child);
+        self.set(STATE_RUNNING, format!("Running: PID {pid}"), Some(0));
+        Ok(())
+    }
+
+    /// Records the exit of a child that has ended; whether it had.
+    pub(super) fn reap(&self) -> bool {
+        let exited = {
+            let mut child = lock(&self.child);
+            match child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => {
+                    *child = None;
+                    Some(Ok(status))
+                }
+                Some(Err(e)) => {
+                    *child = None;
+                    Some(Err(e.to_string()))
+                }
+                _ => None,
+            }
+        };
+        let Some(exited) = exited else {
+            return false;
+        };
+        let size = Some(self.stdout_size());
+        match exited.map(process_exit) {
+            Ok(exit) if exit.success() => self.set(STATE_SUCCEEDED, exit.to_string(), size),
+            Ok(exit) => self.set(STATE_FAILED, exit.to_string(), size),
+            Err(e) => self.set(STATE_FAILED, e, size),
+        }
+        true
+    }
+
+    /// Kills a running child and waits for it.
+    pub(super) async fn cancel_child(&self) -> CancelOutcome {
+        let killed = match lock(&self.child).as_mut() {
+            Some(child) => child.kill().map_err(|e| e.to_string()),
+            None => return CancelOutcome::NotRunning,
+        };
+        if let Err(e) = killed {
+            return CancelOutcome::Failed(e);
+        }
+        while lock(&self.child).is_some() {
+            let gone = lock(&self.child)
+                .as_mut()
+                .map_or(Ok(true), |c| c.try_wait().map(|s| s.is_some()));
+            match gone {
+                Ok(true) => *lock(&self.child) = None,
+                Ok(false) => {
+                    Timer::after(CHILD_POLL).await;
+                }
+                Err(e) => return CancelOutcome::Failed(e.to_string()),
+            }
+        }
+        CancelOutcome::Stopped
+    }
+
+    /// Kills the child, if any, and waits for it, and stops a remote unit's job (the node is
+    /// going away).
+    pub(super) fn kill_now(&self) {
+        drop(lock(&self.job).take());
+        if let Some(mut c) = lock(&self.child).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Removes the unit's directory (one already gone counts as removed).
+    pub(super) fn remove_dir(&self) -> Result<(), String> {
+        remove_dir(&self.dir)
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}

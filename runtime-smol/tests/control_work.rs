@@ -1,0 +1,282 @@
+//! The `work` commands of a smol node's control service, driven by the real `receptorctl`:
+//! submit (with and without payload, with runtime parameters, following and releasing),
+//! list, results, cancel, release and force-release of command units run through core's
+//! engine, and the refusals (unknown type, parameters not allowed, remote work without a
+//! node); and remote units, submitted on one smol node to run on another.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use receptor_core::LinkKind;
+use receptor_core::stream::{ServerTls, server_config};
+use receptor_smol::backends::{tcp_dial, tcp_listen};
+use receptor_smol::control::{ControlOptions, serve_control_mesh, serve_control_unix};
+use receptor_smol::spawn_node;
+use receptor_smol::tls::insecure::insecure_server_config;
+use receptor_smol::work::{CommandWorkType, Work};
+
+mod common;
+use common::{TempDir, config_seeded, dial_spec, listen_spec, receptorctl, wait_route, within};
+
+/// The `Unit ID: X` line of a submit without `--follow`.
+fn unit_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Unit ID: "))
+        .unwrap_or_else(|| panic!("no unit ID in {out:?}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn receptorctl_drives_work_on_a_smol_node() {
+    let dir = TempDir::new("ctlwork");
+    let sock = dir.path("w.sock");
+    let units = dir.path("units");
+    let node = spawn_node(config_seeded("w", 5)).unwrap();
+    let work = Arc::new(Work::new(units.clone(), 9));
+    work.register("cat", "cat", "");
+    work.register("lines", "sh", "-c 'echo one; echo two'");
+    work.register("sleep", "sleep", "30");
+    work.register("fail", "sh", "-c 'echo oops; exit 3'");
+    work.register_type(
+        "echo",
+        CommandWorkType {
+            command: "echo".into(),
+            params: "base".into(),
+            allow_runtime_params: true,
+        },
+    );
+    let options = ControlOptions {
+        version: "0.0-test".into(),
+        connect_tls: None,
+        work: Some(work.clone()),
+    };
+    let _control = serve_control_unix(&node, &sock, options.clone()).unwrap();
+    let ctl = |args: &[&str]| {
+        let (ok, out, err) = receptorctl(&sock, args);
+        (ok, out, err)
+    };
+
+    // Followed and released: the output, then the release; nothing is left.
+    let (ok, out, err) = ctl(&["work", "submit", "lines", "--no-payload", "-f", "--rm"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("one\ntwo\n"), "{out}{err}");
+    assert!(out.contains("released"), "{out}{err}");
+    let (ok, out, err) = ctl(&["work", "list"]);
+    assert!(ok && out.trim() == "{}", "{out}{err}");
+
+    // A payload goes to the command's stdin.
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "-l", "hello smol", "-f"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "hello smol\n", "{err}");
+
+    // Runtime parameters where the type allows them.
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "echo",
+        "--no-payload",
+        "-f",
+        "-a",
+        "params=and more",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "base and more\n", "{err}");
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "--no-payload", "-a", "params=x"]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("extra params provided but not allowed"),
+        "{out}{err}"
+    );
+
+    // A failed unit: its output, then receptorctl reports the failure.
+    let (ok, out, err) = ctl(&["work", "submit", "fail", "--no-payload", "-f"]);
+    assert!(!ok, "{out}{err}");
+    assert!(out.starts_with("oops\n"), "{out}{err}");
+    assert!(err.contains("exit status 3"), "{out}{err}");
+
+    // Started, listed Running, cancelled (its process killed), listed Canceled, released.
+    let (ok, out, err) = ctl(&["work", "submit", "sleep", "--no-payload"]);
+    assert!(ok && out.contains("Result: Job Started"), "{out}{err}");
+    let long = unit_id(&out);
+    let (ok, out, err) = ctl(&["work", "list", "--unit_id", &long]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"StateName\": \"Running\""), "{out}");
+    assert!(out.contains("\"WorkType\": \"sleep\""), "{out}");
+    let (ok, out, err) = ctl(&["work", "cancel", &long]);
+    assert!(
+        ok && out.contains(&format!("({long}, cancelled)")),
+        "{out}{err}"
+    );
+    let (ok, out, err) = ctl(&["work", "list"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"StateName\": \"Canceled\""), "{out}");
+    assert!(out.contains("\"StateName\": \"Failed\""), "{out}");
+    let (ok, out, err) = ctl(&["work", "release", &long]);
+    assert!(
+        ok && out.contains(&format!("({long}, released)")),
+        "{out}{err}"
+    );
+    assert!(!units.join(&long).exists());
+    let (ok, out, err) = ctl(&["work", "release", &long]);
+    assert!(!ok && err.contains("unknown work unit"), "{out}{err}");
+    let (ok, out, err) = ctl(&["work", "release", "--force", &long]);
+    assert!(ok, "{out}{err}");
+
+    // Results of a finished unit, again, from the start.
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "-l", "again", "-f"]);
+    assert!(ok && out == "again\n", "{out}{err}");
+    let ids = work.list(None).unwrap();
+    let again = ids
+        .iter()
+        .find(|(_, st)| st.work_type == "cat" && st.stdout_size == 6)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let (ok, out, err) = ctl(&["work", "results", &again]);
+    assert!(ok && out == "again\n", "{out}{err}");
+    let (ok, out, err) = ctl(&["work", "results", "nosuch"]);
+    assert!(
+        !ok && err.contains("unknown work unit nosuch"),
+        "{out}{err}"
+    );
+
+    // Refusals.
+    let (ok, out, err) = ctl(&["work", "submit", "nope", "--no-payload"]);
+    assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
+    // Without a node for it, no remote work.
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "--no-payload", "--node", "far"]);
+    assert!(
+        !ok && err.contains("remote work needs a running node"),
+        "{out}{err}"
+    );
+
+    // The work types are advertised with the control service on the mesh, as Go does.
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    let server = ServerTls::Fixed(server_config((*tls).clone()).unwrap());
+    let mesh = serve_control_mesh(&node, "control", server, 1, options);
+    let _mesh = async_io::block_on(mesh).unwrap();
+    let advertised = (0..100).any(|_| {
+        let (_, out, _) = ctl(&["status", "--json"]);
+        let found = out.contains("\"WorkType\": \"sleep\"");
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found
+    });
+    assert!(advertised, "{}", ctl(&["status", "--json"]).1);
+
+    // Everything released: the directory is empty.
+    let (ok, out, err) = ctl(&["work", "release", "--all"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
+}
+
+/// a -tcp- b, both smol: `work submit --node b` on a runs the work on b through core's
+/// remote-unit machine, over mesh streams to b's control service; output, cancel and release
+/// reach b.
+#[test]
+fn remote_units_from_one_smol_node_to_another() {
+    let dir = TempDir::new("remotework");
+    let sock = dir.path("a.sock");
+    let (a, b) = (
+        spawn_node(config_seeded("a", 21)).unwrap(),
+        spawn_node(config_seeded("b", 22)).unwrap(),
+    );
+    let (addr_b, _listen) =
+        async_io::block_on(tcp_listen(&b, listen_spec(LinkKind::Stream))).unwrap();
+    let _dial = tcp_dial(&a, dial_spec(addr_b, LinkKind::Stream));
+    async_io::block_on(within(20, "route a -> b", wait_route(&a, "b")));
+    async_io::block_on(within(20, "route b -> a", wait_route(&b, "a")));
+
+    let on_b = Arc::new(Work::new(dir.path("b-units"), 3));
+    on_b.register("cat", "cat", "");
+    on_b.register("lines", "sh", "-c 'echo one; echo two'");
+    on_b.register("sleep", "sleep", "30");
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    let server = ServerTls::Fixed(server_config((*tls).clone()).unwrap());
+    let b_options = ControlOptions {
+        work: Some(on_b.clone()),
+        ..ControlOptions::default()
+    };
+    let _b_control =
+        async_io::block_on(serve_control_mesh(&b, "control", server, 1, b_options)).unwrap();
+
+    let a_units = dir.path("a-units");
+    let on_a = Arc::new(Work::new(a_units.clone(), 4).with_node(a.clone(), None));
+    let a_options = ControlOptions {
+        work: Some(on_a.clone()),
+        ..ControlOptions::default()
+    };
+    let _a_control = serve_control_unix(&a, &sock, a_options).unwrap();
+    let ctl = |args: &[&str]| receptorctl(&sock, args);
+
+    // A payload to b and the output back.
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "cat",
+        "--node",
+        "b",
+        "-l",
+        "over the mesh",
+        "-f",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "over the mesh\n", "{err}");
+    let (ok, out, err) = ctl(&["work", "list"]);
+    assert!(ok && out.contains("\"WorkType\": \"remote\""), "{out}{err}");
+    assert!(out.contains("\"RemoteNode\": \"b\""), "{out}");
+    assert!(out.contains("\"StateName\": \"Succeeded\""), "{out}");
+
+    // Followed and released: released on b too.
+    let before = on_b.list(None).unwrap().len();
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "lines",
+        "--node",
+        "b",
+        "--no-payload",
+        "-f",
+        "--rm",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("one\ntwo\n"), "{out}{err}");
+    assert!(out.contains("released"), "{out}{err}");
+    assert_eq!(on_b.list(None).unwrap().len(), before);
+
+    // Cancelled here: cancelled there (its process killed), then released both sides.
+    let (ok, out, err) = ctl(&["work", "submit", "sleep", "--node", "b", "--no-payload"]);
+    assert!(ok && out.contains("Result: Job Started"), "{out}{err}");
+    let long = unit_id(&out);
+    let remote_id = |w: &Work| {
+        w.list(None)
+            .unwrap()
+            .into_iter()
+            .find(|(_, st)| st.work_type == "sleep")
+            .map(|(id, st)| (id, st.state))
+    };
+    let (there, state) = remote_id(&on_b).unwrap();
+    assert_eq!(state, 1, "running on b");
+    let (ok, out, err) = ctl(&["work", "cancel", &long]);
+    assert!(
+        ok && out.contains(&format!("({long}, cancelled)")),
+        "{out}{err}"
+    );
+    assert_eq!(on_b.unit_status(&there).unwrap().state, 4, "canceled on b");
+    let (ok, out, err) = ctl(&["work", "release", &long]);
+    assert!(
+        ok && out.contains(&format!("({long}, released)")),
+        "{out}{err}"
+    );
+    assert!(!a_units.join(&long).exists());
+    assert!(on_b.unit_status(&there).is_err(), "released on b");
+
+    // b refuses: the submit fails with b's reason.
+    let (ok, out, err) = ctl(&["work", "submit", "nope", "--node", "b", "--no-payload"]);
+    assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
+
+    let (ok, out, err) = ctl(&["work", "release", "--all", "--force"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read_dir(&a_units).unwrap().count(), 0);
+}
