@@ -31,12 +31,11 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use receptor_core::control::UnitStatus;
+use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit};
 use receptor_core::wire::WorkCommand;
-use receptor_core::work::remote::{RemoteExtraData, is_secret};
 use receptor_core::work::{
     Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
-    WorkError, command_params, is_complete,
+    WorkError, command_params, is_complete, new_remote_data,
 };
 
 pub use results::ResultsStream;
@@ -45,9 +44,6 @@ use unit::{CHILD_POLL, Kind, Unit, lock};
 
 use crate::NodeHandle;
 use crate::control::ConnectTls;
-
-/// Longest wait of a long-polled `work status` (as the `receptor` binary's).
-const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// The units of one node, run on smol.
 #[derive(Debug)]
@@ -206,16 +202,19 @@ impl Work {
         if !tls_client.is_empty() {
             mesh.knows_tls(tls_client, node)
                 .map_err(WorkError::Worker)?;
-        } else if params.keys().any(|k| is_secret(k)) {
-            return refuse("cannot send secrets over a non-TLS connection".into());
         }
-        let red = RemoteExtraData {
-            remote_node: node.to_owned(),
-            remote_work_type: work_type.to_owned(),
-            remote_params: params.clone(),
+        // The core's checks (secrets need TLS); this node offers neither `ttl` nor signing,
+        // so there is no ttl to parse and no token lifetime that matters.
+        let req = WorkSubmit {
+            node: node.to_owned(),
+            work_type: work_type.to_owned(),
             tls_client: tls_client.to_owned(),
-            ..RemoteExtraData::default()
+            params: params.clone(),
+            ..WorkSubmit::default()
         };
+        let red = new_remote_data(&req, true, Duration::ZERO, 0, |_| Ok(0))
+            .map_err(|e| WorkError::Worker(e.to_string()))?
+            .data;
         let rec = StatusRecord::new("remote", Some(ExtraData::Remote(red)));
         self.create_unit(Kind::Remote, rec)
     }
@@ -275,23 +274,24 @@ impl Work {
         Ok(unit.reply_status())
     }
 
-    /// `work status` long-polled (the extension our nodes use among themselves): answers once
-    /// the unit's State or Detail differ from `known_state` / `known_detail`, or once `wait`
-    /// has passed (at most 30 s).
+    /// `work status` long-polled (the extension our nodes use among themselves): answers as
+    /// the core's [`StatusWait::step`] rules (news at once, otherwise at the capped wait).
     pub async fn unit_status_wait(
         &self,
         id: &str,
-        known_state: i64,
-        known_detail: &str,
-        wait: Duration,
+        wait: &StatusWait,
     ) -> Result<UnitStatus, WorkError> {
-        let until = Instant::now() + wait.min(STATUS_WAIT_MAX);
+        let until = wait.deadline(Instant::now());
         loop {
+            // A unit released meanwhile is unknown here already.
             let st = self.unit_status(id)?;
-            if st.state != known_state || st.detail != known_detail || Instant::now() >= until {
-                return Ok(st);
+            match wait.step(Some(st), Instant::now() >= until) {
+                WaitStep::Answer(st) => return Ok(st),
+                WaitStep::Unknown => return Err(WorkError::UnknownUnit(id.to_owned())),
+                WaitStep::Wait => {
+                    Timer::after(CHILD_POLL).await;
+                }
             }
-            Timer::after(CHILD_POLL).await;
         }
     }
 

@@ -1,17 +1,16 @@
-//! `work results`: a unit's stdout from an offset, streamed while it grows, by the rule the
-//! `receptor` binary follows (control-and-work.md §2.5): the stream ends once the unit is
-//! complete (Succeeded or Failed, core's [`is_complete`]) and everything its record counts
-//! (`StdoutSize`) has been sent, or when the unit is released, or a write fails. A Canceled
-//! unit is not complete (as in Go): its stream waits for more until it is released or the
-//! client leaves. A negative offset ends it at once (Go's seek error).
+//! `work results`: a unit's stdout from an offset, streamed while it grows (control-and-work.md
+//! §2.5). When the stream ends is the core's [`ResultsFollow`] rule, the one the `receptor`
+//! binary follows (the unit complete and everything its record counts sent, its stdout file
+//! gone, a negative offset, ...); it also ends when the unit is released here or a write
+//! fails.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::is_complete;
+use receptor_core::work::{ResultsFollow, ResultsNext};
 use tracing::debug;
 
 use super::Work;
@@ -41,18 +40,37 @@ impl ResultsStream {
     /// Writes the unit's stdout from the start position to `out` as it becomes available,
     /// until the stream ends (see the module's rule).
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
-        let Ok(mut pos) = u64::try_from(self.start_pos) else {
-            return;
-        };
+        let mut follow = ResultsFollow::new(self.start_pos);
         let mut buf = vec![0u8; CHUNK];
         let mut file = None;
+        let mut pos = 0;
         loop {
             let Ok(unit) = self.work.unit(&self.id) else {
                 debug!("[{}] released while its results were streamed", self.id);
                 return;
             };
             if file.is_none() {
-                file = std::fs::File::open(unit.stdout_path()).ok();
+                match std::fs::File::open(unit.stdout_path()) {
+                    Ok(f) => {
+                        let Ok(from) = follow.opened(Instant::now()) else {
+                            return;
+                        };
+                        pos = from;
+                        file = Some(f);
+                    }
+                    Err(_) => {
+                        let Some(st) = self.work.status(&self.id) else {
+                            return;
+                        };
+                        let end = follow.no_stdout(Instant::now(), false, st.state, st.stdout_size);
+                        if let Some(end) = end {
+                            debug!("[{}] results end: {end}", self.id);
+                            return;
+                        }
+                        Timer::after(POLL).await;
+                        continue;
+                    }
+                }
             }
             // Everything there is now.
             while let Some(f) = file.as_mut() {
@@ -71,14 +89,18 @@ impl ResultsStream {
                     return;
                 }
             }
+            // The status after the reads: a unit that completed meanwhile has its last
+            // output in the file already.
             let Some(st) = self.work.status(&self.id) else {
                 return;
             };
-            // A complete unit without a stdout file never ran a process: nothing will come.
-            let sent_all =
-                file.is_none() || i64::try_from(pos).unwrap_or(i64::MAX) >= st.stdout_size;
-            if is_complete(st.state) && sent_all {
-                debug!("[{}] stdout complete", self.id);
+            let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
+                ResultsNext::End(end) => Some(end),
+                ResultsNext::CheckStdout => follow.stdout_checked(unit.stdout_path().exists()),
+                ResultsNext::Wait => None,
+            };
+            if let Some(end) = end {
+                debug!("[{}] results end: {end}", self.id);
                 return;
             }
             Timer::after(POLL).await;
