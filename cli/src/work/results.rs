@@ -5,7 +5,7 @@
 //! completion are forwarded at once; it looks again at least every second anyway (every 250
 //! ms for a unit whose directory could not be watched).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,8 +15,12 @@ use tracing::debug;
 
 use super::Unit;
 
-/// Read size.
+/// Largest read.
 const CHUNK: usize = 256 * 1024;
+/// First read size; the buffer doubles after each read that fills it, up to [`CHUNK`]. A
+/// stream's buffer is resident while it lives: 200 streams of 100 KiB outputs held 50 MiB
+/// with [`CHUNK`]-sized ones from the start, and now hold a quarter of that.
+const FIRST_CHUNK: usize = 16 * 1024;
 
 /// The stdout of one unit from an offset, ready to be streamed.
 #[derive(Debug)]
@@ -45,7 +49,7 @@ impl ResultsStream {
         let mut follow = ResultsFollow::new(self.start_pos);
         // Subscribed before every look at the file, so no change is missed.
         let mut changes = unit.subscribe();
-        let mut file = loop {
+        let file = loop {
             match std::fs::File::open(&path) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -74,14 +78,11 @@ impl ResultsStream {
         let Ok(mut pos) = follow.opened(Instant::now()) else {
             return;
         };
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; FIRST_CHUNK];
         loop {
             // Everything there is now.
             loop {
-                let n = match file
-                    .seek(SeekFrom::Start(pos))
-                    .and_then(|_| file.read(&mut buf))
-                {
+                let n = match file.read_at(&mut buf, pos) {
                     Ok(n) => n,
                     Err(e) => {
                         debug!("[{}] error reading stdout: {e}", unit.id);
@@ -95,6 +96,9 @@ impl ResultsStream {
                 let Some(chunk) = buf.get(..n) else { return };
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
+                }
+                if n == buf.len() && n < CHUNK {
+                    buf.resize((2 * n).min(CHUNK), 0);
                 }
             }
             let st = unit.status();
