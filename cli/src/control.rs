@@ -221,7 +221,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                                 bridge = Some(stream);
                                 Reply::Connected
                             }
-                            Err(e) => Reply::Error(e),
+                            Err(e) => Reply::Error(e.into()),
                         }
                     }
                     Action::Work(WorkRequest::Submit(req)) => {
@@ -240,7 +240,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                                 payload = Some(unit);
                                 Reply::WorkUnitCreated { unit_id }
                             }
-                            Err(e) => Reply::Error(e),
+                            Err(e) => Reply::Error(e.into()),
                         }
                     }
                     Action::Work(WorkRequest::Results {
@@ -256,7 +256,7 @@ async fn run_session<S: ControlConn>(mut sock: S, ctx: ControlContext) {
                             results = Some(stream);
                             Reply::WorkResults { unit_id }
                         }
-                        Err(e) => Reply::Error(e),
+                        Err(e) => Reply::Error(e.into()),
                     },
                     Action::Work(req) => work_reply(&ctx.work, req, sock.is_unix()).await,
                     other => perform(&ctx, other).await,
@@ -325,14 +325,14 @@ async fn receive_payload<S: ControlConn>(
     };
     if let Err(e) = copied.await {
         work.payload_failed(unit, &e);
-        return Reply::Error(e);
+        return Reply::Error(e.into());
     }
     match work.start(unit).await {
         Ok(pending) => Reply::WorkStarted {
             unit_id: unit.id().to_owned(),
             pending,
         },
-        Err(e) => Reply::Error(e),
+        Err(e) => Reply::Error(e.into()),
     }
 }
 
@@ -349,15 +349,7 @@ async fn work_reply(work: &Arc<Workceptor>, req: WorkRequest, is_unix: bool) -> 
             unit_id,
             wait: Some(w),
             ..
-        } => work
-            .status_wait(
-                &unit_id,
-                w.state,
-                &w.detail,
-                Duration::from_millis(w.millis),
-            )
-            .await
-            .map(Reply::WorkStatus),
+        } => work.status_wait(&unit_id, &w).await.map(Reply::WorkStatus),
         WorkRequest::Cancel { unit_id, signature } => work
             .cancel(&unit_id, &signature, is_unix)
             .await
@@ -375,7 +367,7 @@ async fn work_reply(work: &Arc<Workceptor>, req: WorkRequest, is_unix: bool) -> 
             Err("work: unexpected subcommand".to_owned())
         }
     };
-    r.unwrap_or_else(Reply::Error)
+    r.unwrap_or_else(|e| Reply::Error(e.into()))
 }
 
 /// Dials `node:service` for `connect` (`localhost` is this node).

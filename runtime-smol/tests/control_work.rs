@@ -280,3 +280,60 @@ fn remote_units_from_one_smol_node_to_another() {
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_dir(&a_units).unwrap().count(), 0);
 }
+
+/// A smol node that stops while its remote unit runs on another node, and starts again over
+/// the same directory, follows the unit again and gets all of its output.
+#[test]
+fn a_remote_unit_is_followed_again_after_a_restart() {
+    let dir = TempDir::new("remoterestart");
+    let (a, b) = (
+        spawn_node(config_seeded("a", 31)).unwrap(),
+        spawn_node(config_seeded("b", 32)).unwrap(),
+    );
+    let (addr_b, _listen) =
+        async_io::block_on(tcp_listen(&b, listen_spec(LinkKind::Stream))).unwrap();
+    let _dial = tcp_dial(&a, dial_spec(addr_b, LinkKind::Stream));
+    async_io::block_on(within(20, "route a -> b", wait_route(&a, "b")));
+    async_io::block_on(within(20, "route b -> a", wait_route(&b, "a")));
+    let on_b = Arc::new(Work::new(dir.path("b-units"), 5));
+    on_b.register("slow", "sh", "-c 'echo first; sleep 2; echo second'");
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    let server = ServerTls::Fixed(server_config((*tls).clone()).unwrap());
+    let b_options = ControlOptions {
+        work: Some(on_b.clone()),
+        ..ControlOptions::default()
+    };
+    let _b_control =
+        async_io::block_on(serve_control_mesh(&b, "control", server, 1, b_options)).unwrap();
+
+    let a_units = dir.path("a-units");
+    let on_a = Work::new(a_units.clone(), 6).with_node(a.clone(), None);
+    let params = Default::default();
+    let id = on_a.create_remote("b", "slow", &params, "").unwrap();
+    assert_eq!(async_io::block_on(on_a.start(&id)), Ok(false));
+    let running = async {
+        while on_a.status(&id).unwrap().state != 1 {
+            async_io::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    async_io::block_on(within(10, "running", running));
+    // The node stops while the unit runs there.
+    drop(on_a);
+
+    let again = Work::new(a_units, 7).with_node(a.clone(), None);
+    again.scan();
+    let done = async_io::block_on(within(30, "the unit", again.wait(&id))).unwrap();
+    assert_eq!((done.state, done.detail.as_str()), (2, "exit status 0"));
+    let output = async_io::block_on(within(10, "its output", async {
+        loop {
+            let out = again.results(&id).unwrap_or_default();
+            if out.len() >= 13 {
+                return out;
+            }
+            async_io::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+    }));
+    assert_eq!(output, b"first\nsecond\n");
+    async_io::block_on(again.release(&id, false)).unwrap();
+    assert!(on_b.list(None).unwrap().is_empty(), "released on b too");
+}

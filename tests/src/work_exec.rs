@@ -263,7 +263,7 @@ impl Executor {
 
     fn answer(&mut self, sim: &Sim, trace: &mut Trace, i: usize, req: WorkRequest) -> Answer {
         let unknown =
-            |id: &str| Answer::Now(Reply::Error(WorkError::UnknownUnit(id.into()).to_string()));
+            |id: &str| Answer::Now(Reply::Error(WorkError::UnknownUnit(id.into()).into()));
         match req {
             WorkRequest::Submit(_) => match self.create() {
                 Ok((id, effects)) => {
@@ -271,7 +271,7 @@ impl Executor {
                     self.served[i].payload_for = Some(id.clone());
                     Answer::Now(Reply::WorkUnitCreated { unit_id: id })
                 }
-                Err(e) => Answer::Now(Reply::Error(e.to_string())),
+                Err(e) => Answer::Now(Reply::Error(e.into())),
             },
             WorkRequest::Status { unit_id, wait, .. } => {
                 let (Some(u), Some(())) = (self.units.get(&unit_id), self.engine.get(&unit_id))
@@ -302,7 +302,7 @@ impl Executor {
                 self.served[i].results = Some((unit_id.clone(), from));
                 Answer::Now(Reply::WorkResults { unit_id })
             }
-            other => Answer::Now(Reply::Error(format!("not served here: {other:?}"))),
+            other => Answer::Now(Reply::Error(format!("not served here: {other:?}").into())),
         }
     }
 
@@ -317,7 +317,7 @@ impl Executor {
         self.served[i].payload_for = None;
         match self.engine.start(&id) {
             Ok(effects) => self.effects(sim, trace, Some((i, &id)), effects),
-            Err(e) => self.complete(sim, trace, i, Reply::Error(e.to_string())),
+            Err(e) => self.complete(sim, trace, i, Reply::Error(e.into())),
         }
     }
 
@@ -369,7 +369,7 @@ impl Executor {
                             unit_id: unit.to_owned(),
                             pending,
                         },
-                        Err(e) => Reply::Error(e.to_string()),
+                        Err(e) => Reply::Error(e.into()),
                     };
                     self.complete(sim, trace, i, reply);
                 }
@@ -465,7 +465,7 @@ impl Executor {
                     }
                     Step::Perform(other) => {
                         moved = true;
-                        let reply = Reply::Error(format!("not served here: {other:?}"));
+                        let reply = Reply::Error(format!("not served here: {other:?}").into());
                         self.complete(sim, trace, i, reply);
                     }
                     Step::Read => {

@@ -44,7 +44,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use receptor_core::control::{ErrorReply, UnitStatus, WorkSubmit, state_name};
+use receptor_core::control::{
+    ErrorReply, StatusWait, UnitStatus, WaitStep, WorkSubmit, state_name,
+};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::{Engine, StatusRecord, StdoutSize, is_safe_unit_id};
 use tokio::sync::watch;
@@ -66,8 +68,6 @@ pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const WATCHED_FALLBACK: Duration = Duration::from_secs(1);
 /// How often waiters on a unit whose directory is not watched look again (Go's interval).
 const UNWATCHED_POLL: Duration = Duration::from_millis(250);
-/// Longest wait of a long-polled `work status` (the extension our nodes use among themselves).
-const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// One unit of work: its handle in the engine's table.
 pub struct Unit {
@@ -615,32 +615,25 @@ impl Workceptor {
     }
 
     /// `work status` long-polled (an extension our nodes use among themselves, see
-    /// [`receptor_core::control::StatusWait`]): answers once the unit's State or Detail differ
-    /// from `known`, or once `wait` has passed (at most [`STATUS_WAIT_MAX`]); a unit released
-    /// meanwhile is unknown.
+    /// [`StatusWait`]): answers as [`StatusWait::step`] rules, waking on every change of the
+    /// unit and at the deadline.
     pub async fn status_wait(
         self: &Arc<Self>,
         unit_id: &str,
-        known_state: i64,
-        known_detail: &str,
-        wait: Duration,
+        wait: &StatusWait,
     ) -> Result<UnitStatus, String> {
         let unit = self.find_or_err(unit_id)?;
         let mut rx = unit.subscribe();
-        let until = tokio::time::Instant::now() + wait.min(STATUS_WAIT_MAX);
+        let now = || tokio::time::Instant::now().into_std();
+        let deadline = wait.deadline(now());
         loop {
-            if unit.is_released() {
-                return Err(unknown_unit(unit_id));
-            }
-            let st = unit.reply_status();
-            if st.state != known_state || st.detail != known_detail {
-                return Ok(st);
-            }
-            if tokio::time::timeout_at(until, unit.changed(&mut rx))
-                .await
-                .is_err()
-            {
-                return Ok(unit.reply_status());
+            let current = (!unit.is_released()).then(|| unit.reply_status());
+            match wait.step(current, now(), deadline) {
+                WaitStep::Answer(st) => return Ok(st),
+                WaitStep::Unknown => return Err(unknown_unit(unit_id)),
+                WaitStep::Wait => {
+                    let _ = tokio::time::timeout_at(deadline.into(), unit.changed(&mut rx)).await;
+                }
             }
         }
     }

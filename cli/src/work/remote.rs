@@ -16,11 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use rand_chacha::rand_core::RngCore;
-use receptor_core::work::StatusRecord;
+use receptor_core::control::WorkSubmit;
 use receptor_core::work::remote::{RemoteExtraData, expired_detail};
 use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
+use receptor_core::work::signing::SignatureRefresh;
+use receptor_core::work::{StatusRecord, new_remote_data};
 use receptor_tokio::MeshStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -36,9 +38,6 @@ const CHUNK: usize = 64 * 1024;
 const EVENTS: usize = 64;
 /// Writes waiting for one connection.
 const WRITES: usize = 8;
-/// Longest use of one work-signing token before a fresh one is made (tokens last for the
-/// configured lifetime; a fresh one is made at half of it if that is sooner).
-const SIGN_REFRESH: Duration = Duration::from_secs(60);
 /// How long an idle control session to another node is kept for reuse.
 const POOL_IDLE: Duration = Duration::from_secs(10);
 /// Idle control sessions kept per node (and TLS config).
@@ -148,7 +147,8 @@ struct Job {
     events_tx: mpsc::Sender<Event>,
     events: mpsc::Receiver<Event>,
     answer: Option<oneshot::Sender<Result<bool, String>>>,
-    signed_at: Option<Instant>,
+    /// When the signature the machine holds was made.
+    signed: SignatureRefresh,
     stdout: Option<std::fs::File>,
 }
 
@@ -199,7 +199,7 @@ impl Job {
             events_tx,
             events,
             answer: Some(tx),
-            signed_at: None,
+            signed: SignatureRefresh::default(),
             stdout,
         };
         Ok((job, rx))
@@ -212,13 +212,15 @@ impl Job {
         if !red.sign_work {
             return Ok(());
         }
-        let refresh = SIGN_REFRESH.min(self.w.keys.token_lifetime() / 2);
-        if self.signed_at.is_some_and(|t| t.elapsed() < refresh) {
+        if !self
+            .signed
+            .due(Instant::now(), self.w.keys.token_lifetime())
+        {
             return Ok(());
         }
         let sig = self.w.keys.sign_for(&red.remote_node)?;
         self.m.set_signature(Some(sig));
-        self.signed_at = Some(Instant::now());
+        self.signed.signed(Instant::now());
         Ok(())
     }
 
@@ -587,47 +589,23 @@ pub(super) async fn cancel_or_release(
     answer(rx).await
 }
 
-/// The validated settings of a new remote unit.
-pub(super) fn new_data(
-    w: &Workceptor,
-    node: &str,
-    work_type: &str,
-    tls_client: &str,
-    ttl: &str,
-    sign_work: bool,
-    params: &BTreeMap<String, String>,
-) -> Result<RemoteExtraData, String> {
-    if !tls_client.is_empty() {
-        let tls = &w.mesh()?.tls;
-        if !tls.clients.contains_key(tls_client) {
-            return Err(format!("unknown TLS config {tls_client}"));
-        }
+/// The validated settings of a new remote unit: the core's [`new_remote_data`] rule, with
+/// this node's TLS clients, token lifetime, clock and duration parser.
+pub(super) fn new_data(w: &Workceptor, req: &WorkSubmit) -> Result<RemoteExtraData, String> {
+    let tls_known =
+        req.tls_client.is_empty() || w.mesh()?.tls.clients.contains_key(&req.tls_client);
+    let new = new_remote_data(
+        req,
+        tls_known,
+        w.keys.token_lifetime(),
+        now_nanos(),
+        crate::config::parse_go_duration,
+    )
+    .map_err(|e| e.to_string())?;
+    if new.ttl_outlives_token {
+        warn!("json web token expires before ttl");
     }
-    if tls_client.is_empty()
-        && params
-            .keys()
-            .any(|k| receptor_core::work::remote::is_secret(k))
-    {
-        return Err("cannot send secrets over a non-TLS connection".into());
-    }
-    let expiration = if ttl.is_empty() {
-        None
-    } else {
-        let d = crate::config::parse_go_duration(ttl)?;
-        if sign_work && d > i64::try_from(w.keys.token_lifetime().as_nanos()).unwrap_or(i64::MAX) {
-            warn!("json web token expires before ttl");
-        }
-        Some(now_nanos() + i128::from(d))
-    };
-    Ok(RemoteExtraData {
-        remote_node: node.to_owned(),
-        remote_work_type: work_type.to_owned(),
-        remote_params: params.clone(),
-        sign_work,
-        tls_client: tls_client.to_owned(),
-        expiration,
-        ..RemoteExtraData::default()
-    })
+    Ok(new.data)
 }
 
 /// Creates `path` if needed, for appending.

@@ -7,16 +7,14 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use receptor_core::work::is_complete;
+use receptor_core::work::{ResultsFollow, ResultsNext};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::Unit;
 
-/// How often the stdout file is checked for (it vanishes when the unit is released).
-const STAT_EVERY: Duration = Duration::from_secs(1);
 /// Read size.
 const CHUNK: usize = 256 * 1024;
 
@@ -34,11 +32,9 @@ impl ResultsStream {
 
     /// Writes the unit's stdout from the start position to `out` as it becomes available.
     ///
-    /// Ends when the unit is complete (Succeeded or Failed) and everything it recorded has
-    /// been sent, when the stdout file has been gone for more than 3 checks a second apart
-    /// (released), when a write fails, or as soon as `gone(out)` reports that the client
-    /// disconnected. A Canceled unit is not complete (as in Go): its stream waits for the
-    /// client to leave. A negative start position ends the stream at once (Go's seek error).
+    /// Ends as the core's [`ResultsFollow`] rule says (the unit complete and everything it
+    /// recorded sent, the stdout file gone, a negative start position, ...), when a write
+    /// fails, or as soon as `gone(out)` reports that the client disconnected.
     pub async fn run<W, G>(self, out: &mut W, mut gone: G)
     where
         W: AsyncWrite + Unpin,
@@ -46,25 +42,23 @@ impl ResultsStream {
     {
         let unit = &self.unit;
         let path = unit.dir.join("stdout");
+        let mut follow = ResultsFollow::new(self.start_pos);
         // Subscribed before every look at the file, so no change is missed.
         let mut changes = unit.subscribe();
-        // Since when the unit has been complete while its stdout is still missing: a remote
-        // unit's status can say Succeeded before the first output has been copied here.
-        let mut complete_since: Option<Instant> = None;
         let mut file = loop {
             match std::fs::File::open(&path) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if unit.is_released() {
-                        return;
-                    }
                     let st = unit.status();
-                    if is_complete(st.state) {
-                        let since = *complete_since.get_or_insert_with(Instant::now);
-                        if st.stdout_size <= self.start_pos || since.elapsed() > 3 * STAT_EVERY {
-                            debug!("[{}] unit completed without producing any stdout", unit.id);
-                            return;
-                        }
+                    let end = follow.no_stdout(
+                        Instant::now(),
+                        unit.is_released(),
+                        st.state,
+                        st.stdout_size,
+                    );
+                    if let Some(end) = end {
+                        debug!("[{}] results end: {end}", unit.id);
+                        return;
                     }
                 }
                 Err(e) => {
@@ -77,12 +71,10 @@ impl ResultsStream {
             }
             unit.changed(&mut changes).await;
         };
-        let Ok(mut pos) = u64::try_from(self.start_pos) else {
+        let Ok(mut pos) = follow.opened(Instant::now()) else {
             return;
         };
         let mut buf = vec![0u8; CHUNK];
-        let mut missing = 0;
-        let mut last_stat = Instant::now();
         loop {
             // Everything there is now.
             loop {
@@ -106,21 +98,14 @@ impl ResultsStream {
                 }
             }
             let st = unit.status();
-            if is_complete(st.state) && i64::try_from(pos).unwrap_or(i64::MAX) >= st.stdout_size {
-                debug!("[{}] stdout complete", unit.id);
+            let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
+                ResultsNext::End(end) => Some(end),
+                ResultsNext::CheckStdout => follow.stdout_checked(path.exists()),
+                ResultsNext::Wait => None,
+            };
+            if let Some(end) = end {
+                debug!("[{}] results end: {end}", unit.id);
                 return;
-            }
-            if last_stat.elapsed() >= STAT_EVERY {
-                last_stat = Instant::now();
-                if path.exists() {
-                    missing = 0;
-                } else {
-                    missing += 1;
-                    if missing > 3 {
-                        debug!("[{}] exceeded retries for reading stdout", unit.id);
-                        return;
-                    }
-                }
             }
             if gone(out) {
                 return;

@@ -4,17 +4,17 @@
 //!
 //! Like Go, the key files are only checked for existence at startup and read on every use, so
 //! a replaced key takes effect without a restart and a broken one fails only the commands that
-//! need it.
+//! need it. When a unit makes a fresh token, and when tokens expire, is the core's
+//! [`receptor_core::work::signing`].
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use receptor_core::work::jwt::{SigningKey, VerifyError, VerifyingKey};
+pub use receptor_core::work::signing::DEFAULT_TOKEN_EXPIRATION;
+use receptor_core::work::signing::token_expiry;
 
 use super::statusfile::go_path_error;
-
-/// Token lifetime when `work-signing` gives none (Go's default).
-pub const DEFAULT_TOKEN_EXPIRATION: Duration = Duration::from_secs(5 * 60);
 
 /// The keys of this node.
 #[derive(Debug, Clone, Default)]
@@ -56,8 +56,7 @@ impl Keys {
         let load = |e: String| format!("could not load signing key file: {e}");
         let pem = std::fs::read(path).map_err(|e| load(go_path_error("open", path, &e)))?;
         let key = SigningKey::from_pem(&pem).map_err(load)?;
-        let exp = (now() + *lifetime).as_secs();
-        key.sign(node, i64::try_from(exp).unwrap_or(i64::MAX))
+        key.sign(node, token_expiry(now(), *lifetime))
     }
 
     /// Go's `VerifySignature` for a command arriving at node `node_id`.

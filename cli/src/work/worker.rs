@@ -138,15 +138,7 @@ impl Worker for RemoteWorker {
     }
 
     fn new_record(&self, w: &Workceptor, req: &WorkSubmit) -> Result<StatusRecord, String> {
-        let red = remote::new_data(
-            w,
-            &req.node,
-            &req.work_type,
-            &req.tls_client,
-            &req.ttl,
-            req.sign_work,
-            &req.params,
-        )?;
+        let red = remote::new_data(w, req)?;
         Ok(remote::new_record(red))
     }
 

@@ -7,7 +7,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::reply::{ConnectionStatus, HostInfo, StatusSnapshot};
-use super::session::{Action, CompleteError, Phase, Reply, Session};
+use super::reply_codec::Reply;
+use super::session::{Action, CompleteError, Phase, Session};
 use crate::{MeshStatus, PingResult, SendError, TraceEvent};
 
 /// How long a `connect` bridge holds the remote side's first bytes after `Connecting`:

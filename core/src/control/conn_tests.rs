@@ -228,7 +228,7 @@ fn transcript(input: &[u8], chunk: usize) -> Transcript {
                     Action::Work(WorkRequest::Submit(_)) => Reply::WorkUnitCreated {
                         unit_id: "u".into(),
                     },
-                    other => Reply::Error(format!("{}", format!("{other:?}").len())),
+                    other => Reply::Error(format!("{}", format!("{other:?}").len()).into()),
                 };
                 t.actions.push(a);
                 c.complete(reply).unwrap();

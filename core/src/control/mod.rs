@@ -8,7 +8,9 @@
 //!
 //! The pieces are usable on their own: [`LineReader`] (framing that never reads past a command
 //! line), [`parse_line`] (plain and JSON commands), and the `format_*` functions and
-//! [`go_duration_string`] for replies.
+//! [`go_duration_string`] for replies. [`Reply`] is one type both ways: the runtime answers
+//! actions with it and [`Reply::encode`] writes its line; [`Reply::decode`] reads such a line
+//! back, as a remote unit reads the replies of the node that runs its work.
 //!
 //! ```
 //! use receptor_core::control::{Action, Phase, Reply, Session};
@@ -26,7 +28,6 @@
 //! assert_eq!(s.handle_bytes(&input[used..]), 7); // the kept bytes: the next command
 //! ```
 
-mod client_reply;
 mod command;
 mod conn;
 mod duration;
@@ -34,13 +35,13 @@ mod gofmt;
 mod json;
 mod line;
 mod reply;
+mod reply_codec;
 mod session;
 mod work;
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use work::NON_PARAMS;
 
-pub use client_reply::{ControlReply, ErrorReply, ReplyDecodeError};
 pub use command::{Command, ParseError, parse_line};
 pub use conn::{BRIDGE_HOLD, Connection, Step, TraceHops, connect_target, failed_ping, ping_reply};
 pub use duration::{go_duration_nanos, go_duration_string};
@@ -51,5 +52,6 @@ pub use reply::{
     format_submitted, format_traceroute, format_unit_list, format_unit_status, greeting,
     state_name, streaming_results, work_unit_created,
 };
-pub use session::{Action, CompleteError, Phase, Reply, Session};
-pub use work::{StatusWait, WorkRequest, WorkSubmit};
+pub use reply_codec::{ErrorReply, Reply, ReplyDecodeError};
+pub use session::{Action, CompleteError, Phase, Session};
+pub use work::{STATUS_WAIT_MAX, StatusWait, WaitStep, WorkRequest, WorkSubmit};

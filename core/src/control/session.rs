@@ -1,14 +1,14 @@
 //! One control-service session as a sans-IO state machine (control-and-work.md §1.2, §1.5a).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use super::command::{Command, parse_line};
 use super::line::{LineEvent, LineReader, MAX_LINE_LEN};
-use super::reply::{self, ReloadError, StatusSnapshot, UnitStatus};
+use super::reply::{self, format_status};
+use super::reply_codec::Reply;
 use super::work::WorkRequest;
-use crate::ping::PingResult;
 
 /// What the runtime must do for the session: a parsed [`Command`].
 pub type Action = Command;
@@ -33,61 +33,6 @@ pub enum Phase {
     Switched,
     /// The session is over: write the pending output and close the connection.
     Finished,
-}
-
-/// The runtime's answer to an [`Action`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Reply {
-    /// Any action failed: `ERROR: <message>`. After a failed `work submit` payload or start, the
-    /// session ends; otherwise it reads the next command.
-    Error(String),
-    /// For [`Command::Status`]: the snapshot (the session applies `requested_fields`).
-    Status(Box<StatusSnapshot>),
-    /// For [`Command::Ping`]: the outcome (failures are JSON too, not `ERROR:` lines).
-    Ping(PingResult),
-    /// For [`Command::Traceroute`]: every hop in order, the failing one (if any) last.
-    Traceroute(Vec<PingResult>),
-    /// For [`Command::Reload`].
-    Reload(Result<(), ReloadError>),
-    /// For [`Command::Connect`]: the stream is dialled; the session switches to bridging.
-    Connected,
-    /// For `work submit`: the unit exists; the session asks for the payload.
-    WorkUnitCreated {
-        /// The new unit's ID.
-        unit_id: String,
-    },
-    /// For `work submit` in [`Phase::Payload`]: the worker started (`pending`: the start is
-    /// pending, e.g. the remote node is not reachable yet).
-    WorkStarted {
-        /// The unit's ID.
-        unit_id: String,
-        /// `Job Submitted` instead of `Job Started`.
-        pending: bool,
-    },
-    /// For `work list`.
-    WorkList(BTreeMap<String, UnitStatus>),
-    /// For `work status`.
-    WorkStatus(UnitStatus),
-    /// For `work cancel`.
-    WorkCancelled {
-        /// The unit's ID.
-        unit_id: String,
-        /// `cancel pending` instead of `cancelled`.
-        pending: bool,
-    },
-    /// For `work release` and `work force-release`.
-    WorkReleased {
-        /// The unit's ID.
-        unit_id: String,
-        /// `release pending` instead of `released`.
-        pending: bool,
-    },
-    /// For `work results`: the stream is ready; the session switches to streaming.
-    WorkResults {
-        /// The unit's ID.
-        unit_id: String,
-    },
 }
 
 /// Why [`Session::complete`] refused a reply. The session is unchanged.
@@ -273,50 +218,32 @@ impl Session {
         let State::Awaiting(pending) = &self.state else {
             return Err(CompleteError::NotAwaiting);
         };
-        let (bytes, next) = match (pending, reply) {
+        let next = match (pending, &reply) {
             // After the payload Go reads again, meets the client's EOF and ends the session.
-            (Pending::SubmitPayload, Reply::Error(msg)) => {
-                (reply::error_line(&msg), State::Finished)
+            (Pending::SubmitPayload, Reply::Error(_) | Reply::WorkStarted { .. }) => {
+                State::Finished
             }
-            (Pending::SubmitPayload, Reply::WorkStarted { unit_id, pending }) => {
-                (reply::format_submitted(&unit_id, pending), State::Finished)
-            }
-            (_, Reply::Error(msg)) => (reply::error_line(&msg), self.after_reply()),
-            (Pending::Status(fields), Reply::Status(snap)) => (
-                reply::format_status(&snap, fields.as_deref()),
-                self.after_reply(),
-            ),
-            (Pending::Ping, Reply::Ping(r)) => (reply::format_ping(&r), self.after_reply()),
-            (Pending::Traceroute, Reply::Traceroute(hops)) => {
-                (reply::format_traceroute(&hops), self.after_reply())
-            }
-            (Pending::Reload, Reply::Reload(r)) => (
-                reply::format_reload(r.as_ref().map(|_| ())),
-                self.after_reply(),
-            ),
-            (Pending::Connect, Reply::Connected) => (reply::CONNECTING.to_owned(), State::Switched),
-            (Pending::Submit, Reply::WorkUnitCreated { unit_id }) => (
-                reply::work_unit_created(&unit_id),
-                State::Awaiting(Pending::SubmitPayload),
-            ),
-            (Pending::List, Reply::WorkList(units)) => {
-                (reply::format_unit_list(&units), self.after_reply())
-            }
-            (Pending::UnitStatus, Reply::WorkStatus(u)) => {
-                (reply::format_unit_status(&u), self.after_reply())
-            }
-            (Pending::Cancel, Reply::WorkCancelled { unit_id, pending }) => (
-                reply::format_cancelled(&unit_id, pending),
-                self.after_reply(),
-            ),
-            (Pending::Release, Reply::WorkReleased { unit_id, pending }) => (
-                reply::format_released(&unit_id, pending),
-                self.after_reply(),
-            ),
-            (Pending::Results, Reply::WorkResults { unit_id }) => {
-                (reply::streaming_results(&unit_id), State::Switched)
+            (_, Reply::Error(_))
+            | (Pending::Status(_), Reply::Status(_))
+            | (Pending::Ping, Reply::Ping(_))
+            | (Pending::Traceroute, Reply::Traceroute(_))
+            | (Pending::Reload, Reply::Reload(_))
+            | (Pending::List, Reply::WorkList(_))
+            | (Pending::UnitStatus, Reply::WorkStatus(_))
+            | (Pending::Cancel, Reply::WorkCancelled { .. })
+            | (Pending::Release, Reply::WorkReleased { .. }) => self.after_reply(),
+            (Pending::Connect, Reply::Connected)
+            | (Pending::Results, Reply::WorkResults { .. }) => State::Switched,
+            (Pending::Submit, Reply::WorkUnitCreated { .. }) => {
+                State::Awaiting(Pending::SubmitPayload)
             }
             _ => return Err(CompleteError::Mismatch),
+        };
+        let bytes = match (pending, &reply) {
+            (Pending::Status(fields), Reply::Status(snap)) => {
+                format_status(snap, fields.as_deref())
+            }
+            _ => reply.encode(),
         };
         self.write(bytes);
         self.state = next;

@@ -5,7 +5,10 @@ use proptest::prelude::*;
 use super::*;
 use crate::NodeId;
 use crate::control::WorkSubmit;
-use crate::control::reply::HostInfo;
+use std::collections::BTreeMap;
+
+use crate::control::reply::{HostInfo, ReloadError, StatusSnapshot, UnitStatus};
+use crate::ping::PingResult;
 
 fn drain(s: &mut Session) -> String {
     let mut out = Vec::new();

@@ -1,10 +1,12 @@
 //! Parsing the `work` command (control-and-work.md §1.4 "work", Go `workceptor/controlsvc.go`).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use super::command::ParseError;
 use super::gofmt::{float_to_i64, parse_int, sprint_s};
 use super::json::{JsonObject, JsonValue};
+use super::reply::UnitStatus;
 
 /// A `work` subcommand with its parameters.
 ///
@@ -71,7 +73,45 @@ pub struct StatusWait {
     pub millis: u64,
 }
 
+/// The longest a long-polled `work status` waits, whatever the client asks.
+pub const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// What a long-polled `work status` does with the unit as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitStep {
+    /// Answer with this status.
+    Answer(UnitStatus),
+    /// The unit is gone (released meanwhile): answer `unknown work unit`.
+    Unknown,
+    /// Wait for the unit to change or the deadline, then ask again.
+    Wait,
+}
+
 impl StatusWait {
+    /// When the reply is due at the latest, for a request that arrived at `now`: after the
+    /// asked wait, or [`STATUS_WAIT_MAX`] if that is sooner.
+    pub fn deadline(&self, now: Instant) -> Instant {
+        now + Duration::from_millis(self.millis).min(STATUS_WAIT_MAX)
+    }
+
+    /// Whether `current` tells the client something new: its State or Detail differ from
+    /// what the client knows.
+    pub fn is_news(&self, current: &UnitStatus) -> bool {
+        current.state != self.state || current.detail != self.detail
+    }
+
+    /// The rule of the long poll: `current` is the unit's status now (`None` once it is
+    /// released); `deadline` is [`StatusWait::deadline`] of the request. A gone unit is
+    /// unknown; news is answered at once; anything else waits until the deadline and is then
+    /// answered as it is.
+    pub fn step(&self, current: Option<UnitStatus>, now: Instant, deadline: Instant) -> WaitStep {
+        match current {
+            None => WaitStep::Unknown,
+            Some(st) if self.is_news(&st) || now >= deadline => WaitStep::Answer(st),
+            Some(_) => WaitStep::Wait,
+        }
+    }
+
     /// The extension's keys in `obj`, when all three are there with the right types.
     fn from_json(obj: &JsonObject) -> Option<Self> {
         let number = |k: &str| match obj.get(k) {
@@ -586,6 +626,51 @@ mod tests {
                 unit_id: Some("U".into())
             })
         );
+    }
+
+    #[test]
+    fn status_wait_answers_news_at_once_and_the_rest_at_the_deadline() {
+        let t0 = Instant::now();
+        let wait = StatusWait {
+            state: 1,
+            detail: "Running: PID 5".into(),
+            millis: 1000,
+        };
+        let deadline = wait.deadline(t0);
+        assert_eq!(deadline, t0 + Duration::from_secs(1));
+        let st = |state: i64, detail: &str| UnitStatus {
+            state,
+            detail: detail.into(),
+            ..UnitStatus::default()
+        };
+        let same = st(1, "Running: PID 5");
+        // Nothing new: wait, until the deadline.
+        assert_eq!(wait.step(Some(same.clone()), t0, deadline), WaitStep::Wait);
+        assert_eq!(
+            wait.step(Some(same.clone()), deadline, deadline),
+            WaitStep::Answer(same.clone())
+        );
+        // A new State or a new Detail: at once. StdoutSize alone is no news.
+        for news in [st(2, "Running: PID 5"), st(1, "Running: PID 6")] {
+            assert_eq!(
+                wait.step(Some(news.clone()), t0, deadline),
+                WaitStep::Answer(news)
+            );
+        }
+        let grown = UnitStatus {
+            stdout_size: 9,
+            ..same.clone()
+        };
+        assert_eq!(wait.step(Some(grown), t0, deadline), WaitStep::Wait);
+        // Released: unknown, even at the deadline.
+        assert_eq!(wait.step(None, t0, deadline), WaitStep::Unknown);
+        assert_eq!(wait.step(None, deadline, deadline), WaitStep::Unknown);
+        // The wait is capped at 30 s.
+        let long = StatusWait {
+            millis: u64::MAX,
+            ..wait
+        };
+        assert_eq!(long.deadline(t0), t0 + STATUS_WAIT_MAX);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn control_session(data: &[u8]) {
     }
     while s.poll_output().is_some() {}
     assert!(s.poll_action().is_none());
-    assert!(s.complete(Reply::Error(String::new())).is_err());
+    assert!(s.complete(Reply::Error(String::new().into())).is_err());
 }
 
 /// The reply the runtime would give `action`, echoing its fuzz-chosen strings.
@@ -101,6 +101,6 @@ fn reply_for(action: Action) -> Reply {
             },
             WorkRequest::Results { unit_id, .. } => Reply::WorkResults { unit_id },
         },
-        Command::Ping { target } | Command::Traceroute { target } => Reply::Error(target),
+        Command::Ping { target } | Command::Traceroute { target } => Reply::Error(target.into()),
     }
 }

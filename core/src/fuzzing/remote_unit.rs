@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
 
-use crate::control::{ControlReply, ErrorReply, UnitStatus};
+use crate::control::{ErrorReply, Reply, UnitStatus};
 use crate::stream::{DialFailure, StreamFailure};
 use crate::work::RemoteExtraData;
 use crate::work::remote_unit::{
@@ -147,42 +147,42 @@ fn pick(u: &mut Unstructured<'_>, open: &[ConnId]) -> ConnId {
 }
 
 /// A well-formed reply with fuzz fields.
-fn reply(u: &mut Unstructured<'_>) -> ControlReply {
+fn reply(u: &mut Unstructured<'_>) -> Reply {
     let id = if u.arbitrary::<bool>().unwrap_or(true) {
         "U1".to_owned()
     } else {
         "X2".to_owned()
     };
     match u.int_in_range(0u8..=8).unwrap_or(0) {
-        0 => ControlReply::Greeting {
+        0 => Reply::Greeting {
             node_id: if u.arbitrary::<bool>().unwrap_or(true) {
                 "C".into()
             } else {
                 "D".into()
             },
         },
-        1 => ControlReply::WorkUnitCreated { unit_id: id },
-        2 => ControlReply::WorkStarted {
+        1 => Reply::WorkUnitCreated { unit_id: id },
+        2 => Reply::WorkStarted {
             unit_id: id,
             pending: u.arbitrary().unwrap_or(false),
         },
-        3 => ControlReply::StreamingResults { unit_id: id },
-        4 | 5 => ControlReply::WorkStatus(UnitStatus {
+        3 => Reply::WorkResults { unit_id: id },
+        4 | 5 => Reply::WorkStatus(UnitStatus {
             state: i64::from(u.int_in_range(0u8..=5).unwrap_or(1)),
             detail: u.arbitrary().unwrap_or_default(),
             stdout_size: i64::from(u.int_in_range(0u8..=40).unwrap_or(0)),
             work_type: "echo".into(),
             extra_data: None,
         }),
-        6 => ControlReply::WorkCancelled {
+        6 => Reply::WorkCancelled {
             unit_id: id,
             pending: u.arbitrary().unwrap_or(false),
         },
-        7 => ControlReply::WorkReleased {
+        7 => Reply::WorkReleased {
             unit_id: id,
             pending: u.arbitrary().unwrap_or(false),
         },
-        _ => ControlReply::Error(if u.arbitrary::<bool>().unwrap_or(true) {
+        _ => Reply::Error(if u.arbitrary::<bool>().unwrap_or(true) {
             ErrorReply::UnknownUnit { unit_id: id }
         } else {
             ErrorReply::Other(u.arbitrary().unwrap_or_default())

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 
-use crate::control::{Command, ControlReply, UnitStatus, WorkRequest, parse_line};
+use crate::control::{Command, Reply, UnitStatus, WorkRequest, parse_line};
 use crate::work::jwt::{SigningKey, VerifyingKey, b64url_encode};
 use crate::work::remote::{self, RemoteExtraData};
 use crate::work::{ExtraData, StatusRecord};
@@ -42,7 +42,7 @@ pub fn work_status(data: &[u8]) {
     }
 }
 
-/// The remote-unit protocol from both ends: a reply line read by [`ControlReply::decode`] must
+/// The remote-unit protocol from both ends: a reply line read by [`Reply::decode`] must
 /// encode to a line that reads back the same (and the unit ID found in it must be what Go's
 /// regex finds); the control lines a node sends for a remote unit (built from fuzz-chosen
 /// names, params and signatures) must parse on the other node to the same request.
@@ -56,13 +56,9 @@ pub fn remote_reply(data: &[u8]) {
         assert!(line.contains(&format!("with ID {id}.")));
     }
     // Whatever a reply line decodes to must encode to a line that decodes to it again.
-    if let Ok(reply) = ControlReply::decode(&line) {
+    if let Ok(reply) = Reply::decode(&line) {
         let again = reply.encode();
-        assert_eq!(
-            ControlReply::decode(&again).as_ref(),
-            Ok(&reply),
-            "{again:?}"
-        );
+        assert_eq!(Reply::decode(&again).as_ref(), Ok(&reply), "{again:?}");
     }
     // A status reply with fuzz-chosen text survives Go's escaping both ways.
     if let (Ok(state), Ok(detail), Ok(stdout_size), Ok(work_type)) = (
@@ -71,14 +67,14 @@ pub fn remote_reply(data: &[u8]) {
         u.arbitrary::<i64>(),
         u.arbitrary::<String>(),
     ) {
-        let st = ControlReply::WorkStatus(UnitStatus {
+        let st = Reply::WorkStatus(UnitStatus {
             state,
             detail,
             stdout_size,
             work_type,
             extra_data: None,
         });
-        assert_eq!(ControlReply::decode(&st.encode()).as_ref(), Ok(&st));
+        assert_eq!(Reply::decode(&st.encode()).as_ref(), Ok(&st));
     }
     let (Ok(node), Ok(work_type), Ok(tls), Ok(sig), Ok(unit_id)) = (
         u.arbitrary::<String>(),

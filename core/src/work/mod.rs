@@ -15,7 +15,10 @@
 //!   that runs it;
 //! * [`remote_unit`]: a remote unit's whole life on the submitting node (submit, follow,
 //!   results, cancel, release, retries and give-ups) as a sans-IO machine the runtime drives;
-//! * [`jwt`]: signing and verifying work with RS512 JSON web tokens;
+//! * [`jwt`]: signing and verifying work with RS512 JSON web tokens, and [`signing`]: when a
+//!   unit makes a fresh token and when tokens expire;
+//! * [`new_remote_data`]: the checks of a `work submit` for another node;
+//! * [`ResultsFollow`]: when a `work results` stream ends;
 //! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
 //!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
 //!   out, with each work type's rules behind [`WorkType`]; an [`Operation`] carries one
@@ -39,22 +42,29 @@
 mod engine;
 mod id;
 pub mod jwt;
+mod new_remote;
 mod operation;
 mod params;
 mod procstate;
 pub mod remote;
 pub mod remote_unit;
+mod results;
 mod shlex;
+pub mod signing;
 mod status;
 mod worker;
 
 pub use crate::control::state_name;
 pub use engine::{Effect, Engine, REMOVE_RETRY, REMOVE_TRIES, StdoutSize, WorkError};
 pub use id::{UNIT_ID_LEN, generate_unit_id, is_safe_unit_id};
+pub use new_remote::{NewRemote, NewRemoteError, new_remote_data};
 pub use operation::{Operation, Outcome, UnexpectedOutcome};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
 pub use remote::RemoteExtraData;
+pub use results::{
+    ResultsEnd, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY, STDOUT_MISSING_CHECKS,
+};
 pub use shlex::{ShlexError, shlex_split};
 pub use status::{
     CommandExtraData, ExtraData, INPUT_ERROR_DETAIL, STATE_CANCELED, STATE_FAILED, STATE_PENDING,

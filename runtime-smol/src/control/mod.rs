@@ -191,7 +191,7 @@ where
                         bridge = Some(stream);
                         Reply::Connected
                     }
-                    Err(e) => Reply::Error(e),
+                    Err(e) => Reply::Error(e.into()),
                 };
                 if conn.complete(reply).is_err() {
                     return;
@@ -203,7 +203,7 @@ where
                         payload = Some(unit_id.clone());
                         Reply::WorkUnitCreated { unit_id }
                     }
-                    Err(e) => Reply::Error(e),
+                    Err(e) => Reply::Error(e.into()),
                 };
                 if conn.complete(reply).is_err() {
                     return;
@@ -220,7 +220,7 @@ where
                             results = Some(stream);
                             Reply::WorkResults { unit_id }
                         }
-                        Err(e) => Reply::Error(e),
+                        Err(e) => Reply::Error(e.into()),
                     };
                 if conn.complete(reply).is_err() {
                     return;
@@ -287,7 +287,7 @@ async fn perform(node: &NodeHandle, options: &ControlOptions, action: Action) ->
                 let host = host_info(now, work_commands, options.version.clone());
                 Reply::Status(Box::new(StatusSnapshot::from_mesh_status(st, host)))
             }
-            Err(gone) => Reply::Error(gone.to_string()),
+            Err(gone) => Reply::Error(gone.to_string().into()),
         },
         Action::Ping { target } => match node.ping(&target).await {
             Ok(sent) => ping_reply(sent),

@@ -101,14 +101,14 @@ pub(super) async fn receive_payload<S: AsyncRead + Unpin>(
     };
     if let Err(e) = copied.await {
         work.payload_failed(id, &e);
-        return Reply::Error(e);
+        return Reply::Error(e.into());
     }
     match work.start(id).await {
         Ok(pending) => Reply::WorkStarted {
             unit_id: id.to_owned(),
             pending,
         },
-        Err(e) => Reply::Error(e.to_string()),
+        Err(e) => Reply::Error(e.into()),
     }
 }
 
@@ -131,7 +131,7 @@ pub(super) fn results(
 pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
     let work = match work_or_err(work) {
         Ok(w) => w,
-        Err(e) => return Reply::Error(e),
+        Err(e) => return Reply::Error(e.into()),
     };
     let r = match req {
         WorkRequest::List { unit_id } => work
@@ -185,7 +185,7 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
             Err("work: unexpected subcommand".to_owned())
         }
     };
-    r.unwrap_or_else(Reply::Error)
+    r.unwrap_or_else(|e| Reply::Error(e.into()))
 }
 
 /// The signature check of a command on an existing unit (an unknown one is left to the

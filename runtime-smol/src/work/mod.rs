@@ -145,9 +145,20 @@ impl Work {
         for id in ids {
             let dir = self.dir.join(&id);
             let loaded = std::fs::read(dir.join("status")).map_err(|e| e.to_string());
-            let mut rec = StatusRecord::new("", Some(ExtraData::command(0, "")));
+            // The work type decides the shape of ExtraData: read it with no assumptions
+            // first, then over a record of that shape (as Go reads into its unit's type).
+            let mut probe = StatusRecord::new("", None);
+            if let Ok(d) = &loaded {
+                let _ = probe.merge_json(d);
+            }
+            let kind = self.kind_of(&probe.work_type);
+            let blank = match kind {
+                Kind::Command(_) => Some(ExtraData::command(0, "")),
+                Kind::Remote => Some(ExtraData::Remote(RemoteExtraData::default())),
+                Kind::Unknown => None,
+            };
+            let mut rec = StatusRecord::new("", blank);
             let loaded = loaded.and_then(|d| rec.merge_json(&d).map_err(|e| e.to_string()));
-            let kind = self.kind_of(&rec.work_type);
             let unit = Arc::new(Unit::new(dir, kind.clone(), rec.clone()));
             let effects = lock(&self.engine).handle_found(
                 &id,

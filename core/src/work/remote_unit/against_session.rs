@@ -60,7 +60,7 @@ impl Executor {
     }
 
     fn answer(&mut self, req: WorkRequest) -> Reply {
-        let unknown = |id: String| Reply::Error(format!("unknown work unit {id}"));
+        let unknown = |id: String| Reply::Error(format!("unknown work unit {id}").into());
         match req {
             WorkRequest::Submit(_) => Reply::WorkUnitCreated {
                 unit_id: UNIT.into(),

@@ -112,7 +112,7 @@ impl World {
     }
 
     fn answer(&mut self, c: ConnId, req: WorkRequest) -> Reply {
-        let unknown = |id: &str| Reply::Error(format!("unknown work unit {id}"));
+        let unknown = |id: &str| Reply::Error(format!("unknown work unit {id}").into());
         match req {
             WorkRequest::Submit(_) => {
                 self.stats.submits += 1;
@@ -163,7 +163,7 @@ impl World {
                 }
                 Reply::WorkResults { unit_id }
             }
-            other => Reply::Error(format!("unexpected {other:?}")),
+            other => Reply::Error(format!("unexpected {other:?}").into()),
         }
     }
 

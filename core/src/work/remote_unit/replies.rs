@@ -8,7 +8,7 @@ use tracing::{debug, error, info, warn};
 
 use super::ConnectFailure;
 use super::{ConnId, Purpose, RemoteOutput, RemotePhase, RemoteUnit, Seen, Stage};
-use crate::control::{ControlReply, ErrorReply, ReplyDecodeError};
+use crate::control::{ErrorReply, Reply, ReplyDecodeError};
 use crate::work::remote::{results_command, submit_command, unit_command};
 
 impl RemoteUnit {
@@ -82,10 +82,10 @@ impl RemoteUnit {
             c.deadline = None;
         }
         let (purpose, stage) = (c.purpose, c.stage);
-        let reply = ControlReply::decode(line);
+        let reply = Reply::decode(line);
         match stage {
             Stage::Greeting => match reply {
-                Ok(ControlReply::Greeting { node_id }) if node_id == self.data.remote_node => {
+                Ok(Reply::Greeting { node_id }) if node_id == self.data.remote_node => {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.deadline = None;
                     }
@@ -101,7 +101,7 @@ impl RemoteUnit {
                 }
             },
             Stage::AwaitCreated => match reply {
-                Ok(ControlReply::WorkUnitCreated { unit_id }) => {
+                Ok(Reply::WorkUnitCreated { unit_id }) => {
                     debug!(
                         "[{}] {} created unit {unit_id}; sending stdin",
                         self.tag(),
@@ -124,7 +124,7 @@ impl RemoteUnit {
             // that comes before the runtime saw its half-close acknowledged (the other node
             // may close at once, before its acknowledgement goes out) tells the same.
             Stage::SendingPayload | Stage::AwaitStarted => {
-                if let Ok(ControlReply::Error(e)) = reply {
+                if let Ok(Reply::Error(e)) = reply {
                     self.submit_refused(format!("error from remote: {e}"));
                 } else {
                     self.close(id);
@@ -136,7 +136,7 @@ impl RemoteUnit {
             Stage::AwaitCheckRelease => self.check_release_reply(id, reply),
             Stage::AwaitCancel => self.cancel_reply(now, id, reply),
             Stage::AwaitStreaming => {
-                if let Ok(ControlReply::StreamingResults { .. }) = reply {
+                if let Ok(Reply::WorkResults { .. }) = reply {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.stage = Stage::Streaming;
                     }
@@ -192,11 +192,11 @@ impl RemoteUnit {
         now: Instant,
         id: ConnId,
         sent: Instant,
-        reply: Result<ControlReply, ReplyDecodeError>,
+        reply: Result<Reply, ReplyDecodeError>,
     ) {
         let st = match reply {
-            Ok(ControlReply::WorkStatus(st)) => st,
-            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
+            Ok(Reply::WorkStatus(st)) => st,
+            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) => {
                 self.set_idle(id);
                 if self.phase == RemotePhase::AwaitGone {
                     self.forget();
@@ -281,7 +281,7 @@ impl RemoteUnit {
         &mut self,
         now: Instant,
         id: ConnId,
-        reply: Result<ControlReply, ReplyDecodeError>,
+        reply: Result<Reply, ReplyDecodeError>,
     ) {
         let RemotePhase::Cancel { release, force } = self.phase else {
             return;
@@ -289,12 +289,12 @@ impl RemoteUnit {
         // Answered: the session is free for what comes next.
         self.set_idle(id);
         match reply {
-            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if release => {
+            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) if release => {
                 // Released there already, or never known (Go #758).
                 self.answer(Ok(false));
                 self.forget();
             }
-            Ok(ControlReply::WorkReleased { pending, .. }) if release => {
+            Ok(Reply::WorkReleased { pending, .. }) if release => {
                 self.answer(Ok(false));
                 if pending && !force {
                     self.phase = RemotePhase::AwaitGone;
@@ -304,7 +304,7 @@ impl RemoteUnit {
                     self.forget();
                 }
             }
-            Ok(ControlReply::WorkCancelled { .. }) if !release => {
+            Ok(Reply::WorkCancelled { .. }) if !release => {
                 self.answer(Ok(false));
                 self.phase = RemotePhase::Follow;
                 self.poll_now(now);
@@ -312,7 +312,7 @@ impl RemoteUnit {
             }
             other => {
                 let e = match other {
-                    Ok(ControlReply::Error(e)) => format!("error cancelling remote unit: {e}"),
+                    Ok(Reply::Error(e)) => format!("error cancelling remote unit: {e}"),
                     Ok(r) => format!("unexpected reply: {}", r.encode().trim_end()),
                     Err(e) => e.to_string(),
                 };

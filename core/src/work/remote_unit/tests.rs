@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::NodeId;
-use crate::control::{ControlReply, ErrorReply, UnitStatus};
+use crate::control::{ErrorReply, Reply, UnitStatus};
 use crate::stream::{DialFailure, StreamFailure};
 use crate::wire::Problem;
 use crate::work::remote::unit_command;
@@ -83,14 +83,14 @@ impl T {
         self.u.handle_connected(self.now, c);
         self.feed(
             c,
-            &ControlReply::Greeting {
+            &Reply::Greeting {
                 node_id: "C".into(),
             },
         );
         self.sent(c)
     }
 
-    fn feed(&mut self, c: ConnId, r: &ControlReply) {
+    fn feed(&mut self, c: ConnId, r: &Reply) {
         self.u.handle_bytes(self.now, c, r.encode().as_bytes());
     }
 
@@ -123,7 +123,7 @@ impl T {
     fn status(&mut self, c: ConnId, state: i64, detail: &str, size: i64) {
         self.feed(
             c,
-            &ControlReply::WorkStatus(UnitStatus {
+            &Reply::WorkStatus(UnitStatus {
                 state,
                 detail: detail.into(),
                 stdout_size: size,
@@ -180,7 +180,7 @@ fn submit(t: &mut T) -> ConnId {
     let c = t.dialed();
     let line = t.open(c);
     assert!(line.contains("\"subcommand\":\"submit\"") && line.contains("\"node\":\"C\""));
-    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.feed(c, &Reply::WorkUnitCreated { unit_id: ID.into() });
     let out = t.drain();
     assert!(out.contains(&RemoteOutput::SendPayload(c)), "{out:?}");
     assert!(matches!(&out[0], RemoteOutput::SaveRemote(d) if d.remote_unit_id == ID));
@@ -217,7 +217,7 @@ fn submit_follow_and_copy_all_output() {
     let c = submit(&mut t);
     t.feed(
         c,
-        &ControlReply::WorkStarted {
+        &Reply::WorkStarted {
             unit_id: ID.into(),
             pending: false,
         },
@@ -247,7 +247,7 @@ fn submit_follow_and_copy_all_output() {
         line.contains("\"waitdetail\":\"Running: PID 7\",\"waitms\":1000,\"waitstate\":1"),
         "{line}"
     );
-    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.feed(res, &Reply::WorkResults { unit_id: ID.into() });
     t.u.handle_bytes(t.now, res, b"hello ");
     t.u.handle_bytes(t.now, res, b"world\n");
     t.status(ctl, STATE_SUCCEEDED, "exit status 0", 12);
@@ -270,7 +270,7 @@ fn results_line_and_output_in_one_read() {
     let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
     t.u.resume(t.now).unwrap();
     let (ctl, res) = following(&mut t);
-    let mut bytes = ControlReply::StreamingResults { unit_id: ID.into() }
+    let mut bytes = Reply::WorkResults { unit_id: ID.into() }
         .encode()
         .into_bytes();
     bytes.extend_from_slice(b"abc\nde");
@@ -312,7 +312,7 @@ fn a_refused_submit_fails() {
     let c = submit(&mut t);
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::Other("could not verify signature".into())),
+        &Reply::Error(ErrorReply::Other("could not verify signature".into())),
     );
     t.drain();
     assert!(t.u.is_done());
@@ -456,7 +456,7 @@ fn a_stalled_results_stream_resumes_from_the_local_size() {
     let mut t = T::new(started_data(), STATE_RUNNING, 0, 0);
     t.u.resume(t.now).unwrap();
     let (ctl, res) = following(&mut t);
-    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.feed(res, &Reply::WorkResults { unit_id: ID.into() });
     t.u.handle_bytes(t.now, res, b"12345");
     t.status(ctl, STATE_RUNNING, "Running", 10);
     t.sent(ctl);
@@ -469,7 +469,7 @@ fn a_stalled_results_stream_resumes_from_the_local_size() {
     let res = t.dialed();
     let line = t.open(res);
     assert!(line.contains("\"startpos\":5"), "{line}");
-    t.feed(res, &ControlReply::StreamingResults { unit_id: ID.into() });
+    t.feed(res, &Reply::WorkResults { unit_id: ID.into() });
     t.u.handle_bytes(t.now, res, b"67890");
     t.status(ctl, STATE_SUCCEEDED, "exit status 0", 10);
     t.drain();
@@ -512,7 +512,7 @@ fn a_unit_gone_there_fails_here() {
     let (ctl, _) = following(&mut t);
     t.feed(
         ctl,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     t.drain();
     assert!(t.u.is_done());
@@ -544,7 +544,7 @@ fn cancel_is_sent_then_followed_to_canceled() {
     assert!(line.contains("\"subcommand\":\"cancel\""), "{line}");
     t.feed(
         c,
-        &ControlReply::WorkCancelled {
+        &Reply::WorkCancelled {
             unit_id: ID.into(),
             pending: false,
         },
@@ -565,7 +565,7 @@ fn release_pending_waits_until_the_other_node_forgets() {
     assert!(line.contains("\"subcommand\":\"release\""), "{line}");
     t.feed(
         c,
-        &ControlReply::WorkReleased {
+        &Reply::WorkReleased {
             unit_id: ID.into(),
             pending: true,
         },
@@ -587,7 +587,7 @@ fn release_pending_waits_until_the_other_node_forgets() {
     t.sent(c);
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     t.drain();
     assert!(t.out.contains(&RemoteOutput::Forget));
@@ -621,7 +621,7 @@ fn a_reused_session_is_used_and_a_dead_one_replaced() {
     t.sent(c2);
     t.feed(
         c2,
-        &ControlReply::WorkReleased {
+        &Reply::WorkReleased {
             unit_id: ID.into(),
             pending: false,
         },
@@ -657,7 +657,7 @@ fn release_of_a_unit_unknown_there_succeeds() {
     t.open(c);
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     t.drain();
     assert!(t.out.contains(&RemoteOutput::Forget));
@@ -719,7 +719,7 @@ fn a_wrong_greeting_is_a_failed_connection() {
     t.u.handle_connected(t.now, c);
     t.feed(
         c,
-        &ControlReply::Greeting {
+        &Reply::Greeting {
             node_id: "D".into(),
         },
     );
@@ -777,12 +777,12 @@ fn the_final_reply_may_come_before_the_half_close_is_acknowledged() {
     t.u.start(t.now);
     let c = t.dialed();
     t.open(c);
-    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.feed(c, &Reply::WorkUnitCreated { unit_id: ID.into() });
     t.drain();
     // The reply arrives, then the stream ends without the acknowledgement.
     t.feed(
         c,
-        &ControlReply::WorkStarted {
+        &Reply::WorkStarted {
             unit_id: ID.into(),
             pending: false,
         },
@@ -803,7 +803,7 @@ fn refused_results_are_asked_again_after_a_pause() {
     t.drain();
     t.feed(
         res,
-        &ControlReply::Error(ErrorReply::Other("stdout file gone".into())),
+        &Reply::Error(ErrorReply::Other("stdout file gone".into())),
     );
     let out = t.drain();
     assert!(out.contains(&RemoteOutput::Close(res)), "{out:?}");
@@ -829,7 +829,7 @@ fn cut_unconfirmed(t: &mut T) -> (ConnId, String) {
     t.u.start(t.now);
     let c = t.dialed();
     t.open(c);
-    t.feed(c, &ControlReply::WorkUnitCreated { unit_id: ID.into() });
+    t.feed(c, &Reply::WorkUnitCreated { unit_id: ID.into() });
     let out = t.drain();
     assert!(out.contains(&RemoteOutput::SendPayload(c)), "{out:?}");
     t.u.handle_stream_ended(t.now, c);
@@ -862,21 +862,21 @@ fn an_unconfirmed_payload_asks_first_and_a_unit_unknown_there_is_submitted_again
     assert_eq!(submits(&t), 1);
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     // Nothing ran there: submitted again on the same session.
     let line = t.sent(c);
     assert!(line.contains("\"subcommand\":\"submit\""), "{line}");
     t.feed(
         c,
-        &ControlReply::WorkUnitCreated {
+        &Reply::WorkUnitCreated {
             unit_id: "Other001".into(),
         },
     );
     t.u.handle_half_closed(t.now, c);
     t.feed(
         c,
-        &ControlReply::WorkStarted {
+        &Reply::WorkStarted {
             unit_id: "Other001".into(),
             pending: false,
         },
@@ -902,7 +902,7 @@ fn a_unit_that_could_not_read_its_payload_is_released_then_submitted_again() {
     assert_eq!(submits(&t), 1);
     t.feed(
         c,
-        &ControlReply::WorkReleased {
+        &Reply::WorkReleased {
             unit_id: ID.into(),
             pending: false,
         },
@@ -1021,7 +1021,7 @@ fn a_unit_released_while_its_payload_is_unconfirmed_is_released_there() {
     assert_eq!(t.open(c), unit_command("release", ID, None));
     t.feed(
         c,
-        &ControlReply::WorkReleased {
+        &Reply::WorkReleased {
             unit_id: ID.into(),
             pending: false,
         },
@@ -1066,7 +1066,7 @@ fn a_resumed_unit_unknown_there_fails_to_restart_without_a_submit() {
     assert_eq!(line, status_line(ID), "asks about the unit it created");
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     t.drain();
     assert!(failed_to_restart(&t), "{:?}", t.out);
@@ -1078,11 +1078,11 @@ fn a_resumed_unit_unknown_there_fails_to_restart_without_a_submit() {
 #[test]
 fn a_resumed_unit_that_could_not_read_its_payload_is_released_there_then_fails() {
     for reply in [
-        ControlReply::WorkReleased {
+        Reply::WorkReleased {
             unit_id: ID.into(),
             pending: false,
         },
-        ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     ] {
         let mut t = T::new(created_data(), STATE_PENDING, 0, 0);
         let (c, _) = resumed_unconfirmed(&mut t);
@@ -1184,7 +1184,7 @@ fn a_ttl_past_does_not_fail_a_unit_that_may_run_there() {
     let (c, _) = resumed_unconfirmed(&mut t);
     t.feed(
         c,
-        &ControlReply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
+        &Reply::Error(ErrorReply::UnknownUnit { unit_id: ID.into() }),
     );
     t.drain();
     assert!(failed_to_restart(&t), "{:?}", t.out);

@@ -19,7 +19,7 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{ConnId, NOT_STARTED, Purpose, RemoteUnit, Stage};
-use crate::control::{ControlReply, ErrorReply, ReplyDecodeError};
+use crate::control::{ErrorReply, Reply, ReplyDecodeError};
 use crate::work::STATE_PENDING;
 use crate::work::remote::{status_command, unit_command};
 
@@ -57,18 +57,18 @@ impl RemoteUnit {
         &mut self,
         now: Instant,
         id: ConnId,
-        reply: Result<ControlReply, ReplyDecodeError>,
+        reply: Result<Reply, ReplyDecodeError>,
     ) {
         let unit = self.data.remote_unit_id.clone();
         let node = self.data.remote_node.clone();
         let st = match reply {
-            Ok(ControlReply::WorkStatus(st)) => st,
-            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) if self.payload_gone => {
+            Ok(Reply::WorkStatus(st)) => st,
+            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) if self.payload_gone => {
                 self.set_idle(id);
                 self.restart_failed(&format!("unit {unit} unknown on {node}"));
                 return;
             }
-            Ok(ControlReply::Error(ErrorReply::UnknownUnit { .. })) => {
+            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) => {
                 info!(
                     "[{}] unit {unit} unknown on {node}: submitting again",
                     self.tag()
@@ -81,7 +81,7 @@ impl RemoteUnit {
                 // Our nodes and Go's answer a status or unknown-unit: this one cannot be
                 // trusted with the unit.
                 let e = match other {
-                    Ok(ControlReply::Error(e)) => format!("error from remote: {e}"),
+                    Ok(Reply::Error(e)) => format!("error from remote: {e}"),
                     Ok(r) => format!("unexpected reply: {}", r.encode().trim_end()),
                     Err(e) => e.to_string(),
                 };
@@ -127,13 +127,10 @@ impl RemoteUnit {
     pub(super) fn check_release_reply(
         &mut self,
         id: ConnId,
-        reply: Result<ControlReply, ReplyDecodeError>,
+        reply: Result<Reply, ReplyDecodeError>,
     ) {
         match reply {
-            Ok(
-                ControlReply::WorkReleased { .. }
-                | ControlReply::Error(ErrorReply::UnknownUnit { .. }),
-            ) => {}
+            Ok(Reply::WorkReleased { .. } | Reply::Error(ErrorReply::UnknownUnit { .. })) => {}
             other => {
                 // It never ran; submitting the work is what matters.
                 warn!(
