@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use receptor_core::LinkKind;
+use receptor_core::control::WorkSubmit;
 use receptor_core::stream::{ServerTls, server_config};
 use receptor_smol::backends::{tcp_dial, tcp_listen};
 use receptor_smol::control::{ControlOptions, serve_control_mesh, serve_control_unix};
@@ -272,6 +273,36 @@ fn remote_units_from_one_smol_node_to_another() {
     assert!(!a_units.join(&long).exists());
     assert!(on_b.unit_status(&there).is_err(), "released on b");
 
+    // Refused here, by core's checks of a remote submit.
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "cat",
+        "--node",
+        "b",
+        "--no-payload",
+        "-a",
+        "secret_x=1",
+    ]);
+    assert!(
+        !ok && err.contains("cannot send secrets over a non-TLS connection"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "cat",
+        "--node",
+        "b",
+        "--no-payload",
+        "--ttl",
+        "1m",
+    ]);
+    assert!(
+        !ok && err.contains("ttl: not offered by this node"),
+        "{out}{err}"
+    );
+
     // b refuses: the submit fails with b's reason.
     let (ok, out, err) = ctl(&["work", "submit", "nope", "--node", "b", "--no-payload"]);
     assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
@@ -308,8 +339,12 @@ fn a_remote_unit_is_followed_again_after_a_restart() {
 
     let a_units = dir.path("a-units");
     let on_a = Work::new(a_units.clone(), 6).with_node(a.clone(), None);
-    let params = Default::default();
-    let id = on_a.create_remote("b", "slow", &params, "").unwrap();
+    let req = WorkSubmit {
+        node: "b".into(),
+        work_type: "slow".into(),
+        ..WorkSubmit::default()
+    };
+    let id = on_a.create_remote(&req).unwrap();
     assert_eq!(async_io::block_on(on_a.start(&id)), Ok(false));
     let running = async {
         while on_a.status(&id).unwrap().state != 1 {

@@ -1,17 +1,18 @@
-//! `work results`: a unit's stdout from an offset, streamed while it grows, by the rule the
-//! `receptor` binary follows (control-and-work.md §2.5): the stream ends once the unit is
-//! complete (Succeeded or Failed, core's [`is_complete`]) and everything its record counts
-//! (`StdoutSize`) has been sent, or when the unit is released, or a write fails. A Canceled
-//! unit is not complete (as in Go): its stream waits for more until it is released or the
-//! client leaves. A negative offset ends it at once (Go's seek error).
+//! `work results`: a unit's stdout from an offset, streamed while it grows. When the stream
+//! ends is core's rule ([`ResultsFollow`], control-and-work.md §2.5), the one the `receptor`
+//! binary follows too: once the unit is complete (Succeeded or Failed) and everything its
+//! record counts (`StdoutSize`) has been sent, when its stdout file stays missing, or at once
+//! for a negative offset (Go's seek error). A Canceled unit is not complete (as in Go): its
+//! stream waits for more. Here a unit released meanwhile (unknown to the engine) also ends
+//! its stream at once, and a write failing (the client left) ends it.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::is_complete;
+use receptor_core::work::{ResultsFollow, ResultsNext};
 use tracing::debug;
 
 use super::Work;
@@ -41,27 +42,44 @@ impl ResultsStream {
     /// Writes the unit's stdout from the start position to `out` as it becomes available,
     /// until the stream ends (see the module's rule).
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
-        let Ok(mut pos) = u64::try_from(self.start_pos) else {
-            return;
+        let id = &self.id;
+        let mut follow = ResultsFollow::new(self.start_pos);
+        let (mut file, path) = loop {
+            let Ok(unit) = self.work.unit(id) else {
+                return debug!("[{id}] released while its results were streamed");
+            };
+            let path = unit.stdout_path();
+            match std::fs::File::open(&path) {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let end = match self.work.status(id) {
+                        Some(st) => {
+                            follow.no_stdout(Instant::now(), false, st.state, st.stdout_size)
+                        }
+                        None => follow.no_stdout(Instant::now(), true, 0, 0),
+                    };
+                    if let Some(end) = end {
+                        return debug!("[{id}] results: {end}");
+                    }
+                }
+                Err(e) => return debug!("[{id}] error accessing stdout file: {e}"),
+            }
+            Timer::after(POLL).await;
+        };
+        let mut pos = match follow.opened(Instant::now()) {
+            Ok(pos) => pos,
+            Err(end) => return debug!("[{id}] results: {end}"),
         };
         let mut buf = vec![0u8; CHUNK];
-        let mut file = None;
         loop {
-            let Ok(unit) = self.work.unit(&self.id) else {
-                debug!("[{}] released while its results were streamed", self.id);
-                return;
-            };
-            if file.is_none() {
-                file = std::fs::File::open(unit.stdout_path()).ok();
-            }
             // Everything there is now.
-            while let Some(f) = file.as_mut() {
-                let n = match f.seek(SeekFrom::Start(pos)).and_then(|_| f.read(&mut buf)) {
+            loop {
+                let n = match file
+                    .seek(SeekFrom::Start(pos))
+                    .and_then(|_| file.read(&mut buf))
+                {
                     Ok(n) => n,
-                    Err(e) => {
-                        debug!("[{}] error reading stdout: {e}", self.id);
-                        return;
-                    }
+                    Err(e) => return debug!("[{id}] error reading stdout: {e}"),
                 };
                 let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
                     break;
@@ -71,15 +89,16 @@ impl ResultsStream {
                     return;
                 }
             }
-            let Some(st) = self.work.status(&self.id) else {
-                return;
+            let Some(st) = self.work.status(id) else {
+                return debug!("[{id}] released while its results were streamed");
             };
-            // A complete unit without a stdout file never ran a process: nothing will come.
-            let sent_all =
-                file.is_none() || i64::try_from(pos).unwrap_or(i64::MAX) >= st.stdout_size;
-            if is_complete(st.state) && sent_all {
-                debug!("[{}] stdout complete", self.id);
-                return;
+            let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
+                ResultsNext::End(end) => Some(end),
+                ResultsNext::CheckStdout => follow.stdout_checked(path.exists()),
+                ResultsNext::Wait => None,
+            };
+            if let Some(end) = end {
+                return debug!("[{id}] results: {end}");
             }
             Timer::after(POLL).await;
         }
