@@ -27,8 +27,12 @@ const WRITE_CREDIT: usize = 1 << 20;
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Chunks queued for a reader before the node task stops reading from QUIC.
 const READ_QUEUE: usize = 32;
-/// Streams queued on a listener before further ones are refused.
-const ACCEPT_QUEUE: usize = 64;
+/// Streams queued on a listener before further ones are refused: a listen backlog. The node
+/// task completes every handshake that arrives in one wake-up before the accepting task can
+/// run, and a burst of dials (200 remote units submitted at once dial the control service
+/// 200 times) completed more than 64 at once: the rest were closed after their handshake, and
+/// their dialers saw EOF and retried seconds later.
+const ACCEPT_QUEUE: usize = 1024;
 
 /// What handles and streams ask of the node task's stream side.
 pub(crate) type StreamCommand = side::StreamCommand<TokioPorts>;

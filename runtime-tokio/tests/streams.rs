@@ -384,3 +384,48 @@ async fn finish_acked_waits_for_the_peer_and_fails_without_it() {
     .expect("finish_acked outlived the idle timeout");
     assert!(r.is_err(), "{r:?}");
 }
+
+/// A burst of dials larger than the old accept queue (64) completes in one wake-up of the
+/// listening node, before its accepting task runs: every stream must still reach the
+/// listener (they were closed after their handshake, and a burst of remote units saw EOF).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_dials_all_reach_a_busy_listener() {
+    const N: usize = 100;
+    let (a, _b, c) = line().await;
+    let mut l = c
+        .listen_stream("burst", insecure_server(), None)
+        .await
+        .unwrap();
+    // Nobody accepts until every dial is through.
+    let dials: Vec<_> = (0..N)
+        .map(|i| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let mut s = dial(&a, "c", "burst").await.unwrap();
+                s.write_all(&(i as u32).to_be_bytes()).await.unwrap();
+                s.shutdown().await.unwrap();
+                s
+            })
+        })
+        .collect();
+    let mut dialed = Vec::new();
+    for d in dials {
+        dialed.push(d.await.unwrap());
+    }
+    let mut seen = [false; N];
+    for _ in 0..N {
+        let mut s = tokio::time::timeout(Duration::from_secs(20), l.accept())
+            .await
+            .expect("a stream was refused: fewer accepted than dialed")
+            .unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        let i = u32::from_be_bytes(got.try_into().unwrap()) as usize;
+        assert!(!seen[i], "stream {i} accepted twice");
+        seen[i] = true;
+    }
+    drop(dialed);
+}

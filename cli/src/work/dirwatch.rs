@@ -150,14 +150,18 @@ mod linux {
                     // Only the files waiters care about: every status read writes
                     // `status.lock`, and waking on that would wake its readers again.
                     let name = ev.file_name().map(|n| n.to_bytes());
-                    let relevant = name.is_none_or(|n| matches!(n, b"status" | b"stdout"));
+                    // A status record written whole: closed after a write in place, or
+                    // renamed into place. Not the write itself (one write in place is a
+                    // modification and, when it shrinks, a second one), nor its deletion by
+                    // a release, where reading it would leave a lock file in the way.
+                    let status = name == Some(b"status".as_slice())
+                        && ev
+                            .events()
+                            .intersects(ReadFlags::CLOSE_WRITE | ReadFlags::MOVED_TO);
+                    let relevant = status || name.is_none_or(|n| n == b"stdout");
                     if !relevant {
                         continue;
                     }
-                    // A new status file (written, or renamed into place); not its deletion
-                    // by a release, where reading it would leave a lock file in the way.
-                    let status = name == Some(b"status".as_slice())
-                        && !ev.events().contains(ReadFlags::DELETE);
                     if gone || status || last != Some(ev.wd()) {
                         watch.event(ev.wd(), gone, status);
                     }

@@ -31,19 +31,21 @@ pub(crate) fn go_errno_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Takes the exclusive lock on `<dir>/status.lock` (created 0600, truncated); released when
-/// the returned file is dropped.
+/// Takes the exclusive lock on `<dir>/status.lock` (created 0600); released when the returned
+/// file is dropped.
 fn lock(dir: &Path) -> Result<File, String> {
     lock_with(dir, true)
 }
 
-/// [`lock`], creating `status.lock` only if `create`.
+/// [`lock`], creating `status.lock` only if `create`. Go opens it truncating; the file is
+/// always empty, and a truncate would change its times (an inode write) on every read of the
+/// status, so it is not truncated here.
 fn lock_with(dir: &Path, create: bool) -> Result<File, String> {
     let path = dir.join("status.lock");
     let f = OpenOptions::new()
         .create(create)
         .write(true)
-        .truncate(create)
+        .truncate(false)
         .mode(0o600)
         .open(&path)
         .map_err(|e| go_path_error("open", &path, &e))?;
@@ -88,29 +90,88 @@ pub(crate) fn update(
 ) -> Result<(), String> {
     let _lock = lock(dir)?;
     let path = dir.join("status");
-    let data = match File::open(&path) {
-        Ok(mut f) => read_all(&mut f, &path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(go_path_error("open", &path, &e)),
+    let Some(mut f) = open_rw(&path)? else {
+        change(rec);
+        return replace(dir, &path, rec.to_json().as_bytes());
     };
+    let data = read_all(&mut f, &path)?;
     if !data.is_empty() {
         rec.merge_json(&data).map_err(|e| e.to_string())?;
     }
     change(rec);
-    replace(dir, &path, rec)
+    write_over(dir, &f, &path, data.len(), rec)
 }
 
 /// Go's `Save`: writes `rec` over the file, without reading it.
 pub(crate) fn save(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
     let _lock = lock(dir)?;
-    replace(dir, &dir.join("status"), rec)
+    let path = dir.join("status");
+    let Some(f) = open_rw(&path)? else {
+        return replace(dir, &path, rec.to_json().as_bytes());
+    };
+    let old_len = f
+        .metadata()
+        .map_err(|e| go_path_error("stat", &path, &e))?
+        .len();
+    write_over(
+        dir,
+        &f,
+        &path,
+        usize::try_from(old_len).unwrap_or(usize::MAX),
+        rec,
+    )
 }
 
-/// Writes `rec` to a new file and renames it over `path`. Go truncates and rewrites the file
-/// in place, so a process killed between the two leaves it empty and the unit cannot be
-/// restarted ("unexpected end of JSON input"); a rename leaves the old or the new record.
-/// The caller holds the lock, so one temporary name serves.
-fn replace(dir: &Path, path: &Path, rec: &StatusRecord) -> Result<(), String> {
+/// `status` opened for reading and writing; `None` if there is none yet (the first record
+/// is written to a new file renamed into place, so `status` is never seen empty).
+fn open_rw(path: &Path) -> Result<Option<File>, String> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(go_path_error("open", path, &e)),
+    }
+}
+
+/// Longest record written in place: one write of at most a page at offset 0 is never seen
+/// half done, even by a process killed during it.
+const IN_PLACE_MAX: usize = 4096;
+
+/// Writes `rec` over the status file `f` (holding `old_len` bytes; the caller holds the lock).
+///
+/// Go truncates and rewrites the file, so a process killed between the two leaves it empty
+/// and the unit cannot be restarted ("unexpected end of JSON input"). Here the record is
+/// written in place in one write, padded with spaces to the old length (JSON allows trailing
+/// whitespace), and only then is the file cut to the record: a kill at any point leaves the
+/// old record or the new one. Writing in place creates no file: a new file for every status
+/// write (written and renamed over `status`) made inode allocation the largest cost of a
+/// unit on ext4. A record longer than [`IN_PLACE_MAX`] goes to a new file renamed over it.
+fn write_over(
+    dir: &Path,
+    f: &File,
+    path: &Path,
+    old_len: usize,
+    rec: &StatusRecord,
+) -> Result<(), String> {
+    use std::os::unix::fs::FileExt as _;
+    let mut data = rec.to_json().into_bytes();
+    let len = data.len();
+    if len.max(old_len) > IN_PLACE_MAX {
+        return replace(dir, path, &data);
+    }
+    data.resize(len.max(old_len), b' ');
+    f.write_all_at(&data, 0)
+        .map_err(|e| go_path_error("write", path, &e))?;
+    if len < old_len {
+        f.set_len(len as u64)
+            .map_err(|e| go_path_error("truncate", path, &e))?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to a new file and renames it over `path`, which then holds the old or the
+/// new record whenever a process is killed. The caller holds the lock, so one temporary name
+/// serves.
+fn replace(dir: &Path, path: &Path, data: &[u8]) -> Result<(), String> {
     let tmp = dir.join("status.new");
     let mut f = OpenOptions::new()
         .create(true)
@@ -119,7 +180,7 @@ fn replace(dir: &Path, path: &Path, rec: &StatusRecord) -> Result<(), String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| go_path_error("open", &tmp, &e))?;
-    f.write_all(rec.to_json().as_bytes())
+    f.write_all(data)
         .map_err(|e| go_path_error("write", &tmp, &e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| go_path_error("rename", path, &e))
@@ -183,22 +244,45 @@ mod tests {
     }
 
     #[test]
-    fn writes_replace_the_file_whole() {
-        let d = tmp("whole");
-        let mut rec = StatusRecord::new("echo", Some(ExtraData::command(0, "x")));
-        save(&d, &rec).unwrap();
-        let before = std::fs::metadata(d.join("status")).unwrap();
-        // What a writer killed mid-way leaves behind is overwritten, not read.
-        std::fs::write(d.join("status.new"), "").unwrap();
-        update(&d, &mut rec, |r| r.detail = "again".into()).unwrap();
-        let after = std::fs::metadata(d.join("status")).unwrap();
-        // A new file took the old one's place: the old record stayed whole until then.
+    fn writes_in_place_and_never_torn() {
         use std::os::unix::fs::MetadataExt as _;
-        assert_ne!(before.ino(), after.ino());
+        let d = tmp("inplace");
+        let mut rec = StatusRecord::new("echo", Some(ExtraData::command(0, "x")));
+        // The first record goes to a new file put into place whole.
+        save(&d, &rec).unwrap();
+        assert!(!d.join("status.new").exists());
+        let first = std::fs::metadata(d.join("status")).unwrap().ino();
+        // Later ones are written over it: longer, then shorter (cut to the record).
+        update(&d, &mut rec, |r| {
+            r.detail = "a much longer detail than before".into()
+        })
+        .unwrap();
+        update(&d, &mut rec, |r| r.detail = "short".into()).unwrap();
+        assert_eq!(std::fs::metadata(d.join("status")).unwrap().ino(), first);
+        assert_eq!(
+            std::fs::read(d.join("status")).unwrap(),
+            rec.to_json().as_bytes()
+        );
+        // What a writer killed between its write and its cut leaves is the new record padded
+        // with spaces, which reads as that record.
+        let mut padded = rec.to_json().into_bytes();
+        padded.resize(padded.len() + 40, b' ');
+        std::fs::write(d.join("status"), &padded).unwrap();
+        let mut fresh = StatusRecord::new("", Some(ExtraData::command(0, "")));
+        load(&d, &mut fresh).unwrap();
+        assert_eq!(fresh, rec);
+        // A record too long for one page's write is put into place whole, and read back.
+        let long = "x".repeat(2 * IN_PLACE_MAX);
+        update(&d, &mut rec, |r| r.detail = long.clone()).unwrap();
         assert!(!d.join("status.new").exists());
         let mut fresh = StatusRecord::new("", None);
         load(&d, &mut fresh).unwrap();
-        assert_eq!(fresh.detail, "again");
+        assert_eq!(fresh.detail, long);
+        update(&d, &mut rec, |r| r.detail = "short again".into()).unwrap();
+        assert_eq!(
+            std::fs::read(d.join("status")).unwrap(),
+            rec.to_json().as_bytes()
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

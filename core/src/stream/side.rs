@@ -533,6 +533,9 @@ impl<P: StreamPorts> StreamSide<P> {
                 };
                 if !taken {
                     // A full accept queue, or nobody accepting: refuse it.
+                    warn!(
+                        "refused a mesh stream from {remote} to service {service}: not accepted (listener full or gone)"
+                    );
                     self.streams.close(now, stream);
                     self.open.remove(stream);
                 }
