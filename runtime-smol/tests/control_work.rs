@@ -307,6 +307,23 @@ fn remote_units_from_one_smol_node_to_another() {
     let (ok, out, err) = ctl(&["work", "submit", "nope", "--node", "b", "--no-payload"]);
     assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
 
+    // A node with no route: the submit stays pending (retried in the background), and a
+    // forced release removes it at once.
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "--node", "nowhere", "--no-payload"]);
+    assert!(ok && out.contains("Result: Job Submitted"), "{out}{err}");
+    let lost = unit_id(&out);
+    let (ok, out, err) = ctl(&["work", "list", "--unit_id", &lost]);
+    assert!(
+        ok && out.contains("\"StateName\": \"Pending\""),
+        "{out}{err}"
+    );
+    let (ok, out, err) = ctl(&["work", "release", "--force", &lost]);
+    assert!(
+        ok && out.contains(&format!("({lost}, released)")),
+        "{out}{err}"
+    );
+    assert!(!a_units.join(&lost).exists());
+
     let (ok, out, err) = ctl(&["work", "release", "--all", "--force"]);
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_dir(&a_units).unwrap().count(), 0);
