@@ -17,9 +17,9 @@ use super::Unit;
 
 /// Largest read.
 const CHUNK: usize = 256 * 1024;
-/// First read size; the buffer doubles after each read that fills it, up to [`CHUNK`]. A
-/// stream's buffer is resident while it lives: 200 streams of 100 KiB outputs held 50 MiB
-/// with [`CHUNK`]-sized ones from the start, and now hold a quarter of that.
+/// First read size; it doubles after each read that fills it, up to [`CHUNK`]. The buffer is
+/// sized to what there is to read and freed before the stream waits: with a [`CHUNK`]-sized
+/// buffer for the stream's life, 200 streams of 100 KiB outputs held 50 MiB.
 const FIRST_CHUNK: usize = 16 * 1024;
 
 /// The stdout of one unit from an offset, ready to be streamed.
@@ -78,11 +78,29 @@ impl ResultsStream {
         let Ok(mut pos) = follow.opened(Instant::now()) else {
             return;
         };
-        let mut buf = vec![0u8; FIRST_CHUNK];
+        let mut size = FIRST_CHUNK;
+        let mut buf = Vec::new();
         loop {
             // Everything there is now.
             loop {
-                let n = match file.read_at(&mut buf, pos) {
+                let len = match file.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) => {
+                        debug!("[{}] error reading stdout: {e}", unit.id);
+                        return;
+                    }
+                };
+                let want = usize::try_from(len.saturating_sub(pos)).map_or(size, |a| a.min(size));
+                if want == 0 {
+                    break;
+                }
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
+                let Some(space) = buf.get_mut(..want) else {
+                    return;
+                };
+                let n = match file.read_at(space, pos) {
                     Ok(n) => n,
                     Err(e) => {
                         debug!("[{}] error reading stdout: {e}", unit.id);
@@ -97,10 +115,11 @@ impl ResultsStream {
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
-                if n == buf.len() && n < CHUNK {
-                    buf.resize((2 * n).min(CHUNK), 0);
+                if n == size && size < CHUNK {
+                    size = (2 * size).min(CHUNK);
                 }
             }
+            buf = Vec::new();
             let st = unit.status();
             let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
                 ResultsNext::End(end) => Some(end),
