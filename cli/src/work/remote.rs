@@ -32,8 +32,12 @@ use tracing::{debug, error, warn};
 use super::client::Mesh;
 use super::{Unit, Workceptor, lock};
 
-/// Read size of a stream.
+/// Largest read size of a stream.
 const CHUNK: usize = 64 * 1024;
+/// First read size of a stream; it doubles after each read that fills it, up to [`CHUNK`].
+/// Each connection keeps a buffer of the read size: at [`CHUNK`] from the start, 200 remote
+/// units of 100 KiB outputs made 20 MiB of the submitting node's peak RSS.
+const FIRST_READ: usize = 16 * 1024;
 /// Events from a unit's connections waiting for its job.
 const EVENTS: usize = 64;
 /// Writes waiting for one connection.
@@ -433,12 +437,16 @@ async fn connection(
     let mut acked = Some(stream.acked());
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
-        let mut buf = BytesMut::with_capacity(CHUNK);
+        let mut size = FIRST_READ;
+        let mut buf = BytesMut::new();
         loop {
-            buf.reserve(CHUNK);
+            buf.reserve(size);
             match rd.read_buf(&mut buf).await {
                 Ok(0) => return,
-                Ok(_) => {
+                Ok(n) => {
+                    if n >= size {
+                        size = (2 * size).min(CHUNK);
+                    }
                     if events
                         .send(Event::Bytes(c, buf.split().freeze()))
                         .await
