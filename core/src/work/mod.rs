@@ -17,7 +17,8 @@
 //!   results, cancel, release, retries and give-ups) as a sans-IO machine the runtime drives;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens, and [`signing`]: when a
 //!   unit makes a fresh token and when tokens expire;
-//! * [`new_remote_data`]: the checks of a `work submit` for another node;
+//! * [`submit_target`] and [`new_remote_data`]: where a `work submit` runs, and the checks
+//!   of one for another node;
 //! * [`ResultsFollow`]: when a `work results` stream ends;
 //! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
 //!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
@@ -52,6 +53,7 @@ mod results;
 mod shlex;
 pub mod signing;
 mod status;
+mod submit;
 mod worker;
 
 pub use crate::control::state_name;
@@ -71,4 +73,5 @@ pub use status::{
     STATE_RUNNING, STATE_SUCCEEDED, StatusDecodeError, StatusRecord, input_error_detail,
     is_complete,
 };
+pub use submit::{SubmitError, SubmitTo, submit_target};
 pub use worker::{CancelOutcome, Restart, WorkType};
