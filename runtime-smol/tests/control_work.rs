@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use receptor_core::LinkKind;
+use receptor_core::control::WorkSubmit;
 use receptor_core::stream::{ServerTls, server_config};
 use receptor_smol::backends::{tcp_dial, tcp_listen};
 use receptor_smol::control::{ControlOptions, serve_control_mesh, serve_control_unix};
@@ -272,11 +273,119 @@ fn remote_units_from_one_smol_node_to_another() {
     assert!(!a_units.join(&long).exists());
     assert!(on_b.unit_status(&there).is_err(), "released on b");
 
+    // Refused here, by core's checks of a remote submit.
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "cat",
+        "--node",
+        "b",
+        "--no-payload",
+        "-a",
+        "secret_x=1",
+    ]);
+    assert!(
+        !ok && err.contains("cannot send secrets over a non-TLS connection"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = ctl(&[
+        "work",
+        "submit",
+        "cat",
+        "--node",
+        "b",
+        "--no-payload",
+        "--ttl",
+        "1m",
+    ]);
+    assert!(
+        !ok && err.contains("ttl: not offered by this node"),
+        "{out}{err}"
+    );
+
     // b refuses: the submit fails with b's reason.
     let (ok, out, err) = ctl(&["work", "submit", "nope", "--node", "b", "--no-payload"]);
     assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
 
+    // A node with no route: the submit stays pending (retried in the background), and a
+    // forced release removes it at once.
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "--node", "nowhere", "--no-payload"]);
+    assert!(ok && out.contains("Result: Job Submitted"), "{out}{err}");
+    let lost = unit_id(&out);
+    let (ok, out, err) = ctl(&["work", "list", "--unit_id", &lost]);
+    assert!(
+        ok && out.contains("\"StateName\": \"Pending\""),
+        "{out}{err}"
+    );
+    let (ok, out, err) = ctl(&["work", "release", "--force", &lost]);
+    assert!(
+        ok && out.contains(&format!("({lost}, released)")),
+        "{out}{err}"
+    );
+    assert!(!a_units.join(&lost).exists());
+
     let (ok, out, err) = ctl(&["work", "release", "--all", "--force"]);
     assert!(ok, "{out}{err}");
     assert_eq!(std::fs::read_dir(&a_units).unwrap().count(), 0);
+}
+
+/// A smol node that stops while its remote unit runs on another node, and starts again over
+/// the same directory, follows the unit again and gets all of its output.
+#[test]
+fn a_remote_unit_is_followed_again_after_a_restart() {
+    let dir = TempDir::new("remoterestart");
+    let (a, b) = (
+        spawn_node(config_seeded("a", 31)).unwrap(),
+        spawn_node(config_seeded("b", 32)).unwrap(),
+    );
+    let (addr_b, _listen) =
+        async_io::block_on(tcp_listen(&b, listen_spec(LinkKind::Stream))).unwrap();
+    let _dial = tcp_dial(&a, dial_spec(addr_b, LinkKind::Stream));
+    async_io::block_on(within(20, "route a -> b", wait_route(&a, "b")));
+    async_io::block_on(within(20, "route b -> a", wait_route(&b, "a")));
+    let on_b = Arc::new(Work::new(dir.path("b-units"), 5));
+    on_b.register("slow", "sh", "-c 'echo first; sleep 2; echo second'");
+    let tls = insecure_server_config(SystemTime::now()).unwrap();
+    let server = ServerTls::Fixed(server_config((*tls).clone()).unwrap());
+    let b_options = ControlOptions {
+        work: Some(on_b.clone()),
+        ..ControlOptions::default()
+    };
+    let _b_control =
+        async_io::block_on(serve_control_mesh(&b, "control", server, 1, b_options)).unwrap();
+
+    let a_units = dir.path("a-units");
+    let on_a = Work::new(a_units.clone(), 6).with_node(a.clone(), None);
+    let req = WorkSubmit {
+        node: "b".into(),
+        work_type: "slow".into(),
+        ..WorkSubmit::default()
+    };
+    let id = on_a.create_remote(&req).unwrap();
+    assert_eq!(async_io::block_on(on_a.start(&id)), Ok(false));
+    let running = async {
+        while on_a.status(&id).unwrap().state != 1 {
+            async_io::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    async_io::block_on(within(10, "running", running));
+    // The node stops while the unit runs there.
+    drop(on_a);
+
+    let again = Work::new(a_units, 7).with_node(a.clone(), None);
+    again.scan();
+    let done = async_io::block_on(within(30, "the unit", again.wait(&id))).unwrap();
+    assert_eq!((done.state, done.detail.as_str()), (2, "exit status 0"));
+    let output = async_io::block_on(within(10, "its output", async {
+        loop {
+            let out = again.results(&id).unwrap_or_default();
+            if out.len() >= 13 {
+                return out;
+            }
+            async_io::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+    }));
+    assert_eq!(output, b"first\nsecond\n");
+    async_io::block_on(again.release(&id, false)).unwrap();
+    assert!(on_b.list(None).unwrap().is_empty(), "released on b too");
 }

@@ -42,13 +42,7 @@ pub(super) fn submit(
     no_signature(&req.signature)?;
     let remote = submit_target(req, self_id).map_err(|e| e.to_string())? == SubmitTo::Remote;
     let id = if remote {
-        if req.sign_work {
-            return Err("cannot sign work: this node has no work-signing key".to_owned());
-        }
-        if !req.ttl.is_empty() {
-            return Err("ttl: not offered by this node".to_owned());
-        }
-        work.create_remote(&req.node, &req.work_type, &req.params, &req.tls_client)
+        work.create_remote(req)
     } else {
         work.create(&req.work_type, &req.params)
     }
@@ -102,7 +96,7 @@ pub(super) async fn receive_payload<S: AsyncRead + Unpin>(
             unit_id: id.to_owned(),
             pending,
         },
-        Err(e) => Reply::Error(e.to_string().into()),
+        Err(e) => Reply::Error(e.into()),
     }
 }
 

@@ -26,13 +26,15 @@ mod unit;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit};
+use receptor_core::control::WorkSubmit;
+use receptor_core::control::{StatusWait, UnitStatus, WaitStep};
 use receptor_core::wire::WorkCommand;
+use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::{
     Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
     WorkError, command_params, is_complete, new_remote_data,
@@ -141,9 +143,20 @@ impl Work {
         for id in ids {
             let dir = self.dir.join(&id);
             let loaded = std::fs::read(dir.join("status")).map_err(|e| e.to_string());
-            let mut rec = StatusRecord::new("", Some(ExtraData::command(0, "")));
+            // The work type decides the shape of ExtraData: read it with no assumptions
+            // first, then over a record of that shape (as Go reads into its unit's type).
+            let mut probe = StatusRecord::new("", None);
+            if let Ok(d) = &loaded {
+                let _ = probe.merge_json(d);
+            }
+            let kind = self.kind_of(&probe.work_type);
+            let blank = match kind {
+                Kind::Command(_) => Some(ExtraData::command(0, "")),
+                Kind::Remote => Some(ExtraData::Remote(RemoteExtraData::default())),
+                Kind::Unknown => None,
+            };
+            let mut rec = StatusRecord::new("", blank);
             let loaded = loaded.and_then(|d| rec.merge_json(&d).map_err(|e| e.to_string()));
-            let kind = self.kind_of(&rec.work_type);
             let unit = Arc::new(Unit::new(dir, kind.clone(), rec.clone()));
             let effects = lock(&self.engine).handle_found(
                 &id,
@@ -184,38 +197,27 @@ impl Work {
         self.create_unit(Kind::Command(ty), rec)
     }
 
-    /// `work submit` to another node, first half: a unit of type `remote` here that submits
-    /// `work_type` with `params` to `node` once its payload is in ([`Work::stdin_path`], then
-    /// [`Work::start`]); its ID. `tls_client` names the TLS config of the streams (empty:
-    /// none). Signed work and a `ttl` are not offered here.
-    pub fn create_remote(
-        &self,
-        node: &str,
-        work_type: &str,
-        params: &BTreeMap<String, String>,
-        tls_client: &str,
-    ) -> Result<String, WorkError> {
-        let refuse = |why: String| Err(WorkError::Worker(why));
+    /// `work submit` to another node (`req.node`), first half: a unit of type `remote` here
+    /// that submits the work there once its payload is in ([`Work::stdin_path`], then
+    /// [`Work::start`]); its ID. Core's [`new_remote_data`] checks the request. Signed work
+    /// and a `ttl` are not offered here.
+    pub fn create_remote(&self, req: &WorkSubmit) -> Result<String, WorkError> {
+        let refuse = |why: &str| Err(WorkError::Worker(why.to_owned()));
         let Some(mesh) = &self.mesh else {
-            return refuse("remote work needs a running node".into());
+            return refuse("remote work needs a running node");
         };
-        if !tls_client.is_empty() {
-            mesh.knows_tls(tls_client, node)
-                .map_err(WorkError::Worker)?;
+        if req.sign_work {
+            return refuse("cannot sign work: this node has no work-signing key");
         }
-        // The core's checks (secrets need TLS); this node offers neither `ttl` nor signing,
-        // so there is no ttl to parse and no token lifetime that matters.
-        let req = WorkSubmit {
-            node: node.to_owned(),
-            work_type: work_type.to_owned(),
-            tls_client: tls_client.to_owned(),
-            params: params.clone(),
-            ..WorkSubmit::default()
-        };
-        let red = new_remote_data(&req, true, Duration::ZERO, 0, |_| Ok(0))
-            .map_err(|e| WorkError::Worker(e.to_string()))?
-            .data;
-        let rec = StatusRecord::new("remote", Some(ExtraData::Remote(red)));
+        let tls_known =
+            req.tls_client.is_empty() || mesh.knows_tls(&req.tls_client, &req.node).is_ok();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let no_ttl = |_: &str| Err("ttl: not offered by this node".to_owned());
+        let new = new_remote_data(req, tls_known, Duration::ZERO, now, no_ttl)
+            .map_err(|e| WorkError::Worker(e.to_string()))?;
+        let rec = StatusRecord::new("remote", Some(ExtraData::Remote(new.data)));
         self.create_unit(Kind::Remote, rec)
     }
 

@@ -1,8 +1,10 @@
-//! `work results`: a unit's stdout from an offset, streamed while it grows (control-and-work.md
-//! §2.5). When the stream ends is the core's [`ResultsFollow`] rule, the one the `receptor`
-//! binary follows (the unit complete and everything its record counts sent, its stdout file
-//! gone, a negative offset, ...); it also ends when the unit is released here or a write
-//! fails.
+//! `work results`: a unit's stdout from an offset, streamed while it grows. When the stream
+//! ends is core's rule ([`ResultsFollow`], control-and-work.md §2.5), the one the `receptor`
+//! binary follows too: once the unit is complete (Succeeded or Failed) and everything its
+//! record counts (`StdoutSize`) has been sent, when its stdout file stays missing, or at once
+//! for a negative offset (Go's seek error). A Canceled unit is not complete (as in Go): its
+//! stream waits for more. Here a unit released meanwhile (unknown to the engine) also ends
+//! its stream at once, and a write failing (the client left) ends it.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -40,46 +42,44 @@ impl ResultsStream {
     /// Writes the unit's stdout from the start position to `out` as it becomes available,
     /// until the stream ends (see the module's rule).
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
+        let id = &self.id;
         let mut follow = ResultsFollow::new(self.start_pos);
-        let mut buf = vec![0u8; CHUNK];
-        let mut file = None;
-        let mut pos = 0;
-        loop {
-            let Ok(unit) = self.work.unit(&self.id) else {
-                debug!("[{}] released while its results were streamed", self.id);
-                return;
+        let (mut file, path) = loop {
+            let Ok(unit) = self.work.unit(id) else {
+                return debug!("[{id}] released while its results were streamed");
             };
-            if file.is_none() {
-                match std::fs::File::open(unit.stdout_path()) {
-                    Ok(f) => {
-                        let Ok(from) = follow.opened(Instant::now()) else {
-                            return;
-                        };
-                        pos = from;
-                        file = Some(f);
-                    }
-                    Err(_) => {
-                        let Some(st) = self.work.status(&self.id) else {
-                            return;
-                        };
-                        let end = follow.no_stdout(Instant::now(), false, st.state, st.stdout_size);
-                        if let Some(end) = end {
-                            debug!("[{}] results end: {end}", self.id);
-                            return;
+            let path = unit.stdout_path();
+            match std::fs::File::open(&path) {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let end = match self.work.status(id) {
+                        Some(st) => {
+                            follow.no_stdout(Instant::now(), false, st.state, st.stdout_size)
                         }
-                        Timer::after(POLL).await;
-                        continue;
+                        None => follow.no_stdout(Instant::now(), true, 0, 0),
+                    };
+                    if let Some(end) = end {
+                        return debug!("[{id}] results: {end}");
                     }
                 }
+                Err(e) => return debug!("[{id}] error accessing stdout file: {e}"),
             }
+            Timer::after(POLL).await;
+        };
+        let mut pos = match follow.opened(Instant::now()) {
+            Ok(pos) => pos,
+            Err(end) => return debug!("[{id}] results: {end}"),
+        };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
             // Everything there is now.
-            while let Some(f) = file.as_mut() {
-                let n = match f.seek(SeekFrom::Start(pos)).and_then(|_| f.read(&mut buf)) {
+            loop {
+                let n = match file
+                    .seek(SeekFrom::Start(pos))
+                    .and_then(|_| file.read(&mut buf))
+                {
                     Ok(n) => n,
-                    Err(e) => {
-                        debug!("[{}] error reading stdout: {e}", self.id);
-                        return;
-                    }
+                    Err(e) => return debug!("[{id}] error reading stdout: {e}"),
                 };
                 let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
                     break;
@@ -89,19 +89,16 @@ impl ResultsStream {
                     return;
                 }
             }
-            // The status after the reads: a unit that completed meanwhile has its last
-            // output in the file already.
-            let Some(st) = self.work.status(&self.id) else {
-                return;
+            let Some(st) = self.work.status(id) else {
+                return debug!("[{id}] released while its results were streamed");
             };
             let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
                 ResultsNext::End(end) => Some(end),
-                ResultsNext::CheckStdout => follow.stdout_checked(unit.stdout_path().exists()),
+                ResultsNext::CheckStdout => follow.stdout_checked(path.exists()),
                 ResultsNext::Wait => None,
             };
             if let Some(end) = end {
-                debug!("[{}] results end: {end}", self.id);
-                return;
+                return debug!("[{id}] results: {end}");
             }
             Timer::after(POLL).await;
         }
