@@ -48,6 +48,7 @@ use receptor_core::control::{
     ErrorReply, StatusWait, UnitStatus, WaitStep, WorkSubmit, state_name,
 };
 use receptor_core::wire::WorkCommand;
+use receptor_core::work::remote_unit::RemoteUnitConfig;
 use receptor_core::work::signing::{signature_gate, signature_needed};
 use receptor_core::work::{
     Engine, StatusRecord, StdoutSize, SubmitTo, is_safe_unit_id, submit_target,
@@ -63,8 +64,11 @@ pub use worker::CommandType;
 
 use crate::config::WorkCommandCfg;
 
-/// How long a remote unit's node may stay unreachable before the unit fails, by default.
-pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long a remote unit's node may stay unreachable before the unit fails, by default: the
+/// remote-unit machine's own default ([`RemoteUnitConfig`]), so the value lives in one place.
+pub fn default_unreachable_timeout() -> Option<Duration> {
+    RemoteUnitConfig::default().unreachable_timeout
+}
 
 /// How often waiters on a unit look again when nothing woke them, for a unit whose directory
 /// is watched (a safety net: every change wakes them).
@@ -324,7 +328,7 @@ impl Workceptor {
             rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
             mesh: None,
             keys: Keys::default(),
-            unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
+            unreachable_timeout: default_unreachable_timeout(),
             dirwatch: OnceLock::new(),
             pool: remote::Pool::default(),
         })
