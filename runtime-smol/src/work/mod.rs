@@ -47,6 +47,9 @@ use unit::{CHILD_POLL, Kind, Unit, lock};
 use crate::NodeHandle;
 use crate::control::ConnectTls;
 
+/// How often a running command unit's process is looked at by its watcher.
+const REAP_POLL: Duration = Duration::from_millis(100);
+
 /// Longest wait of a long-polled `work status` (as the `receptor` binary's).
 const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
@@ -399,7 +402,10 @@ impl Work {
             let outcome = match effect {
                 Effect::StartWorker { .. } => Outcome::Started(match unit.kind {
                     Kind::Remote => remote::start(self, id, unit).await,
-                    _ => unit.spawn().map(|()| false),
+                    _ => unit.spawn().map(|()| {
+                        self.watch_child(id, unit);
+                        false
+                    }),
                 }),
                 Effect::CancelWorker { release, .. } => Outcome::Cancelled(match unit.kind {
                     Kind::Remote => remote::cancel(self, id, unit, release).await,
@@ -416,6 +422,24 @@ impl Work {
             self.answer(&mut op, outcome);
         }
         op.into_reply()
+    }
+
+    /// With a node to run tasks on, records a command unit's exit as soon as it happens (in
+    /// its status file too, so a node killed afterwards finds it finished); without one, the
+    /// exit is recorded when the unit is next looked at.
+    fn watch_child(&self, id: &str, unit: &Arc<Unit>) {
+        let Some(mesh) = &self.mesh else { return };
+        let (id, unit, engine) = (id.to_owned(), unit.clone(), self.engine.clone());
+        let watch = async move {
+            while lock(&unit.child).is_some() {
+                Timer::after(REAP_POLL).await;
+                if unit.reap() {
+                    let state = lock(&unit.rec).state;
+                    lock(&engine).handle_status(&id, state);
+                }
+            }
+        };
+        mesh.node.spawn(watch).detach();
     }
 
     /// Carries out effects that need no waiting (those of creating or finding a unit).
