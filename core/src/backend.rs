@@ -6,8 +6,16 @@
 //! `TlsClient::backend_config` (WebSocket: with ALPN `http/1.1`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::LinkConfig;
+
+/// How long a stream link the node closed (refusal, node shutdown) keeps reading, and
+/// dropping, what the peer still sends after our side is shut down, until the peer closes
+/// too. A socket closed with unread bytes sends a reset, and a reset makes the peer's kernel
+/// throw away what we wrote last before its reader takes it: the close of a QUIC
+/// connection, a refusal's reason. The peer then waited for its idle timeout instead.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// A TCP or UDP listener.
 #[derive(Clone)]

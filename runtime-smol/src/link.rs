@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_channel::{Receiver, TrySendError};
+use async_io::Timer;
 use async_net::UdpSocket;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use futures_lite::{StreamExt, future};
+use receptor_core::backend::CLOSE_LINGER;
 use receptor_core::tls::explain_session_error;
 use receptor_core::{LinkConfig, LinkId, Transmit};
 use tracing::{debug, warn};
@@ -119,6 +121,7 @@ where
     // without a copy, and a new buffer is zeroed only once the old one is used up.
     let mut size = FIRST_READ_CHUNK;
     let mut buf = BytesMut::zeroed(size);
+    let mut closed_here = false;
     loop {
         if buf.len() < MIN_READ {
             buf = BytesMut::zeroed(size);
@@ -134,7 +137,11 @@ where
                 }
                 break;
             }
-            _ => break,
+            Some(Ok(_)) => break,
+            None => {
+                closed_here = true;
+                break;
+            }
         };
         if n == room {
             size = READ_CHUNK;
@@ -149,7 +156,21 @@ where
     let established = s.established.load(Ordering::Relaxed);
     drop(s.down);
     writer.await;
+    if closed_here {
+        linger(&mut rd).await;
+    }
     established
+}
+
+/// Reads and drops what the peer still sends until it closes too, for at most
+/// [`CLOSE_LINGER`], so that closing our socket does not reset what we wrote last.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = vec![0u8; 16 * 1024];
+    let drain = async { while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {} };
+    future::or(drain, async {
+        Timer::after(CLOSE_LINGER).await;
+    })
+    .await;
 }
 
 /// Writes frames until the node drops the link, gathering whatever is queued into one write.

@@ -9,6 +9,7 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
+use receptor_core::backend::CLOSE_LINGER;
 use receptor_core::wire::MAX_MESSAGE_LEN;
 use receptor_core::{LinkConfig, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -127,6 +128,7 @@ where
     // A quiet link keeps a small buffer (idle RSS); one whose reads fill it gets a large one.
     let mut size = READ_BUF_SMALL;
     let mut buf = BytesMut::with_capacity(size);
+    let mut closed_here = false;
     loop {
         // Room for the rest of a frame begun in the last read, and for a large read: the
         // partial frame stays in place when the buffer has room, and only the partial frame
@@ -165,14 +167,28 @@ where
                     tokio::task::yield_now().await;
                 }
             },
-            _ = &mut close => break,
+            _ = &mut close => {
+                closed_here = true;
+                break;
+            }
         }
     }
     debug!(%link, %peer, "stream link ended");
     let established = guard.established.load(Ordering::Relaxed);
     drop(guard);
     let _ = writer.await;
+    if closed_here {
+        linger(&mut rd).await;
+    }
     established
+}
+
+/// Reads and drops what the peer still sends until it closes too, for at most
+/// [`CLOSE_LINGER`], so that closing our socket does not reset what we wrote last.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = vec![0u8; 16 * 1024];
+    let drain = async { while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 /// Writes every frame of `batch` with gathered writes, emptying it.

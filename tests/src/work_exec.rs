@@ -17,9 +17,11 @@ use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use receptor_core::NodeId;
-use receptor_core::control::{Action, Connection, Reply, Step, UnitStatus, WorkRequest};
+use receptor_core::control::{
+    Action, Connection, Reply, StatusWait, Step, UnitStatus, WaitStep, WorkRequest,
+};
 use receptor_core::work::{
-    Effect, Engine, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, StdoutSize, WorkError,
+    Effect, Engine, STATE_PENDING, STATE_RUNNING, STATE_SUCCEEDED, StdoutSize, WorkError, all_sent,
     is_complete,
 };
 
@@ -74,8 +76,7 @@ enum Srv {
     /// A long poll held until the unit's State or Detail change, or `until`.
     Held {
         unit: String,
-        state: i64,
-        detail: String,
+        wait: StatusWait,
         until: u64,
     },
     /// Reading `unit`'s payload to the client's FIN.
@@ -279,12 +280,11 @@ impl Executor {
                     return unknown(&unit_id);
                 };
                 match wait {
-                    Some(w) if w.state == u.state && w.detail == u.detail => {
-                        let until = sim.now() + Duration::from_millis(w.millis);
+                    Some(w) if !w.is_news(&u.status()) => {
+                        let until = sim.now() + w.wait();
                         Answer::Hold(Srv::Held {
                             unit: unit_id,
-                            state: w.state,
-                            detail: w.detail,
+                            wait: w,
                             until: until.as_nanos() as u64,
                         })
                     }
@@ -388,23 +388,21 @@ impl Executor {
             let broken = r.read_error.is_some() || r.end.is_some();
             match &mut self.served[i].srv {
                 Srv::Closing => return moved,
-                Srv::Held {
-                    unit,
-                    state,
-                    detail,
-                    until,
-                } => {
+                Srv::Held { unit, wait, until } => {
                     if broken {
                         self.served[i].srv = Srv::Closing;
                         sim.stream_drop(s);
                         return true;
                     }
-                    let u = &self.units[unit.as_str()];
+                    let current = self.units.get(unit.as_str()).map(|u| u.status());
                     let now = sim.now().as_nanos() as u64;
-                    if u.state == *state && u.detail == *detail && now < *until {
-                        return moved;
-                    }
-                    let reply = Reply::WorkStatus(u.status());
+                    let reply = match wait.step(current, now >= *until) {
+                        WaitStep::Wait => return moved,
+                        WaitStep::Answer(st) => Reply::WorkStatus(st),
+                        WaitStep::Unknown => {
+                            Reply::Error(WorkError::UnknownUnit(unit.clone()).into())
+                        }
+                    };
                     self.served[i].srv = Srv::Steps;
                     self.complete(sim, trace, i, reply);
                     moved = true;
@@ -444,7 +442,7 @@ impl Executor {
                         sim.stream_write(s, data);
                         moved = true;
                     }
-                    if is_complete(u.state) && *pos >= u.output.len() {
+                    if all_sent(u.state, *pos as u64, u.output.len() as i64) {
                         self.served[i].srv = Srv::Closing;
                         sim.stream_finish(s);
                         return true;

@@ -628,7 +628,7 @@ impl Workceptor {
         let deadline = wait.deadline(now());
         loop {
             let current = (!unit.is_released()).then(|| unit.reply_status());
-            match wait.step(current, now(), deadline) {
+            match wait.step(current, now() >= deadline) {
                 WaitStep::Answer(st) => return Ok(st),
                 WaitStep::Unknown => return Err(unknown_unit(unit_id)),
                 WaitStep::Wait => {

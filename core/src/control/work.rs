@@ -88,10 +88,15 @@ pub enum WaitStep {
 }
 
 impl StatusWait {
-    /// When the reply is due at the latest, for a request that arrived at `now`: after the
-    /// asked wait, or [`STATUS_WAIT_MAX`] if that is sooner.
+    /// How long the reply may wait: the asked wait, or [`STATUS_WAIT_MAX`] if that is
+    /// sooner.
+    pub fn wait(&self) -> Duration {
+        Duration::from_millis(self.millis).min(STATUS_WAIT_MAX)
+    }
+
+    /// When the reply is due at the latest, for a request that arrived at `now`.
     pub fn deadline(&self, now: Instant) -> Instant {
-        now + Duration::from_millis(self.millis).min(STATUS_WAIT_MAX)
+        now + self.wait()
     }
 
     /// Whether `current` tells the client something new: its State or Detail differ from
@@ -101,13 +106,13 @@ impl StatusWait {
     }
 
     /// The rule of the long poll: `current` is the unit's status now (`None` once it is
-    /// released); `deadline` is [`StatusWait::deadline`] of the request. A gone unit is
-    /// unknown; news is answered at once; anything else waits until the deadline and is then
-    /// answered as it is.
-    pub fn step(&self, current: Option<UnitStatus>, now: Instant, deadline: Instant) -> WaitStep {
+    /// released); `timed_out`: the [`wait`](Self::wait) since the request has passed. A gone
+    /// unit is unknown; news is answered at once; anything else waits until the time is up
+    /// and is then answered as it is.
+    pub fn step(&self, current: Option<UnitStatus>, timed_out: bool) -> WaitStep {
         match current {
             None => WaitStep::Unknown,
-            Some(st) if self.is_news(&st) || now >= deadline => WaitStep::Answer(st),
+            Some(st) if timed_out || self.is_news(&st) => WaitStep::Answer(st),
             Some(_) => WaitStep::Wait,
         }
     }
@@ -636,40 +641,38 @@ mod tests {
             detail: "Running: PID 5".into(),
             millis: 1000,
         };
-        let deadline = wait.deadline(t0);
-        assert_eq!(deadline, t0 + Duration::from_secs(1));
+        assert_eq!(wait.wait(), Duration::from_secs(1));
+        assert_eq!(wait.deadline(t0), t0 + Duration::from_secs(1));
         let st = |state: i64, detail: &str| UnitStatus {
             state,
             detail: detail.into(),
             ..UnitStatus::default()
         };
         let same = st(1, "Running: PID 5");
-        // Nothing new: wait, until the deadline.
-        assert_eq!(wait.step(Some(same.clone()), t0, deadline), WaitStep::Wait);
+        // Nothing new: wait, until the time is up.
+        assert_eq!(wait.step(Some(same.clone()), false), WaitStep::Wait);
         assert_eq!(
-            wait.step(Some(same.clone()), deadline, deadline),
+            wait.step(Some(same.clone()), true),
             WaitStep::Answer(same.clone())
         );
         // A new State or a new Detail: at once. StdoutSize alone is no news.
         for news in [st(2, "Running: PID 5"), st(1, "Running: PID 6")] {
-            assert_eq!(
-                wait.step(Some(news.clone()), t0, deadline),
-                WaitStep::Answer(news)
-            );
+            assert_eq!(wait.step(Some(news.clone()), false), WaitStep::Answer(news));
         }
         let grown = UnitStatus {
             stdout_size: 9,
             ..same.clone()
         };
-        assert_eq!(wait.step(Some(grown), t0, deadline), WaitStep::Wait);
-        // Released: unknown, even at the deadline.
-        assert_eq!(wait.step(None, t0, deadline), WaitStep::Unknown);
-        assert_eq!(wait.step(None, deadline, deadline), WaitStep::Unknown);
+        assert_eq!(wait.step(Some(grown), false), WaitStep::Wait);
+        // Released: unknown, even when the time is up.
+        assert_eq!(wait.step(None, false), WaitStep::Unknown);
+        assert_eq!(wait.step(None, true), WaitStep::Unknown);
         // The wait is capped at 30 s.
         let long = StatusWait {
             millis: u64::MAX,
             ..wait
         };
+        assert_eq!(long.wait(), STATUS_WAIT_MAX);
         assert_eq!(long.deadline(t0), t0 + STATUS_WAIT_MAX);
     }
 

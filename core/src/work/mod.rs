@@ -63,7 +63,7 @@ pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
 pub use remote::RemoteExtraData;
 pub use results::{
-    ResultsEnd, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY, STDOUT_MISSING_CHECKS,
+    ResultsEnd, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY, STDOUT_MISSING_CHECKS, all_sent,
 };
 pub use shlex::{ShlexError, shlex_split};
 pub use status::{

@@ -78,6 +78,13 @@ pub enum ResultsNext {
     Wait,
 }
 
+/// Whether a unit's results are all sent: it is complete (Succeeded or Failed, not Canceled)
+/// and `sent` bytes reach its recorded `StdoutSize`. The part of the rule a runtime without a
+/// stdout file (the simulator) needs on its own.
+pub fn all_sent(state: i64, sent: u64, stdout_size: i64) -> bool {
+    is_complete(state) && i64::try_from(sent).unwrap_or(i64::MAX) >= stdout_size
+}
+
 /// One results stream's progress towards its end. See the module doc for the rule.
 #[derive(Debug, Clone)]
 pub struct ResultsFollow {
@@ -137,7 +144,7 @@ impl ResultsFollow {
         state: i64,
         stdout_size: i64,
     ) -> ResultsNext {
-        if is_complete(state) && i64::try_from(sent).unwrap_or(i64::MAX) >= stdout_size {
+        if all_sent(state, sent, stdout_size) {
             return ResultsNext::End(ResultsEnd::Complete);
         }
         let due = self

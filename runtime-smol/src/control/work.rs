@@ -12,7 +12,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 use receptor_core::control::{Reply, WorkRequest, WorkSubmit, connect_target};
@@ -145,12 +144,7 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
             wait: Some(w),
             ..
         } => work
-            .unit_status_wait(
-                &unit_id,
-                w.state,
-                &w.detail,
-                Duration::from_millis(w.millis),
-            )
+            .unit_status_wait(&unit_id, &w)
             .await
             .map(Reply::WorkStatus)
             .map_err(|e| e.to_string()),

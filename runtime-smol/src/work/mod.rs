@@ -31,8 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use receptor_core::control::UnitStatus;
-use receptor_core::control::WorkSubmit;
+use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::{
@@ -49,9 +48,6 @@ use crate::control::ConnectTls;
 
 /// How often a running command unit's process is looked at by its watcher.
 const REAP_POLL: Duration = Duration::from_millis(100);
-
-/// Longest wait of a long-polled `work status` (as the `receptor` binary's).
-const STATUS_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// The units of one node, run on smol.
 #[derive(Debug)]
@@ -282,23 +278,24 @@ impl Work {
         Ok(unit.reply_status())
     }
 
-    /// `work status` long-polled (the extension our nodes use among themselves): answers once
-    /// the unit's State or Detail differ from `known_state` / `known_detail`, or once `wait`
-    /// has passed (at most 30 s).
+    /// `work status` long-polled (the extension our nodes use among themselves): answers as
+    /// the core's [`StatusWait::step`] rules (news at once, otherwise at the capped wait).
     pub async fn unit_status_wait(
         &self,
         id: &str,
-        known_state: i64,
-        known_detail: &str,
-        wait: Duration,
+        wait: &StatusWait,
     ) -> Result<UnitStatus, WorkError> {
-        let until = Instant::now() + wait.min(STATUS_WAIT_MAX);
+        let until = wait.deadline(Instant::now());
         loop {
+            // A unit released meanwhile is unknown here already.
             let st = self.unit_status(id)?;
-            if st.state != known_state || st.detail != known_detail || Instant::now() >= until {
-                return Ok(st);
+            match wait.step(Some(st), Instant::now() >= until) {
+                WaitStep::Answer(st) => return Ok(st),
+                WaitStep::Unknown => return Err(WorkError::UnknownUnit(id.to_owned())),
+                WaitStep::Wait => {
+                    Timer::after(CHILD_POLL).await;
+                }
             }
-            Timer::after(CHILD_POLL).await;
         }
     }
 
@@ -492,8 +489,9 @@ impl Work {
 impl Drop for Work {
     /// The units' processes end with the node.
     fn drop(&mut self) {
-        let engine = lock(&self.engine);
-        for (_, unit) in engine.units() {
+        // Not under the engine's lock: a remote unit's job takes it while acting.
+        let units: Vec<Arc<Unit>> = lock(&self.engine).units().map(|(_, u)| u.clone()).collect();
+        for unit in units {
             unit.kill_now();
         }
     }

@@ -138,6 +138,8 @@ struct Job {
     events: Receiver<Event>,
     answer: Option<Sender<Result<bool, String>>>,
     stdout: Option<std::fs::File>,
+    /// The unit's job generation this job runs as (see [`Unit::job_gen`]).
+    generation: u64,
 }
 
 impl Job {
@@ -184,6 +186,7 @@ impl Job {
             events,
             answer: Some(tx),
             stdout,
+            generation: 0,
         };
         Ok((job, rx))
     }
@@ -195,8 +198,7 @@ impl Job {
             Timeout,
         }
         loop {
-            self.apply();
-            if self.m.is_done() {
+            if !self.apply() || self.m.is_done() {
                 break;
             }
             let at = self.m.poll_timeout();
@@ -244,8 +246,14 @@ impl Job {
     }
 
     /// Carries out the machine's outputs; its answer goes out once all of them are done (a
-    /// release is answered after the directory is gone).
-    fn apply(&mut self) {
+    /// release is answered after the directory is gone). `false`: this job was stopped and
+    /// did nothing.
+    fn apply(&mut self) -> bool {
+        let unit = self.unit.clone();
+        let current = lock(&unit.job_gen);
+        if *current != self.generation {
+            return false;
+        }
         let mut answer = None;
         while let Some(o) = self.m.poll_output() {
             match o {
@@ -276,11 +284,13 @@ impl Job {
                 other => debug!("[{}] ignored {other:?}", self.id),
             }
         }
+        drop(current);
         if let Some(a) = answer
             && let Some(tx) = self.answer.take()
         {
             let _ = tx.try_send(a);
         }
+        true
     }
 
     fn dial(&mut self, c: ConnId) {
@@ -446,7 +456,8 @@ fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Runs `job` as the unit's job (the previous one must have been stopped).
-fn spawn_job(unit: &Unit, job: Job) {
+fn spawn_job(unit: &Unit, mut job: Job) {
+    job.generation = *lock(&unit.job_gen);
     let node = job.mesh.node.clone();
     let task = node.spawn(job.run());
     *lock(&unit.job) = Some(task);
@@ -454,6 +465,7 @@ fn spawn_job(unit: &Unit, job: Job) {
 
 /// Stops the unit's job, if any, and waits until it has stopped.
 async fn stop_job(unit: &Unit) {
+    *lock(&unit.job_gen) += 1;
     let job = lock(&unit.job).take();
     if let Some(job) = job {
         job.cancel().await;
