@@ -79,7 +79,11 @@ impl Work {
     /// (TLS by `tlsclient` name from `tls`; without it plain streams in the insecure mode).
     /// Call before [`Work::scan`], which follows such units again.
     pub fn with_node(mut self, node: NodeHandle, tls: Option<ConnectTls>) -> Self {
-        self.mesh = Some(remote::Mesh { node, tls });
+        self.mesh = Some(remote::Mesh {
+            node,
+            tls,
+            pool: Arc::default(),
+        });
         self
     }
 
