@@ -274,6 +274,9 @@ pub struct StreamStats {
     pub unreachable: u64,
     /// Packets dropped for exceeding the path MTU set with [`Sim::set_stream_mtu`].
     pub too_big: u64,
+    /// Packets larger than Go's largest (1452 bytes): path MTU probes, and the packets of
+    /// connections between our nodes once their path is known to carry more.
+    pub large: u64,
 }
 
 /// The FNV-1a hash of `data`, continuing from `h` (start with [`fnv_start`]).
@@ -607,6 +610,9 @@ impl Sim {
             let w = &mut self.stream_world;
             w.stats.sent += 1;
             w.stats.sent_bytes += d.payload.len() as u64;
+            if d.payload.len() > 1452 {
+                w.stats.large += 1;
+            }
             w.shape.u64(self.now);
             w.shape.u64(u64::from(n));
             w.shape.u64(d.payload.len() as u64);

@@ -207,6 +207,63 @@ fn bulk_across_a_random_mesh() {
     check_quiet(&mut sim, &[(&b, 1)]);
 }
 
+/// The first connection between two of our nodes probes the path MTU (a probe is a
+/// 65 KB packet, nearly all padding, that costs its receiver a millisecond); once its path
+/// carried the largest size, further connections between the two start at that size: no
+/// probe, and bulk data in large packets from the start. A path that cannot carry it (a
+/// 1452-byte MTU, as to Go peers or through a small-MTU UDP hop) is never recorded: every
+/// connection probes as before.
+#[test]
+fn later_connections_on_a_known_path_skip_the_mtu_probe() {
+    const SMALL: u64 = 1000;
+    let mut sim = sim_of(seed_from_env(103), &Topology::line(3), LinkModel::stream);
+    converge(&mut sim, secs(10));
+    sim.stream_listen("n2", "echo", StreamApp::Echo).unwrap();
+    let large = |sim: &Sim| sim.stream_stats().large;
+    let echo = |sim: &mut Sim, len: u64| {
+        let s = sim.stream_echo("n0", "n2", "echo", len);
+        finish(sim, &[s], secs(60));
+        check_echo(sim, s, len);
+    };
+    // A small echo sends no large packet but the probes: one from each end.
+    echo(&mut sim, SMALL);
+    let probes = large(&sim);
+    assert!(probes >= 2, "the first connection probed {probes} times");
+    for _ in 0..3 {
+        let before = large(&sim);
+        echo(&mut sim, SMALL);
+        assert_eq!(large(&sim), before, "a later connection probed again");
+    }
+    // Bulk on a later connection goes in large packets at once, both ways.
+    let (sent, before) = (sim.stream_stats().sent, large(&sim));
+    echo(&mut sim, 1 << 20);
+    let packets = sim.stream_stats().sent - sent;
+    assert!(
+        large(&sim) - before >= 2 * 16,
+        "{} large packets",
+        large(&sim) - before
+    );
+    assert!(
+        packets < 2 * (1 << 20) / 1452,
+        "{packets} packets for 2 MiB"
+    );
+
+    // Through a 1452-byte path MTU the probes never succeed and nothing is recorded.
+    let mut sim = sim_of(seed_from_env(104), &Topology::line(3), LinkModel::stream);
+    sim.set_stream_mtu(Some(1452));
+    converge(&mut sim, secs(10));
+    sim.stream_listen("n2", "echo", StreamApp::Echo).unwrap();
+    for _ in 0..3 {
+        let before = sim.stream_stats().too_big;
+        echo(&mut sim, SMALL);
+        assert!(
+            sim.stream_stats().too_big > before,
+            "a connection did not probe"
+        );
+    }
+    check_quiet(&mut sim, &[("n2", 1)]);
+}
+
 // ---- (b) loss, jitter (reordering) and duplicates on datagram links ----
 
 /// Datagram links with 5 % loss, jitter far above the packets' spacing (so they arrive

@@ -89,6 +89,10 @@ pub struct Unit {
     changes: watch::Sender<u64>,
     /// Whether its directory is watched for changes (else waiters poll).
     watched: AtomicBool,
+    /// Whether another process writes its status file (a command unit's supervisor): then
+    /// every read and write takes the lock and reads the file. Otherwise the record here is
+    /// the truth, written through to the file without reading it back.
+    shared: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Unit {
 impl Unit {
     fn new(id: String, dir: PathBuf, worker: Arc<dyn worker::Worker>, work_type: &str) -> Self {
         let extra = worker.blank_extra();
+        let shared = worker.shares_status();
         Self {
             id,
             dir,
@@ -117,6 +122,7 @@ impl Unit {
             job: Mutex::new(None),
             changes: watch::Sender::new(0),
             watched: AtomicBool::new(false),
+            shared,
         }
     }
 
@@ -155,11 +161,13 @@ impl Unit {
         self.released.load(Ordering::SeqCst)
     }
 
-    /// The status, refreshed from the status file (which the supervisor keeps writing).
+    /// The status, refreshed from the status file when another process writes it (the
+    /// supervisor).
     pub fn status(&self) -> StatusRecord {
         let mut rec = lock(&self.status);
         let before = rec.state;
-        if !self.is_released()
+        if self.shared
+            && !self.is_released()
             && let Err(e) = statusfile::load(&self.dir, &mut rec)
         {
             debug!("[{}] reading status: {e}", self.id);
@@ -197,11 +205,17 @@ impl Unit {
         self.worker.reply_status(&self.status())
     }
 
-    /// Go's `UpdateFullStatus`: read-modify-write of the status file; errors are logged.
+    /// Go's `UpdateFullStatus`: read-modify-write of the status file (written through
+    /// when no other process writes it); errors are logged.
     fn update(&self, change: impl FnOnce(&mut StatusRecord)) -> Result<(), String> {
         let mut rec = lock(&self.status);
         let before = rec.state;
-        let r = statusfile::update(&self.dir, &mut rec, change);
+        let r = if self.shared {
+            statusfile::update(&self.dir, &mut rec, change)
+        } else {
+            change(&mut rec);
+            statusfile::write_private(&self.dir, &rec)
+        };
         self.log_state_change(before, &rec);
         drop(rec);
         self.touch();
@@ -348,8 +362,13 @@ impl Workceptor {
             .collect()
     }
 
-    /// Watches the unit's directory, so its waiters wake on changes instead of polling.
+    /// Watches the unit's directory, so its waiters wake on changes instead of polling. A
+    /// unit whose files only this process writes needs no watch: each write wakes them.
     fn watch_unit(&self, unit: &Arc<Unit>) {
+        if !unit.shared {
+            unit.watched.store(true, Ordering::Relaxed);
+            return;
+        }
         if let Some(w) = self.dirwatch.get_or_init(dirwatch::DirWatch::start)
             && w.add(unit)
         {
@@ -526,7 +545,12 @@ impl Workceptor {
         {
             let mut st = lock(&unit.status);
             *st = rec;
-            if let Err(e) = statusfile::save(&dir, &st) {
+            let saved = if unit.shared {
+                statusfile::save(&dir, &st)
+            } else {
+                statusfile::write_private(&dir, &st)
+            };
+            if let Err(e) = saved {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }

@@ -105,6 +105,14 @@ pub(crate) fn update(
 /// Go's `Save`: writes `rec` over the file, without reading it.
 pub(crate) fn save(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
     let _lock = lock(dir)?;
+    write_private(dir, rec)
+}
+
+/// Writes `rec` over the status file of a unit whose files no other process writes (a remote
+/// unit), without the lock and without reading the file: this process's copy is the truth,
+/// and its writes are serialised by the caller. Each write leaves a whole record, as
+/// [`update`]'s do.
+pub(crate) fn write_private(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
     let path = dir.join("status");
     let Some(f) = open_rw(&path)? else {
         return replace(dir, &path, rec.to_json().as_bytes());
@@ -113,13 +121,8 @@ pub(crate) fn save(dir: &Path, rec: &StatusRecord) -> Result<(), String> {
         .metadata()
         .map_err(|e| go_path_error("stat", &path, &e))?
         .len();
-    write_over(
-        dir,
-        &f,
-        &path,
-        usize::try_from(old_len).unwrap_or(usize::MAX),
-        rec,
-    )
+    let old_len = usize::try_from(old_len).unwrap_or(usize::MAX);
+    write_over(dir, &f, &path, old_len, rec)
 }
 
 /// `status` opened for reading and writing; `None` if there is none yet (the first record

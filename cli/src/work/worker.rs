@@ -23,6 +23,11 @@ pub(crate) trait Worker: WorkType {
     /// The `ExtraData` a unit of this type starts from before its status file is read.
     fn blank_extra(&self) -> Option<ExtraData>;
 
+    /// Whether another process (a supervisor) writes the status files of its units.
+    fn shares_status(&self) -> bool {
+        true
+    }
+
     /// The status record of a new unit submitted with `req` (this validates the request).
     fn new_record(&self, w: &Workceptor, req: &WorkSubmit) -> Result<StatusRecord, String>;
 
@@ -135,6 +140,11 @@ impl WorkType for RemoteWorker {
 impl Worker for RemoteWorker {
     fn blank_extra(&self) -> Option<ExtraData> {
         Some(ExtraData::Remote(Default::default()))
+    }
+
+    /// Only this process writes a remote unit's files.
+    fn shares_status(&self) -> bool {
+        false
     }
 
     fn new_record(&self, w: &Workceptor, req: &WorkSubmit) -> Result<StatusRecord, String> {

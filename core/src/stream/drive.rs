@@ -14,6 +14,7 @@ impl Streams {
     /// Drains everything the connection has to say after an input, and files its next timer.
     pub(super) fn drive(&mut self, now: Instant, id: StreamHandle) {
         self.drive_once(now, id);
+        self.note_path(now, id);
         self.reindex(id);
     }
 

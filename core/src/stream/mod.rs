@@ -24,8 +24,8 @@ use tracing::debug;
 
 pub use config::{
     ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE,
-    MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING, client_config, server_config,
-    transport,
+    KNOWN_PATH_TTL, MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING, client_config,
+    server_config, transport, transport_known_path,
 };
 
 use crate::id::{Addr, NodeId, ServiceName};
@@ -156,6 +156,17 @@ pub enum Read {
     Eof,
 }
 
+/// How a connection's packet size began, for [`Streams`]' record of known paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathStart {
+    /// At 1200 bytes, searching upwards: reaching [`MAX_PACKET_OURS`] records the path.
+    Probing,
+    /// At [`MAX_PACKET_OURS`] on a recorded path: falling below forgets the path.
+    Known,
+    /// Nothing more to learn from it.
+    Settled,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// QUIC handshake in progress.
@@ -194,6 +205,8 @@ struct Conn {
     dirty: bool,
     /// Its entry in [`Streams::timers`]: the earliest of its QUIC timer, deadline and linger.
     timer: Option<Instant>,
+    /// How its packet size began.
+    path: PathStart,
 }
 
 struct Endpoint {
@@ -225,6 +238,11 @@ pub struct Streams {
     /// `poll_timeout` is not a walk over all of them (closed streams linger for up to the
     /// idle timeout, and a busy node asks after every input).
     timers: BTreeSet<(Instant, StreamHandle)>,
+    /// Nodes whose path carried [`MAX_PACKET_OURS`], and when that was last seen: new
+    /// connections with them start at that size (see [`transport_known_path`]).
+    known_paths: BTreeMap<NodeId, Instant>,
+    /// The transport settings for those connections, made once.
+    known_transport: Arc<quinn_proto::TransportConfig>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -262,6 +280,8 @@ impl Streams {
             dirty: Vec::new(),
             now: None,
             timers: BTreeSet::new(),
+            known_paths: BTreeMap::new(),
+            known_transport: transport_known_path(),
         }
     }
 
@@ -321,6 +341,11 @@ impl Streams {
         server_name: &str,
     ) -> Result<StreamHandle, DialError> {
         let sock = self.addrs.sock(&remote);
+        let known = self.path_known(now, &remote.node);
+        let mut client = client;
+        if known {
+            client.transport_config(self.known_transport.clone());
+        }
         let fresh = !self.endpoints.contains_key(&local);
         let e = self.new_endpoint(None);
         let ep = self.endpoints.entry(local).or_insert(e);
@@ -354,6 +379,11 @@ impl Streams {
                 linger: None,
                 dirty: false,
                 timer: None,
+                path: if known {
+                    PathStart::Known
+                } else {
+                    PathStart::Probing
+                },
             },
         );
         self.drive(now, id);
@@ -432,6 +462,17 @@ impl Streams {
             });
             return;
         };
+        let known = self.path_known(now, &from.node);
+        let cfg = if known {
+            let mut c = (*cfg).clone();
+            c.transport_config(self.known_transport.clone());
+            Arc::new(c)
+        } else {
+            cfg
+        };
+        let Some(e) = self.endpoints.get_mut(&local) else {
+            return;
+        };
         self.buf.clear();
         match e.ep.accept(incoming, now, &mut self.buf, Some(cfg)) {
             Ok((handle, conn)) => {
@@ -455,6 +496,11 @@ impl Streams {
                         linger: None,
                         dirty: false,
                         timer: None,
+                        path: if known {
+                            PathStart::Known
+                        } else {
+                            PathStart::Probing
+                        },
                     },
                 );
                 self.drive(now, id);
@@ -543,6 +589,12 @@ impl Streams {
             }
             if c.deadline.is_some_and(|d| d <= now) {
                 c.deadline = None;
+                if c.path == PathStart::Known {
+                    // No answer at the larger size: whoever has that node ID now may not
+                    // take it.
+                    c.path = PathStart::Settled;
+                    self.known_paths.remove(&c.remote.node);
+                }
                 let (reason, failure) = if c.client {
                     (
                         "handshake timeout",
@@ -634,6 +686,38 @@ impl Streams {
             self.drive_dirty();
         }
         self.events.pop_front()
+    }
+
+    /// Whether `node`'s path carried [`MAX_PACKET_OURS`] within [`KNOWN_PATH_TTL`].
+    fn path_known(&mut self, now: Instant, node: &NodeId) -> bool {
+        match self.known_paths.get(node) {
+            Some(&at) if now < at + KNOWN_PATH_TTL => true,
+            Some(_) => {
+                self.known_paths.remove(node);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Learns from a connection's packet size: one that probed up to [`MAX_PACKET_OURS`]
+    /// records its node's path; one that started there and fell back forgets it.
+    fn note_path(&mut self, now: Instant, id: StreamHandle) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mtu = c.conn.current_mtu();
+        match c.path {
+            PathStart::Probing if mtu >= MAX_PACKET_OURS => {
+                c.path = PathStart::Settled;
+                self.known_paths.insert(c.remote.node.clone(), now);
+            }
+            PathStart::Known if mtu < MAX_PACKET_OURS => {
+                c.path = PathStart::Settled;
+                self.known_paths.remove(&c.remote.node);
+            }
+            _ => {}
+        }
     }
 
     /// Whether any stream or listener exists on `service`.
