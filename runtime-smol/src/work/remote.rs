@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write as _};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_executor::Task;
@@ -29,7 +29,7 @@ use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
-use receptor_core::work::{CancelOutcome, Engine};
+use receptor_core::work::{CancelOutcome, Engine, SessionPool};
 use tracing::{debug, error, warn};
 
 use super::Work;
@@ -44,11 +44,6 @@ const EVENTS: usize = 64;
 /// Writes waiting for one connection.
 const WRITES: usize = 8;
 
-/// How long an idle control session to another node is kept for reuse.
-const POOL_IDLE: Duration = Duration::from_secs(10);
-/// Idle control sessions kept per node (and TLS config).
-const POOL_PER_NODE: usize = 8;
-
 /// How this node reaches the nodes remote units run on.
 #[derive(Clone)]
 pub(super) struct Mesh {
@@ -60,47 +55,8 @@ pub(super) struct Mesh {
     pub(super) pool: Arc<Pool>,
 }
 
-/// Idle control sessions to other nodes, parked by one unit's machine and reused by
-/// another's (every new session is a QUIC handshake over the mesh), as the `receptor`
-/// binary keeps them. Whether a session is idle, and whether a reused one still answers, is
-/// the machine's business.
-#[derive(Default)]
-pub(super) struct Pool {
-    /// By (node, TLS config): sessions with the time they were parked, oldest first.
-    idle: Mutex<BTreeMap<PoolKey, Vec<(MeshStream, Instant)>>>,
-}
-
-/// A node and the TLS config its sessions use.
-type PoolKey = (String, String);
-
-impl Pool {
-    /// The most recently parked session to `node` (with `tls`), if one is fresh enough.
-    fn take(&self, node: &str, tls: &str) -> Option<MeshStream> {
-        let mut idle = lock(&self.idle);
-        let key = (node.to_owned(), tls.to_owned());
-        let list = idle.get_mut(&key)?;
-        let found = loop {
-            match list.pop() {
-                Some((s, since)) if since.elapsed() < POOL_IDLE => break Some(s),
-                Some(_) => {}
-                None => break None,
-            }
-        };
-        if list.is_empty() {
-            idle.remove(&key);
-        }
-        found
-    }
-
-    fn put(&self, node: String, tls: String, stream: MeshStream) {
-        let mut idle = lock(&self.idle);
-        let list = idle.entry((node, tls)).or_default();
-        list.retain(|(_, since)| since.elapsed() < POOL_IDLE);
-        if list.len() < POOL_PER_NODE {
-            list.push((stream, Instant::now()));
-        }
-    }
-}
+/// Idle control sessions to other nodes, shared by the units' jobs (core's parking lot).
+pub(super) type Pool = Mutex<SessionPool<MeshStream>>;
 
 impl std::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -432,7 +388,8 @@ async fn connection(
         Read(std::io::Result<usize>),
         Write(Option<Write>),
     }
-    let (mut stream, up) = match mesh.pool.take(&node, &tls) {
+    let parked = lock(&mesh.pool).take(&node, &tls, Instant::now());
+    let (mut stream, up) = match parked {
         Some(s) => (s, Event::Reused(c)),
         None => match mesh.open(&node, &tls).await {
             Ok(s) => (s, Event::Connected(c)),
@@ -471,7 +428,8 @@ async fn connection(
             }
             Next::Write(None) => return,
             Next::Write(Some(Write::Park)) => {
-                mesh.pool.put(node, tls, stream);
+                // A session the pool has no room for closes here.
+                drop(lock(&mesh.pool).put(&node, &tls, stream, Instant::now()));
                 return;
             }
             Next::Write(Some(Write::Line(line))) => match stream.write_all(line.as_bytes()).await {
