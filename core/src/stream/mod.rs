@@ -23,9 +23,9 @@ use quinn_proto::{
 use tracing::debug;
 
 pub use config::{
-    ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE,
-    KNOWN_PATH_TTL, MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING, client_config,
-    server_config, transport, transport_known_path,
+    ACCEPT_QUEUE, ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
+    KEEP_ALIVE, KNOWN_PATH_TTL, MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING,
+    client_config, server_config, transport, transport_known_path,
 };
 
 use crate::id::{Addr, NodeId, ServiceName};
