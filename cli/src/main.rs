@@ -10,8 +10,8 @@ use receptor_cli::logging;
 use receptor_cli::metrics::{MetricsServers, Sources};
 use receptor_cli::run;
 use receptor_cli::work::{
-    DEFAULT_TOKEN_EXPIRATION, DEFAULT_UNREACHABLE_TIMEOUT, Keys, Mesh, RunnerSpec, Workceptor,
-    check_exists, runner,
+    DEFAULT_TOKEN_EXPIRATION, Keys, Mesh, RunnerSpec, Workceptor, check_exists,
+    default_unreachable_timeout, runner,
 };
 use receptor_tokio::NodeHandle;
 use tokio::sync::Mutex;
@@ -215,7 +215,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<NodeHandle, String> {
         .with_keys(work_keys(&cfg)?)
         .with_unreachable_timeout(match &cfg.work_remote {
             Some(r) => r.unreachable_timeout,
-            None => Some(DEFAULT_UNREACHABLE_TIMEOUT),
+            None => default_unreachable_timeout(),
         }),
     );
     work.scan();

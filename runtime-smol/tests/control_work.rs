@@ -34,7 +34,7 @@ fn receptorctl_drives_work_on_a_smol_node() {
     let sock = dir.path("w.sock");
     let units = dir.path("units");
     let node = spawn_node(config_seeded("w", 5)).unwrap();
-    let work = Arc::new(Work::new(units.clone(), 9));
+    let work = Arc::new(Work::new(units.clone(), 9).with_node(node.clone(), None));
     work.register("cat", "cat", "");
     work.register("lines", "sh", "-c 'echo one; echo two'");
     work.register("sleep", "sleep", "30");
@@ -141,14 +141,38 @@ fn receptorctl_drives_work_on_a_smol_node() {
         "{out}{err}"
     );
 
+    // The exit is recorded in the status file without anyone asking (a node killed now
+    // would find the unit finished).
+    let (ok, out, err) = ctl(&["work", "submit", "cat", "-l", "quiet"]);
+    assert!(ok, "{out}{err}");
+    let status_file = units.join(unit_id(&out)).join("status");
+    let recorded = (0..100).any(|_| {
+        let on_disk = std::fs::read_to_string(&status_file).unwrap_or_default();
+        let done = on_disk.starts_with("{\"State\":2,\"Detail\":\"exit status 0\"");
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(
+        recorded,
+        "{}",
+        std::fs::read_to_string(&status_file).unwrap_or_default()
+    );
+
     // Refusals.
     let (ok, out, err) = ctl(&["work", "submit", "nope", "--no-payload"]);
     assert!(!ok && err.contains("unknown work type nope"), "{out}{err}");
-    // Without a node for it, no remote work.
-    let (ok, out, err) = ctl(&["work", "submit", "cat", "--no-payload", "--node", "far"]);
-    assert!(
-        !ok && err.contains("remote work needs a running node"),
-        "{out}{err}"
+    // A Work without a node runs no remote work.
+    let alone = Work::new(dir.path("alone"), 1);
+    let far = WorkSubmit {
+        node: "far".into(),
+        work_type: "cat".into(),
+        ..WorkSubmit::default()
+    };
+    assert_eq!(
+        alone.create_remote(&far).map_err(|e| e.to_string()),
+        Err("remote work needs a running node".to_owned())
     );
 
     // The work types are advertised with the control service on the mesh, as Go does.
@@ -385,7 +409,8 @@ fn a_remote_unit_is_followed_again_after_a_restart() {
             async_io::Timer::after(std::time::Duration::from_millis(20)).await;
         }
     }));
-    assert_eq!(output, b"first\nsecond\n");
+    // Each byte once: the stopped node's job wrote nothing after the new one started.
+    assert_eq!(String::from_utf8_lossy(&output), "first\nsecond\n");
     async_io::block_on(again.release(&id, false)).unwrap();
     assert!(on_b.list(None).unwrap().is_empty(), "released on b too");
 }

@@ -377,3 +377,52 @@ fn streams_between_tokio_and_smol_nodes() {
     });
     tokio_thread.join().expect("tokio side failed");
 }
+
+/// A burst of dials completes many handshakes in one wake-up of the listening node, before
+/// its accepting task runs: every stream must still reach the listener (with a queue of 64
+/// they were closed after their handshake, and a burst of remote units saw EOF).
+#[test]
+fn a_burst_of_dials_all_reach_a_busy_listener() {
+    const N: usize = 100;
+    run(60, "burst", |ex| async move {
+        let (a, _b, c, _links) = line().await;
+        let l = c
+            .listen_stream("burst", insecure_server(), None)
+            .await
+            .unwrap();
+        // Nobody accepts until every dial is through.
+        let dials: Vec<_> = (0..N)
+            .map(|i| {
+                let a = a.clone();
+                ex.spawn(async move {
+                    let mut s = dial(&a, "c", "burst").await.unwrap();
+                    s.write_all(&(i as u32).to_be_bytes()).await.unwrap();
+                    s.close().await.unwrap();
+                    s
+                })
+            })
+            .collect();
+        let mut dialed = Vec::new();
+        for d in dials {
+            dialed.push(d.await);
+        }
+        let mut seen = [false; N];
+        for _ in 0..N {
+            let mut s = within(
+                20,
+                "a stream refused: fewer accepted than dialed",
+                l.accept(),
+            )
+            .await
+            .unwrap();
+            let mut got = Vec::new();
+            within(20, "its bytes", s.read_to_end(&mut got))
+                .await
+                .unwrap();
+            let i = u32::from_be_bytes(got.try_into().unwrap()) as usize;
+            assert!(!seen[i], "stream {i} accepted twice");
+            seen[i] = true;
+        }
+        drop(dialed);
+    });
+}

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use receptor_core::stream::app::AppEnd;
 use receptor_core::stream::side::{self, StreamPorts};
-use receptor_core::stream::{DialFailure, ServerTls, StreamHandle};
+use receptor_core::stream::{ACCEPT_QUEUE, DialFailure, ServerTls, StreamHandle};
 use receptor_core::{Addr, Advertise, ServiceName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
@@ -27,12 +27,6 @@ const WRITE_CREDIT: usize = 1 << 20;
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Chunks queued for a reader before the node task stops reading from QUIC.
 const READ_QUEUE: usize = 32;
-/// Streams queued on a listener before further ones are refused: a listen backlog. The node
-/// task completes every handshake that arrives in one wake-up before the accepting task can
-/// run, and a burst of dials (200 remote units submitted at once dial the control service
-/// 200 times) completed more than 64 at once: the rest were closed after their handshake, and
-/// their dialers saw EOF and retried seconds later.
-const ACCEPT_QUEUE: usize = 1024;
 
 /// What handles and streams ask of the node task's stream side.
 pub(crate) type StreamCommand = side::StreamCommand<TokioPorts>;

@@ -48,7 +48,11 @@ use receptor_core::control::{
     ErrorReply, StatusWait, UnitStatus, WaitStep, WorkSubmit, state_name,
 };
 use receptor_core::wire::WorkCommand;
-use receptor_core::work::{Engine, StatusRecord, StdoutSize, is_safe_unit_id};
+use receptor_core::work::remote_unit::RemoteUnitConfig;
+use receptor_core::work::signing::{signature_gate, signature_needed};
+use receptor_core::work::{
+    Engine, StatusRecord, StdoutSize, SubmitTo, is_safe_unit_id, submit_target,
+};
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
@@ -60,8 +64,11 @@ pub use worker::CommandType;
 
 use crate::config::WorkCommandCfg;
 
-/// How long a remote unit's node may stay unreachable before the unit fails, by default.
-pub const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long a remote unit's node may stay unreachable before the unit fails, by default: the
+/// remote-unit machine's own default ([`RemoteUnitConfig`]), so the value lives in one place.
+pub fn default_unreachable_timeout() -> Option<Duration> {
+    RemoteUnitConfig::default().unreachable_timeout
+}
 
 /// How often waiters on a unit look again when nothing woke them, for a unit whose directory
 /// is watched (a safety net: every change wakes them).
@@ -321,7 +328,7 @@ impl Workceptor {
             rng: Mutex::new(ChaCha20Rng::from_seed(random_seed())),
             mesh: None,
             keys: Keys::default(),
-            unreachable_timeout: Some(DEFAULT_UNREACHABLE_TIMEOUT),
+            unreachable_timeout: default_unreachable_timeout(),
             dirwatch: OnceLock::new(),
             pool: remote::Pool::default(),
         })
@@ -487,17 +494,12 @@ impl Workceptor {
         signature: &str,
         conn_is_unix: bool,
     ) -> Result<(), String> {
-        let needed = if work_type == "remote" {
-            sign_work
-        } else {
+        let needed = signature_needed(work_type, sign_work, |wt| {
             self.types
                 .iter()
-                .any(|(t, c)| t == work_type && c.verify_signature())
-        };
-        if !needed && !signature.is_empty() {
-            return Err("work type did not expect a signature".to_owned());
-        }
-        if needed && !conn_is_unix {
+                .any(|(t, c)| t == wt && c.verify_signature())
+        });
+        if signature_gate(needed, signature, conn_is_unix).map_err(|e| e.to_string())? {
             self.keys.verify(signature, &self.node_id)?;
         }
         Ok(())
@@ -515,10 +517,6 @@ impl Workceptor {
         self.check_signature(&st.work_type, sign_work, signature, conn_is_unix)
     }
 
-    fn is_local(&self, node: &str) -> bool {
-        node == self.node_id || node.eq_ignore_ascii_case("localhost")
-    }
-
     /// `work submit`, first half: validates the request, creates the unit and its empty `stdin`
     /// and marks it `Waiting for Input Data`. The caller copies the payload into
     /// [`Unit::stdin_path`] and then calls [`Workceptor::start`].
@@ -528,10 +526,8 @@ impl Workceptor {
         conn_is_unix: bool,
     ) -> Result<Arc<Unit>, String> {
         self.check_signature(&req.work_type, req.sign_work, &req.signature, conn_is_unix)?;
-        let (worker, work_type) = if self.is_local(&req.node) {
-            if !req.ttl.is_empty() {
-                return Err("ttl option is intended for remote work only".to_owned());
-            }
+        let target = submit_target(req, &self.node_id).map_err(|e| e.to_string())?;
+        let (worker, work_type) = if target == SubmitTo::Local {
             let worker = self
                 .registered(&req.work_type)
                 .ok_or_else(|| format!("unknown work type {}", req.work_type))?;

@@ -8,7 +8,7 @@
 //! after a restart, or a cancel or release. A new job stops the running one first and starts
 //! from the unit's files, where the old one left everything it knew.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
 use receptor_core::work::signing::SignatureRefresh;
-use receptor_core::work::{StatusRecord, new_remote_data};
+use receptor_core::work::{SessionPool, StatusRecord, new_remote_data};
 use receptor_tokio::MeshStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -42,10 +42,6 @@ const FIRST_READ: usize = 16 * 1024;
 const EVENTS: usize = 64;
 /// Writes waiting for one connection.
 const WRITES: usize = 8;
-/// How long an idle control session to another node is kept for reuse.
-const POOL_IDLE: Duration = Duration::from_secs(10);
-/// Idle control sessions kept per node (and TLS config).
-const POOL_PER_NODE: usize = 8;
 
 /// A unit's remote data as last read (with secrets: the status file keeps them).
 fn data(unit: &Unit) -> RemoteExtraData {
@@ -68,52 +64,8 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Idle control sessions to other nodes, parked by one unit's machine and reused by
-/// another's (every new session is a QUIC handshake over the mesh). Whether a session is
-/// idle, and whether a reused one still answers, is the machine's business.
-#[derive(Default)]
-pub(super) struct Pool {
-    /// By (node, TLS config): sessions with the time they were parked, oldest first.
-    idle: std::sync::Mutex<HashMap<PoolKey, Vec<(MeshStream, Instant)>>>,
-}
-
-/// A node and the TLS config its sessions use.
-type PoolKey = (String, String);
-
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").finish_non_exhaustive()
-    }
-}
-
-impl Pool {
-    /// The most recently parked session to `node` (with `tls`), if one is fresh enough.
-    fn take(&self, node: &str, tls: &str) -> Option<MeshStream> {
-        let mut idle = lock(&self.idle);
-        let key = (node.to_owned(), tls.to_owned());
-        let list = idle.get_mut(&key)?;
-        let found = loop {
-            match list.pop() {
-                Some((s, since)) if since.elapsed() < POOL_IDLE => break Some(s),
-                Some(_) => {}
-                None => break None,
-            }
-        };
-        if list.is_empty() {
-            idle.remove(&key);
-        }
-        found
-    }
-
-    fn put(&self, node: String, tls: String, stream: MeshStream) {
-        let mut idle = lock(&self.idle);
-        let list = idle.entry((node, tls)).or_default();
-        list.retain(|(_, since)| since.elapsed() < POOL_IDLE);
-        if list.len() < POOL_PER_NODE {
-            list.push((stream, Instant::now()));
-        }
-    }
-}
+/// Idle control sessions to other nodes, shared by the units' jobs (core's parking lot).
+pub(super) type Pool = std::sync::Mutex<SessionPool<MeshStream>>;
 
 /// What a connection task reports to its job.
 #[derive(Debug)]
@@ -411,7 +363,8 @@ async fn connection(
     mut writes: mpsc::Receiver<Write>,
     events: mpsc::Sender<Event>,
 ) {
-    let (stream, up) = match w.pool.take(&node, &tls) {
+    let parked = lock(&w.pool).take(&node, &tls, Instant::now());
+    let (stream, up) = match parked {
         Some(s) => (s, Event::Reused(c)),
         None => {
             let opened = match &w.mesh {
@@ -491,7 +444,8 @@ async fn connection(
         park = writer => park,
     };
     if park {
-        w.pool.put(node, tls, rd.unsplit(wr));
+        // A session the pool has no room for closes here.
+        drop(lock(&w.pool).put(&node, &tls, rd.unsplit(wr), Instant::now()));
         return;
     }
     let _ = events.send(Event::Ended(c)).await;

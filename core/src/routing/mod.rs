@@ -31,7 +31,7 @@ pub enum Applied {
         changed: bool,
     },
     /// From a node we do not know, and the link it came through has taught us as many
-    /// names as it may ([`Source::room`]): dropped, and not forwarded.
+    /// names as it may (`Source::room`): dropped, and not forwarded.
     Refused,
 }
 

@@ -39,6 +39,12 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server waits for the client's first stream (Go: 60 s, then error 500).
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Streams a runtime queues on a listener before further ones are refused: a listen backlog.
+/// The node task completes every handshake that arrives in one wake-up before the accepting
+/// task can run, and a burst of dials (200 remote units submitted at once dial the control
+/// service 200 times) completed more than 64 at once: the rest were closed after their
+/// handshake, and their dialers saw EOF and retried seconds later.
+pub const ACCEPT_QUEUE: usize = 1024;
 /// Application error code for a normal close.
 pub const CLOSE_NORMAL: u32 = 0;
 /// Application error code for setup failures (accept timeout, bad first byte).

@@ -23,9 +23,9 @@ use quinn_proto::{
 use tracing::debug;
 
 pub use config::{
-    ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE,
-    KNOWN_PATH_TTL, MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING, client_config,
-    server_config, transport, transport_known_path,
+    ACCEPT_QUEUE, ACCEPT_TIMEOUT, ALPN, CLOSE_NORMAL, CLOSE_SETUP, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
+    KEEP_ALIVE, KNOWN_PATH_TTL, MAX_PACKET, MAX_PACKET_OURS, QuicTlsError, STOP_READING,
+    client_config, server_config, transport, transport_known_path,
 };
 
 use crate::id::{Addr, NodeId, ServiceName};
@@ -39,6 +39,9 @@ pub use quinn_proto;
 /// One application stream (one QUIC connection and its single bidirectional stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamHandle(pub u64);
+
+/// Go's largest QUIC packet (quic-go's advertised `max_udp_payload_size`).
+const MAX_PACKET_GO: u16 = 1452;
 
 /// Makes the server TLS for a client node (`None` refuses it).
 pub type PeerTls = Arc<dyn Fn(&NodeId) -> Option<Arc<ServerConfig>> + Send + Sync>;
@@ -718,6 +721,16 @@ impl Streams {
             }
             _ => {}
         }
+    }
+
+    /// Whether the peer of `id` is one of our nodes, which keeps what arrived before a close
+    /// readable (see `take_tail`): it sends packets larger than Go's largest (1452 bytes),
+    /// which quinn does only to a peer advertising more. Go's quic-go discards unread data on
+    /// a close; a peer of ours on a path that never carried more is not recognised.
+    pub fn peer_keeps_unread(&self, id: StreamHandle) -> bool {
+        self.conns
+            .get(&id)
+            .is_some_and(|c| !c.conn.is_handshaking() && c.conn.current_mtu() > MAX_PACKET_GO)
     }
 
     /// Whether any stream or listener exists on `service`.

@@ -9,7 +9,7 @@
 //! * Mesh streams (QUIC inside netceptor), spec §8.3: user TLS binds certificates to node IDs
 //!   ([`TlsServer::stream_config_for_peer`], [`TlsClient::stream_config`]); services without a
 //!   `tls-server` use the [`insecure`] self-signed mode.
-//! * Node IDs in certificates (spec §2.6): [`node_ids_in_cert`], [`check_own_cert_names`].
+//! * Node IDs in certificates (spec §2.6): [`node_ids_in_cert`], `os::tls::check_own_cert_names` (feature `os`).
 //!
 //! Crypto is rustls with the aws-lc-rs provider. Known gaps against Go: no P-521 key
 //! exchange, no static-RSA TLS 1.2 suite, RSA keys below 2048 bits are refused.

@@ -17,8 +17,10 @@
 //!   results, cancel, release, retries and give-ups) as a sans-IO machine the runtime drives;
 //! * [`jwt`]: signing and verifying work with RS512 JSON web tokens, and [`signing`]: when a
 //!   unit makes a fresh token and when tokens expire;
-//! * [`new_remote_data`]: the checks of a `work submit` for another node;
+//! * [`submit_target`] and [`new_remote_data`]: where a `work submit` runs, and the checks
+//!   of one for another node;
 //! * [`ResultsFollow`]: when a `work results` stream ends;
+//! * [`SessionPool`]: idle control sessions to other nodes, parked for reuse;
 //! * [`Engine`]: the local unit lifecycle (the unit table, start, cancel, release, restart
 //!   after a node restart) as a sans-IO machine whose [`Effect`]s the runtime carries
 //!   out, with each work type's rules behind [`WorkType`]; an [`Operation`] carries one
@@ -49,9 +51,11 @@ mod procstate;
 pub mod remote;
 pub mod remote_unit;
 mod results;
+mod session_pool;
 mod shlex;
 pub mod signing;
 mod status;
+mod submit;
 mod worker;
 
 pub use crate::control::state_name;
@@ -65,10 +69,12 @@ pub use remote::RemoteExtraData;
 pub use results::{
     ResultsEnd, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY, STDOUT_MISSING_CHECKS, all_sent,
 };
+pub use session_pool::{POOL_IDLE, POOL_PER_NODE, SessionPool};
 pub use shlex::{ShlexError, shlex_split};
 pub use status::{
     CommandExtraData, ExtraData, INPUT_ERROR_DETAIL, STATE_CANCELED, STATE_FAILED, STATE_PENDING,
     STATE_RUNNING, STATE_SUCCEEDED, StatusDecodeError, StatusRecord, input_error_detail,
     is_complete,
 };
+pub use submit::{SubmitError, SubmitTo, submit_target};
 pub use worker::{CancelOutcome, Restart, WorkType};

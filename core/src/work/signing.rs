@@ -7,6 +7,9 @@
 //! left). [`token_expiry`] is the `exp` claim of a token made now, and
 //! [`ttl_outlives_token`] the check behind Go's warning `json web token expires before ttl`.
 //!
+//! On the receiving side, [`signature_needed`] and [`signature_gate`] are Go's rule for which
+//! commands carry a signature, and which of those are verified.
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use receptor_core::work::signing::{DEFAULT_TOKEN_EXPIRATION, SignatureRefresh};
@@ -62,6 +65,40 @@ pub fn ttl_outlives_token(ttl_nanos: i64, lifetime: Duration) -> bool {
     ttl_nanos > i64::try_from(lifetime.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// A work command carries a signature its unit's work type does not ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("work type did not expect a signature")]
+pub struct UnexpectedSignature;
+
+/// Whether commands for a unit of `work_type` must be signed: a `remote` unit when it was
+/// submitted with `signwork`; any other when its work type is configured with
+/// `verifysignature` (`type_verifies`, asked only then).
+pub fn signature_needed(
+    work_type: &str,
+    sign_work: bool,
+    type_verifies: impl FnOnce(&str) -> bool,
+) -> bool {
+    if work_type == "remote" {
+        sign_work
+    } else {
+        type_verifies(work_type)
+    }
+}
+
+/// Go's gate before a work command runs: a signature where none is `needed` is refused;
+/// a needed one is verified (`Ok(true)`: the caller checks it against the node's key)
+/// except on a local (unix socket) connection, which is trusted as it is.
+pub fn signature_gate(
+    needed: bool,
+    signature: &str,
+    conn_is_unix: bool,
+) -> Result<bool, UnexpectedSignature> {
+    if !needed && !signature.is_empty() {
+        return Err(UnexpectedSignature);
+    }
+    Ok(needed && !conn_is_unix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +137,27 @@ mod tests {
         assert!(!ttl_outlives_token(five_min, DEFAULT_TOKEN_EXPIRATION));
         assert!(ttl_outlives_token(five_min + 1, DEFAULT_TOKEN_EXPIRATION));
         assert!(!ttl_outlives_token(i64::MAX, Duration::MAX));
+    }
+
+    #[test]
+    fn which_commands_are_signed_and_verified() {
+        let verifies = |t: &str| t == "secure";
+        assert!(signature_needed("remote", true, verifies));
+        assert!(!signature_needed("remote", false, |_: &str| true));
+        assert!(signature_needed("secure", false, verifies));
+        assert!(!signature_needed("echo", true, verifies));
+        // Not needed: none is fine, any is refused (on any connection).
+        assert_eq!(signature_gate(false, "", false), Ok(false));
+        assert_eq!(signature_gate(false, "", true), Ok(false));
+        assert_eq!(signature_gate(false, "tok", true), Err(UnexpectedSignature));
+        assert_eq!(
+            UnexpectedSignature.to_string(),
+            "work type did not expect a signature"
+        );
+        // Needed: verified, except over the unix socket (even when missing).
+        assert_eq!(signature_gate(true, "tok", false), Ok(true));
+        assert_eq!(signature_gate(true, "", false), Ok(true));
+        assert_eq!(signature_gate(true, "", true), Ok(false));
+        assert_eq!(signature_gate(true, "tok", true), Ok(false));
     }
 }

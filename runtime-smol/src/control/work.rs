@@ -14,24 +14,22 @@ use std::io::Write;
 use std::sync::Arc;
 
 use futures_lite::io::{AsyncRead, AsyncReadExt};
-use receptor_core::control::{Reply, WorkRequest, WorkSubmit, connect_target};
+use receptor_core::control::{Reply, WorkRequest, WorkSubmit};
+use receptor_core::work::signing::signature_gate;
+use receptor_core::work::{SubmitTo, submit_target};
 
 use crate::work::{ResultsStream, Work};
-
-/// Go's answer to a signature on work that needs none.
-const UNEXPECTED_SIGNATURE: &str = "work type did not expect a signature";
 
 /// The service's [`Work`], or the error every `work` command gets without one.
 fn work_or_err(work: Option<&Arc<Work>>) -> Result<&Arc<Work>, String> {
     work.ok_or_else(|| "work: this node runs no work units".to_owned())
 }
 
+/// No work type here verifies signatures (this node has no `work-verification` keys).
 fn no_signature(signature: &str) -> Result<(), String> {
-    if signature.is_empty() {
-        Ok(())
-    } else {
-        Err(UNEXPECTED_SIGNATURE.to_owned())
-    }
+    signature_gate(false, signature, false)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// `work submit`, first half: the new unit's ID; its payload comes next.
@@ -42,13 +40,10 @@ pub(super) fn submit(
 ) -> Result<String, String> {
     let work = work_or_err(work)?;
     no_signature(&req.signature)?;
-    let remote = connect_target(&req.node, self_id) != self_id;
+    let remote = submit_target(req, self_id).map_err(|e| e.to_string())? == SubmitTo::Remote;
     let id = if remote {
         work.create_remote(req)
     } else {
-        if !req.ttl.is_empty() {
-            return Err("ttl option is intended for remote work only".to_owned());
-        }
         work.create(&req.work_type, &req.params)
     }
     .map_err(|e| e.to_string())?;

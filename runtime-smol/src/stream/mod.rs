@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender, TrySendError};
 use async_executor::Executor;
 use receptor_core::stream::quinn_proto::ClientConfig;
-use receptor_core::stream::{DialFailure, ServerTls};
+use receptor_core::stream::{ACCEPT_QUEUE, DialFailure, ServerTls};
 use receptor_core::{Advertise, ServiceName};
 
 use crate::apps::Command;
@@ -25,9 +25,6 @@ use crate::handle::NodeHandle;
 
 pub use mesh::MeshStream;
 pub(crate) use side::{SmolPorts, StreamSide};
-
-/// Streams queued on a listener before further ones are refused.
-const ACCEPT_QUEUE: usize = 64;
 
 /// What handles and streams ask of the node task's stream side.
 pub(crate) type StreamCommand = receptor_core::stream::side::StreamCommand<SmolPorts>;

@@ -31,8 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use receptor_core::control::WorkSubmit;
-use receptor_core::control::{StatusWait, UnitStatus, WaitStep};
+use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit};
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::{
@@ -46,6 +45,9 @@ use unit::{CHILD_POLL, Kind, Unit, lock};
 
 use crate::NodeHandle;
 use crate::control::ConnectTls;
+
+/// How often a running command unit's process is looked at by its watcher.
+const REAP_POLL: Duration = Duration::from_millis(100);
 
 /// The units of one node, run on smol.
 #[derive(Debug)]
@@ -77,7 +79,11 @@ impl Work {
     /// (TLS by `tlsclient` name from `tls`; without it plain streams in the insecure mode).
     /// Call before [`Work::scan`], which follows such units again.
     pub fn with_node(mut self, node: NodeHandle, tls: Option<ConnectTls>) -> Self {
-        self.mesh = Some(remote::Mesh { node, tls });
+        self.mesh = Some(remote::Mesh {
+            node,
+            tls,
+            pool: Arc::default(),
+        });
         self
     }
 
@@ -397,7 +403,10 @@ impl Work {
             let outcome = match effect {
                 Effect::StartWorker { .. } => Outcome::Started(match unit.kind {
                     Kind::Remote => remote::start(self, id, unit).await,
-                    _ => unit.spawn().map(|()| false),
+                    _ => unit.spawn().map(|()| {
+                        self.watch_child(id, unit);
+                        false
+                    }),
                 }),
                 Effect::CancelWorker { release, .. } => Outcome::Cancelled(match unit.kind {
                     Kind::Remote => remote::cancel(self, id, unit, release).await,
@@ -414,6 +423,24 @@ impl Work {
             self.answer(&mut op, outcome);
         }
         op.into_reply()
+    }
+
+    /// With a node to run tasks on, records a command unit's exit as soon as it happens (in
+    /// its status file too, so a node killed afterwards finds it finished); without one, the
+    /// exit is recorded when the unit is next looked at.
+    fn watch_child(&self, id: &str, unit: &Arc<Unit>) {
+        let Some(mesh) = &self.mesh else { return };
+        let (id, unit, engine) = (id.to_owned(), unit.clone(), self.engine.clone());
+        let watch = async move {
+            while lock(&unit.child).is_some() {
+                Timer::after(REAP_POLL).await;
+                if unit.reap() {
+                    let state = lock(&unit.rec).state;
+                    lock(&engine).handle_status(&id, state);
+                }
+            }
+        };
+        mesh.node.spawn(watch).detach();
     }
 
     /// Carries out effects that need no waiting (those of creating or finding a unit).
@@ -466,8 +493,9 @@ impl Work {
 impl Drop for Work {
     /// The units' processes end with the node.
     fn drop(&mut self) {
-        let engine = lock(&self.engine);
-        for (_, unit) in engine.units() {
+        // Not under the engine's lock: a remote unit's job takes it while acting.
+        let units: Vec<Arc<Unit>> = lock(&self.engine).units().map(|(_, u)| u.clone()).collect();
+        for unit in units {
             unit.kill_now();
         }
     }

@@ -29,7 +29,7 @@ use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
     ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
-use receptor_core::work::{CancelOutcome, Engine};
+use receptor_core::work::{CancelOutcome, Engine, SessionPool};
 use tracing::{debug, error, warn};
 
 use super::Work;
@@ -51,7 +51,12 @@ pub(super) struct Mesh {
     /// TLS for the streams by `tlsclient` name (`None`: plain streams in the insecure mode,
     /// and no named config).
     pub(super) tls: Option<ConnectTls>,
+    /// Idle control sessions parked by one unit's machine for another's.
+    pub(super) pool: Arc<Pool>,
 }
+
+/// Idle control sessions to other nodes, shared by the units' jobs (core's parking lot).
+pub(super) type Pool = Mutex<SessionPool<MeshStream>>;
 
 impl std::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,6 +111,8 @@ impl Mesh {
 #[derive(Debug)]
 enum Event {
     Connected(ConnId),
+    /// A parked session was attached instead of a dial.
+    Reused(ConnId),
     ConnectFailed(ConnId, ConnectFailure),
     Bytes(ConnId, Bytes),
     HalfClosed(ConnId),
@@ -118,12 +125,14 @@ enum Write {
     Line(String),
     /// The unit's stdin file, then a half-close.
     Payload,
+    /// Hand the session to the pool and end.
+    Park,
 }
 
 /// One connection: its writes, and its task (dropping it closes the stream).
 struct Conn {
     writes: Sender<Write>,
-    _task: Task<()>,
+    task: Task<()>,
 }
 
 /// One unit's job: its machine, its connections, and the caller waiting for the answer.
@@ -138,6 +147,8 @@ struct Job {
     events: Receiver<Event>,
     answer: Option<Sender<Result<bool, String>>>,
     stdout: Option<std::fs::File>,
+    /// The unit's job generation this job runs as (see [`Unit::job_gen`]).
+    generation: u64,
 }
 
 impl Job {
@@ -184,6 +195,7 @@ impl Job {
             events,
             answer: Some(tx),
             stdout,
+            generation: 0,
         };
         Ok((job, rx))
     }
@@ -195,8 +207,7 @@ impl Job {
             Timeout,
         }
         loop {
-            self.apply();
-            if self.m.is_done() {
+            if !self.apply() || self.m.is_done() {
                 break;
             }
             let at = self.m.poll_timeout();
@@ -230,6 +241,7 @@ impl Job {
         let now = Instant::now();
         match ev {
             Event::Connected(c) => self.m.handle_connected(now, c),
+            Event::Reused(c) => self.m.handle_reused(now, c),
             Event::ConnectFailed(c, why) => {
                 self.conns.remove(&c);
                 self.m.handle_connect_failed(now, c, why);
@@ -244,17 +256,31 @@ impl Job {
     }
 
     /// Carries out the machine's outputs; its answer goes out once all of them are done (a
-    /// release is answered after the directory is gone).
-    fn apply(&mut self) {
+    /// release is answered after the directory is gone). `false`: this job was stopped and
+    /// did nothing.
+    fn apply(&mut self) -> bool {
+        let unit = self.unit.clone();
+        let current = lock(&unit.job_gen);
+        if *current != self.generation {
+            return false;
+        }
         let mut answer = None;
         while let Some(o) = self.m.poll_output() {
             match o {
                 RemoteOutput::Dial(c) => self.dial(c),
                 RemoteOutput::SendLine(c, line) => self.write(c, Write::Line(line)),
                 RemoteOutput::SendPayload(c) => self.write(c, Write::Payload),
-                // No pool of idle sessions here: a session offered for reuse is closed.
-                RemoteOutput::Close(c) | RemoteOutput::Park(c) => {
+                RemoteOutput::Close(c) => {
                     self.conns.remove(&c);
+                }
+                RemoteOutput::Park(c) => {
+                    // Its task lives on to hand the session to the pool (or, if it cannot be
+                    // told, is dropped: the session closes).
+                    if let Some(conn) = self.conns.remove(&c)
+                        && conn.writes.try_send(Write::Park).is_ok()
+                    {
+                        conn.task.detach();
+                    }
                 }
                 RemoteOutput::AppendOutput { offset, data } => self.append(offset, &data),
                 RemoteOutput::SaveRemote(d) => self.unit.update(|r| {
@@ -276,11 +302,13 @@ impl Job {
                 other => debug!("[{}] ignored {other:?}", self.id),
             }
         }
+        drop(current);
         if let Some(a) = answer
             && let Some(tx) = self.answer.take()
         {
             let _ = tx.try_send(a);
         }
+        true
     }
 
     fn dial(&mut self, c: ConnId) {
@@ -295,13 +323,7 @@ impl Job {
             rx,
             self.events_tx.clone(),
         ));
-        self.conns.insert(
-            c,
-            Conn {
-                writes,
-                _task: task,
-            },
-        );
+        self.conns.insert(c, Conn { writes, task });
     }
 
     fn write(&mut self, c: ConnId, w: Write) {
@@ -350,8 +372,9 @@ impl Job {
     }
 }
 
-/// One connection: a dial, then reads into events and writes what the job asks, until
-/// either side ends (the job drops its task to close it).
+/// One connection: a parked session or a new dial, then reads into events and writes what
+/// the job asks, until either side ends (the job drops its task to close it) or the job
+/// parks it.
 async fn connection(
     c: ConnId,
     mesh: Mesh,
@@ -361,58 +384,77 @@ async fn connection(
     writes: Receiver<Write>,
     events: Sender<Event>,
 ) {
-    let stream = match mesh.open(&node, &tls).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = events.send(Event::ConnectFailed(c, e)).await;
-            return;
-        }
+    enum Next {
+        Read(std::io::Result<usize>),
+        Write(Option<Write>),
+    }
+    let parked = lock(&mesh.pool).take(&node, &tls, Instant::now());
+    let (mut stream, up) = match parked {
+        Some(s) => (s, Event::Reused(c)),
+        None => match mesh.open(&node, &tls).await {
+            Ok(s) => (s, Event::Connected(c)),
+            Err(e) => {
+                let _ = events.send(Event::ConnectFailed(c, e)).await;
+                return;
+            }
+        },
     };
-    if events.send(Event::Connected(c)).await.is_err() {
+    if events.send(up).await.is_err() {
         return;
     }
     // The payload counts as delivered only once the other node acknowledged all of it: a
     // cut after the half-close but before that must be a cut, not a start.
     let mut acked = Some(stream.acked());
-    let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let reader = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(n) => {
-                    let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                    if events.send(Event::Bytes(c, data)).await.is_err() {
-                        return;
-                    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        // Reading is given up for a write and taken up again after it (a mesh stream's read
+        // takes nothing until it completes).
+        let next = future::or(async { Next::Read(stream.read(&mut buf).await) }, async {
+            Next::Write(writes.recv().await.ok())
+        })
+        .await;
+        let written = match next {
+            Next::Read(Ok(0)) => break,
+            Next::Read(Ok(n)) => {
+                let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                if events.send(Event::Bytes(c, data)).await.is_err() {
+                    return;
                 }
-                Err(e) => return debug!("read error reading from {node}: {e}"),
+                continue;
             }
-        }
-    };
-    let writer = async {
-        while let Ok(w) = writes.recv().await {
-            let payload = matches!(w, Write::Payload);
-            let r = match w {
-                Write::Line(line) => match wr.write_all(line.as_bytes()).await {
-                    Ok(()) => wr.flush().await,
-                    Err(e) => Err(e),
-                },
-                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
-                    (Ok(()), Some(acked)) => acked.await,
-                    (r, _) => r,
-                },
-            };
-            if let Err(e) = r {
-                return debug!("write error sending to {node}: {e}");
+            Next::Read(Err(e)) => {
+                debug!("read error reading from {node}: {e}");
+                break;
             }
-            if payload && events.send(Event::HalfClosed(c)).await.is_err() {
+            Next::Write(None) => return,
+            Next::Write(Some(Write::Park)) => {
+                // A session the pool has no room for closes here.
+                drop(lock(&mesh.pool).put(&node, &tls, stream, Instant::now()));
                 return;
             }
+            Next::Write(Some(Write::Line(line))) => match stream.write_all(line.as_bytes()).await {
+                Ok(()) => stream.flush().await.map(|()| false),
+                Err(e) => Err(e),
+            },
+            Next::Write(Some(Write::Payload)) => {
+                match (send_payload(&stdin, &mut stream).await, acked.take()) {
+                    (Ok(()), Some(acked)) => acked.await.map(|()| true),
+                    (r, _) => r.map(|()| true),
+                }
+            }
+        };
+        match written {
+            Ok(payload) => {
+                if payload && events.send(Event::HalfClosed(c)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!("write error sending to {node}: {e}");
+                break;
+            }
         }
-        future::pending::<()>().await;
-    };
-    future::or(reader, writer).await;
+    }
     let _ = events.send(Event::Ended(c)).await;
 }
 
@@ -446,7 +488,8 @@ fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Runs `job` as the unit's job (the previous one must have been stopped).
-fn spawn_job(unit: &Unit, job: Job) {
+fn spawn_job(unit: &Unit, mut job: Job) {
+    job.generation = *lock(&unit.job_gen);
     let node = job.mesh.node.clone();
     let task = node.spawn(job.run());
     *lock(&unit.job) = Some(task);
@@ -454,6 +497,7 @@ fn spawn_job(unit: &Unit, job: Job) {
 
 /// Stops the unit's job, if any, and waits until it has stopped.
 async fn stop_job(unit: &Unit) {
+    *lock(&unit.job_gen) += 1;
     let job = lock(&unit.job).take();
     if let Some(job) = job {
         job.cancel().await;

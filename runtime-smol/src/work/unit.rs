@@ -80,6 +80,10 @@ pub(super) struct Unit {
     pub(super) child: Mutex<Option<Child>>,
     /// A remote unit's job (start, follow, cancel or release); dropping it stops it.
     pub(super) job: Mutex<Option<Task<()>>>,
+    /// Which job may act on the unit: bumped whenever one is stopped, and held by a job while
+    /// it carries out its machine's outputs, so a job being cancelled (cancellation takes
+    /// effect at its next await) never writes after its successor started.
+    pub(super) job_gen: Mutex<u64>,
 }
 
 impl Unit {
@@ -90,6 +94,7 @@ impl Unit {
             rec: Mutex::new(rec),
             child: Mutex::new(None),
             job: Mutex::new(None),
+            job_gen: Mutex::new(0),
         }
     }
 
@@ -219,6 +224,7 @@ impl Unit {
     /// Kills the child, if any, and waits for it, and stops a remote unit's job (the node is
     /// going away).
     pub(super) fn kill_now(&self) {
+        *lock(&self.job_gen) += 1;
         drop(lock(&self.job).take());
         if let Some(mut c) = lock(&self.child).take() {
             let _ = c.kill();
