@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rand_chacha::rand_core::RngCore;
 use receptor_core::control::WorkSubmit;
 use receptor_core::work::remote::{RemoteExtraData, expired_detail};
 use receptor_core::work::remote_unit::{
-    ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
+    ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
 use receptor_core::work::signing::SignatureRefresh;
 use receptor_core::work::{SessionPool, StatusRecord, new_remote_data};
@@ -67,30 +67,8 @@ fn now() -> Instant {
 /// Idle control sessions to other nodes, shared by the units' jobs (core's parking lot).
 pub(super) type Pool = std::sync::Mutex<SessionPool<MeshStream>>;
 
-/// What a connection task reports to its job.
-#[derive(Debug)]
-enum Event {
-    Connected(ConnId),
-    /// A parked session was attached instead of a dial.
-    Reused(ConnId),
-    ConnectFailed(ConnId, ConnectFailure),
-    Bytes(ConnId, Bytes),
-    HalfClosed(ConnId),
-    Ended(ConnId),
-}
-
-/// What a connection task writes.
-#[derive(Debug)]
-enum Write {
-    Line(String),
-    /// The unit's stdin file, then a half-close.
-    Payload,
-    /// Hand the session to the pool and end.
-    Park,
-}
-
 struct Conn {
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<ConnWrite>,
     task: AbortHandle,
 }
 
@@ -100,8 +78,8 @@ struct Job {
     unit: Arc<Unit>,
     m: RemoteUnit,
     conns: BTreeMap<ConnId, Conn>,
-    events_tx: mpsc::Sender<Event>,
-    events: mpsc::Receiver<Event>,
+    events_tx: mpsc::Sender<ConnEvent>,
+    events: mpsc::Receiver<ConnEvent>,
     answer: Option<oneshot::Sender<Result<bool, String>>>,
     /// When the signature the machine holds was made.
     signed: SignatureRefresh,
@@ -213,22 +191,11 @@ impl Job {
         }
     }
 
-    fn feed(&mut self, ev: Event) {
-        let now = now();
-        match ev {
-            Event::Connected(c) => self.m.handle_connected(now, c),
-            Event::Reused(c) => self.m.handle_reused(now, c),
-            Event::ConnectFailed(c, why) => {
-                self.conns.remove(&c);
-                self.m.handle_connect_failed(now, c, why);
-            }
-            Event::Bytes(c, b) => self.m.handle_bytes(now, c, &b),
-            Event::HalfClosed(c) => self.m.handle_half_closed(now, c),
-            Event::Ended(c) => {
-                self.conns.remove(&c);
-                self.m.handle_stream_ended(now, c);
-            }
+    fn feed(&mut self, ev: ConnEvent) {
+        if ev.ends_conn() {
+            self.conns.remove(&ev.conn());
         }
+        self.m.handle_event(now(), ev);
     }
 
     /// Carries out the machine's outputs; its answer goes out once all of them are done (a
@@ -238,8 +205,8 @@ impl Job {
         while let Some(o) = self.m.poll_output() {
             match o {
                 RemoteOutput::Dial(c) => self.dial(c),
-                RemoteOutput::SendLine(c, line) => self.write(c, Write::Line(line)),
-                RemoteOutput::SendPayload(c) => self.write(c, Write::Payload),
+                RemoteOutput::SendLine(c, line) => self.write(c, ConnWrite::Line(line)),
+                RemoteOutput::SendPayload(c) => self.write(c, ConnWrite::Payload),
                 RemoteOutput::Close(c) => {
                     if let Some(conn) = self.conns.remove(&c) {
                         conn.task.abort();
@@ -247,7 +214,7 @@ impl Job {
                 }
                 RemoteOutput::Park(c) => {
                     if let Some(conn) = self.conns.remove(&c)
-                        && conn.writes.try_send(Write::Park).is_err()
+                        && conn.writes.try_send(ConnWrite::Park).is_err()
                     {
                         conn.task.abort();
                     }
@@ -300,7 +267,7 @@ impl Job {
         self.conns.insert(c, Conn { writes, task });
     }
 
-    fn write(&mut self, c: ConnId, w: Write) {
+    fn write(&mut self, c: ConnId, w: ConnWrite) {
         let sent = self
             .conns
             .get(&c)
@@ -360,12 +327,12 @@ async fn connection(
     node: String,
     tls: String,
     stdin: PathBuf,
-    mut writes: mpsc::Receiver<Write>,
-    events: mpsc::Sender<Event>,
+    mut writes: mpsc::Receiver<ConnWrite>,
+    events: mpsc::Sender<ConnEvent>,
 ) {
     let parked = lock(&w.pool).take(&node, &tls, Instant::now());
     let (stream, up) = match parked {
-        Some(s) => (s, Event::Reused(c)),
+        Some(s) => (s, ConnEvent::Reused(c)),
         None => {
             let opened = match &w.mesh {
                 Some(m) => m.open(&node, &tls).await,
@@ -374,9 +341,9 @@ async fn connection(
                 )),
             };
             match opened {
-                Ok(s) => (s, Event::Connected(c)),
+                Ok(s) => (s, ConnEvent::Connected(c)),
                 Err(e) => {
-                    let _ = events.send(Event::ConnectFailed(c, e)).await;
+                    let _ = events.send(ConnEvent::ConnectFailed(c, e)).await;
                     return;
                 }
             }
@@ -401,7 +368,7 @@ async fn connection(
                         size = (2 * size).min(CHUNK);
                     }
                     if events
-                        .send(Event::Bytes(c, buf.split().freeze()))
+                        .send(ConnEvent::Bytes(c, buf.split().freeze()))
                         .await
                         .is_err()
                     {
@@ -417,14 +384,14 @@ async fn connection(
     };
     let writer = async {
         while let Some(w) = writes.recv().await {
-            let payload = matches!(w, Write::Payload);
+            let payload = matches!(w, ConnWrite::Payload);
             let r = match w {
-                Write::Park => return true,
-                Write::Line(line) => match wr.write_all(line.as_bytes()).await {
+                ConnWrite::Park => return true,
+                ConnWrite::Line(line) => match wr.write_all(line.as_bytes()).await {
                     Ok(()) => wr.flush().await,
                     Err(e) => Err(e),
                 },
-                Write::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
+                ConnWrite::Payload => match (send_payload(&stdin, &mut wr).await, acked.take()) {
                     (Ok(()), Some(acked)) => acked.await,
                     (r, _) => r,
                 },
@@ -433,7 +400,7 @@ async fn connection(
                 debug!("write error sending to {node}: {e}");
                 return false;
             }
-            if payload && events.send(Event::HalfClosed(c)).await.is_err() {
+            if payload && events.send(ConnEvent::HalfClosed(c)).await.is_err() {
                 return false;
             }
         }
@@ -448,7 +415,7 @@ async fn connection(
         drop(lock(&w.pool).put(&node, &tls, rd.unsplit(wr), Instant::now()));
         return;
     }
-    let _ = events.send(Event::Ended(c)).await;
+    let _ = events.send(ConnEvent::Ended(c)).await;
 }
 
 /// Writes the unit's stdin file to the stream, then half-closes it.

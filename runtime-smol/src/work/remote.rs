@@ -27,7 +27,7 @@ use receptor_core::tls::insecure::insecure_client_config;
 use receptor_core::tls::stream_server_name;
 use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
-    ConnId, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
+    ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
 use receptor_core::work::{CancelOutcome, Engine, SessionPool};
 use tracing::{debug, error, warn};
@@ -107,31 +107,9 @@ impl Mesh {
     }
 }
 
-/// What a connection task reports to its job.
-#[derive(Debug)]
-enum Event {
-    Connected(ConnId),
-    /// A parked session was attached instead of a dial.
-    Reused(ConnId),
-    ConnectFailed(ConnId, ConnectFailure),
-    Bytes(ConnId, Bytes),
-    HalfClosed(ConnId),
-    Ended(ConnId),
-}
-
-/// What a connection task writes.
-#[derive(Debug)]
-enum Write {
-    Line(String),
-    /// The unit's stdin file, then a half-close.
-    Payload,
-    /// Hand the session to the pool and end.
-    Park,
-}
-
 /// One connection: its writes, and its task (dropping it closes the stream).
 struct Conn {
-    writes: Sender<Write>,
+    writes: Sender<ConnWrite>,
     task: Task<()>,
 }
 
@@ -143,8 +121,8 @@ struct Job {
     mesh: Mesh,
     m: RemoteUnit,
     conns: BTreeMap<ConnId, Conn>,
-    events_tx: Sender<Event>,
-    events: Receiver<Event>,
+    events_tx: Sender<ConnEvent>,
+    events: Receiver<ConnEvent>,
     answer: Option<Sender<Result<bool, String>>>,
     stdout: Option<std::fs::File>,
     /// The unit's job generation this job runs as (see [`Unit::job_gen`]).
@@ -203,7 +181,7 @@ impl Job {
     /// Runs the machine until it has nothing more to do.
     async fn run(mut self) {
         enum Wake {
-            Event(Event),
+            Event(ConnEvent),
             Timeout,
         }
         loop {
@@ -237,22 +215,11 @@ impl Job {
         }
     }
 
-    fn feed(&mut self, ev: Event) {
-        let now = Instant::now();
-        match ev {
-            Event::Connected(c) => self.m.handle_connected(now, c),
-            Event::Reused(c) => self.m.handle_reused(now, c),
-            Event::ConnectFailed(c, why) => {
-                self.conns.remove(&c);
-                self.m.handle_connect_failed(now, c, why);
-            }
-            Event::Bytes(c, b) => self.m.handle_bytes(now, c, &b),
-            Event::HalfClosed(c) => self.m.handle_half_closed(now, c),
-            Event::Ended(c) => {
-                self.conns.remove(&c);
-                self.m.handle_stream_ended(now, c);
-            }
+    fn feed(&mut self, ev: ConnEvent) {
+        if ev.ends_conn() {
+            self.conns.remove(&ev.conn());
         }
+        self.m.handle_event(Instant::now(), ev);
     }
 
     /// Carries out the machine's outputs; its answer goes out once all of them are done (a
@@ -268,8 +235,8 @@ impl Job {
         while let Some(o) = self.m.poll_output() {
             match o {
                 RemoteOutput::Dial(c) => self.dial(c),
-                RemoteOutput::SendLine(c, line) => self.write(c, Write::Line(line)),
-                RemoteOutput::SendPayload(c) => self.write(c, Write::Payload),
+                RemoteOutput::SendLine(c, line) => self.write(c, ConnWrite::Line(line)),
+                RemoteOutput::SendPayload(c) => self.write(c, ConnWrite::Payload),
                 RemoteOutput::Close(c) => {
                     self.conns.remove(&c);
                 }
@@ -277,7 +244,7 @@ impl Job {
                     // Its task lives on to hand the session to the pool (or, if it cannot be
                     // told, is dropped: the session closes).
                     if let Some(conn) = self.conns.remove(&c)
-                        && conn.writes.try_send(Write::Park).is_ok()
+                        && conn.writes.try_send(ConnWrite::Park).is_ok()
                     {
                         conn.task.detach();
                     }
@@ -326,7 +293,7 @@ impl Job {
         self.conns.insert(c, Conn { writes, task });
     }
 
-    fn write(&mut self, c: ConnId, w: Write) {
+    fn write(&mut self, c: ConnId, w: ConnWrite) {
         let sent = self
             .conns
             .get(&c)
@@ -381,20 +348,20 @@ async fn connection(
     node: String,
     tls: String,
     stdin: PathBuf,
-    writes: Receiver<Write>,
-    events: Sender<Event>,
+    writes: Receiver<ConnWrite>,
+    events: Sender<ConnEvent>,
 ) {
     enum Next {
         Read(std::io::Result<usize>),
-        Write(Option<Write>),
+        Write(Option<ConnWrite>),
     }
     let parked = lock(&mesh.pool).take(&node, &tls, Instant::now());
     let (mut stream, up) = match parked {
-        Some(s) => (s, Event::Reused(c)),
+        Some(s) => (s, ConnEvent::Reused(c)),
         None => match mesh.open(&node, &tls).await {
-            Ok(s) => (s, Event::Connected(c)),
+            Ok(s) => (s, ConnEvent::Connected(c)),
             Err(e) => {
-                let _ = events.send(Event::ConnectFailed(c, e)).await;
+                let _ = events.send(ConnEvent::ConnectFailed(c, e)).await;
                 return;
             }
         },
@@ -417,7 +384,7 @@ async fn connection(
             Next::Read(Ok(0)) => break,
             Next::Read(Ok(n)) => {
                 let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                if events.send(Event::Bytes(c, data)).await.is_err() {
+                if events.send(ConnEvent::Bytes(c, data)).await.is_err() {
                     return;
                 }
                 continue;
@@ -427,16 +394,18 @@ async fn connection(
                 break;
             }
             Next::Write(None) => return,
-            Next::Write(Some(Write::Park)) => {
+            Next::Write(Some(ConnWrite::Park)) => {
                 // A session the pool has no room for closes here.
                 drop(lock(&mesh.pool).put(&node, &tls, stream, Instant::now()));
                 return;
             }
-            Next::Write(Some(Write::Line(line))) => match stream.write_all(line.as_bytes()).await {
-                Ok(()) => stream.flush().await.map(|()| false),
-                Err(e) => Err(e),
-            },
-            Next::Write(Some(Write::Payload)) => {
+            Next::Write(Some(ConnWrite::Line(line))) => {
+                match stream.write_all(line.as_bytes()).await {
+                    Ok(()) => stream.flush().await.map(|()| false),
+                    Err(e) => Err(e),
+                }
+            }
+            Next::Write(Some(ConnWrite::Payload)) => {
                 match (send_payload(&stdin, &mut stream).await, acked.take()) {
                     (Ok(()), Some(acked)) => acked.await.map(|()| true),
                     (r, _) => r.map(|()| true),
@@ -445,7 +414,7 @@ async fn connection(
         };
         match written {
             Ok(payload) => {
-                if payload && events.send(Event::HalfClosed(c)).await.is_err() {
+                if payload && events.send(ConnEvent::HalfClosed(c)).await.is_err() {
                     return;
                 }
             }
@@ -455,7 +424,7 @@ async fn connection(
             }
         }
     }
-    let _ = events.send(Event::Ended(c)).await;
+    let _ = events.send(ConnEvent::Ended(c)).await;
 }
 
 /// Writes the unit's stdin file to the stream, then half-closes it.

@@ -838,10 +838,12 @@ impl RemoteUnit {
     }
 }
 
+mod conn_event;
 mod failures;
 mod replies;
 mod unconfirmed;
 
+pub use conn_event::{ConnEvent, ConnWrite};
 pub use failures::ConnectFailure;
 
 #[cfg(test)]
