@@ -1,5 +1,5 @@
 //! What both runtimes take from the operating system around the node (feature `os`, which
-//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, and TLS files (with
+//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, a remote unit's stdout file, and TLS files (with
 //! feature `tls`). Not part of the sans-IO node:
 //! nothing in the core calls these; the policies they serve live in [`crate::config`] and
 //! [`crate::backoff`].
@@ -9,6 +9,8 @@ pub mod host;
 #[cfg(unix)]
 pub mod process;
 pub mod sockopt;
+#[cfg(unix)]
+pub mod stdout;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -9,7 +9,6 @@
 //! from the unit's files, where the old one left everything it knew.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use rand_chacha::rand_core::RngCore;
 use receptor_core::control::WorkSubmit;
+use receptor_core::os::stdout::{AppendError, UnitStdout};
 use receptor_core::work::remote::{RemoteExtraData, expired_detail};
 use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
@@ -83,7 +83,7 @@ struct Job {
     answer: Option<oneshot::Sender<Result<bool, String>>>,
     /// When the signature the machine holds was made.
     signed: SignatureRefresh,
-    stdout: Option<std::fs::File>,
+    stdout: UnitStdout,
 }
 
 impl Job {
@@ -117,14 +117,10 @@ impl Job {
         let (tx, rx) = oneshot::channel();
         // Made before any status is stored: a results stream of a unit complete with no
         // stdout file ends at once, before its output arrives.
-        let path = unit.dir.join("stdout");
-        let stdout = match open_append(&path) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                debug!("could not open stdout file {}: {e}", path.display());
-                None
-            }
-        };
+        let mut stdout = UnitStdout::new(unit.dir.join("stdout"));
+        if let Err(e) = stdout.create() {
+            debug!("[{}] {e}", unit.id);
+        }
         let job = Self {
             w: w.clone(),
             unit: unit.clone(),
@@ -282,29 +278,15 @@ impl Job {
     }
 
     fn append(&mut self, offset: i64, data: &[u8]) {
-        let path = self.unit.dir.join("stdout");
-        if self.stdout.is_none() {
-            match open_append(&path) {
-                Ok(f) => self.stdout = Some(f),
-                Err(e) => {
-                    error!("Could not open stdout file {}: {e}", path.display());
-                    return;
-                }
-            }
-        }
-        let Some(f) = self.stdout.as_mut() else {
-            return;
-        };
-        if let Ok(len) = f.metadata().map(|m| m.len())
-            && i64::try_from(len).ok() != Some(offset)
-        {
-            warn!(
+        match self.stdout.append(offset, data) {
+            Ok(None) => {}
+            Ok(Some(len)) => warn!(
                 "[{}] stdout holds {len} bytes, output arrived for byte {offset}",
                 self.unit.id
-            );
-        }
-        if let Err(e) = f.write_all(data) {
-            error!("Could not copy to stdout file {}: {e}", path.display());
+            ),
+            // Nothing was written: no change to tell the unit's waiters about.
+            Err(e @ AppendError::Open { .. }) => return error!("[{}] {e}", self.unit.id),
+            Err(e) => error!("[{}] {e}", self.unit.id),
         }
         self.unit.touch();
     }
@@ -535,16 +517,6 @@ pub(super) fn new_data(w: &Workceptor, req: &WorkSubmit) -> Result<RemoteExtraDa
         warn!("json web token expires before ttl");
     }
     Ok(new.data)
-}
-
-/// Creates `path` if needed, for appending.
-fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
 }
 
 /// The status a fresh remote unit starts with.

@@ -10,7 +10,7 @@
 //! record, where the old one left everything it knew.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use rand_core::RngCore;
+use receptor_core::os::stdout::UnitStdout;
 use receptor_core::stream::client_config;
 use receptor_core::tls::insecure::insecure_client_config;
 use receptor_core::tls::stream_server_name;
@@ -124,7 +125,7 @@ struct Job {
     events_tx: Sender<ConnEvent>,
     events: Receiver<ConnEvent>,
     answer: Option<Sender<Result<bool, String>>>,
-    stdout: Option<std::fs::File>,
+    stdout: UnitStdout,
     /// The unit's job generation this job runs as (see [`Unit::job_gen`]).
     generation: u64,
 }
@@ -159,9 +160,10 @@ impl Job {
         let (tx, rx) = async_channel::bounded(1);
         // Made before any status is stored: a results stream of a unit complete with no
         // stdout file ends at once, before its output arrives.
-        let stdout = open_append(&unit.stdout_path())
-            .map_err(|e| debug!("[{id}] could not open its stdout file: {e}"))
-            .ok();
+        let mut stdout = UnitStdout::new(unit.stdout_path());
+        if let Err(e) = stdout.create() {
+            debug!("[{id}] {e}");
+        }
         let job = Self {
             id: id.to_owned(),
             unit: unit.clone(),
@@ -306,32 +308,20 @@ impl Job {
     }
 
     fn append(&mut self, offset: i64, data: &[u8]) {
-        if self.stdout.is_none() {
-            match open_append(&self.unit.stdout_path()) {
-                Ok(f) => self.stdout = Some(f),
-                Err(e) => return error!("[{}] could not open its stdout file: {e}", self.id),
-            }
-        }
-        let Some(f) = self.stdout.as_mut() else {
-            return;
-        };
-        if let Ok(len) = f.metadata().map(|m| m.len())
-            && i64::try_from(len).ok() != Some(offset)
-        {
-            warn!(
+        match self.stdout.append(offset, data) {
+            Ok(None) => {}
+            Ok(Some(len)) => warn!(
                 "[{}] stdout holds {len} bytes, output arrived for byte {offset}",
                 self.id
-            );
-        }
-        if let Err(e) = f.write_all(data) {
-            error!("[{}] could not copy to its stdout file: {e}", self.id);
+            ),
+            Err(e) => error!("[{}] {e}", self.id),
         }
     }
 
     /// The unit is released there: its directory goes (a failure is only logged, as Go's
     /// forced release does) and the engine forgets it.
     fn forget(&mut self) {
-        self.stdout = None;
+        self.stdout.close();
         if let Err(e) = self.unit.remove_dir() {
             error!("Error releasing unit {}: {e}", self.unit.dir.display());
         }
@@ -444,16 +434,6 @@ async fn send_payload(
         wr.write_all(chunk).await?;
     }
     wr.close().await
-}
-
-/// Creates `path` if needed, for appending.
-fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
 }
 
 /// Runs `job` as the unit's job (the previous one must have been stopped).
