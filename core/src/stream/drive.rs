@@ -290,6 +290,8 @@ impl Streams {
                 self.timers.remove(&(t, id));
             }
             self.by_handle.remove(&(c.service, c.handle));
+            // Quinn sends nothing more for it (drained, or dropped with it).
+            self.addrs.release(&c.remote);
             // A dialer's endpoint lives as long as its one connection.
             if c.client {
                 self.endpoints.remove(&c.service);

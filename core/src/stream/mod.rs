@@ -343,7 +343,7 @@ impl Streams {
         client: ClientConfig,
         server_name: &str,
     ) -> Result<StreamHandle, DialError> {
-        let sock = self.addrs.sock(&remote);
+        let sock = self.addrs.hold(&remote);
         let known = self.path_known(now, &remote.node);
         let mut client = client;
         if known {
@@ -359,6 +359,7 @@ impl Streams {
                 if fresh {
                     self.endpoints.remove(&local);
                 }
+                self.addrs.release(&remote);
                 return Err(DialError(e.to_string()));
             }
         };
@@ -401,10 +402,12 @@ impl Streams {
         from: Addr,
         payload: Bytes,
     ) {
-        let sock = self.addrs.sock(&from);
         let Some(e) = self.endpoints.get_mut(&local) else {
             return;
         };
+        // A peer with no connection here gets an address for this datagram only, unless it
+        // makes one (`incoming` holds the address then).
+        let (sock, made) = self.addrs.sock(&from);
         self.buf.clear();
         let ev = e.ep.handle(
             now,
@@ -435,6 +438,9 @@ impl Streams {
                 });
             }
             None => {}
+        }
+        if made {
+            self.addrs.prune(sock);
         }
     }
 
@@ -479,6 +485,7 @@ impl Streams {
         self.buf.clear();
         match e.ep.accept(incoming, now, &mut self.buf, Some(cfg)) {
             Ok((handle, conn)) => {
+                self.addrs.hold(&from);
                 self.next += 1;
                 let id = StreamHandle(self.next);
                 self.by_handle.insert((local, handle), id);
@@ -756,3 +763,5 @@ impl Streams {
 
 mod drive;
 mod io;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! The stream layer's address map keeps only the peers of live connections: two layers back
+//! to back, many short connections, virtual time.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use receptor_tests::stream_tls;
+
+use super::*;
+use crate::wire::{PROBLEM_SERVICE_UNKNOWN, UnreachableNotice};
+
+fn addr(node: &str, service: &str) -> Addr {
+    Addr {
+        node: NodeId::new(node).unwrap(),
+        service: ServiceName::new(service).unwrap(),
+    }
+}
+
+fn svc(name: &str) -> ServiceName {
+    ServiceName::new(name).unwrap()
+}
+
+/// Moves datagrams both ways between `a` (node "a") and `b` (node "b") until neither has any
+/// left, checking both maps after every datagram; returns the events each side produced.
+fn pump(a: &mut Streams, b: &mut Streams, now: Instant) -> (Vec<StreamEvent>, Vec<StreamEvent>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    loop {
+        let mut moved = false;
+        while let Some(d) = a.poll_datagram() {
+            moved = true;
+            b.handle_datagram(now, d.to.service, addr("a", &d.from.to_string()), d.payload);
+            check_map(b);
+        }
+        while let Some(d) = b.poll_datagram() {
+            moved = true;
+            a.handle_datagram(now, d.to.service, addr("b", &d.from.to_string()), d.payload);
+            check_map(a);
+        }
+        ea.extend(std::iter::from_fn(|| a.poll_event()));
+        eb.extend(std::iter::from_fn(|| b.poll_event()));
+        if !moved {
+            return (ea, eb);
+        }
+    }
+}
+
+/// The map holds exactly the peers of the connections `s` keeps (closing ones included:
+/// quinn still sends their close).
+fn check_map(s: &Streams) {
+    let peers: BTreeSet<&Addr> = s.conns.values().map(|c| &c.remote).collect();
+    assert_eq!(s.addrs.len(), peers.len(), "peers: {peers:?}");
+    for p in peers {
+        let sock = s
+            .addrs
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} has no address"));
+        assert_eq!(s.addrs.mesh(&sock), Some(p));
+    }
+}
+
+/// Time passes in steps of `step` for `total`, both sides running their timers.
+fn run(a: &mut Streams, b: &mut Streams, now: &mut Instant, step: Duration, total: Duration) {
+    let end = *now + total;
+    while *now < end {
+        *now += step;
+        a.handle_timeout(*now);
+        b.handle_timeout(*now);
+        pump(a, b, *now);
+        check_map(a);
+        check_map(b);
+    }
+}
+
+fn accepted(events: &[StreamEvent]) -> Vec<StreamHandle> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Accepted { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Many short connections, each from its own ephemeral service (as dials are): while they
+/// live, each side keeps their peers; once quinn is done with them (closed, then drained
+/// after the close's three PTOs), both maps are empty again.
+#[test]
+fn the_address_map_shrinks_back_after_connections_end() {
+    let mut now = Instant::now();
+    let (server, client) = stream_tls(7);
+    let (mut a, mut b) = (Streams::new(11), Streams::new(12));
+    b.listen(svc("svc"), ServerTls::Fixed(server));
+    let ms = Duration::from_millis(10);
+    for round in 0..3 {
+        let mut dials = Vec::new();
+        for i in 0..4 {
+            let eph = svc(&format!("eph{round}-{i}"));
+            let id = a
+                .dial(now, eph, addr("b", "svc"), client.clone(), "x")
+                .unwrap();
+            dials.push(id);
+        }
+        let mut eb = Vec::new();
+        for _ in 0..10 {
+            now += ms;
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            eb.extend(pump(&mut a, &mut b, now).1);
+        }
+        let acc = accepted(&eb);
+        assert_eq!(acc.len(), 4, "{eb:?}");
+        // a dials one address; b sees one per dialer.
+        assert_eq!((a.addrs.len(), b.addrs.len()), (1, 4));
+        for &id in &dials {
+            assert_eq!(a.write(now, id, b"ping").unwrap(), 4);
+        }
+        pump(&mut a, &mut b, now);
+        // Half close here, half there: both sides' closes go through the map.
+        for (k, &id) in dials.iter().enumerate() {
+            if k % 2 == 0 {
+                a.close(now, id);
+            }
+        }
+        for (k, &id) in acc.iter().enumerate() {
+            if k % 2 == 1 {
+                b.close(now, id);
+            }
+        }
+        pump(&mut a, &mut b, now);
+        // Closing, not drained: quinn still answers with its close, to an address kept.
+        assert!(!a.is_empty() && !b.is_empty());
+        assert_eq!(a.addrs.len(), 1);
+        // The rest close when the application lets go after hearing `Closed`.
+        for &id in &dials {
+            a.close(now, id);
+        }
+        for &id in &acc {
+            b.close(now, id);
+        }
+        run(&mut a, &mut b, &mut now, ms * 10, Duration::from_secs(5));
+        assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
+        assert_eq!((a.addrs.len(), b.addrs.len()), (0, 0), "round {round}");
+    }
+}
+
+/// A connection ended by an unreachable notice gives its address back at once.
+#[test]
+fn an_unreachable_peer_leaves_no_address() {
+    let now = Instant::now();
+    let (server, client) = stream_tls(8);
+    let (mut a, mut b) = (Streams::new(13), Streams::new(14));
+    b.listen(svc("svc"), ServerTls::Fixed(server));
+    let eph = svc("eph");
+    a.dial(now, eph, addr("b", "svc"), client, "x").unwrap();
+    pump(&mut a, &mut b, now);
+    assert_eq!((a.len(), a.addrs.len()), (1, 1));
+    let notice = UnreachableNotice {
+        from_node: "a".into(),
+        to_node: "b".into(),
+        from_service: "eph".into(),
+        to_service: "svc".into(),
+        problem: PROBLEM_SERVICE_UNKNOWN.into(),
+    };
+    a.handle_unreachable(eph, &NodeId::new("b").unwrap(), &notice);
+    assert_eq!((a.len(), a.addrs.len()), (0, 0));
+}
+
+/// Datagrams that make no connection (garbage to a listener, anything to a service with no
+/// endpoint) and dials that cannot start leave no address behind.
+#[test]
+fn datagrams_and_dials_without_a_connection_leave_no_address() {
+    let now = Instant::now();
+    let (server, client) = stream_tls(9);
+    let mut b = Streams::new(15);
+    b.listen(svc("svc"), ServerTls::Fixed(server));
+    for i in 0..10 {
+        let from = addr("a", &format!("eph{i}"));
+        b.handle_datagram(now, svc("svc"), from.clone(), Bytes::from(vec![0x40; 1200]));
+        b.handle_datagram(now, svc("nothing"), from, Bytes::from_static(b"x"));
+    }
+    while b.poll_datagram().is_some() {}
+    assert_eq!((b.len(), b.addrs.len()), (0, 0));
+    let mut a = Streams::new(16);
+    let r = a.dial(now, svc("eph"), addr("b", "svc"), client, "not a name!");
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(a.addrs.len(), 0);
+}
