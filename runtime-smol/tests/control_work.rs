@@ -45,6 +45,7 @@ fn receptorctl_drives_work_on_a_smol_node() {
             command: "echo".into(),
             params: "base".into(),
             allow_runtime_params: true,
+            ..CommandWorkType::default()
         },
     );
     let options = ControlOptions {
@@ -320,10 +321,10 @@ fn remote_units_from_one_smol_node_to_another() {
         "b",
         "--no-payload",
         "--ttl",
-        "1m",
+        "1",
     ]);
     assert!(
-        !ok && err.contains("ttl: not offered by this node"),
+        !ok && err.contains(r#"time: missing unit in duration "1""#),
         "{out}{err}"
     );
 

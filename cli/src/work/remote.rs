@@ -48,6 +48,13 @@ fn data(unit: &Unit) -> RemoteExtraData {
     unit.status().remote().cloned().unwrap_or_default()
 }
 
+/// The wall clock, since the Unix epoch.
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 fn now_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -148,7 +155,11 @@ impl Job {
         {
             return Ok(());
         }
-        let sig = self.w.keys.sign_for(&red.remote_node)?;
+        let sig = self
+            .w
+            .keys
+            .sign_for(&red.remote_node, wall_clock())
+            .map_err(|e| e.to_string())?;
         self.m.set_signature(Some(sig));
         self.signed.signed(Instant::now());
         Ok(())
