@@ -32,7 +32,7 @@ use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
 use receptor_core::work::signing::SignatureRefresh;
-use receptor_core::work::{CancelOutcome, Engine, SessionPool};
+use receptor_core::work::{CancelOutcome, Engine, ReadSize, SessionPool};
 use tracing::{debug, error, warn};
 
 use super::unit::{Unit, lock};
@@ -40,7 +40,7 @@ use super::{Work, wall_clock};
 use crate::control::ConnectTls;
 use crate::{MeshStream, NodeHandle};
 
-/// Read size of a stream.
+/// Read size of a payload file.
 const CHUNK: usize = 64 * 1024;
 /// Events from a unit's connections waiting for its job.
 const EVENTS: usize = 64;
@@ -406,7 +406,9 @@ async fn connection(
     // The payload counts as delivered only once the other node acknowledged all of it: a
     // cut after the half-close but before that must be a cut, not a start.
     let mut acked = Some(stream.acked());
-    let mut buf = vec![0u8; CHUNK];
+    // The buffer is of the read size, which grows as core's rule says.
+    let mut size = ReadSize::remote();
+    let mut buf = vec![0u8; size.get()];
     loop {
         // Reading is given up for a write and taken up again after it (a mesh stream's read
         // takes nothing until it completes).
@@ -418,6 +420,8 @@ async fn connection(
             Next::Read(Ok(0)) => break,
             Next::Read(Ok(n)) => {
                 let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                size.read(n);
+                buf.resize(size.get(), 0);
                 if events.send(ConnEvent::Bytes(c, data)).await.is_err() {
                     return;
                 }
