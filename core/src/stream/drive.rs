@@ -94,9 +94,7 @@ impl Streams {
                         } else if !c.app_closed {
                             // What arrived before the close stays readable: a peer closes
                             // once QUIC acknowledged its data, not once we read it.
-                            let (tail, fin) = Self::take_tail(c);
-                            // A normal close ends the stream cleanly even without its FIN.
-                            self.leftovers.insert(id, (tail, fin || error.is_none()));
+                            Self::keep_tail(&mut self.leftovers, id, c, error.is_none());
                             self.events
                                 .push_back(StreamEvent::Closed { stream: id, error });
                         }
@@ -226,8 +224,7 @@ impl Streams {
         }
         c.app_closed = true;
         if c.client || c.announced {
-            let (tail, fin) = Self::take_tail(c);
-            self.leftovers.insert(id, (tail, fin || error.is_none()));
+            Self::keep_tail(&mut self.leftovers, id, c, error.is_none());
             self.events
                 .push_back(StreamEvent::Closed { stream: id, error });
         } else if let Some(failure) = error {
@@ -258,6 +255,23 @@ impl Streams {
             _ => {}
         }
         self.forget(id);
+    }
+
+    /// Keeps what a connection that ended under the application left readable, for
+    /// [`Streams::read`]; `clean` (a normal close) ends it cleanly even without its FIN. Only
+    /// an open stream is read: a dial that fails before it opens leaves nothing (nobody would
+    /// read it, and its entry would stay forever).
+    fn keep_tail(
+        leftovers: &mut super::Leftovers,
+        id: StreamHandle,
+        c: &mut super::Conn,
+        clean: bool,
+    ) {
+        if c.state != State::Open {
+            return;
+        }
+        let (tail, fin) = Self::take_tail(c);
+        leftovers.insert(id, (tail, fin || clean));
     }
 
     /// Everything the stream has buffered, and whether its FIN was among it.

@@ -212,6 +212,9 @@ struct Conn {
     path: PathStart,
 }
 
+/// What closed streams left to read, and whether each ends cleanly.
+type Leftovers = BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>;
+
 struct Endpoint {
     ep: quinn_proto::Endpoint,
     tls: Option<ServerTls>,
@@ -224,7 +227,7 @@ pub struct Streams {
     conns: BTreeMap<StreamHandle, Conn>,
     /// Data of connections that closed before the application read it all, and whether it
     /// ends cleanly (FIN, or a normal close); [`Streams::read`] hands it out, then the end.
-    leftovers: BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>,
+    leftovers: Leftovers,
     by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
     addrs: AddrMap,
     out: VecDeque<OutDatagram>,

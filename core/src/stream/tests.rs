@@ -186,3 +186,47 @@ fn datagrams_and_dials_without_a_connection_leave_no_address() {
     assert!(r.is_err(), "{r:?}");
     assert_eq!(a.addrs.len(), 0);
 }
+
+/// A dial that fails before its stream opens (the listener closes it during the handshake,
+/// or nothing answers) tells the dialer `Closed` but leaves nothing to read behind: nobody
+/// reads it, so it would stay forever.
+#[test]
+fn a_dial_that_never_opened_leaves_nothing_to_read() {
+    let mut now = Instant::now();
+    let (server, client) = stream_tls(20);
+    let (mut a, mut b) = (Streams::new(21), Streams::new(22));
+    b.listen(svc("svc"), ServerTls::Fixed(server));
+    let refused = a
+        .dial(now, svc("eph1"), addr("b", "svc"), client.clone(), "x")
+        .unwrap();
+    while let Some(d) = a.poll_datagram() {
+        b.handle_datagram(now, d.to.service, addr("a", "eph1"), d.payload);
+    }
+    b.close_all(now);
+    let (ea, _) = pump(&mut a, &mut b, now);
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, StreamEvent::Closed { stream, .. } if *stream == refused)),
+        "{ea:?}"
+    );
+    // No answer at all: the handshake times out.
+    let silent = a
+        .dial(now, svc("eph2"), addr("c", "svc"), client, "x")
+        .unwrap();
+    let mut ea = Vec::new();
+    let end = now + HANDSHAKE_TIMEOUT + Duration::from_secs(10);
+    while now < end {
+        now += Duration::from_millis(100);
+        a.handle_timeout(now);
+        while a.poll_datagram().is_some() {}
+        ea.extend(std::iter::from_fn(|| a.poll_event()));
+    }
+    assert!(
+        ea.iter().any(
+            |e| matches!(e, StreamEvent::Closed { stream, error: Some(_) } if *stream == silent)
+        ),
+        "{ea:?}"
+    );
+    assert!(a.is_empty(), "{a:?}");
+    assert!(a.leftovers.is_empty(), "{:?}", a.leftovers.keys());
+}
