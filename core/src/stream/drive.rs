@@ -212,7 +212,7 @@ impl Streams {
     }
 
     /// We closed a connection the application did not close (its linger or setup deadline
-    /// passed). Quinn reports no `ConnectionLost` for a close of ours, so the application
+    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost` for a close of ours, so the application
     /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
     /// stream never announced stays unknown to the application.
     pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
@@ -234,27 +234,6 @@ impl Streams {
                 failure,
             });
         }
-    }
-
-    /// Drops a connection's state and tells the application if it did not close it itself.
-    pub(super) fn remove(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
-        match self.conns.get(&id) {
-            Some(c) if !c.app_closed && (c.client || c.announced) => {
-                self.events
-                    .push_back(StreamEvent::Closed { stream: id, error });
-            }
-            Some(c) if !c.app_closed => {
-                if let Some(failure) = error {
-                    self.events.push_back(StreamEvent::Refused {
-                        service: c.service,
-                        remote: c.remote.clone(),
-                        failure,
-                    });
-                }
-            }
-            _ => {}
-        }
-        self.forget(id);
     }
 
     /// Keeps what a connection that ended under the application left readable, for
@@ -304,7 +283,7 @@ impl Streams {
                 self.timers.remove(&(t, id));
             }
             self.by_handle.remove(&(c.service, c.handle));
-            // Quinn sends nothing more for it (drained, or dropped with it).
+            // Quinn drained it: it sends nothing more, and its endpoint let go of it.
             self.addrs.release(&c.remote);
             // A dialer's endpoint lives as long as its one connection.
             if c.client {

@@ -542,8 +542,14 @@ impl Streams {
     /// peer's address ends its connections at once: `service unknown` as Go does (§8.6), and
     /// also `blocked by firewall` and `message expired`, after which no packet of the
     /// connection would get through either (Go waits for its timeouts then).
+    ///
+    /// Ended as any close of ours: the application hears why now, and quinn sends its close
+    /// and drains the connection (three PTOs) before it is forgotten, so its endpoint lets go
+    /// of it too, and a late packet of it meets the close rather than a new connection.
+    /// Connections already closing drain as they were.
     pub fn handle_unreachable(
         &mut self,
+        now: Instant,
         local: ServiceName,
         reporter: &NodeId,
         notice: &UnreachableNotice,
@@ -557,6 +563,7 @@ impl Streams {
             .iter()
             .filter(|(_, c)| {
                 c.service == local
+                    && !c.conn.is_closed()
                     && c.remote.node.as_str() == notice.to_node
                     && c.remote.service.to_string() == notice.to_service
             })
@@ -567,7 +574,15 @@ impl Streams {
                 reporter: reporter.clone(),
                 problem: problem.clone(),
             };
-            self.remove(id, Some(failure));
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SETUP),
+                    Bytes::from(failure.to_string()),
+                );
+            }
+            self.closed_here(id, Some(failure));
+            self.drive(now, id);
         }
     }
 
