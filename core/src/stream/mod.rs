@@ -777,6 +777,16 @@ impl Streams {
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
     }
+
+    /// Connections the QUIC endpoints (listeners' and dials') still hold: never more than
+    /// [`Streams::len`] (fewer for a listener's draining connections after `unlisten`), so a
+    /// check that an endpoint lets go of every connection that ends.
+    pub fn endpoint_connections(&self) -> usize {
+        self.endpoints
+            .values()
+            .map(|e| e.ep.open_connections())
+            .sum()
+    }
 }
 
 mod drive;
