@@ -212,6 +212,9 @@ struct Conn {
     path: PathStart,
 }
 
+/// What closed streams left to read, and whether each ends cleanly.
+type Leftovers = BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>;
+
 struct Endpoint {
     ep: quinn_proto::Endpoint,
     tls: Option<ServerTls>,
@@ -224,7 +227,7 @@ pub struct Streams {
     conns: BTreeMap<StreamHandle, Conn>,
     /// Data of connections that closed before the application read it all, and whether it
     /// ends cleanly (FIN, or a normal close); [`Streams::read`] hands it out, then the end.
-    leftovers: BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>,
+    leftovers: Leftovers,
     by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
     addrs: AddrMap,
     out: VecDeque<OutDatagram>,
@@ -539,8 +542,14 @@ impl Streams {
     /// peer's address ends its connections at once: `service unknown` as Go does (§8.6), and
     /// also `blocked by firewall` and `message expired`, after which no packet of the
     /// connection would get through either (Go waits for its timeouts then).
+    ///
+    /// Ended as any close of ours: the application hears why now, and quinn sends its close
+    /// and drains the connection (three PTOs) before it is forgotten, so its endpoint lets go
+    /// of it too, and a late packet of it meets the close rather than a new connection.
+    /// Connections already closing drain as they were.
     pub fn handle_unreachable(
         &mut self,
+        now: Instant,
         local: ServiceName,
         reporter: &NodeId,
         notice: &UnreachableNotice,
@@ -554,6 +563,7 @@ impl Streams {
             .iter()
             .filter(|(_, c)| {
                 c.service == local
+                    && !c.conn.is_closed()
                     && c.remote.node.as_str() == notice.to_node
                     && c.remote.service.to_string() == notice.to_service
             })
@@ -564,7 +574,15 @@ impl Streams {
                 reporter: reporter.clone(),
                 problem: problem.clone(),
             };
-            self.remove(id, Some(failure));
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SETUP),
+                    Bytes::from(failure.to_string()),
+                );
+            }
+            self.closed_here(id, Some(failure));
+            self.drive(now, id);
         }
     }
 
@@ -758,6 +776,16 @@ impl Streams {
     /// Whether there are no live connections.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
+    }
+
+    /// Connections the QUIC endpoints (listeners' and dials') still hold: never more than
+    /// [`Streams::len`] (fewer for a listener's draining connections after `unlisten`), so a
+    /// check that an endpoint lets go of every connection that ends.
+    pub fn endpoint_connections(&self) -> usize {
+        self.endpoints
+            .values()
+            .map(|e| e.ep.open_connections())
+            .sum()
     }
 }
 
