@@ -1,10 +1,11 @@
 //! What both runtimes take from the operating system around the node (feature `os`, which
-//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, a remote unit's stdout file, and TLS files (with
+//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, a remote unit's stdout file, work-signing key files, Go's wording of I/O errors, and TLS files (with
 //! feature `tls`). Not part of the sans-IO node:
 //! nothing in the core calls these; the policies they serve live in [`crate::config`] and
 //! [`crate::backoff`].
 #![allow(unsafe_code)]
 
+pub mod go_error;
 pub mod host;
 #[cfg(unix)]
 pub mod process;
@@ -13,6 +14,7 @@ pub mod sockopt;
 pub mod stdout;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod work_keys;
 
 use std::hash::{BuildHasher, Hasher};
 

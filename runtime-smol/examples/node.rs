@@ -27,6 +27,11 @@
 //! receptorctl --socket /tmp/a.sock work submit cat -l hello -f
 //! ```
 //!
+//! `--work-signing privatekey=F [tokenexpiration=DURATION]` signs the work of `work submit
+//! --signwork`; `--work-verification publickey=F` with `verifysignature=true` on a
+//! `--work-command` makes commands for that type from other nodes need a valid signature
+//! (Go's `work-signing` and `work-verification`).
+//!
 //! The core answers pings itself and tells the runtime nothing about them, so answered
 //! pings cannot be logged here; the pinging side logs every round trip.
 
@@ -36,7 +41,10 @@ use std::time::{Duration, SystemTime};
 
 use async_io::Timer;
 use futures_lite::future;
+use receptor_core::control::parse_go_duration;
+use receptor_core::os::work_keys::{WorkKeys, check_exists};
 use receptor_core::stream::{ServerTls, server_config};
+use receptor_core::work::signing::DEFAULT_TOKEN_EXPIRATION;
 use receptor_core::{Config, LinkConfig, LinkKind, NodeId};
 use receptor_smol::backends::{
     DialSpec, ListenSpec, WsDialSpec, WsListenSpec, tcp_dial, tcp_listen, udp_dial, udp_listen,
@@ -53,8 +61,9 @@ use tracing::{info, warn};
 const USAGE: &str = "usage: node --id ID [--bind ADDR] [--tcp-listen PORT] [--tcp-peer HOST:PORT] \
 [--ws-listen PORT] [--ws-peer URL] [--udp-listen PORT] [--udp-peer HOST:PORT] \
 [--tls-cert F --tls-key F --tls-ca F] [--control SOCKET] [--ping NODE] \
-[--data-dir DIR] [--work-command worktype=NAME command=CMD [params=P] [allowruntimeparams=true]]   \
-(listen, peer and work-command flags repeat)";
+[--data-dir DIR] [--work-command worktype=NAME command=CMD [params=P] [allowruntimeparams=true] \
+[verifysignature=true]] [--work-signing privatekey=F [tokenexpiration=DURATION]] \
+[--work-verification publickey=F]   (listen, peer and work-command flags repeat)";
 
 /// The WebSocket listeners' upgrade path (`/` takes every path, as Go's does).
 const WS_PATH: &str = "/";
@@ -74,6 +83,7 @@ struct Args {
     ping: Option<String>,
     data_dir: Option<PathBuf>,
     work_commands: Vec<(String, CommandWorkType)>,
+    keys: WorkKeys,
 }
 
 /// The key=value arguments of one `--work-command`.
@@ -89,6 +99,7 @@ fn work_command(pairs: &[String]) -> Result<(String, CommandWorkType), String> {
             "command" => ty.command = v.to_owned(),
             "params" => ty.params = v.to_owned(),
             "allowruntimeparams" => ty.allow_runtime_params = v == "true",
+            "verifysignature" => ty.verify_signature = v == "true",
             _ => return Err(format!("--work-command: unknown key {k}")),
         }
     }
@@ -96,6 +107,38 @@ fn work_command(pairs: &[String]) -> Result<(String, CommandWorkType), String> {
         return Err("--work-command needs worktype= and command=".into());
     }
     Ok((name, ty))
+}
+
+/// The key=value arguments of `--work-signing` (`verify`: false) or `--work-verification`
+/// into `keys`; the key file must exist.
+fn work_key(pairs: &[String], verify: bool, keys: &mut WorkKeys) -> Result<(), String> {
+    let flag = if verify {
+        "--work-verification"
+    } else {
+        "--work-signing"
+    };
+    let (mut file, mut lifetime) = (None, DEFAULT_TOKEN_EXPIRATION);
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{flag}: {pair} is not key=value"))?;
+        match (k.to_ascii_lowercase().as_str(), verify) {
+            ("privatekey", false) | ("publickey", true) => file = Some(v.to_owned()),
+            ("tokenexpiration", false) => {
+                let nanos = parse_go_duration(v).map_err(|e| format!("{flag}: {e}"))?;
+                lifetime = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+            }
+            _ => return Err(format!("{flag}: unknown key {k}")),
+        }
+    }
+    let file = file.ok_or_else(|| format!("{flag} needs its key file"))?;
+    check_exists(&file)?;
+    if verify {
+        keys.verifying = Some(file.into());
+    } else {
+        keys.signing = Some((file.into(), lifetime));
+    }
+    Ok(())
 }
 
 /// `--tls-cert`, `--tls-key`, `--tls-ca`.
@@ -127,12 +170,15 @@ fn parse(it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--control" => a.control = Some(value()?.into()),
             "--ping" => a.ping = Some(value()?),
             "--data-dir" => a.data_dir = Some(value()?.into()),
-            "--work-command" => {
+            "--work-command" | "--work-signing" | "--work-verification" => {
                 let mut pairs = Vec::new();
                 while let Some(p) = it.next_if(|p| !p.starts_with("--")) {
                     pairs.push(p);
                 }
-                a.work_commands.push(work_command(&pairs)?);
+                match flag.as_str() {
+                    "--work-command" => a.work_commands.push(work_command(&pairs)?),
+                    f => work_key(&pairs, f == "--work-verification", &mut a.keys)?,
+                }
             }
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -197,8 +243,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("receptor-smol"))
                 .join(&args.id);
-            let work =
-                Work::new(dir, receptor_core::os::random_u64()).with_node(node.clone(), None);
+            let work = Work::new(dir, receptor_core::os::random_u64())
+                .with_node(node.clone(), None)
+                .with_keys(args.keys.clone());
             for (name, ty) in &args.work_commands {
                 work.register_type(name, ty.clone());
             }

@@ -896,6 +896,16 @@ impl Sim {
             .map_or(0, |l| l.side.streams().len())
     }
 
+    /// QUIC connections the node's QUIC endpoints still hold (see
+    /// [`receptor_core::stream::Streams::endpoint_connections`]).
+    pub fn stream_endpoint_conns(&self, node: &str) -> usize {
+        let n = self.ix(node);
+        self.stream_world
+            .layers
+            .get(&n)
+            .map_or(0, |l| l.side.streams().endpoint_connections())
+    }
+
     /// Services of the node's stream layer still bound on the node (listeners, and dials'
     /// services until their connection is fully gone).
     pub fn stream_services(&self, node: &str) -> usize {

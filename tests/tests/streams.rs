@@ -74,8 +74,9 @@ fn ended_cleanly(sim: &Sim, s: SimStream) -> bool {
 }
 
 /// Once the streams are over, nothing is left (within the idle timeout: closing and
-/// draining connections take a few probe timeouts): no QUIC connection on any node, and
-/// only the listeners' services still bound for the stream layers.
+/// draining connections take a few probe timeouts): no QUIC connection on any node, in its
+/// stream layer or its QUIC endpoints, and only the listeners' services still bound for the
+/// stream layers.
 fn check_quiet(sim: &mut Sim, listeners: &[(&str, usize)]) {
     let names: Vec<String> = sim.node_names().map(str::to_owned).collect();
     let want = |n: &str| {
@@ -85,13 +86,20 @@ fn check_quiet(sim: &mut Sim, listeners: &[(&str, usize)]) {
             .map_or(0, |(_, k)| *k)
     };
     let quiet = |sim: &mut Sim| {
-        names
-            .iter()
-            .all(|n| sim.stream_conns(n) == 0 && sim.stream_services(n) == want(n))
+        names.iter().all(|n| {
+            sim.stream_conns(n) == 0
+                && sim.stream_endpoint_conns(n) == 0
+                && sim.stream_services(n) == want(n)
+        })
     };
     if sim.run_until(quiet, secs(40)).is_err() {
         for n in &names {
             assert_eq!(sim.stream_conns(n), 0, "{n} holds QUIC connections");
+            assert_eq!(
+                sim.stream_endpoint_conns(n),
+                0,
+                "{n}'s QUIC endpoints hold connections"
+            );
             assert_eq!(sim.stream_services(n), want(n), "{n}: stream services left");
         }
     }

@@ -1,10 +1,13 @@
 //! Scalar parsers that accept exactly what Go receptor's config path accepts.
 //!
 //! Go receptor converts strings with `strconv.ParseInt(s, 0, 64)` (base prefixes, `_` separators),
-//! `strconv.ParseFloat(s, 64)`, its own `betterParseBool` (ghjm/cmdline) and `time.ParseDuration`.
+//! `strconv.ParseFloat(s, 64)`, its own `betterParseBool` (ghjm/cmdline) and `time.ParseDuration` (core's,
+//! shared with the remote units' `ttl`).
 //! Error strings mimic Go's so messages read the same as the reference.
 
 use std::time::Duration;
+
+use receptor_core::control::parse_go_duration;
 
 /// Go's `strconv.ParseInt(s, 0, 64)`.
 pub(crate) fn parse_int(s: &str) -> Result<i64, String> {
@@ -188,78 +191,11 @@ impl GoDuration {
     }
 }
 
-/// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns us µs μs ms s m h.
+/// Go's `time.ParseDuration` (core's [`parse_go_duration`]), its error as Go words it.
 pub(crate) fn parse_duration(s: &str) -> Result<GoDuration, String> {
-    let invalid = || format!("time: invalid duration {s:?}");
-    let (neg, mut rest) = split_sign(s);
-    if rest == "0" {
-        return Ok(GoDuration { nanos: 0 });
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        if !rest.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_part, after) = rest.split_at(int_len);
-        let mut whole: u64 = 0;
-        for d in int_part.bytes() {
-            whole = whole
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                .ok_or_else(invalid)?;
-        }
-        rest = after;
-        let mut frac = "";
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            let frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-            (frac, rest) = after_dot.split_at(frac_len);
-        }
-        if int_part.is_empty() && frac.is_empty() {
-            return Err(invalid());
-        }
-        let unit_len = rest
-            .char_indices()
-            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
-            .map_or(rest.len(), |(i, _)| i);
-        if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {s:?}"));
-        }
-        let (unit, after_unit) = rest.split_at(unit_len);
-        rest = after_unit;
-        let scale: u64 = match unit {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(format!("time: unknown unit {unit:?} in duration {s:?}")),
-        };
-        let mut v = whole.checked_mul(scale).ok_or_else(invalid)?;
-        if !frac.is_empty() {
-            // Go accumulates at most ~19 fraction digits then scales with float64; do the same.
-            let digits: String = frac.chars().take(18).collect();
-            let f: u64 = digits.parse().unwrap_or(0);
-            let denom = 10f64.powi(i32::try_from(digits.len()).unwrap_or(18));
-            let add = (f as f64 * (scale as f64 / denom)) as u64;
-            v = v.checked_add(add).ok_or_else(invalid)?;
-        }
-        total = total.checked_add(v).ok_or_else(invalid)?;
-    }
-    let limit = if neg { 1u64 << 63 } else { (1u64 << 63) - 1 };
-    if total > limit {
-        return Err(invalid());
-    }
-    let nanos = if neg {
-        (total as i64).wrapping_neg()
-    } else {
-        total as i64
-    };
-    Ok(GoDuration { nanos })
+    parse_go_duration(s)
+        .map(|nanos| GoDuration { nanos })
+        .map_err(|e| e.to_string())
 }
 
 /// Go's `hex.DecodeString`.

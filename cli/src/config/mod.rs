@@ -259,8 +259,8 @@ fn read_config_file(path: &str) -> Result<String, ConfigError> {
     })
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds; the error is Go's text
-/// (`time: invalid duration "x"`).
+/// Go's `time.ParseDuration` (core's [`receptor_core::control::parse_go_duration`]), in
+/// nanoseconds; the error is Go's text (`time: invalid duration "x"`).
 pub fn parse_go_duration(s: &str) -> Result<i64, String> {
-    goparse::parse_duration(s).map(|d| d.nanos)
+    receptor_core::control::parse_go_duration(s).map_err(|e| e.to_string())
 }

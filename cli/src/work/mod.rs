@@ -32,7 +32,6 @@ mod proc;
 mod remote;
 mod results;
 pub mod runner;
-mod signing;
 pub(crate) mod statusfile;
 mod worker;
 
@@ -59,8 +58,9 @@ use tracing::{debug, error, info};
 
 pub use client::Mesh;
 use effects::reply_of;
+pub use receptor_core::os::work_keys::{WorkKeys as Keys, check_exists};
+pub use receptor_core::work::signing::DEFAULT_TOKEN_EXPIRATION;
 pub use results::ResultsStream;
-pub use signing::{DEFAULT_TOKEN_EXPIRATION, Keys, check_exists};
 pub use worker::CommandType;
 
 use crate::config::WorkCommandCfg;
@@ -520,7 +520,9 @@ impl Workceptor {
                 .any(|(t, c)| t == wt && c.verify_signature())
         });
         if signature_gate(needed, signature, conn_is_unix).map_err(|e| e.to_string())? {
-            self.keys.verify(signature, &self.node_id)?;
+            self.keys
+                .verify(signature, &self.node_id, unix_now())
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -795,4 +797,11 @@ fn unknown_unit(unit_id: &str) -> String {
         unit_id: unit_id.to_owned(),
     }
     .to_string()
+}
+
+/// The wall clock, since the Unix epoch (signatures are checked against it).
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }

@@ -22,7 +22,7 @@ use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
 use receptor_core::work::signing::SignatureRefresh;
-use receptor_core::work::{SessionPool, StatusRecord, new_remote_data};
+use receptor_core::work::{ReadSize, SessionPool, StatusRecord, new_remote_data};
 use receptor_tokio::MeshStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -32,12 +32,6 @@ use tracing::{debug, error, warn};
 use super::client::Mesh;
 use super::{Unit, Workceptor, lock};
 
-/// Largest read size of a stream.
-const CHUNK: usize = 64 * 1024;
-/// First read size of a stream; it doubles after each read that fills it, up to [`CHUNK`].
-/// Each connection keeps a buffer of the read size: at [`CHUNK`] from the start, 200 remote
-/// units of 100 KiB outputs made 20 MiB of the submitting node's peak RSS.
-const FIRST_READ: usize = 16 * 1024;
 /// Events from a unit's connections waiting for its job.
 const EVENTS: usize = 64;
 /// Writes waiting for one connection.
@@ -46,6 +40,13 @@ const WRITES: usize = 8;
 /// A unit's remote data as last read (with secrets: the status file keeps them).
 fn data(unit: &Unit) -> RemoteExtraData {
     unit.status().remote().cloned().unwrap_or_default()
+}
+
+/// The wall clock, since the Unix epoch.
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn now_nanos() -> i128 {
@@ -148,7 +149,11 @@ impl Job {
         {
             return Ok(());
         }
-        let sig = self.w.keys.sign_for(&red.remote_node)?;
+        let sig = self
+            .w
+            .keys
+            .sign_for(&red.remote_node, wall_clock())
+            .map_err(|e| e.to_string())?;
         self.m.set_signature(Some(sig));
         self.signed.signed(Instant::now());
         Ok(())
@@ -339,16 +344,15 @@ async fn connection(
     let mut acked = Some(stream.acked());
     let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
-        let mut size = FIRST_READ;
+        // Each connection keeps a buffer of the read size, which grows as core's rule says.
+        let mut size = ReadSize::remote();
         let mut buf = BytesMut::new();
         loop {
-            buf.reserve(size);
+            buf.reserve(size.get());
             match rd.read_buf(&mut buf).await {
                 Ok(0) => return,
                 Ok(n) => {
-                    if n >= size {
-                        size = (2 * size).min(CHUNK);
-                    }
+                    size.read(n);
                     if events
                         .send(ConnEvent::Bytes(c, buf.split().freeze()))
                         .await

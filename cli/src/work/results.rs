@@ -9,18 +9,11 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use receptor_core::work::{ResultsFollow, ResultsNext};
+use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::Unit;
-
-/// Largest read.
-const CHUNK: usize = 256 * 1024;
-/// First read size; it doubles after each read that fills it, up to [`CHUNK`]. The buffer is
-/// sized to what there is to read and freed before the stream waits: with a [`CHUNK`]-sized
-/// buffer for the stream's life, 200 streams of 100 KiB outputs held 50 MiB.
-const FIRST_CHUNK: usize = 16 * 1024;
 
 /// The stdout of one unit from an offset, ready to be streamed.
 #[derive(Debug)]
@@ -78,7 +71,9 @@ impl ResultsStream {
         let Ok(mut pos) = follow.opened(Instant::now()) else {
             return;
         };
-        let mut size = FIRST_CHUNK;
+        // The read size grows as core's rule says; the buffer is sized to what there is to
+        // read and freed before the stream waits.
+        let mut size = ReadSize::results();
         let mut buf = Vec::new();
         loop {
             // Everything there is now.
@@ -90,7 +85,8 @@ impl ResultsStream {
                         return;
                     }
                 };
-                let want = usize::try_from(len.saturating_sub(pos)).map_or(size, |a| a.min(size));
+                let want = usize::try_from(len.saturating_sub(pos))
+                    .map_or(size.get(), |a| a.min(size.get()));
                 if want == 0 {
                     break;
                 }
@@ -115,9 +111,7 @@ impl ResultsStream {
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
-                if n == size && size < CHUNK {
-                    size = (2 * size).min(CHUNK);
-                }
+                size.read(n);
             }
             buf = Vec::new();
             let st = unit.status();

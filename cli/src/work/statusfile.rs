@@ -9,27 +9,7 @@ use std::path::Path;
 
 use receptor_core::work::StatusRecord;
 
-/// An I/O error worded like Go's `*PathError` (`open /x/status: no such file or directory`).
-pub(crate) fn go_path_error(op: &str, path: &Path, e: &std::io::Error) -> String {
-    format!("{op} {}: {}", path.display(), go_errno_text(e))
-}
-
-/// The bare error text as Go prints an errno: lower case, no `(os error N)`.
-pub(crate) fn go_errno_text(e: &std::io::Error) -> String {
-    let text = match e.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
-        None => return e.to_string(),
-    };
-    let text = match text.rfind(" (os error ") {
-        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
-        None => text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
+pub(crate) use receptor_core::os::go_error::{go_errno_text, go_path_error};
 
 /// Takes the exclusive lock on `<dir>/status.lock` (created 0600); released when the returned
 /// file is dropped.

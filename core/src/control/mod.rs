@@ -44,7 +44,7 @@ pub(crate) use work::NON_PARAMS;
 
 pub use command::{Command, ParseError, parse_line};
 pub use conn::{BRIDGE_HOLD, Connection, Step, TraceHops, connect_target, failed_ping, ping_reply};
-pub use duration::{go_duration_nanos, go_duration_string};
+pub use duration::{ParseDurationError, go_duration_nanos, go_duration_string, parse_go_duration};
 pub use line::{LineEvent, LineReader, MAX_LINE_LEN};
 pub use reply::{
     CONNECTING, ConnectionStatus, HostInfo, ReloadError, STATUS_FIELDS, StatusSnapshot, UnitStatus,

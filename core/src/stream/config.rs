@@ -47,7 +47,8 @@ pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ACCEPT_QUEUE: usize = 1024;
 /// Application error code for a normal close.
 pub const CLOSE_NORMAL: u32 = 0;
-/// Application error code for setup failures (accept timeout, bad first byte).
+/// Application error code for setup failures (accept timeout, bad first byte), as Go's for
+/// every close that is not normal; also ours for a peer an unreachable notice named.
 pub const CLOSE_SETUP: u32 = 500;
 /// STOP_SENDING code when a reader gives up.
 pub const STOP_READING: u32 = 499;

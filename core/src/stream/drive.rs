@@ -94,9 +94,7 @@ impl Streams {
                         } else if !c.app_closed {
                             // What arrived before the close stays readable: a peer closes
                             // once QUIC acknowledged its data, not once we read it.
-                            let (tail, fin) = Self::take_tail(c);
-                            // A normal close ends the stream cleanly even without its FIN.
-                            self.leftovers.insert(id, (tail, fin || error.is_none()));
+                            Self::keep_tail(&mut self.leftovers, id, c, error.is_none());
                             self.events
                                 .push_back(StreamEvent::Closed { stream: id, error });
                         }
@@ -214,7 +212,7 @@ impl Streams {
     }
 
     /// We closed a connection the application did not close (its linger or setup deadline
-    /// passed). Quinn reports no `ConnectionLost` for a close of ours, so the application
+    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost` for a close of ours, so the application
     /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
     /// stream never announced stays unknown to the application.
     pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
@@ -226,8 +224,7 @@ impl Streams {
         }
         c.app_closed = true;
         if c.client || c.announced {
-            let (tail, fin) = Self::take_tail(c);
-            self.leftovers.insert(id, (tail, fin || error.is_none()));
+            Self::keep_tail(&mut self.leftovers, id, c, error.is_none());
             self.events
                 .push_back(StreamEvent::Closed { stream: id, error });
         } else if let Some(failure) = error {
@@ -239,25 +236,21 @@ impl Streams {
         }
     }
 
-    /// Drops a connection's state and tells the application if it did not close it itself.
-    pub(super) fn remove(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
-        match self.conns.get(&id) {
-            Some(c) if !c.app_closed && (c.client || c.announced) => {
-                self.events
-                    .push_back(StreamEvent::Closed { stream: id, error });
-            }
-            Some(c) if !c.app_closed => {
-                if let Some(failure) = error {
-                    self.events.push_back(StreamEvent::Refused {
-                        service: c.service,
-                        remote: c.remote.clone(),
-                        failure,
-                    });
-                }
-            }
-            _ => {}
+    /// Keeps what a connection that ended under the application left readable, for
+    /// [`Streams::read`]; `clean` (a normal close) ends it cleanly even without its FIN. Only
+    /// an open stream is read: a dial that fails before it opens leaves nothing (nobody would
+    /// read it, and its entry would stay forever).
+    fn keep_tail(
+        leftovers: &mut super::Leftovers,
+        id: StreamHandle,
+        c: &mut super::Conn,
+        clean: bool,
+    ) {
+        if c.state != State::Open {
+            return;
         }
-        self.forget(id);
+        let (tail, fin) = Self::take_tail(c);
+        leftovers.insert(id, (tail, fin || clean));
     }
 
     /// Everything the stream has buffered, and whether its FIN was among it.
@@ -290,6 +283,8 @@ impl Streams {
                 self.timers.remove(&(t, id));
             }
             self.by_handle.remove(&(c.service, c.handle));
+            // Quinn drained it: it sends nothing more, and its endpoint let go of it.
+            self.addrs.release(&c.remote);
             // A dialer's endpoint lives as long as its one connection.
             if c.client {
                 self.endpoints.remove(&c.service);

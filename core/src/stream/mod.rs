@@ -212,6 +212,9 @@ struct Conn {
     path: PathStart,
 }
 
+/// What closed streams left to read, and whether each ends cleanly.
+type Leftovers = BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>;
+
 struct Endpoint {
     ep: quinn_proto::Endpoint,
     tls: Option<ServerTls>,
@@ -224,7 +227,7 @@ pub struct Streams {
     conns: BTreeMap<StreamHandle, Conn>,
     /// Data of connections that closed before the application read it all, and whether it
     /// ends cleanly (FIN, or a normal close); [`Streams::read`] hands it out, then the end.
-    leftovers: BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>,
+    leftovers: Leftovers,
     by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
     addrs: AddrMap,
     out: VecDeque<OutDatagram>,
@@ -343,7 +346,7 @@ impl Streams {
         client: ClientConfig,
         server_name: &str,
     ) -> Result<StreamHandle, DialError> {
-        let sock = self.addrs.sock(&remote);
+        let sock = self.addrs.hold(&remote);
         let known = self.path_known(now, &remote.node);
         let mut client = client;
         if known {
@@ -359,6 +362,7 @@ impl Streams {
                 if fresh {
                     self.endpoints.remove(&local);
                 }
+                self.addrs.release(&remote);
                 return Err(DialError(e.to_string()));
             }
         };
@@ -401,10 +405,12 @@ impl Streams {
         from: Addr,
         payload: Bytes,
     ) {
-        let sock = self.addrs.sock(&from);
         let Some(e) = self.endpoints.get_mut(&local) else {
             return;
         };
+        // A peer with no connection here gets an address for this datagram only, unless it
+        // makes one (`incoming` holds the address then).
+        let (sock, made) = self.addrs.sock(&from);
         self.buf.clear();
         let ev = e.ep.handle(
             now,
@@ -435,6 +441,9 @@ impl Streams {
                 });
             }
             None => {}
+        }
+        if made {
+            self.addrs.prune(sock);
         }
     }
 
@@ -479,6 +488,7 @@ impl Streams {
         self.buf.clear();
         match e.ep.accept(incoming, now, &mut self.buf, Some(cfg)) {
             Ok((handle, conn)) => {
+                self.addrs.hold(&from);
                 self.next += 1;
                 let id = StreamHandle(self.next);
                 self.by_handle.insert((local, handle), id);
@@ -532,8 +542,14 @@ impl Streams {
     /// peer's address ends its connections at once: `service unknown` as Go does (§8.6), and
     /// also `blocked by firewall` and `message expired`, after which no packet of the
     /// connection would get through either (Go waits for its timeouts then).
+    ///
+    /// Ended as any close of ours: the application hears why now, and quinn sends its close
+    /// and drains the connection (three PTOs) before it is forgotten, so its endpoint lets go
+    /// of it too, and a late packet of it meets the close rather than a new connection.
+    /// Connections already closing drain as they were.
     pub fn handle_unreachable(
         &mut self,
+        now: Instant,
         local: ServiceName,
         reporter: &NodeId,
         notice: &UnreachableNotice,
@@ -547,6 +563,7 @@ impl Streams {
             .iter()
             .filter(|(_, c)| {
                 c.service == local
+                    && !c.conn.is_closed()
                     && c.remote.node.as_str() == notice.to_node
                     && c.remote.service.to_string() == notice.to_service
             })
@@ -557,7 +574,15 @@ impl Streams {
                 reporter: reporter.clone(),
                 problem: problem.clone(),
             };
-            self.remove(id, Some(failure));
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.conn.close(
+                    now,
+                    VarInt::from_u32(CLOSE_SETUP),
+                    Bytes::from(failure.to_string()),
+                );
+            }
+            self.closed_here(id, Some(failure));
+            self.drive(now, id);
         }
     }
 
@@ -752,7 +777,19 @@ impl Streams {
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
     }
+
+    /// Connections the QUIC endpoints (listeners' and dials') still hold: never more than
+    /// [`Streams::len`] (fewer for a listener's draining connections after `unlisten`), so a
+    /// check that an endpoint lets go of every connection that ends.
+    pub fn endpoint_connections(&self) -> usize {
+        self.endpoints
+            .values()
+            .map(|e| e.ep.open_connections())
+            .sum()
+    }
 }
 
 mod drive;
 mod io;
+#[cfg(test)]
+mod tests;

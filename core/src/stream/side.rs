@@ -249,7 +249,8 @@ impl<P: StreamPorts> StreamSide<P> {
                 reporter,
                 notice,
             } if self.owns(service) => {
-                self.streams.handle_unreachable(service, &reporter, &notice);
+                self.streams
+                    .handle_unreachable(now, service, &reporter, &notice);
                 None
             }
             ev => Some(ev),

@@ -48,6 +48,7 @@ mod new_remote;
 mod operation;
 mod params;
 mod procstate;
+mod read_size;
 pub mod remote;
 pub mod remote_unit;
 mod results;
@@ -65,6 +66,7 @@ pub use new_remote::{NewRemote, NewRemoteError, new_remote_data};
 pub use operation::{Operation, Outcome, UnexpectedOutcome};
 pub use params::{ParamsError, combine_params, command_params};
 pub use procstate::{ProcessExit, signal_name};
+pub use read_size::{FIRST_READ, REMOTE_READ_MAX, RESULTS_READ_MAX, ReadSize};
 pub use remote::RemoteExtraData;
 pub use results::{
     ResultsEnd, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY, STDOUT_MISSING_CHECKS, all_sent,

@@ -106,7 +106,7 @@ pub fn serve_control_unix(
                 match listener.accept().await {
                     Ok((sock, _)) => {
                         node2
-                            .spawn(session(sock, node2.clone(), options.clone()))
+                            .spawn(session(sock, node2.clone(), options.clone(), true))
                             .detach();
                     }
                     Err(e) => {
@@ -157,14 +157,15 @@ pub async fn serve_control_mesh(
     Ok(node.spawn(async move {
         while let Some(stream) = listener.accept().await {
             node2
-                .spawn(session(stream, node2.clone(), options.clone()))
+                .spawn(session(stream, node2.clone(), options.clone(), false))
                 .detach();
         }
     }))
 }
 
-/// Runs one control session to its end.
-async fn session<S>(mut sock: S, node: NodeHandle, options: ControlOptions)
+/// Runs one control session to its end (`local`: on the unix socket, whose commands need no
+/// signature).
+async fn session<S>(mut sock: S, node: NodeHandle, options: ControlOptions, local: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -198,7 +199,9 @@ where
                 }
             }
             Step::Perform(Action::Work(WorkRequest::Submit(req))) => {
-                let reply = match work::submit(options.work.as_ref(), node.id().as_str(), &req) {
+                let submitted =
+                    work::submit(options.work.as_ref(), node.id().as_str(), &req, local);
+                let reply = match submitted {
                     Ok(unit_id) => {
                         payload = Some(unit_id.clone());
                         Reply::WorkUnitCreated { unit_id }
@@ -214,21 +217,29 @@ where
                 start_pos,
                 signature,
             })) => {
-                let reply =
-                    match work::results(options.work.as_ref(), &unit_id, start_pos, &signature) {
-                        Ok(stream) => {
-                            results = Some(stream);
-                            Reply::WorkResults { unit_id }
-                        }
-                        Err(e) => Reply::Error(e.into()),
-                    };
+                let opened = work::results(
+                    options.work.as_ref(),
+                    &unit_id,
+                    start_pos,
+                    &signature,
+                    (local, node.id().as_str()),
+                );
+                let reply = match opened {
+                    Ok(stream) => {
+                        results = Some(stream);
+                        Reply::WorkResults { unit_id }
+                    }
+                    Err(e) => Reply::Error(e.into()),
+                };
                 if conn.complete(reply).is_err() {
                     return;
                 }
             }
             Step::Perform(Action::Work(req)) => {
                 if conn
-                    .complete(work::reply(options.work.as_ref(), req).await)
+                    .complete(
+                        work::reply(options.work.as_ref(), req, (local, node.id().as_str())).await,
+                    )
                     .is_err()
                 {
                     return;

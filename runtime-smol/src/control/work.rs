@@ -6,16 +6,16 @@
 //! node, [`Work::with_node`]) that runs the work there through core's remote-unit machine.
 //!
 //! What `receptor` checks before its engine sees a request, this does too: a `ttl` is for
-//! remote work only, and a signature is refused where no work type here verifies one (this
-//! node has no `work-verification` keys). Signed remote work and a remote `ttl` are not
-//! offered here.
+//! remote work only, and signatures follow Go's rule ([`Work::check_signature`]): commands
+//! for work types with `verifysignature` must carry one that verifies with the node's
+//! `work-verification` key unless they come on the unix socket, and a signature where none
+//! is asked for is refused.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 use receptor_core::control::{Reply, WorkRequest, WorkSubmit};
-use receptor_core::work::signing::signature_gate;
 use receptor_core::work::{SubmitTo, submit_target};
 
 use crate::work::{ResultsStream, Work};
@@ -25,21 +25,26 @@ fn work_or_err(work: Option<&Arc<Work>>) -> Result<&Arc<Work>, String> {
     work.ok_or_else(|| "work: this node runs no work units".to_owned())
 }
 
-/// No work type here verifies signatures (this node has no `work-verification` keys).
-fn no_signature(signature: &str) -> Result<(), String> {
-    signature_gate(false, signature, false)
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
+/// Where a command came from, for its signature check: on the unix socket (`true`: trusted),
+/// and this node's ID (the audience of a signature).
+pub(super) type Origin<'a> = (bool, &'a str);
 
-/// `work submit`, first half: the new unit's ID; its payload comes next.
+/// `work submit`, first half: the new unit's ID; its payload comes next (`local`: on the
+/// unix socket).
 pub(super) fn submit(
     work: Option<&Arc<Work>>,
     self_id: &str,
     req: &WorkSubmit,
+    local: bool,
 ) -> Result<String, String> {
     let work = work_or_err(work)?;
-    no_signature(&req.signature)?;
+    work.check_signature(
+        &req.work_type,
+        req.sign_work,
+        &req.signature,
+        local,
+        self_id,
+    )?;
     let remote = submit_target(req, self_id).map_err(|e| e.to_string())? == SubmitTo::Remote;
     let id = if remote {
         work.create_remote(req)
@@ -106,17 +111,18 @@ pub(super) fn results(
     unit_id: &str,
     start_pos: i64,
     signature: &str,
+    (local, node_id): Origin<'_>,
 ) -> Result<ResultsStream, String> {
     let work = work_or_err(work)?;
     let stream = work
         .results_stream(unit_id, start_pos)
         .map_err(|e| e.to_string())?;
-    no_signature(signature)?;
+    work.check_unit_signature(unit_id, signature, local, node_id)?;
     Ok(stream)
 }
 
 /// The `work` commands that answer with one reply.
-pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
+pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest, origin: Origin<'_>) -> Reply {
     let work = match work_or_err(work) {
         Ok(w) => w,
         Err(e) => return Reply::Error(e.into()),
@@ -143,19 +149,21 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
             .await
             .map(Reply::WorkStatus)
             .map_err(|e| e.to_string()),
-        WorkRequest::Cancel { unit_id, signature } => match checked(work, &unit_id, &signature) {
-            Ok(()) => work
-                .cancel_pending(&unit_id)
-                .await
-                .map(|pending| Reply::WorkCancelled { unit_id, pending })
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        },
+        WorkRequest::Cancel { unit_id, signature } => {
+            match checked(work, &unit_id, &signature, origin) {
+                Ok(()) => work
+                    .cancel_pending(&unit_id)
+                    .await
+                    .map(|pending| Reply::WorkCancelled { unit_id, pending })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            }
+        }
         WorkRequest::Release {
             unit_id,
             signature,
             force,
-        } => match checked(work, &unit_id, &signature) {
+        } => match checked(work, &unit_id, &signature, origin) {
             Ok(()) => work
                 .release_pending(&unit_id, force)
                 .await
@@ -173,9 +181,11 @@ pub(super) async fn reply(work: Option<&Arc<Work>>, req: WorkRequest) -> Reply {
 
 /// The signature check of a command on an existing unit (an unknown one is left to the
 /// engine, which knows `force-release`'s rule).
-fn checked(work: &Work, unit_id: &str, signature: &str) -> Result<(), String> {
-    if work.status(unit_id).is_some() {
-        no_signature(signature)?;
-    }
-    Ok(())
+fn checked(
+    work: &Work,
+    unit_id: &str,
+    signature: &str,
+    (local, node_id): Origin<'_>,
+) -> Result<(), String> {
+    work.check_unit_signature(unit_id, signature, local, node_id)
 }

@@ -31,9 +31,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit};
+use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit, parse_go_duration};
+use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote::RemoteExtraData;
+use receptor_core::work::signing::{signature_gate, signature_needed};
 use receptor_core::work::{
     Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
     WorkError, command_params, is_complete, new_remote_data,
@@ -45,6 +47,13 @@ use unit::{CHILD_POLL, Kind, Unit, lock};
 
 use crate::NodeHandle;
 use crate::control::ConnectTls;
+
+/// The wall clock, since the Unix epoch (expirations, signatures).
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// How often a running command unit's process is looked at by its watcher.
 const REAP_POLL: Duration = Duration::from_millis(100);
@@ -60,6 +69,9 @@ pub struct Work {
     rng: Mutex<ChaCha8Rng>,
     /// The node, for remote units (`None`: submitting to another node is refused).
     mesh: Option<remote::Mesh>,
+    /// `work-signing` (for remote units with `signwork`) and `work-verification` (for work
+    /// types with `verifysignature`) key files.
+    keys: WorkKeys,
 }
 
 impl Work {
@@ -71,7 +83,17 @@ impl Work {
             engine: Arc::new(Mutex::new(Engine::new())),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             mesh: None,
+            keys: WorkKeys::default(),
         }
+    }
+
+    /// Signs the work of remote units submitted with `signwork` with `keys.signing`, and
+    /// verifies the signatures of commands for work types with `verifysignature` with
+    /// `keys.verifying` (Go's `work-signing` and `work-verification`; the files are read on
+    /// each use, see [`check_exists`](receptor_core::os::work_keys::check_exists)).
+    pub fn with_keys(mut self, keys: WorkKeys) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Lets `work submit` name another node: a unit of the built-in type `remote` here runs
@@ -95,7 +117,7 @@ impl Work {
             CommandWorkType {
                 command: command.to_owned(),
                 params: params.to_owned(),
-                allow_runtime_params: false,
+                ..CommandWorkType::default()
             },
         );
     }
@@ -125,15 +147,54 @@ impl Work {
             .map(|(_, t)| t.clone())
     }
 
-    /// The work types to advertise (none needs a signature here).
+    /// The work types to advertise (`secure`: commands for it must be signed).
     pub fn work_commands(&self) -> Vec<WorkCommand> {
         lock(&self.types)
             .iter()
-            .map(|(name, _)| WorkCommand {
+            .map(|(name, ty)| WorkCommand {
                 work_type: name.clone(),
-                secure: false,
+                secure: ty.verify_signature,
             })
             .collect()
+    }
+
+    /// Go's signature check before a command for a unit of `work_type` runs on node
+    /// `node_id` (core's [`signature_needed`] and [`signature_gate`]): `sign_work` for a
+    /// `remote` unit, `verifysignature` for the others; `local`: the command came on the
+    /// unix socket, trusted as it is.
+    pub fn check_signature(
+        &self,
+        work_type: &str,
+        sign_work: bool,
+        signature: &str,
+        local: bool,
+        node_id: &str,
+    ) -> Result<(), String> {
+        let needed = signature_needed(work_type, sign_work, |wt| {
+            self.registered(wt).is_some_and(|t| t.verify_signature)
+        });
+        if signature_gate(needed, signature, local).map_err(|e| e.to_string())? {
+            self.keys
+                .verify(signature, node_id, wall_clock())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// [`Work::check_signature`] for a command on unit `id` (an unknown unit passes: what
+    /// happens to it is the engine's rule, as `force-release`'s).
+    pub fn check_unit_signature(
+        &self,
+        id: &str,
+        signature: &str,
+        local: bool,
+        node_id: &str,
+    ) -> Result<(), String> {
+        let Some(rec) = self.status(id) else {
+            return Ok(());
+        };
+        let sign_work = rec.remote().is_some_and(|r| r.sign_work);
+        self.check_signature(&rec.work_type, sign_work, signature, local, node_id)
     }
 
     /// Picks up the units a previous run left in the directory (Go's restart rules).
@@ -205,24 +266,24 @@ impl Work {
 
     /// `work submit` to another node (`req.node`), first half: a unit of type `remote` here
     /// that submits the work there once its payload is in ([`Work::stdin_path`], then
-    /// [`Work::start`]); its ID. Core's [`new_remote_data`] checks the request. Signed work
-    /// and a `ttl` are not offered here.
+    /// [`Work::start`]); its ID. Core's [`new_remote_data`] checks the request; a `ttl`
+    /// (Go's duration) sets when a unit not started there by then fails, and `signwork` signs
+    /// its commands with the key of [`Work::with_keys`].
     pub fn create_remote(&self, req: &WorkSubmit) -> Result<String, WorkError> {
-        let refuse = |why: &str| Err(WorkError::Worker(why.to_owned()));
         let Some(mesh) = &self.mesh else {
-            return refuse("remote work needs a running node");
+            return Err(WorkError::Worker(
+                "remote work needs a running node".to_owned(),
+            ));
         };
-        if req.sign_work {
-            return refuse("cannot sign work: this node has no work-signing key");
-        }
         let tls_known =
             req.tls_client.is_empty() || mesh.knows_tls(&req.tls_client, &req.node).is_ok();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        let no_ttl = |_: &str| Err("ttl: not offered by this node".to_owned());
-        let new = new_remote_data(req, tls_known, Duration::ZERO, now, no_ttl)
+        let now = wall_clock().as_nanos() as i128;
+        let parse_ttl = |s: &str| parse_go_duration(s).map_err(|e| e.to_string());
+        let new = new_remote_data(req, tls_known, self.keys.token_lifetime(), now, parse_ttl)
             .map_err(|e| WorkError::Worker(e.to_string()))?;
+        if new.ttl_outlives_token {
+            tracing::warn!("json web token expires before ttl");
+        }
         let rec = StatusRecord::new("remote", Some(ExtraData::Remote(new.data)));
         self.create_unit(Kind::Remote, rec)
     }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_executor::Task;
@@ -23,22 +23,24 @@ use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use rand_core::RngCore;
 use receptor_core::os::stdout::UnitStdout;
+use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::stream::client_config;
 use receptor_core::tls::insecure::insecure_client_config;
 use receptor_core::tls::stream_server_name;
-use receptor_core::work::remote::RemoteExtraData;
+use receptor_core::work::remote::{RemoteExtraData, expired_detail};
 use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
-use receptor_core::work::{CancelOutcome, Engine, SessionPool};
+use receptor_core::work::signing::SignatureRefresh;
+use receptor_core::work::{CancelOutcome, Engine, ReadSize, SessionPool};
 use tracing::{debug, error, warn};
 
-use super::Work;
 use super::unit::{Unit, lock};
+use super::{Work, wall_clock};
 use crate::control::ConnectTls;
 use crate::{MeshStream, NodeHandle};
 
-/// Read size of a stream.
+/// Read size of a payload file.
 const CHUNK: usize = 64 * 1024;
 /// Events from a unit's connections waiting for its job.
 const EVENTS: usize = 64;
@@ -128,6 +130,16 @@ struct Job {
     stdout: UnitStdout,
     /// The unit's job generation this job runs as (see [`Unit::job_gen`]).
     generation: u64,
+    /// The node's signing key, for units with `signwork`.
+    keys: WorkKeys,
+    /// When the signature the machine holds was made.
+    signed: SignatureRefresh,
+}
+
+/// Time left until `at` (Unix nanoseconds); zero once past.
+fn until(at: i128) -> Duration {
+    let now = wall_clock().as_nanos() as i128;
+    Duration::from_nanos(u64::try_from((at - now).max(0)).unwrap_or(u64::MAX))
 }
 
 impl Job {
@@ -148,14 +160,20 @@ impl Job {
             label: id.to_owned(),
             ..RemoteUnitConfig::default()
         };
-        let m = RemoteUnit::new(
+        let now = Instant::now();
+        let expiration = red.expiration;
+        let mut m = RemoteUnit::new(
             red,
             rec.state,
             rec.stdout_size,
             unit.stdout_size(),
             config,
-            Instant::now(),
+            now,
         );
+        // A `ttl`: not started there by then, the unit fails with Go's detail.
+        if let Some(at) = expiration {
+            m.set_expiry(now + until(at), expired_detail(at, 0));
+        }
         let (events_tx, events) = async_channel::bounded(EVENTS);
         let (tx, rx) = async_channel::bounded(1);
         // Made before any status is stored: a results stream of a unit complete with no
@@ -176,8 +194,33 @@ impl Job {
             answer: Some(tx),
             stdout,
             generation: 0,
+            keys: w.keys.clone(),
+            signed: SignatureRefresh::default(),
         };
         Ok((job, rx))
+    }
+
+    /// Gives the machine a fresh signature when the unit signs its work and the last one is
+    /// getting old (core's [`SignatureRefresh`]).
+    fn sign(&mut self) -> Result<(), String> {
+        let red = self.m.data();
+        if !red.sign_work || !self.signed.due(Instant::now(), self.keys.token_lifetime()) {
+            return Ok(());
+        }
+        let sig = self
+            .keys
+            .sign_for(&red.remote_node, wall_clock())
+            .map_err(|e| e.to_string())?;
+        self.m.set_signature(Some(sig));
+        self.signed.signed(Instant::now());
+        Ok(())
+    }
+
+    /// [`Job::sign`] where a failure only means the commands go with the last signature.
+    fn refresh(&mut self) {
+        if let Err(e) = self.sign() {
+            error!("[{}] could not create signature: {e}", self.id);
+        }
     }
 
     /// Runs the machine until it has nothing more to do.
@@ -210,6 +253,7 @@ impl Job {
                 },
             )
             .await;
+            self.refresh();
             match wake {
                 Wake::Event(ev) => self.feed(ev),
                 Wake::Timeout => self.m.handle_timeout(Instant::now()),
@@ -362,7 +406,9 @@ async fn connection(
     // The payload counts as delivered only once the other node acknowledged all of it: a
     // cut after the half-close but before that must be a cut, not a start.
     let mut acked = Some(stream.acked());
-    let mut buf = vec![0u8; CHUNK];
+    // The buffer is of the read size, which grows as core's rule says.
+    let mut size = ReadSize::remote();
+    let mut buf = vec![0u8; size.get()];
     loop {
         // Reading is given up for a write and taken up again after it (a mesh stream's read
         // takes nothing until it completes).
@@ -374,6 +420,8 @@ async fn connection(
             Next::Read(Ok(0)) => break,
             Next::Read(Ok(n)) => {
                 let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                size.read(n);
+                buf.resize(size.get(), 0);
                 if events.send(ConnEvent::Bytes(c, data)).await.is_err() {
                     return;
                 }
@@ -477,6 +525,7 @@ pub(super) async fn start(w: &Work, id: &str, unit: &Arc<Unit>) -> Result<bool, 
         return Err("start or monitor process already running".into());
     }
     let (mut job, rx) = Job::new(w, id, unit)?;
+    job.sign()?;
     job.m.start(Instant::now());
     spawn_job(unit, job);
     answer(rx).await
@@ -487,6 +536,7 @@ pub(super) fn restart(w: &Work, id: &str, unit: &Arc<Unit>) -> Result<(), String
     let (mut job, _) = Job::new(w, id, unit)?;
     job.m.resume(Instant::now())?;
     if !job.m.is_done() {
+        job.refresh();
         spawn_job(unit, job);
     }
     Ok(())
@@ -506,6 +556,9 @@ pub(super) async fn cancel(
     };
     job.m
         .cancel(Instant::now(), release.is_some(), release.unwrap_or(false));
+    if !job.m.is_done() {
+        job.refresh();
+    }
     spawn_job(unit, job);
     match answer(rx).await {
         Ok(pending) => CancelOutcome::Handled { pending },

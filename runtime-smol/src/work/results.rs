@@ -6,21 +6,19 @@
 //! stream waits for more. Here a unit released meanwhile (unknown to the engine) also ends
 //! its stream at once, and a write failing (the client left) ends it.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::{ResultsFollow, ResultsNext};
+use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext};
 use tracing::debug;
 
 use super::Work;
 
 /// How often the file and the unit are looked at again when there was nothing new (Go: 250 ms).
 const POLL: Duration = Duration::from_millis(100);
-/// Read size.
-const CHUNK: usize = 64 * 1024;
 
 /// The stdout of one unit from an offset, ready to be streamed ([`Work::results_stream`]).
 #[derive(Debug)]
@@ -44,7 +42,7 @@ impl ResultsStream {
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
         let id = &self.id;
         let mut follow = ResultsFollow::new(self.start_pos);
-        let (mut file, path) = loop {
+        let (file, path) = loop {
             let Ok(unit) = self.work.unit(id) else {
                 return debug!("[{id}] released while its results were streamed");
             };
@@ -70,14 +68,29 @@ impl ResultsStream {
             Ok(pos) => pos,
             Err(end) => return debug!("[{id}] results: {end}"),
         };
-        let mut buf = vec![0u8; CHUNK];
+        // The read size grows as core's rule says; the buffer is sized to what there is to
+        // read and freed before the stream waits.
+        let mut size = ReadSize::results();
+        let mut buf = Vec::new();
         loop {
             // Everything there is now.
             loop {
-                let n = match file
-                    .seek(SeekFrom::Start(pos))
-                    .and_then(|_| file.read(&mut buf))
-                {
+                let len = match file.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) => return debug!("[{id}] error reading stdout: {e}"),
+                };
+                let want = usize::try_from(len.saturating_sub(pos))
+                    .map_or(size.get(), |a| a.min(size.get()));
+                if want == 0 {
+                    break;
+                }
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
+                let Some(space) = buf.get_mut(..want) else {
+                    return;
+                };
+                let n = match file.read_at(space, pos) {
                     Ok(n) => n,
                     Err(e) => return debug!("[{id}] error reading stdout: {e}"),
                 };
@@ -88,7 +101,9 @@ impl ResultsStream {
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
+                size.read(n);
             }
+            buf = Vec::new();
             let Some(st) = self.work.status(id) else {
                 return debug!("[{id}] released while its results were streamed");
             };

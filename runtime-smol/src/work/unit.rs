@@ -27,6 +27,9 @@ pub struct CommandWorkType {
     pub params: String,
     /// Whether submitters may add parameters (`allowruntimeparams`).
     pub allow_runtime_params: bool,
+    /// Whether commands for its units from other nodes must be signed (`verifysignature`;
+    /// see [`Work::with_keys`](super::Work::with_keys)).
+    pub verify_signature: bool,
 }
 
 impl WorkType for CommandWorkType {

@@ -29,6 +29,12 @@
 //! drops our handshake until our next routing update reaches it). Beyond Go, a unit whose
 //! node stays unreachable for longer than [`RemoteUnitConfig::unreachable_timeout`] fails.
 //!
+//! Where it lives: settings in `config.rs`, connections in `conns.rs`, the local commands
+//! (start, resume, cancel, release) in `commands.rs`, the submit and the reading of replies
+//! in `replies.rs`, status following in `follow.rs`, output in `output.rs`, failed
+//! connections and retries in `failures.rs`, an unconfirmed payload in `unconfirmed.rs`, and
+//! the unit's end here in `outcome.rs`.
+//!
 //! Polling order (as [`crate::Node`]): after any `handle_*` call or command, drain
 //! [`RemoteUnit::poll_output`], then wait until [`RemoteUnit::poll_timeout`] or the next
 //! input. The runtime carries out the outputs of one connection in order.
@@ -41,70 +47,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use tracing::{debug, warn};
 
-use super::remote::{RemoteExtraData, status_command};
-use super::status::{STATE_CANCELED, STATE_FAILED, is_complete};
+use super::remote::RemoteExtraData;
 use crate::backoff::Backoff;
 
 /// Longest reply line read before the connection is given up.
 const MAX_LINE: usize = 1 << 20;
-
-/// Why a unit the other node never ran cannot be resumed after a restart here.
-const NOT_STARTED: &str = "remote work had not previously started";
-
-/// Timings of a remote unit; [`Default`] gives the runtime's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteUnitConfig {
-    /// First retry delay after a failed connection (grows ×1.5).
-    pub retry_first: Duration,
-    /// Longest retry delay.
-    pub retry_max: Duration,
-    /// How long a dial and the greeting may take together.
-    pub connect_timeout: Duration,
-    /// How long our nodes hold a status poll while nothing changes.
-    pub status_wait: Duration,
-    /// How long a status reply may take beyond [`Self::status_wait`] before the connection is
-    /// given up as broken.
-    pub status_reply_timeout: Duration,
-    /// Longest pause between status polls to a node that answers at once (Go: 1 s).
-    pub poll: Duration,
-    /// Pause between status polls after a change; doubles up to [`Self::poll`].
-    pub poll_fast: Duration,
-    /// How long a results stream may stay silent while the other node reports more output.
-    pub results_stall: Duration,
-    /// Fail a unit whose node stayed unreachable this long (`None`: wait forever, as Go).
-    pub unreachable_timeout: Option<Duration>,
-    /// How long the first reply on a reused session may take (a session whose node
-    /// restarted meanwhile never answers; QUIC would notice only after its idle timeout),
-    /// beyond [`Self::status_wait`] for a status poll. Then a new connection is dialled.
-    pub reused_reply_timeout: Duration,
-    /// Seeds the backoff jitter.
-    pub rng_seed: u64,
-    /// Written in brackets before the unit's log lines: the local unit ID.
-    pub label: String,
-}
-
-impl Default for RemoteUnitConfig {
-    fn default() -> Self {
-        Self {
-            retry_first: Duration::from_secs(1),
-            retry_max: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(25),
-            status_wait: Duration::from_secs(1),
-            status_reply_timeout: Duration::from_secs(5),
-            poll: Duration::from_secs(1),
-            poll_fast: Duration::from_millis(250),
-            results_stall: Duration::from_secs(5),
-            unreachable_timeout: Some(Duration::from_secs(300)),
-            reused_reply_timeout: Duration::from_secs(2),
-            rng_seed: 0,
-            label: String::new(),
-        }
-    }
-}
-
-/// Names one connection of the unit, from [`RemoteOutput::Dial`] to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
 
 /// What the runtime must do for the unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,54 +123,6 @@ pub enum RemotePhase {
     AwaitGone,
     /// Nothing more to do (terminal here with all output, failed, or forgotten).
     Done,
-}
-
-/// What a connection is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// Submit, status polls, cancel, release.
-    Control,
-    /// One `work results` stream.
-    Results,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Dialing,
-    Greeting,
-    AwaitCreated,
-    SendingPayload,
-    AwaitStarted,
-    /// Between status polls (or parked while the unit is finished).
-    Idle,
-    AwaitStatus {
-        sent: Instant,
-    },
-    /// Asked the status of a unit whose payload is unconfirmed.
-    AwaitCheck,
-    /// Asked to release a unit that could not read its payload.
-    AwaitCheckRelease,
-    AwaitCancel,
-    AwaitStreaming,
-    Streaming,
-}
-
-#[derive(Debug)]
-struct Conn {
-    purpose: Purpose,
-    stage: Stage,
-    buf: Vec<u8>,
-    deadline: Option<Instant>,
-    /// A parked session given to this unit: no reply read on it yet.
-    reused: bool,
-}
-
-/// The last status read from the other node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    state: i64,
-    detail: String,
-    size: i64,
 }
 
 /// A remote unit, from the submitting node's side. See the [module docs](self).
@@ -332,100 +231,6 @@ impl RemoteUnit {
     /// Whether the machine has nothing more to do.
     pub fn is_done(&self) -> bool {
         self.phase == RemotePhase::Done
-    }
-
-    // ---- commands ----
-
-    /// The signature to put on commands (a fresh token when the unit signs its work).
-    pub fn set_signature(&mut self, signature: Option<String>) {
-        self.signature = signature;
-    }
-
-    /// An unstarted unit fails at `at` with `detail` (its `ttl`), unless its payload is
-    /// unconfirmed then: it fails once the other node says the unit never ran there.
-    pub fn set_expiry(&mut self, at: Instant, detail: String) {
-        self.expiry = Some((at, detail));
-    }
-
-    /// Go's `Start`: submits the unit. Answers `Ok(false)` once the other node started it,
-    /// `Ok(true)` when the first attempt could not complete (it goes on in the background),
-    /// or an error.
-    pub fn start(&mut self, now: Instant) {
-        self.answer_owed = true;
-        if self.data.remote_started {
-            self.answer(Err("unit was already started".into()));
-            return;
-        }
-        if self.phase != RemotePhase::Idle {
-            self.answer(Err("start or monitor process already running".into()));
-            return;
-        }
-        self.phase = RemotePhase::Submit;
-        self.dial(Purpose::Control, now);
-    }
-
-    /// Go's `Restart`: resumes a unit found on disk. Errors for a unit that had not started
-    /// there (unless it is complete) and that the other node never created. One it created
-    /// (its ID is saved) may have had its whole payload before the restart cut the submit:
-    /// the other node is asked, as after a cut in the payload (`unconfirmed.rs`), and the
-    /// unit is followed if it ran there, or fails as not started if it did not.
-    pub fn resume(&mut self, now: Instant) -> Result<(), String> {
-        if !self.data.remote_started {
-            if is_complete(self.state) {
-                self.phase = RemotePhase::Done;
-                return Ok(());
-            }
-            if self.data.remote_unit_id.is_empty() {
-                return Err(NOT_STARTED.into());
-            }
-            if !(self.data.local_released || self.data.local_cancelled) {
-                self.phase = RemotePhase::Submit;
-                self.unconfirmed = Some(now);
-                self.payload_gone = true;
-                self.poll_interval = self.config.poll_fast;
-                self.dial(Purpose::Control, now);
-                return Ok(());
-            }
-            // A cancel or release sent for an unconfirmed unit: sent again below.
-        }
-        if self.data.local_released || self.data.local_cancelled {
-            self.phase = RemotePhase::Cancel {
-                release: self.data.local_released,
-                force: false,
-            };
-            self.dial(Purpose::Control, now);
-        } else {
-            self.follow(now);
-        }
-        Ok(())
-    }
-
-    /// Go's `Cancel` (`release` false) and `Release` / force-release. Answers `Ok(true)` when
-    /// the other node could not be told at once (it is told later).
-    pub fn cancel(&mut self, now: Instant, release: bool, force: bool) {
-        self.answer_owed = true;
-        self.data.local_cancelled = true;
-        self.data.local_released |= release;
-        self.out
-            .push_back(RemoteOutput::SaveRemote(self.data.clone()));
-        self.close_all();
-        self.poll_at = None;
-        self.control_retry = None;
-        self.results_retry = None;
-        // A unit whose payload is unconfirmed may run there: the other node is told too.
-        if !self.data.remote_started && self.unconfirmed.take().is_none() {
-            self.answer(Ok(false));
-            if release {
-                self.forget();
-            } else {
-                self.set_status(STATE_FAILED, "Locally Cancelled".into(), Some(0));
-                self.phase = RemotePhase::Done;
-            }
-            return;
-        }
-        self.phase = RemotePhase::Cancel { release, force };
-        self.backoff.reset();
-        self.dial(Purpose::Control, now);
     }
 
     // ---- inputs ----
@@ -628,223 +433,31 @@ impl RemoteUnit {
             .chain(conns)
             .min()
     }
-
-    // ---- inside ----
-
-    /// The `ttl` applies: not started there, and not possibly running there either.
-    fn expirable(&self) -> bool {
-        !self.data.remote_started
-            && self.unconfirmed.is_none()
-            && matches!(self.phase, RemotePhase::Submit | RemotePhase::Idle)
-    }
-
-    fn answer(&mut self, r: Result<bool, String>) {
-        if std::mem::take(&mut self.answer_owed) {
-            self.out.push_back(RemoteOutput::Answer(r));
-        }
-    }
-
-    fn has(&self, purpose: Purpose) -> bool {
-        self.conns.values().any(|c| c.purpose == purpose)
-    }
-
-    fn dial(&mut self, purpose: Purpose, now: Instant) {
-        let id = ConnId(self.next_conn);
-        self.next_conn += 1;
-        self.conns.insert(
-            id,
-            Conn {
-                purpose,
-                stage: Stage::Dialing,
-                buf: Vec::new(),
-                deadline: Some(now + self.config.connect_timeout),
-                reused: false,
-            },
-        );
-        self.out.push_back(RemoteOutput::Dial(id));
-    }
-
-    fn close(&mut self, id: ConnId) {
-        if self.conns.remove(&id).is_some() {
-            self.out.push_back(RemoteOutput::Close(id));
-        }
-    }
-
-    /// Ends every connection: idle control sessions are parked for reuse, the rest closed.
-    fn close_all(&mut self) {
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            let idle = self.conns.get(&id).is_some_and(|c| {
-                c.purpose == Purpose::Control && c.stage == Stage::Idle && c.buf.is_empty()
-            });
-            if idle {
-                self.conns.remove(&id);
-                self.out.push_back(RemoteOutput::Park(id));
-            } else {
-                self.close(id);
-            }
-        }
-    }
-
-    /// The local unit ID, for log lines.
-    fn tag(&self) -> &str {
-        &self.config.label
-    }
-
-    /// `id` has nothing asked and nothing outstanding.
-    fn set_idle(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.stage = Stage::Idle;
-            c.deadline = None;
-        }
-    }
-
-    /// A reused session failed before its first reply: it was dead, dial a new one.
-    fn redial_fresh(&mut self, now: Instant, id: ConnId) {
-        let Some(purpose) = self.conns.get(&id).map(|c| c.purpose) else {
-            return;
-        };
-        debug!(
-            "[{}] idle session to {} is dead",
-            self.tag(),
-            self.data.remote_node
-        );
-        self.close(id);
-        if self.phase != RemotePhase::Done {
-            self.dial(purpose, now);
-        }
-    }
-
-    fn send(&mut self, id: ConnId, line: String, stage: Stage, deadline: Option<Instant>) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.stage = stage;
-            c.deadline = deadline;
-            self.out.push_back(RemoteOutput::SendLine(id, line));
-        }
-    }
-
-    fn set_status(&mut self, state: i64, detail: String, stdout_size: Option<i64>) {
-        self.state = state;
-        self.out.push_back(RemoteOutput::SetStatus {
-            state,
-            detail,
-            stdout_size,
-        });
-    }
-
-    fn fail(&mut self, detail: String, size: i64) {
-        self.set_status(STATE_FAILED, detail, Some(size));
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        self.close_all();
-        self.phase = RemotePhase::Done;
-        self.poll_at = None;
-        self.control_retry = None;
-        self.results_retry = None;
-    }
-
-    fn forget(&mut self) {
-        self.finish();
-        self.out.push_back(RemoteOutput::Forget);
-    }
-
-    /// The unit will not change any more there.
-    fn finished(&self) -> bool {
-        is_complete(self.state) || (self.state == STATE_CANCELED && self.data.local_cancelled)
-    }
-
-    fn remote_size(&self) -> i64 {
-        self.remote_size
-    }
-
-    fn copied_all(&self) -> bool {
-        self.finished() && self.local_size >= self.remote_size()
-    }
-
-    fn more_output_there(&self) -> bool {
-        self.remote_size() > self.local_size
-    }
-
-    fn follow(&mut self, now: Instant) {
-        self.phase = RemotePhase::Follow;
-        if self.copied_all() {
-            self.finish();
-            return;
-        }
-        if !self.has(Purpose::Control) && self.control_retry.is_none() {
-            self.dial(Purpose::Control, now);
-        }
-        self.maybe_results(now);
-    }
-
-    /// Opens a results stream if output may still come and none is open or waiting.
-    fn maybe_results(&mut self, now: Instant) {
-        let wanted = self.phase == RemotePhase::Follow
-            && !self.has(Purpose::Results)
-            && self.results_retry.is_none()
-            && !self.results_wait_news
-            && (!self.finished() || self.more_output_there());
-        if wanted {
-            self.dial(Purpose::Results, now);
-        }
-    }
-
-    /// Sends a status poll now on the control connection, or dials one.
-    fn poll_now(&mut self, now: Instant) {
-        if self.phase == RemotePhase::Submit && self.unconfirmed.is_some() {
-            self.check_now(now);
-            return;
-        }
-        if !matches!(self.phase, RemotePhase::Follow | RemotePhase::AwaitGone) {
-            return;
-        }
-        let idle = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.purpose == Purpose::Control)
-            .map(|(id, c)| (*id, c.stage));
-        match idle {
-            Some((id, Stage::Idle)) => self.send_status(id, now),
-            Some(_) => {}
-            None if self.control_retry.is_none() => self.dial(Purpose::Control, now),
-            None => {}
-        }
-    }
-
-    /// The next poll on `id`: at once, or after `pause`.
-    fn poll_later(&mut self, now: Instant, id: ConnId, pause: Duration) {
-        if pause.is_zero() {
-            self.send_status(id, now);
-        } else {
-            self.poll_at = Some(now + pause);
-        }
-    }
-
-    fn send_status(&mut self, id: ConnId, now: Instant) {
-        self.poll_at = None;
-        let millis = u64::try_from(self.config.status_wait.as_millis()).unwrap_or(u64::MAX);
-        let line = {
-            let wait = self
-                .seen
-                .as_ref()
-                .filter(|_| self.phase == RemotePhase::Follow)
-                .map(|s| (s.state, s.detail.as_str(), millis));
-            status_command(&self.data.remote_unit_id, wait)
-        };
-        let deadline = now + self.config.status_reply_timeout + self.config.status_wait;
-        self.send(id, line, Stage::AwaitStatus { sent: now }, Some(deadline));
-    }
 }
 
+mod commands;
+mod config;
 mod conn_event;
+mod conns;
 mod failures;
+mod follow;
+mod outcome;
+mod output;
 mod replies;
 mod unconfirmed;
 
+pub use config::RemoteUnitConfig;
 pub use conn_event::{ConnEvent, ConnWrite};
+pub use conns::ConnId;
+use conns::{Conn, Purpose, Stage};
 pub use failures::ConnectFailure;
+use follow::Seen;
+
+// The tests take these through `use super::*`.
+#[cfg(test)]
+use super::remote::status_command;
+#[cfg(test)]
+use super::status::{STATE_CANCELED, STATE_FAILED, is_complete};
 
 #[cfg(test)]
 mod against_session;

@@ -1,14 +1,14 @@
 //! How the unit reads what the other node answers: the greeting, then the reply to what the
-//! connection was opened for.
+//! connection was opened for. A submit's replies are read here; a status poll's in
+//! `follow.rs`, a cancel's or release's in `commands.rs`, a check's in `unconfirmed.rs`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
 use super::ConnectFailure;
-use super::{ConnId, Purpose, RemoteOutput, RemotePhase, RemoteUnit, Seen, Stage};
-use crate::control::{ErrorReply, Reply, ReplyDecodeError};
+use super::{ConnId, Purpose, RemoteOutput, RemotePhase, RemoteUnit, Stage};
+use crate::control::Reply;
 use crate::work::remote::{results_command, submit_command, unit_command};
 
 impl RemoteUnit {
@@ -185,177 +185,5 @@ impl RemoteUnit {
             .push_back(RemoteOutput::SaveRemote(self.data.clone()));
         self.answer(Ok(false));
         self.follow(now);
-    }
-
-    pub(super) fn status_reply(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        sent: Instant,
-        reply: Result<Reply, ReplyDecodeError>,
-    ) {
-        let st = match reply {
-            Ok(Reply::WorkStatus(st)) => st,
-            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) => {
-                self.set_idle(id);
-                if self.phase == RemotePhase::AwaitGone {
-                    self.forget();
-                } else {
-                    debug!(
-                        "[{}] work unit {} on node {} is gone",
-                        self.tag(),
-                        self.data.remote_unit_id,
-                        self.data.remote_node
-                    );
-                    self.fail("Remote work unit is gone".into(), self.local_size);
-                }
-                return;
-            }
-            other => {
-                // As Go: a status that cannot be read ends the following.
-                warn!(
-                    "[{}] status of {} unreadable: {other:?}",
-                    self.tag(),
-                    self.data.remote_unit_id
-                );
-                self.finish();
-                return;
-            }
-        };
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.stage = Stage::Idle;
-            c.deadline = None;
-        }
-        let new = Seen {
-            state: st.state,
-            detail: st.detail,
-            size: st.stdout_size,
-        };
-        let state_changed = self
-            .seen
-            .as_ref()
-            .is_none_or(|s| s.state != new.state || s.detail != new.detail);
-        let pause = if state_changed {
-            Duration::ZERO
-        } else {
-            self.poll_interval.saturating_sub(now - sent)
-        };
-        self.poll_interval = if state_changed {
-            self.config.poll_fast
-        } else {
-            (self.poll_interval * 2).min(self.config.poll)
-        };
-        if self.phase == RemotePhase::AwaitGone {
-            self.seen = Some(new);
-            self.poll_later(now, id, pause);
-            return;
-        }
-        if self.seen.as_ref() != Some(&new) {
-            debug!(
-                "[{}] status of {} on {}: {} ({}), {} bytes of stdout",
-                self.tag(),
-                self.data.remote_unit_id,
-                self.data.remote_node,
-                crate::control::state_name(new.state),
-                new.detail,
-                new.size
-            );
-            self.set_status(new.state, new.detail.clone(), Some(new.size));
-        }
-        self.remote_size = new.size;
-        self.seen = Some(new);
-        self.results_wait_news = false;
-        if self.copied_all() {
-            self.finish();
-            return;
-        }
-        // A finished unit parks its poll until a results stream ends.
-        if !self.finished() {
-            self.poll_later(now, id, pause);
-        }
-        self.maybe_results(now);
-        self.stall_deadline();
-    }
-
-    pub(super) fn cancel_reply(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        reply: Result<Reply, ReplyDecodeError>,
-    ) {
-        let RemotePhase::Cancel { release, force } = self.phase else {
-            return;
-        };
-        // Answered: the session is free for what comes next.
-        self.set_idle(id);
-        match reply {
-            Ok(Reply::Error(ErrorReply::UnknownUnit { .. })) if release => {
-                // Released there already, or never known (Go #758).
-                self.answer(Ok(false));
-                self.forget();
-            }
-            Ok(Reply::WorkReleased { pending, .. }) if release => {
-                self.answer(Ok(false));
-                if pending && !force {
-                    self.phase = RemotePhase::AwaitGone;
-                    self.poll_interval = self.config.poll_fast;
-                    self.poll_now(now);
-                } else {
-                    self.forget();
-                }
-            }
-            Ok(Reply::WorkCancelled { .. }) if !release => {
-                self.answer(Ok(false));
-                self.phase = RemotePhase::Follow;
-                self.poll_now(now);
-                self.maybe_results(now);
-            }
-            other => {
-                let e = match other {
-                    Ok(Reply::Error(e)) => format!("error cancelling remote unit: {e}"),
-                    Ok(r) => format!("unexpected reply: {}", r.encode().trim_end()),
-                    Err(e) => e.to_string(),
-                };
-                warn!("[{}] {e}", self.tag());
-                self.answer(Err(e));
-                if force {
-                    self.forget();
-                } else {
-                    // The unit is still there: keep following it.
-                    self.close(id);
-                    self.follow(now);
-                }
-            }
-        }
-    }
-
-    pub(super) fn append(&mut self, now: Instant, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        let offset = self.local_size;
-        self.local_size += i64::try_from(data.len()).unwrap_or(i64::MAX);
-        self.last_output = now;
-        self.out
-            .push_back(RemoteOutput::AppendOutput { offset, data });
-        if self.copied_all() {
-            self.finish();
-        } else {
-            self.stall_deadline();
-        }
-    }
-
-    /// The results stream is watched for a stall while more output exists there.
-    pub(super) fn stall_deadline(&mut self) {
-        let deadline = self
-            .more_output_there()
-            .then_some(self.last_output + self.config.results_stall);
-        let results = self
-            .conns
-            .values_mut()
-            .find(|c| c.purpose == Purpose::Results && c.stage == Stage::Streaming);
-        if let Some(c) = results {
-            c.deadline = deadline;
-        }
     }
 }

@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
-use super::{ConnId, NOT_STARTED, Purpose, RemoteUnit, Stage};
+use super::commands::NOT_STARTED;
+use super::{ConnId, Purpose, RemoteUnit, Stage};
 use crate::control::{ErrorReply, Reply, ReplyDecodeError};
 use crate::work::STATE_PENDING;
 use crate::work::remote::{status_command, unit_command};
