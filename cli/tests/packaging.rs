@@ -142,10 +142,10 @@ fn containerfile_builds_then_ships_receptor_receptorctl_and_the_default_config()
     let runtime_at = ins.iter().position(|i| i == from[1]).unwrap();
     let (build, runtime) = ins.split_at(runtime_at);
     assert!(
-        build
-            .iter()
-            .any(|i| i.starts_with("RUN cargo build --release --locked -p receptor-cli")
-                && i.contains("--bin receptor-command-runner")),
+        build.iter().any(
+            |i| i.starts_with("RUN cargo build --release --locked -p receptor-cli")
+                && i.contains("--bin receptor-command-runner")
+        ),
         "{build:?}"
     );
     let has = |want: &str| runtime.iter().any(|i| i == want);
