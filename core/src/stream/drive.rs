@@ -213,9 +213,10 @@ impl Streams {
     }
 
     /// We closed a connection the application did not close (its linger or setup deadline
-    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost` for a close of ours, so the application
-    /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
-    /// stream never announced stays unknown to the application.
+    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost`
+    /// for a close of ours, so the application hears `Closed` here, as for a close by the
+    /// peer: what arrived stays readable. A server stream never announced stays unknown to
+    /// the application (`Refused` tells the node why, if it failed).
     pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
