@@ -55,6 +55,7 @@ impl Streams {
                 progressed = true;
                 drained |= ev.is_drained();
                 if let Some(e) = self.endpoints.get_mut(&c.service)
+                    && e.serial == c.endpoint
                     && let Some(cev) = e.ep.handle_event(c.handle, ev)
                 {
                     c.conn.handle_event(cev);
@@ -212,9 +213,10 @@ impl Streams {
     }
 
     /// We closed a connection the application did not close (its linger or setup deadline
-    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost` for a close of ours, so the application
-    /// hears `Closed` here, as for a close by the peer: what arrived stays readable. A server
-    /// stream never announced stays unknown to the application.
+    /// passed, or an unreachable notice named its peer). Quinn reports no `ConnectionLost`
+    /// for a close of ours, so the application hears `Closed` here, as for a close by the
+    /// peer: what arrived stays readable. A server stream never announced stays unknown to
+    /// the application (`Refused` tells the node why, if it failed).
     pub(super) fn closed_here(&mut self, id: StreamHandle, error: Option<StreamFailure>) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -282,11 +284,17 @@ impl Streams {
             if let Some(t) = c.timer {
                 self.timers.remove(&(t, id));
             }
-            self.by_handle.remove(&(c.service, c.handle));
+            self.by_handle.remove(&(c.endpoint, c.handle));
             // Quinn drained it: it sends nothing more, and its endpoint let go of it.
             self.addrs.release(&c.remote);
-            // A dialer's endpoint lives as long as its one connection.
-            if c.client {
+            // A dialer's endpoint lives as long as its connection (one, unless a new dial
+            // picked the same name while this one drained).
+            if c.client
+                && self
+                    .endpoints
+                    .get(&c.service)
+                    .is_some_and(|e| e.serial == c.endpoint && e.ep.open_connections() == 0)
+            {
                 self.endpoints.remove(&c.service);
             }
         }

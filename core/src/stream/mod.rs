@@ -188,6 +188,8 @@ enum State {
 
 struct Conn {
     service: ServiceName,
+    /// Its endpoint's serial (see [`Endpoint::serial`]).
+    endpoint: u64,
     handle: ConnectionHandle,
     conn: quinn_proto::Connection,
     remote: Addr,
@@ -218,6 +220,10 @@ type Leftovers = BTreeMap<StreamHandle, (VecDeque<Bytes>, bool)>;
 struct Endpoint {
     ep: quinn_proto::Endpoint,
     tls: Option<ServerTls>,
+    /// Which endpoint this is: a service may get a new one (listening again, a dial's name
+    /// picked again) while the old one's connections still drain, and quinn numbers each
+    /// endpoint's connections from 0, so a connection remembers its endpoint by this.
+    serial: u64,
 }
 
 /// The stream layer of one node.
@@ -228,7 +234,8 @@ pub struct Streams {
     /// Data of connections that closed before the application read it all, and whether it
     /// ends cleanly (FIN, or a normal close); [`Streams::read`] hands it out, then the end.
     leftovers: Leftovers,
-    by_handle: HashMap<(ServiceName, ConnectionHandle), StreamHandle>,
+    /// Connections by their endpoint's serial and quinn's handle.
+    by_handle: HashMap<(u64, ConnectionHandle), StreamHandle>,
     addrs: AddrMap,
     out: VecDeque<OutDatagram>,
     events: VecDeque<StreamEvent>,
@@ -314,7 +321,12 @@ impl Streams {
             None => None,
         };
         let ep = quinn_proto::Endpoint::new(self.endpoint_config.clone(), fixed, true, Some(seed));
-        Endpoint { ep, tls }
+        // `endpoint_seed` just moved the counter, which never goes back: a serial of its own.
+        Endpoint {
+            ep,
+            tls,
+            serial: self.next,
+        }
     }
 
     /// Accepts streams on `service` (already bound on the node).
@@ -355,6 +367,7 @@ impl Streams {
         let fresh = !self.endpoints.contains_key(&local);
         let e = self.new_endpoint(None);
         let ep = self.endpoints.entry(local).or_insert(e);
+        let endpoint = ep.serial;
         let (handle, conn) = match ep.ep.connect(now, client, sock, server_name) {
             Ok(c) => c,
             Err(e) => {
@@ -368,11 +381,12 @@ impl Streams {
         };
         self.next += 1;
         let id = StreamHandle(self.next);
-        self.by_handle.insert((local, handle), id);
+        self.by_handle.insert((endpoint, handle), id);
         self.conns.insert(
             id,
             Conn {
                 service: local,
+                endpoint,
                 handle,
                 conn,
                 remote,
@@ -422,7 +436,7 @@ impl Streams {
         );
         match ev {
             Some(DatagramEvent::ConnectionEvent(h, ev)) => {
-                if let Some(&id) = self.by_handle.get(&(local, h))
+                if let Some(&id) = self.by_handle.get(&(e.serial, h))
                     && let Some(c) = self.conns.get_mut(&id)
                 {
                     c.conn.handle_event(ev);
@@ -488,14 +502,16 @@ impl Streams {
         self.buf.clear();
         match e.ep.accept(incoming, now, &mut self.buf, Some(cfg)) {
             Ok((handle, conn)) => {
+                let endpoint = e.serial;
                 self.addrs.hold(&from);
                 self.next += 1;
                 let id = StreamHandle(self.next);
-                self.by_handle.insert((local, handle), id);
+                self.by_handle.insert((endpoint, handle), id);
                 self.conns.insert(
                     id,
                     Conn {
                         service: local,
+                        endpoint,
                         handle,
                         conn,
                         remote: from,

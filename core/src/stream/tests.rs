@@ -315,3 +315,93 @@ fn a_dial_that_never_opened_leaves_nothing_to_read() {
     assert!(a.is_empty(), "{a:?}");
     assert!(a.leftovers.is_empty(), "{:?}", a.leftovers.keys());
 }
+
+/// A listener stopped and started again while its old connections still drain: the old
+/// ones' end touches neither the new endpoint nor its connections (quinn numbers each
+/// endpoint's connections from 0 again).
+#[test]
+fn listening_again_leaves_old_connections_apart() {
+    let mut now = Instant::now();
+    let (server, client) = stream_tls(11);
+    let (mut a, mut b) = (Streams::new(19), Streams::new(20));
+    let service = svc("svc");
+    b.listen(service, ServerTls::Fixed(server.clone()));
+    let old = a
+        .dial(now, svc("eph1"), addr("b", "svc"), client.clone(), "x")
+        .unwrap();
+    let (_, eb) = pump(&mut a, &mut b, now);
+    assert_eq!(accepted(&eb).len(), 1, "{eb:?}");
+    b.unlisten(now, service);
+    b.listen(service, ServerTls::Fixed(server));
+    let new = a
+        .dial(now, svc("eph2"), addr("b", "svc"), client, "x")
+        .unwrap();
+    let (ea, eb) = pump(&mut a, &mut b, now);
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, StreamEvent::Closed { stream, .. } if *stream == old)),
+        "{ea:?}"
+    );
+    let acc = accepted(&eb);
+    assert_eq!(acc.len(), 1, "{eb:?}");
+    a.close(now, old);
+    // The old connection drains meanwhile.
+    run(
+        &mut a,
+        &mut b,
+        &mut now,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    assert_eq!((b.len(), b.endpoint_connections()), (1, 1));
+    assert_eq!(a.write(now, new, b"still here").unwrap(), 10);
+    let (_, eb) = pump(&mut a, &mut b, now);
+    assert!(
+        eb.iter()
+            .any(|e| matches!(e, StreamEvent::Readable { stream } if *stream == acc[0])),
+        "{eb:?}"
+    );
+    assert_eq!(
+        b.read(now, acc[0], 100).unwrap(),
+        Read::Data(Bytes::from_static(b"still here"))
+    );
+}
+
+/// A dial from a service name whose previous dial still drains (the node picked the name
+/// again) shares that endpoint, which stays for the new connection when the old one goes.
+#[test]
+fn a_dial_name_picked_again_keeps_its_endpoint() {
+    let mut now = Instant::now();
+    let (server, client) = stream_tls(12);
+    let (mut a, mut b) = (Streams::new(23), Streams::new(24));
+    b.listen(svc("svc"), ServerTls::Fixed(server));
+    let eph = svc("eph");
+    let old = a
+        .dial(now, eph, addr("b", "svc"), client.clone(), "x")
+        .unwrap();
+    pump(&mut a, &mut b, now);
+    a.close(now, old);
+    let new = a.dial(now, eph, addr("b", "svc"), client, "x").unwrap();
+    let (ea, eb) = pump(&mut a, &mut b, now);
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, StreamEvent::Connected { stream } if *stream == new)),
+        "{ea:?}"
+    );
+    let acc = accepted(&eb);
+    assert_eq!(acc.len(), 1, "{eb:?}");
+    run(
+        &mut a,
+        &mut b,
+        &mut now,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    assert_eq!((a.len(), a.endpoint_connections()), (1, 1));
+    assert_eq!(a.write(now, new, b"still here").unwrap(), 10);
+    pump(&mut a, &mut b, now);
+    assert_eq!(
+        b.read(now, acc[0], 100).unwrap(),
+        Read::Data(Bytes::from_static(b"still here"))
+    );
+}
