@@ -116,11 +116,11 @@ fn main() -> ExitCode {
             println!("{}", config::VERSION);
             return ExitCode::SUCCESS;
         }
-        // Started by a node as a unit's supervisor (`--command-runner`).
+        // Started as a unit's supervisor (`--command-runner`) by a Go node, or by one of ours
+        // without `receptor-command-runner` beside it: the same supervisor as that program's.
         Command::Run(cfg) if cfg.command_runner.is_some() => {
             logging::init(cfg.log_level, cfg.trace);
-            let code = cfg.command_runner.as_ref().map_or(0, runner::run);
-            return ExitCode::from(code as u8);
+            return runner::exit_status(cfg.command_runner.as_ref().map_or(0, runner::run));
         }
         Command::Run(cfg) if !cfg.has_backends() && cfg.control_services.is_empty() => {
             println!("WARNING Nothing to do - no backends are running.");

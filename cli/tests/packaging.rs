@@ -142,14 +142,17 @@ fn containerfile_builds_then_ships_receptor_receptorctl_and_the_default_config()
     let runtime_at = ins.iter().position(|i| i == from[1]).unwrap();
     let (build, runtime) = ins.split_at(runtime_at);
     assert!(
-        build
-            .iter()
-            .any(|i| i.starts_with("RUN cargo build --release --locked -p receptor-cli")),
+        build.iter().any(
+            |i| i.starts_with("RUN cargo build --release --locked -p receptor-cli")
+                && i.contains("--bin receptor-command-runner")
+        ),
         "{build:?}"
     );
     let has = |want: &str| runtime.iter().any(|i| i == want);
     for want in [
         "COPY --from=builder /src/target/release/receptor /usr/bin/receptor",
+        // Beside receptor, where the node looks for it.
+        "COPY --from=builder /src/target/release/receptor-command-runner /usr/bin/receptor-command-runner",
         "COPY packaging/receptor.conf /etc/receptor/receptor.conf",
         r#"CMD ["/usr/bin/receptor", "--config", "/etc/receptor/receptor.conf"]"#,
         "ENV RECEPTORCTL_SOCKET=/tmp/receptor.sock",

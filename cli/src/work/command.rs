@@ -21,8 +21,9 @@ const ADOPTED_POLL: Duration = Duration::from_secs(1);
 /// killing it.
 const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
-/// Starts the supervisor for `unit` in a new process group (so a terminal's Ctrl-C or a
-/// signal to receptor's group does not reach it; Go uses a new session) and records its PID.
+/// Starts the supervisor for `unit` ([`RunnerSpec::program`]) in a new process group (so a
+/// terminal's Ctrl-C or a signal to receptor's group does not reach it; Go uses a new session)
+/// and records its PID.
 pub(super) fn start(
     w: &Arc<Workceptor>,
     unit: &Arc<Unit>,
@@ -36,7 +37,7 @@ pub(super) fn start(
         Some(ExtraData::Command(c)) => c.params.clone(),
         _ => ty.base_params.clone(),
     };
-    let spawned = tokio::process::Command::new(&runner.exe)
+    let spawned = tokio::process::Command::new(runner.program())
         .args([
             "--node",
             "id=worker",

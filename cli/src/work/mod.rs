@@ -13,8 +13,9 @@
 //! `RemoteUnit`, driven by `remote`.
 //!
 //! Work types are registered from the configuration. `work-command` units run under a
-//! command-runner supervisor process (the `receptor` binary itself with the hidden
-//! `--command-runner` entity, see [`runner`]) that survives a receptor restart; on start the
+//! command-runner supervisor process (the small `receptor-command-runner` program beside
+//! `receptor`, or the `receptor` binary itself with the hidden `--command-runner` entity, see
+//! [`runner`]) that survives a receptor restart; on start the
 //! node rescans its data directory and picks its units up again.
 //!
 //! A `work submit` naming another node makes a unit of the built-in type `remote` here, whose
@@ -259,10 +260,29 @@ impl Unit {
 /// Settings for starting command-runner supervisors.
 #[derive(Debug, Clone)]
 pub struct RunnerSpec {
-    /// The `receptor` binary to run with `--command-runner`.
+    /// This node's `receptor` binary, which runs a supervisor with `--command-runner` when
+    /// there is no [`runner::PROGRAM`] beside it.
     pub exe: PathBuf,
     /// The log level name passed on (`--log-level <name>`).
     pub log_level: String,
+}
+
+impl RunnerSpec {
+    /// The program to start a supervisor with: [`runner::PROGRAM`] from the directory of
+    /// [`exe`](Self::exe) when that is an executable file, else `exe` itself. Both take the
+    /// same arguments. Looked up at each start, so a node whose small program is removed (or
+    /// installed) while it runs starts its next supervisor with what is there.
+    pub fn program(&self) -> PathBuf {
+        let beside = self
+            .exe
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(|dir| dir.join(runner::PROGRAM));
+        match beside {
+            Some(small) if runner::is_executable(&small) => small,
+            _ => self.exe.clone(),
+        }
+    }
 }
 
 /// The units of this node and the work types it offers.

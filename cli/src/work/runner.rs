@@ -1,6 +1,13 @@
-//! The command-runner supervisor (control-and-work.md §2.4): the hidden `--command-runner`
-//! entity, run by receptor in a separate process (its own process group) for each started
-//! `work-command` unit, so the command outlives a receptor restart.
+//! The command-runner supervisor (control-and-work.md §2.4): run by receptor in a separate
+//! process (its own process group) for each started `work-command` unit, so the command
+//! outlives a receptor restart.
+//!
+//! Two programs run it, with the same arguments and the same behaviour: the small
+//! [`PROGRAM`] installed beside `receptor` (what a node starts when it finds it there: see
+//! [`main`]), and `receptor` itself with the hidden `--command-runner` entity (what Go nodes,
+//! and ours without the small program, start). The small one links no TLS, crypto or
+//! configuration parser, so starting it costs a unit less: exec and the dynamic loader's
+//! relocations grow with the binary.
 //!
 //! It runs the command with the unit's `stdin` file as stdin and its `stdout` file as stdout and
 //! stderr, writes `Running: PID <pid>` with the current output size to the status file at once
@@ -17,7 +24,7 @@ use receptor_core::os::process::process_exit;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use receptor_core::work::{
@@ -32,10 +39,37 @@ use super::proc;
 use super::statusfile::{self, go_errno_text, go_path_error};
 use crate::config::CommandRunnerCfg;
 
+pub mod cmdline;
+
+/// The supervisor's own program, which a node runs from its own executable's directory when
+/// it is there (see [`RunnerSpec`](super::RunnerSpec)).
+pub const PROGRAM: &str = "receptor-command-runner";
+
 /// How often the supervisor reports the command as running.
 const TICK: Duration = Duration::from_millis(250);
 /// How long an interrupted command gets before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// The [`PROGRAM`]'s entry point: reads its command line ([`cmdline`]), logs as receptor
+/// does, and runs the supervisor to the end; the process's exit status. A bad command line is
+/// reported as receptor reports one (`Error: ...` on stdout, exit status 1).
+pub fn main(args: &[String]) -> ExitCode {
+    let inv = match cmdline::parse(args) {
+        Ok(inv) => inv,
+        Err(e) => {
+            println!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::logging::init(inv.log_level, inv.trace);
+    exit_status(run(&inv.runner))
+}
+
+/// The process exit status of a supervisor that returned `code` (-1 is 255, as Go's
+/// `os.Exit(-1)`).
+pub fn exit_status(code: i32) -> ExitCode {
+    ExitCode::from(code as u8)
+}
 
 /// Runs the supervisor to the end and returns its exit code (the command's, or -1).
 pub fn run(cfg: &CommandRunnerCfg) -> i32 {
@@ -213,9 +247,7 @@ fn look_path(name: &str) -> Result<PathBuf, String> {
             dir
         };
         let candidate = dir.join(name);
-        let executable = std::fs::metadata(&candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-        if executable {
+        if is_executable(&candidate) {
             if candidate.is_relative() {
                 return Err(format!(
                     "exec: {name:?}: cannot run executable found relative to current directory"
@@ -225,6 +257,11 @@ fn look_path(name: &str) -> Result<PathBuf, String> {
         }
     }
     Err(not_found())
+}
+
+/// Whether `path` is a regular file (after symlinks) with an execute bit set.
+pub(crate) fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
