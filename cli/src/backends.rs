@@ -494,6 +494,7 @@ mod tests {
         TlsConfigs {
             servers: BTreeMap::new(),
             clients: BTreeMap::new(),
+            insecure_client: std::sync::OnceLock::new(),
         }
     }
 

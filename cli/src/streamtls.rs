@@ -26,8 +26,14 @@ pub fn client_for(
 ) -> Result<(ClientConfig, String), String> {
     match name.filter(|n| !n.is_empty()) {
         None => {
-            let c = insecure_client_config().map_err(|e| e.to_string())?;
-            let q = client_config((*c).clone()).map_err(|e| e.to_string())?;
+            let q = match tls.insecure_client.get() {
+                Some(q) => q.clone(),
+                None => {
+                    let c = insecure_client_config().map_err(|e| e.to_string())?;
+                    let q = client_config((*c).clone()).map_err(|e| e.to_string())?;
+                    tls.insecure_client.get_or_init(|| q).clone()
+                }
+            };
             Ok((q, stream_server_name(self_id)))
         }
         Some(n) => {

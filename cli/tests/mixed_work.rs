@@ -2,7 +2,8 @@
 //! (`runtime-smol/examples/node.rs`) peers with the tokio `receptor`. The real receptorctl on
 //! the smol node submits work to run on the tokio node (its output comes back; a cancel and a
 //! release reach it), and on the tokio node submits work to run on the smol node, both through
-//! core's remote-unit machine and engine.
+//! core's remote-unit machine and engine. Signed work crosses between them both ways: each
+//! verifies the other's tokens where its work type has `verifysignature`.
 
 mod support;
 
@@ -147,4 +148,134 @@ fn remote_work_between_smol_and_tokio_nodes() {
     );
     assert!(on_hub().is_none(), "released on the hub too");
     assert!(!units(&s1_sock).contains_key(&id));
+}
+
+/// A work-signing key pair of core's tests.
+fn testdata(name: &str) -> String {
+    format!(
+        "{}/../core/src/work/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn signed_work_between_smol_and_tokio_nodes() {
+    let smol = example_bin("receptor-smol", "node");
+    let dir = TempDir::new("mixed-signed");
+    let port = free_port();
+    let hub_sock = dir.path("hub.sock");
+    let hub = start_yaml(
+        &dir,
+        "hub",
+        &format!(
+            "- node:\n    id: hub\n    datadir: {}\n- log-level: debug\n\
+             - control-service:\n    filename: {}\n\
+             - tcp-listener:\n    bindaddr: 127.0.0.1\n    port: {port}\n\
+             - work-signing:\n    privatekey: {}\n    tokenexpiration: 1m\n\
+             - work-verification:\n    publickey: {}\n\
+             - work-command:\n    worktype: secure\n    command: cat\n    verifysignature: true\n",
+            dir.path("data").display(),
+            hub_sock.display(),
+            testdata("sign_a_pkcs8.pem"),
+            testdata("sign_a_pub.pem"),
+        ),
+    );
+    let s1_sock = dir.path("s1.sock");
+    let mut cmd = Command::new(&smol);
+    cmd.args(["--id", "s1", "--bind", "127.0.0.1", "--tcp-peer"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--control")
+        .arg(&s1_sock)
+        .arg("--data-dir")
+        .arg(dir.path("data"))
+        .args([
+            "--work-command",
+            "worktype=upper",
+            "command=tr",
+            "params=a-z A-Z",
+            "verifysignature=true",
+            "--work-signing",
+        ])
+        .arg(format!("privatekey={}", testdata("sign_a_pkcs1.pem")))
+        .args(["tokenexpiration=2m", "--work-verification"])
+        .arg(format!("publickey={}", testdata("sign_a_pub.pem")));
+    let s1 = spawn_logged(&dir, "s1", cmd);
+    let procs = [&hub, &s1];
+
+    wait_for_path(&s1_sock, WAIT);
+    wait_for_path(&hub_sock, WAIT);
+    let routed = wait_until(WAIT, || {
+        status_json(&s1_sock)["RoutingTable"]["hub"] == "hub"
+            && status_json(&hub_sock)["RoutingTable"]["s1"] == "s1"
+    });
+    assert!(routed, "s1 and hub never routed{}", logs(&procs));
+
+    // smol signs, tokio verifies and runs.
+    let o = receptorctl(
+        &s1_sock,
+        &[
+            "work",
+            "submit",
+            "secure",
+            "--node",
+            "hub",
+            "--signwork",
+            "-l",
+            "signed",
+            "-f",
+        ],
+    );
+    assert!(
+        o.status.success() && stdout(&o) == "signed\n",
+        "{}{}{}",
+        stdout(&o),
+        stderr(&o),
+        logs(&procs)
+    );
+    // Unsigned from smol: tokio refuses it.
+    let o = receptorctl(
+        &s1_sock,
+        &["work", "submit", "secure", "--node", "hub", "-l", "x"],
+    );
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("could not verify signature: signature is empty"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    // tokio signs, smol verifies and runs; unsigned, smol refuses it.
+    let o = receptorctl(
+        &hub_sock,
+        &[
+            "work",
+            "submit",
+            "upper",
+            "--node",
+            "s1",
+            "--signwork",
+            "-l",
+            "signed",
+            "-f",
+        ],
+    );
+    assert!(
+        o.status.success() && stdout(&o) == "SIGNED\n",
+        "{}{}{}",
+        stdout(&o),
+        stderr(&o),
+        logs(&procs)
+    );
+    let o = receptorctl(
+        &hub_sock,
+        &["work", "submit", "upper", "--node", "s1", "-l", "x"],
+    );
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("could not verify signature: signature is empty"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 }

@@ -20,7 +20,7 @@ mod control;
 mod remote_unit;
 mod work;
 
-pub use control::control_session;
+pub use control::{control_session, go_duration};
 pub use remote_unit::remote_unit;
 pub use work::{jwt, remote_reply, work_status};
 

@@ -1,13 +1,15 @@
 //! Remote units from a smol node with a `ttl` and with signed work, driven by the real
-//! `receptorctl`: a unit that cannot start before its `ttl` fails with Go's detail; a node
+//! `receptorctl`: a unit that cannot start before its `ttl` fails with Go's detail (and one
+//! whose node stays unreachable past the node's limit fails too); a node
 //! with a `work-signing` key signs the commands of `--signwork` units, which a node whose
 //! work type has `verifysignature` accepts (and runs), while it refuses unsigned ones.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use receptor_core::LinkKind;
+use receptor_core::control::WorkSubmit;
 use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::stream::{ServerTls, server_config};
 use receptor_core::work::remote::expired_detail;
@@ -277,6 +279,28 @@ fn signed_remote_work_is_verified_where_the_type_asks() {
             .work_commands()
             .iter()
             .any(|c| c.work_type == "secure" && c.secure)
+    );
+}
+
+/// A unit whose node stays unreachable longer than the node's `unreachable_timeout` fails.
+#[test]
+fn a_remote_unit_whose_node_stays_unreachable_fails() {
+    let dir = TempDir::new("unreachable");
+    let a = spawn_node(config_seeded("a", 71)).unwrap();
+    let on_a = Work::new(dir.path("a-units"), 72)
+        .with_node(a.clone(), None)
+        .with_unreachable_timeout(Some(Duration::from_millis(500)));
+    let req = WorkSubmit {
+        node: "nowhere".into(),
+        work_type: "cat".into(),
+        ..WorkSubmit::default()
+    };
+    let id = on_a.create_remote(&req).unwrap();
+    assert_eq!(async_io::block_on(on_a.start(&id)), Ok(true), "pending");
+    let failed = async_io::block_on(within(15, "the unit fails", on_a.wait(&id))).unwrap();
+    assert_eq!(
+        (failed.state, failed.detail.as_str()),
+        (3, "Remote node nowhere was unreachable for 500ms")
     );
 }
 

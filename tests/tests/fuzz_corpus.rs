@@ -14,6 +14,7 @@ const TARGETS: &[(&str, FuzzTarget)] = &[
     ("remote_reply", fuzzing::remote_reply),
     ("remote_unit", fuzzing::remote_unit),
     ("jwt", fuzzing::jwt),
+    ("go_duration", fuzzing::go_duration),
 ];
 
 #[test]

@@ -104,3 +104,32 @@ fn reply_for(action: Action) -> Reply {
         Command::Ping { target } | Command::Traceroute { target } => Reply::Error(target.into()),
     }
 }
+
+/// Go's `time.ParseDuration` ([`crate::control::parse_go_duration`]) on any text (a remote
+/// unit's `ttl` comes from control clients): never panics, and what it reads prints (Go's
+/// `Duration.String()`) to a text that reads back to the same duration.
+pub fn go_duration(data: &[u8]) {
+    use crate::control::{go_duration_string, parse_go_duration};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // i64::MIN has no positive counterpart: the formatter (of a std Duration, within Go's
+    // range) cannot print its magnitude.
+    let Ok(nanos) = parse_go_duration(text) else {
+        return;
+    };
+    if nanos == i64::MIN {
+        return;
+    }
+    let printed = go_duration_string(std::time::Duration::from_nanos(nanos.unsigned_abs()));
+    let signed = if nanos < 0 {
+        format!("-{printed}")
+    } else {
+        printed
+    };
+    assert_eq!(
+        parse_go_duration(&signed),
+        Ok(nanos),
+        "{text:?} printed as {signed:?}"
+    );
+}

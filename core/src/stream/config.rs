@@ -118,6 +118,9 @@ pub fn server_config(tls: rustls::ServerConfig) -> Result<Arc<ServerConfig>, Qui
     let mut tls = tls;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
+    // No session tickets: no client of a mesh stream resumes (Go's sets no session cache,
+    // ours none either), so each ticket was work and bytes for nothing on every connection.
+    tls.send_tls13_tickets = 0;
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| QuicTlsError(e.to_string()))?;
     let mut c = ServerConfig::with_crypto(Arc::new(crypto));
     c.transport_config(transport());
@@ -131,8 +134,14 @@ pub fn client_config(tls: rustls::ClientConfig) -> Result<ClientConfig, QuicTlsE
     let mut tls = tls;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = false;
+    // As Go's client: no resumption, so tickets a server sends are not kept either.
+    tls.resumption = rustls::client::Resumption::disabled();
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| QuicTlsError(e.to_string()))?;
     let mut c = ClientConfig::new(Arc::new(crypto));
     c.transport_config(transport());
+    // A config may serve many dials: keep no server's address-validation tokens to present
+    // to the next (quinn's default store would, keyed by a server name that Go sets to the
+    // dialer's own node ID, so to every node alike).
+    c.token_store(Arc::new(quinn_proto::NoneTokenStore));
     Ok(c)
 }

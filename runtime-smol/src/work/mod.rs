@@ -35,6 +35,7 @@ use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit, parse
 use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote::RemoteExtraData;
+use receptor_core::work::remote_unit::RemoteUnitConfig;
 use receptor_core::work::signing::{signature_gate, signature_needed};
 use receptor_core::work::{
     Effect, Engine, ExtraData, Operation, Outcome, STATE_CANCELED, StatusRecord, StdoutSize,
@@ -72,6 +73,8 @@ pub struct Work {
     /// `work-signing` (for remote units with `signwork`) and `work-verification` (for work
     /// types with `verifysignature`) key files.
     keys: WorkKeys,
+    /// How long a remote unit's node may stay unreachable before the unit fails.
+    unreachable_timeout: Option<Duration>,
 }
 
 impl Work {
@@ -84,7 +87,16 @@ impl Work {
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             mesh: None,
             keys: WorkKeys::default(),
+            unreachable_timeout: RemoteUnitConfig::default().unreachable_timeout,
         }
+    }
+
+    /// How long a remote unit's node may stay unreachable before the unit fails (`None`:
+    /// forever, as in Go; by default the remote-unit machine's, as `work-remote`'s
+    /// `unreachabletimeout` sets it for the `receptor` binary).
+    pub fn with_unreachable_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.unreachable_timeout = timeout;
+        self
     }
 
     /// Signs the work of remote units submitted with `signwork` with `keys.signing`, and

@@ -156,6 +156,7 @@ impl Job {
         let rec = lock(&unit.rec).clone();
         let red = rec.remote().cloned().unwrap_or_default();
         let config = RemoteUnitConfig {
+            unreachable_timeout: w.unreachable_timeout,
             rng_seed: lock(&w.rng).next_u64(),
             label: id.to_owned(),
             ..RemoteUnitConfig::default()
