@@ -1,5 +1,5 @@
 //! What both runtimes take from the operating system around the node (feature `os`, which
-//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, a remote unit's stdout file, work-signing key files, Go's wording of I/O errors, and TLS files (with
+//! only the runtimes enable): socket options, randomness, host facts, child exit statuses, a remote unit's stdout file, the directory of a node's units, work-signing key files, Go's wording of I/O errors, and TLS files (with
 //! feature `tls`). Not part of the sans-IO node:
 //! nothing in the core calls these; the policies they serve live in [`crate::config`] and
 //! [`crate::backoff`].
@@ -14,6 +14,8 @@ pub mod sockopt;
 pub mod stdout;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(unix)]
+pub mod unit_root;
 pub mod work_keys;
 
 use std::hash::{BuildHasher, Hasher};

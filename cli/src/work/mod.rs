@@ -47,6 +47,7 @@ use rand_chacha::rand_core::SeedableRng;
 use receptor_core::control::{
     ErrorReply, StatusWait, UnitStatus, WaitStep, WorkSubmit, state_name,
 };
+use receptor_core::os::unit_root;
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote_unit::RemoteUnitConfig;
 use receptor_core::work::signing::{signature_gate, signature_needed};
@@ -306,6 +307,8 @@ pub struct Workceptor {
     dirwatch: OnceLock<Option<Arc<dirwatch::DirWatch>>>,
     /// Idle control sessions to other nodes, for remote units.
     pool: remote::Pool,
+    /// Set once `data_dir` has been made and marked ([`unit_root::prepare`]).
+    root_ready: OnceLock<()>,
 }
 
 impl Workceptor {
@@ -351,6 +354,7 @@ impl Workceptor {
             unreachable_timeout: default_unreachable_timeout(),
             dirwatch: OnceLock::new(),
             pool: remote::Pool::default(),
+            root_ready: OnceLock::new(),
         })
     }
 
@@ -593,12 +597,18 @@ impl Workceptor {
     }
 
     /// A fresh unit ID and its directory (0700), avoiding known units and existing directories.
+    /// The first one makes the node's unit directory, marked so the filesystem spreads units.
     fn allocate_dir(&self) -> Result<(String, PathBuf), String> {
         let engine = self.engine();
         let id = engine.new_unit_id(&mut *lock(&self.rng), |id| {
             std::fs::symlink_metadata(self.data_dir.join(id)).is_ok()
         });
         let dir = self.data_dir.join(&id);
+        if self.root_ready.get().is_none() {
+            unit_root::prepare(&self.data_dir)
+                .map_err(|e| statusfile::go_path_error("mkdir", &self.data_dir, &e))?;
+            let _ = self.root_ready.set(());
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

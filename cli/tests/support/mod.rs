@@ -165,11 +165,28 @@ pub fn spawn_logged(dir: &TempDir, name: &str, mut cmd: Command) -> Proc {
     }
 }
 
-/// Waits for a file (a control socket) to appear.
+/// Waits for a file (a control socket) to appear; a socket, until it takes a connection.
+/// A socket file appears at `bind`, before its `listen`: a connect in between is refused, and
+/// under load a test that connected as soon as the file was there sometimes was.
 pub fn wait_for_path(p: &Path, within: Duration) {
+    use std::os::unix::fs::FileTypeExt as _;
     let start = Instant::now();
-    while !p.exists() {
-        assert!(start.elapsed() < within, "{} did not appear", p.display());
+    loop {
+        let ready = match std::fs::metadata(p) {
+            Ok(m) if m.file_type().is_socket() => {
+                std::os::unix::net::UnixStream::connect(p).is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if ready {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{} did not appear (or took no connection)",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

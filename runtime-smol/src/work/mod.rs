@@ -32,6 +32,7 @@ use async_io::Timer;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit, parse_go_duration};
+use receptor_core::os::unit_root;
 use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::wire::WorkCommand;
 use receptor_core::work::remote::RemoteExtraData;
@@ -75,6 +76,8 @@ pub struct Work {
     keys: WorkKeys,
     /// How long a remote unit's node may stay unreachable before the unit fails.
     unreachable_timeout: Option<Duration>,
+    /// Set once `dir` has been made and marked ([`unit_root::prepare`]).
+    root_ready: std::sync::OnceLock<()>,
 }
 
 impl Work {
@@ -88,6 +91,7 @@ impl Work {
             mesh: None,
             keys: WorkKeys::default(),
             unreachable_timeout: RemoteUnitConfig::default().unreachable_timeout,
+            root_ready: std::sync::OnceLock::new(),
         }
     }
 
@@ -307,6 +311,10 @@ impl Work {
             engine.new_unit_id(&mut *lock(&self.rng), |id| self.dir.join(id).exists())
         };
         let dir = self.dir.join(&id);
+        if self.root_ready.get().is_none() {
+            unit_root::prepare(&self.dir).map_err(|e| WorkError::Worker(e.to_string()))?;
+            let _ = self.root_ready.set(());
+        }
         let made = std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::File::create(dir.join("stdin")).map(drop));
         if let Err(e) = made {
