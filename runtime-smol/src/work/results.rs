@@ -11,14 +11,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
+use event_listener::EventListener;
+use futures_lite::FutureExt as _;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext};
+use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY};
 use tracing::debug;
 
 use super::Work;
+use super::unit::Unit;
 
-/// How often the file and the unit are looked at again when there was nothing new (Go: 250 ms).
+/// How often the file is looked at again while a child process runs, when there was nothing
+/// new (Go: 250 ms). The child writes its stdout file itself, so its growth wakes nobody here
+/// (the `receptor` binary watches the directory with inotify for that); everything else that
+/// matters (the record, a remote unit's appended output, its exit, the unit's release) wakes
+/// the stream through the unit's notification.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Until the unit changes, or the next look is due: [`POLL`] while a child writes the file,
+/// otherwise [`STDOUT_CHECK_EVERY`] (core's rule checks for the file that often).
+async fn next_look(unit: &Unit, listener: EventListener) {
+    let slow = if unit.has_child() {
+        POLL
+    } else {
+        STDOUT_CHECK_EVERY
+    };
+    unit.changed(listener)
+        .or(async {
+            Timer::after(slow).await;
+        })
+        .await;
+}
 
 /// The stdout of one unit from an offset, ready to be streamed ([`Work::results_stream`]).
 #[derive(Debug)]
@@ -42,13 +64,14 @@ impl ResultsStream {
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
         let id = &self.id;
         let mut follow = ResultsFollow::new(self.start_pos);
-        let (file, path) = loop {
+        let (file, path, unit) = loop {
             let Ok(unit) = self.work.unit(id) else {
                 return debug!("[{id}] released while its results were streamed");
             };
+            let listener = unit.listen();
             let path = unit.stdout_path();
             match std::fs::File::open(&path) {
-                Ok(f) => break (f, path),
+                Ok(f) => break (f, path, unit),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let end = match self.work.status(id) {
                         Some(st) => {
@@ -62,7 +85,7 @@ impl ResultsStream {
                 }
                 Err(e) => return debug!("[{id}] error accessing stdout file: {e}"),
             }
-            Timer::after(POLL).await;
+            next_look(&unit, listener).await;
         };
         let mut pos = match follow.opened(Instant::now()) {
             Ok(pos) => pos,
@@ -73,6 +96,7 @@ impl ResultsStream {
         let mut size = ReadSize::results();
         let mut buf = Vec::new();
         loop {
+            let listener = unit.listen();
             // Everything there is now.
             loop {
                 let len = match file.metadata() {
@@ -115,7 +139,7 @@ impl ResultsStream {
             if let Some(end) = end {
                 return debug!("[{id}] results: {end}");
             }
-            Timer::after(POLL).await;
+            next_look(&unit, listener).await;
         }
     }
 }
