@@ -307,3 +307,55 @@ fn without_the_small_runner_a_node_runs_itself() {
     }
     assert_eq!(supervisor_of_a_unit(&sock).0, placeholder);
 }
+
+/// The status file's record, if it is there and whole.
+fn status_now(unit: &Path) -> Option<Value> {
+    std::fs::read(unit.join("status"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+#[test]
+fn the_status_is_rewritten_when_the_output_grows_and_not_while_it_is_quiet() {
+    let dir = TempDir::new("runner-ticks");
+    let unit = unit_dir(&dir, "u");
+    let mut child = Command::new(small_runner())
+        .args(runner_args(
+            "error",
+            "sh",
+            "-c 'echo a; sleep 3; echo bb; sleep 30'",
+            &unit,
+        ))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = Group(i32::try_from(child.id()).unwrap());
+    let reported = |size: i64| {
+        status_now(&unit).is_some_and(|st| st["State"] == 1 && st["StdoutSize"] == size)
+    };
+    eventually(Duration::from_secs(10), "a reported", || reported(2));
+    // Quiet: no write for a second (Go writes four times).
+    let modified = || {
+        std::fs::metadata(unit.join("status"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = modified();
+    std::thread::sleep(Duration::from_secs(1));
+    let out = std::fs::read(unit.join("stdout")).unwrap();
+    if out == b"a\n" {
+        assert_eq!(
+            modified(),
+            before,
+            "rewritten while the output did not change"
+        );
+    }
+    // Grown: reported while the command runs on.
+    eventually(Duration::from_secs(10), "bb reported", || reported(5));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(255));
+    assert_eq!(status_file(&unit)["Detail"], "Killed");
+}

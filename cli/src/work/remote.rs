@@ -139,24 +139,10 @@ impl Job {
     /// Gives the machine a fresh signature when the unit signs its work and the last one is
     /// getting old.
     fn sign(&mut self) -> Result<(), String> {
-        let red = self.m.data();
-        if !red.sign_work {
-            return Ok(());
-        }
-        if !self
-            .signed
-            .due(Instant::now(), self.w.keys.token_lifetime())
-        {
-            return Ok(());
-        }
-        let sig = self
-            .w
+        self.w
             .keys
-            .sign_for(&red.remote_node, wall_clock())
-            .map_err(|e| e.to_string())?;
-        self.m.set_signature(Some(sig));
-        self.signed.signed(Instant::now());
-        Ok(())
+            .refresh_signature(&mut self.m, &mut self.signed, Instant::now(), wall_clock())
+            .map_err(|e| e.to_string())
     }
 
     /// Runs the machine until it has nothing more to do.

@@ -11,8 +11,9 @@
 //!
 //! It runs the command with the unit's `stdin` file as stdin and its `stdout` file as stdout and
 //! stderr, writes `Running: PID <pid>` with the current output size to the status file at once
-//! and then every 250 ms, and on exit writes the final state with Go's `ProcessState` text as
-//! the detail. On SIGINT or SIGTERM it interrupts the command (SIGKILL after 10 s), writes
+//! and then every 250 ms when the output has grown (Go rewrites it every 250 ms, changed or
+//! not; a write that failed is tried again at the next tick), and on exit writes the final
+//! state with Go's `ProcessState` text as the detail. On SIGINT or SIGTERM it interrupts the command (SIGKILL after 10 s), writes
 //! Failed `Killed` and exits -1.
 //!
 //! Unlike Go, `stdout` is not opened `O_SYNC`: that made every write of the command wait for
@@ -45,7 +46,7 @@ pub mod cmdline;
 /// it is there (see [`RunnerSpec`](super::RunnerSpec)).
 pub const PROGRAM: &str = "receptor-command-runner";
 
-/// How often the supervisor reports the command as running.
+/// How often the supervisor looks at the command's output size, and reports it if it grew.
 const TICK: Duration = Duration::from_millis(250);
 /// How long an interrupted command gets before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(10);
@@ -108,16 +109,18 @@ fn fresh_record() -> StatusRecord {
     StatusRecord::new("", Some(ExtraData::command(0, "")))
 }
 
-fn write_status(dir: &Path, rec: &mut StatusRecord, state: i64, detail: String) -> bool {
+/// Writes `state` and `detail` with the current output size; the size written, `None` if the
+/// write failed (logged).
+fn write_status(dir: &Path, rec: &mut StatusRecord, state: i64, detail: String) -> Option<i64> {
     let size = statusfile::stdout_size(dir);
     match statusfile::update(dir, rec, |r| r.set_basic(state, detail, Some(size))) {
-        Ok(()) => true,
+        Ok(()) => Some(size),
         Err(e) => {
             error!(
                 "Error updating status file {}: {e}",
                 dir.join("status").display()
             );
-            false
+            None
         }
     }
 }
@@ -170,7 +173,8 @@ async fn supervise(command: &str, params: &str, dir: &Path) -> Result<i32, Strin
         .spawn()
         .map_err(|e| format!("fork/exec {}: {}", path.display(), go_errno_text(&e)))?;
     let pid = child.id().map_or(0, i64::from);
-    write_status(dir, &mut rec, STATE_RUNNING, format!("Running: PID {pid}"));
+    let running = format!("Running: PID {pid}");
+    let mut reported = write_status(dir, &mut rec, STATE_RUNNING, running.clone());
     let mut failures = 0;
     let status = loop {
         tokio::select! {
@@ -178,7 +182,14 @@ async fn supervise(command: &str, params: &str, dir: &Path) -> Result<i32, Strin
             _ = int.recv() => return Ok(killed(&mut child, pid, dir, &mut rec).await),
             _ = term.recv() => return Ok(killed(&mut child, pid, dir, &mut rec).await),
             () = tokio::time::sleep(TICK) => {
-                if write_status(dir, &mut rec, STATE_RUNNING, format!("Running: PID {pid}")) {
+                // Only new output is news: Go rewrites the same record every tick, and each
+                // write wakes the node, which reads the file again (four times a second for
+                // every unit whose command is quiet).
+                if reported.is_some() && reported == Some(statusfile::stdout_size(dir)) {
+                    continue;
+                }
+                reported = write_status(dir, &mut rec, STATE_RUNNING, running.clone());
+                if reported.is_some() {
                     failures = 0;
                 } else {
                     failures += 1;

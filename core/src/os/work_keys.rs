@@ -8,11 +8,12 @@
 //! makes a fresh one is [`crate::work::signing`].
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::go_error::go_path_error;
 use crate::work::jwt::{SigningKey, VerifyError, VerifyingKey};
-use crate::work::signing::{DEFAULT_TOKEN_EXPIRATION, token_expiry};
+use crate::work::remote_unit::RemoteUnit;
+use crate::work::signing::{DEFAULT_TOKEN_EXPIRATION, SignatureRefresh, token_expiry};
 
 /// Why a token could not be made. The texts are Go's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +90,26 @@ impl WorkKeys {
         let key = SigningKey::from_pem(&pem).map_err(SignError::Load)?;
         key.sign(node, token_expiry(now, *lifetime))
             .map_err(SignError::Sign)
+    }
+
+    /// Gives remote unit `unit` a fresh token when it signs its work and the one in use is
+    /// due for renewal ([`SignatureRefresh`], which records it). `now` is the monotonic clock,
+    /// `wall` the wall clock since the Unix epoch. On an error the unit keeps its last token.
+    pub fn refresh_signature(
+        &self,
+        unit: &mut RemoteUnit,
+        signed: &mut SignatureRefresh,
+        now: Instant,
+        wall: Duration,
+    ) -> Result<(), SignError> {
+        let data = unit.data();
+        if !data.sign_work || !signed.due(now, self.token_lifetime()) {
+            return Ok(());
+        }
+        let sig = self.sign_for(&data.remote_node, wall)?;
+        unit.set_signature(Some(sig));
+        signed.signed(now);
+        Ok(())
     }
 
     /// Go's `VerifySignature` for a command arriving at node `node_id` at `now` (the wall

@@ -206,17 +206,9 @@ impl Job {
     /// Gives the machine a fresh signature when the unit signs its work and the last one is
     /// getting old (core's [`SignatureRefresh`]).
     fn sign(&mut self) -> Result<(), String> {
-        let red = self.m.data();
-        if !red.sign_work || !self.signed.due(Instant::now(), self.keys.token_lifetime()) {
-            return Ok(());
-        }
-        let sig = self
-            .keys
-            .sign_for(&red.remote_node, wall_clock())
-            .map_err(|e| e.to_string())?;
-        self.m.set_signature(Some(sig));
-        self.signed.signed(Instant::now());
-        Ok(())
+        self.keys
+            .refresh_signature(&mut self.m, &mut self.signed, Instant::now(), wall_clock())
+            .map_err(|e| e.to_string())
     }
 
     /// [`Job::sign`] where a failure only means the commands go with the last signature.
