@@ -122,3 +122,20 @@ fn a_long_poll_answers_when_the_unit_is_cancelled_or_released() {
         assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     });
 }
+
+#[test]
+fn a_results_stream_follows_a_child_to_its_exit() {
+    let tmp = TempDir::new("results");
+    // No node: the stream itself hears of the child's exit.
+    let work = std::sync::Arc::new(Work::new(tmp.0.clone(), 4));
+    work.register("two", "sh", "-c 'echo one; sleep 0.3; echo two'");
+    async_io::block_on(async {
+        let id = work.submit("two", b"").await.unwrap();
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        work.results_stream(&id, 0).unwrap().run(&mut out).await;
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(out, b"one\ntwo\n");
+        assert_eq!(work.status(&id).unwrap().state, STATE_SUCCEEDED);
+    });
+}
