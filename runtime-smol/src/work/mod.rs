@@ -21,6 +21,8 @@
 
 mod remote;
 mod results;
+#[cfg(target_os = "linux")]
+mod stdout_watch;
 #[cfg(test)]
 mod tests;
 mod unit;
@@ -78,9 +80,15 @@ pub struct Work {
     unreachable_timeout: Option<Duration>,
     /// Set once `dir` has been made and marked ([`unit_root::prepare`]).
     root_ready: std::sync::OnceLock<()>,
+    /// The watcher of running children's stdout, started with the first child on a node.
+    #[cfg(target_os = "linux")]
+    stdout_watch: std::sync::OnceLock<Option<Arc<stdout_watch::StdoutWatch>>>,
     /// How often long-polled `work status` requests have looked at their unit.
     #[cfg(test)]
     status_wait_looks: std::sync::atomic::AtomicU64,
+    /// How often results streams have looked at their unit after waiting.
+    #[cfg(test)]
+    results_looks: std::sync::atomic::AtomicU64,
 }
 
 impl Work {
@@ -95,8 +103,12 @@ impl Work {
             keys: WorkKeys::default(),
             unreachable_timeout: RemoteUnitConfig::default().unreachable_timeout,
             root_ready: std::sync::OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            stdout_watch: std::sync::OnceLock::new(),
             #[cfg(test)]
             status_wait_looks: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            results_looks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -524,10 +536,20 @@ impl Work {
     }
 
     /// With a node to run tasks on, records a command unit's exit as soon as it happens (in
-    /// its status file too, so a node killed afterwards finds it finished); without one, the
-    /// exit is recorded when the unit is next looked at.
+    /// its status file too, so a node killed afterwards finds it finished), and has its
+    /// writes to stdout wake its results streams; without one, the exit is recorded when the
+    /// unit is next looked at.
     fn watch_child(&self, id: &str, unit: &Arc<Unit>) {
         let Some(mesh) = &self.mesh else { return };
+        #[cfg(target_os = "linux")]
+        if let Some(watched) = self
+            .stdout_watch
+            .get_or_init(|| stdout_watch::StdoutWatch::start(&mesh.node))
+            .as_ref()
+            .and_then(|w| w.watch(unit))
+        {
+            unit.set_watched(watched);
+        }
         let (id, unit, engine) = (id.to_owned(), unit.clone(), self.engine.clone());
         let watch = async move {
             while unit.has_child() {

@@ -349,7 +349,7 @@ impl Job {
     fn append(&mut self, offset: i64, data: &[u8]) {
         let appended = self.stdout.append(offset, data);
         // Its results streams read on.
-        self.unit.notify();
+        self.unit.notify_output();
         match appended {
             Ok(None) => {}
             Ok(Some(len)) => warn!(

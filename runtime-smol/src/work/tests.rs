@@ -139,3 +139,32 @@ fn a_results_stream_follows_a_child_to_its_exit() {
         assert_eq!(work.status(&id).unwrap().state, STATE_SUCCEEDED);
     });
 }
+
+#[test]
+fn on_a_node_a_results_stream_wakes_on_writes_not_on_a_timer() {
+    let tmp = TempDir::new("watched");
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let config = receptor_core::Config::new(receptor_core::NodeId::new("w").unwrap(), 5, wall);
+    let node = crate::spawn_node(std::sync::Arc::new(config)).unwrap();
+    let work = std::sync::Arc::new(Work::new(tmp.0.clone(), 5).with_node(node.clone(), None));
+    work.register(
+        "slow",
+        "sh",
+        "-c 'echo one; sleep 1; echo two; sleep 1; echo three'",
+    );
+    async_io::block_on(async {
+        let id = work.submit("slow", b"").await.unwrap();
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        work.results_stream(&id, 0).unwrap().run(&mut out).await;
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(out, b"one\ntwo\nthree\n");
+        // A 100 ms poll looks some 20 times in these 2 s; woken, a stream looks about once
+        // per write and once per change of the record.
+        let n = work.results_looks.load(Ordering::Relaxed);
+        assert!(n <= 10, "{n} looks");
+        node.shutdown().await;
+    });
+}

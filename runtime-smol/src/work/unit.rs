@@ -84,10 +84,17 @@ pub(super) struct Running {
     /// Readable once the child has exited (Linux's pidfd, in the reactor); `None`: its exit
     /// is looked for every [`CHILD_POLL`].
     exit: Option<Arc<ExitFd>>,
+    /// Its stdout watched for writes (results streams need not poll it).
+    watched: Option<Watched>,
     /// Killed by [`Unit::cancel_child`], which reaps it: its exit is no news for the record
     /// (the unit is about to be Canceled, not Failed by a signal).
     killed: bool,
 }
+
+#[cfg(target_os = "linux")]
+type Watched = super::stdout_watch::Watched;
+#[cfg(not(target_os = "linux"))]
+type Watched = std::convert::Infallible;
 
 #[cfg(target_os = "linux")]
 type ExitFd = async_io::Async<std::os::fd::OwnedFd>;
@@ -100,6 +107,7 @@ impl Running {
         Self {
             child,
             exit,
+            watched: None,
             killed: false,
         }
     }
@@ -144,6 +152,8 @@ pub(super) struct Unit {
     /// remote unit's), or the engine forgets the unit ([`Unit::notify`]). A child's exit and
     /// its writes to stdout come from outside: see [`Unit::changed`].
     changed: Event,
+    /// Notified when the unit's stdout grows ([`Unit::notify_output`]).
+    grew: Event,
     /// A remote unit's job (start, follow, cancel or release); dropping it stops it.
     pub(super) job: Mutex<Option<Task<()>>>,
     /// Which job may act on the unit: bumped whenever one is stopped, and held by a job while
@@ -160,6 +170,7 @@ impl Unit {
             rec: Mutex::new(rec),
             child: Mutex::new(None),
             changed: Event::new(),
+            grew: Event::new(),
             job: Mutex::new(None),
             job_gen: Mutex::new(0),
         }
@@ -188,6 +199,32 @@ impl Unit {
             None => listener.await,
             Some(exit) => listener.or(exited(exit)).await,
         }
+    }
+
+    /// Wakes the unit's results streams: its stdout grew.
+    pub(super) fn notify_output(&self) {
+        self.grew.notify(usize::MAX);
+    }
+
+    /// A listener for the next [`Unit::notify_output`] (taken before reading, as
+    /// [`Unit::listen`]).
+    pub(super) fn listen_output(&self) -> EventListener {
+        self.grew.listen()
+    }
+
+    /// Its running child's stdout is watched from now on (until the child is reaped).
+    pub(super) fn set_watched(&self, watched: Watched) {
+        if let Some(r) = lock(&self.child).as_mut() {
+            r.watched = Some(watched);
+        }
+    }
+
+    /// Whether a child is running whose writes to stdout wake nobody: its results streams
+    /// poll the file.
+    pub(super) fn output_unwatched(&self) -> bool {
+        lock(&self.child)
+            .as_ref()
+            .is_some_and(|r| !r.watched.as_ref().is_some_and(Watched::live))
     }
 
     /// Whether a child is running.
