@@ -80,9 +80,10 @@ pub struct Work {
     unreachable_timeout: Option<Duration>,
     /// Set once `dir` has been made and marked ([`unit_root::prepare`]).
     root_ready: std::sync::OnceLock<()>,
-    /// The watcher of running children's stdout, started with the first child on a node.
+    /// The watcher of running children's stdout, started with the first child on a node,
+    /// and its reader task (ends with the `Work`).
     #[cfg(target_os = "linux")]
-    stdout_watch: std::sync::OnceLock<Option<Arc<stdout_watch::StdoutWatch>>>,
+    stdout_watch: std::sync::OnceLock<Option<(Arc<stdout_watch::StdoutWatch>, crate::Task<()>)>>,
     /// How often long-polled `work status` requests have looked at their unit.
     #[cfg(test)]
     status_wait_looks: std::sync::atomic::AtomicU64,
@@ -546,7 +547,7 @@ impl Work {
             .stdout_watch
             .get_or_init(|| stdout_watch::StdoutWatch::start(&mesh.node))
             .as_ref()
-            .and_then(|w| w.watch(unit))
+            .and_then(|(w, _)| w.watch(unit))
         {
             unit.set_watched(watched);
         }

@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use async_executor::Task;
 use async_io::Async;
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
@@ -35,8 +36,9 @@ pub(super) struct Watched {
 }
 
 impl StdoutWatch {
-    /// A watcher whose events a task on `node` reads; `None` where there is none.
-    pub(super) fn start(node: &NodeHandle) -> Option<Arc<Self>> {
+    /// A watcher and the task on `node` that reads its events (dropping it stops them);
+    /// `None` where there is none.
+    pub(super) fn start(node: &NodeHandle) -> Option<(Arc<Self>, Task<()>)> {
         let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
             .map_err(|e| tracing::debug!("no inotify ({e}): running units' stdout is polled"))
             .ok()?;
@@ -45,8 +47,8 @@ impl StdoutWatch {
             units: Mutex::default(),
             alive: AtomicBool::new(true),
         });
-        node.spawn(read_events(watch.clone())).detach();
-        Some(watch)
+        let reader = node.spawn(read_events(watch.clone()));
+        Some((watch, reader))
     }
 
     /// Watches writes to `unit`'s stdout (`None`: they cannot be watched).
