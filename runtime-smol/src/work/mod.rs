@@ -21,6 +21,10 @@
 
 mod remote;
 mod results;
+#[cfg(target_os = "linux")]
+mod stdout_watch;
+#[cfg(test)]
+mod tests;
 mod unit;
 
 use std::collections::BTreeMap;
@@ -29,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_io::Timer;
+use futures_lite::FutureExt as _;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use receptor_core::control::{StatusWait, UnitStatus, WaitStep, WorkSubmit, parse_go_duration};
@@ -45,7 +50,7 @@ use receptor_core::work::{
 
 pub use results::ResultsStream;
 pub use unit::CommandWorkType;
-use unit::{CHILD_POLL, Kind, Unit, lock};
+use unit::{Kind, Unit, lock};
 
 use crate::NodeHandle;
 use crate::control::ConnectTls;
@@ -56,9 +61,6 @@ fn wall_clock() -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
 }
-
-/// How often a running command unit's process is looked at by its watcher.
-const REAP_POLL: Duration = Duration::from_millis(100);
 
 /// The units of one node, run on smol.
 #[derive(Debug)]
@@ -78,6 +80,16 @@ pub struct Work {
     unreachable_timeout: Option<Duration>,
     /// Set once `dir` has been made and marked ([`unit_root::prepare`]).
     root_ready: std::sync::OnceLock<()>,
+    /// The watcher of running children's stdout, started with the first child on a node,
+    /// and its reader task (ends with the `Work`).
+    #[cfg(target_os = "linux")]
+    stdout_watch: std::sync::OnceLock<Option<(Arc<stdout_watch::StdoutWatch>, crate::Task<()>)>>,
+    /// How often long-polled `work status` requests have looked at their unit.
+    #[cfg(test)]
+    status_wait_looks: std::sync::atomic::AtomicU64,
+    /// How often results streams have looked at their unit after waiting.
+    #[cfg(test)]
+    results_looks: std::sync::atomic::AtomicU64,
 }
 
 impl Work {
@@ -92,6 +104,12 @@ impl Work {
             keys: WorkKeys::default(),
             unreachable_timeout: RemoteUnitConfig::default().unreachable_timeout,
             root_ready: std::sync::OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            stdout_watch: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            status_wait_looks: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            results_looks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -364,7 +382,8 @@ impl Work {
     }
 
     /// `work status` long-polled (the extension our nodes use among themselves): answers as
-    /// the core's [`StatusWait::step`] rules (news at once, otherwise at the capped wait).
+    /// the core's [`StatusWait::step`] rules (news at once, otherwise at the capped wait),
+    /// looking again whenever the unit changes (or its child exits) and at the deadline.
     pub async fn unit_status_wait(
         &self,
         id: &str,
@@ -373,12 +392,21 @@ impl Work {
         let until = wait.deadline(Instant::now());
         loop {
             // A unit released meanwhile is unknown here already.
+            let unit = self.unit(id)?;
+            let listener = unit.listen();
             let st = self.unit_status(id)?;
+            #[cfg(test)]
+            self.status_wait_looks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match wait.step(Some(st), Instant::now() >= until) {
                 WaitStep::Answer(st) => return Ok(st),
                 WaitStep::Unknown => return Err(WorkError::UnknownUnit(id.to_owned())),
                 WaitStep::Wait => {
-                    Timer::after(CHILD_POLL).await;
+                    unit.changed(listener)
+                        .or(async {
+                            Timer::at(until).await;
+                        })
+                        .await;
                 }
             }
         }
@@ -418,13 +446,15 @@ impl Work {
     /// Waits until unit `id` is complete (Succeeded or Failed) or Canceled; its status.
     pub async fn wait(&self, id: &str) -> Result<StatusRecord, WorkError> {
         loop {
+            let unit = self.unit(id)?;
+            let listener = unit.listen();
             let rec = self
                 .status(id)
                 .ok_or_else(|| WorkError::UnknownUnit(id.to_owned()))?;
             if is_complete(rec.state) || rec.state == STATE_CANCELED {
                 return Ok(rec);
             }
-            Timer::after(CHILD_POLL).await;
+            unit.changed(listener).await;
         }
     }
 
@@ -507,14 +537,25 @@ impl Work {
     }
 
     /// With a node to run tasks on, records a command unit's exit as soon as it happens (in
-    /// its status file too, so a node killed afterwards finds it finished); without one, the
-    /// exit is recorded when the unit is next looked at.
+    /// its status file too, so a node killed afterwards finds it finished), and has its
+    /// writes to stdout wake its results streams; without one, the exit is recorded when the
+    /// unit is next looked at.
     fn watch_child(&self, id: &str, unit: &Arc<Unit>) {
         let Some(mesh) = &self.mesh else { return };
+        #[cfg(target_os = "linux")]
+        if let Some(watched) = self
+            .stdout_watch
+            .get_or_init(|| stdout_watch::StdoutWatch::start(&mesh.node))
+            .as_ref()
+            .and_then(|(w, _)| w.watch(unit))
+        {
+            unit.set_watched(watched);
+        }
         let (id, unit, engine) = (id.to_owned(), unit.clone(), self.engine.clone());
         let watch = async move {
-            while lock(&unit.child).is_some() {
-                Timer::after(REAP_POLL).await;
+            while unit.has_child() {
+                // No news from outside here: this only ends once the child exits.
+                unit.changed(unit.listen()).await;
                 if unit.reap() {
                     let state = lock(&unit.rec).state;
                     lock(&engine).handle_status(&id, state);
@@ -556,7 +597,11 @@ impl Work {
                 _ => Err("its process ended with the previous run".to_owned()),
             }),
             // The engine has dropped it already; its handle goes with the last reference.
-            Effect::Forget { .. } => Outcome::Done,
+            // Its waiters find it unknown now.
+            Effect::Forget { .. } => {
+                unit.notify();
+                Outcome::Done
+            }
             other => {
                 tracing::debug!("effect {other:?} needs the async driver");
                 Outcome::Done

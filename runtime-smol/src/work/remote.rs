@@ -183,6 +183,8 @@ impl Job {
         if let Err(e) = stdout.create() {
             debug!("[{id}] {e}");
         }
+        // A results stream waiting for the file opens it.
+        unit.notify();
         let job = Self {
             id: id.to_owned(),
             unit: unit.clone(),
@@ -345,7 +347,10 @@ impl Job {
     }
 
     fn append(&mut self, offset: i64, data: &[u8]) {
-        match self.stdout.append(offset, data) {
+        let appended = self.stdout.append(offset, data);
+        // Its results streams read on.
+        self.unit.notify_output();
+        match appended {
             Ok(None) => {}
             Ok(Some(len)) => warn!(
                 "[{}] stdout holds {len} bytes, output arrived for byte {offset}",
@@ -363,6 +368,7 @@ impl Job {
             error!("Error releasing unit {}: {e}", self.unit.dir.display());
         }
         lock(&self.engine).forget(&self.id);
+        self.unit.notify();
     }
 }
 

@@ -11,14 +11,58 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
+use event_listener::EventListener;
+use futures_lite::FutureExt as _;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext};
+use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY};
 use tracing::debug;
 
 use super::Work;
+use super::unit::Unit;
 
-/// How often the file and the unit are looked at again when there was nothing new (Go: 250 ms).
+/// How often the file is looked at again while a child process runs and nothing watches its
+/// writes ([`super::stdout_watch`]: not Linux, no node, out of inotify instances), when there
+/// was nothing new (Go: 250 ms). The child writes its stdout file itself, so nothing else
+/// here hears of its growth; everything else that matters (the record, a remote unit's
+/// appended output, the child's exit, the unit's release) wakes the stream through the unit.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The unit's notifications a stream waits for, taken before it looks.
+struct Listeners {
+    changed: EventListener,
+    grew: EventListener,
+}
+
+impl Listeners {
+    fn new(unit: &Unit) -> Self {
+        Self {
+            changed: unit.listen(),
+            grew: unit.listen_output(),
+        }
+    }
+}
+
+/// Until the unit changes or its stdout grows, or the next look is due: [`POLL`] while an
+/// unwatched child writes the file, otherwise [`STDOUT_CHECK_EVERY`] (core's rule checks for
+/// the file that often).
+async fn next_look(work: &Work, unit: &Unit, l: Listeners) {
+    let slow = if unit.output_unwatched() {
+        POLL
+    } else {
+        STDOUT_CHECK_EVERY
+    };
+    unit.changed(l.changed)
+        .or(l.grew)
+        .or(async {
+            Timer::after(slow).await;
+        })
+        .await;
+    #[cfg(test)]
+    work.results_looks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    let _ = work;
+}
 
 /// The stdout of one unit from an offset, ready to be streamed ([`Work::results_stream`]).
 #[derive(Debug)]
@@ -42,13 +86,14 @@ impl ResultsStream {
     pub async fn run<W: AsyncWrite + Unpin>(self, out: &mut W) {
         let id = &self.id;
         let mut follow = ResultsFollow::new(self.start_pos);
-        let (file, path) = loop {
+        let (file, path, unit) = loop {
             let Ok(unit) = self.work.unit(id) else {
                 return debug!("[{id}] released while its results were streamed");
             };
+            let listeners = Listeners::new(&unit);
             let path = unit.stdout_path();
             match std::fs::File::open(&path) {
-                Ok(f) => break (f, path),
+                Ok(f) => break (f, path, unit),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let end = match self.work.status(id) {
                         Some(st) => {
@@ -62,7 +107,7 @@ impl ResultsStream {
                 }
                 Err(e) => return debug!("[{id}] error accessing stdout file: {e}"),
             }
-            Timer::after(POLL).await;
+            next_look(&self.work, &unit, listeners).await;
         };
         let mut pos = match follow.opened(Instant::now()) {
             Ok(pos) => pos,
@@ -73,6 +118,7 @@ impl ResultsStream {
         let mut size = ReadSize::results();
         let mut buf = Vec::new();
         loop {
+            let listeners = Listeners::new(&unit);
             // Everything there is now.
             loop {
                 let len = match file.metadata() {
@@ -115,7 +161,7 @@ impl ResultsStream {
             if let Some(end) = end {
                 return debug!("[{id}] results: {end}");
             }
-            Timer::after(POLL).await;
+            next_look(&self.work, &unit, listeners).await;
         }
     }
 }
