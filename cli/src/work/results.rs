@@ -5,11 +5,11 @@
 //! completion are forwarded at once; it looks again at least every second anyway (every 250
 //! ms for a unit whose directory could not be watched).
 
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext};
+use receptor_core::os::stdout::StdoutReader;
+use receptor_core::work::{ResultsFollow, ResultsNext};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
@@ -68,52 +68,28 @@ impl ResultsStream {
             }
             unit.changed(&mut changes).await;
         };
-        let Ok(mut pos) = follow.opened(Instant::now()) else {
+        let Ok(pos) = follow.opened(Instant::now()) else {
             return;
         };
-        // The read size grows as core's rule says; the buffer is sized to what there is to
-        // read and freed before the stream waits.
-        let mut size = ReadSize::results();
-        let mut buf = Vec::new();
+        // Chunks grow as core's rule says; the buffer is freed before the stream waits.
+        let mut reader = StdoutReader::new(file, pos);
         loop {
             // Everything there is now.
             loop {
-                let len = match file.metadata() {
-                    Ok(m) => m.len(),
+                let chunk = match reader.next_chunk() {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
                     Err(e) => {
                         debug!("[{}] error reading stdout: {e}", unit.id);
                         return;
                     }
                 };
-                let want = usize::try_from(len.saturating_sub(pos))
-                    .map_or(size.get(), |a| a.min(size.get()));
-                if want == 0 {
-                    break;
-                }
-                if buf.len() < want {
-                    buf.resize(want, 0);
-                }
-                let Some(space) = buf.get_mut(..want) else {
-                    return;
-                };
-                let n = match file.read_at(space, pos) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        debug!("[{}] error reading stdout: {e}", unit.id);
-                        return;
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                pos += n as u64;
-                let Some(chunk) = buf.get(..n) else { return };
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
-                size.read(n);
             }
-            buf = Vec::new();
+            reader.release_buffer();
+            let pos = reader.pos();
             let st = unit.status();
             let end = match follow.caught_up(Instant::now(), pos, st.state, st.stdout_size) {
                 ResultsNext::End(end) => Some(end),

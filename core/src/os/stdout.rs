@@ -1,10 +1,13 @@
-//! A remote unit's `stdout` file on the submitting node: the other node's output is appended
-//! to it as it arrives (the remote unit machine's `AppendOutput`), in both runtimes.
+//! A unit's `stdout` file, in both runtimes: on the submitting node of a remote unit the other
+//! node's output is appended to it as it arrives (the remote unit machine's `AppendOutput`,
+//! [`UnitStdout`]); `work results` reads it from an offset as it grows ([`StdoutReader`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+use crate::work::ReadSize;
 
 /// Why output could not be appended.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,61 @@ impl UnitStdout {
     }
 }
 
+/// Reads a unit's `stdout` file from an offset, in chunks that grow as core's
+/// [`ReadSize::results`] rule says, into a buffer sized to what there is to read.
+#[derive(Debug)]
+pub struct StdoutReader {
+    file: File,
+    pos: u64,
+    size: ReadSize,
+    buf: Vec<u8>,
+}
+
+impl StdoutReader {
+    /// Reads `file` from byte `pos`.
+    pub fn new(file: File, pos: u64) -> Self {
+        Self {
+            file,
+            pos,
+            size: ReadSize::results(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Where the next read starts.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next chunk of what the file holds beyond the offset, `None` when there is nothing
+    /// more now.
+    pub fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        use std::os::unix::fs::FileExt as _;
+        let len = self.file.metadata()?.len();
+        let max = self.size.get();
+        let want = usize::try_from(len.saturating_sub(self.pos)).map_or(max, |a| a.min(max));
+        if want == 0 {
+            return Ok(None);
+        }
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let space = self.buf.get_mut(..want).unwrap_or_default();
+        let n = self.file.read_at(space, self.pos)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.pos += n as u64;
+        self.size.read(n);
+        Ok(self.buf.get(..n))
+    }
+
+    /// Frees the buffer (before a wait: a stream that waits long holds no memory).
+    pub fn release_buffer(&mut self) {
+        self.buf = Vec::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +166,40 @@ mod tests {
             gone.append(0, b"y"),
             Err(AppendError::Open { .. })
         ));
+    }
+
+    #[test]
+    fn reads_what_there_is_from_the_offset_as_the_file_grows() {
+        let dir = std::env::temp_dir().join(format!("unit-stdout-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stdout");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut r = StdoutReader::new(File::open(&path).unwrap(), 4);
+        assert_eq!(r.next_chunk().unwrap(), Some(&b"456789"[..]));
+        assert_eq!(r.next_chunk().unwrap(), None);
+        assert_eq!(r.pos(), 10);
+        r.release_buffer();
+        // More output: read from where it stopped, in chunks no larger than the read size.
+        let more = vec![b'x'; 100_000];
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&more)
+            .unwrap();
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(c) = r.next_chunk().unwrap() {
+            sizes.push(c.len());
+            got.extend_from_slice(c);
+        }
+        assert_eq!(got, more);
+        // 16 KiB first, then larger reads as each one fills.
+        assert_eq!(sizes.first(), Some(&crate::work::FIRST_READ), "{sizes:?}");
+        assert!(sizes.len() > 1 && sizes.get(1) > sizes.first(), "{sizes:?}");
+        // An offset past the end reads nothing.
+        let mut past = StdoutReader::new(File::open(&path).unwrap(), 1 << 30);
+        assert_eq!(past.next_chunk().unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,6 @@
 //! stream waits for more. Here a unit released meanwhile (unknown to the engine) also ends
 //! its stream at once, and a write failing (the client left) ends it.
 
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,8 @@ use async_io::Timer;
 use event_listener::EventListener;
 use futures_lite::FutureExt as _;
 use futures_lite::io::{AsyncWrite, AsyncWriteExt};
-use receptor_core::work::{ReadSize, ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY};
+use receptor_core::os::stdout::StdoutReader;
+use receptor_core::work::{ResultsFollow, ResultsNext, STDOUT_CHECK_EVERY};
 use tracing::debug;
 
 use super::Work;
@@ -109,47 +109,27 @@ impl ResultsStream {
             }
             next_look(&self.work, &unit, listeners).await;
         };
-        let mut pos = match follow.opened(Instant::now()) {
+        let pos = match follow.opened(Instant::now()) {
             Ok(pos) => pos,
             Err(end) => return debug!("[{id}] results: {end}"),
         };
-        // The read size grows as core's rule says; the buffer is sized to what there is to
-        // read and freed before the stream waits.
-        let mut size = ReadSize::results();
-        let mut buf = Vec::new();
+        // Chunks grow as core's rule says; the buffer is freed before the stream waits.
+        let mut reader = StdoutReader::new(file, pos);
         loop {
             let listeners = Listeners::new(&unit);
             // Everything there is now.
             loop {
-                let len = match file.metadata() {
-                    Ok(m) => m.len(),
+                let chunk = match reader.next_chunk() {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
                     Err(e) => return debug!("[{id}] error reading stdout: {e}"),
                 };
-                let want = usize::try_from(len.saturating_sub(pos))
-                    .map_or(size.get(), |a| a.min(size.get()));
-                if want == 0 {
-                    break;
-                }
-                if buf.len() < want {
-                    buf.resize(want, 0);
-                }
-                let Some(space) = buf.get_mut(..want) else {
-                    return;
-                };
-                let n = match file.read_at(space, pos) {
-                    Ok(n) => n,
-                    Err(e) => return debug!("[{id}] error reading stdout: {e}"),
-                };
-                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                    break;
-                };
-                pos += n as u64;
                 if out.write_all(chunk).await.is_err() || out.flush().await.is_err() {
                     return;
                 }
-                size.read(n);
             }
-            buf = Vec::new();
+            reader.release_buffer();
+            let pos = reader.pos();
             let Some(st) = self.work.status(id) else {
                 return debug!("[{id}] released while its results were streamed");
             };
