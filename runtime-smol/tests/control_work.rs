@@ -17,16 +17,9 @@ use receptor_smol::tls::insecure::insecure_server_config;
 use receptor_smol::work::{CommandWorkType, Work};
 
 mod common;
-use common::{TempDir, config_seeded, dial_spec, listen_spec, receptorctl, wait_route, within};
-
-/// The `Unit ID: X` line of a submit without `--follow`.
-fn unit_id(out: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix("Unit ID: "))
-        .unwrap_or_else(|| panic!("no unit ID in {out:?}"))
-        .trim()
-        .to_owned()
-}
+use common::{
+    TempDir, config_seeded, dial_spec, listen_spec, receptorctl, unit_id, wait_route, within,
+};
 
 #[test]
 fn receptorctl_drives_work_on_a_smol_node() {

@@ -21,22 +21,15 @@ use receptor_smol::work::{CommandWorkType, Work};
 use receptor_smol::{NodeHandle, Task, spawn_node};
 
 mod common;
-use common::{TempDir, config_seeded, dial_spec, listen_spec, receptorctl, wait_route, within};
+use common::{
+    TempDir, config_seeded, dial_spec, listen_spec, receptorctl, unit_id, wait_route, within,
+};
 
 /// A work-signing key pair of core's tests.
 fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../core/src/work/testdata")
         .join(name)
-}
-
-/// The `Unit ID: X` line of a submit without `--follow`.
-fn unit_id(out: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix("Unit ID: "))
-        .unwrap_or_else(|| panic!("no unit ID in {out:?}"))
-        .trim()
-        .to_owned()
 }
 
 /// Two routed nodes: `a` submits (its work on a unix socket), `b` runs work with its control

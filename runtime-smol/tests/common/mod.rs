@@ -128,3 +128,12 @@ pub fn receptorctl(sock: &std::path::Path, args: &[&str]) -> (bool, String, Stri
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (o.status.success(), text(&o.stdout), text(&o.stderr))
 }
+
+/// The `Unit ID: X` line of a submit without `--follow`.
+pub fn unit_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Unit ID: "))
+        .unwrap_or_else(|| panic!("no unit ID in {out:?}"))
+        .trim()
+        .to_owned()
+}
