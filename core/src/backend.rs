@@ -1,6 +1,6 @@
 //! What a backend is asked to do (netceptor.md §2): the listener and dialer specs of TCP,
 //! UDP and WebSocket backends, the same for every runtime. The runtimes' backends take them
-//! (the `backends` modules of `receptor-tokio` and `receptor-smol`).
+//! (the `backends` module of each runtime crate).
 //!
 //! TLS configs come from [`crate::tls`] (feature `tls`): `TlsServer::backend_config`,
 //! `TlsClient::backend_config` (WebSocket: with ALPN `http/1.1`).
