@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use rand_chacha::rand_core::RngCore;
 use receptor_core::control::WorkSubmit;
 use receptor_core::os::stdout::{AppendError, UnitStdout};
-use receptor_core::work::remote::{RemoteExtraData, expired_detail};
+use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
@@ -47,17 +47,6 @@ fn wall_clock() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-}
-
-fn now_nanos() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
-/// Time left until `at` (Unix nanoseconds); zero once past.
-fn until(at: i128) -> Duration {
-    Duration::from_nanos(u64::try_from((at - now_nanos()).max(0)).unwrap_or(u64::MAX))
 }
 
 /// The machine's clock: tokio's, so that paused-time tests work.
@@ -94,26 +83,13 @@ impl Job {
         unit: &Arc<Unit>,
     ) -> Result<(Self, oneshot::Receiver<Result<bool, String>>), String> {
         let st = unit.status();
-        let red = st.remote().cloned().unwrap_or_default();
         let config = RemoteUnitConfig {
             unreachable_timeout: w.unreachable_timeout,
             rng_seed: lock(&w.rng).next_u64(),
             label: unit.id.clone(),
             ..RemoteUnitConfig::default()
         };
-        let now = now();
-        let expiration = red.expiration;
-        let mut m = RemoteUnit::new(
-            red,
-            st.state,
-            st.stdout_size,
-            unit.stdout_size(),
-            config,
-            now,
-        );
-        if let Some(at) = expiration {
-            m.set_expiry(now + until(at), expired_detail(at, 0));
-        }
+        let m = RemoteUnit::from_record(&st, unit.stdout_size(), config, now(), wall_clock());
         let (events_tx, events) = mpsc::channel(EVENTS);
         let (tx, rx) = oneshot::channel();
         // Made before any status is stored: a results stream of a unit complete with no
@@ -499,7 +475,7 @@ pub(super) fn new_data(w: &Workceptor, req: &WorkSubmit) -> Result<RemoteExtraDa
         req,
         tls_known,
         w.keys.token_lifetime(),
-        now_nanos(),
+        wall_clock().as_nanos() as i128,
         crate::config::parse_go_duration,
     )
     .map_err(|e| e.to_string())?;

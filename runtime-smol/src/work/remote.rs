@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_executor::Task;
@@ -27,7 +27,7 @@ use receptor_core::os::work_keys::WorkKeys;
 use receptor_core::stream::client_config;
 use receptor_core::tls::insecure::insecure_client_config;
 use receptor_core::tls::stream_server_name;
-use receptor_core::work::remote::{RemoteExtraData, expired_detail};
+use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
     ConnEvent, ConnId, ConnWrite, ConnectFailure, RemoteOutput, RemoteUnit, RemoteUnitConfig,
 };
@@ -136,12 +136,6 @@ struct Job {
     signed: SignatureRefresh,
 }
 
-/// Time left until `at` (Unix nanoseconds); zero once past.
-fn until(at: i128) -> Duration {
-    let now = wall_clock().as_nanos() as i128;
-    Duration::from_nanos(u64::try_from((at - now).max(0)).unwrap_or(u64::MAX))
-}
-
 impl Job {
     /// A job for `unit` with a machine made from its record, and the receiver of its answer.
     fn new(
@@ -154,27 +148,20 @@ impl Job {
             .clone()
             .ok_or_else(|| "remote work needs a running node".to_owned())?;
         let rec = lock(&unit.rec).clone();
-        let red = rec.remote().cloned().unwrap_or_default();
         let config = RemoteUnitConfig {
             unreachable_timeout: w.unreachable_timeout,
             rng_seed: lock(&w.rng).next_u64(),
             label: id.to_owned(),
             ..RemoteUnitConfig::default()
         };
-        let now = Instant::now();
-        let expiration = red.expiration;
-        let mut m = RemoteUnit::new(
-            red,
-            rec.state,
-            rec.stdout_size,
+        // A `ttl`: not started there by then, the unit fails with Go's detail.
+        let m = RemoteUnit::from_record(
+            &rec,
             unit.stdout_size(),
             config,
-            now,
+            Instant::now(),
+            wall_clock(),
         );
-        // A `ttl`: not started there by then, the unit fails with Go's detail.
-        if let Some(at) = expiration {
-            m.set_expiry(now + until(at), expired_detail(at, 0));
-        }
         let (events_tx, events) = async_channel::bounded(EVENTS);
         let (tx, rx) = async_channel::bounded(1);
         // Made before any status is stored: a results stream of a unit complete with no

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{RemotePhase, RemoteUnit};
+use crate::work::StatusRecord;
+use crate::work::remote::expired_detail;
 
 /// Timings of a remote unit; [`Default`] gives the runtime's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,34 @@ impl RemoteUnit {
     /// The signature to put on commands (a fresh token when the unit signs its work).
     pub fn set_signature(&mut self, signature: Option<String>) {
         self.signature = signature;
+    }
+
+    /// The machine of a remote unit from its status record `rec` (its [`RemoteExtraData`],
+    /// state and recorded output size), with `local_size` bytes of its output here. A record
+    /// with an `expiration` (a `ttl`) gets its expiry: at the same point of the monotonic
+    /// clock `now` as the expiration is past `wall` (the wall clock since the Unix epoch), at
+    /// once if it is past already, with Go's detail.
+    ///
+    /// [`RemoteExtraData`]: crate::work::remote::RemoteExtraData
+    pub fn from_record(
+        rec: &StatusRecord,
+        local_size: i64,
+        config: RemoteUnitConfig,
+        now: Instant,
+        wall: Duration,
+    ) -> Self {
+        let data = rec.remote().cloned().unwrap_or_default();
+        let expiration = data.expiration;
+        let mut m = Self::new(data, rec.state, rec.stdout_size, local_size, config, now);
+        if let Some(at) = expiration {
+            let wall = i128::try_from(wall.as_nanos()).unwrap_or(i128::MAX);
+            let left = u64::try_from(at.saturating_sub(wall).max(0)).unwrap_or(u64::MAX);
+            // An expiration beyond what the clock can hold (it comes from a file) never comes.
+            if let Some(deadline) = now.checked_add(Duration::from_nanos(left)) {
+                m.set_expiry(deadline, expired_detail(at, 0));
+            }
+        }
+        m
     }
 
     /// An unstarted unit fails at `at` with `detail` (its `ttl`), unless its payload is

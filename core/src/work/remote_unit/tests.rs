@@ -1189,3 +1189,46 @@ fn a_ttl_past_does_not_fail_a_unit_that_may_run_there() {
     t.drain();
     assert!(failed_to_restart(&t), "{:?}", t.out);
 }
+
+#[test]
+fn a_machine_from_a_record_takes_its_ttl_from_the_wall_clock() {
+    use crate::work::{ExtraData, StatusRecord};
+    let record = |expiration: Option<i128>| {
+        let mut rec = StatusRecord::new(
+            "remote",
+            Some(ExtraData::Remote(RemoteExtraData {
+                expiration,
+                ..data()
+            })),
+        );
+        rec.state = STATE_RUNNING;
+        rec.stdout_size = 7;
+        rec
+    };
+    let now = Instant::now();
+    let wall = Duration::from_secs(1_000_000);
+    let wall_nanos = 1_000_000 * 1_000_000_000_i128;
+    let make = |rec: &StatusRecord| {
+        RemoteUnit::from_record(rec, 3, RemoteUnitConfig::default(), now, wall)
+    };
+    // The record's remote data, state and sizes are the machine's.
+    let m = make(&record(None));
+    assert_eq!(m.data().remote_node, data().remote_node);
+    assert!(m.expiry.is_none());
+    // 5 s of ttl left: the expiry is 5 s from now on the monotonic clock, with Go's detail.
+    let at = wall_nanos + 5_000_000_000;
+    let m = make(&record(Some(at)));
+    assert_eq!(
+        m.expiry,
+        Some((
+            now + Duration::from_secs(5),
+            crate::work::remote::expired_detail(at, 0)
+        ))
+    );
+    // Past already: now.
+    let m = make(&record(Some(wall_nanos - 1)));
+    assert_eq!(m.expiry.as_ref().map(|(t, _)| *t), Some(now));
+    // Beyond what the clock holds (a file could say so): never, and no panic.
+    let m = make(&record(Some(i128::MAX)));
+    assert!(m.expiry.is_none() || m.expiry.as_ref().is_some_and(|(t, _)| *t > now));
+}
