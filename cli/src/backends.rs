@@ -494,7 +494,6 @@ mod tests {
         TlsConfigs {
             servers: BTreeMap::new(),
             clients: BTreeMap::new(),
-            insecure_client: std::sync::OnceLock::new(),
         }
     }
 

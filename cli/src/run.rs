@@ -24,9 +24,6 @@ pub struct TlsConfigs {
     pub servers: BTreeMap<String, TlsServer>,
     /// `tls-client` entries.
     pub clients: BTreeMap<String, TlsClient>,
-    /// The QUIC client config of insecure-mode mesh streams, made on the first dial: it is
-    /// the same for every dial (no resumption, so no shared session state).
-    pub insecure_client: std::sync::OnceLock<receptor_core::stream::quinn_proto::ClientConfig>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -67,11 +64,7 @@ fn load_tls(cfg: &Config) -> Result<TlsConfigs, String> {
         let loaded = TlsClient::load(&params, id).map_err(|e| e.to_string())?;
         clients.insert(c.name.clone(), loaded);
     }
-    Ok(TlsConfigs {
-        servers,
-        clients,
-        insecure_client: std::sync::OnceLock::new(),
-    })
+    Ok(TlsConfigs { servers, clients })
 }
 
 fn core_config(cfg: &Config) -> Result<receptor_core::Config, String> {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use receptor_core::stream::quinn_proto::ClientConfig;
 use receptor_core::stream::{PeerTls, ServerTls, client_config, server_config};
-use receptor_tokio::tls::insecure::{insecure_client_config, insecure_server_config};
+use receptor_tokio::tls::insecure::{insecure_server_config, insecure_stream_client};
 use receptor_tokio::tls::{ClientAuthMode, stream_server_name};
 
 use crate::run::TlsConfigs;
@@ -26,14 +26,7 @@ pub fn client_for(
 ) -> Result<(ClientConfig, String), String> {
     match name.filter(|n| !n.is_empty()) {
         None => {
-            let q = match tls.insecure_client.get() {
-                Some(q) => q.clone(),
-                None => {
-                    let c = insecure_client_config().map_err(|e| e.to_string())?;
-                    let q = client_config((*c).clone()).map_err(|e| e.to_string())?;
-                    tls.insecure_client.get_or_init(|| q).clone()
-                }
-            };
+            let q = insecure_stream_client().map_err(|e| e.to_string())?;
             Ok((q, stream_server_name(self_id)))
         }
         Some(n) => {

@@ -112,6 +112,9 @@ pub enum TlsError {
     /// The self-signed certificate for insecure mode could not be generated.
     #[error("generating self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A TLS config that QUIC cannot carry.
+    #[error(transparent)]
+    Quic(#[from] crate::stream::QuicTlsError),
 }
 
 /// A certificate does not carry the expected Receptor node ID.

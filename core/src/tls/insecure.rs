@@ -121,6 +121,19 @@ pub fn insecure_client_config() -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// The QUIC client config of an insecure-mode mesh stream: [`insecure_client_config`] for
+/// quinn, made once per process and shared by every dial. It keeps no state between dials: no
+/// session resumption and no address-validation tokens (see [`crate::stream::client_config`]).
+pub fn insecure_stream_client() -> Result<quinn_proto::ClientConfig, TlsError> {
+    static MADE: std::sync::OnceLock<quinn_proto::ClientConfig> = std::sync::OnceLock::new();
+    if let Some(made) = MADE.get() {
+        return Ok(made.clone());
+    }
+    let tls = insecure_client_config()?;
+    let quic = crate::stream::client_config((*tls).clone())?;
+    Ok(MADE.get_or_init(|| quic).clone())
+}
+
 /// Go's `verifyServerCertificate`: accepts iff any certificate in the presented chain
 /// decodes and has exactly the CommonName [`INSECURE_COMMON_NAME`]. No chain, date or
 /// name checks; the handshake signature is verified with the provider's algorithms.

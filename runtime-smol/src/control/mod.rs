@@ -22,9 +22,9 @@ use receptor_core::control::{
     connect_target, failed_ping, ping_reply,
 };
 use receptor_core::os::host::host_info;
+use receptor_core::stream::ServerTls;
 use receptor_core::stream::quinn_proto::ClientConfig;
-use receptor_core::stream::{ServerTls, client_config};
-use receptor_core::tls::insecure::insecure_client_config;
+use receptor_core::tls::insecure::insecure_stream_client;
 use receptor_core::tls::stream_server_name;
 use tracing::{debug, warn};
 
@@ -55,8 +55,7 @@ fn plain_connect_tls(name: Option<&str>, self_id: &str) -> Result<(ClientConfig,
     if let Some(name) = name {
         return Err(format!("unknown TLS config {name}"));
     }
-    let tls = insecure_client_config().map_err(|e| e.to_string())?;
-    let quic = client_config((*tls).clone()).map_err(|e| e.to_string())?;
+    let quic = insecure_stream_client().map_err(|e| e.to_string())?;
     Ok((quic, stream_server_name(self_id)))
 }
 

@@ -24,8 +24,7 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use rand_core::RngCore;
 use receptor_core::os::stdout::UnitStdout;
 use receptor_core::os::work_keys::WorkKeys;
-use receptor_core::stream::client_config;
-use receptor_core::tls::insecure::insecure_client_config;
+use receptor_core::tls::insecure::insecure_stream_client;
 use receptor_core::tls::stream_server_name;
 use receptor_core::work::remote::RemoteExtraData;
 use receptor_core::work::remote_unit::{
@@ -89,10 +88,8 @@ impl Mesh {
                 return Err(ConnectFailure::Other(format!("unknown TLS config {n}")));
             }
             (None, None) => {
-                let tls =
-                    insecure_client_config().map_err(|e| ConnectFailure::Other(e.to_string()))?;
-                let quic = client_config((*tls).clone())
-                    .map_err(|e| ConnectFailure::Other(e.to_string()))?;
+                let quic =
+                    insecure_stream_client().map_err(|e| ConnectFailure::Other(e.to_string()))?;
                 (quic, stream_server_name(self.node.id().as_str()))
             }
         };
